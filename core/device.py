@@ -1,0 +1,99 @@
+"""Devices: what this machine offers, and turning a --device string into a torch.device."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+import torch
+
+from .errors import DeviceError
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    spec: str                 # what --device accepts: "cpu", "cuda:0", "mps"
+    name: str
+    total_memory: int | None  # bytes
+    free_memory: int | None   # bytes
+
+    @property
+    def kind(self) -> str:
+        return self.spec.split(":")[0]
+
+
+def _cpu_info() -> DeviceInfo:
+    name = platform.processor() or platform.machine()
+    total = free = None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle)
+        total = int(fields["MemTotal"].split()[0]) * 1024
+        free = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        pass
+    return DeviceInfo("cpu", f"{name} ({os.cpu_count()} threads)", total, free)
+
+
+def list_devices() -> list[DeviceInfo]:
+    """CPU first, then every CUDA GPU by index, then MPS where present."""
+    devices = [_cpu_info()]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(index)
+            devices.append(DeviceInfo(f"cuda:{index}", torch.cuda.get_device_name(index), total, free))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append(DeviceInfo("mps", "Apple Metal (MPS)", None, None))
+    return devices
+
+
+def _available(devices: list[DeviceInfo]) -> str:
+    return ", ".join(["auto"] + [d.spec for d in devices])
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """`auto` picks the CUDA GPU with the most free memory, else MPS, else CPU."""
+    spec = (spec or "auto").strip().lower()
+    devices = list_devices()
+    if spec == "auto":
+        gpus = [d for d in devices if d.kind == "cuda"]
+        if gpus:
+            return torch.device(max(gpus, key=lambda d: d.free_memory or 0).spec)
+        if any(d.kind == "mps" for d in devices):
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cuda":
+        spec = "cuda:0"
+    if not re.fullmatch(r"cpu|mps|cuda:\d+", spec):
+        raise DeviceError(f"Unknown device '{spec}'. Use one of: {_available(devices)}.")
+    if spec not in {d.spec for d in devices}:
+        raise DeviceError(f"Device '{spec}' is not available on this machine. Available: {_available(devices)}.")
+    return torch.device(spec)
+
+
+def describe_device(device: torch.device) -> str:
+    for info in list_devices():
+        if info.spec == str(device) or (device.type == "cuda" and info.spec == f"cuda:{device.index or 0}"):
+            return f"{info.spec} ({info.name})"
+    return str(device)
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast is a win here: a GPU that has it, or a CPU with bf16 matrix units."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            with open("/proc/cpuinfo") as handle:
+                flags = next((line for line in handle if line.startswith("flags")), "")
+        except OSError:
+            return False
+        return "amx_bf16" in flags.split() or "avx512_bf16" in flags.split()
+    return False

@@ -1,0 +1,122 @@
+"""Fetch named corpora once into a user cache, verified by size and sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import DownloadError
+
+ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    url: str
+    sha256: str
+    size: int
+    filename: str
+
+
+REMOTE_CORPORA: dict[str, RemoteFile] = {
+    "tinyshakespeare": RemoteFile(
+        name="tinyshakespeare",
+        url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        size=1115394,
+        filename="tinyshakespeare.txt",
+    ),
+    "anna": RemoteFile(
+        name="anna",
+        url="https://raw.githubusercontent.com/udacity/deep-learning-v2-pytorch/master/recurrent-neural-networks/char-rnn/data/anna.txt",
+        sha256="568bb39fc78aca98e9db91c4329dcd1aa5ec4c3df3aca2064ce5d6f023ae16c9",
+        size=2025486,
+        filename="anna.txt",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where downloaded corpora live: $RNN_PLAYGROUND_CACHE, else the XDG cache."""
+    override = os.environ.get("RNN_PLAYGROUND_CACHE")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rnn-playground"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float = 30.0,
+          progress: ProgressFn | None = None) -> Path:
+    """Return the verified local copy of `remote`, downloading it if needed.
+
+    The download goes to a temporary file beside the target and is renamed only
+    after its size and sha256 match, so the cache never holds a partial file.
+    """
+    directory = Path(directory) if directory is not None else cache_dir()
+    target = directory / remote.filename
+    if target.is_file() and target.stat().st_size == remote.size and _sha256_file(target) == remote.sha256:
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{remote.filename}.part-{os.getpid()}"
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        try:
+            with urllib.request.urlopen(remote.url, timeout=timeout) as response, partial.open("wb") as out:
+                total = int(response.headers.get("Content-Length") or remote.size)
+                if progress:
+                    progress(0, total)
+                while True:
+                    block = response.read(1 << 16)
+                    if not block:
+                        break
+                    if done + len(block) > remote.size:
+                        raise DownloadError(
+                            f"Download of corpus '{remote.name}' from {remote.url} is larger than the expected "
+                            f"{remote.size} bytes; the server sent something else. Nothing was saved.")
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except (socket.timeout, TimeoutError) as exc:
+            raise DownloadError(
+                f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
+                f"({done} bytes received). Check the network and try again, or pass a local file path "
+                f"instead. Nothing was saved.") from exc
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(
+                f"Download of corpus '{remote.name}' from {remote.url} failed: HTTP {exc.code} {exc.reason}. "
+                f"Try again later or pass a local file path instead. Nothing was saved.") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DownloadError(
+                f"Cannot download corpus '{remote.name}' from {remote.url}: {reason}. Without network "
+                f"access, pass a local text file path instead (for example --corpus path/to/{remote.filename}). "
+                f"Nothing was saved.") from exc
+        if done != remote.size or digest.hexdigest() != remote.sha256:
+            raise DownloadError(
+                f"Download of corpus '{remote.name}' from {remote.url} failed verification: got {done} bytes "
+                f"with sha256 {digest.hexdigest()[:16]}…, expected {remote.size} bytes with sha256 "
+                f"{remote.sha256[:16]}…. The file was discarded; try again later.")
+        os.replace(partial, target)
+        return target
+    finally:
+        partial.unlink(missing_ok=True)

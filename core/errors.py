@@ -1,0 +1,29 @@
+"""Errors that reach people. Each message says what went wrong, where, and what to do."""
+
+
+class PlaygroundError(Exception):
+    """Base class: str(error) is a complete, user-facing message."""
+
+
+class ConfigError(PlaygroundError):
+    """A setting is out of range or inconsistent."""
+
+
+class CorpusError(PlaygroundError):
+    """A corpus cannot be read or is unusable for training."""
+
+
+class DownloadError(CorpusError):
+    """A named corpus could not be fetched or failed verification."""
+
+
+class DeviceError(PlaygroundError):
+    """A device was asked for that does not exist here."""
+
+
+class CheckpointError(PlaygroundError):
+    """A checkpoint file is missing, damaged, foreign or does not fit."""
+
+
+class SamplingError(PlaygroundError):
+    """Sampling settings or prime text are unusable."""

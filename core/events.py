@@ -1,0 +1,108 @@
+"""Plain events the engine emits; the CLI and the app only render these."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Event:
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return _KIND_OF[type(self)]
+
+    def to_json(self) -> dict:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass
+class RunStarted(Event):
+    run_name: str
+    run_dir: str
+    device: str
+    config: dict
+    parameters: int
+    vocab_size: int
+    train_chars: int
+    val_chars: int
+    start_step: int
+    total_steps: int | None   # None when the budget is time-based
+
+
+@dataclass
+class StepEvent(Event):
+    step: int
+    total_steps: int | None
+    epoch: float
+    loss: float               # mean training loss since the previous step event
+    tokens_per_s: float
+    lr: float
+    elapsed_s: float
+    eta_s: float | None
+    skipped_steps: int = 0    # steps skipped for a non-finite loss, over the run
+
+
+@dataclass
+class ValidationEvent(Event):
+    step: int
+    val_loss: float
+    best_val_loss: float
+    is_best: bool
+
+
+@dataclass
+class SampleEvent(Event):
+    step: int
+    text: str
+
+
+@dataclass
+class CheckpointSaved(Event):
+    step: int
+    path: str
+    reason: str               # "validation", "best", "requested", "stop", "finish"
+
+
+@dataclass
+class Paused(Event):
+    step: int
+
+
+@dataclass
+class Resumed(Event):
+    step: int
+
+
+@dataclass
+class Finished(Event):
+    step: int
+    best_val_loss: float | None
+    elapsed_s: float
+
+
+@dataclass
+class Stopped(Event):
+    step: int
+    reason: str
+    elapsed_s: float
+
+
+@dataclass
+class ErrorEvent(Event):
+    step: int
+    message: str
+
+
+_KIND_OF = {RunStarted: "started", StepEvent: "step", ValidationEvent: "validation", SampleEvent: "sample",
+            CheckpointSaved: "checkpoint", Paused: "paused", Resumed: "resumed", Finished: "finished",
+            Stopped: "stopped", ErrorEvent: "error"}
+EVENT_TYPES = {kind: cls for cls, kind in _KIND_OF.items()}
+
+
+def event_from_json(data: dict) -> Event:
+    """Rebuild an event from a metrics.jsonl line (for watching runs)."""
+    data = dict(data)
+    return EVENT_TYPES[data.pop("event")](**data)

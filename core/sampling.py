@@ -1,0 +1,148 @@
+"""Streaming sampler: one token per step, hidden state kept, constant work per token.
+
+nn.LSTM pays a large fixed cost per call, so generation runs the recurrence with
+torch's fused single-step cells instead. The first layer's input projection
+(embedding @ W_ih + biases) is folded into a (vocab, gates) table, and the cell
+is handed that row as its input bias with an empty input, so each layer is one
+call. The prime goes through the model's own nn.LSTM in a single call.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .corpus import Vocab, describe_chars
+from .errors import SamplingError
+from .model import CharRNN, state_tensors
+
+_CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    prime: str = ""
+    temperature: float = 0.8
+    top_k: int = 0            # 0 = off
+    length: int = 500
+    seed: int | None = None   # None = a new random seed each time
+
+    def validate(self, vocab: Vocab) -> None:
+        if self.temperature < 0:
+            raise SamplingError(f"Temperature must be 0 (argmax) or positive, got {self.temperature}.")
+        if self.top_k < 0:
+            raise SamplingError(f"top-k must be 0 (off) or positive, got {self.top_k}.")
+        if self.length < 0:
+            raise SamplingError(f"Length must be 0 or more, got {self.length}.")
+        lacking = vocab.missing(self.prime)
+        if lacking:
+            raise SamplingError(f"The prime text has characters the model's vocabulary lacks: "
+                                f"{describe_chars(lacking)}. Remove them or use another checkpoint.")
+
+    def with_seed(self) -> "SampleSettings":
+        """A copy with a concrete seed, so the result can be reproduced."""
+        return self if self.seed is not None else replace(self, seed=random.SystemRandom().randrange(2**31))
+
+
+class Sampler:
+    """Generates text from a CharRNN. Keeps its own frozen copy of the model, so the
+    original can go on training while this one samples."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab):
+        if model.config.vocab_size != len(vocab):
+            raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has {len(vocab)}.")
+        self.vocab = vocab
+        self.config = model.config
+        self.device = model.head.weight.device
+        model = self._model = copy.deepcopy(model).eval()
+        with torch.inference_mode():
+            rnn = model.rnn
+            self._layers = []
+            for layer in range(self.config.layers):
+                w_ih, w_hh = getattr(rnn, f"weight_ih_l{layer}").detach(), getattr(rnn, f"weight_hh_l{layer}").detach()
+                b_ih, b_hh = getattr(rnn, f"bias_ih_l{layer}").detach(), getattr(rnn, f"bias_hh_l{layer}").detach()
+                self._layers.append([w_ih, w_hh, b_ih, b_hh])
+            w_ih, _, b_ih, b_hh = self._layers[0]
+            table = model.embed.weight.detach() @ w_ih.t() + b_ih
+            if self.config.cell == "lstm":
+                # LSTM adds both biases; GRU must keep b_hh apart (it sits inside r * (W_hn h + b_hn)).
+                table = table + b_hh
+                self._layers[0][3] = torch.zeros_like(b_hh)
+            self._input_table = table.contiguous()
+            self._empty_w = w_ih.new_empty(w_ih.shape[0], 0)
+            self._empty_x = w_ih.new_empty(1, 0)
+            self._head_w = model.head.weight.detach().t().contiguous()
+            self._head_b = model.head.bias.detach().unsqueeze(0)
+
+    @classmethod
+    def from_checkpoint(cls, path: Path | str, device: str = "auto") -> "Sampler":
+        from .trainer import load_model  # the trainer owns how checkpoints become models
+        model, vocab, _ = load_model(path, device)
+        return cls(model, vocab)
+
+    def _step(self, token: int, state: list) -> torch.Tensor:
+        step = _CELL_STEP[self.config.cell]
+        lstm = self.config.cell == "lstm"
+        x = None
+        for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self._layers):
+            hx = state[layer]
+            if layer == 0:
+                out = step(self._empty_x, hx, self._empty_w, w_hh, self._input_table[token], b_hh)
+            else:
+                out = step(x, hx, w_ih, w_hh, b_ih, b_hh)
+            state[layer] = out
+            x = out[0] if lstm else out
+        return torch.addmm(self._head_b, x, self._head_w)
+
+    def _choose(self, logits: torch.Tensor, settings: SampleSettings, generator: torch.Generator) -> int:
+        if settings.temperature == 0:
+            return int(logits.argmax())
+        logits = logits / settings.temperature
+        if 0 < settings.top_k < logits.shape[-1]:
+            values, indices = logits.topk(settings.top_k)
+            return int(indices[0, torch.multinomial(values.softmax(-1), 1, generator=generator)])
+        return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+
+    def stream(self, settings: SampleSettings) -> Iterator[str]:
+        """Yield generated characters one at a time (the prime itself is not yielded).
+
+        Settings must carry a seed to be reproducible; call `settings.with_seed()` first
+        to pick one and keep it.
+        """
+        settings.validate(self.vocab)
+        settings = settings.with_seed()
+        generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        with torch.inference_mode():
+            state, token = self._prime(settings.prime)
+            for _ in range(settings.length):
+                token = self._choose(self._step(token, state), settings, generator)
+                yield self.vocab.chars[token]
+
+    def _prime(self, prime: str) -> tuple[list, int]:
+        """Per-layer state after all but the last prime character, and that last character."""
+        prime = prime or ("\n" if "\n" in self.vocab.index else self.vocab.chars[0])
+        ids = self.vocab.encode(prime).to(self.device).unsqueeze(0)
+        if len(prime) > 1:
+            _, packed = self._model(ids[:, :-1])
+            parts = state_tensors(packed)
+            state = [tuple(p[layer:layer + 1] for p in parts) if len(parts) == 2 else parts[0][layer:layer + 1]
+                     for layer in range(self.config.layers)]
+        else:
+            zero = torch.zeros(1, self.config.hidden, device=self.device)
+            state = [(zero, zero) if self.config.cell == "lstm" else zero for _ in range(self.config.layers)]
+        return state, int(ids[0, -1])
+
+    def generate(self, settings: SampleSettings) -> str:
+        return "".join(self.stream(settings))
+
+    def next_logits(self, text: str) -> torch.Tensor:
+        """Logits for the character after `text` from the model's own forward (for checks)."""
+        with torch.inference_mode():
+            ids = self.vocab.encode(text).to(self.device).unsqueeze(0)
+            logits, _ = self._model(ids)
+            return logits[0, -1]
