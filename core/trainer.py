@@ -33,36 +33,41 @@ DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
 
 
+def option(default, help: str):
+    """A config field with its help text, so the CLI documents every flag from one place."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a run. Field comments are the CLI's help texts."""
-    corpus: str = DEFAULT_CORPUS      # corpus: builtin:python-stdlib, tinyshakespeare, anna, a file or a folder
-    glob: str = "*"                   # file pattern when the corpus is a folder
-    cell: str = "lstm"                # recurrent cell: lstm, gru or rnn
-    hidden: int = 512                 # hidden units per layer
-    layers: int = 2                   # recurrent layers
-    embed: int = 64                   # embedding size (the one-hot input times a learned matrix)
-    dropout: float = 0.25             # dropout between layers and before the output layer
-    batch: int = 64                   # parallel streams per step
-    seq: int = 100                    # characters per window (backprop through time)
-    lr: float = 3e-3                  # peak Adam learning rate
-    warmup: int = 100                 # steps of linear learning-rate warm-up
-    lr_half_life: int = 1500          # steps for the learning rate to halve after warm-up (0 = constant)
-    min_lr: float = 1e-4              # floor of the learning rate
-    clip: float = 5.0                 # gradient-norm clipping
-    steps: int | None = None          # stop at this total step count
-    epochs: float | None = None       # stop at this many passes over the training text
-    minutes: float | None = None      # stop after this many minutes (default when no budget is given: 10)
-    val_fraction: float = 0.1         # fraction held out (from the end) for validation
-    val_every: int = 200              # validate, sample and save every this many steps
-    val_streams: int = 32             # validation reads the split as this many parallel streams (1 = one stream)
-    sample_chars: int = 200           # length of the sample shown at each validation (0 = none)
-    seed: int = 1234                  # seed for weights, dropout and samples
-    device: str = "auto"              # auto, cpu, cuda, cuda:N or mps
-    amp: bool = True                  # bf16 mixed precision where the device has fast bf16
-    log_every: int = 0                # steps between step events (0 = about four a second)
-    run_name: str | None = None       # run folder name (default: generated)
-    runs_dir: str | None = None       # where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)
+    """Everything that defines a run. Each field's help is the CLI's help text."""
+    corpus: str = option(DEFAULT_CORPUS, "corpus: builtin:python-stdlib, tinyshakespeare, anna, a file or a folder")
+    glob: str = option("*", "file pattern when the corpus is a folder")
+    cell: str = option("lstm", "recurrent cell: lstm, gru or rnn")
+    hidden: int = option(512, "hidden units per layer")
+    layers: int = option(2, "recurrent layers")
+    embed: int = option(64, "embedding size (the one-hot input times a learned matrix)")
+    dropout: float = option(0.25, "dropout between layers and before the output layer")
+    batch: int = option(64, "parallel streams per step")
+    seq: int = option(100, "characters per window (backprop through time)")
+    lr: float = option(3e-3, "peak Adam learning rate")
+    warmup: int = option(100, "steps of linear learning-rate warm-up")
+    lr_half_life: int = option(1500, "steps for the learning rate to halve after warm-up (0 = constant)")
+    min_lr: float = option(1e-4, "floor of the learning rate")
+    clip: float = option(5.0, "gradient-norm clipping")
+    steps: int | None = option(None, "stop at this total step count")
+    epochs: float | None = option(None, "stop at this many passes over the training text")
+    minutes: float | None = option(None, "stop after this many minutes (default when no budget is given: 10)")
+    val_fraction: float = option(0.1, "fraction held out (from the end) for validation")
+    val_every: int = option(200, "validate, sample and save every this many steps")
+    val_streams: int = option(32, "validation reads the split as this many parallel streams (1 = one stream)")
+    sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
+    seed: int = option(1234, "seed for weights, dropout and samples")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
+    log_every: int = option(0, "steps between step events (0 = about four a second)")
+    run_name: str | None = option(None, "run folder name (default: generated)")
+    runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
     def validate(self) -> None:
         positive = ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams")

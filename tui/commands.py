@@ -1,0 +1,168 @@
+"""Headless subcommands: train, sample, runs, devices."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from core.device import list_devices
+from core.events import ErrorEvent
+from core.runs import default_runs_dir, list_runs, resolve_checkpoint
+from core.sampling import Sampler, SampleSettings
+from core.trainer import TrainConfig, TrainControl, Trainer
+
+from .cli import EXIT_ERROR, HelpFormatter, add_dataclass_options, install_stop_handler, options_from
+from .headless import TrainDisplay
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a character-level RNN headless, with live progress",
+        description="Train a character-level RNN. Ctrl+C stops at the next step and saves a checkpoint. "
+                    "With --resume, settings not given on the command line come from the checkpoint.",
+        formatter_class=HelpFormatter)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue a run: its folder (last checkpoint) or a checkpoint file")
+    train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
+    add_dataclass_options(train, TrainConfig, skip=("run_name",))
+    train.set_defaults(func=cmd_train)
+
+    sample = subparsers.add_parser(
+        "sample", help="stream text from a checkpoint",
+        description="Stream generated text to stdout, one character at a time.", formatter_class=HelpFormatter)
+    sample.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
+    sample.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    sample.add_argument("--temperature", type=float, default=SampleSettings.temperature,
+                        help="randomness: 0 picks the likeliest character every time")
+    sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = off)")
+    sample.add_argument("--length", type=int, default=SampleSettings.length, help="characters to generate")
+    sample.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample (default: random)")
+    sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    sample.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
+    sample.set_defaults(func=cmd_sample)
+
+    runs = subparsers.add_parser("runs", help="list training runs", formatter_class=HelpFormatter,
+                                 description="List the runs in a folder, most recent first.")
+    runs.add_argument("directory", nargs="?", default=None,
+                      help="runs folder (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
+    runs.set_defaults(func=cmd_runs)
+
+    devices = subparsers.add_parser("devices", help="list the devices torch can use here",
+                                    formatter_class=HelpFormatter, description="List CPU, CUDA GPUs and MPS.")
+    devices.set_defaults(func=cmd_devices)
+
+
+def download_progress(console: Console):
+    """A Rich progress bar for corpus downloads; returns (callback, close)."""
+    progress = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                        TransferSpeedColumn(), console=console, transient=True)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            progress.start()
+            task = progress.add_task("downloading corpus", total=total)
+        progress.update(task, completed=done)
+
+    return update, progress.stop
+
+
+def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title: str) -> int:
+    """Drive a trainer to the end with the live display; Ctrl+C stops it cleanly."""
+    restore = install_stop_handler(lambda: control.stop("interrupted"), console)
+    failed = False
+    try:
+        with TrainDisplay(console, title) as display:
+            for event in trainer.run():
+                display.handle(event)
+                failed = failed or isinstance(event, ErrorEvent)
+    finally:
+        restore()
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    control = TrainControl()
+    progress, close = download_progress(console)
+    try:
+        if args.resume:
+            overrides = options_from(args, TrainConfig)
+            defaults = TrainConfig()
+            # Only flags the user changed override the checkpoint's settings.
+            changed = {k: v for k, v in overrides.items() if v != getattr(defaults, k) and k != "run_name"}
+            trainer = Trainer.resume(args.resume, control, **changed)
+        else:
+            trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
+    finally:
+        close()
+    return run_trainer(trainer, control, console, "rnn-playground train")
+
+
+def cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    sampler = Sampler.from_checkpoint(resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best
+                                                         else "last.safetensors"), args.device)
+    settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+                              length=args.length, seed=args.seed).with_seed()
+    out = sys.stdout
+    out.write(settings.prime)
+    out.flush()
+    started = time.perf_counter()
+    count = 0
+    for char in sampler.stream(settings):
+        out.write(char)
+        out.flush()
+        count += 1
+    out.write("\n")
+    out.flush()
+    elapsed = time.perf_counter() - started
+    console.print(f"[dim]{count} characters in {elapsed:.2f} s ({count / max(elapsed, 1e-9):,.0f} chars/s); "
+                  f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}[/]",
+                  highlight=False)
+    return 0
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    directory = Path(args.directory) if args.directory else default_runs_dir()
+    infos = list_runs(directory)
+    if not infos:
+        console.print(f"No runs in {directory}. Start one with: rnn-playground train")
+        return 0
+    table = Table(title=f"runs in {directory}")
+    for column in ("name", "model", "step", "best val", "device", "size", "updated", ""):
+        table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
+    for info in infos:
+        table.add_row(info.name, info.model, str(info.step),
+                      f"{info.best_val_loss:.4f}" if info.best_val_loss is not None else "-",
+                      info.device, human_size(info.size_bytes),
+                      datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
+                      "[green]live[/]" if info.live else "")
+    Console().print(table)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, console: Console) -> int:
+    table = Table(title="devices")
+    for column in ("device", "name", "total memory", "free memory"):
+        table.add_column(column)
+    for info in list_devices():
+        table.add_row(info.spec, info.name,
+                      human_size(info.total_memory) if info.total_memory else "-",
+                      human_size(info.free_memory) if info.free_memory else "-")
+    Console().print(table)
+    return 0

@@ -1,0 +1,132 @@
+"""Rich rendering of training events for the headless `train` commands."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from core.events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
+                         Stopped, StepEvent, ValidationEvent)
+
+PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class TrainDisplay:
+    """Consumes trainer events; draws a live panel on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console, title: str = "training"):
+        self.console = console
+        self.title = title
+        self.started: RunStarted | None = None
+        self.step: StepEvent | None = None
+        self.val: ValidationEvent | None = None
+        self.sample = ""
+        self.status = "starting"
+        self._live: Live | None = None
+        self._last_plain = 0.0
+
+    def __enter__(self) -> "TrainDisplay":
+        if self.console.is_terminal:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+
+    def log(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.started = event
+            self.status = "training"
+            self.log(f"run [bold]{event.run_name}[/] in {event.run_dir} on {event.device}: "
+                     f"{event.parameters:,} parameters, vocab {event.vocab_size}, "
+                     f"{event.train_chars:,} train / {event.val_chars:,} validation characters"
+                     + (f", resuming at step {event.start_step}" if event.start_step else ""))
+        elif isinstance(event, StepEvent):
+            self.step = event
+            if self._live is None and time.monotonic() - self._last_plain >= PLAIN_LINE_SECONDS:
+                self._last_plain = time.monotonic()
+                self.log(self._plain_line())
+        elif isinstance(event, ValidationEvent):
+            self.val = event
+            if self._live is None:
+                self.log(f"step {event.step}: val loss {event.val_loss:.4f} (best {event.best_val_loss:.4f})")
+        elif isinstance(event, SampleEvent):
+            self.sample = event.text
+            if self._live is None:
+                self.log(f"sample at step {event.step}:\n{event.text}")
+        elif isinstance(event, CheckpointSaved):
+            if event.reason in ("requested", "stop", "finish"):
+                self.log(f"saved {event.path}")
+        elif isinstance(event, Paused):
+            self.status = "paused"
+        elif isinstance(event, Resumed):
+            self.status = "training"
+        elif isinstance(event, Finished):
+            self.status = "finished"
+            best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
+            self.log(f"[green]finished[/] at step {event.step} after {format_duration(event.elapsed_s)}; "
+                     f"best val loss {best}")
+        elif isinstance(event, Stopped):
+            self.status = "stopped"
+            self.log(f"[yellow]stopped[/] ({event.reason}) at step {event.step}")
+        elif isinstance(event, ErrorEvent):
+            self.status = "error"
+            self.log(f"[bold red]error:[/] {event.message}")
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _plain_line(self) -> str:
+        s = self.step
+        total = f"/{s.total_steps}" if s.total_steps else ""
+        val = f" val {self.val.val_loss:.4f}" if self.val else ""
+        return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {s.loss:.4f}{val} "
+                f"{s.tokens_per_s:,.0f} chars/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
+                f"eta {format_duration(s.eta_s)}")
+
+    def _render(self):
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="dim")
+        table.add_column()
+        s = self.step
+        if self.started:
+            table.add_row("run", f"{self.started.run_name} on {self.started.device}")
+        table.add_row("status", self.status)
+        if s is not None:
+            total = f" / {s.total_steps}" if s.total_steps else ""
+            table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
+            table.add_row("loss", f"{s.loss:.4f}")
+            table.add_row("chars/s", f"{s.tokens_per_s:,.0f}")
+            table.add_row("lr", f"{s.lr:.2e}")
+            table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
+            if s.skipped_steps:
+                table.add_row("skipped", f"{s.skipped_steps} non-finite steps")
+        if self.val is not None:
+            table.add_row("val loss", f"{self.val.val_loss:.4f}  (best {self.val.best_val_loss:.4f})")
+        parts = [table]
+        if s is not None and s.eta_s is not None:
+            done = s.elapsed_s / max(s.elapsed_s + s.eta_s, 1e-9)
+            parts.append(ProgressBar(total=1.0, completed=done, width=50))
+        if self.sample:
+            parts.append(Panel(Text(self.sample), title="sample", border_style="dim"))
+        return Panel(Group(*parts), title=self.title)
