@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -152,6 +152,26 @@ class TrainControl:
 
 
 # --------------------------------------------------------------------------- tasks
+
+class Task(Protocol):
+    """What the Trainer needs from a kind of model (see CharTask; core.series has another).
+
+    model: an nn.Module with a `.config` that has `to_dict()`; windows: optimisation steps per
+    epoch; train_chars / val_chars: sizes shown in RunStarted; tokens_per_step: optional,
+    defaults to batch * seq.
+    """
+    kind: str
+    model: nn.Module
+    windows: int
+    train_chars: int
+    val_chars: int
+
+    def init_state(self): ...                              # state at the start of an epoch
+    def loss(self, window: int, state): ...                # -> (scalar loss tensor, new state)
+    def evaluate(self, autocast) -> float | None: ...      # validation loss, dropout off
+    def preview(self, step: int) -> str | None: ...        # text shown at each validation
+    def meta(self) -> dict: ...                            # JSON metadata for checkpoints
+
 
 class CharTask:
     """Character-level language modelling on a corpus."""
