@@ -147,8 +147,9 @@ class TrainControl:
         self._save.clear()
         return requested
 
-    def wait_while_paused(self) -> None:
-        self._running.wait()
+    def wait_while_paused(self, timeout: float | None = None) -> bool:
+        """Block while paused (up to `timeout` seconds); True once running again."""
+        return self._running.wait(timeout)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -456,18 +457,21 @@ class Trainer:
             return min(x for x in (by_steps, by_time) if x is not None)
 
         while budget_left():
-            if control.take_save_request():
-                yield CheckpointSaved(p.step, str(self.save()), "requested")
             if control.paused and not control.stopping:
                 yield Paused(p.step)
                 pause_began = time.perf_counter()
-                control.wait_while_paused()
+                while control.paused and not control.stopping:
+                    control.wait_while_paused(0.1)
+                    if control.take_save_request():
+                        yield CheckpointSaved(p.step, str(self.save()), "requested")
                 paused_for = time.perf_counter() - pause_began
                 started += paused_for
                 last_report_time += paused_for
                 if deadline is not None:
                     deadline += paused_for
                 yield Resumed(p.step)
+            if control.take_save_request():
+                yield CheckpointSaved(p.step, str(self.save()), "requested")
             if control.stopping:
                 break
 

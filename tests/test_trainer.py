@@ -1,0 +1,184 @@
+"""The training loop on real tiny models: learning, exact resume, control, non-finite steps, budgets."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.errors import CorpusError
+from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, SampleEvent,
+                         Stopped, StepEvent, ValidationEvent, event_from_json)
+from core.runs import read_status
+from core.trainer import CharTask, TrainControl, Trainer, learning_rate
+
+from .conftest import run_to_end, tiny_config
+
+
+def step_losses(events) -> dict[int, float]:
+    return {e.step: e.loss for e in events if isinstance(e, StepEvent)}
+
+
+def test_training_loss_falls(tiny_corpus, tmp_path):
+    events = run_to_end(Trainer(tiny_config(tiny_corpus, steps=80, val_every=40)))
+    losses = [e.loss for e in events if isinstance(e, StepEvent)]
+    vals = [e.val_loss for e in events if isinstance(e, ValidationEvent)]
+    assert len(losses) == 80
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 1.0
+    assert vals[-1] < vals[0] and vals[-1] < math.log(40) - 1.0
+
+
+def test_event_stream_and_run_folder(tiny_corpus):
+    trainer = Trainer(tiny_config(tiny_corpus, run_name="events"))
+    events = run_to_end(trainer)
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], Finished)
+    assert events[0].total_steps == 40 and events[-1].step == 40
+    assert [e.step for e in events if isinstance(e, ValidationEvent)] == [20, 40]
+    assert sum(isinstance(e, SampleEvent) and len(e.text) == 20 for e in events) == 2
+    saved = {e.reason for e in events if isinstance(e, CheckpointSaved)}
+    assert {"best", "validation"} <= saved
+    run_dir = trainer.run_dir
+    assert (run_dir / "last.safetensors").exists() and (run_dir / "best.safetensors").exists()
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [event_from_json(json.loads(line)) for line in lines] == events
+    status = read_status(run_dir)
+    assert status["state"] == "finished" and status["step"] == 40
+    meta = load_checkpoint(run_dir / "last.safetensors").meta
+    assert meta["progress"]["step"] == 40 and meta["best_val_loss"] == events[-1].best_val_loss
+    assert "".join(meta["vocab"]) == "".join(sorted(set(tiny_corpus.read_text())))
+    assert len(meta["corpus"]["fingerprint"]) == 64
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_resume_continues_exactly(tiny_corpus, cell):
+    # 9 windows per epoch, so the resumed part crosses epoch boundaries; dropout checks the RNG restore.
+    config = tiny_config(tiny_corpus, cell=cell, dropout=0.3, batch=4, seq=32, steps=50, val_every=7)
+    whole = step_losses(run_to_end(Trainer(config, task=None)))
+    first = Trainer(tiny_config(tiny_corpus, cell=cell, dropout=0.3, batch=4, seq=32, steps=23, val_every=7,
+                                run_name="split"))
+    run_to_end(first)
+    resumed_events = run_to_end(Trainer.resume(first.run_dir, steps=50))
+    assert resumed_events[0].start_step == 23
+    resumed = step_losses(resumed_events)
+    assert sorted(resumed) == list(range(24, 51))
+    assert all(resumed[s] == whole[s] for s in resumed), [(s, resumed[s], whole[s]) for s in resumed]
+
+
+def test_resume_refuses_corpus_with_unknown_characters(tiny_run, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("zebra quokka jackal §§§ ¤\n" * 200, encoding="utf-8")
+    with pytest.raises(CorpusError) as info:
+        Trainer.resume(tiny_run, corpus=str(other), steps=60)
+    assert "'§'" in str(info.value) and "'¤'" in str(info.value)
+
+
+def test_pause_resume_stop_and_save_now(tiny_corpus):
+    control = TrainControl()
+    trainer = Trainer(tiny_config(tiny_corpus, steps=100_000, val_every=1000), control)
+    seen: list = []
+    paused_at = threading.Event()
+
+    def consume():
+        for event in trainer.run():
+            seen.append(event)
+            if isinstance(event, Paused):
+                paused_at.set()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    while not any(isinstance(e, StepEvent) and e.step >= 5 for e in seen):
+        thread.join(0.01)
+    control.pause()
+    assert paused_at.wait(10)
+    frozen = trainer.progress.step
+    thread.join(0.3)
+    assert trainer.progress.step == frozen  # nothing moves while paused
+    control.request_save()  # saving works while paused
+    while not any(isinstance(e, CheckpointSaved) and e.reason == "requested" for e in seen):
+        thread.join(0.01)
+    control.resume()
+    while trainer.progress.step < frozen + 5:
+        thread.join(0.01)
+    control.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    kinds = [type(e) for e in seen]
+    assert kinds.index(Paused) < kinds.index(Resumed) < kinds.index(Stopped)
+    requested = [e for e in seen if isinstance(e, CheckpointSaved) and e.reason == "requested"]
+    assert requested and requested[0].step == frozen
+    stop = seen[-1]
+    assert isinstance(stop, Stopped) and stop.reason == "user"
+    assert load_checkpoint(trainer.run_dir / "last.safetensors").meta["progress"]["step"] == stop.step
+    assert read_status(trainer.run_dir)["state"] == "stopped"
+
+
+class FlakyTask(CharTask):
+    """Fault injection: the loss is NaN on chosen steps, as after a bad batch."""
+
+    bad_calls: set[int] = set()
+
+    def loss(self, window, state):
+        self.calls = getattr(self, "calls", 0) + 1
+        loss, state = super().loss(window, state)
+        return (loss * float("nan") if self.calls in self.bad_calls else loss), state
+
+
+def test_non_finite_steps_are_skipped_without_touching_weights(tiny_corpus):
+    from core.corpus import Vocab, load_corpus
+    config = tiny_config(tiny_corpus, steps=6, val_every=100)
+    corpus = load_corpus(config.corpus)
+    torch.manual_seed(config.seed)
+    task = FlakyTask(config, corpus, Vocab.from_text(corpus.text), torch.device("cpu"))
+    task.bad_calls = {3, 4}
+    trainer = Trainer(config, task=task)
+    snapshots = []
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if isinstance(event, StepEvent):
+            snapshots.append((event.step, trainer.model.head.weight.detach().clone()))
+    weights = dict(snapshots)
+    assert torch.equal(weights[2], weights[3]) and torch.equal(weights[3], weights[4])
+    assert not torch.equal(weights[4], weights[5])
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [math.isnan(e.loss) for e in steps] == [False, False, True, True, False, False]
+    assert steps[-1].skipped_steps == 2
+    assert isinstance(events[-1], Finished)
+
+
+def test_persistent_non_finite_loss_stops_and_saves_nothing(tiny_corpus):
+    trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=100))
+    with torch.no_grad():
+        trainer.model.head.bias[0] = float("nan")
+    events = run_to_end(trainer)
+    assert isinstance(events[-1], ErrorEvent) and "NaN" in events[-1].message
+    assert events[-1].step < 10
+    assert not list(trainer.run_dir.glob("*.safetensors"))
+    assert read_status(trainer.run_dir)["state"] == "error"
+
+
+def test_epoch_budget_and_schedule(tiny_corpus):
+    trainer = Trainer(tiny_config(tiny_corpus, steps=None, epochs=2, val_every=1000))
+    events = run_to_end(trainer)
+    assert events[-1].step == 2 * trainer.task.windows
+    config = tiny_config(tiny_corpus, lr=1e-2, warmup=10, lr_half_life=100, min_lr=1e-3)
+    assert learning_rate(config, 0) == pytest.approx(1e-3)
+    assert learning_rate(config, 9) == pytest.approx(1e-2)
+    assert learning_rate(config, 110) == pytest.approx(5e-3)
+    assert learning_rate(config, 10_000) == pytest.approx(1e-3)
+
+
+def test_minutes_budget_stops(tiny_corpus):
+    events = run_to_end(Trainer(tiny_config(tiny_corpus, steps=None, minutes=0.02, val_every=100000)))
+    assert isinstance(events[-1], Finished)
+    assert 0 < events[-1].step and events[-1].elapsed_s < 10
+
+
+def test_a_used_run_name_is_refused(tiny_run, tiny_corpus, tmp_path):
+    from core.errors import ConfigError
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
