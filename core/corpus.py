@@ -16,6 +16,7 @@ from .errors import CorpusError
 BUILTIN_STDLIB = "builtin:python-stdlib"
 DEFAULT_CORPUS = BUILTIN_STDLIB
 STDLIB_CAP_CHARS = 3_000_000
+DEFAULT_VAL_FRACTION = 0.1  # the last 10% of the text is held out for validation
 # Tests and vendored copies make the corpus less like code people write; idlelib and
 # turtledemo carry large GUI tables.
 _STDLIB_SKIP_DIRS = {"test", "tests", "site-packages", "dist-packages", "idlelib", "turtledemo",
@@ -58,6 +59,8 @@ class Vocab:
         lacking = self.missing(text)
         if lacking:
             raise CorpusError(f"Text has characters the vocabulary lacks: {describe_chars(lacking)}.")
+        if not text:
+            return torch.zeros(0, dtype=torch.long)
         lookup = torch.full((max(map(ord, self.chars)) + 1,), -1, dtype=torch.long)
         lookup[torch.tensor([ord(c) for c in self.chars])] = torch.arange(len(self.chars))
         codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
@@ -83,11 +86,13 @@ def decode_utf8(data: bytes, where: str) -> str:
         raise CorpusError(
             f"{where} contains a NUL byte at byte offset {nul}; it looks like a binary file, not text. "
             "Pick a plain-text file.")
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0  # offsets below count from the file's first byte
     try:
-        return data.decode("utf-8-sig")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
+        offset = start + exc.start
         raise CorpusError(
-            f"{where} is not UTF-8 text: invalid byte 0x{data[exc.start]:02x} at byte offset {exc.start}. "
+            f"{where} is not UTF-8 text: invalid byte 0x{data[offset]:02x} at byte offset {offset}. "
             "Convert it to UTF-8 (for example: iconv -f latin1 -t utf-8 FILE > FILE.utf8) or pick another file."
         ) from None
 
@@ -116,10 +121,11 @@ def _stdlib_text(cap: int = STDLIB_CAP_CHARS) -> str:
             text = decode_utf8(path.read_bytes(), str(path))
         except (OSError, CorpusError):
             continue  # a damaged or non-UTF-8 stdlib file is skipped, not fatal
-        if total + len(text) > cap:
+        joined = len(text) + (1 if parts else 0)  # files are joined with a newline
+        if total + joined > cap:
             break
         parts.append(text)
-        total += len(text)
+        total += joined
     if not parts:
         raise CorpusError("Found no readable Python standard-library sources for the built-in corpus; "
                           "pass a text file with --corpus instead.")
@@ -135,14 +141,19 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         raise CorpusError(f"Unknown built-in corpus '{spec}'. Available: {BUILTIN_STDLIB}.")
     path = Path(spec).expanduser()
     if path.is_file():
-        return Corpus(spec, str(path), _read_file(path))
+        text = _read_file(path)
+        if not text:
+            raise CorpusError(f"Corpus file {path} is empty. Pick a file with some text in it.")
+        return Corpus(spec, str(path), text)
     if path.is_dir():
         files = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.as_posix())
         if not files:
             raise CorpusError(f"Directory {path} has no files matching '{glob}'. Pass --glob with a pattern "
                               "that matches your files (for example '*.txt').")
-        return Corpus(spec, f"{path} ({len(files)} files matching {glob})",
-                      "\n".join(_read_file(p) for p in files))
+        texts = [_read_file(p) for p in files]
+        if not any(texts):
+            raise CorpusError(f"Every file in {path} matching '{glob}' is empty. Pick a folder with some text in it.")
+        return Corpus(spec, f"{path} ({len(files)} files matching {glob})", "\n".join(texts))
     if spec in REMOTE_CORPORA:
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
         return Corpus(spec, str(local), _read_file(local))
@@ -151,16 +162,27 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         f"{', '.join(REMOTE_CORPORA)}, or a path to a UTF-8 text file or a folder.")
 
 
-def minimum_chars(batch: int, seq: int, val_fraction: float) -> int:
-    """The smallest corpus that gives one full training batch and some validation text."""
+def _fits(total: int, train_needed: int, val_fraction: float) -> bool:
+    n_val = int(total * val_fraction)
+    return total - n_val >= train_needed and (val_fraction <= 0 or n_val >= 2)
+
+
+def minimum_chars(batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> int:
+    """The smallest corpus that gives one full training batch and some validation text (exact)."""
     train_needed = batch * seq + 1
-    total = train_needed
-    while total - int(total * val_fraction) < train_needed or (val_fraction > 0 and int(total * val_fraction) < 2):
-        total += 1 if total < 1000 else total // 100
-    return total
+    low, high = train_needed, train_needed
+    while not _fits(high, train_needed, val_fraction):  # the training part grows with the total,
+        low, high = high, high * 2                      # so a binary search finds the exact minimum
+    while low < high:
+        middle = (low + high) // 2
+        if _fits(middle, train_needed, val_fraction):
+            high = middle
+        else:
+            low = middle + 1
+    return high
 
 
-def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float) -> None:
+def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> None:
     if not corpus.text:
         raise CorpusError(f"Corpus {corpus.source} is empty. Pick a file with some text in it.")
     needed = minimum_chars(batch, seq, val_fraction)
@@ -171,7 +193,7 @@ def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float) -> Non
             "Use a larger text, or lower --batch or --seq.")
 
 
-def split_ids(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def split_ids(ids: torch.Tensor, val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
     """Train on the first part, validate on the last `val_fraction` (no shuffling across the split)."""
     n_val = int(len(ids) * val_fraction)
     return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
