@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -71,8 +72,16 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
     target = directory / remote.filename
     if target.is_file() and target.stat().st_size == remote.size and _sha256_file(target) == remote.sha256:
         return target
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".{remote.filename}.part-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # A unique temporary name beside the target, so two downloads at once never share a partial file.
+        handle, partial_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise DownloadError(
+            f"Cannot write to the download cache {directory}: {exc.strerror or exc}. Set RNN_PLAYGROUND_CACHE "
+            "to a writable folder, or pass a local file path instead.") from None
+    os.close(handle)
+    partial = Path(partial_name)
     digest = hashlib.sha256()
     done = 0
     try:
@@ -96,17 +105,17 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
                         progress(done, total)
                 out.flush()
                 os.fsync(out.fileno())
-        except (socket.timeout, TimeoutError) as exc:
-            raise DownloadError(
-                f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
-                f"({done} bytes received). Check the network and try again, or pass a local file path "
-                f"instead. Nothing was saved.") from exc
         except urllib.error.HTTPError as exc:
             raise DownloadError(
                 f"Download of corpus '{remote.name}' from {remote.url} failed: HTTP {exc.code} {exc.reason}. "
                 f"Try again later or pass a local file path instead. Nothing was saved.") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, (socket.timeout, TimeoutError)):  # while connecting, reading headers or body
+                raise DownloadError(
+                    f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
+                    f"({done} bytes received). Check the network and try again, or pass a local file path "
+                    f"instead. Nothing was saved.") from exc
             raise DownloadError(
                 f"Cannot download corpus '{remote.name}' from {remote.url}: {reason}. Without network "
                 f"access, pass a local text file path instead (for example --corpus path/to/{remote.filename}). "
