@@ -86,6 +86,10 @@ def save_checkpoint(path: Path | str, tensors: dict[str, torch.Tensor], meta: di
                     *, finite_prefixes: tuple[str, ...] = ("model.",)) -> Path:
     """Write tensors and JSON-serialisable metadata. Refuses non-finite weights."""
     path = Path(path)
+    reserved = {"format", "digest"}.intersection(meta)
+    if reserved:
+        raise CheckpointError(f"Cannot save {path}: metadata keys {sorted(reserved)} are reserved for the "
+                              "checkpoint format.")
     for name, tensor in tensors.items():
         if name.startswith(finite_prefixes) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"Refusing to save {path}: weight '{name}' holds NaN or infinite values.")
@@ -93,7 +97,12 @@ def save_checkpoint(path: Path | str, tensors: dict[str, torch.Tensor], meta: di
     meta_json = {key: json.dumps(value, sort_keys=True) for key, value in meta.items()}
     meta_json["format"] = json.dumps(FORMAT)
     meta_json["digest"] = _digest(cpu, meta_json)
-    atomic_write_bytes(path, st_save(cpu, metadata=meta_json))
+    data = st_save(cpu, metadata=meta_json)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise CheckpointError(f"Cannot write checkpoint {path}: {exc.strerror or exc}. Any previous checkpoint "
+                              "there is unchanged; free some space or pick another --runs-dir.") from None
     return path
 
 
