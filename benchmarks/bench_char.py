@@ -1,0 +1,124 @@
+"""Char-RNN speed: our trainer and sampler against the course notebook's, alternating in one run.
+
+    python -m benchmarks.bench_char [--rounds 3] [--steps 5] [--sizes 256,512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from core.corpus import Vocab, load_corpus
+from core.events import StepEvent, ValidationEvent
+from core.sampling import SampleSettings, Sampler
+from core.trainer import TrainConfig, Trainer
+
+from .common import median, print_table, require_data, runs_dir
+from .notebook import NotebookCharRNN, notebook_train, sample
+
+BATCH, SEQ = 128, 100
+
+
+def our_trainer(hidden: int, **overrides) -> Trainer:
+    settings = dict(corpus=str(require_data()), hidden=hidden, layers=2, dropout=0.5, batch=BATCH, seq=SEQ,
+                    steps=10**9, val_every=10**9, sample_chars=0, log_every=1, runs_dir=runs_dir(), device="cpu")
+    settings.update(overrides)
+    return Trainer(TrainConfig(**settings))
+
+
+def timed_steps(events, count: int) -> float:
+    """Pull `count` step events from a running trainer; seconds they took."""
+    started = time.perf_counter()
+    seen = 0
+    for event in events:
+        if isinstance(event, StepEvent):
+            seen += 1
+            if seen == count:
+                break
+    return time.perf_counter() - started
+
+
+def bench_training(hidden: int, rounds: int, steps: int) -> tuple[float, float]:
+    text = load_corpus(str(require_data())).text
+    vocab = Vocab.from_text(text)
+    data = vocab.encode(text).numpy().astype(np.int64)
+    torch.manual_seed(0)
+    net = NotebookCharRNN(vocab.chars, n_hidden=hidden, n_layers=2, drop_prob=0.5)
+    ours = our_trainer(hidden)
+    events = ours.run()
+    timed_steps(events, 2)  # warm-up: allocator, oneDNN kernels
+    notebook_train(net, data, 2)
+    ours_rates, notebook_rates = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        notebook_train(net, data, steps)
+        notebook_rates.append(steps * BATCH * SEQ / (time.perf_counter() - started))
+        ours_rates.append(steps * BATCH * SEQ / timed_steps(events, steps))
+    events.close()
+    return median(ours_rates), median(notebook_rates)
+
+
+def bench_sampling(hidden: int, rounds: int, length: int) -> tuple[float, float]:
+    text = load_corpus(str(require_data())).text
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(0)
+    net = NotebookCharRNN(vocab.chars, n_hidden=hidden, n_layers=2, drop_prob=0.5)
+    from core.model import CharRNN, ModelConfig
+    sampler = Sampler(CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2)), vocab)
+    settings = SampleSettings(prime="The", temperature=1.0, top_k=5, length=length, seed=1)
+    sample(net, 50, top_k=5)
+    sampler.generate(SampleSettings(prime="The", top_k=5, length=50, seed=1))
+    ours_rates, notebook_rates = [], []
+    with torch.no_grad():
+        for _ in range(rounds):
+            started = time.perf_counter()
+            sample(net, length, prime="The", top_k=5)
+            notebook_rates.append(length / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for _ in sampler.stream(settings):
+                pass
+            ours_rates.append(length / (time.perf_counter() - started))
+    return median(ours_rates), median(notebook_rates)
+
+
+def bench_precision(hidden: int, steps: int) -> tuple[float, float]:
+    """Validation loss after equal steps, bf16 autocast against fp32 (same seed, same data)."""
+    losses = []
+    for amp in (True, False):
+        trainer = our_trainer(hidden, steps=steps, val_every=steps, amp=amp, log_every=0)
+        losses.append([e.val_loss for e in trainer.run() if isinstance(e, ValidationEvent)][-1])
+    return losses[0], losses[1]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per measurement")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+    parser.add_argument("--sample-length", type=int, default=2000, help="characters per sampling round")
+    parser.add_argument("--sizes", default="256,512", help="hidden sizes (2 layers each)")
+    parser.add_argument("--precision-steps", type=int, default=300,
+                        help="steps for the bf16-vs-fp32 validation check (0 = skip)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}, seq {SEQ}, "
+          f"tinyshakespeare; medians of {args.rounds} alternating rounds")
+    rows = []
+    for hidden in sizes:
+        ours, notebook = bench_training(hidden, args.rounds, args.steps)
+        rows.append([f"train LSTM 2x{hidden}", round(notebook), round(ours), f"{ours / notebook:.2f}x"])
+    for hidden in sizes:
+        ours, notebook = bench_sampling(hidden, args.rounds, args.sample_length)
+        rows.append([f"sample LSTM 2x{hidden} (top-k 5)", round(notebook), round(ours), f"{ours / notebook:.2f}x"])
+    print_table("characters per second", ["task", "notebook", "ours", "ratio"], rows)
+    if args.precision_steps:
+        bf16, fp32 = bench_precision(sizes[0], args.precision_steps)
+        print_table(f"validation loss after {args.precision_steps} steps, LSTM 2x{sizes[0]}",
+                    ["fp32", "bf16 autocast", "difference"],
+                    [[f"{fp32:.4f}", f"{bf16:.4f}", f"{(bf16 - fp32) / fp32:+.2%}"]])
+
+
+if __name__ == "__main__":
+    main()

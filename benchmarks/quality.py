@@ -1,0 +1,69 @@
+"""Quality at a time budget: validation loss after N minutes on tinyshakespeare, our defaults
+against the course notebook's loop at its own configuration (2x512, batch 128, seq 100, Adam 0.001).
+
+    python -m benchmarks.quality [--minutes 10]
+
+Validation loss is the mean cross-entropy over the whole validation split (the last 10%),
+read as one stream with dropout off, of the weights each side holds when its time is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from core.corpus import Vocab, load_corpus, split_ids
+from core.events import StepEvent
+from core.trainer import TrainConfig, Trainer, evaluate_char_model
+
+from .common import print_table, require_data, runs_dir
+from .notebook import NotebookCharRNN, notebook_train, notebook_val_loss
+
+
+def ours(minutes: float) -> tuple[float, int, float, TrainConfig]:
+    config = TrainConfig(corpus=str(require_data()), minutes=minutes, sample_chars=0, runs_dir=runs_dir())
+    trainer = Trainer(config)
+    steps = 0
+    started = time.perf_counter()
+    for event in trainer.run():
+        if isinstance(event, StepEvent):
+            steps = event.step
+    elapsed = time.perf_counter() - started
+    val_ids = trainer.task.val_ids
+    loss = evaluate_char_model(trainer.model, val_ids, streams=1)
+    return loss, steps, steps * config.batch * config.seq / elapsed, config
+
+
+def notebook(minutes: float) -> tuple[float, int, float]:
+    text = load_corpus(str(require_data())).text
+    vocab = Vocab.from_text(text)
+    train_ids, val_ids = split_ids(vocab.encode(text), 0.1)
+    torch.manual_seed(1234)
+    net = NotebookCharRNN(vocab.chars, n_hidden=512, n_layers=2, drop_prob=0.5)
+    started = time.perf_counter()
+    steps = notebook_train(net, train_ids.numpy().astype(np.int64), 10**9, deadline=started + minutes * 60)
+    elapsed = time.perf_counter() - started
+    return notebook_val_loss(net, val_ids.numpy().astype(np.int64)), steps, steps * 128 * 100 / elapsed
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training time for each side")
+    parser.add_argument("--skip-notebook", action="store_true", help="only train ours")
+    args = parser.parse_args(argv)
+    loss, steps, speed, config = ours(args.minutes)
+    rows = [[f"ours: {config.cell.upper()} {config.layers}x{config.hidden}, batch {config.batch}, seq {config.seq}, "
+             f"lr {config.lr:g}, bf16 {'on' if config.amp else 'off'}", steps, round(speed), f"{loss:.4f}"]]
+    if not args.skip_notebook:
+        nb_loss, nb_steps, nb_speed = notebook(args.minutes)
+        rows.insert(0, ["notebook: LSTM 2x512, batch 128, seq 100, Adam 0.001, fp32", nb_steps, round(nb_speed),
+                        f"{nb_loss:.4f}"])
+    print_table(f"validation loss after {args.minutes:g} minutes on tinyshakespeare ({torch.get_num_threads()} threads)",
+                ["loop", "steps", "chars/s", "val loss (nats)"], rows)
+
+
+if __name__ == "__main__":
+    main()
