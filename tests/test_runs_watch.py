@@ -1,0 +1,181 @@
+"""core.watch: folding events into snapshots, tailing metrics.jsonl, run details, safe deletion,
+and the settings and corpus checks the app's form uses. Real trainers on tiny models, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from .conftest import tiny_config
+from core import runs
+from core.errors import PlaygroundError
+from core.events import StepEvent, ValidationEvent
+from core.trainer import TrainConfig, TrainControl, Trainer
+from core.watch import (RunMonitor, RunWatcher, Series, check_corpus, check_settings, config_form_values,
+                        delete_run, run_details)
+
+
+def test_series_keeps_finite_values_and_bounds_memory():
+    series = Series(max_points=8)
+    assert not series.add(1, float("nan"))
+    for step in range(1, 101):
+        series.add(step, 100.0 - step)
+    assert len(series) <= 8
+    assert series.steps == sorted(series.steps) and series.steps[-1] == 100
+    assert series.last == 0.0 and series.best == 0.0
+
+
+def test_monitor_from_events_equals_monitor_from_metrics(tiny_run):
+    """The live view (events in this process) and the watched view (metrics.jsonl) agree."""
+    records, _ = runs.read_metrics(tiny_run)
+    from core.events import event_from_json
+    live, watched = RunMonitor(), RunMonitor()
+    for record in records:
+        live.add(event_from_json(record))
+        watched.add_record(record)
+    a, b = live.snapshot(), watched.snapshot()
+    assert a == b
+    assert a.status == "finished" and a.step == 40 and a.total_steps == 40
+    assert len(a.train_losses) >= 30 and a.val_steps == (20, 40)
+    assert a.best_loss == min(a.train_losses) and a.progress == 1.0
+    assert a.best_val_loss == min(a.val_losses)
+    assert a.sample is not None and a.sample_step == 40
+    assert any("saved best.safetensors" in line.text for line in a.log)
+    assert [line.seq for line in a.log] == sorted({line.seq for line in a.log})
+
+
+def test_monitor_skips_unknown_records_and_nonfinite_losses():
+    monitor = RunMonitor()
+    assert not monitor.add_record({"event": "from-the-future", "x": 1})
+    monitor.add(StepEvent(5, 10, 0.1, float("nan"), 100.0, 1e-3, 1.0, 1.0))
+    monitor.add(StepEvent(6, 10, 0.1, 2.0, 100.0, 1e-3, 1.2, 1.0))
+    snap = monitor.snapshot()
+    assert snap.train_losses == (2.0,) and snap.loss == 2.0 and snap.progress == pytest.approx(0.6)
+    monitor.add(ValidationEvent(6, 2.5, 2.5, True))
+    assert monitor.snapshot().val_loss == 2.5
+
+
+def test_watcher_tails_a_run_training_in_another_thread(tiny_corpus, tmp_path):
+    control = TrainControl()
+    trainer = Trainer(tiny_config(tiny_corpus, steps=400, run_name="watched", runs_dir=str(tmp_path / "runs")),
+                      control)
+    watcher = RunWatcher(trainer.run_dir)
+    seen = threading.Event()
+
+    def train():
+        for event in trainer.run():
+            if event.kind == "step" and event.step >= 10:
+                seen.set()
+    thread = threading.Thread(target=train)
+    thread.start()
+    try:
+        assert seen.wait(30)
+        watcher.poll()
+        first = watcher.snapshot()
+        assert first.status == "training" and first.step >= 1
+        assert runs.is_live(trainer.run_dir)
+        control.stop()
+        thread.join(30)
+        watcher.poll()
+        last = watcher.snapshot()
+        assert last.status == "stopped" and last.step >= first.step
+        assert len(last.train_losses) > len(first.train_losses) or last.step == first.step
+        assert watcher.poll() == 0  # nothing new
+    finally:
+        control.stop()
+        thread.join(30)
+
+
+def test_watcher_rereads_a_replaced_file(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    line = {"event": "step", "step": 1, "total_steps": None, "epoch": 0.0, "loss": 3.0, "tokens_per_s": 1.0,
+            "lr": 0.1, "elapsed_s": 1.0, "eta_s": None, "skipped_steps": 0, "time": 1.0}
+    (run / runs.METRICS).write_text(json.dumps(line) + "\n" + json.dumps({**line, "step": 2}) + "\n")
+    watcher = RunWatcher(run)
+    assert watcher.poll() == 2
+    (run / runs.METRICS).write_text(json.dumps({**line, "step": 7}) + "\n")  # shorter: truncated
+    assert watcher.poll() == 1
+    assert watcher.snapshot().train_steps == (7,)
+
+
+def test_run_details_reads_config_and_vocab(tiny_run):
+    details = run_details(tiny_run)
+    assert details is not None
+    assert details.vocab_size == len(set((Path(details.corpus)).read_text()))
+    assert details.model["hidden"] == 32 and details.config["batch"] == 8
+    assert details.state == "finished" and "last.safetensors" in details.checkpoints
+    assert run_details(tiny_run.parent / "missing") is None
+
+
+def test_delete_run_removes_a_finished_run(tiny_run):
+    removed = delete_run(tiny_run, tiny_run.parent)
+    assert not tiny_run.exists()
+    assert {p.name for p in removed} >= {"last.safetensors", "metrics.jsonl", "run.json"}
+
+
+def test_delete_run_refuses_what_might_not_be_a_run(tiny_run, tmp_path):
+    (tiny_run / "notes.txt").write_text("mine")
+    with pytest.raises(PlaygroundError, match="notes.txt"):
+        delete_run(tiny_run, tiny_run.parent)
+    assert (tiny_run / "last.safetensors").exists()  # nothing was deleted
+    (tiny_run / "notes.txt").unlink()
+    with pytest.raises(PlaygroundError, match="not directly inside"):
+        delete_run(tiny_run, tmp_path / "elsewhere")
+    plain = tiny_run.parent / "plain"
+    plain.mkdir()
+    with pytest.raises(PlaygroundError, match="holds no run"):
+        delete_run(plain, tiny_run.parent)
+
+
+def test_delete_run_refuses_a_live_run(tiny_run):
+    runs.write_status(tiny_run, state="running", pid=os.getpid(), host=__import__("socket").gethostname())
+    with pytest.raises(PlaygroundError, match="training right now"):
+        delete_run(tiny_run, tiny_run.parent)
+
+
+def test_check_settings_attributes_engine_errors_to_fields():
+    good = check_settings({"hidden": "64", "layers": "1", "dropout": "0.1", "batch": "8", "seq": "16",
+                           "lr": "0.01", "seed": "7", "cell": "gru", "corpus": "x.txt"},
+                          budget_kind="steps", budget="100")
+    assert good.ok and good.config.hidden == 64 and good.config.cell == "gru" and good.config.steps == 100
+    assert good.config.minutes is None
+    bad = check_settings({"hidden": "0", "layers": "two", "dropout": "1.5", "lr": "-1", "batch": "8"},
+                         budget_kind="minutes", budget="0")
+    assert not bad.ok
+    assert "--hidden must be at least 1" in bad.errors["hidden"]
+    assert "whole number" in bad.errors["layers"]
+    assert "Dropout" in bad.errors["dropout"]
+    assert "--lr" in bad.errors["lr"]
+    assert "--minutes must be positive" in bad.errors["budget"]
+    assert "batch" not in bad.errors
+    resumed = check_settings({}, budget_kind="steps", budget="40", resume_step=40)
+    assert "step 40" in resumed.errors["budget"]
+
+
+def test_config_form_values_round_trip():
+    config = TrainConfig(hidden=48, dropout=0.0, lr=0.003, steps=250, cell="rnn")
+    values = config_form_values(config)
+    assert values["hidden"] == "48" and values["lr"] == "0.003" and values["budget_kind"] == "steps"
+    check = check_settings({k: values[k] for k in ("hidden", "layers", "dropout", "batch", "seq", "lr", "seed",
+                                                  "cell")},
+                           budget_kind=values["budget_kind"], budget=values["budget"])
+    assert check.ok and check.config.hidden == 48 and check.config.steps == 250 and check.config.dropout == 0.0
+
+
+def test_check_corpus_uses_the_engines_errors(tiny_corpus, tmp_path):
+    ok = check_corpus(str(tiny_corpus), batch=8, seq=16)
+    assert ok.ok and ok.chars == len(tiny_corpus.read_text())
+    small = check_corpus(str(tiny_corpus), batch=512, seq=400)
+    assert not small.ok and "needs at least" in small.message
+    binary = tmp_path / "bin.txt"
+    binary.write_bytes(b"abc\x00def" * 100)
+    assert "NUL byte at byte offset 3" in check_corpus(str(binary)).message
+    assert "neither a file" in check_corpus(str(tmp_path / "nope.txt")).message
+    assert not check_corpus("  ").ok
+    remote = check_corpus("tinyshakespeare")  # not in the (empty, per-test) cache: never downloaded here
+    assert remote.ok and "downloads" in remote.message
