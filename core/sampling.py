@@ -10,6 +10,7 @@ call. The prime goes through the model's own nn.LSTM in a single call.
 from __future__ import annotations
 
 import copy
+import math
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +34,8 @@ class SampleSettings:
     seed: int | None = None   # None = a new random seed each time
 
     def validate(self, vocab: Vocab) -> None:
-        if self.temperature < 0:
-            raise SamplingError(f"Temperature must be 0 (argmax) or positive, got {self.temperature}.")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise SamplingError(f"Temperature must be 0 (argmax) or a positive number, got {self.temperature}.")
         if self.top_k < 0:
             raise SamplingError(f"top-k must be 0 (off) or positive, got {self.top_k}.")
         if self.length < 0:
@@ -130,7 +131,8 @@ class Sampler:
         if len(prime) > 1:
             _, packed = self._model(ids[:, :-1])
             parts = state_tensors(packed)
-            state = [tuple(p[layer:layer + 1] for p in parts) if len(parts) == 2 else parts[0][layer:layer + 1]
+            # nn.LSTM/GRU/RNN return (layers, batch=1, hidden); the single-step cells want (1, hidden).
+            state = [tuple(p[layer] for p in parts) if len(parts) == 2 else parts[0][layer]
                      for layer in range(self.config.layers)]
         else:
             zero = torch.zeros(1, self.config.hidden, device=self.device)

@@ -1,0 +1,221 @@
+"""The streaming sampler on real (tiny) models: determinism, argmax, top-k, the fast path, errors."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+import torch
+
+from core.corpus import Vocab
+from core.errors import SamplingError
+from core.model import CharRNN, ModelConfig
+from core.sampling import SampleSettings, Sampler
+from core.trainer import Trainer, load_model
+
+from .conftest import TINY_TEXT, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny LSTM trained for this module (the per-test `tiny_run` fixture trains afresh each time)."""
+    torch.set_num_threads(1)  # module fixtures run before conftest's per-test isolation sets this
+    folder = tmp_path_factory.mktemp("sampling")
+    corpus = folder / "tiny.txt"
+    corpus.write_text(TINY_TEXT, encoding="utf-8")
+    trainer = Trainer(tiny_config(corpus, run_name="tiny", runs_dir=str(folder / "runs")))
+    list(trainer.run())
+    model, vocab, _ = load_model(trainer.run_dir, "cpu")
+    return model, vocab
+
+
+@pytest.fixture
+def sampler(trained) -> Sampler:
+    model, vocab = trained
+    return Sampler(model, vocab)
+
+
+def reference_next_logits(model: CharRNN, vocab: Vocab, text: str) -> torch.Tensor:
+    """The model's own forward (nn.LSTM) over the whole text so far, dropout off."""
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(vocab.encode(text).unsqueeze(0))
+    return logits[0, -1]
+
+
+# --------------------------------------------------------------------------- determinism
+
+def test_same_seed_same_text(trained):
+    model, vocab = trained
+    settings = SampleSettings(prime="The ", temperature=1.0, length=120, seed=42)
+    first = Sampler(model, vocab).generate(settings)
+    assert len(first) == 120
+    assert Sampler(model, vocab).generate(settings) == first
+    assert Sampler(model, vocab).generate(settings) == first
+
+
+def test_different_seeds_differ(sampler):
+    texts = {sampler.generate(SampleSettings(prime="The ", temperature=1.0, length=120, seed=s)) for s in range(4)}
+    assert len(texts) == 4
+
+
+def test_with_seed_picks_and_keeps_a_seed():
+    settings = SampleSettings().with_seed()
+    assert settings.seed is not None and settings.with_seed() is settings
+
+
+# --------------------------------------------------------------------------- argmax and top-k
+
+@pytest.mark.parametrize("prime", ["The quick", "d", ""])
+def test_temperature_zero_is_the_argmax_of_the_full_forward(trained, prime):
+    model, vocab = trained
+    generated = Sampler(model, vocab).generate(SampleSettings(prime=prime, temperature=0, length=60, seed=1))
+    text = prime or "\n"  # with no prime, sampling starts after a newline
+    expected = ""
+    for _ in range(60):
+        char = vocab.chars[int(reference_next_logits(model, vocab, text + expected).argmax())]
+        expected += char
+    assert generated == expected
+
+
+def test_temperature_zero_ignores_the_seed(sampler):
+    texts = {sampler.generate(SampleSettings(prime="def ", temperature=0, length=40, seed=s)) for s in range(3)}
+    assert len(texts) == 1
+
+
+def test_top_k_restricts_to_the_k_likeliest(trained):
+    model, vocab = trained
+    k = 3
+    sampler = Sampler(model, vocab)
+    prime = "The "
+    text = prime
+    for char in sampler.stream(SampleSettings(prime=prime, temperature=1.5, top_k=k, length=80, seed=7)):
+        allowed = {vocab.chars[i] for i in reference_next_logits(model, vocab, text).topk(k).indices.tolist()}
+        assert char in allowed, (text, char, allowed)
+        text += char
+    # at a high temperature, plain sampling does leave the top 3 now and then
+    text, outside = prime, 0
+    for char in sampler.stream(SampleSettings(prime=prime, temperature=1.5, length=80, seed=7)):
+        allowed = {vocab.chars[i] for i in reference_next_logits(model, vocab, text).topk(k).indices.tolist()}
+        outside += char not in allowed
+        text += char
+    assert outside > 0
+
+
+def test_top_1_is_argmax(sampler):
+    greedy = sampler.generate(SampleSettings(prime="return ", temperature=0, length=50))
+    for seed in (1, 2):
+        assert sampler.generate(SampleSettings(prime="return ", temperature=2.0, top_k=1, length=50,
+                                               seed=seed)) == greedy
+
+
+def test_top_k_at_least_the_vocab_is_plain_sampling(sampler, trained):
+    _, vocab = trained
+    plain = SampleSettings(prime="x", temperature=1.0, length=50, seed=3)
+    wide = SampleSettings(prime="x", temperature=1.0, top_k=len(vocab), length=50, seed=3)
+    assert sampler.generate(plain) == sampler.generate(wide)
+
+
+# --------------------------------------------------------------------------- the fast single-step path
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_single_step_logits_match_the_full_forward(cell, layers):
+    text = "the fast path must agree with nn.%s, step after step." % cell.upper()
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(11)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, hidden=24, layers=layers, embed=6, dropout=0.3))
+    with torch.no_grad():  # larger weights than the default init, so that differences would show
+        for parameter in model.parameters():
+            parameter.mul_(3)
+    sampler = Sampler(model, vocab)
+    assert model.training, "the sampler must not switch the caller's model to eval mode"
+    with torch.inference_mode():
+        for cut in (1, 2, 5):
+            state, token = sampler._prime(text[:cut])
+            for end in range(cut, len(text)):
+                fast = sampler._step(token, state)[0]
+                full = reference_next_logits(model, vocab, text[:end])
+                assert fast.shape == full.shape == (len(vocab),)
+                assert torch.allclose(fast, full, atol=1e-5, rtol=0), (cell, layers, cut, end,
+                                                                      float((fast - full).abs().max()))
+                token = vocab.index[text[end]]
+
+
+def test_sampler_keeps_a_frozen_copy(trained):
+    model, vocab = trained
+    settings = SampleSettings(prime="The ", temperature=0.8, length=60, seed=9)
+    sampler = Sampler(model, vocab)
+    before = sampler.generate(settings)
+    copy = CharRNN(model.config)
+    copy.load_state_dict(model.state_dict())
+    sampler_of_copy = Sampler(copy, vocab)
+    with torch.no_grad():
+        for parameter in copy.parameters():
+            parameter.zero_()
+    assert sampler_of_copy.generate(settings) == before
+
+
+# --------------------------------------------------------------------------- streaming
+
+def test_stream_yields_exactly_length_characters_one_at_a_time(sampler, trained):
+    _, vocab = trained
+    settings = SampleSettings(prime="def f", temperature=0.9, length=37, seed=5)
+    pieces = list(sampler.stream(settings))
+    assert len(pieces) == 37
+    assert all(isinstance(p, str) and len(p) == 1 and p in vocab.index for p in pieces)
+    assert "".join(pieces) == sampler.generate(settings)
+
+
+def test_stream_is_lazy(sampler):
+    started = time.monotonic()
+    first = list(itertools.islice(sampler.stream(SampleSettings(length=10**9, seed=1)), 5))
+    assert len(first) == 5 and time.monotonic() - started < 5
+
+
+def test_length_zero(sampler):
+    assert sampler.generate(SampleSettings(prime="The", length=0, seed=1)) == ""
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_prime_outside_the_vocab_lists_the_characters(sampler):
+    with pytest.raises(SamplingError) as info:
+        list(sampler.stream(SampleSettings(prime="Ωmega ☃ The", length=5)))
+    message = str(info.value)
+    assert "'Ω'" in message and "'☃'" in message and "'T'" not in message
+    with pytest.raises(SamplingError, match="Ω"):
+        sampler.generate(SampleSettings(prime="Ω"))
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(temperature=-0.5), "Temperature"),
+    (dict(temperature=float("nan")), "Temperature"),
+    (dict(temperature=float("inf")), "Temperature"),
+    (dict(top_k=-1), "top-k"),
+    (dict(length=-3), "Length"),
+])
+def test_bad_settings(sampler, settings, match):
+    with pytest.raises(SamplingError, match=match):
+        sampler.generate(SampleSettings(seed=1, **settings))
+
+
+def test_vocab_that_does_not_fit_the_model(trained):
+    model, _ = trained
+    with pytest.raises(SamplingError, match="vocabulary"):
+        Sampler(model, Vocab("ab"))
+
+
+# --------------------------------------------------------------------------- checkpoints and devices
+
+def test_checkpoint_sampled_on_cpu(tiny_run):
+    sampler = Sampler.from_checkpoint(tiny_run, device="cpu")
+    assert sampler.device == torch.device("cpu")
+    text = sampler.generate(SampleSettings(prime="The ", length=40, seed=2))
+    assert len(text) == 40
+    from_file = Sampler.from_checkpoint(tiny_run / "last.safetensors", device="cpu")
+    assert from_file.generate(SampleSettings(prime="The ", length=40, seed=2)) == text
+    model, vocab, checkpoint = load_model(tiny_run, "cpu")
+    assert Sampler(model, vocab).generate(SampleSettings(prime="The ", length=40, seed=2)) == text
+
