@@ -73,6 +73,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         spec = "cuda:0"
     if not re.fullmatch(r"cpu|mps|cuda:\d+", spec):
         raise DeviceError(f"Unknown device '{spec}'. Use one of: {_available(devices)}.")
+    if spec.startswith("cuda:"):
+        spec = f"cuda:{int(spec[5:])}"  # cuda:01 is cuda:1
     if spec not in {d.spec for d in devices}:
         raise DeviceError(f"Device '{spec}' is not available on this machine. Available: {_available(devices)}.")
     return torch.device(spec)

@@ -1,0 +1,103 @@
+"""Device parsing and listing on this machine (CPU; GPU cases are checked against what is really here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.device import describe_device, list_devices, resolve_device, supports_bf16
+from core.errors import DeviceError
+
+HAS_CUDA = torch.cuda.is_available()
+HAS_MPS = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def test_cpu():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+
+
+@pytest.mark.skipif(HAS_CUDA or HAS_MPS, reason="auto picks an accelerator on this machine")
+def test_auto_is_cpu_here():
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("") == torch.device("cpu")
+    assert resolve_device() == torch.device("cpu")
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU here")
+def test_auto_picks_the_gpu_with_most_free_memory():
+    gpus = [d for d in list_devices() if d.kind == "cuda"]
+    assert resolve_device("auto").type == "cuda"
+    assert str(resolve_device("auto")) in {d.spec for d in gpus}
+    assert resolve_device("cuda") == torch.device("cuda:0")
+
+
+def _assert_lists_available(message: str):
+    assert "Available" in message or "Use one of" in message
+    for info in list_devices():
+        assert info.spec in message
+    assert "auto" in message and "cpu" in message
+
+
+@pytest.mark.parametrize("spec", ["tpu", "cuda:banana", "gpu", "cuda:-1", "cuda:0:1", "cpu:0x", "metal"])
+def test_unknown_devices(spec):
+    with pytest.raises(DeviceError) as info:
+        resolve_device(spec)
+    message = str(info.value)
+    assert f"'{spec}'" in message and "Unknown device" in message
+    _assert_lists_available(message)
+
+
+def test_absent_cuda_device():
+    index = torch.cuda.device_count() if HAS_CUDA else 7
+    with pytest.raises(DeviceError) as info:
+        resolve_device(f"cuda:{index}")
+    message = str(info.value)
+    assert f"'cuda:{index}'" in message and "not available" in message
+    _assert_lists_available(message)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="CUDA is present here")
+def test_plain_cuda_when_absent():
+    with pytest.raises(DeviceError, match="'cuda:0' is not available.*cpu"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(HAS_MPS, reason="MPS is present here")
+def test_mps_when_absent():
+    with pytest.raises(DeviceError) as info:
+        resolve_device("mps")
+    assert "'mps' is not available" in str(info.value)
+    _assert_lists_available(str(info.value))
+
+
+def test_cuda_index_is_normalised():
+    if HAS_CUDA:
+        assert resolve_device("cuda:00") == torch.device("cuda:0")
+    else:
+        with pytest.raises(DeviceError, match="'cuda:7' is not available"):
+            resolve_device("CUDA:007")
+
+
+def test_list_devices_has_cpu_first_with_memory():
+    devices = list_devices()
+    cpu = devices[0]
+    assert cpu.spec == "cpu" and cpu.kind == "cpu"
+    assert cpu.name and "threads" in cpu.name
+    assert isinstance(cpu.total_memory, int) and cpu.total_memory > 100 * 1024**2
+    assert isinstance(cpu.free_memory, int) and 0 < cpu.free_memory <= cpu.total_memory
+    specs = [d.spec for d in devices]
+    assert len(specs) == len(set(specs))
+    assert [d.spec for d in devices if d.kind == "cuda"] == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    for gpu in devices[1:]:
+        if gpu.kind == "cuda":
+            assert gpu.total_memory > 0 and 0 <= gpu.free_memory <= gpu.total_memory
+
+
+def test_describe_device():
+    assert describe_device(torch.device("cpu")).startswith("cpu (")
+
+
+def test_supports_bf16_is_a_bool():
+    assert isinstance(supports_bf16(torch.device("cpu")), bool)
+    assert supports_bf16(torch.device("meta")) is False
