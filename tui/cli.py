@@ -21,36 +21,40 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     pass
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
-                          defaults: bool = True) -> None:
-    """One flag per dataclass field, help from the field's metadata, default shown.
-
-    With defaults=False every flag defaults to None, so a caller can tell which were given
-    (resuming keeps the checkpoint's settings except those the user passes).
-    """
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
+    """One flag per dataclass field, help from the field's metadata, default shown."""
     for f in dataclasses.fields(cls):
         if f.name in skip or "help" not in f.metadata:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if defaults else None
-        help_text = f.metadata["help"] if defaults else f"{f.metadata['help']} (default: {f.default})"
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if kind.startswith("bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f.metadata["help"])
             continue
         convert = int if kind.startswith("int") else float if kind.startswith("float") else str
-        parser.add_argument(flag, type=convert, default=default, help=help_text,
+        parser.add_argument(flag, type=convert, default=f.default, help=f.metadata["help"],
                             metavar=f.name.upper())
 
 
-def options_from(args: argparse.Namespace, cls, *, skip_none: bool = False) -> dict:
+def options_from(args: argparse.Namespace, cls) -> dict:
     names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names and not (skip_none and v is None)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations of the options actually typed (the parser must have allow_abbrev=False)."""
+    given = set()
+    for action in parser._actions:
+        for flag in action.option_strings:
+            if any(token == flag or token.startswith(flag + "=") for token in argv):
+                given.add(action.dest)
+    return given
 
 
 # Subcommand modules each provide `register(subparsers)`, which adds parsers whose
 # `func(args, console) -> int` does the work.
-SUBCOMMAND_MODULES = ["tui.commands"]
+SUBCOMMAND_MODULES = ["tui.commands", "tui.cli_series", "tui.cli_gates"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
+    args.argv = argv
     try:
         return args.func(args, console)
     except PlaygroundError as exc:

@@ -18,7 +18,8 @@ from core.runs import default_runs_dir, list_runs, resolve_checkpoint
 from core.sampling import Sampler, SampleSettings
 from core.trainer import TrainConfig, TrainControl, Trainer
 
-from .cli import EXIT_ERROR, HelpFormatter, add_dataclass_options, install_stop_handler, options_from
+from .cli import (EXIT_ERROR, HelpFormatter, add_dataclass_options, explicit_options, install_stop_handler,
+                  options_from)
 from .headless import TrainDisplay
 
 
@@ -27,12 +28,12 @@ def register(subparsers) -> None:
         "train", help="train a character-level RNN headless, with live progress",
         description="Train a character-level RNN. Ctrl+C stops at the next step and saves a checkpoint. "
                     "With --resume, settings not given on the command line come from the checkpoint.",
-        formatter_class=HelpFormatter)
+        formatter_class=HelpFormatter, allow_abbrev=False)
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue a run: its folder (last checkpoint) or a checkpoint file")
     train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
     add_dataclass_options(train, TrainConfig, skip=("run_name",))
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, parser=train)
 
     sample = subparsers.add_parser(
         "sample", help="stream text from a checkpoint",
@@ -94,11 +95,10 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     progress, close = download_progress(console)
     try:
         if args.resume:
-            overrides = options_from(args, TrainConfig)
-            defaults = TrainConfig()
-            # Only flags the user changed override the checkpoint's settings.
-            changed = {k: v for k, v in overrides.items() if v != getattr(defaults, k) and k != "run_name"}
-            trainer = Trainer.resume(args.resume, control, **changed)
+            # Only the flags typed override the checkpoint's settings.
+            given = explicit_options(args.parser, args.argv) - {"run_name", "resume"}
+            overrides = {k: v for k, v in options_from(args, TrainConfig).items() if k in given}
+            trainer = Trainer.resume(args.resume, control, **overrides)
         else:
             trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
     finally:

@@ -1,0 +1,156 @@
+"""Headless `gates` subcommand: look inside a character model, step by step."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from core.corpus import decode_utf8
+from core.errors import CorpusError
+from core.gates import GateTracer, Trace
+from core.gates_analysis import FEATURES, REGEX_FEATURE
+from core.runs import resolve_checkpoint
+
+from .cli import HelpFormatter
+
+
+def register(subparsers) -> None:
+    gates = subparsers.add_parser(
+        "gates", help="trace gate values, predictions and unit behaviour over a text",
+        description="Run a text through a character model and show what happens inside it at every "
+                    "character: gate values (LSTM i, f, g, o, c, h; GRU r, z, n, h; RNN h), the likeliest "
+                    "next characters, the probability the model gave the true next character, and gate "
+                    "saturation. With --find or --regex, list the units that best track a feature of the "
+                    "text instead.\n\nBuilt-in features:\n" +
+                    "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()),
+        formatter_class=HelpFormatter)
+    gates.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
+    source = gates.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the text to trace")
+    source.add_argument("--file", help="a UTF-8 file whose text to trace")
+    gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
+    gates.add_argument("--layer", type=int, default=None,
+                       help="layer to show, 0 = nearest the input (default: the top layer; --json and unit "
+                            "search: all layers)")
+    gates.add_argument("--json", metavar="OUT", default=None, help="also write the full trace to this JSON file")
+    gates.add_argument("--rows", type=int, default=40, help="steps shown in the table (0 = all)")
+    gates.add_argument("--top-k", type=int, default=3, help="likeliest next characters shown (and in --json)")
+    gates.add_argument("--units", type=int, default=3, help="most active units shown per step")
+    gates.add_argument("--quantity", default=None,
+                       help="quantity for the active units and unit search: i, f, g, o, c, h, kept, written "
+                            "(LSTM); r, z, n, h (GRU); h (RNN). Default: h for the table, c (LSTM) or h for search")
+    gates.add_argument("--low", type=float, default=0.1, help="a gate below this is left-saturated")
+    gates.add_argument("--high", type=float, default=0.9, help="a gate above this is right-saturated")
+    search = gates.add_mutually_exclusive_group()
+    search.add_argument("--find", metavar="FEATURE", choices=list(FEATURES),
+                        help=f"list the units that best track a built-in feature: {', '.join(FEATURES)}")
+    search.add_argument("--regex", metavar="RE", help="list the units that best track a regular expression's "
+                                                     "matches (1 inside a match, 0 outside)")
+    gates.add_argument("--top", type=int, default=10, help="units listed by --find / --regex")
+    gates.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
+    gates.set_defaults(func=cmd_gates)
+
+
+def read_text(args: argparse.Namespace) -> str:
+    if args.text is not None:
+        return args.text
+    path = Path(args.file).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"Cannot read {path}: {exc.strerror or exc}. Check the path given to --file.") from None
+    return decode_utf8(data, f"File {path}")
+
+
+def show_char(ch: str | None) -> str:
+    if ch is None:
+        return "-"
+    if ch == " ":
+        return "␣"
+    return repr(ch)[1:-1] if not ch.isprintable() or ch == "\\" else ch
+
+
+def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int) -> Table:
+    quantity = trace.quantity(key)
+    shown = len(trace) if rows <= 0 else min(rows, len(trace))
+    table = Table(title=f"{len(trace)} steps, layer {layer}", caption=(
+        f"showing steps 0-{shown - 1} of {len(trace)} (--rows 0 shows all)" if shown < len(trace) else None))
+    table.add_column("step", justify="right")
+    table.add_column("char")
+    table.add_column("next")
+    table.add_column("p(next)", justify="right")
+    table.add_column("rank", justify="right")
+    table.add_column("bits", justify="right")
+    table.add_column(f"top {k} predictions")
+    table.add_column(f"most active units of {quantity.standard} {quantity.symbol}")
+    for step in range(shown):
+        info = trace.step_info(step, layer, k)
+        active = trace.most_active(step, layer, key, units)
+        table.add_row(
+            str(step), show_char(info.char), show_char(info.next_char),
+            "-" if info.next_prob is None else f"{info.next_prob:.3f}",
+            "-" if info.next_rank is None else str(info.next_rank),
+            "-" if info.surprisal_bits is None else f"{info.surprisal_bits:.2f}",
+            "  ".join(f"{show_char(p.char)} {p.prob:.2f}" for p in info.top),
+            "  ".join(f"#{a.unit} {a.value:+.2f}" for a in active))
+    return table
+
+
+def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
+    result = trace.saturation(low, high)
+    if not result.keys:
+        return None
+    table = Table(title=f"gate saturation over {result.steps} steps (left: < {low:g}, right: > {high:g})")
+    for column in ("layer", "gate", "mean left", "mean right", "units mostly left", "units mostly right",
+                   "never saturated"):
+        table.add_column(column, justify="left" if column == "gate" else "right")
+    for row in result.rows():
+        table.add_row(str(row.layer), row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
+                      f"{row.mostly_left}/{row.units}", f"{row.mostly_right}/{row.units}", f"{row.never}/{row.units}")
+    return table
+
+
+def cmd_gates(args: argparse.Namespace, console: Console) -> int:
+    out = Console()
+    path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
+    tracer = GateTracer.from_checkpoint(path)
+    text = read_text(args)
+    started = time.perf_counter()
+    trace = tracer.trace(text, prefix=args.prefix)
+    elapsed = time.perf_counter() - started
+    console.print(f"[dim]{path}: {tracer.describe()}; traced {len(trace):,} characters in {elapsed:.2f} s[/]",
+                  highlight=False)
+    layer = trace._check_layer(args.layer)
+
+    if args.find or args.regex:
+        key = args.quantity or ("c" if trace.cell == "lstm" else "h")
+        quantity = trace.quantity(key)
+        feature = trace.feature(args.find, args.regex)
+        matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
+        name = args.find or f"regex {args.regex!r}"
+        table = Table(title=f"units of {quantity.label} that best track {name}",
+                      caption=f"{FEATURES.get(args.find, REGEX_FEATURE)}; feature mean {feature.mean():.3g} "
+                              f"over {len(trace):,} steps")
+        for column in ("rank", "layer", "unit", "correlation"):
+            table.add_column(column, justify="right")
+        for rank, match in enumerate(matches, 1):
+            table.add_row(str(rank), str(match.layer), str(match.unit), f"{match.correlation:+.3f}")
+        out.print(table)
+    else:
+        out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))
+        saturation = saturation_table(trace, args.low, args.high)
+        if saturation is None:
+            out.print("A vanilla RNN has no gates, so there is no gate saturation to report.")
+        else:
+            out.print(saturation)
+
+    if args.json:
+        layers = None if args.layer is None else [layer]
+        written = trace.write_json(args.json, layers, max(args.top_k, 1))
+        console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]",
+                      highlight=False)
+    return 0

@@ -1,0 +1,166 @@
+"""Headless `series` subcommands: train a time-series RNN, forecast from a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import ConfigError
+from core.runs import BEST, LAST
+from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, make_config,
+                         new_series_trainer, predict, resume_series)
+from core.trainer import TrainControl
+
+from .cli import EXIT_ERROR, add_dataclass_options, options_from
+from .commands import run_trainer
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Flags are added with default None (to tell given settings from defaults); their help shows the real default."""
+
+
+def register(subparsers) -> None:
+    series = subparsers.add_parser(
+        "series", help="time-series RNN: train on a built-in signal or a CSV file, forecast",
+        description="Train an RNN to predict the next value of a series, and forecast with it.\n\n"
+                    "  rnn-playground series train --signal sine\n"
+                    "  rnn-playground series train --csv data.csv --column value --cell gru --steps 3000\n"
+                    "  rnn-playground series train --preset course\n"
+                    "  rnn-playground series forecast checkpoints/brisk-otter --steps 100",
+        formatter_class=_Help)
+    series.set_defaults(func=lambda args, console: _usage(series))
+    sub = series.add_subparsers(dest="series_command", metavar="SUBCOMMAND")
+
+    train = sub.add_parser(
+        "train", help="train on a built-in signal or a CSV column, with live progress",
+        description="Train a time-series RNN headless. The last --val-fraction of the series is validation; "
+                    "standardization is fitted on the training part and stored in the checkpoint. Ctrl+C stops "
+                    "at the next step and saves. With --resume, settings not given on the command line come "
+                    "from the checkpoint.", formatter_class=_Help)
+    train.add_argument("--resume", metavar="RUN", default=None,
+                       help="continue a run: its folder (last checkpoint) or a checkpoint file")
+    train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
+    add_dataclass_options(train, SeriesConfig, skip=("run_name",), defaults=False)
+    train.set_defaults(func=cmd_series_train)
+
+    forecast = sub.add_parser(
+        "forecast", help="forecast past the end of the data and show validation metrics",
+        description="Predict with a trained series model: a free-running forecast --steps points past the end "
+                    "of its data (each prediction fed back as the next input), and MSE/MAE over the validation "
+                    "range for the model and the naive baselines, in the data's units.", formatter_class=_Help)
+    forecast.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
+    forecast.add_argument("--steps", type=int, default=50, help="points to forecast past the end (default: 50)")
+    forecast.add_argument("--csv-out", metavar="FILE", default=None,
+                          help="write the forecast to this CSV file ('-' for stdout) instead of a table")
+    forecast.add_argument("--csv", metavar="FILE", default=None,
+                          help="predict on this CSV (same columns) instead of the data the model was trained on")
+    forecast.add_argument("--period", type=int, default=None,
+                          help="seasonal period in points for the seasonal-naive baseline (0 = none; "
+                               "default: the one used in training)")
+    forecast.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
+    forecast.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    forecast.set_defaults(func=cmd_series_forecast)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_ERROR
+
+
+def cmd_series_train(args: argparse.Namespace, console: Console) -> int:
+    given = options_from(args, SeriesConfig, skip_none=True)
+    control = TrainControl()
+    if args.resume:
+        if "preset" in given:
+            raise ConfigError("--preset applies to new runs; a resumed run keeps its checkpoint's settings.")
+        given.pop("run_name", None)
+        trainer = resume_series(args.resume, control, **given)
+    else:
+        config = make_config(**given)
+        trainer = new_series_trainer(config, control)
+    task = trainer.task
+    console.print(describe_task(task), highlight=False)
+    code = run_trainer(trainer, control, console, "rnn-playground series train")
+    if code == 0 and task.split < task.data.points:
+        result = predict(task.model, task.data, task.normalizer, task.config.val_fraction, period=task.period)
+        Console().print(metrics_table(result, "final weights"))
+        console.print(f"forecast with: rnn-playground series forecast {trainer.run_dir} --steps 100",
+                      highlight=False)
+    return code
+
+
+def describe_task(task) -> str:
+    data, config = task.data, task.config
+    names = ", ".join(data.names)
+    inputs = f"{data.features} input feature{'s' if data.features > 1 else ''} ({names})"
+    dropped = (f"; skipped {len(data.dropped_lines)} bad row(s) at line(s) "
+               f"{', '.join(map(str, data.dropped_lines[:10]))}{'…' if len(data.dropped_lines) > 10 else ''}"
+               if data.dropped_lines else "")
+    period = f", seasonal period {task.period}" if task.period else ""
+    return (f"series {data.source}: {data.points:,} points, {task.split:,} training / "
+            f"{data.points - task.split:,} validation; {inputs}; {config.batch} stream(s) x windows of "
+            f"{config.seq} points, {task.windows} step(s) per epoch{period}{dropped}")
+
+
+def metrics_table(result: Predictions, label: str = "") -> Table:
+    first, last = result.split, result.split + len(result.target) - 1
+    title = (f"validation points {first}–{last} ({len(result.target)}), original units"
+             + (f", {label}" if label else ""))
+    table = Table(title=title)
+    for column in ("predictor", "MSE", "MAE", "MSE vs last value"):
+        table.add_column(column, justify="left" if column == "predictor" else "right")
+    baseline = result.metric(LAST_VALUE).mse if result.metrics else 0.0
+    for m in result.metrics:
+        ratio = f"{m.mse / baseline:.2%}" if baseline > 0 else "-"
+        table.add_row(m.name + (f" (period {result.period})" if m.name.startswith("seasonal") else ""),
+                      f"{m.mse:.6g}", f"{m.mae:.6g}", ratio)
+    return table
+
+
+def write_forecast_csv(result: Predictions, handle) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["index", "forecast"])
+    for index, value in zip(result.forecast_index, result.forecast):
+        writer.writerow([int(index), f"{value:.8g}"])
+
+
+def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
+    loaded = load_series(args.checkpoint, args.device, prefer=BEST if args.best else LAST)
+    data = loaded.data(args.csv)
+    stored = loaded.checkpoint.meta.get("data", {}).get("fingerprint")
+    if stored and data.fingerprint != stored:
+        console.print(f"[yellow]note:[/] {data.source} differs from the data the model was trained on; "
+                      "its training standardization is kept.", highlight=False)
+    result = predict(loaded.model, data, loaded.normalizer, loaded.config.val_fraction, steps=args.steps,
+                     period=loaded.period(data, args.period))
+    out = Console()
+    if args.csv_out == "-":
+        write_forecast_csv(result, sys.stdout)
+        sys.stdout.flush()
+        out = console  # keep stdout pure CSV
+    elif args.csv_out:
+        path = Path(args.csv_out)
+        try:
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                write_forecast_csv(result, handle)
+        except OSError as exc:
+            raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}. Pick another --csv-out.") from None
+        console.print(f"wrote {len(result.forecast)} forecast points to {path}", highlight=False)
+    elif args.steps:
+        table = Table(title=f"free-running forecast past the end of {data.source}")
+        table.add_column("step", justify="right")
+        table.add_column("index", justify="right")
+        table.add_column(data.names[0], justify="right")
+        for step, (index, value) in enumerate(zip(result.forecast_index, result.forecast), 1):
+            table.add_row(str(step), str(int(index)), f"{value:.6g}")
+        out.print(table)
+    if result.metrics:
+        out.print(metrics_table(result, f"{loaded.checkpoint.path.name}"))
+    else:
+        console.print("no validation range (val-fraction 0), so no metrics", highlight=False)
+    return 0

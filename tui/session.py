@@ -1,0 +1,108 @@
+"""The app's side of a training run: the control, the worker thread's state, and the messages it posts.
+
+The worker iterates `Trainer.run()` in a thread, folds every event into a `core.watch.RunMonitor`
+and posts a `TrainingUpdate` (an immutable snapshot) a few times a second, never per step; a newer
+update replaces one still queued, so the UI never falls behind however fast the trainer runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from textual.message import Message
+
+from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, SampleEvent, Stopped,
+                         ValidationEvent)
+from core.trainer import TrainControl, Trainer
+from core.watch import RunMonitor, RunSnapshot
+
+POST_INTERVAL_S = 0.2      # at most about five routine updates a second
+URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, SampleEvent,
+                 CheckpointSaved)
+
+TrainerFactory = Callable[[TrainControl], Trainer]
+
+
+class TrainingUpdate(Message):
+    """A snapshot of the run, posted from the training thread. `done` on the last one."""
+
+    def __init__(self, snapshot: RunSnapshot, done: bool = False) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.done = done
+
+    def can_replace(self, message: Message) -> bool:
+        # Snapshots are complete (the log travels as a numbered tail), so a newer one may
+        # stand in for an older one still queued; the final one is never dropped.
+        return isinstance(message, TrainingUpdate) and not message.done
+
+
+@dataclass
+class TrainingSession:
+    """One run driven by the app. `snapshot` is what the screens render."""
+    control: TrainControl = field(default_factory=TrainControl)
+    snapshot: RunSnapshot = field(default_factory=RunSnapshot)
+    resume_from: Path | None = None
+    running: bool = False            # the worker thread has not finished
+    stop_requested: str | None = None  # why we asked it to stop: "user", "restart", "quit"
+    pause_requested: bool = False
+    thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.running
+
+    @property
+    def paused(self) -> bool:
+        return self.snapshot.status == "paused"
+
+    def stop(self, reason: str) -> None:
+        if self.running and self.stop_requested is None:
+            self.stop_requested = reason
+            self.control.stop(reason)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the worker thread has finished (for shutdown); True if it has."""
+        thread = self.thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+
+def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: Callable[[TrainingUpdate], None],
+                 cancelled: Callable[[], bool] = lambda: False, interval: float = POST_INTERVAL_S) -> RunSnapshot:
+    """The body of the training worker thread: build the trainer (loads the corpus, builds the
+    model), iterate its events, post batched snapshots. Errors become an 'error' snapshot and a
+    log line; nothing escapes, so the app stays alive and a new run can start."""
+    session.thread = threading.current_thread()
+    control = session.control
+    monitor = RunMonitor()
+    monitor.set_status("starting")
+    monitor.log("info", "loading the corpus and building the model…")
+    post(TrainingUpdate(monitor.snapshot()))
+    last_post = time.monotonic()
+    try:
+        trainer = make_trainer(control)
+        for event in trainer.run():
+            monitor.add(event)
+            if cancelled() and not control.stopping:  # the app is closing: stop at a step boundary and save
+                control.stop("quit")
+            now = time.monotonic()
+            if isinstance(event, URGENT_EVENTS) or now - last_post >= interval:
+                post(TrainingUpdate(monitor.snapshot()))
+                last_post = now
+    except Exception as exc:  # noqa: BLE001 - any failure is shown, the app carries on
+        from core.errors import PlaygroundError
+        message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+        monitor.set_status("error", message)
+    final = monitor.snapshot()
+    if final.status in ("starting", "training", "paused"):  # the loop ended without a closing event
+        monitor.set_status("stopped")
+        final = monitor.snapshot()
+    post(TrainingUpdate(final, done=True))
+    return final
