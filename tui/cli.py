@@ -21,20 +21,26 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     pass
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
-    """One flag per dataclass field, help from the field's metadata, default shown."""
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
+                          defaults: bool = True) -> None:
+    """One flag per dataclass field, help from the field's metadata, default shown.
+
+    With defaults=False every flag defaults to None (its help still names the default), for
+    commands that fill unset values from elsewhere; `explicit_options` is the other way to
+    tell which flags were typed.
+    """
     for f in dataclasses.fields(cls):
         if f.name in skip or "help" not in f.metadata:
             continue
         flag = "--" + f.name.replace("_", "-")
+        default = f.default if defaults else None
+        help_text = f.metadata["help"] if defaults else f"{f.metadata['help']} (default: {f.default})"
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if kind.startswith("bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=f.metadata["help"])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
             continue
         convert = int if kind.startswith("int") else float if kind.startswith("float") else str
-        parser.add_argument(flag, type=convert, default=f.default, help=f.metadata["help"],
-                            metavar=f.name.upper())
+        parser.add_argument(flag, type=convert, default=default, help=help_text, metavar=f.name.upper())
 
 
 def options_from(args: argparse.Namespace, cls) -> dict:
