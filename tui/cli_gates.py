@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from core.corpus import decode_utf8
 from core.errors import CorpusError
@@ -86,17 +87,17 @@ def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int
     table.add_column("rank", justify="right")
     table.add_column("bits", justify="right")
     table.add_column(f"top {k} predictions")
-    table.add_column(f"most active units of {quantity.standard} {quantity.symbol}")
+    table.add_column(f"most active {quantity.symbol}")
     for step in range(shown):
         info = trace.step_info(step, layer, k)
         active = trace.most_active(step, layer, key, units)
-        table.add_row(
+        table.add_row(*(Text(cell) for cell in (  # Text: characters such as '[' are never markup
             str(step), show_char(info.char), show_char(info.next_char),
             "-" if info.next_prob is None else f"{info.next_prob:.3f}",
             "-" if info.next_rank is None else str(info.next_rank),
             "-" if info.surprisal_bits is None else f"{info.surprisal_bits:.2f}",
             "  ".join(f"{show_char(p.char)} {p.prob:.2f}" for p in info.top),
-            "  ".join(f"#{a.unit} {a.value:+.2f}" for a in active))
+            "  ".join(f"#{a.unit} {a.value:+.2f}" for a in active))))
     return table
 
 
@@ -131,10 +132,10 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         quantity = trace.quantity(key)
         feature = trace.feature(args.find, args.regex)
         matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
-        name = args.find or f"regex {args.regex!r}"
-        table = Table(title=f"units of {quantity.label} that best track {name}",
-                      caption=f"{FEATURES.get(args.find, REGEX_FEATURE)}; feature mean {feature.mean():.3g} "
-                              f"over {len(trace):,} steps")
+        name = args.find or f"regex {args.regex}"
+        out.print(Text(f"Feature {name}: {FEATURES.get(args.find, REGEX_FEATURE)}; mean {feature.mean():.3g} "
+                       f"over {len(trace):,} steps.\nQuantity: {quantity.label}."))
+        table = Table(title=Text(f"units that best track {name}"))
         for column in ("rank", "layer", "unit", "correlation"):
             table.add_column(column, justify="right")
         for rank, match in enumerate(matches, 1):
