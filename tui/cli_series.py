@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, mak
                          new_series_trainer, predict, resume_series)
 from core.trainer import TrainControl
 
-from .cli import EXIT_ERROR, add_dataclass_options, options_from
+from .cli import EXIT_ERROR
 from .commands import run_trainer
 
 
@@ -45,7 +46,7 @@ def register(subparsers) -> None:
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue a run: its folder (last checkpoint) or a checkpoint file")
     train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
-    add_dataclass_options(train, SeriesConfig, skip=("run_name",), defaults=False)
+    add_config_options(train, SeriesConfig, skip=("run_name",))
     train.set_defaults(func=cmd_series_train)
 
     forecast = sub.add_parser(
@@ -67,13 +68,34 @@ def register(subparsers) -> None:
     forecast.set_defaults(func=cmd_series_forecast)
 
 
+def add_config_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
+    """One flag per dataclass field, defaulting to None so that the settings typed can be told from the rest
+    (a preset or a resumed checkpoint fills those in); the help names the real default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip or "help" not in f.metadata:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if kind.startswith("bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        convert = int if kind.startswith("int") else float if kind.startswith("float") else str
+        parser.add_argument(flag, type=convert, default=None, help=help_text, metavar=f.name.upper())
+
+
+def given_options(args: argparse.Namespace, cls) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return EXIT_ERROR
 
 
 def cmd_series_train(args: argparse.Namespace, console: Console) -> int:
-    given = options_from(args, SeriesConfig, skip_none=True)
+    given = given_options(args, SeriesConfig)
     control = TrainControl()
     if args.resume:
         if "preset" in given:
@@ -152,7 +174,8 @@ def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}. Pick another --csv-out.") from None
         console.print(f"wrote {len(result.forecast)} forecast points to {path}", highlight=False)
     elif args.steps:
-        table = Table(title=f"free-running forecast past the end of {data.source}")
+        out.print(f"free-running forecast past the end of {data.source}:", highlight=False)
+        table = Table()
         table.add_column("step", justify="right")
         table.add_column("index", justify="right")
         table.add_column(data.names[0], justify="right")
