@@ -648,10 +648,7 @@ class Trace:
         return find_units(self, self.feature(name, regex), key, layer, top)
 
     # --- export --------------------------------------------------------------------------
-    def to_dict(self, layers: Sequence[int] | None = None, k: int = 5) -> dict:
-        """The whole trace as JSON-ready data: per-step characters and predictions, and every
-        quantity as [steps][layers][units] for the chosen layers (all by default)."""
-        layers = [self._check_layer(layer) for layer in (range(self.layers) if layers is None else layers)]
+    def _json_header(self, layers: list[int], k: int) -> dict:
         rec = self.tracer.recurrence
         prob, rank, bits = self.next_prob, self.next_rank, self.surprisal_bits
         steps = []
@@ -676,19 +673,70 @@ class Trace:
             "layers": layers,
             "quantities": {q.key: {"symbol": q.symbol, "standard": q.standard, "lesson": q.lesson,
                                    "formula": q.formula, "kind": q.kind} for q in self.quantities},
-            "initial_state": {"h": initial.h[layers].tolist(),
-                              "c": initial.c[layers].tolist() if initial.c is not None else None},
+            "initial_state": {"h": _finite_list(initial.h[layers]),
+                              "c": _finite_list(initial.c[layers]) if initial.c is not None else None},
             "steps": steps,
-            "values": {q.key: self.values(q.key)[:, layers].tolist() for q in self.quantities},
         }
 
+    def _layers_arg(self, layers: Sequence[int] | None) -> list[int]:
+        return [self._check_layer(layer) for layer in (range(self.layers) if layers is None else layers)]
+
+    def to_dict(self, layers: Sequence[int] | None = None, k: int = 5) -> dict:
+        """The whole trace as JSON-ready data: per-step characters and predictions (top k), and
+        every quantity as values[key][step][layer][unit] for the chosen layers (all by default).
+        Non-finite values (only a diverging relu RNN makes them) become None."""
+        layers = self._layers_arg(layers)
+        data = self._json_header(layers, k)
+        data["values"] = {q.key: _finite_list(self.values(q.key)[:, layers]) for q in self.quantities}
+        return data
+
     def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
-        from .checkpoint import atomic_write_bytes
+        """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
+        Python lists), atomically: the file appears complete or not at all."""
+        import os
+        import tempfile
+        from .checkpoint import fsync_dir
         path = Path(path)
-        data = json.dumps(self.to_dict(layers, k), ensure_ascii=False, allow_nan=False)
+        layers = self._layers_arg(layers)
+        header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
+        digits = "%.17g" if self.tracer.dtype == torch.float64 else "%.9g"  # enough to round-trip exactly
+        row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:
-            atomic_write_bytes(path, data.encode("utf-8"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         except OSError as exc:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to.") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(header[:-1] + ', "values": {')
+                for n, quantity in enumerate(self.quantities):
+                    values = self.values(quantity.key)[:, layers]
+                    finite = bool(np.isfinite(values).all())
+                    out.write(("" if n == 0 else ", ") + json.dumps(quantity.key) + ": [")
+                    for t in range(values.shape[0]):
+                        block = values[t]
+                        text = ("[" + ",".join(row_format % tuple(row.tolist()) for row in block) + "]"
+                                if finite else json.dumps(_finite_list(block)))
+                        out.write(text if t == 0 else "," + text)
+                    out.write("]")
+                out.write("}}")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, path)
+        except OSError as exc:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
+                             "Pick a folder you can write to, with enough free space.") from None
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
         return path
+
+
+def _finite_list(values: np.ndarray) -> list:
+    """values.tolist() with NaN and infinities as None, so the result is valid JSON."""
+    if np.isfinite(values).all():
+        return values.tolist()
+    return np.where(np.isfinite(values), values, None).tolist()

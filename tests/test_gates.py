@@ -430,3 +430,22 @@ def test_foreign_models_are_refused():
         GateTracer(model, VOCAB)
     with pytest.raises(TraceError, match=re.escape(f"but the vocabulary has {len(VOCAB) - 1}")):
         GateTracer(make_model("lstm", 1, 4), Vocab(VOCAB.chars[1:]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+def test_json_export_round_trips_exactly(dtype, tmp_path):
+    import json
+    trace = GateTracer(make_model("lstm", 2, 5, dtype), VOCAB).trace(TEXT[:20], prefix="She ")
+    path = trace.write_json(tmp_path / "sub" / "trace.json", layers=[1], k=2)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    expected = trace.to_dict(layers=[1], k=2)
+    assert {k: v for k, v in data.items() if k != "values"} == {k: v for k, v in expected.items() if k != "values"}
+    assert data["prefix"] == "She " and data["layers"] == [1] and len(data["steps"]) == 20
+    assert data["steps"][0]["top"][0][0] == trace.top_k(0, 1)[0].char
+    for key in ("i", "c", "kept", "h"):
+        assert np.array_equal(np.array(data["values"][key], dtype=trace.values(key).dtype),
+                              trace.values(key)[:, [1]]), key
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(TraceError, match="Cannot write the trace"):
+        trace.write_json(blocked / "trace.json")
