@@ -301,6 +301,14 @@ class Trainer:
                 raise ConfigError(f"Run folder {self.run_dir} already holds checkpoints. Pick another --name, "
                                   f"or continue it with --resume {self.run_dir}.")
         self.config = replace(config, run_name=self.run_dir.name, runs_dir=str(self.run_dir.parent))
+        self._step_lock = threading.Lock()
+
+    def snapshot_sampler(self):
+        """A Sampler over a copy of the current weights, taken between steps; safe to call
+        from another thread while training runs (training waits only for the copy)."""
+        from .sampling import Sampler
+        with self._step_lock:
+            return Sampler(self.model, self.task.vocab)
 
     # -- construction helpers
 
@@ -475,32 +483,33 @@ class Trainer:
             if control.stopping:
                 break
 
-            # one optimisation step
-            if p.window == 0:
-                self.state = task.init_state()
-            lr = learning_rate(c, p.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            with self._autocast():
-                loss, self.state = task.loss(p.window, self.state)
-            self.state = detach_state(self.state)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
-            # Skip the update on a non-finite loss without a host sync: the fused optimizer reads found_inf.
-            found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
-            self.optimizer.found_inf = found_inf
-            self.optimizer.step()
-            bad_streak = (bad_streak + 1) * found_inf
-            worst_streak = torch.maximum(worst_streak, bad_streak)
-            skipped += found_inf
-            loss_sum += torch.where(found_inf > 0, torch.zeros_like(loss), loss.detach())
-            loss_count += 1
-            p.step += 1
-            p.tokens += tokens_per_step
-            p.window += 1
-            if p.window >= task.windows:
-                p.epoch, p.window = p.epoch + 1, 0
+            # one optimisation step (under the lock, so snapshots never see half an update)
+            with self._step_lock:
+                if p.window == 0:
+                    self.state = task.init_state()
+                lr = learning_rate(c, p.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                with self._autocast():
+                    loss, self.state = task.loss(p.window, self.state)
+                self.state = detach_state(self.state)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                # Skip the update on a non-finite loss without a host sync: the fused optimizer reads found_inf.
+                found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
+                self.optimizer.found_inf = found_inf
+                self.optimizer.step()
+                bad_streak = (bad_streak + 1) * found_inf
+                worst_streak = torch.maximum(worst_streak, bad_streak)
+                skipped += found_inf
+                loss_sum += torch.where(found_inf > 0, torch.zeros_like(loss), loss.detach())
+                loss_count += 1
+                p.step += 1
+                p.tokens += tokens_per_step
+                p.window += 1
+                if p.window >= task.windows:
+                    p.epoch, p.window = p.epoch + 1, 0
 
             now = time.perf_counter()
             last_step = not budget_left()

@@ -182,3 +182,31 @@ def test_a_used_run_name_is_refused(tiny_run, tiny_corpus, tmp_path):
     from core.errors import ConfigError
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
+
+
+def test_snapshots_sample_without_disturbing_training(tiny_corpus):
+    from core.sampling import SampleSettings
+    plain = step_losses(run_to_end(Trainer(tiny_config(tiny_corpus, steps=30, dropout=0.2))))
+    trainer = Trainer(tiny_config(tiny_corpus, steps=30, dropout=0.2))
+    texts, losses = [], {}
+    done = threading.Event()
+
+    def snapshot_often():
+        while not done.is_set():
+            sampler = trainer.snapshot_sampler()
+            texts.append(sampler.generate(SampleSettings(length=20, seed=1)))
+
+    thread = threading.Thread(target=snapshot_often)
+    thread.start()
+    try:
+        for event in trainer.run():
+            if isinstance(event, StepEvent):
+                losses[event.step] = event.loss
+    finally:
+        done.set()
+        thread.join()
+    assert texts and all(len(t) == 20 for t in texts)
+    assert losses == plain
+    final = trainer.snapshot_sampler()
+    for name, tensor in trainer.model.state_dict().items():
+        assert torch.equal(final._model.state_dict()[name], tensor)
