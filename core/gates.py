@@ -497,14 +497,16 @@ class Trace:
         raise TraceError(f"A {self.cell.upper()} has no quantity '{key}'. "
                          f"Choose one of: {', '.join(q.key for q in self.quantities)}.")
 
-    def _check_step(self, step: int) -> int:
+    def step_index(self, step: int) -> int:
+        """`step` as a plain index (negative counts from the end); a clear error when out of range."""
         if not self._length:
             raise TraceError("The trace has no steps yet: extend it with some text first.")
         if not -self._length <= step < self._length:
             raise TraceError(f"Step {step} is outside the trace, which has steps 0 to {self._length - 1}.")
         return step % self._length
 
-    def _check_layer(self, layer: int | None) -> int:
+    def layer_index(self, layer: int | None) -> int:
+        """`layer` as a plain index; None is the top layer (nearest the output)."""
         if layer is None:
             return self.layers - 1
         if not -self.layers <= layer < self.layers:
@@ -533,7 +535,7 @@ class Trace:
 
     def at(self, step: int, layer: int, key: str) -> np.ndarray:
         """Quantity `key` at one step and layer: [units]."""
-        step, layer = self._check_step(step), self._check_layer(layer)
+        step, layer = self.step_index(step), self.layer_index(layer)
         if key in ("kept", "written"):
             self.quantity(key)
             gates = self._buffers.gates[step, layer]
@@ -550,7 +552,7 @@ class Trace:
 
     def state(self, step: int) -> RecurrentState:
         """The state after reading step `step` ([layers, units] each); -1 is the final state."""
-        step = self._check_step(step)
+        step = self.step_index(step)
         h, c = self._state_tensors(step)
         return RecurrentState(h.numpy(), c.numpy() if c is not None else None)
 
@@ -560,7 +562,7 @@ class Trace:
 
     def most_active(self, step: int, layer: int | None = None, key: str = "h", n: int = 5) -> list[UnitValue]:
         """The n units with the largest |value| of `key` at one step, largest first."""
-        values = self.at(step, self._check_layer(layer), key)
+        values = self.at(step, self.layer_index(layer), key)
         order = np.argsort(-np.abs(values), kind="stable")[:max(n, 0)]
         return [UnitValue(int(u), float(values[u])) for u in order]
 
@@ -606,14 +608,14 @@ class Trace:
 
     def top_k(self, step: int, k: int = 5) -> list[Prediction]:
         """The k likeliest next characters after `step`, best first (ties by vocabulary order)."""
-        step = self._check_step(step)
+        step = self.step_index(step)
         lp = self.log_probs[step]
         order = np.argsort(-lp, kind="stable")[:max(k, 0)]
         chars = self.tracer.vocab.chars
         return [Prediction(chars[i], float(np.exp(np.float64(lp[i])))) for i in order]
 
     def step_info(self, step: int, layer: int | None = None, k: int = 5) -> StepInfo:
-        step, layer = self._check_step(step), self._check_layer(layer)
+        step, layer = self.step_index(step), self.layer_index(layer)
         values = {q.key: self.at(step, layer, q.key).copy() for q in self.quantities}
         last = step == self._length - 1
         next_char = None if last else self._chars[step + 1]
@@ -679,7 +681,7 @@ class Trace:
         }
 
     def _layers_arg(self, layers: Sequence[int] | None) -> list[int]:
-        return [self._check_layer(layer) for layer in (range(self.layers) if layers is None else layers)]
+        return [self.layer_index(layer) for layer in (range(self.layers) if layers is None else layers)]
 
     def to_dict(self, layers: Sequence[int] | None = None, k: int = 5) -> dict:
         """The whole trace as JSON-ready data: per-step characters and predictions (top k), and

@@ -125,7 +125,7 @@ def find_units(trace: "Trace", feature: np.ndarray, key: str | None = None, laye
         raise TraceError(f"The feature has the same value ({feature[0]:g}) at every step of this text, so "
                          "no unit can correlate with it. Use a text where the feature changes (for "
                          "inside-quotes, one that has quotes).")
-    layers = list(range(trace.layers)) if layer is None else [trace._check_layer(layer)]
+    layers = list(range(trace.layers)) if layer is None else [trace.layer_index(layer)]
     r = correlations(trace.values(key)[:, layers], feature)  # [layers, units]
     order = np.argsort(-np.abs(r).ravel(), kind="stable")[:max(top, 0)]
     units = trace.hidden

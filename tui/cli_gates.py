@@ -125,7 +125,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     elapsed = time.perf_counter() - started
     console.print(f"[dim]{path}: {tracer.describe()}; traced {len(trace):,} characters in {elapsed:.2f} s[/]",
                   highlight=False)
-    layer = trace._check_layer(args.layer)
+    layer = trace.layer_index(args.layer)
 
     if args.find or args.regex:
         key = args.quantity or ("c" if trace.cell == "lstm" else "h")
