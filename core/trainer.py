@@ -288,7 +288,7 @@ class Trainer:
         self.task = task
         self.model: nn.Module = task.model
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
-        self.optimizer = _make_optimizer(self.model, config.lr)
+        self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         self.state = task.init_state()
         runs_dir = Path(config.runs_dir) if config.runs_dir else runs.default_runs_dir()
         if resume_from is not None:
@@ -498,8 +498,11 @@ class Trainer:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
                 # Skip the update on a non-finite loss without a host sync: the fused optimizer reads found_inf.
                 found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
-                self.optimizer.found_inf = found_inf
-                self.optimizer.step()
+                if self._fused:
+                    self.optimizer.found_inf = found_inf
+                    self.optimizer.step()
+                elif not bool(found_inf):  # a device without the fused kernel pays a sync here
+                    self.optimizer.step()
                 bad_streak = (bad_streak + 1) * found_inf
                 worst_streak = torch.maximum(worst_streak, bad_streak)
                 skipped += found_inf
@@ -564,10 +567,13 @@ class Trainer:
                 yield SampleEvent(p.step, text)
 
 
-def _make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    # The fused Adam reads `found_inf` and skips the update in-kernel, so skipping a
-    # non-finite step needs no host sync.
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+def _make_optimizer(model: nn.Module, lr: float) -> tuple[torch.optim.Optimizer, bool]:
+    """Adam, fused where the device has the kernel. The fused Adam reads `found_inf` and skips
+    the update in-kernel, so skipping a non-finite step needs no host sync."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True), True
+    except RuntimeError:
+        return torch.optim.Adam(model.parameters(), lr=lr), False
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
