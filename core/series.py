@@ -260,6 +260,10 @@ class SeriesTask:
                               f"gives {data.features} ({', '.join(data.names)}). Use the same --column/--inputs.")
         self.normalizer = normalizer
         self.period = resolve_period(config.period, data)
+        if self.period is not None and self.period > self.split:
+            raise SeriesError(f"--period {self.period} is longer than the training part of {data.source} "
+                              f"({self.split} points), so the seasonal-naive baseline has nothing to look back "
+                              "at. Use a shorter period.")
         self.values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=self.device)
         usable = self.split - 1  # input/target pairs inside the training part
         columns = usable // config.batch // config.seq * config.seq

@@ -94,6 +94,8 @@ def test_too_little_data_for_the_windows_is_a_clear_error():
     with pytest.raises(SeriesError, match=r"short\.csv: 40 training points are too few for --batch 8 x --seq 20"
                                           r".*lower --batch to at most 1"):
         SeriesTask(make_config(batch=8, seq=20), data, "cpu")
+    with pytest.raises(SeriesError, match=r"--period 45 is longer than the training part of short.csv \(40 points\)"):
+        SeriesTask(make_config(batch=1, seq=5, period=45), data, "cpu")
     with pytest.raises(SeriesError, match="lower --seq to at most 9"):
         SeriesTask(make_config(batch=1, seq=20, val_fraction=0.8), SeriesData(np.arange(50.0), ("s",), "s"), "cpu")
 
