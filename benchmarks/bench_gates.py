@@ -1,10 +1,12 @@
 """Gate tracer speed: a 10,000-character text through a 2x512 LSTM (random weights), on the CPU.
 
-    python -m benchmarks.bench_gates [--chars 10000] [--hidden 512] [--layers 2] [--rounds 2] [--threads 1,0]
+    python -m benchmarks.bench_gates [--chars 10000] [--hidden 512] [--layers 2] [--rounds 2]
 
 Compares the tracer (every gate, cell and hidden value stored per step, plus next-character
 probabilities) with the model's own nn.LSTM forward over the same text, and times stepping
-one character at a time, saturation and a unit search. --threads 0 means torch's default.
+one character at a time, saturation and a unit search. Three thread settings: torch's
+default for everything else with the tracer on its default single thread; everything on one
+thread; and the tracer left on torch's default too (loop_threads=None).
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--cell", default="lstm")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--threads", default="1,0", help="torch thread counts to try (0 = torch's default)")
     args = parser.parse_args(argv)
 
     text = bench_text(args.chars)
@@ -50,13 +51,14 @@ def main(argv: list[str]) -> None:
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(len(vocab), cell=args.cell, hidden=args.hidden, layers=args.layers,
                                 embed=64, dropout=0.0)).eval()
-    tracer = GateTracer(model, vocab)
     ids = vocab.encode(text).unsqueeze(0)
     default_threads = torch.get_num_threads()
     rows = []
-    for threads in (int(t) for t in args.threads.split(",")):
-        torch.set_num_threads(threads or default_threads)
-        shown = f"{torch.get_num_threads()}" + (" (default)" if not threads else "")
+    settings = [(default_threads, 1, f"torch {default_threads}, tracer 1 (default)"), (1, 1, "torch 1, tracer 1"),
+                (default_threads, None, f"torch {default_threads}, tracer {default_threads}")]
+    for threads, loop_threads, shown in settings:
+        torch.set_num_threads(threads)
+        tracer = GateTracer(model, vocab, loop_threads=loop_threads)
         tracer.trace(text[:200])  # warm-up
         trace_times, module_times = [], []
         trace = None
@@ -80,7 +82,7 @@ def main(argv: list[str]) -> None:
                  if t is not None)
     title = (f"gate tracer: {args.chars:,} characters through {args.cell.upper()} {args.layers}x{args.hidden} "
              f"(float32, median of {args.rounds}; stored arrays {stored / 2**20:,.0f} MB)")
-    print_table(title, ["threads", "trace s", "nn module forward s", "trace chars/s", "extend ms/char",
+    print_table(title, ["threads (nn module, tracer)", "trace s", "nn module forward s", "trace chars/s", "extend ms/char",
                         "saturation s", "unit search s"], rows)
 
 

@@ -287,13 +287,45 @@ class _Buffers:
         self.capacity = capacity
 
 
+class _LoopThreads:
+    """Trace on `threads` torch threads, then restore the setting.
+
+    Each step is a small matrix-vector product that several threads only slow down (on a
+    busy machine, by several times; measured in benchmarks/README.md). With torch's OpenMP
+    builds the setting belongs to the calling thread, so a trace in a worker thread does
+    not throttle a trainer running in another.
+    """
+
+    def __init__(self, threads: int | None):
+        self.threads = threads
+        self.previous = None
+
+    def __enter__(self):
+        if self.threads:
+            current = torch.get_num_threads()
+            if current != self.threads:
+                self.previous = current
+                torch.set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            torch.set_num_threads(self.previous)
+            self.previous = None
+
+
 class GateTracer:
     """Traces a character model (embedding -> LSTM/GRU/RNN -> linear) over any text.
 
     Keeps its own CPU copy of the weights, so the model it came from may go on training.
+    `loop_threads` is the torch thread count while tracing (1 is fastest for a recurrence on
+    a small or busy CPU and never oversubscribes; None leaves torch's setting alone).
     """
 
-    def __init__(self, model: nn.Module, vocab: Vocab):
+    def __init__(self, model: nn.Module, vocab: Vocab, loop_threads: int | None = 1):
+        if loop_threads is not None and loop_threads < 1:
+            raise TraceError(f"loop_threads must be at least 1 (or None for torch's setting), got {loop_threads}.")
+        self.loop_threads = loop_threads
         where = f"this {type(model).__name__}"
         missing = [name for name in ("embed", "rnn", "head") if not isinstance(getattr(model, name, None), nn.Module)]
         if missing:
@@ -325,10 +357,10 @@ class GateTracer:
             self._lookup[torch.tensor([ord(ch) for ch in vocab.chars])] = torch.arange(len(vocab))
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str) -> "GateTracer":
+    def from_checkpoint(cls, path: Path | str, loop_threads: int | None = 1) -> "GateTracer":
         from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, "cpu")
-        return cls(model, vocab)
+        return cls(model, vocab, loop_threads)
 
     # --- facts about the model -------------------------------------------------------------
     @property
@@ -408,7 +440,7 @@ class GateTracer:
         rec = self.recurrence
         steps = len(ids)
         end = at + steps
-        with torch.inference_mode():
+        with torch.inference_mode(), _LoopThreads(self.loop_threads):
             x = None
             for layer in range(rec.layers):
                 xproj = self._input_table[ids] if layer == 0 else rec.input_projection(layer, x)

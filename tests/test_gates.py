@@ -449,3 +449,16 @@ def test_json_export_round_trips_exactly(dtype, tmp_path):
     blocked.write_text("not a folder")
     with pytest.raises(TraceError, match="Cannot write the trace"):
         trace.write_json(blocked / "trace.json")
+
+
+def test_the_step_loop_thread_setting_is_restored():
+    torch.set_num_threads(2)
+    try:
+        GateTracer(make_model("gru", 2, 4), VOCAB, loop_threads=1).trace(TEXT[:10])
+        assert torch.get_num_threads() == 2
+        GateTracer(make_model("gru", 2, 4), VOCAB, loop_threads=None).trace(TEXT[:10])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    with pytest.raises(TraceError, match="loop_threads must be at least 1"):
+        GateTracer(make_model("gru", 1, 4), VOCAB, loop_threads=0)
