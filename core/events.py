@@ -30,6 +30,7 @@ class RunStarted(Event):
     val_chars: int
     start_step: int
     total_steps: int | None   # None when the budget is time-based
+    unit: str = "characters"  # what train_chars/val_chars and tokens count: characters, points
 
 
 @dataclass

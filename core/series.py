@@ -281,6 +281,7 @@ class SeriesTask:
         self._windows = columns // config.seq
         self.tokens_per_step = config.batch * config.seq
         self.train_chars, self.val_chars = self.split, data.points - self.split
+        self.unit = "points"
         torch.manual_seed(config.seed)  # the Trainer seeds only after a given task is built
         self.model = SeriesRNN(config.model_config(features)).to(self.device)
 

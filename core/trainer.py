@@ -158,8 +158,8 @@ class Task(Protocol):
     """What the Trainer needs from a kind of model (see CharTask; core.series has another).
 
     model: an nn.Module with a `.config` that has `to_dict()`; windows: optimisation steps per
-    epoch; train_chars / val_chars: sizes shown in RunStarted; tokens_per_step: optional,
-    defaults to batch * seq.
+    epoch; train_chars / val_chars: sizes shown in RunStarted, counted in `unit` (optional,
+    default "characters"); tokens_per_step: optional, defaults to batch * seq.
     """
     kind: str
     model: nn.Module
@@ -434,7 +434,8 @@ class Trainer:
         n_params = sum(t.numel() for t in self.model.parameters())
         yield RunStarted(self.run_dir.name, str(self.run_dir), describe_device(self.device),
                          {**c.to_dict(), "model": self._model_dict()}, n_params, getattr(task, "vocab_size", 0)
-                         or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total)
+                         or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total,
+                         getattr(task, "unit", "characters"))
         tokens_per_step = task.tokens_per_step if hasattr(task, "tokens_per_step") else c.batch * c.seq
         started = time.perf_counter()
         deadline = started + minutes * 60 if minutes else None

@@ -17,7 +17,7 @@ from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, mak
                          new_series_trainer, predict, resume_series)
 from core.trainer import TrainControl
 
-from .cli import EXIT_ERROR
+from .cli import EXIT_ERROR, add_dataclass_options
 from .commands import run_trainer
 
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     train.add_argument("--resume", metavar="RUN", default=None,
                        help="continue a run: its folder (last checkpoint) or a checkpoint file")
     train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
-    add_config_options(train, SeriesConfig, skip=("run_name",))
+    add_dataclass_options(train, SeriesConfig, skip=("run_name",), defaults=False)
     train.set_defaults(func=cmd_series_train)
 
     forecast = sub.add_parser(
@@ -66,22 +66,6 @@ def register(subparsers) -> None:
     forecast.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     forecast.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     forecast.set_defaults(func=cmd_series_forecast)
-
-
-def add_config_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = ()) -> None:
-    """One flag per dataclass field, defaulting to None so that the settings typed can be told from the rest
-    (a preset or a resumed checkpoint fills those in); the help names the real default."""
-    for f in dataclasses.fields(cls):
-        if f.name in skip or "help" not in f.metadata:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})"
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        if kind.startswith("bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-            continue
-        convert = int if kind.startswith("int") else float if kind.startswith("float") else str
-        parser.add_argument(flag, type=convert, default=None, help=help_text, metavar=f.name.upper())
 
 
 def given_options(args: argparse.Namespace, cls) -> dict:

@@ -37,6 +37,7 @@ class TrainDisplay:
         self.val: ValidationEvent | None = None
         self.sample = ""
         self.status = "starting"
+        self.unit = "characters"
         self._live: Live | None = None
         self._last_plain = 0.0
 
@@ -58,9 +59,11 @@ class TrainDisplay:
         if isinstance(event, RunStarted):
             self.started = event
             self.status = "training"
+            self.unit = event.unit
+            vocab = f"vocab {event.vocab_size}, " if event.vocab_size else ""
             self.log(f"run [bold]{event.run_name}[/] in {event.run_dir} on {event.device}: "
-                     f"{event.parameters:,} parameters, vocab {event.vocab_size}, "
-                     f"{event.train_chars:,} train / {event.val_chars:,} validation characters"
+                     f"{event.parameters:,} parameters, {vocab}"
+                     f"{event.train_chars:,} train / {event.val_chars:,} validation {event.unit}"
                      + (f", resuming at step {event.start_step}" if event.start_step else ""))
         elif isinstance(event, StepEvent):
             self.step = event
@@ -101,7 +104,7 @@ class TrainDisplay:
         total = f"/{s.total_steps}" if s.total_steps else ""
         val = f" val {self.val.val_loss:.4f}" if self.val else ""
         return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {s.loss:.4f}{val} "
-                f"{s.tokens_per_s:,.0f} chars/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
+                f"{s.tokens_per_s:,.0f} {self.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
                 f"eta {format_duration(s.eta_s)}")
 
     def _render(self):
@@ -116,7 +119,7 @@ class TrainDisplay:
             total = f" / {s.total_steps}" if s.total_steps else ""
             table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
             table.add_row("loss", f"{s.loss:.4f}")
-            table.add_row("chars/s", f"{s.tokens_per_s:,.0f}")
+            table.add_row(f"{self.unit}/s", f"{s.tokens_per_s:,.0f}")
             table.add_row("lr", f"{s.lr:.2e}")
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:
