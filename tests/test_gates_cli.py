@@ -42,7 +42,8 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     assert steps[-1]["next"] is None and steps[-1]["next_prob"] is None
 
     one_layer = tmp_path / "layer0.json"
-    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "0", "--json", str(one_layer)]) == 0
+    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "0", "--json", str(one_layer),
+                 "--threads", "0"]) == 0
     data = json.loads(one_layer.read_text(encoding="utf-8"))
     assert data["layers"] == [0] and np.array(data["values"]["c"]).shape == (len(TEXT), 1, 32)
     assert f"{len(TEXT)} steps, layer 0" in capsys.readouterr().out
@@ -75,6 +76,8 @@ def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
     assert "no quantity 'z'" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--file", str(tmp_path / "missing.txt")]) == 2
     assert "Cannot read" in capsys.readouterr().err
+    assert main(["gates", str(tiny_run), "--text", "def", "--threads", "-1"]) == 2
+    assert "--threads must be 0" in capsys.readouterr().err
     assert main(["gates", str(tmp_path / "nowhere"), "--text", "def"]) == 2
     assert "No checkpoint or run folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):

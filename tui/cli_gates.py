@@ -12,7 +12,7 @@ from rich.text import Text
 
 from core.corpus import decode_utf8
 from core.errors import CorpusError
-from core.gates import GateTracer, Trace
+from core.gates import GateTracer, Trace, TraceError
 from core.gates_analysis import FEATURES, REGEX_FEATURE
 from core.runs import resolve_checkpoint
 
@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     search.add_argument("--regex", metavar="RE", help="list the units that best track a regular expression's "
                                                      "matches (1 inside a match, 0 outside)")
     gates.add_argument("--top", type=int, default=10, help="units listed by --find / --regex")
+    gates.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for tracing (0 = torch's default: faster on an idle multi-core machine, "
+                            "much slower on a busy one)")
     gates.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     gates.set_defaults(func=cmd_gates)
 
@@ -118,7 +121,9 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     out = Console()
     path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
-    tracer = GateTracer.from_checkpoint(path)
+    if args.threads < 0:
+        raise TraceError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}.")
+    tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
     text = read_text(args)
     started = time.perf_counter()
     trace = tracer.trace(text, prefix=args.prefix)
