@@ -455,8 +455,9 @@ class GateTracer:
 
 
 class Trace:
-    """The traced steps of one text. Arrays are numpy views [steps, layers, units]; they stay
-    valid until the next extend (which may reallocate), so keep a copy if you hold on to one."""
+    """The traced steps of one text. Arrays are numpy views [steps, layers, units] of the
+    trace's storage: read them, do not write them, and ask again after an extend (a view
+    taken before does not grow, and may stop sharing memory when storage is reallocated)."""
 
     def __init__(self, tracer: GateTracer, prefix: str, h0: torch.Tensor, c0: torch.Tensor | None):
         self.tracer = tracer
