@@ -11,19 +11,16 @@ from .errors import ConfigError
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    hidden: int = 512
-    layers: int = 2
-    embed: int = 64
-    dropout: float = 0.25
+class RecurrentConfig:
+    """Validation and (de)serialisation shared by the model configs (dataclasses with a `cell`,
+    `hidden`, `layers` and `dropout`); `positive` names the fields that must be at least 1."""
+
+    positive: tuple[str, ...] = ("hidden", "layers")
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ConfigError(f"Unknown cell type '{self.cell}'. Use one of: {', '.join(CELLS)}.")
-        for name in ("vocab_size", "hidden", "layers", "embed"):
+        for name in self.positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"Model setting {name} must be at least 1, got {getattr(self, name)}.")
         if not 0.0 <= self.dropout < 1.0:
@@ -33,12 +30,24 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict):
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def describe(self) -> str:
         return f"{self.cell.upper()} {self.layers}x{self.hidden}"
+
+
+@dataclass(frozen=True)
+class ModelConfig(RecurrentConfig):
+    vocab_size: int
+    cell: str = "lstm"
+    hidden: int = 512
+    layers: int = 2
+    embed: int = 64
+    dropout: float = 0.25
+
+    positive = ("vocab_size", "hidden", "layers", "embed")
 
 
 class CharRNN(nn.Module):

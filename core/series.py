@@ -19,7 +19,7 @@ from . import runs
 from .checkpoint import Checkpoint, load_checkpoint
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
-from .model import CELLS
+from .model import CELLS, RecurrentConfig
 from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, load_csv, load_signal, parse_freqs,
                           split_point)
 from .trainer import TrainConfig, TrainControl, Trainer, option
@@ -182,7 +182,7 @@ def new_series_trainer(config: SeriesConfig, control: TrainControl | None = None
 # --------------------------------------------------------------------------- model
 
 @dataclass(frozen=True)
-class SeriesModelConfig:
+class SeriesModelConfig(RecurrentConfig):
     inputs: int = 1
     cell: str = "lstm"
     hidden: int = 32
@@ -190,25 +190,7 @@ class SeriesModelConfig:
     dropout: float = 0.0
     outputs: int = 1
 
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ConfigError(f"Unknown cell type '{self.cell}'. Use one of: {', '.join(CELLS)}.")
-        for name in ("inputs", "hidden", "layers", "outputs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"Model setting {name} must be at least 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"Dropout must be in [0, 1), got {self.dropout}.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SeriesModelConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}"
+    positive = ("inputs", "hidden", "layers", "outputs")
 
 
 class SeriesRNN(nn.Module):

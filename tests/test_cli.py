@@ -9,14 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from core.checkpoint import load_checkpoint
 from core.runs import read_status
 from core.trainer import TrainConfig
 from tui.cli import main
 
-from .conftest import TINY_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16", "--val-every", "10",

@@ -6,8 +6,6 @@ import argparse
 import dataclasses
 import signal
 import sys
-import types
-from pathlib import Path
 from typing import Callable
 
 from rich.console import Console
@@ -115,8 +113,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def open_app() -> int:
-    try:
-        from tui.app import run_app
-    except ImportError:  # until the app exists, the main job is a headless run on the defaults
-        return main(["train"])
+    from tui.app import run_app
     return run_app()
