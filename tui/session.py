@@ -50,7 +50,11 @@ class TrainingSession:
     running: bool = False            # the worker thread has not finished
     stop_requested: str | None = None  # why we asked it to stop: "user", "restart", "quit"
     pause_requested: bool = False
-    thread: threading.Thread | None = None
+    finished: threading.Event = field(default_factory=threading.Event)  # set when the worker is done
+
+    def __post_init__(self) -> None:
+        if not self.running:
+            self.finished.set()  # an idle session has nothing to wait for
 
     @property
     def active(self) -> bool:
@@ -66,12 +70,8 @@ class TrainingSession:
             self.control.stop(reason)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the worker thread has finished (for shutdown); True if it has."""
-        thread = self.thread
-        if thread is None or thread is threading.current_thread():
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        """Block until the worker has finished (for shutdown); True if it has."""
+        return self.finished.wait(timeout)
 
 
 def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: Callable[[TrainingUpdate], None],
@@ -79,7 +79,6 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
     """The body of the training worker thread: build the trainer (loads the corpus, builds the
     model), iterate its events, post batched snapshots. Errors become an 'error' snapshot and a
     log line; nothing escapes, so the app stays alive and a new run can start."""
-    session.thread = threading.current_thread()
     control = session.control
     monitor = RunMonitor()
     monitor.set_status("starting")
@@ -100,9 +99,11 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
         from core.errors import PlaygroundError
         message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
         monitor.set_status("error", message)
-    final = monitor.snapshot()
-    if final.status in ("starting", "training", "paused"):  # the loop ended without a closing event
-        monitor.set_status("stopped")
+    finally:
         final = monitor.snapshot()
-    post(TrainingUpdate(final, done=True))
+        if final.status in ("starting", "training", "paused"):  # the loop ended without a closing event
+            monitor.set_status("stopped")
+            final = monitor.snapshot()
+        session.finished.set()
+        post(TrainingUpdate(final, done=True))
     return final

@@ -1,0 +1,482 @@
+"""The app, driven from the keyboard with Textual's Pilot, on the real core: tiny real models
+train on the CPU in threads, checkpoints and metrics.jsonl are real files."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from core import runs
+from core.device import DeviceInfo
+from core.trainer import TrainControl, Trainer
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.timeout(120)
+
+DEVICES = [DeviceInfo("cpu", "Test CPU (2 threads)", 16 * 2**30, 8 * 2**30)]
+
+
+def make_app(tmp_path: Path, **kwargs):
+    from tui.app import PlaygroundApp
+    kwargs.setdefault("devices", DEVICES)
+    kwargs.setdefault("runs_dir", tmp_path / "runs")
+    return PlaygroundApp(**kwargs)
+
+
+def screen_text(app) -> str:
+    """The screen as plain text, exactly as it would be drawn."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.05)
+
+
+async def press(pilot, *keys: str) -> None:
+    """Key presses through the driver, as Pilot.press sends them, but waiting for the app to
+    handle each one rather than for the CPU to go idle (a training thread keeps it busy)."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+        await pilot.pause(0.01)
+
+
+async def type_into(pilot, selector: str, text: str) -> None:
+    """Focus a field, clear it from the keyboard (Home, then Ctrl+K deletes to the end) and type."""
+    pilot.app.screen.set_focus(pilot.app.screen.query_one(selector))
+    await pilot.pause(0.01)
+    await press(pilot, "home", "ctrl+k", *text)
+
+
+async def shows(pilot, text: str, timeout: float = 10.0) -> str:
+    """Wait until the screen, as drawn, contains `text`."""
+    return await wait_for(pilot, lambda: (screen := screen_text(pilot.app)) and text in screen and screen,
+                          timeout, repr(text))
+
+
+def plain(widget) -> str:
+    return str(widget.content)
+
+
+def train_steps(app) -> int:
+    return app.session.snapshot.step
+
+
+def spark_points(app, panel_id: str) -> int:
+    from textual.widgets import Sparkline
+    return len(app.screen.query_one(f"#{panel_id} Sparkline", Sparkline).data or [])
+
+
+def long_config(tiny_corpus, **overrides):
+    """A tiny model with a budget long enough that the test decides when it ends."""
+    settings = dict(steps=100_000, val_every=25, log_every=0)
+    settings.update(overrides)
+    return tiny_config(settings.pop("corpus", tiny_corpus), **settings)
+
+
+# --------------------------------------------------------------------------- shell
+
+
+async def test_modes_by_key_and_palette(tmp_path):
+    from tui.screens.help import HelpScreen
+    from tui.screens.placeholder import GatesScreen, SampleScreen, SeriesScreen
+    from tui.screens.runs import RunsScreen
+    from tui.screens.train import TrainScreen
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, TrainScreen)
+        for key, screen in (("2", SampleScreen), ("3", GatesScreen), ("4", SeriesScreen), ("5", RunsScreen),
+                            ("1", TrainScreen)):
+            await press(pilot, key)
+            await wait_for(pilot, lambda: isinstance(app.screen, screen), 5, f"{screen.__name__}")
+        await press(pilot, "4")
+        await shows(pilot, "Series: coming in the next part")
+        await press(pilot, "f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = await shows(pilot, "Everywhere")
+        assert "Ctrl+q" in text
+        await press(pilot, "escape")
+        await press(pilot, "ctrl+p")
+        await pilot.pause(0.2)
+        await press(pilot, *"go to runs")
+        await pilot.pause(0.5)
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "palette switch to Runs")
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await press(pilot, "q")  # closes help, does not quit
+        assert isinstance(app.screen, RunsScreen)
+        await press(pilot, "q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_footer_shows_only_applicable_keys(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(80, 24)) as pilot:
+        footer = await wait_for(pilot, lambda: "Start" in (line := screen_text(app).splitlines()[-1]) and line, 5,
+                                "footer")
+        assert "Pause" not in footer and "Stop" not in footer
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
+        footer = await wait_for(pilot, lambda: "Pause" in (line := screen_text(app).splitlines()[-1]) and line, 5,
+                                "footer update")
+        assert "Stop" in footer and "Start" not in footer
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: "Resume" in screen_text(app).splitlines()[-1], 10, "Resume in footer")
+        await press(pilot, "x")
+        await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+        await wait_for(pilot, lambda: "Start" in screen_text(app).splitlines()[-1], 5, "Start in footer")
+        # Inside a text field, the letter keys type: the footer stops offering them.
+        app.screen.set_focus(app.screen.query_one("#hidden"))
+        footer = await wait_for(pilot, lambda: (line := screen_text(app).splitlines()[-1]) and "F1" in line
+                                and line, 5, "field footer")
+        assert "⏎ Start" in footer and "esc Leave field" in footer and "^q Quit" in footer
+        assert "s Start" not in footer and "q Quit" not in footer.replace("^q Quit", "") and "1-5" not in footer
+
+
+# --------------------------------------------------------------------------- train screen
+
+
+async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, tiny_corpus, monkeypatch):
+    from tui.screens.runs import RunsScreen
+    monkeypatch.chdir(tmp_path)  # so the corpus path to type is short
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, corpus="tinyshakespeare", hidden=512))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "#corpus", tiny_corpus.name)
+        await type_into(pilot, "#hidden", "24")
+        await type_into(pilot, "#layers", "1")
+        await type_into(pilot, "#batch", "8")
+        await type_into(pilot, "#seq", "16")
+        await type_into(pilot, "#seed", "7")
+        await wait_for(pilot, lambda: "characters" in plain(app.screen.query_one("#corpus-info")), 20,
+                       "corpus check")
+        await press(pilot, "enter")  # Enter in a field starts
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training to start")
+        run_dir = Path(app.session.snapshot.run_dir)
+        config = app.session.snapshot.config
+        assert config["hidden"] == 24 and config["layers"] == 1 and config["seed"] == 7
+        assert config["corpus"] == tiny_corpus.name
+        assert app.screen.query_one("#form").disabled  # the settings of a running run are fixed
+
+        # Step count and sparkline data grow.
+        await wait_for(pilot, lambda: spark_points(app, "train-loss") >= 3, 30, "loss points")
+        first_step, first_points = train_steps(app), spark_points(app, "train-loss")
+        await wait_for(pilot, lambda: spark_points(app, "train-loss") > first_points and train_steps(app) > first_step,
+                       30, "more points")
+        assert "device cpu" in plain(app.screen.query_one("#run-device"))
+
+        # Pause: the step count stops.
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "paused", 20, "paused")
+        paused_at = train_steps(app)
+        await pilot.pause(0.6)
+        assert train_steps(app) == paused_at
+        assert "paused" in plain(app.screen.query_one("#run-status"))
+        assert f"step {paused_at:,}" in plain(app.screen.query_one("#run-status"))
+
+        # Resume: it moves again.
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: train_steps(app) > paused_at, 20, "steps after resume")
+
+        # Stop: a checkpoint is saved.
+        await press(pilot, "x")
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+        assert app.session.snapshot.status == "stopped"
+        assert (run_dir / runs.LAST).exists()
+        await shows(pilot, "stopped (user) at step")
+        assert not app.screen.query_one("#form").disabled  # a new run can start
+
+        # The Runs screen lists it.
+        await press(pilot, "5")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 10, "runs listed")
+        assert app.screen.infos[0].name == run_dir.name
+        await shows(pilot, run_dir.name)
+
+
+async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "#hidden", "0")
+        error = app.screen.query_one("#err-hidden")
+        await wait_for(pilot, lambda: "--hidden must be at least 1" in plain(error), 5, "hidden error")
+        assert error.display
+        await shows(pilot, "--hidden must be at least")
+        await type_into(pilot, "#dropout", "x")
+        await wait_for(pilot, lambda: "must be a number" in plain(app.screen.query_one("#err-dropout")), 5, "dropout")
+        await press(pilot, "enter")
+        await press(pilot, "escape", "s")  # leave the field, then the start key
+        await pilot.pause(0.3)
+        assert not app.session.active and app.session.snapshot.status == "idle"
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+        # A corpus that is too small for the batch: the engine's own message, beside the field.
+        await type_into(pilot, "#hidden", "16")
+        await type_into(pilot, "#dropout", "0")
+        await type_into(pilot, "#batch", "512")
+        corpus_error = app.screen.query_one("#err-corpus")
+        await wait_for(pilot, lambda: "needs at least" in plain(corpus_error), 20, "corpus size error")
+        await press(pilot, "escape", "s")
+        await pilot.pause(0.3)
+        assert not app.session.active
+        await type_into(pilot, "#corpus", "missing.txt")
+        await wait_for(pilot, lambda: "neither a file" in plain(corpus_error), 20, "missing corpus error")
+        # Fixed: it starts.
+        await type_into(pilot, "#corpus", tiny_corpus.name)
+        await type_into(pilot, "#batch", "8")
+        await wait_for(pilot, lambda: not app.screen.query_one("#form").errors, 20, "errors to clear")
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.session.active, 10, "start")
+        app.stop_training()
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+
+
+async def test_training_error_is_logged_and_notified_and_the_app_carries_on(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=30))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
+        tiny_corpus.write_bytes(b"\xff\xfe not utf-8 " * 400)  # broken after it was checked
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        assert "not UTF-8" in app.session.snapshot.error
+        assert any("not UTF-8" in str(n.message) for n in app._notifications)
+        await shows(pilot, "error: Corpus file")
+        tiny_corpus.write_text("All is well again. " * 500)
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "a new run to finish")
+
+
+async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, val_every=100_000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: train_steps(app) > 0, 30, "steps")
+        run_dir = Path(app.session.snapshot.run_dir)
+        assert not (run_dir / runs.LAST).exists()
+        await press(pilot, "c")
+        await wait_for(pilot, lambda: (run_dir / runs.LAST).exists(), 20, "checkpoint on request")
+        await wait_for(pilot, lambda: "(requested)" in screen_text(app), 5, "log line")
+        await press(pilot, "r")
+        await wait_for(pilot, lambda: not app.session.active, 30, "stopped for restart")
+        assert app.screen.focused is app.screen.query_one("#corpus")  # ready to edit
+        await type_into(pilot, "#hidden", "20")
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(run_dir)), 30, "new run")
+        assert app.session.snapshot.config["hidden"] == 20
+        app.stop_training()
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+
+
+async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, tiny_corpus):
+    from tui.screens.confirm import ConfirmScreen
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, val_every=100_000))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: train_steps(app) > 5, 30, "steps")
+        run_dir = Path(app.session.snapshot.run_dir)
+        await press(pilot, "q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "n")  # keep training
+        assert app.session.active and app.is_running
+        await press(pilot, "ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "y")
+        await wait_for(pilot, lambda: not app.is_running, 30, "the app to close")
+    assert app.return_code == 0
+    assert app.session.finished.is_set()
+    status = runs.read_status(run_dir)
+    assert status["state"] == "stopped"
+    records, _ = runs.read_metrics(run_dir)
+    stopped = [r for r in records if r["event"] == "stopped"]
+    assert stopped and stopped[-1]["reason"] == "quit"
+    from core.checkpoint import read_metadata
+    assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped[-1]["step"] > 5
+
+
+# --------------------------------------------------------------------------- runs screen
+
+
+def start_headless(tiny_corpus, tmp_path, name="headless", **overrides):
+    """A real Trainer in a thread, as another process would run it: it only writes files."""
+    control = TrainControl()
+    config = tiny_config(tiny_corpus, run_name=name, runs_dir=str(tmp_path / "runs"),
+                         **{"steps": 100_000, "val_every": 30, "log_every": 0, **overrides})
+    trainer = Trainer(config, control)
+    progress = {"step": 0}
+
+    def run():
+        for event in trainer.run():
+            if event.kind == "step":
+                progress["step"] = event.step
+            if event.kind == "step" and overrides.get("throttle"):
+                time.sleep(overrides["throttle"])
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return trainer, control, thread, progress
+
+
+async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_corpus):
+    from tui.screens.runs import RunsScreen
+    trainer, control, thread, progress = start_headless(tiny_corpus, tmp_path)
+    try:
+        app = make_app(tmp_path, watch_interval=0.2, list_interval=0.5, mode="runs")
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 20, "listed")
+            screen = app.screen
+            assert screen.infos[0].name == "headless" and screen.infos[0].live
+            await wait_for(pilot, lambda: "● live" in screen_text(app), 5, "live mark")
+            await wait_for(pilot, lambda: screen.watch_snapshot is not None and screen.watch_snapshot.step > 0, 20,
+                           "first metrics")
+            seen_step = screen.watch_snapshot.step
+            seen_points = spark_points(app, "details-train")
+            # The other "process" keeps appending to metrics.jsonl; the screen follows.
+            await wait_for(pilot, lambda: screen.watch_snapshot.step > seen_step
+                           and spark_points(app, "details-train") > seen_points, 30, "new metrics on screen")
+            await wait_for(pilot, lambda: f"step {screen.watch_snapshot.step:,}" in
+                           plain(screen.query_one("#details-status")), 5, "step shown")
+            lines, _ = runs.read_metrics(trainer.run_dir)
+            last_step = max(r["step"] for r in lines if r["event"] == "step")
+            assert screen.watch_snapshot.step >= min(last_step, seen_step + 1)
+            await wait_for(pilot, lambda: spark_points(app, "details-val") >= 1, 30, "validation points")
+            # It cannot be deleted while live.
+            assert screen.check_action("delete", ()) is None
+            control.stop()
+            thread.join(30)
+            await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 20, "stopped on screen")
+            await wait_for(pilot, lambda: not screen.infos[0].live, 20, "no longer live")
+    finally:
+        control.stop()
+        thread.join(30)
+
+
+async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_run):
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.placeholder import GatesScreen, SampleScreen
+    from tui.screens.runs import RunsScreen
+    from tui.screens.train import TrainScreen
+    other = tiny_run.parent / "second"
+    import shutil
+    shutil.copytree(tiny_run, other)
+    os.utime(other / runs.LAST, (time.time() - 3600, time.time() - 3600))
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, mode="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) == 2, 20, "runs")
+        runs_screen = app.screen
+        await wait_for(pilot, lambda: runs_screen.details is not None, 10, "details")
+        assert runs_screen.details.vocab_size
+        await shows(pilot, f"vocab {runs_screen.details.vocab_size}")
+        selected = runs_screen.selected
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen), 5, "sample")
+        assert app.selected_run == selected
+        await shows(pilot, f"Selected run: {selected.name}")
+        await press(pilot, "5", "g")
+        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen), 5, "gates")
+        await shows(pilot, f"Selected run: {selected.name}")
+
+        # Delete the second row, confirming.
+        await press(pilot, "5")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 5, "runs")
+        await press(pilot, "down")
+        await wait_for(pilot, lambda: runs_screen.selected == other, 5, "second selected")
+        await press(pilot, "d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "n")
+        assert other.exists()
+        await press(pilot, "d")
+        await press(pilot, "y")
+        await wait_for(pilot, lambda: not other.exists() and len(runs_screen.infos) == 1, 10, "deleted")
+
+        # Resume the remaining one: the Train screen, in resume mode, continues from its step.
+        await wait_for(pilot, lambda: runs_screen.selected == tiny_run and runs_screen.details is not None, 10,
+                       "selection")
+        await press(pilot, "t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), 5, "train screen")
+        form = app.screen.query_one("#form")
+        await wait_for(pilot, lambda: form.resume_step == 40, 5, "resume mode")
+        await shows(pilot, "Resume tiny (step 40)")
+        assert app.screen.query_one("#hidden").disabled
+        assert app.screen.query_one("#budget").value == "80"  # the budget was spent: as many steps again
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "resumed run to finish")
+        assert app.session.snapshot.step == 80 and app.session.snapshot.start_step == 40
+        assert app.session.snapshot.run_dir == str(tiny_run)
+
+
+async def test_readme_documents_every_key():
+    from tui.keys import key_display, key_table
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## The app", 1)[1].split("\n## ", 1)[0]
+    for scope, keys, description in key_table():
+        assert f"`{key_display(keys)}`" in section, f"README's key table lacks {key_display(keys)} ({scope})"
+
+
+def test_no_color_and_ansi_themes_render(tmp_path, tiny_run, monkeypatch):
+    """NO_COLOR and the ANSI themes: every screen renders, and what shows focus or the selected row
+    does not rely on colour alone (it is reverse or bold)."""
+    import asyncio
+    from textual.widgets import DataTable
+    for no_color, theme in ((True, None), (False, "ansi-dark"), (True, "ansi-light")):
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        app = make_app(tmp_path, runs_dir=tiny_run.parent)
+
+        async def run():
+            if theme:
+                app.theme = theme
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                assert app.no_color == no_color
+                await shows(pilot, "Start")
+                start = app.screen.query_one("#start")
+                assert app.screen.focused is start and start.styles.text_style.reverse
+                await press(pilot, "5")
+                await shows(pilot, "tiny")
+                cursor = app.screen.query_one(DataTable).get_component_styles("datatable--cursor")
+                if no_color:
+                    assert cursor.text_style.reverse
+                for key in "234":
+                    await press(pilot, key)
+                    await shows(pilot, "coming in the next part")
+        asyncio.run(run())

@@ -1,0 +1,312 @@
+"""The Textual app: five modes (Train, Sample, Gates, Series, Runs), help, quitting safely.
+
+The app renders what core emits and holds no training logic: a `Trainer` runs in a worker
+thread (tui.session), core.watch folds its events into snapshots, and the screens show them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from core.device import DeviceInfo, list_devices
+from core.runs import default_runs_dir
+from core.trainer import TrainConfig
+from core.watch import pick_auto_device
+
+from .screens.base import refresh_bindings_if_changed
+from .screens.confirm import ConfirmScreen
+from .screens.help import HelpScreen
+from .screens.placeholder import GatesScreen, SampleScreen, SeriesScreen
+from .screens.runs import RunsScreen
+from .screens.train import TrainScreen
+from .session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
+from .widgets.format import fmt_loss
+
+STYLES = Path(__file__).parent / "styles"
+
+
+class DevicesFound(Message):
+    def __init__(self, devices: list[DeviceInfo], auto: str) -> None:
+        super().__init__()
+        self.devices, self.auto = devices, auto
+
+
+class PlaygroundApp(App[int]):
+    """rnn-playground. Everything injectable for tests and screenshots: the runs folder, the
+    device list, the clock (for run ages), and the watch timers (0 turns them off)."""
+
+    TITLE = "rnn-playground"
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss"]
+    MODES = {"train": TrainScreen, "sample": SampleScreen, "gates": GatesScreen, "series": SeriesScreen,
+             "runs": RunsScreen}
+    DEFAULT_MODE = "train"
+    BINDINGS = [
+        Binding("1", "mode('train')", "Screens", key_display="1-5", id="app.mode.train"),
+        Binding("2", "mode('sample')", "Sample", show=False, id="app.mode.sample"),
+        Binding("3", "mode('gates')", "Gates", show=False, id="app.mode.gates"),
+        Binding("4", "mode('series')", "Series", show=False, id="app.mode.series"),
+        Binding("5", "mode('runs')", "Runs", show=False, id="app.mode.runs"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("f1", "help", "Help", key_display="F1", show=False, id="app.help_f1"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit", "Quit", key_display="^q", show=False, priority=True, id="app.quit_anywhere"),
+    ]
+    HELP = {
+        "app.mode.train": "Train screen: settings, device, live loss curves",
+        "app.mode.sample": "Sample screen",
+        "app.mode.gates": "Gates screen",
+        "app.mode.series": "Series screen",
+        "app.mode.runs": "Runs screen: saved and live runs",
+        "app.help": "this help",
+        "app.help_f1": "this help, also from inside a form field",
+        "app.quit": "quit; while training, asks, then stops at a step boundary and saves a checkpoint",
+        "app.quit_anywhere": "quit, also from inside a form field",
+    }
+
+    status_line: reactive[str] = reactive("")
+    selected_run: reactive[Path | None] = reactive(None)
+
+    def __init__(self, *, runs_dir: Path | str | None = None, devices: Iterable[DeviceInfo] | None = None,
+                 clock: Callable[[], float] = time.time, watch_interval: float = 1.0, list_interval: float = 5.0,
+                 initial_config: TrainConfig | None = None, mode: str | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self._injected_devices = list(devices) if devices is not None else None
+        self.devices: list[DeviceInfo] | None = None
+        self.auto_device = "…"
+        self.clock = clock
+        self.watch_interval = watch_interval
+        self.list_interval = list_interval
+        self.initial_config = initial_config or TrainConfig()
+        self.start_mode = mode or self.DEFAULT_MODE
+        self.session = TrainingSession()  # idle: not running
+        self.train_screen: TrainScreen | None = None
+        self.resume_target: Path | None = None
+        self.pending_resume: tuple[Path, dict, int] | None = None
+        self.quit_when_stopped = False
+        self.exit_note: str | None = None
+        self._last_error: str | None = None
+
+    @property
+    def runs_dir_display(self) -> str:
+        try:
+            return str(self.runs_dir.resolve().relative_to(Path.cwd().resolve())) if self.runs_dir.is_absolute() \
+                else str(self.runs_dir)
+        except ValueError:
+            return str(self.runs_dir)
+
+    # -- start-up
+
+    def on_mount(self) -> None:
+        self.switch_mode(self.start_mode)
+        if self._injected_devices is not None:
+            self._devices_found(self._injected_devices, pick_auto_device(self._injected_devices))
+        else:
+            self._find_devices()
+
+    @work(thread=True, group="devices", exit_on_error=False)
+    def _find_devices(self) -> None:
+        devices = list_devices()
+        self.post_message(DevicesFound(devices, pick_auto_device(devices)))
+
+    def on_devices_found(self, message: DevicesFound) -> None:
+        self._devices_found(message.devices, message.auto)
+
+    def _devices_found(self, devices: list[DeviceInfo], auto: str) -> None:
+        self.devices, self.auto_device = devices, auto
+        if self.train_screen is not None and self.train_screen.is_mounted:
+            self.train_screen.form.set_devices(devices, auto)
+
+    # -- modes, help, palette
+
+    def action_mode(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def open_run(self, mode: str, run_dir: Path) -> None:
+        self.selected_run = run_dir
+        self.switch_mode(mode)
+
+    def prepare_resume(self, run_dir: Path, config: dict, step: int) -> None:
+        self.pending_resume = (run_dir, config, step)
+        if self.current_mode == "train" and self.train_screen is not None:
+            self.train_screen.on_screen_resume()
+        else:
+            self.switch_mode("train")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for index, (mode, label) in enumerate((("train", "Train"), ("sample", "Sample"), ("gates", "Gates"),
+                                               ("series", "Series"), ("runs", "Runs")), start=1):
+            yield SystemCommand(f"Go to {label}", f"Switch to the {label} screen (key {index})",
+                                lambda mode=mode: self.switch_mode(mode))
+        session = self.session
+        if session.active:
+            if session.snapshot.status == "paused":
+                yield SystemCommand("Resume training", "Continue the paused run (space)", self.resume_training)
+            else:
+                yield SystemCommand("Pause training", "Pause at the next step (space)", self.pause_training)
+            yield SystemCommand("Stop training", "Stop at the next step and save a checkpoint (x)",
+                                lambda: self.stop_training("user"))
+            yield SystemCommand("Save checkpoint now", "Save the run's last checkpoint (c)", self.save_training)
+        elif self.train_screen is not None:
+            yield SystemCommand("Start training", "Start a run with the Train screen's settings (s)",
+                                self._palette_start)
+        yield SystemCommand("Refresh runs", "List the runs again", self._palette_refresh)
+        yield SystemCommand("Help: keys", "Every key of the app (? or F1)", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    def _palette_start(self) -> None:
+        self.switch_mode("train")
+        if self.train_screen is not None:
+            self.train_screen.start()
+
+    def _palette_refresh(self) -> None:
+        self.switch_mode("runs")
+        screen = self.screen
+        if isinstance(screen, RunsScreen):
+            screen.refresh_runs()
+
+    # -- training
+
+    def start_training(self, make_trainer: TrainerFactory, resume_from: Path | None = None) -> None:
+        self.session = TrainingSession(resume_from=resume_from, running=True)
+        self._last_error = None
+        self._train(self.session, make_trainer)
+        self._session_changed()
+
+    @work(thread=True, group="train", exit_on_error=False, name="training")
+    def _train(self, session: TrainingSession, make_trainer: TrainerFactory) -> None:
+        worker = get_current_worker()
+        run_training(session, make_trainer, self.post_message, cancelled=lambda: worker.is_cancelled)
+
+    def on_training_update(self, message: TrainingUpdate) -> None:
+        session = self.session
+        session.snapshot = message.snapshot
+        snap = message.snapshot
+        if snap.status != "training":
+            session.pause_requested = False  # confirmed (paused) or moot (stopped, finished, error)
+        if snap.status == "error" and snap.error and snap.error != self._last_error:
+            self._last_error = snap.error
+            self.notify(snap.error, title="Training error", severity="error", timeout=12)
+        if message.done:
+            session.running = False
+            reason = session.stop_requested
+            if snap.status == "finished":
+                self.notify(f"{snap.run_name} finished at step {snap.step:,}; best validation loss "
+                            f"{fmt_loss(snap.best_val_loss)}.", title="Training finished")
+            elif snap.status == "stopped" and snap.last_checkpoint:
+                self.exit_note = f"Stopped {snap.run_name} at step {snap.step:,}; saved {snap.last_checkpoint}"
+                if reason != "quit":
+                    self.notify(f"Stopped at step {snap.step:,}; checkpoint saved.", title=snap.run_name or "")
+            if self.quit_when_stopped:
+                self.exit(0)
+                return
+            self._session_changed()
+            if reason == "restart" and self.train_screen is not None:
+                self.train_screen.after_restart_stop()
+            return
+        self._session_changed()
+
+    def _session_changed(self) -> None:
+        snap = self.session.snapshot
+        if self.session.active or snap.status not in ("idle",):
+            status = snap.status
+            if self.session.active and self.session.stop_requested:
+                status = "stopping"
+            elif self.session.active and self.session.pause_requested and snap.status == "training":
+                status = "pausing"
+            name = f" {snap.run_name}" if snap.run_name else ""
+            progress = f" {snap.progress:.0%}" if snap.progress is not None and self.session.active else ""
+            self.status_line = f"{status}{name}{progress}"
+        if self.train_screen is not None and self.train_screen.is_mounted:
+            self.train_screen.show_snapshot(snap)
+        refresh_bindings_if_changed(self.screen)
+
+    def pause_training(self) -> None:
+        session = self.session
+        if session.active and not session.stop_requested:
+            session.pause_requested = True
+            session.control.pause()
+            self._session_changed()
+
+    def resume_training(self) -> None:
+        session = self.session
+        if session.active:
+            session.pause_requested = False
+            session.control.resume()
+            self._session_changed()
+
+    def save_training(self) -> None:
+        session = self.session
+        if session.active and not session.stop_requested:
+            session.control.request_save()
+            self.notify("Saving a checkpoint at the next step boundary…")
+
+    def stop_training(self, reason: str = "user") -> None:
+        session = self.session
+        if session.active:
+            session.pause_requested = False
+            session.stop(reason)
+            self._session_changed()
+
+    # -- quitting
+
+    async def action_quit(self) -> None:
+        if not self.session.active:
+            self.exit(0)
+            return
+        if self.quit_when_stopped:
+            self.notify("Saving the checkpoint; the app closes as soon as it is written.")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.quit_when_stopped = True
+                self.stop_training("quit")
+                self.notify("Stopping at the next step boundary and saving a checkpoint, then quitting…",
+                            timeout=30)
+
+        self.push_screen(ConfirmScreen("Training is running. Quit?",
+                                       "The run stops at the next step boundary and saves a checkpoint "
+                                       "(after a last validation) before the app closes.",
+                                       yes="Stop, save and quit", no="Keep training"), answer)
+
+    def on_unmount(self) -> None:
+        # However the app ends (quit, a closed terminal), a run still training stops at a step
+        # boundary and saves; run_app waits for that before returning.
+        self.session.stop("quit")
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Open the app; returns the exit status. The terminal is restored before this returns."""
+    app = PlaygroundApp()
+    result = app.run()
+    session = app.session
+    if not session.finished.is_set():
+        session.stop("quit")
+        print("rnn-playground: saving a checkpoint of the run before exiting…", file=sys.stderr, flush=True)
+        session.wait()
+    if app.exit_note:
+        print(app.exit_note, file=sys.stderr)
+    if app.return_code not in (None, 0):
+        return app.return_code
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(run_app(sys.argv[1:]))
+

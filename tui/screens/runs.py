@@ -1,0 +1,330 @@
+"""Runs: the runs under checkpoints/ from core, details of the selected one, and watching a live
+run (in this process or another: a headless `rnn-playground train`) through its metrics.jsonl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static
+
+from core.runs import RunInfo
+from core.watch import RunDetails, RunSnapshot, RunWatcher, budget_of, delete_run, run_details, runs_for_display
+
+from ..widgets.format import fmt_age, fmt_loss, fmt_rate, human_size
+from ..widgets.live import LossPanel
+from ..widgets.modebar import ModeBar
+from .base import PlaygroundScreen, refresh_bindings_if_changed
+from .confirm import ConfirmScreen
+
+COLUMNS = (("name", "name"), ("model", "model"), ("step", "step"), ("best", "best val"), ("device", "device"),
+           ("size", "size"), ("updated", "updated"), ("live", "live"))
+
+
+class RunsListed(Message):
+    def __init__(self, infos: list[RunInfo]) -> None:
+        super().__init__()
+        self.infos = infos
+
+
+class DetailsLoaded(Message):
+    def __init__(self, run_dir: Path, details: RunDetails | None, watcher: RunWatcher) -> None:
+        super().__init__()
+        self.run_dir, self.details, self.watcher = run_dir, details, watcher
+
+
+class WatchUpdated(Message):
+    def __init__(self, run_dir: Path, snapshot: RunSnapshot) -> None:
+        super().__init__()
+        self.run_dir, self.snapshot = run_dir, snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, WatchUpdated) and message.run_dir == self.run_dir
+
+
+class RunsScreen(PlaygroundScreen):
+    COMPONENT_CLASSES = {"runs--live", "runs--strong"}
+    AUTO_FOCUS = "#runs-table"
+    BINDINGS = [
+        Binding("s", "open('sample')", "Sample", id="runs.sample"),
+        Binding("g", "open('gates')", "Gates", id="runs.gates"),
+        Binding("t", "resume", "Train more", id="runs.resume"),
+        Binding("d,delete", "delete", "Delete", id="runs.delete"),
+        Binding("r,f5", "refresh", "Refresh", id="runs.refresh"),
+    ]
+    HELP = {
+        "runs.sample": "open the selected run on the Sample screen",
+        "runs.gates": "open the selected run on the Gates screen",
+        "runs.resume": "resume training the selected run (on the Train screen: set the budget, press s)",
+        "runs.delete": "delete the selected run's folder (asks first; a live run cannot be deleted)",
+        "runs.refresh": "list the runs again (also every few seconds on its own)",
+    }
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.infos: list[RunInfo] = []
+        self._rows: tuple | None = None
+        self.selected: Path | None = None
+        self.details: RunDetails | None = None
+        self.watcher: RunWatcher | None = None
+        self.watch_snapshot: RunSnapshot | None = None
+        self._since_list = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("runs")
+        with Vertical(id="runs-body"):
+            table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            for key, label in COLUMNS:
+                table.add_column(label, key=key)
+            yield table
+            yield Static("", id="runs-empty")
+            with Horizontal(id="run-details"):
+                yield Static("", id="details-info")
+                with Vertical(id="details-curves"):
+                    yield Static("", id="details-status")
+                    yield LossPanel("train loss", id="details-train")
+                    yield LossPanel("val loss", id="details-val")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-table").border_title = f"runs in {self.app.runs_dir_display}"
+        self.query_one("#run-details").border_title = "details"
+        self.refresh_runs()
+        if self.app.watch_interval:
+            self.set_interval(self.app.watch_interval, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
+    # -- listing
+
+    def refresh_runs(self) -> None:
+        self._since_list = 0.0
+        self._list_runs(self.app.runs_dir)
+
+    @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
+    def _list_runs(self, runs_dir: Path) -> None:
+        self.post_message(RunsListed(runs_for_display(runs_dir)))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self.infos = message.infos
+        now = self.app.clock()
+        rows = tuple(self._row(info, now) for info in self.infos)
+        table = self.query_one("#runs-table", DataTable)
+        empty = self.query_one("#runs-empty", Static)
+        has_runs = bool(self.infos)
+        table.display = has_runs
+        self.query_one("#run-details").display = has_runs
+        empty.display = not has_runs
+        if not has_runs:
+            empty.update(f"No runs in {self.app.runs_dir_display} yet.\n\nTrain one on the Train screen (press 1), "
+                         "or start one headless in another terminal:\n\n    rnn-playground train\n\n"
+                         "It appears here, marked live, and its loss curves update as it trains.")
+        if rows != self._rows:
+            self._rows = rows
+            keep = self.selected.name if self.selected is not None else None
+            table.clear()
+            for info, row in zip(self.infos, rows):
+                table.add_row(*row, key=info.name)
+            names = [info.name for info in self.infos]
+            if names:
+                table.move_cursor(row=names.index(keep) if keep in names else 0)
+        if has_runs:
+            self._select(self.infos[table.cursor_row].path if 0 <= table.cursor_row < len(self.infos) else None)
+        else:
+            self._select(None)
+        refresh_bindings_if_changed(self)
+
+    def _row(self, info: RunInfo, now: float) -> tuple:
+        live = Text("● live", style=self._live_style()) if info.live else Text("")
+        return (info.name, info.model, Text(f"{info.step:,}", justify="right"),
+                Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
+                Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
+
+    def _live_style(self):
+        return self.get_component_rich_style("runs--live")
+
+    @property
+    def selected_info(self) -> RunInfo | None:
+        if self.selected is None:
+            return None
+        return next((info for info in self.infos if info.path == self.selected), None)
+
+    # -- selection and details
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        name = event.row_key.value if event.row_key is not None else None
+        info = next((i for i in self.infos if i.name == name), None)
+        self._select(info.path if info else None)
+
+    def _select(self, run_dir: Path | None) -> None:
+        if run_dir == self.selected and self.watcher is not None:
+            return
+        self.selected = run_dir
+        self.details, self.watcher, self.watch_snapshot = None, None, None
+        refresh_bindings_if_changed(self)
+        if run_dir is None:
+            self._show_details()
+            return
+        self._load_details(run_dir)
+
+    @work(thread=True, exclusive=True, group="runs-details", exit_on_error=False)
+    def _load_details(self, run_dir: Path) -> None:
+        details = run_details(run_dir)
+        watcher = RunWatcher(run_dir)
+        watcher.poll()
+        self.post_message(DetailsLoaded(run_dir, details, watcher))
+
+    def on_details_loaded(self, message: DetailsLoaded) -> None:
+        if message.run_dir != self.selected:
+            return
+        self.details, self.watcher = message.details, message.watcher
+        self.watch_snapshot = message.watcher.snapshot()
+        self._show_details()
+        refresh_bindings_if_changed(self)
+
+    def on_watch_updated(self, message: WatchUpdated) -> None:
+        if message.run_dir != self.selected:
+            return
+        self.watch_snapshot = message.snapshot
+        self._show_details()
+
+    def _tick(self) -> None:
+        """Timer: poll the selected run's metrics.jsonl; now and then list the runs again."""
+        if self.app.screen is not self:
+            return
+        self._since_list += self.app.watch_interval
+        if self._since_list >= self.app.list_interval:
+            self.refresh_runs()
+        if self.watcher is not None:
+            self._poll(self.watcher)
+
+    @work(thread=True, exclusive=True, group="runs-watch", exit_on_error=False)
+    def _poll(self, watcher: RunWatcher) -> None:
+        if watcher.poll():
+            self.post_message(WatchUpdated(watcher.run_dir, watcher.snapshot()))
+
+    def _show_details(self) -> None:
+        info = self.query_one("#details-info", Static)
+        status = self.query_one("#details-status", Static)
+        details, snap = self.details, self.watch_snapshot
+        if details is None:
+            info.update("" if self.selected is None else "loading…")
+            status.update("")
+            for panel in self.query(LossPanel):
+                panel.show((), None, None)
+            return
+        config, model = details.config, details.model
+        strong = self.get_component_rich_style("runs--strong")
+        text = Text()
+        text.append(details.info.name, strong)
+        text.append(f"  {details.info.model}")
+        if details.vocab_size is not None:
+            text.append(f"  vocab {details.vocab_size}")
+        text.append(f"\n{details.state or 'unknown'}")
+        if details.info.live:
+            text.append("  live", self._live_style())
+        text.append(f"  step {details.info.step:,}  best val {fmt_loss(details.info.best_val_loss)}")
+        if details.corpus:
+            text.append(f"\ncorpus {details.corpus}")
+        if config:
+            kind, budget = budget_of(config)
+            text.append(f"\nembed {model.get('embed', config.get('embed', '?'))} · "
+                        f"dropout {model.get('dropout', config.get('dropout', '?'))} · seed {config.get('seed', '?')}")
+            text.append(f"\nbatch {config.get('batch', '?')} · seq {config.get('seq', '?')} · "
+                        f"lr {config.get('lr', '?')} · {budget:g} {kind}")
+        if details.checkpoints:
+            text.append("\nsaved " + ", ".join(name.removesuffix(".safetensors") for name in details.checkpoints))
+        info.update(text)
+        if snap is not None:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(snap.status, self.get_component_rich_style("runs--strong"))
+            line.append(f"  step {snap.step:,}")
+            if snap.total_steps:
+                line.append(f"/{snap.total_steps:,}")
+            if snap.tokens_per_s is not None and snap.active:
+                line.append(f"  {fmt_rate(snap.tokens_per_s)} chars/s")
+            status.update(line)
+            self.query_one("#details-train", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
+                                                              snap.step if snap.train_losses else None)
+            self.query_one("#details-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
+                                                            snap.val_steps[-1] if snap.val_steps else None)
+
+    # -- actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("open", "resume", "delete"):
+            info = self.selected_info
+            if info is None:
+                return False
+            if action == "delete" and info.live:
+                return None  # greyed: a live run cannot be deleted
+            if action == "resume" and (info.live or self.app.session.active):
+                return None
+        return True
+
+    def action_open(self, mode: str) -> None:
+        if self.selected is not None:
+            self.app.open_run(mode, self.selected)
+
+    def action_resume(self) -> None:
+        info = self.selected_info
+        if info is None:
+            return
+        if self.app.session.active:
+            self.app.notify("A run is training in this app; stop it first.", severity="warning")
+            return
+        if info.live:
+            self.app.notify(f"{info.name} is training right now; watch it here, or stop it to resume.",
+                            severity="warning")
+            return
+        details = self.details if self.details is not None and self.details.info.path == info.path else None
+        if details is None:
+            details = run_details(info.path)
+        if details is None or not any(name == "last.safetensors" for name in details.checkpoints):
+            self.app.notify(f"{info.name} has no checkpoint to resume from.", severity="error")
+            return
+        if info.kind != "char":
+            self.app.notify(f"{info.name} is a {info.kind} run; only character models resume here.",
+                            severity="error")
+            return
+        self.app.prepare_resume(info.path, details.config, details.info.step)
+
+    def action_delete(self) -> None:
+        info = self.selected_info
+        if info is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete(info.path)
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {info.name}?",
+                                           f"This removes {info.path} and its checkpoints "
+                                           f"({human_size(info.size_bytes)}). It cannot be undone.",
+                                           yes="Delete", no="Keep"), confirmed)
+
+    @work(thread=True, exclusive=True, group="runs-delete", exit_on_error=False)
+    def _delete(self, run_dir: Path) -> None:
+        from core.errors import PlaygroundError
+        try:
+            delete_run(run_dir, self.app.runs_dir)
+        except (PlaygroundError, OSError) as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), title="Not deleted", severity="error")
+            return
+        self.app.call_from_thread(self._deleted, run_dir)
+
+    def _deleted(self, run_dir: Path) -> None:
+        self.app.notify(f"Deleted {run_dir.name}.")
+        if self.app.selected_run == run_dir:
+            self.app.selected_run = None
+        self.refresh_runs()
+
+    def action_refresh(self) -> None:
+        self.refresh_runs()

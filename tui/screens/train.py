@@ -1,0 +1,222 @@
+"""Train: the settings form, the device picker, and the live view of the run the app drives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Input
+
+from core.trainer import TrainConfig, TrainControl, Trainer
+from core.watch import RunSnapshot, budget_of
+
+from ..widgets.form import TrainForm
+from ..widgets.live import LiveView
+from ..widgets.modebar import ModeBar
+from .base import PlaygroundScreen, refresh_bindings_if_changed
+
+class TrainScreen(PlaygroundScreen):
+    AUTO_FOCUS = "#start"
+    SUBMIT_DESCRIPTION = "Start"
+    BINDINGS = [
+        Binding("s", "start", "Start", id="train.start"),
+        Binding("space", "pause", "Pause", key_display="space", id="train.pause"),
+        Binding("space", "resume", "Resume", key_display="space", id="train.resume"),
+        Binding("x", "stop", "Stop", id="train.stop"),
+        Binding("c", "save", "Save now", id="train.save"),
+        Binding("r", "restart", "New settings", id="train.restart"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="train.leave_field"),
+    ]
+    HELP = {
+        "train.start": "start training with the settings in the form (also Enter in a field, or the Start button)",
+        "train.pause": "pause training at the next step",
+        "train.resume": "resume a paused run",
+        "train.stop": "stop at the next step, validate and save a checkpoint",
+        "train.save": "save a checkpoint now (also while paused)",
+        "train.restart": "stop the run (saving a checkpoint) and edit the settings for a new run",
+        "train.leave_field": "leave the form field (Tab and Shift+Tab move between fields)",
+    }
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("train")
+        with Horizontal(id="train-body"):
+            yield TrainForm(self.app.initial_config, id="form")
+            yield LiveView(id="live")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.train_screen = self
+        if self.app.devices is not None:
+            self.form.set_devices(self.app.devices, self.app.auto_device)
+        self.render_session()
+
+    def on_screen_resume(self) -> None:
+        self.render_session()
+        if self.app.pending_resume is not None:
+            run_dir, config, step = self.app.pending_resume
+            self.app.pending_resume = None
+            self.prepare_resume(run_dir, config, step)
+
+    @property
+    def form(self) -> TrainForm:
+        return self.query_one(TrainForm)
+
+    @property
+    def live(self) -> LiveView:
+        return self.query_one(LiveView)
+
+    # -- rendering
+
+    def ui_status(self) -> str | None:
+        session = self.app.session
+        if not session.active:
+            return None
+        if session.stop_requested:
+            return "stopping"
+        if session.pause_requested and session.snapshot.status == "training":
+            return "pausing"
+        return None
+
+    def render_session(self) -> None:
+        session = self.app.session
+        self.live.show(session.snapshot, self.ui_status())
+        locked = session.active
+        if self.form.disabled != locked:
+            self.form.disabled = locked
+            if not locked and self.focused is None:
+                self.set_focus(self.query_one("#start"))
+        refresh_bindings_if_changed(self)
+
+    def show_snapshot(self, snapshot: RunSnapshot) -> None:
+        self.render_session()
+
+    def new_session(self) -> None:
+        self.live.reset_log()
+
+    # -- bindings
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        session = self.app.session
+        if action == "start":
+            if session.active:
+                return False
+            return None if self.form.errors else True  # shown greyed while the form has errors
+        if action == "pause":
+            return session.active and not session.stop_requested and not session.pause_requested \
+                and session.snapshot.status in ("training", "starting")
+        if action == "resume":
+            return session.active and not session.stop_requested and (
+                session.pause_requested or session.snapshot.status == "paused")
+        if action in ("stop", "save"):
+            return session.active and not session.stop_requested
+        if action == "restart":
+            return (session.active and not session.stop_requested) or (
+                not session.active and self.form.resume_step is not None)
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
+
+    def action_start(self) -> None:
+        self.start()
+
+    def start(self) -> bool:
+        """Start (or resume) a run with the form's settings; False if something blocks it."""
+        app = self.app
+        if app.session.active:
+            app.notify("A run is already training. Stop it first (x).", severity="warning")
+            return False
+        state = self.form.validate_now()
+        errors = self.form.errors
+        if errors:
+            first = self.form.first_invalid()
+            if first is not None:
+                self.set_focus(first)
+            app.notify("Fix the settings marked in the form first: " + "; ".join(errors.values())[:300],
+                       title="Cannot start", severity="error")
+            return False
+        device = state.device
+        resume = self.form.resume_step is not None and app.resume_target is not None
+        if resume:
+            run_dir = app.resume_target
+            chosen = self._budget_config()
+            budget = {k: getattr(chosen, k) for k in ("steps", "epochs", "minutes")}
+
+            def make_trainer(control: TrainControl) -> Trainer:
+                return Trainer.resume(run_dir, control, device=device, **budget)
+        else:
+            config = state.check.config
+            assert config is not None
+            config = _with(config, device=device, runs_dir=str(app.runs_dir))
+
+            def make_trainer(control: TrainControl) -> Trainer:
+                return Trainer(config, control)
+        self.live.reset_log()
+        app.start_training(make_trainer, resume_from=app.resume_target if resume else None)
+        self.render_session()
+        return True
+
+    def _budget_config(self) -> TrainConfig:
+        check = self.form.state().check
+        assert check.config is not None
+        return check.config
+
+    def action_pause(self) -> None:
+        self.app.pause_training()
+
+    def action_resume(self) -> None:
+        self.app.resume_training()
+
+    def action_stop(self) -> None:
+        self.app.stop_training("user")
+
+    def action_save(self) -> None:
+        self.app.save_training()
+
+    def action_restart(self) -> None:
+        if self.app.session.active:
+            self.app.stop_training("restart")
+        self.form.set_resume(None)
+        self.app.resume_target = None
+        self.app.notify("Edit the settings, then press s (or Enter in a field) to start a new run.")
+        self.render_session()
+
+    def after_restart_stop(self) -> None:
+        """Called when a run stopped for a restart has saved: focus the form for editing."""
+        self.form.set_resume(None)
+        self.set_focus(self.query_one("#corpus"))
+
+    def action_leave_field(self) -> None:
+        self.set_focus(self.query_one("#start"))
+
+    # -- form events
+
+    @on(TrainForm.Submitted)
+    def _form_submitted(self) -> None:
+        self.start()
+
+    @on(TrainForm.Changed)
+    def _form_changed(self) -> None:
+        refresh_bindings_if_changed(self)
+
+
+    # -- resume
+
+    def prepare_resume(self, run_dir: Path, config: dict, step: int) -> None:
+        """Fill the form from a run's checkpoint for resuming; model fields are locked."""
+        resumed = TrainConfig.from_dict(config)
+        kind, budget = budget_of(resumed)
+        if kind == "steps" and budget <= step:
+            resumed = _with(resumed, steps=step + max(int(budget), 1))  # as many steps again
+        resumed = _with(resumed, device=self.form.texts()["device"])
+        self.app.resume_target = run_dir
+        self.form.load(resumed)
+        self.form.set_resume(run_dir.name, step)
+        self.set_focus(self.query_one("#budget"))
+
+
+def _with(config: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+    return replace(config, **changes)

@@ -1,0 +1,1 @@
+"""Widgets of the app; they render snapshots from core and hold no training logic."""

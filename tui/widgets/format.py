@@ -1,0 +1,46 @@
+"""Formatting of values computed in core, for display only."""
+
+from __future__ import annotations
+
+from tui.headless import format_duration
+
+__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory"]
+
+
+def fmt_loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def fmt_memory(free: int | None, total: int | None) -> str:
+    if total is None:
+        return ""
+    if free is None:
+        return human_size(total)
+    return f"{free / 2**30:.1f}/{total / 2**30:.1f} GB free"
+
+
+def fmt_age(seconds: float) -> str:
+    """'12s', '5 min', '3 h', '2 d' ago."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} d ago"

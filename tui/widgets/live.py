@@ -1,0 +1,146 @@
+"""Live view of a run: loss sparklines with current and best values, throughput, progress, sample, log."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
+
+from core.watch import RunSnapshot
+
+from .format import fmt_loss, fmt_rate, format_duration
+
+STATUS_MARK = {"idle": "○", "starting": "◌", "training": "●", "paused": "‖", "stopped": "■", "finished": "✓",
+               "error": "✗", "pausing": "…", "stopping": "…"}
+
+
+def _mean(values):
+    return fmean(values) if values else 0.0
+
+
+class LossPanel(Vertical):
+    """A labelled sparkline: `train loss 1.2345  best 1.1000  (n points)`."""
+
+    COMPONENT_CLASSES = {"loss--title", "loss--muted"}
+
+    def __init__(self, title: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self._shown: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.title} -", classes="loss-label")
+        yield Sparkline([], summary_function=_mean)
+
+    def show(self, values: tuple[float, ...], current: float | None, best: float | None,
+             step: int | None = None) -> None:
+        key = (len(values), values[-1] if values else None, current, best, step)
+        if key == self._shown:
+            return  # nothing new: no re-render
+        self._shown = key
+        label = Text(no_wrap=True, overflow="ellipsis")
+        muted = self.get_component_rich_style("loss--muted")
+        label.append(self.title, self.get_component_rich_style("loss--title"))
+        label.append(f" {fmt_loss(current)}")
+        label.append(f"  best {fmt_loss(best)}", muted)
+        if step is not None:
+            label.append(f"  step {step:,}", muted)
+        self.query_one(Label).update(label)
+        self.query_one(Sparkline).data = list(values)
+
+    @property
+    def points(self) -> int:
+        return len(self.query_one(Sparkline).data or [])
+
+
+class LiveView(Vertical):
+    """Renders RunSnapshots. `ui_status` lets the screen show 'pausing…'/'stopping…' before the
+    trainer confirms."""
+
+    COMPONENT_CLASSES = {"live--strong", "live--error", "live--warning"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._log_seq = 0
+        self._run_dir: str | None = None
+        self.snapshot = RunSnapshot()
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="run-title")
+        yield Static("", id="run-device")
+        yield Static("", id="run-status")
+        with Horizontal(id="progress-row"):
+            yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="progress")
+            yield Static("", id="eta")
+        yield LossPanel("train loss", id="train-loss")
+        yield LossPanel("val loss", id="val-loss")
+        yield Static("", id="sample")
+        yield RichLog(id="event-log", max_lines=500, wrap=True, markup=False, min_width=20)
+
+    def on_mount(self) -> None:
+        self.query_one("#sample", Static).border_title = "sample"
+        self.query_one("#event-log", RichLog).border_title = "log"
+        self.show(self.snapshot)
+
+    def show(self, snap: RunSnapshot, ui_status: str | None = None) -> None:
+        self.snapshot = snap
+        if snap.run_dir != self._run_dir:  # a new run: start the log afresh
+            self._run_dir = snap.run_dir
+        status = ui_status or snap.status
+        strong = self.get_component_rich_style("live--strong")
+        title = Text(no_wrap=True, overflow="ellipsis")
+        if snap.run_name:
+            title.append(snap.run_name, strong)
+            model = (snap.config or {}).get("model") or {}
+            if model:
+                title.append(f"  {model.get('cell', '?').upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}")
+            if snap.parameters:
+                title.append(f"  {snap.parameters / 1e6:.2f}M params")
+        elif status == "idle":
+            title.append("No run yet. Check the settings, press s.")
+        elif status == "error":
+            title.append("The run could not start: see the log.")
+        else:
+            title.append("Preparing the run…")
+        self.query_one("#run-title", Static).update(title)
+        self.query_one("#run-device", Static).update(f"device {snap.device}" if snap.device else "")
+
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{STATUS_MARK.get(status, '?')} {status}", strong)
+        if snap.status != "idle":
+            total = f"/{snap.total_steps:,}" if snap.total_steps else ""
+            line.append(f"  step {snap.step:,}{total}")
+            if snap.tokens_per_s is not None:
+                line.append(f"  {fmt_rate(snap.tokens_per_s)} chars/s")
+        self.query_one("#run-status", Static).update(line)
+        bar = self.query_one(ProgressBar)
+        bar.update(progress=snap.progress if snap.progress is not None else 0.0)
+        eta = "" if snap.status == "idle" else (
+            f"ETA {format_duration(snap.eta_s)}" if snap.eta_s is not None and snap.active else
+            f"{format_duration(snap.elapsed_s)}" if snap.elapsed_s is not None else "")
+        self.query_one("#eta", Static).update(eta)
+
+        self.query_one("#train-loss", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
+                                                       snap.step if snap.train_losses else None)
+        self.query_one("#val-loss", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
+                                                     snap.val_steps[-1] if snap.val_steps else None)
+        sample = self.query_one("#sample", Static)
+        if snap.sample is not None:
+            sample.border_title = f"sample at step {snap.sample_step:,}"
+            sample.update(Text(snap.sample, no_wrap=False, overflow="fold"))
+        log = self.query_one("#event-log", RichLog)
+        for line_ in snap.log:
+            if line_.seq <= self._log_seq:
+                continue
+            self._log_seq = line_.seq
+            if line_.level in ("error", "warning"):
+                log.write(Text(f"{line_.level}: {line_.text}", self.get_component_rich_style(f"live--{line_.level}")))
+            else:
+                log.write(Text(line_.text))
+
+    def reset_log(self) -> None:
+        """A new session's snapshots number their log lines from 1 again."""
+        self._log_seq = 0
