@@ -1,0 +1,225 @@
+"""The Gates screen on real tiny checkpoints: the numbers it renders are the core trace's, the
+trace grows as the cursor moves, unit search lists the engine's units, saturation is core's."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from textual.app import App
+
+from core.gates import GateTracer
+from core.views import next_word
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.timeout(120)
+
+STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
+
+
+class Host(App):
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "gates.tcss"]
+
+    def __init__(self, screen) -> None:
+        super().__init__()
+        self._screen = screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self._screen)
+
+
+def screen_text(app) -> str:
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.02)
+
+
+async def opened(pilot, screen):
+    await wait_for(pilot, lambda: screen.trace is not None or screen.error, what="the trace")
+    assert screen.error is None, screen.error
+    await pilot.pause()
+
+
+def expected_numbers(run: Path, text: str, step: int, layer: int, unit: int) -> dict[str, str]:
+    trace = GateTracer.from_checkpoint(run).trace(text[:step + 1])
+    return {q.key: f"{float(trace.at(step, layer, q.key)[unit]):+.4f}" for q in trace.quantities}
+
+
+async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(100, 30)) as pilot:
+        await opened(pilot, screen)
+        trace = screen.trace
+        assert len(trace) == 2 and screen.source.description.startswith("corpus tiny.txt")
+        text = screen.text
+        await pilot.press(*["right"] * 12)
+        assert screen.pos == 12
+        assert screen.trace is trace and len(trace) == 14  # extended step by step, one past the cursor
+        numbers = screen.unit_numbers()
+        assert numbers == expected_numbers(tiny_run, text, 12, 1, 0)
+        assert set(numbers) == {"i", "f", "g", "o", "c", "h", "kept", "written"}
+        drawn = screen_text(pilot.app)
+        for value in numbers.values():
+            assert value in drawn
+        # another unit and the other layer
+        await pilot.press("full_stop", "full_stop", "full_stop", "l")
+        assert (screen.current_layer, screen.unit) == (0, 3)
+        assert screen.unit_numbers() == expected_numbers(tiny_run, text, 12, 0, 3)
+        # the next-character distribution: the true next character with core's probability and rank
+        info = GateTracer.from_checkpoint(tiny_run).trace(text[:14]).step_info(12, layer=0)
+        bars = screen.query_one("#gates-bars").render().plain
+        assert f"p {info.next_prob:.3f}  rank {info.next_rank}" in bars
+        assert f"surprisal {info.surprisal_bits:.2f} bits" in bars
+        # the cell update split: kept + written = c
+        update = screen.query_one("#gates-update").content.plain
+        assert f"{numbers['kept']} + {numbers['written']} = {numbers['c']}" not in update  # layer 1's numbers
+        now = screen.unit_numbers()
+        assert f"{now['kept']} + {now['written']} = {now['c']}" in update
+        # back steps read the trace, they do not grow it
+        await pilot.press("left", "left")
+        assert screen.pos == 10 and len(trace) == 14
+        assert screen.unit_numbers() == expected_numbers(tiny_run, text, 10, 0, 3)
+
+
+async def test_cursor_moves_words_pages_and_ends(tiny_run):
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        text = screen.text
+        await pilot.press("w")
+        assert screen.pos == next_word(text, 0)
+        await pilot.press("w", "b")
+        assert screen.pos == next_word(text, 0)
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: screen.pending is None)
+        assert screen.pos > next_word(text, 0) + 100
+        await pilot.press("end")  # a long jump: traced in a worker
+        await wait_for(pilot, lambda: screen.pos == len(text) - 1, what="the end")
+        assert len(screen.trace) == len(text)
+        last = screen.unit_numbers()
+        trace = GateTracer.from_checkpoint(screen.run).trace(text)
+        assert last == {q.key: f"{float(trace.at(len(text) - 1, 1, q.key)[0]):+.4f}" for q in trace.quantities}
+        assert "end of text" in screen.query_one("#gates-bars").render().plain
+        await pilot.press("home")
+        assert screen.pos == 0
+        # play steps forward on its own; space pauses
+        await pilot.press("plus", "plus", "plus")  # 10 -> 100 chars/s
+        await pilot.press("space")
+        assert screen.playing
+        await wait_for(pilot, lambda: screen.pos >= 20, what="auto-steps")
+        await pilot.press("space")
+        stopped = screen.pos
+        await pilot.pause(0.2)
+        assert not screen.playing and screen.pos == stopped
+
+
+async def test_unit_search_lists_the_engines_top_units(tiny_run):
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(100, 30)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: screen.matches, what="the units")
+        trace = GateTracer.from_checkpoint(tiny_run).trace(screen.text)
+        expected = trace.find_units(name="inside-quotes", key="c", top=10)
+        assert [(m.layer, m.unit) for m in screen.matches] == [(m.layer, m.unit) for m in expected]
+        listed = screen.query_one("#gates-matches")
+        shown = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        assert shown == [f"layer {m.layer}  unit {m.unit:>4}  r {m.correlation:+.3f}" for m in expected]
+        # a regular expression instead
+        screen.set_focus(screen.query_one("#gates-regex"))
+        await pilot.press("backslash", "left_parenthesis", "enter")
+        regex = trace.find_units(regex=r"\(", key="c", top=10)
+        await wait_for(pilot, lambda: [(m.layer, m.unit) for m in screen.matches] == [(m.layer, m.unit) for m in regex],
+                       what="the regex units")
+        # choosing one selects its layer and unit, and the text is coloured by it
+        screen.set_focus(listed)
+        await pilot.press("down", "enter")
+        assert (screen.current_layer, screen.unit, screen.colour_key) == (regex[1].layer, regex[1].unit, "c")
+        colours = screen.query_one("#gates-text").values
+        assert np.allclose(colours, np.tanh(trace.values("c")[:len(colours), regex[1].layer, regex[1].unit]), atol=1e-6)
+
+
+async def test_saturation_is_cores(tiny_run):
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(100, 30)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.saturation is not None, what="saturation")
+        await pilot.pause()
+        expected = GateTracer.from_checkpoint(tiny_run).trace(screen.text).saturation()
+        for key in ("i", "f", "o"):
+            assert np.allclose(screen.saturation.left[key], expected.left[key])
+            assert np.allclose(screen.saturation.right[key], expected.right[key])
+        summary = screen.query_one("#gates-update").content.plain
+        for row in expected.rows():
+            if row.layer == 1:
+                assert f"mean left {row.mean_left:.2f} right {row.mean_right:.2f}" in summary
+        numbers = screen.unit_numbers()
+        assert numbers["f"] in (f"{expected.left['f'][1, 0]:+.4f}", f"{expected.right['f'][1, 0]:+.4f}")
+
+
+@pytest.mark.parametrize("cell,keys", [("gru", {"r", "z", "n", "h"}), ("rnn", {"h"})])
+async def test_gru_and_rnn_show_their_own_quantities(tiny_corpus, tmp_path, cell, keys):
+    from core.trainer import Trainer
+    from tui.screens.gates import GatesScreen
+    trainer = Trainer(tiny_config(tiny_corpus, cell=cell, steps=5, val_every=5, run_name=cell,
+                                  runs_dir=str(tmp_path / "runs")))
+    list(trainer.run())
+    screen = GatesScreen(trainer.run_dir, text="def f(x):\n    return x")
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("right", "right", "right")
+        numbers = screen.unit_numbers()
+        assert set(numbers) == keys
+        trace = GateTracer.from_checkpoint(trainer.run_dir).trace("def f")
+        assert numbers == {key: f"{float(trace.at(3, 1, key)[0]):+.4f}" for key in keys}
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.saturation is not None)
+        assert set(screen.saturation.keys) == ({"r", "z"} if cell == "gru" else {"h"})
+
+
+async def test_bad_text_is_shown_inline_with_the_engines_message(tiny_run, tmp_path):
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        good = screen.text
+        select = screen.query_one("#gates-source-kind")
+        await pilot.press("o")
+        assert screen.query_one("#gates-source").display
+        select.value = "text"
+        await pilot.press(*"Ωx", "enter")
+        await wait_for(pilot, lambda: screen.error is not None and not screen.is_loading)
+        error = screen.query_one("#gates-error").content.plain
+        assert "vocabulary lacks" in error and "'Ω'" in error
+        assert screen.text == good  # the previous text stays
+        await pilot.press("o")
+        select.value = "file"
+        await pilot.press(*"nope.txt", "enter")
+        await wait_for(pilot, lambda: "Cannot read" in (screen.error or ""))
+        path = tmp_path / "code.txt"
+        path.write_text("def f(x):\n    return (x)\n")
+        await pilot.press("o")
+        screen.query_one("#gates-source-value").value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.text == path.read_text() and screen.error is None)
+        assert screen.pos == 0 and len(screen.trace) == 2

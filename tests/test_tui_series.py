@@ -1,0 +1,130 @@
+"""The Series screen: trains a real small series model in a worker, shows the loss as it goes,
+pauses and stops, and draws core's predictions and metrics; bad settings and CSV errors inline."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from textual.app import App
+
+pytestmark = pytest.mark.timeout(120)
+
+STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
+
+
+class Host(App):
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "series.tcss"]
+
+    def __init__(self, screen, runs_dir: Path) -> None:
+        super().__init__()
+        self._screen = screen
+        self.runs_dir = runs_dir
+
+    def on_mount(self) -> None:
+        self.push_screen(self._screen)
+
+
+def screen_text(app) -> str:
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.02)
+
+
+async def test_trains_and_draws_cores_predictions(tmp_path):
+    from core.series import load_series
+    from tui.screens.series import SeriesScreen
+    screen = SeriesScreen(steps="40", hidden="8", forecast="50")
+    async with Host(screen, tmp_path / "runs").run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert "press s" in screen_text(pilot.app)
+        await pilot.press("s")
+        assert screen.running or screen.snapshot.status == "finished"
+        await wait_for(pilot, lambda: not screen.running, what="training to finish")
+        snap = screen.snapshot
+        assert snap.status == "finished" and snap.step == 40
+        assert len(snap.train_losses) > 0 and len(snap.val_losses) == 1
+        assert screen.query_one("#series-train Sparkline").data == list(snap.train_losses)
+        # the plot is core's prediction from the saved model
+        loaded = load_series(Path(snap.run_dir))
+        expected = loaded.predict(steps=50)
+        pred = screen.predictions
+        assert np.allclose(pred.one_step, expected.one_step, atol=1e-5)
+        assert np.allclose(pred.forecast, expected.forecast, atol=1e-5) and len(pred.forecast) == 50
+        plot = screen.query_one("#series-plot")
+        assert {line.role for line in plot.lines} == {"target", "one-step", "forecast"}
+        drawn = screen_text(pilot.app)
+        assert "target" in drawn and "one-step" in drawn and "forecast" in drawn
+        assert any(0x2800 < ord(ch) <= 0x28FF for ch in drawn)  # braille dots
+        metrics = screen.query_one("#series-metrics").render()
+        for metric in expected.metrics:
+            assert metric.name in drawn and f"{metric.mse:.3g}" in drawn
+        del metrics
+
+
+async def test_pause_resume_and_stop(tmp_path):
+    from tui.screens.series import SeriesScreen
+    screen = SeriesScreen(steps="100000", hidden="8")
+    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.snapshot.step >= 5, what="some steps")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.snapshot.status == "paused", what="the pause")
+        step = screen.snapshot.step
+        await pilot.pause(0.4)
+        assert screen.snapshot.step == step
+        await pilot.press("space")
+        await wait_for(pilot, lambda: screen.snapshot.step > step, what="resuming")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not screen.running, what="the stop")
+        assert screen.snapshot.status == "stopped"
+        assert screen.predictions is not None  # drawn at the stop
+        assert (Path(screen.snapshot.run_dir) / "last.safetensors").exists()
+
+
+async def test_bad_settings_block_starting(tmp_path):
+    from tui.screens.series import SeriesScreen
+    screen = SeriesScreen(hidden="many")
+    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("s")
+        assert not screen.running
+        assert "hidden: 'many' is not a whole number" in screen.query_one("#series-error").content.plain
+        screen.query_one("#series-hidden").value = "0"
+        await pilot.pause()
+        assert "hidden must be at least 1" in screen.query_one("#series-error").content.plain
+        screen.query_one("#series-hidden").value = "8"
+        await pilot.pause()
+        assert not screen.query_one("#series-error").display
+
+
+async def test_csv_errors_are_shown_with_the_engines_message(tmp_path):
+    from tui.screens.series import SeriesScreen
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,value\n1,0.5\n2,oops\n3,0.7\n")
+    screen = SeriesScreen(source="csv", csv=str(bad), column="value", steps="5")
+    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert screen.query_one("#series-row-csv").display
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not screen.running and screen.snapshot.status == "error")
+        error = screen.query_one("#series-error").content.plain
+        assert "line 3" in error and "oops" in error
+        screen.query_one("#series-csv").value = str(tmp_path / "missing.csv")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not screen.running and "missing.csv" in
+                       screen.query_one("#series-error").content.plain)

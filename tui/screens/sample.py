@@ -1,0 +1,641 @@
+"""Sample: stream text from a checkpoint, or from the model being trained right now, one character
+at a time; settings by key; stop, regenerate, copy; complete-as-you-type.
+
+The sampler runs in a worker thread; core.views.chunked_stream cuts its characters into a few
+chunks a second (or paces them to a typewriter speed), and each chunk travels to the screen as
+one message, so the screen never redraws per character.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, Static
+
+from core.errors import PlaygroundError
+from core.sampling import SampleSettings, Sampler
+from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk, chunked_stream, step_choice,
+                        step_temperature)
+
+from ..widgets.modebar import ModeBar
+
+GHOST_CHARS = 80           # length of the dimmed continuation in complete-as-you-type mode
+GHOST_PAUSE_S = 0.35       # a pause in typing this long updates it
+TYPED_KEY_ACTIONS = {"generate", "stop", "regenerate", "copy", "prime", "temperature", "top_k", "length",
+                     "seed_mode", "pace", "complete", "source"}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where samples come from: a checkpoint, or the live run (a snapshot per sample)."""
+    kind: str                  # "checkpoint" or "live"
+    name: str                  # run name
+    detail: str                # "LSTM 2x256, step 1,200"
+    sampler: Sampler | None    # for a checkpoint; None for live (taken per sample)
+
+
+class SamplerLoaded(Message):
+    def __init__(self, run: Path, source: SourceInfo | None, error: str | None) -> None:
+        super().__init__()
+        self.run, self.source, self.error = run, source, error
+
+
+class SampleChunkMessage(Message):
+    def __init__(self, generation: int, chunk: StreamChunk, settings: SampleSettings, detail: str) -> None:
+        super().__init__()
+        self.generation, self.chunk, self.settings, self.detail = generation, chunk, settings, detail
+
+
+class SampleFailed(Message):
+    def __init__(self, generation: int, error: str) -> None:
+        super().__init__()
+        self.generation, self.error = generation, error
+
+
+class GhostReady(Message):
+    def __init__(self, prime: str, text: str | None, error: str | None) -> None:
+        super().__init__()
+        self.prime, self.text, self.error = prime, text, error
+
+
+def _describe_checkpoint(meta: dict, model_config) -> str:
+    step = (meta.get("progress") or {}).get("step")
+    parts = [model_config.describe()]
+    if step is not None:
+        parts.append(f"step {step:,}")
+    if meta.get("best_val_loss") is not None:
+        parts.append(f"best val {meta['best_val_loss']:.4f}")
+    return ", ".join(parts)
+
+
+def pace_label(pace: float | None) -> str:
+    return "max" if pace is None else f"{pace:,.0f}/s"
+
+
+def settings_label(settings: SampleSettings) -> str:
+    """The settings a result was made with, in one line."""
+    temperature = "argmax" if settings.temperature == 0 else f"{settings.temperature:.2f}"
+    top_k = "off" if settings.top_k == 0 else str(settings.top_k)
+    prime = settings.prime if len(settings.prime) <= 20 else settings.prime[:19] + "…"
+    return (f"temperature {temperature} · top-k {top_k} · length {settings.length:,} · seed {settings.seed} · "
+            f"prime {prime!r}")
+
+
+class SampleScreen(Screen):
+    """Generate text. Keys change the settings; the line under the prime shows them all with their keys."""
+
+    AUTO_FOCUS = ""
+    COMPONENT_CLASSES = {"sample--prime", "sample--ghost", "sample--key", "sample--strong", "sample--muted"}
+    BINDINGS = [
+        Binding("g", "generate", "Generate", id="sample.generate"),
+        Binding("x,escape", "stop", "Stop", id="sample.stop"),
+        Binding("r", "regenerate", "New seed", id="sample.regenerate"),
+        Binding("c", "copy", "Copy", id="sample.copy"),
+        Binding("p", "prime", "Prime", id="sample.prime"),
+        Binding("t", "temperature(1)", "Temp+", show=False, id="sample.temperature_up"),
+        Binding("T", "temperature(-1)", "Temp-", show=False, id="sample.temperature_down"),
+        Binding("k", "top_k(1)", "Top-k+", show=False, id="sample.top_k_up"),
+        Binding("K", "top_k(-1)", "Top-k-", show=False, id="sample.top_k_down"),
+        Binding("l", "length(1)", "Longer", show=False, id="sample.length_up"),
+        Binding("L", "length(-1)", "Shorter", show=False, id="sample.length_down"),
+        Binding("s", "seed_mode", "Seed", show=False, id="sample.seed"),
+        Binding("w", "pace(1)", "Slower", show=False, id="sample.pace_slower"),
+        Binding("W", "pace(-1)", "Faster", show=False, id="sample.pace_faster"),
+        Binding("a", "complete", "Complete-as-you-type", show=False, id="sample.complete"),
+        Binding("m", "source", "Source", show=False, id="sample.source"),
+        Binding("escape", "leave_field", "Leave field", show=False, id="sample.leave_field"),
+    ]
+    HELP = {
+        "sample.generate": "generate with the settings shown (also Enter in the prime field)",
+        "sample.stop": "stop the text being generated (x, or Escape outside the prime field)",
+        "sample.regenerate": "generate again with a new random seed",
+        "sample.copy": "copy the prime and the text to the clipboard (terminal escape OSC 52; works over SSH)",
+        "sample.prime": "edit the prime text (Enter generates, Escape leaves the field)",
+        "sample.temperature_up": "temperature up by 0.1 (T: down; 0 = always the likeliest character)",
+        "sample.temperature_down": "temperature down by 0.1",
+        "sample.top_k_up": "top-k up (K: down; 0 = off, sample from every character)",
+        "sample.top_k_down": "top-k down",
+        "sample.length_up": "more characters (L: fewer)",
+        "sample.length_down": "fewer characters",
+        "sample.seed": "seed: a new one each time, or fixed at the last one used",
+        "sample.pace_slower": "typewriter speed: slower (W: faster; max = as fast as the model goes)",
+        "sample.pace_faster": "typewriter speed: faster",
+        "sample.complete": "complete-as-you-type: a dimmed continuation follows the prime as you type",
+        "sample.source": "sample from the checkpoint, or from the model being trained right now",
+        "sample.leave_field": "leave the prime field",
+    }
+
+    # Injectable for deterministic screenshots and tests: the clock the stream is timed by.
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+
+    def __init__(self, run: Path | None = None, *, settings: SampleSettings | None = None,
+                 name: str | None = None, id: str | None = None) -> None:
+        super().__init__(name=name, id=id)
+        self._ready = False  # composed and mounted: safe to query widgets
+        self.run = Path(run) if run is not None else None
+        base = settings or SampleSettings(prime="", temperature=0.8, top_k=0, length=500, seed=None)
+        self.temperature = base.temperature
+        self.top_k = base.top_k
+        self.length = base.length
+        self.seed_fixed = base.seed is not None
+        self.seed: int | None = base.seed
+        self._initial_prime = base.prime
+        self.pace: float | None = None
+        self.complete = False
+        self.use_live = False
+        self.checkpoint: SourceInfo | None = None
+        self.load_error: str | None = None
+        self.is_loading = False
+        self.generation = 0
+        self.streaming = False
+        self._stop: threading.Event | None = None
+        self.generated = ""
+        self.result_settings: SampleSettings | None = None
+        self.last_chunk: StreamChunk | None = None
+        self.result_detail = ""
+        self.ghost = ""
+        self._ghost_timer: Timer | None = None
+        self._loaded_run: Path | None = None
+
+    # -- layout
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("sample")
+        yield Static("", id="sample-source")
+        with Horizontal(id="sample-prime-row"):
+            yield Label("prime", id="sample-prime-label")
+            yield Input(self._initial_prime, id="prime", compact=True,
+                        placeholder="text the model continues (Enter generates)")
+        yield Static("", id="sample-settings")
+        yield Static("", id="sample-error")
+        with VerticalScroll(id="sample-output"):
+            yield Static("", id="sample-text")
+        yield Static("", id="sample-result")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.query_one("#sample-output").border_title = "sample"
+        if self.run is None and hasattr(self.app, "selected_run"):
+            self.watch(self.app, "selected_run", self._run_selected)
+        else:
+            self._run_selected(self.run)
+        self.render_all()
+
+    def on_screen_resume(self) -> None:
+        self.render_all()
+
+    @property
+    def prime_input(self) -> Input:
+        return self.query_one("#prime", Input)
+
+    # -- the source
+
+    def _run_selected(self, run: Path | None) -> None:
+        if run is None:
+            self.render_all()
+            return
+        run = Path(run)
+        if run == self._loaded_run and self.checkpoint is not None:
+            return
+        self.run = run
+        self.is_loading = True
+        self.load_error = None
+        self.render_all()
+        self._load(run)
+
+    @work(thread=True, exclusive=True, group="sample-load", exit_on_error=False)
+    def _load(self, run: Path) -> None:
+        from core.trainer import load_model
+        try:
+            model, vocab, checkpoint = load_model(run, "cpu")
+            sampler = Sampler(model, vocab)
+            source = SourceInfo("checkpoint", run.name, _describe_checkpoint(checkpoint.meta, model.config), sampler)
+            self.post_message(SamplerLoaded(run, source, None))
+        except (PlaygroundError, OSError) as exc:
+            self.post_message(SamplerLoaded(run, None, str(exc)))
+
+    def on_sampler_loaded(self, message: SamplerLoaded) -> None:
+        if message.run != self.run:
+            return
+        self.is_loading = False
+        self._loaded_run = message.run
+        self.checkpoint = message.source
+        self.load_error = message.error
+        if message.source is not None:
+            self.use_live = False
+        self.render_all()
+        self._schedule_ghost()
+
+    def live_trainer(self):
+        """The Trainer the app is running now, if any (sampling takes a snapshot of its weights)."""
+        session = getattr(self.app, "session", None)
+        trainer = getattr(session, "trainer", None)
+        if session is None or trainer is None or not getattr(session, "active", False):
+            return None
+        return trainer
+
+    def live_available(self) -> bool:
+        return self.live_trainer() is not None
+
+    def source_ready(self) -> bool:
+        return (self.use_live and self.live_available()) or (not self.use_live and self.checkpoint is not None)
+
+    @property
+    def vocab(self):
+        if self.use_live:
+            trainer = self.live_trainer()
+            return getattr(trainer.task, "vocab", None) if trainer is not None else None
+        return self.checkpoint.sampler.vocab if self.checkpoint is not None else None
+
+    # -- settings
+
+    def settings(self, seed: int | None) -> SampleSettings:
+        return SampleSettings(prime=self.prime_input.value, temperature=self.temperature, top_k=self.top_k,
+                              length=self.length, seed=seed)
+
+    def _next_seed(self, new: bool = False) -> int:
+        if self.seed_fixed and self.seed is not None and not new:
+            return self.seed
+        return random.SystemRandom().randrange(2**31)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+            return False
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        if action in ("generate", "regenerate"):
+            return True if self.source_ready() else None
+        if action == "stop":
+            return True if self.streaming else None
+        if action == "copy":
+            return True if (self.generated or self.prime_input.value) else None
+        if action == "source":
+            return True if (self.live_available() or self.use_live) else None
+        return True
+
+    def action_temperature(self, delta: int) -> None:
+        self.temperature = step_temperature(self.temperature, delta)
+        self._settings_changed()
+
+    def action_top_k(self, delta: int) -> None:
+        self.top_k = step_choice(TOP_K_CHOICES, self.top_k, delta)
+        self._settings_changed()
+
+    def action_length(self, delta: int) -> None:
+        self.length = step_choice(LENGTH_CHOICES, self.length, delta)
+        self._settings_changed()
+
+    def action_seed_mode(self) -> None:
+        self.seed_fixed = not self.seed_fixed
+        if self.seed_fixed and self.seed is None:
+            self.seed = self._next_seed(new=True)
+        self._settings_changed()
+
+    def action_pace(self, delta: int) -> None:
+        self.pace = step_choice(PACE_CHOICES, self.pace, delta)
+        self._settings_changed()
+
+    def action_complete(self) -> None:
+        self.complete = not self.complete
+        if not self.complete:
+            self.ghost = ""
+        self._settings_changed()
+        if self.complete:
+            self.app.notify("Complete-as-you-type: type a prime; a dimmed continuation follows each pause.")
+            self.set_focus(self.prime_input)
+
+    def action_source(self) -> None:
+        if not self.use_live and not self.live_available():
+            self.app.notify("No run is training in the app right now.", severity="warning")
+            return
+        self.use_live = not self.use_live
+        if not self.use_live and self.checkpoint is None:
+            self.app.notify("No checkpoint opened: pick a run on the Runs screen (5) and press s.")
+        self._settings_changed()
+
+    def action_prime(self) -> None:
+        self.set_focus(self.prime_input)
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def _settings_changed(self) -> None:
+        self.render_all()
+        self._schedule_ghost(0.0)
+
+    # -- generating
+
+    def action_generate(self) -> None:
+        self.generate(self._next_seed())
+
+    def action_regenerate(self) -> None:
+        seed = self._next_seed(new=True)
+        if self.seed_fixed:
+            self.seed = seed
+        self.generate(seed)
+
+    def generate(self, seed: int) -> bool:
+        if not self.source_ready():
+            self.app.notify("Nothing to sample from yet: open a run from the Runs screen (5).", severity="warning")
+            return False
+        settings = self.settings(seed)
+        vocab = self.vocab
+        try:
+            if vocab is not None:
+                settings.validate(vocab)
+        except PlaygroundError as exc:
+            self._show_error(str(exc))
+            return False
+        self._show_error(None)
+        self.stop_stream()
+        self.generation += 1
+        self.streaming = True
+        self.seed = seed
+        self.generated = ""
+        self.ghost = ""
+        self.last_chunk = None
+        self.result_settings = settings
+        self._stop = threading.Event()
+        if self.use_live:
+            trainer = self.live_trainer()
+            snapshot = getattr(self.app.session, "snapshot", None)
+            step = getattr(snapshot, "step", None)
+            detail = f"live {snapshot.run_name if snapshot is not None else ''} at step {step:,}" if step is not None \
+                else "live model"
+
+            def get_sampler() -> Sampler:
+                return trainer.snapshot_sampler()
+        else:
+            sampler = self.checkpoint.sampler
+            detail = f"{self.checkpoint.name} ({self.checkpoint.detail})"
+
+            def get_sampler() -> Sampler:
+                return sampler
+        self.result_detail = detail
+        self._stream(self.generation, get_sampler, settings, self.pace, self._stop, detail)
+        self.render_all()
+        return True
+
+    @work(thread=True, group="sample-stream", exit_on_error=False)
+    def _stream(self, generation: int, get_sampler: Callable[[], Sampler], settings: SampleSettings,
+                pace: float | None, stop: threading.Event, detail: str) -> None:
+        from textual.worker import get_current_worker
+        worker = get_current_worker()
+        try:
+            sampler = get_sampler()
+
+            def chars():
+                for ch in sampler.stream(settings):
+                    if worker.is_cancelled:
+                        stop.set()
+                    yield ch
+
+            for chunk in chunked_stream(chars(), pace=pace, stop=stop, clock=self.clock):
+                self.post_message(SampleChunkMessage(generation, chunk, settings, detail))
+        except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            self.post_message(SampleFailed(generation, message))
+
+    def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
+        if message.generation != self.generation:
+            return
+        chunk = message.chunk
+        self.generated += chunk.text
+        self.last_chunk = chunk
+        if chunk.done:
+            self.streaming = False
+            self.refresh_bindings()
+        self.render_output()
+        self.render_result()
+
+    def on_sample_failed(self, message: SampleFailed) -> None:
+        if message.generation != self.generation:
+            return
+        self.streaming = False
+        self._show_error(message.error)
+        self.render_all()
+
+    def stop_stream(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    def action_stop(self) -> None:
+        if self.streaming:
+            self.stop_stream()
+
+    def action_copy(self) -> None:
+        prime = self.result_settings.prime if self.result_settings is not None and self.generated else \
+            self.prime_input.value
+        text = prime + self.generated
+        if not text:
+            return
+        self.app.copy_to_clipboard(text)
+        self.app.notify(f"Copied {len(text):,} characters to the clipboard.")
+
+    def on_unmount(self) -> None:
+        self.stop_stream()
+
+    # -- prime field and complete-as-you-type
+
+    @on(Input.Submitted, "#prime")
+    def _prime_submitted(self) -> None:
+        self.action_generate()
+
+    @on(Input.Changed, "#prime")
+    def _prime_changed(self) -> None:
+        self._show_error(None)
+        if not self.streaming and not self.complete:
+            self.render_output()
+        self._schedule_ghost()
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    def _schedule_ghost(self, delay: float = GHOST_PAUSE_S) -> None:
+        if self._ghost_timer is not None:
+            self._ghost_timer.stop()
+            self._ghost_timer = None
+        if not self.complete or self.streaming or not self._ready:
+            return
+        self._ghost_timer = self.set_timer(max(delay, 0.01), self._start_ghost)
+
+    def _start_ghost(self) -> None:
+        self._ghost_timer = None
+        if not self.complete or self.streaming or not self.source_ready():
+            return
+        settings = replace(self.settings(self.seed if self.seed_fixed and self.seed is not None else 0),
+                           length=GHOST_CHARS)
+        if self.use_live:
+            trainer = self.live_trainer()
+            get_sampler = trainer.snapshot_sampler
+        else:
+            sampler = self.checkpoint.sampler
+
+            def get_sampler() -> Sampler:
+                return sampler
+        self._ghost(get_sampler, settings)
+
+    @work(thread=True, exclusive=True, group="sample-ghost", exit_on_error=False)
+    def _ghost(self, get_sampler: Callable[[], Sampler], settings: SampleSettings) -> None:
+        try:
+            text = get_sampler().generate(settings)
+            self.post_message(GhostReady(settings.prime, text, None))
+        except PlaygroundError as exc:
+            self.post_message(GhostReady(settings.prime, None, str(exc)))
+
+    def on_ghost_ready(self, message: GhostReady) -> None:
+        if not self.complete or message.prime != self.prime_input.value:
+            return  # typed on since: a newer one is coming
+        if message.error is not None:
+            self._show_error(message.error)
+            self.ghost = ""
+        else:
+            self._show_error(None)
+            self.ghost = message.text or ""
+            self.generated = ""
+            self.result_settings = None
+        self.render_output()
+        self.render_result()
+
+    # -- rendering
+
+    def _show_error(self, error: str | None) -> None:
+        widget = self.query_one("#sample-error", Static)
+        widget.update(Text(error or "", no_wrap=False))
+        widget.set_class(bool(error), "-shown")
+
+    def render_all(self) -> None:
+        if not self._ready:
+            return
+        self.render_source()
+        self.render_settings()
+        self.render_output()
+        self.render_result()
+        self.refresh_bindings()
+
+    def _key(self, text: Text, key: str) -> None:
+        text.append(f"[{key}]", self.get_component_rich_style("sample--key"))
+
+    def render_source(self) -> None:
+        strong = self.get_component_rich_style("sample--strong")
+        muted = self.get_component_rich_style("sample--muted")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("source ", muted)
+        if self.use_live:
+            snapshot = getattr(self.app.session, "snapshot", None)
+            text.append("model being trained", strong)
+            if snapshot is not None and snapshot.run_name:
+                text.append(f"  {snapshot.run_name} at step {snapshot.step:,} (a snapshot per sample)")
+        elif self.is_loading:
+            text.append(f"loading {self.run.name if self.run else ''}…")
+        elif self.checkpoint is not None:
+            text.append(self.checkpoint.name, strong)
+            text.append(f"  {self.checkpoint.detail}")
+        elif self.load_error:
+            text.append("none", strong)
+        else:
+            text.append("none", strong)
+            text.append("  pick a run on the Runs screen (5) and press s", muted)
+        if self.live_available() or self.use_live:
+            text.append("  ")
+            self._key(text, "m")
+            text.append(" checkpoint/live" if self.use_live else " sample the model being trained", muted)
+        self.query_one("#sample-source", Static).update(text)
+        if self.load_error and not self.use_live:
+            self._show_error(self.load_error)
+
+    def render_settings(self) -> None:
+        muted = self.get_component_rich_style("sample--muted")
+        strong = self.get_component_rich_style("sample--strong")
+        text = Text(no_wrap=False)
+        items = [
+            ("temperature", "argmax" if self.temperature == 0 else f"{self.temperature:.2f}", "t/T"),
+            ("top-k", "off" if self.top_k == 0 else str(self.top_k), "k/K"),
+            ("length", f"{self.length:,}", "l/L"),
+            ("seed", f"{self.seed} fixed" if self.seed_fixed and self.seed is not None else "new each time", "s"),
+            ("speed", pace_label(self.pace), "w/W"),
+            ("complete-as-you-type", "on" if self.complete else "off", "a"),
+        ]
+        for n, (name, value, key) in enumerate(items):
+            if n:
+                text.append("  ")
+            text.append(f"{name} ", muted)
+            text.append(value, strong)
+            text.append(" ")
+            self._key(text, key)
+        self.query_one("#sample-settings", Static).update(text)
+
+    def output_text(self) -> Text:
+        """What the output area shows: the prime, then the generated text (or the dimmed continuation)."""
+        text = Text()
+        if self.result_settings is not None and (self.generated or self.streaming):
+            text.append(self.result_settings.prime, self.get_component_rich_style("sample--prime"))
+            text.append(self.generated)
+            if self.streaming:
+                text.append("▌", self.get_component_rich_style("sample--muted"))
+        elif self.complete:
+            text.append(self.prime_input.value, self.get_component_rich_style("sample--prime"))
+            text.append(self.ghost, self.get_component_rich_style("sample--ghost"))
+        return text
+
+    def render_output(self) -> None:
+        body = self.query_one("#sample-text", Static)
+        body.update(self.output_text())
+        output = self.query_one("#sample-output", VerticalScroll)
+        output.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def render_result(self) -> None:
+        muted = self.get_component_rich_style("sample--muted")
+        strong = self.get_component_rich_style("sample--strong")
+        text = Text(no_wrap=False)
+        chunk, settings = self.last_chunk, self.result_settings
+        if settings is None:
+            if self.complete and self.ghost:
+                text.append(f"dimmed: the model's continuation ({GHOST_CHARS} chars); Enter generates", muted)
+            elif self.streaming:
+                text.append("starting…", muted)
+            else:
+                text.append("press g to generate (Enter in the prime field)", muted)
+        else:
+            count = chunk.chars if chunk is not None else 0
+            rate = chunk.chars_per_s if chunk is not None else None
+            if self.streaming:
+                text.append("streaming ", strong)
+                text.append(f"{count:,}/{settings.length:,} chars")
+            else:
+                state = "stopped" if chunk is not None and chunk.stopped else "done"
+                text.append(f"{state} ", strong)
+                text.append(f"{count:,} chars in {chunk.elapsed_s if chunk else 0:.2f} s")
+            if rate is not None:
+                text.append(" · ")
+                text.append(f"{rate:,.0f} chars/s", strong)
+            if self.pace is not None:
+                text.append(f" (paced at {pace_label(self.pace)})", muted)
+            text.append("\n")
+            text.append(settings_label(settings), muted)
+            text.append(f" · {self.result_detail}", muted)
+        self.query_one("#sample-result", Static).update(text)
+
+    # -- for tests and benchmarks
+
+    @property
+    def shown_text(self) -> str:
+        """The generated characters now on screen (the prime excluded)."""
+        return self.generated

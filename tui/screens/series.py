@@ -1,0 +1,431 @@
+"""Series: train an RNN on a time series (a built-in signal or a CSV column) with live loss
+sparklines, pause and stop as on the Train screen; plot the targets, the one-step predictions
+over the validation range and the free-running forecast past the end; metrics against the
+naive baselines.
+
+Training runs core's Trainer (SeriesTask) in a worker thread, which folds events into a
+core.watch.RunMonitor and posts snapshots a few times a second. At each validation, between
+steps, the same thread asks core.series.predict for the plot, so the model is never read while
+it is being updated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Select, Static
+
+from core.errors import PlaygroundError
+from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, Stopped,
+                         ValidationEvent)
+from core.series_data import SIGNALS
+from core.trainer import TrainControl
+from core.views import metric_rows, plot_bounds, series_plot
+from core.watch import RunMonitor, RunSnapshot
+
+from ..widgets.live import LossPanel
+from ..widgets.modebar import ModeBar
+from ..widgets.plot import LinePlot
+
+POST_INTERVAL_S = 0.2
+URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, CheckpointSaved)
+SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
+PRESETS = (("none", "none"), ("course", "course"))
+CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
+DEFAULTS = {"source": "sine", "csv": "", "column": "", "preset": "none", "cell": "lstm", "hidden": "32",
+            "layers": "1", "lr": "0.01", "steps": "500", "forecast": "100"}
+COURSE = {"cell": "rnn", "hidden": "32", "layers": "1", "lr": "0.01", "steps": "75"}
+TYPED_KEY_ACTIONS = {"start", "pause", "resume", "stop", "free_run"}
+NUMBERS = {"hidden": int, "layers": int, "lr": float, "steps": int, "forecast": int}
+
+
+@dataclass(frozen=True)
+class SeriesForm:
+    """The form's values, parsed; `errors` by field."""
+    values: dict
+    errors: dict
+
+
+class SeriesUpdate(Message):
+    def __init__(self, generation: int, snapshot: RunSnapshot, done: bool = False) -> None:
+        super().__init__()
+        self.generation, self.snapshot, self.done = generation, snapshot, done
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SeriesUpdate) and not message.done and message.generation == self.generation
+
+
+class SeriesPredicted(Message):
+    def __init__(self, generation: int, predictions, step: int, final: bool) -> None:
+        super().__init__()
+        self.generation, self.predictions, self.step, self.final = generation, predictions, step, final
+
+
+class SeriesScreen(Screen):
+    AUTO_FOCUS = ""
+    COMPONENT_CLASSES = {"series--strong", "series--muted", "series--error"}
+    BINDINGS = [
+        Binding("s", "start", "Start", id="series.start"),
+        Binding("space", "pause", "Pause", key_display="space", id="series.pause"),
+        Binding("space", "resume", "Resume", key_display="space", id="series.resume"),
+        Binding("x", "stop", "Stop", id="series.stop"),
+        Binding("r", "free_run", "Free run", id="series.free_run"),
+        Binding("escape", "leave_field", "Leave field", show=False, id="series.leave_field"),
+    ]
+    HELP = {
+        "series.start": "train on the series with the settings in the form (also Enter in a field)",
+        "series.pause": "pause training at the next step",
+        "series.resume": "resume a paused run",
+        "series.stop": "stop at the next step, validate, save a checkpoint and plot",
+        "series.free_run": "also plot the free run from the split across the validation range",
+        "series.leave_field": "leave the form field",
+    }
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, **initial: str) -> None:
+        super().__init__(name=name, id=id)
+        self._ready = False  # composed and mounted: safe to query widgets
+        self.initial = {**DEFAULTS, **initial}
+        self.control: TrainControl | None = None
+        self.running = False
+        self.generation = 0
+        self.snapshot = RunSnapshot()
+        self.predictions = None
+        self.prediction_step: int | None = None
+        self.show_free_run = False
+        self.errors: dict[str, str] = {}
+        self._preset = self.initial["preset"]
+
+    # -- layout
+
+    def _field(self, name: str, label: str, widget) -> ComposeResult:
+        with Horizontal(classes="series-row", id=f"series-row-{name}"):
+            yield Label(label, classes="series-label")
+            yield widget
+
+    def compose(self) -> ComposeResult:
+        v = self.initial
+        yield ModeBar("series")
+        with Horizontal(id="series-body"):
+            with VerticalScroll(id="series-form", can_focus=False):
+                yield Static("Series run", id="series-form-title")
+                yield from self._field("source", "data", Select(SOURCES, value=v["source"], allow_blank=False,
+                                                                 id="series-source", compact=True,
+                                                                 type_to_search=False))
+                yield from self._field("csv", "csv", Input(v["csv"], id="series-csv", compact=True,
+                                                           placeholder="path of a CSV file"))
+                yield from self._field("column", "column", Input(v["column"], id="series-column", compact=True,
+                                                                 placeholder="name or index"))
+                yield from self._field("preset", "preset", Select(PRESETS, value=v["preset"], allow_blank=False,
+                                                                  id="series-preset", compact=True,
+                                                                  type_to_search=False))
+                yield from self._field("cell", "model", Select(CELLS, value=v["cell"], allow_blank=False,
+                                                               id="series-cell", compact=True, type_to_search=False))
+                for name, label in (("hidden", "hidden"), ("layers", "layers"), ("lr", "lr"), ("steps", "steps"),
+                                    ("forecast", "forecast")):
+                    yield from self._field(name, label, Input(v[name], id=f"series-{name}", compact=True))
+                yield Static("", id="series-error")
+                yield Static("", id="series-form-note")
+            with Vertical(id="series-live"):
+                yield Static("", id="series-status")
+                with Horizontal(id="series-losses"):
+                    yield LossPanel("train loss", id="series-train")
+                    yield LossPanel("val loss", id="series-val")
+                yield LinePlot(id="series-plot")
+                yield Static("", id="series-metrics")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        self.query_one("#series-plot").border_title = "validation range and forecast"
+        self.query_one(LinePlot).clear("Press s to train; the plot appears at the first validation.")
+        self._source_changed_display()
+        self.render_all()
+
+    # -- the form
+
+    def form(self) -> SeriesForm:
+        values: dict = {
+            "source": str(self.query_one("#series-source", Select).value),
+            "csv": self.query_one("#series-csv", Input).value.strip(),
+            "column": self.query_one("#series-column", Input).value.strip(),
+            "preset": str(self.query_one("#series-preset", Select).value),
+            "cell": str(self.query_one("#series-cell", Select).value),
+        }
+        errors: dict = {}
+        for name, kind in NUMBERS.items():
+            text = self.query_one(f"#series-{name}", Input).value.strip()
+            try:
+                values[name] = kind(text)
+            except ValueError:
+                errors[name] = f"{name}: '{text}' is not {'a whole number' if kind is int else 'a number'}"
+        if values["source"] == "csv" and not values["csv"]:
+            errors["csv"] = "csv: give the path of a CSV file"
+        if "forecast" in values and values["forecast"] < 0:
+            errors["forecast"] = "forecast: 0 or more points"
+        return SeriesForm(values, errors)
+
+    def make_config(self, values: dict):
+        """A SeriesConfig from the form (raises ConfigError with the engine's message)."""
+        from core.series import make_config
+        data = {"csv": values["csv"], "column": values["column"] or None} if values["source"] == "csv" else \
+            {"signal": values["source"]}
+        return make_config(values["preset"] if values["preset"] != "none" else None, **data, cell=values["cell"],
+                           hidden=values["hidden"], layers=values["layers"], lr=values["lr"], steps=values["steps"],
+                           device="cpu", runs_dir=str(getattr(self.app, "runs_dir", "")) or None)
+
+    def validate_form(self) -> tuple[object | None, dict]:
+        form = self.form()
+        errors = dict(form.errors)
+        config = None
+        if not errors:
+            try:
+                config = self.make_config(form.values)
+            except PlaygroundError as exc:
+                errors["form"] = str(exc)
+        self._show_errors(errors)
+        return config, form.values
+
+    def _show_errors(self, errors: dict) -> None:
+        self.errors = errors
+        widget = self.query_one("#series-error", Static)
+        widget.update(Text("\n".join(errors.values())))
+        widget.set_class(bool(errors), "-shown")
+        for name in NUMBERS:
+            self.query_one(f"#series-{name}", Input).set_class(name in errors, "-invalid")
+        self.query_one("#series-csv", Input).set_class("csv" in errors, "-invalid")
+        self.refresh_bindings()
+
+    @on(Input.Changed)
+    def _field_changed(self) -> None:
+        if not self.running:
+            self.validate_form()
+
+    @on(Input.Submitted)
+    def _field_submitted(self) -> None:
+        self.action_start()
+
+    @on(Select.Changed, "#series-source")
+    def _source_changed(self) -> None:
+        self._source_changed_display()
+        if not self.running and self._ready:
+            self.validate_form()
+
+    def _source_changed_display(self) -> None:
+        csv = str(self.query_one("#series-source", Select).value) == "csv"
+        self.query_one("#series-row-csv").display = csv
+        self.query_one("#series-row-column").display = csv
+
+    @on(Select.Changed, "#series-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        if str(event.value) == self._preset:
+            return  # the initial value, or no change
+        self._preset = str(event.value)
+        values = COURSE if str(event.value) == "course" else {k: DEFAULTS[k] for k in COURSE}
+        self.query_one("#series-cell", Select).value = values["cell"]
+        for name in ("hidden", "layers", "lr", "steps"):
+            self.query_one(f"#series-{name}", Input).value = values[name]
+
+    # -- training
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+            return False
+        paused = self.snapshot.status == "paused"
+        if action == "start":
+            return False if self.running else (None if self.errors else True)
+        if action == "pause":
+            return self.running and not paused and self.control is not None and not self.control.stopping
+        if action == "resume":
+            return self.running and paused
+        if action == "stop":
+            return self.running and self.control is not None and not self.control.stopping
+        if action == "leave_field":
+            return isinstance(self.focused, Input)
+        return True
+
+    def action_start(self) -> None:
+        self.start()
+
+    def start(self) -> bool:
+        if self.running:
+            return False
+        config, values = self.validate_form()
+        if config is None:
+            self.app.notify("Fix the settings marked in the form first.", title="Cannot start", severity="error")
+            return False
+        self.generation += 1
+        self.control = TrainControl()
+        self.running = True
+        self.predictions = None
+        self.prediction_step = None
+        self.snapshot = RunSnapshot(status="starting")
+        self.query_one(LinePlot).clear("training… the plot appears at the first validation")
+        self.query_one("#series-metrics", Static).update("")
+        self._train(self.generation, config, self.control, values["forecast"])
+        self.set_focus(None)
+        self.render_all()
+        return True
+
+    @work(thread=True, group="series-train", exit_on_error=False)
+    def _train(self, generation: int, config, control: TrainControl, forecast: int) -> None:
+        from textual.worker import get_current_worker
+        from core.series import new_series_trainer, predict
+        worker = get_current_worker()
+        monitor = RunMonitor()
+        monitor.set_status("starting")
+        self.post_message(SeriesUpdate(generation, monitor.snapshot()))
+        last = time.monotonic()
+        try:
+            trainer = new_series_trainer(config, control)
+            task = trainer.task
+            steps = forecast if task.data.features == 1 else 0
+
+            def plot(final: bool) -> None:
+                predictions = predict(task.model, task.data, task.normalizer, config.val_fraction, steps=steps,
+                                      period=task.period)
+                self.post_message(SeriesPredicted(generation, predictions, trainer.progress.step, final))
+
+            for event in trainer.run():
+                monitor.add(event)
+                if worker.is_cancelled and not control.stopping:
+                    control.stop("quit")
+                if isinstance(event, ValidationEvent):
+                    plot(False)
+                now = time.monotonic()
+                if isinstance(event, URGENT_EVENTS) or now - last >= POST_INTERVAL_S:
+                    self.post_message(SeriesUpdate(generation, monitor.snapshot()))
+                    last = now
+            if monitor.snapshot().status in ("finished", "stopped"):
+                plot(True)
+        except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
+            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+            monitor.set_status("error", message)
+        final = monitor.snapshot()
+        if final.status in ("starting", "training", "paused"):
+            monitor.set_status("stopped")
+            final = monitor.snapshot()
+        self.post_message(SeriesUpdate(generation, final, done=True))
+
+    def on_series_update(self, message: SeriesUpdate) -> None:
+        if message.generation != self.generation:
+            return
+        self.snapshot = message.snapshot
+        if message.done:
+            self.running = False
+            if message.snapshot.status == "error" and message.snapshot.error:
+                self._show_errors({"run": message.snapshot.error})
+        self.render_all()
+
+    def on_series_predicted(self, message: SeriesPredicted) -> None:
+        if message.generation != self.generation:
+            return
+        self.predictions = message.predictions
+        self.prediction_step = message.step
+        self.render_plot()
+        self.render_all()
+
+    def action_pause(self) -> None:
+        if self.control is not None:
+            self.control.pause()
+            self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        if self.control is not None:
+            self.control.resume()
+            self.refresh_bindings()
+
+    def action_stop(self) -> None:
+        if self.control is not None:
+            self.control.stop("user")
+            self.render_all()
+
+    def action_free_run(self) -> None:
+        self.show_free_run = not self.show_free_run
+        self.render_plot()
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def on_unmount(self) -> None:
+        if self.control is not None and self.running:
+            self.control.stop("quit")
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    # -- rendering
+
+    def render_all(self) -> None:
+        if not self._ready:
+            return
+        snap = self.snapshot
+        strong = self.get_component_rich_style("series--strong")
+        muted = self.get_component_rich_style("series--muted")
+        line = Text(no_wrap=True, overflow="ellipsis")
+        status = snap.status
+        if self.running and self.control is not None and self.control.stopping:
+            status = "stopping"
+        elif self.running and self.control is not None and self.control.paused and status == "training":
+            status = "pausing"
+        line.append(status, strong)
+        if snap.run_name:
+            line.append(f"  {snap.run_name}")
+        model = (snap.config or {}).get("model") or {}
+        if model:
+            line.append(f"  {str(model.get('cell', '?')).upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}")
+        if snap.status != "idle" and snap.step:
+            total = f"/{snap.total_steps:,}" if snap.total_steps else ""
+            line.append(f"  step {snap.step:,}{total}", muted)
+        if snap.progress is not None and self.running:
+            line.append(f"  {snap.progress:.0%}", muted)
+        if status == "idle":
+            line = Text("Choose the data and the model, then press s.", muted)
+        self.query_one("#series-status", Static).update(line)
+        self.query_one("#series-train", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
+                                                         snap.step if snap.train_losses else None)
+        self.query_one("#series-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
+                                                       snap.val_steps[-1] if snap.val_steps else None)
+        form = self.query_one("#series-form")
+        form.disabled = self.running
+        note = self.query_one("#series-form-note", Static)
+        preset = str(self.query_one("#series-preset", Select).value)
+        text = Text("course preset: the lesson's RNN(1, 32) with Adam lr 0.01, one sequence of 20 points, "
+                    "75 steps. " if preset == "course" else "", muted)
+        text.append("Loss: MSE in standardized units.", muted)
+        note.update(text)
+        self.refresh_bindings()
+
+    def render_plot(self) -> None:
+        plot = self.query_one(LinePlot)
+        pred = self.predictions
+        if pred is None:
+            return
+        lines = series_plot(pred, free_run=self.show_free_run)
+        markers = [(float(pred.split), "validation")]
+        if len(pred.forecast):
+            markers.append((float(len(pred.series) - 1), "end of data"))
+        plot.show(lines, plot_bounds(lines), markers)
+        plot.border_title = f"validation range and forecast, step {self.prediction_step:,}"
+        table = Table.grid(padding=(0, 2))
+        muted = self.get_component_rich_style("series--muted")
+        strong = self.get_component_rich_style("series--strong")
+        table.add_column(no_wrap=True)
+        for _ in range(3):
+            table.add_column(justify="right", no_wrap=True)
+        table.add_row(Text("validation", strong), Text("MSE", muted), Text("MAE", muted), Text("MSE/last", muted))
+        for row in metric_rows(pred):
+            ratio = f"{row.vs_last:.3f}" if row.vs_last is not None else "-"
+            table.add_row(row.name, f"{row.mse:.3g}", f"{row.mae:.3g}", ratio)
+        self.query_one("#series-metrics", Static).update(table)

@@ -1,0 +1,74 @@
+"""Bar chart of the next-character distribution, the true next character marked."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def show_char(ch: str | None) -> str:
+    """A character as one readable cell: space, newline and tab made visible."""
+    if ch is None:
+        return "-"
+    return {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}.get(ch, ch if ch.isprintable() else "·")
+
+
+def bar(fraction: float, cells: int) -> str:
+    """A horizontal bar `fraction` (0..1) of `cells` long, in eighths of a cell."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = int(round(fraction * cells * 8))
+    full, rest = divmod(eighths, 8)
+    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(cells)
+
+
+class NextCharBars(Widget):
+    """Top-k next characters as bars with their probabilities; the true next character is marked
+    with ◀ (and listed with its rank when outside the top k); its probability, rank and surprisal
+    in the title line."""
+
+    DEFAULT_CSS = """
+    NextCharBars { height: auto; text-wrap: nowrap; text-overflow: clip; }
+    """
+    COMPONENT_CLASSES = {"bars--bar", "bars--true", "bars--muted", "bars--title"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view = None
+
+    def show(self, view) -> None:
+        """`view`: a core.views.NextCharView (None clears)."""
+        self.view = view
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 2 + (len(self.view.rows) if self.view is not None else 0)
+
+    def render(self) -> Text:
+        view = self.view
+        title = self.get_component_rich_style("bars--title")
+        muted = self.get_component_rich_style("bars--muted")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if view is None:
+            text.append("next character", title)
+            return text
+        if view.true_char is None:
+            text.append("next: end of text", title)
+            text.append("\nno true next character", muted)
+        else:
+            text.append(f"next {show_char(view.true_char)!s}", title)
+            text.append(f"  p {view.true_prob:.3f}  rank {view.true_rank}")
+            text.append(f"\nsurprisal {view.surprisal_bits:.2f} bits", muted)
+        width = max(10, (self.size.width or 30))
+        cells = max(3, width - 15)
+        top = max((row.prob for row in view.rows), default=1.0) or 1.0
+        for row in view.rows:
+            style = self.get_component_rich_style("bars--true" if row.is_true else "bars--bar")
+            text.append("\n")
+            rank = f"{row.rank:>2}" if row.rank is not None else " ?"
+            text.append(f"{rank} {show_char(row.char)} ", style if row.is_true else "")
+            text.append(bar(row.prob / top, cells), style)
+            text.append(f" {row.prob:5.3f}")
+            text.append(" ◀" if row.is_true else "  ", style)
+        return text

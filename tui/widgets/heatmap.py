@@ -1,0 +1,198 @@
+"""Heatmaps over units, drawn with half-block cells on one diverging colour scale.
+
+Values arrive already on the scale [-1, 1] (core.views.diverging). Each character cell holds two
+units side by side: '▌' with the left unit as foreground and the right unit as background, so a
+row of W cells shows 2W units in order. Without colour (NO_COLOR) each cell holds one unit drawn
+as a bar whose height is its value on the scale (▁ = -1 ... █ = +1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+# Diverging ramp: blue (-1) through a neutral middle to red (+1). The middle follows the theme,
+# so small values recede into the background on dark and light themes alike.
+NEGATIVE = (67, 147, 195)
+POSITIVE = (214, 96, 77)
+MIDDLE_DARK = (48, 48, 52)
+MIDDLE_LIGHT = (236, 236, 236)
+LEVELS = 33  # colours per ramp; values are quantised so styles are cached
+BARS = "▁▂▃▄▅▆▇█"
+
+
+class Ramp:
+    """value in [-1, 1] -> a rich Color on the diverging scale."""
+
+    def __init__(self, dark: bool = True) -> None:
+        middle = MIDDLE_DARK if dark else MIDDLE_LIGHT
+        self.colors: list[Color] = []
+        for n in range(LEVELS):
+            v = -1.0 + 2.0 * n / (LEVELS - 1)
+            end = POSITIVE if v >= 0 else NEGATIVE
+            a = abs(v)
+            rgb = tuple(int(round(m + (e - m) * a)) for m, e in zip(middle, end))
+            self.colors.append(Color.from_rgb(*rgb))
+        self._pairs: dict[tuple[int, int], Style] = {}
+
+    def level(self, value: float) -> int:
+        if not np.isfinite(value):
+            return LEVELS // 2
+        return int(round((min(1.0, max(-1.0, float(value))) + 1.0) / 2.0 * (LEVELS - 1)))
+
+    def color(self, value: float) -> Color:
+        return self.colors[self.level(value)]
+
+    def pair(self, left: float, right: float | None) -> Style:
+        a = self.level(left)
+        b = self.level(right) if right is not None else -1
+        style = self._pairs.get((a, b))
+        if style is None:
+            style = Style(color=self.colors[a], bgcolor=self.colors[b] if b >= 0 else None)
+            self._pairs[(a, b)] = style
+        return style
+
+
+def units_per_cell(mono: bool) -> int:
+    return 1 if mono else 2
+
+
+def heat_segments(values: np.ndarray, ramp: Ramp, mono: bool = False, cells: int | None = None) -> list[Segment]:
+    """One row of a heatmap: `values` (on [-1, 1]) packed two per cell ('▌'), or one bar per cell
+    without colour. Padded with blanks to `cells`."""
+    segments: list[Segment] = []
+    if mono:
+        for v in values:
+            v = 0.0 if not np.isfinite(v) else min(1.0, max(-1.0, float(v)))
+            segments.append(Segment(BARS[min(len(BARS) - 1, int((v + 1.0) / 2.0 * len(BARS)))]))
+    else:
+        n = len(values)
+        for i in range(0, n, 2):
+            right = values[i + 1] if i + 1 < n else None
+            segments.append(Segment("▌", ramp.pair(values[i], right)))
+    used = len(segments)
+    if cells is not None and used < cells:
+        segments.append(Segment(" " * (cells - used)))
+    return segments
+
+
+def heat_text(values: np.ndarray, ramp: Ramp, mono: bool = False) -> Text:
+    text = Text(no_wrap=True)
+    for segment in heat_segments(values, ramp, mono):
+        text.append(segment.text, segment.style)
+    return text
+
+
+def legend_text(ramp: Ramp, mono: bool = False, width: int = 9) -> Text:
+    """'-1 ▌▌▌▌ +1': the scale itself."""
+    values = np.linspace(-1.0, 1.0, width * units_per_cell(mono))
+    text = Text("-1 ", no_wrap=True)
+    text.append_text(heat_text(values, ramp, mono))
+    text.append(" +1")
+    return text
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    label: str          # "Learn gate N_t = g_t"
+    short: str          # "Learn N_t=g_t", for narrow panels
+    standard: str       # "candidate"
+    values: np.ndarray  # on [-1, 1], one per unit
+    raw: float          # the selected unit's value, as computed (not rescaled)
+    key: str
+
+
+class HeatmapPanel(Widget):
+    """Heatmaps of one step and layer: one line per quantity, labelled on the left, the selected
+    unit's value on the right, a marker over the selected unit. Shows the page of units holding
+    the selected unit; `units_per_page` says how many fit."""
+
+    DEFAULT_CSS = """
+    HeatmapPanel { height: auto; text-wrap: nowrap; text-overflow: clip; }
+    """
+    COMPONENT_CLASSES = {"heatmap--label", "heatmap--muted", "heatmap--marker", "heatmap--value"}
+    VALUE_WIDTH = 9
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rows: list[HeatRow] = []
+        self.unit = 0
+        self.units = 0
+        self._ramp: Ramp | None = None
+        self._ramp_dark: bool | None = None
+
+    @property
+    def mono(self) -> bool:
+        return bool(getattr(self.app, "no_color", False))
+
+    def ramp(self) -> Ramp:
+        dark = bool(getattr(self.app.current_theme, "dark", True))
+        if self._ramp is None or self._ramp_dark != dark:
+            self._ramp, self._ramp_dark = Ramp(dark), dark
+        return self._ramp
+
+    def label_width(self, width: int | None = None) -> int:
+        width = self.size.width if width is None else width
+        return 32 if width >= 110 else 20 if width >= 70 else 15
+
+    def strip_cells(self, width: int | None = None) -> int:
+        width = self.size.width if width is None else width
+        return max(4, width - self.label_width(width) - self.VALUE_WIDTH - 2)
+
+    @property
+    def units_per_page(self) -> int:
+        return self.strip_cells() * units_per_cell(self.mono)
+
+    def show(self, rows: list[HeatRow], unit: int, units: int) -> None:
+        self.rows, self.unit, self.units = rows, unit, units
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.rows) + 2 if self.rows else 1
+
+    def page(self) -> tuple[int, int, int, int]:
+        from core.views import unit_page
+        return unit_page(self.units, self.units_per_page, self.unit)
+
+    def render(self) -> Text:
+        if not self.rows:
+            return Text("")
+        width = self.size.width or 80
+        label_w, cells = self.label_width(width), self.strip_cells(width)
+        upc = units_per_cell(self.mono)
+        page, pages, first, last = self.page()
+        ramp = self.ramp()
+        muted = self.get_component_rich_style("heatmap--muted")
+        label_style = self.get_component_rich_style("heatmap--label")
+        value_style = self.get_component_rich_style("heatmap--value")
+        marker = self.get_component_rich_style("heatmap--marker")
+        text = Text(no_wrap=True, overflow="crop")
+        head = f"units {first}-{last - 1}" + (f" ({page + 1}/{pages})" if pages > 1 else "")
+        text.append(head[:label_w].ljust(label_w) + " ", muted)
+        column = (self.unit - first) // upc
+        text.append(" " * column)
+        text.append("▼", marker)
+        text.append(" " * (cells - column - 1))
+        text.append(f" {'unit ' + str(self.unit):>{self.VALUE_WIDTH}}", marker)
+        for row in self.rows:
+            text.append("\n")
+            label = row.label if len(row.label) <= label_w else row.short
+            if width >= 110 and row.standard and len(label) + len(row.standard) + 3 <= label_w:
+                label = f"{label} ({row.standard})"
+            text.append(label[:label_w].ljust(label_w) + " ", label_style)
+            text.append_text(heat_text(row.values[first:last], ramp, self.mono))
+            shown = (last - first + upc - 1) // upc
+            text.append(" " * max(0, cells - shown))
+            text.append(f" {row.raw:>+{self.VALUE_WIDTH}.4f}", value_style)
+        text.append("\n")
+        text.append(" " * (label_w + 1))
+        text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, cells - 6))))
+        if not self.mono:
+            text.append("  2 units per cell", muted)
+        return text

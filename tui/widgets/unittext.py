@@ -1,0 +1,97 @@
+"""A text coloured by one unit's value at every character (Karpathy's interpretable-cell view),
+with a cursor. Only a window around the cursor is laid out, so long texts cost nothing extra."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from .heatmap import Ramp
+
+VISIBLE = {"\n": "↵", "\t": "→", "\r": "␍"}
+
+
+def layout_window(text: str, pos: int, width: int, lines: int) -> list[tuple[int, int]]:
+    """(start, end) character ranges of the visual lines around `pos`: lines break after a newline
+    and every `width` characters from a line's start; the cursor's line sits a third of the way down."""
+    n = len(text)
+    if n == 0 or width < 1:
+        return []
+    pos = max(0, min(pos, n - 1))
+    span = width * lines
+    anchor = max(0, pos - span)
+    line_start = text.rfind("\n", 0, anchor) + 1    # no newline between line_start and anchor, so
+    start = line_start + (anchor - line_start) // width * width  # this is where a visual line begins
+    ranges: list[tuple[int, int]] = []
+    i = start
+    limit = min(n, pos + 2 * span)
+    while i < limit:
+        j = i
+        end = min(n, i + width)
+        while j < end and text[j] != "\n":
+            j += 1
+        if j < end and text[j] == "\n":
+            j += 1
+        ranges.append((i, j))
+        i = j
+    cursor_line = next((k for k, (a, b) in enumerate(ranges) if a <= pos < b), len(ranges) - 1)
+    first = max(0, min(cursor_line - lines // 3, len(ranges) - lines))
+    return ranges[first:first + lines]
+
+
+class UnitText(Widget):
+    """The text with each traced character's background on the diverging scale of the selected
+    unit's value; untraced characters plain; the cursor reversed."""
+
+    DEFAULT_CSS = """
+    UnitText { height: 3; text-wrap: nowrap; text-overflow: clip; }
+    """
+    COMPONENT_CLASSES = {"unittext--cursor", "unittext--untraced"}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text = ""
+        self.pos = 0
+        self.values: np.ndarray = np.zeros(0)   # on [-1, 1], for characters offset.. (traced ones only)
+        self.value_offset = 0
+        self._ramp: Ramp | None = None
+        self._dark: bool | None = None
+
+    def show(self, text: str, pos: int, values: np.ndarray, offset: int = 0) -> None:
+        self.text, self.pos, self.values, self.value_offset = text, pos, values, offset
+        self.refresh()
+
+    def ramp(self) -> Ramp:
+        dark = bool(getattr(self.app.current_theme, "dark", True))
+        if self._ramp is None or self._dark != dark:
+            self._ramp, self._dark = Ramp(dark), dark
+        return self._ramp
+
+    def render(self) -> Text:
+        width, height = max(1, self.size.width), max(1, self.size.height)
+        out = Text(no_wrap=True, overflow="crop")
+        if not self.text:
+            return out
+        ramp = self.ramp()
+        mono = bool(getattr(self.app, "no_color", False))
+        cursor = self.get_component_rich_style("unittext--cursor")
+        untraced = self.get_component_rich_style("unittext--untraced")
+        first, last = self.value_offset, self.value_offset + len(self.values)
+        for n, (a, b) in enumerate(layout_window(self.text, self.pos, width, height)):
+            if n:
+                out.append("\n")
+            for i in range(a, b):
+                ch = self.text[i]
+                shown = VISIBLE.get(ch, ch if ch.isprintable() else "·")
+                if i == self.pos:
+                    style = cursor
+                elif first <= i < last:
+                    value = float(self.values[i - first])
+                    style = Style(bgcolor=ramp.color(value)) if not mono else (
+                        Style(underline=True) if value > 0.5 else Style(dim=True) if value < -0.5 else Style())
+                else:
+                    style = untraced
+                out.append(shown, style)
+        return out
