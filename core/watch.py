@@ -110,6 +110,7 @@ class RunSnapshot:
     sample: str | None = None
     sample_step: int | None = None
     last_checkpoint: str | None = None
+    last_checkpoint_step: int | None = None
     error: str | None = None
     log: tuple[LogLine, ...] = ()
     events: int = 0                     # events folded so far (a change counter)
@@ -127,19 +128,22 @@ def describe_event(event: Event) -> tuple[str, str] | None:
                         f"vocab {event.vocab_size}, {event.train_chars:,} train / {event.val_chars:,} "
                         f"validation chars{resumed}")
     if isinstance(event, ValidationEvent):
-        best = " (best)" if event.is_best else ""
-        return "info", f"step {event.step}: validation loss {event.val_loss:.4f}{best}"
+        best = ", best so far" if event.is_best else ""
+        return "info", f"step {event.step:,}: val loss {event.val_loss:.4f}{best}"
     if isinstance(event, CheckpointSaved):
-        return "info", f"step {event.step}: saved {Path(event.path).name} ({event.reason})"
+        if event.reason == "validation":
+            return None  # saved at every validation: shown as "saved at step N", not logged each time
+        reason = "" if event.reason == "best" else f" ({event.reason})"
+        return "info", f"step {event.step:,}: saved {Path(event.path).name}{reason}"
     if isinstance(event, Paused):
-        return "info", f"paused at step {event.step}"
+        return "info", f"paused at step {event.step:,}"
     if isinstance(event, Resumed):
-        return "info", f"resumed at step {event.step}"
+        return "info", f"resumed at step {event.step:,}"
     if isinstance(event, Finished):
         best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
-        return "info", f"finished at step {event.step}; best validation loss {best}"
+        return "info", f"finished at step {event.step:,}; best validation loss {best}"
     if isinstance(event, Stopped):
-        return "warning", f"stopped ({event.reason}) at step {event.step}"
+        return "warning", f"stopped ({event.reason}) at step {event.step:,}"
     if isinstance(event, ErrorEvent):
         return "error", event.message
     return None
@@ -185,7 +189,7 @@ class RunMonitor:
         elif isinstance(event, SampleEvent):
             f.update(sample=event.text, sample_step=event.step)
         elif isinstance(event, CheckpointSaved):
-            f["last_checkpoint"] = event.path
+            f.update(last_checkpoint=event.path, last_checkpoint_step=event.step)
         elif isinstance(event, Paused):
             f.update(status="paused", step=event.step)
         elif isinstance(event, Resumed):
@@ -487,7 +491,7 @@ def check_corpus(spec: str, *, glob: str = "*", batch: int = 64, seq: int = 100,
     if remote is not None and not Path(spec).exists():
         cached = cache_dir() / remote.filename
         if not (cached.is_file() and cached.stat().st_size == remote.size):
-            return CorpusCheck(True, f"{spec}: downloads {remote.size / 1e6:.1f} MB once, on start", None)
+            return CorpusCheck(True, f"{spec}: downloads {remote.size / 1e6:.1f} MB on start", None)
     key = _corpus_key(spec, glob)
     try:
         with _corpus_lock:

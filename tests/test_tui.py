@@ -109,7 +109,9 @@ def long_config(tiny_corpus, **overrides):
 
 async def test_modes_by_key_and_palette(tmp_path):
     from tui.screens.help import HelpScreen
-    from tui.screens.placeholder import GatesScreen, SampleScreen, SeriesScreen
+    from tui.screens.gates import GatesScreen
+    from tui.screens.sample import SampleScreen
+    from tui.screens.series import SeriesScreen
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
     app = make_app(tmp_path)
@@ -121,7 +123,7 @@ async def test_modes_by_key_and_palette(tmp_path):
             await press(pilot, key)
             await wait_for(pilot, lambda: isinstance(app.screen, screen), 5, f"{screen.__name__}")
         await press(pilot, "4")
-        await shows(pilot, "Series: coming in the next part")
+        await shows(pilot, "Series run")
         await press(pilot, "f1")
         assert isinstance(app.screen, HelpScreen)
         text = await shows(pilot, "Everywhere")
@@ -389,7 +391,8 @@ async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_
 
 async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_run):
     from tui.screens.confirm import ConfirmScreen
-    from tui.screens.placeholder import GatesScreen, SampleScreen
+    from tui.screens.gates import GatesScreen
+    from tui.screens.sample import SampleScreen
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
     other = tiny_run.parent / "second"
@@ -407,10 +410,10 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
         await press(pilot, "s")
         await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen), 5, "sample")
         assert app.selected_run == selected
-        await shows(pilot, f"Selected run: {selected.name}")
+        await shows(pilot, f"source {selected.name}")
         await press(pilot, "5", "g")
         await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen), 5, "gates")
-        await shows(pilot, f"Selected run: {selected.name}")
+        await shows(pilot, f"{selected.name} LSTM")
 
         # Delete the second row, confirming.
         await press(pilot, "5")
@@ -476,7 +479,7 @@ def test_no_color_and_ansi_themes_render(tmp_path, tiny_run, monkeypatch):
                 cursor = app.screen.query_one(DataTable).get_component_styles("datatable--cursor")
                 if no_color:
                     assert cursor.text_style.reverse
-                for key in "234":
+                for key, marker in (("2", "prime"), ("3", "No run opened"), ("4", "Series run")):
                     await press(pilot, key)
-                    await shows(pilot, "coming in the next part")
+                    await shows(pilot, marker)
         asyncio.run(run())

@@ -78,10 +78,7 @@ class RunsScreen(PlaygroundScreen):
     def compose(self) -> ComposeResult:
         yield ModeBar("runs")
         with Vertical(id="runs-body"):
-            table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-            for key, label in COLUMNS:
-                table.add_column(label, key=key)
-            yield table
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="runs-empty")
             with Horizontal(id="run-details"):
                 yield Static("", id="details-info")
@@ -128,7 +125,13 @@ class RunsScreen(PlaygroundScreen):
         if rows != self._rows:
             self._rows = rows
             keep = self.selected.name if self.selected is not None else None
-            table.clear()
+            table.clear(columns=True)
+            # Widths from the content, given up front: a DataTable that measures them later can
+            # draw its first frame with the header's widths and keep it.
+            for index, (key, label) in enumerate(COLUMNS):
+                width = max([len(label)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
+                                            for c in (row[index] for row in rows)])
+                table.add_column(label, key=key, width=width)
             for info, row in zip(self.infos, rows):
                 table.add_row(*row, key=info.name)
             names = [info.name for info in self.infos]
@@ -229,8 +232,8 @@ class RunsScreen(PlaygroundScreen):
             text.append(f"  vocab {details.vocab_size}")
         text.append(f"\n{details.state or 'unknown'}")
         if details.info.live:
-            text.append("  live", self._live_style())
-        text.append(f"  step {details.info.step:,}  best val {fmt_loss(details.info.best_val_loss)}")
+            text.append(" live", self._live_style())
+        text.append(f" · step {details.info.step:,} · best {fmt_loss(details.info.best_val_loss)}")
         if details.corpus:
             text.append(f"\ncorpus {details.corpus}")
         if config:

@@ -26,8 +26,8 @@ class TrainScreen(PlaygroundScreen):
         Binding("space", "pause", "Pause", key_display="space", id="train.pause"),
         Binding("space", "resume", "Resume", key_display="space", id="train.resume"),
         Binding("x", "stop", "Stop", id="train.stop"),
-        Binding("c", "save", "Save now", id="train.save"),
-        Binding("r", "restart", "New settings", id="train.restart"),
+        Binding("c", "save", "Save", id="train.save"),
+        Binding("r", "restart", "Restart", id="train.restart"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="train.leave_field"),
     ]
     HELP = {

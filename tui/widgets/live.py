@@ -106,7 +106,10 @@ class LiveView(Vertical):
         else:
             title.append("Preparing the run…")
         self.query_one("#run-title", Static).update(title)
-        self.query_one("#run-device", Static).update(f"device {snap.device}" if snap.device else "")
+        device = f"device {snap.device}" if snap.device else ""
+        if snap.last_checkpoint_step is not None:
+            device += f" · saved at step {snap.last_checkpoint_step:,}"
+        self.query_one("#run-device", Static).update(device)
 
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{STATUS_MARK.get(status, '?')} {status}", strong)
@@ -114,7 +117,7 @@ class LiveView(Vertical):
             total = f"/{snap.total_steps:,}" if snap.total_steps else ""
             line.append(f"  step {snap.step:,}{total}")
             if snap.tokens_per_s is not None:
-                line.append(f"  {fmt_rate(snap.tokens_per_s)} chars/s")
+                line.append(f" · {fmt_rate(snap.tokens_per_s)} chars/s")
         self.query_one("#run-status", Static).update(line)
         bar = self.query_one(ProgressBar)
         bar.update(progress=snap.progress if snap.progress is not None else 0.0)
