@@ -27,8 +27,10 @@ from core.watch import pick_auto_device
 from .screens.base import refresh_bindings_if_changed
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
-from .screens.placeholder import GatesScreen, SampleScreen, SeriesScreen
+from .screens.gates import GatesScreen
 from .screens.runs import RunsScreen
+from .screens.sample import SampleScreen
+from .screens.series import SeriesScreen
 from .screens.train import TrainScreen
 from .session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 from .widgets.format import fmt_loss
@@ -47,7 +49,8 @@ class PlaygroundApp(App[int]):
     device list, the clock (for run ages), and the watch timers (0 turns them off)."""
 
     TITLE = "rnn-playground"
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss"]
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss", STYLES / "sample.tcss",
+                STYLES / "gates.tcss", STYLES / "series.tcss"]
     MODES = {"train": TrainScreen, "sample": SampleScreen, "gates": GatesScreen, "series": SeriesScreen,
              "runs": RunsScreen}
     DEFAULT_MODE = "train"

@@ -6,7 +6,10 @@ from __future__ import annotations
 from textual.binding import Binding
 
 KEY_NAMES = {"question_mark": "?", "space": "Space", "escape": "Escape", "delete": "Delete", "enter": "Enter",
-             "tab": "Tab", "shift+tab": "Shift+Tab", "up": "Up", "down": "Down"}
+             "tab": "Tab", "shift+tab": "Shift+Tab", "up": "Up", "down": "Down",
+             "left": "Left", "right": "Right", "home": "Home", "end": "End", "pageup": "PgUp", "pagedown": "PgDn",
+             "full_stop": ".", "comma": ",", "plus": "+", "minus": "-", "equals_sign": "=",
+             "left_square_bracket": "[", "right_square_bracket": "]"}
 
 # Keys handled by widgets rather than by the app's bindings.
 WIDGET_KEYS = [
@@ -14,6 +17,9 @@ WIDGET_KEYS = [
     ("Everywhere", "tab,shift+tab", "move between fields, buttons and the table"),
     ("Train", "enter", "in a form field: start training (on a button: press it; on a list: open it)"),
     ("Runs", "up,down", "select a run in the table (its details and loss curves show below)"),
+    ("Sample", "enter", "in the prime field: generate"),
+    ("Gates", "enter", "in the text field: load that text; in the unit list: select the unit"),
+    ("Series", "enter", "in a form field: start training"),
 ]
 
 
@@ -54,5 +60,10 @@ def key_table() -> list[tuple[str, str, str]]:
     table += [row for row in WIDGET_KEYS if row[0] == "Everywhere"]
     table += _rows("Train", TrainScreen) + [row for row in WIDGET_KEYS if row[0] == "Train"]
     table += _rows("Runs", RunsScreen) + [row for row in WIDGET_KEYS if row[0] == "Runs"]
+    from .screens.gates import GatesScreen
+    from .screens.sample import SampleScreen
+    from .screens.series import SeriesScreen
+    for scope, screen in (("Sample", SampleScreen), ("Gates", GatesScreen), ("Series", SeriesScreen)):
+        table += _rows(scope, screen) + [row for row in WIDGET_KEYS if row[0] == scope]
     table += _rows("Dialogs", ConfirmScreen) + _rows("Help", HelpScreen)
     return table

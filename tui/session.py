@@ -51,6 +51,7 @@ class TrainingSession:
     stop_requested: str | None = None  # why we asked it to stop: "user", "restart", "quit"
     pause_requested: bool = False
     finished: threading.Event = field(default_factory=threading.Event)  # set when the worker is done
+    trainer: Trainer | None = None   # once built: the Sample screen samples a snapshot of its weights
 
     def __post_init__(self) -> None:
         if not self.running:
@@ -86,7 +87,7 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
     post(TrainingUpdate(monitor.snapshot()))
     last_post = time.monotonic()
     try:
-        trainer = make_trainer(control)
+        trainer = session.trainer = make_trainer(control)
         for event in trainer.run():
             monitor.add(event)
             if cancelled() and not control.stopping:  # the app is closing: stop at a step boundary and save

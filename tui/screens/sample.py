@@ -124,15 +124,15 @@ class SampleScreen(Screen):
         "sample.regenerate": "generate again with a new random seed",
         "sample.copy": "copy the prime and the text to the clipboard (terminal escape OSC 52; works over SSH)",
         "sample.prime": "edit the prime text (Enter generates, Escape leaves the field)",
-        "sample.temperature_up": "temperature up by 0.1 (T: down; 0 = always the likeliest character)",
-        "sample.temperature_down": "temperature down by 0.1",
-        "sample.top_k_up": "top-k up (K: down; 0 = off, sample from every character)",
-        "sample.top_k_down": "top-k down",
-        "sample.length_up": "more characters (L: fewer)",
+        "sample.temperature_up": "temperature up by 0.1 (at most 3)",
+        "sample.temperature_down": "temperature down by 0.1 (0 = argmax: always the likeliest character)",
+        "sample.top_k_up": "top-k up: sample among the k likeliest characters",
+        "sample.top_k_down": "top-k down (0 = off: sample from every character)",
+        "sample.length_up": "more characters (up to 20,000)",
         "sample.length_down": "fewer characters",
         "sample.seed": "seed: a new one each time, or fixed at the last one used",
-        "sample.pace_slower": "typewriter speed: slower (W: faster; max = as fast as the model goes)",
-        "sample.pace_faster": "typewriter speed: faster",
+        "sample.pace_slower": "typewriter speed: slower (down to 10 characters a second)",
+        "sample.pace_faster": "typewriter speed: faster (max = as fast as the model goes)",
         "sample.complete": "complete-as-you-type: a dimmed continuation follows the prime as you type",
         "sample.source": "sample from the checkpoint, or from the model being trained right now",
         "sample.leave_field": "leave the prime field",
@@ -280,9 +280,9 @@ class SampleScreen(Screen):
         if action in ("generate", "regenerate"):
             return True if self.source_ready() else None
         if action == "stop":
-            return True if self.streaming else None
+            return self.streaming
         if action == "copy":
-            return True if (self.generated or self.prime_input.value) else None
+            return bool(self.generated or self.prime_input.value)
         if action == "source":
             return True if (self.live_available() or self.use_live) else None
         return True
