@@ -1,0 +1,102 @@
+"""End to end in a real pseudo-terminal: `rnn-playground` with no arguments opens the app; keys
+switch screens; q quits with status 0 and the terminal is restored."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")]
+
+CONTROL = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P[^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78])")
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).with_name("rnn-playground")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("rnn-playground")
+    return [found] if found else [sys.executable, "-m", "tui"]
+
+
+class Terminal:
+    """The app on the far side of a pty, 80x24, as a terminal emulator would run it."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]):
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self.proc = subprocess.Popen(command(), stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env,
+                                     start_new_session=True, close_fds=True)
+        os.close(slave)
+        self.raw = b""
+
+    def read(self, timeout: float = 0.1) -> None:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if ready:
+            try:
+                self.raw += os.read(self.master, 1 << 16)
+            except OSError:  # the app has gone and the pty is closed
+                pass
+
+    @property
+    def text(self) -> str:
+        return CONTROL.sub(b"", self.raw).decode("utf-8", "replace")
+
+    def wait_for(self, needle: str, timeout: float = 60.0, since: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in CONTROL.sub(b"", self.raw[since:]).decode("utf-8", "replace"):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{needle!r} never appeared; the terminal showed:\n{self.text[-3000:]}")
+            self.read()
+
+    def press(self, keys: bytes) -> int:
+        mark = len(self.raw)
+        os.write(self.master, keys)
+        return mark
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        os.close(self.master)
+
+
+def test_the_app_in_a_real_terminal(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_DRIVER", "COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", RNN_PLAYGROUND_RUNS=str(tmp_path / "runs"), TEXTUAL_ANIMATIONS="none",
+               RNN_PLAYGROUND_CACHE=str(tmp_path / "cache"))
+    terminal = Terminal(tmp_path, env)
+    try:
+        terminal.wait_for("New run", timeout=90)  # the Train screen: the app is up
+        terminal.wait_for("Start")
+        mark = terminal.press(b"5")
+        terminal.wait_for("No runs in", since=mark, timeout=20)
+        mark = terminal.press(b"?")
+        terminal.wait_for("Everywhere", since=mark, timeout=20)
+        mark = terminal.press(b"q")  # closes the help
+        terminal.wait_for("No runs in", since=mark, timeout=20)
+        mark = terminal.press(b"1")
+        terminal.wait_for("New run", since=mark, timeout=20)
+        terminal.press(b"q")
+        deadline = time.monotonic() + 30
+        while terminal.proc.poll() is None and time.monotonic() < deadline:
+            terminal.read()
+        terminal.read(0.2)
+        assert terminal.proc.returncode == 0, terminal.text[-2000:]
+        assert b"\x1b[?1049h" in terminal.raw  # it took the alternate screen...
+        assert terminal.raw.rfind(b"\x1b[?1049l") > terminal.raw.rfind(b"\x1b[?1049h")  # ...and gave it back
+        assert b"\x1b[?25h" in terminal.raw[terminal.raw.rfind(b"\x1b[?1049l") - 200:]  # cursor shown again
+    finally:
+        terminal.close()
