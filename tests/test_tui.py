@@ -237,7 +237,7 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         error = app.screen.query_one("#err-hidden")
         await wait_for(pilot, lambda: "--hidden must be at least 1" in plain(error), 5, "hidden error")
         assert error.display
-        await shows(pilot, "--hidden must be at least")
+        await shows(pilot, "--hidden must be at")
         await type_into(pilot, "#dropout", "x")
         await wait_for(pilot, lambda: "must be a number" in plain(app.screen.query_one("#err-dropout")), 5, "dropout")
         await press(pilot, "enter")
