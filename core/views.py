@@ -30,7 +30,7 @@ TEMPERATURE_MAX = 3.0
 TOP_K_CHOICES = (0, 1, 2, 3, 5, 10, 20, 40, 80)
 LENGTH_CHOICES = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 PACE_CHOICES: tuple[float | None, ...] = (None, 1000.0, 300.0, 100.0, 30.0, 10.0)  # chars/s; None = as fast as it goes
-FLUSH_INTERVAL_S = 0.1          # unpaced streams are cut into about ten chunks a second
+FLUSH_INTERVAL_S = 0.2          # unpaced streams are cut into about five chunks a second
 MIN_FLUSH_INTERVAL_S = 1 / 30   # paced streams flush at most thirty times a second
 
 

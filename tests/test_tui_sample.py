@@ -52,7 +52,32 @@ async def open_screen(pilot, screen):
 
 
 def on_screen(screen) -> str:
-    return screen.query_one("#sample-text").content.plain
+    """The output area's text, checked against the lines it draws: the wrapped lines cover every
+    character (newlines are line breaks) and the rows on screen are those lines."""
+    output = screen.query_one("#sample-output")
+    lines = output.visible_lines()
+    assert "".join(lines) == output.text.replace("\n", "")
+    top = output.scroll_offset.y
+    for y in range(min(output.size.height, len(lines) - top)):
+        drawn = output.render_line(y).text.rstrip().removesuffix("▌")
+        assert drawn == lines[top + y].replace("\t", "    ").rstrip()
+    return output.text
+
+
+def test_wrapping_a_growing_text_in_chunks_equals_wrapping_it_whole():
+    from tui.widgets.streamtext import wrap_from
+    text = ("It was the best of times, it was the worst of times,\nit was the age of wisdom; "
+            "averyveryverylongwordthatdoesnotfitonaline and\n\nmore.\n") * 5
+    for width in (1, 7, 20, 33):
+        whole = wrap_from(text, 0, width)
+        lines = [(0, 0)]
+        grown = ""
+        for n in range(0, len(text), 13):
+            grown += text[n:n + 13]
+            lines[-1:] = wrap_from(grown, lines[-1][0], width)
+        assert lines == whole
+        assert all(b - a <= width for a, b in whole)
+        assert "".join(text[a:b] for a, b in whole) == text.replace("\n", "")
 
 
 async def test_generated_text_is_the_core_samplers(tiny_run):
@@ -72,6 +97,7 @@ async def test_generated_text_is_the_core_samplers(tiny_run):
             SampleSettings(prime="The ", temperature=1.0, top_k=3, length=200, seed=seed))
         assert len(expected) == 200
         assert screen.generated == expected
+        assert 1 <= screen.chunks_drawn < 20  # drawn in a few chunks, never per character
         assert on_screen(screen) == "The " + expected
         result = screen.query_one("#sample-result").content.plain
         assert "done 200 chars" in result and "chars/s" in result
@@ -161,3 +187,51 @@ async def test_a_series_checkpoint_is_refused_inline(tmp_path):
     async with Host(screen).run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: screen.load_error is not None)
         assert "not a character model" in screen.query_one("#sample-error").content.plain
+
+
+async def send_keys(pilot, *keys: str) -> None:
+    """Key presses through the driver, waiting for each to be handled rather than for the CPU to go
+    idle (a training thread keeps it busy)."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _get_unicode_name_from_key
+    for key in keys:
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(pilot.app)
+        pilot.app._driver.send_message(event)
+        await pilot.pause(0.01)
+
+
+async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, tiny_corpus):
+    from core.device import DeviceInfo
+    from tui.app import PlaygroundApp
+    from tui.screens.sample import SampleScreen
+
+    from .conftest import tiny_config
+    config = tiny_config(tiny_corpus, steps=100_000, val_every=50, log_every=0)
+    app = PlaygroundApp(devices=[DeviceInfo("cpu", "Test CPU", None, None)], runs_dir=tmp_path / "runs",
+                        initial_config=config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await send_keys(pilot, "s")
+        await wait_for(pilot, lambda: app.session.trainer is not None and app.session.snapshot.step > 5,
+                       what="training")
+        await send_keys(pilot, "2")
+        await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen))
+        screen = app.screen
+        assert screen.check_action("source", ()) is True
+        await send_keys(pilot, "m", "L", "L")  # the live model; 100 characters
+        assert screen.use_live and "model being trained" in screen.query_one("#sample-source").content.plain
+        await send_keys(pilot, "g")
+        await wait_for(pilot, lambda: not screen.streaming and len(screen.generated) == 100, what="the sample")
+        assert "live" in screen.query_one("#sample-result").content.plain
+        step = app.session.snapshot.step
+        await wait_for(pilot, lambda: app.session.snapshot.step > step, what="training to go on")
+        app.stop_training("user")
+        await wait_for(pilot, lambda: not app.session.active, what="the stop")
+        # with no run training, the screen falls back to saying so
+        assert screen.check_action("generate", ()) is None

@@ -39,6 +39,7 @@ from core.views import (CELL_UPDATE, DEFAULT_SLICE, SCALE_NOTE, TextSource, corp
 from ..widgets.bars import NextCharBars, show_char
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.modebar import ModeBar
+from .base import refresh_bindings_if_changed
 from ..widgets.unittext import UnitText
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
@@ -82,6 +83,8 @@ def load_source(request: TextRequest, meta: dict) -> TextSource:
 
 
 class GatesLoaded(Message):
+    bubble = False
+
     def __init__(self, generation: int, tracer: GateTracer | None, meta: dict | None, trace: Trace | None,
                  source: TextSource | None, error: str | None) -> None:
         super().__init__()
@@ -90,6 +93,8 @@ class GatesLoaded(Message):
 
 
 class TraceExtended(Message):
+    bubble = False
+
     def __init__(self, generation: int, length: int, done: bool) -> None:
         super().__init__()
         self.generation, self.length, self.done = generation, length, done
@@ -99,6 +104,8 @@ class TraceExtended(Message):
 
 
 class AnalysisReady(Message):
+    bubble = False
+
     def __init__(self, generation: int, kind: str, result, error: str | None, query: str = "") -> None:
         super().__init__()
         self.generation, self.kind, self.result, self.error, self.query = generation, kind, result, error, query
@@ -235,6 +242,11 @@ class GatesScreen(Screen):
     def on_resize(self) -> None:
         height = self.size.height
         self.query_one(UnitText).styles.height = max(3, min(10, height - 28))
+        panel = self.query_one(HeatmapPanel)
+        lines = 2 if height >= 38 else 1
+        if panel.row_lines != lines:
+            panel.row_lines = lines
+            panel.refresh(layout=True)
         self.render_all()
 
     def on_screen_resume(self) -> None:
@@ -506,7 +518,7 @@ class GatesScreen(Screen):
             self.playing = True
             self._start_timer()
         self.render_step_line()
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def _start_timer(self) -> None:
         if self._play_timer is not None:
@@ -623,10 +635,10 @@ class GatesScreen(Screen):
         self.render_all()
 
     def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def on_descendant_blur(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     # -- rendering
 
@@ -644,7 +656,7 @@ class GatesScreen(Screen):
             return
         self.render_header()
         self.render_step()
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def render_header(self) -> None:
         strong = self.get_component_rich_style("gates--strong")
@@ -656,7 +668,7 @@ class GatesScreen(Screen):
                 text.append(f"loading {self.run.name if self.run else ''}…", muted)
             elif self.run is None:
                 text.append("No run opened: pick one on the Runs screen (5) and press g.", muted)
-            self.query_one("#gates-header", Static).update(text)
+            self.query_one("#gates-header", Static).update(text, layout=False)
             return
         text.append(self.run.name if self.run else "model", strong)
         text.append(f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}")
@@ -666,13 +678,13 @@ class GatesScreen(Screen):
         text.append("  unit ", muted)
         text.append(f"{self.unit}", strong)
         text.append("[,.]", key)
-        text.append("  text coloured by ", muted)
+        text.append("  colour ", muted)
         text.append(self._label(self.colour_key).symbol, strong)
         text.append("[v]", key)
         if self.source is not None:
             text.append(f"  {self.source.description}", muted)
             text.append("[o]", key)
-        self.query_one("#gates-header", Static).update(text)
+        self.query_one("#gates-header", Static).update(text, layout=False)
 
     def render_step_line(self) -> None:
         strong = self.get_component_rich_style("gates--strong")
@@ -680,7 +692,7 @@ class GatesScreen(Screen):
         text = Text(no_wrap=True, overflow="ellipsis")
         if self.trace is None:
             text.append("loading…" if self.is_loading else "", muted)
-            self.query_one("#gates-step", Static).update(text)
+            self.query_one("#gates-step", Static).update(text, layout=False)
             return
         traced = self.traced()
         text.append("step ", muted)
@@ -694,7 +706,7 @@ class GatesScreen(Screen):
         if self.pending is not None or self.extending:
             goal = self.pending if self.pending is not None else self.target
             text.append(f"  tracing to {goal + 1:,}…", strong)
-        self.query_one("#gates-step", Static).update(text)
+        self.query_one("#gates-step", Static).update(text, layout=False)
 
     def render_step(self) -> None:
         self.render_step_line()
@@ -740,7 +752,7 @@ class GatesScreen(Screen):
             rows = [HeatRow(q.text, q.short, q.standard, diverging(info.values[q.key], kinds[q.key]),
                             float(info.values[q.key][self.unit]), q.key) for q in labels]
             heatmap.show(rows, self.unit, self.tracer.hidden)
-            update.update(self._update_text(info))
+            update.update(self._update_text(info), layout=self._shape_changed("update", "cell"))
         elif self.view == "saturation":
             sat = self.saturation
             if sat is None:
@@ -767,7 +779,17 @@ class GatesScreen(Screen):
         for unit in active or []:
             text.append(f"\nunit {unit.unit:>4} ")
             text.append(f"{unit.value:+.3f}", strong if unit.unit == self.unit else "")
-        unit_box.update(text)
+        unit_box.update(text, layout=self._shape_changed("unit", len(active or [])))
+
+    def _shape_changed(self, what: str, shape) -> bool:
+        """Whether a panel's shape (and so the layout) may change: stepping through the text keeps
+        it, so a step repaints the panels without re-laying out the screen."""
+        key = (shape, self.view, self.cell, self.size)
+        shapes = self.__dict__.setdefault("_shapes", {})
+        if shapes.get(what) == key:
+            return False
+        shapes[what] = key
+        return True
 
     def _update_text(self, info) -> Text:
         muted = self.get_component_rich_style("gates--muted")
@@ -805,6 +827,7 @@ class GatesScreen(Screen):
 
     def unit_numbers(self) -> dict[str, str]:
         """The selected unit's numbers as the heatmap panel renders them, by quantity key."""
+        import re
         panel = self.query_one(HeatmapPanel)
-        lines = panel.render().plain.splitlines()[1:1 + len(panel.rows)]
-        return {row.key: line.split()[-1] for row, line in zip(panel.rows, lines)}
+        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(r"[+-]\d+\.\d{4}", line)]
+        return {row.key: re.findall(r"[+-]\d+\.\d{4}", line)[-1] for row, line in zip(panel.rows, lines)}

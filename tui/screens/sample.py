@@ -19,7 +19,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -31,6 +31,8 @@ from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk
                         step_temperature)
 
 from ..widgets.modebar import ModeBar
+from ..widgets.streamtext import StreamText
+from .base import refresh_bindings_if_changed
 
 GHOST_CHARS = 80           # length of the dimmed continuation in complete-as-you-type mode
 GHOST_PAUSE_S = 0.35       # a pause in typing this long updates it
@@ -48,24 +50,32 @@ class SourceInfo:
 
 
 class SamplerLoaded(Message):
+    bubble = False
+
     def __init__(self, run: Path, source: SourceInfo | None, error: str | None) -> None:
         super().__init__()
         self.run, self.source, self.error = run, source, error
 
 
 class SampleChunkMessage(Message):
+    bubble = False
+
     def __init__(self, generation: int, chunk: StreamChunk, settings: SampleSettings, detail: str) -> None:
         super().__init__()
         self.generation, self.chunk, self.settings, self.detail = generation, chunk, settings, detail
 
 
 class SampleFailed(Message):
+    bubble = False
+
     def __init__(self, generation: int, error: str) -> None:
         super().__init__()
         self.generation, self.error = generation, error
 
 
 class GhostReady(Message):
+    bubble = False
+
     def __init__(self, prime: str, text: str | None, error: str | None) -> None:
         super().__init__()
         self.prime, self.text, self.error = prime, text, error
@@ -98,7 +108,7 @@ class SampleScreen(Screen):
     """Generate text. Keys change the settings; the line under the prime shows them all with their keys."""
 
     AUTO_FOCUS = ""
-    COMPONENT_CLASSES = {"sample--prime", "sample--ghost", "sample--key", "sample--strong", "sample--muted"}
+    COMPONENT_CLASSES = {"sample--key", "sample--strong", "sample--muted"}
     BINDINGS = [
         Binding("g", "generate", "Generate", id="sample.generate"),
         Binding("x,escape", "stop", "Stop", id="sample.stop"),
@@ -165,6 +175,7 @@ class SampleScreen(Screen):
         self.generated = ""
         self.result_settings: SampleSettings | None = None
         self.last_chunk: StreamChunk | None = None
+        self.chunks_drawn = 0   # chunks of the current result shown so far (a few a second, never per character)
         self.result_detail = ""
         self.ghost = ""
         self._ghost_timer: Timer | None = None
@@ -181,8 +192,7 @@ class SampleScreen(Screen):
                         placeholder="text the model continues (Enter generates)")
         yield Static("", id="sample-settings")
         yield Static("", id="sample-error")
-        with VerticalScroll(id="sample-output"):
-            yield Static("", id="sample-text")
+        yield StreamText(id="sample-output")
         yield Static("", id="sample-result")
         yield Footer()
 
@@ -368,6 +378,7 @@ class SampleScreen(Screen):
         self.generated = ""
         self.ghost = ""
         self.last_chunk = None
+        self.chunks_drawn = 0
         self.result_settings = settings
         self._stop = threading.Event()
         if self.use_live:
@@ -416,10 +427,14 @@ class SampleScreen(Screen):
         chunk = message.chunk
         self.generated += chunk.text
         self.last_chunk = chunk
+        self.chunks_drawn += 1
+        output = self.query_one(StreamText)
+        output.append(chunk.text)
         if chunk.done:
             self.streaming = False
-            self.refresh_bindings()
-        self.render_output()
+            output.cursor = False
+            output.refresh()
+            refresh_bindings_if_changed(self)
         self.render_result()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
@@ -463,10 +478,10 @@ class SampleScreen(Screen):
         self._schedule_ghost()
 
     def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def on_descendant_blur(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def _schedule_ghost(self, delay: float = GHOST_PAUSE_S) -> None:
         if self._ghost_timer is not None:
@@ -528,7 +543,7 @@ class SampleScreen(Screen):
         self.render_settings()
         self.render_output()
         self.render_result()
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def _key(self, text: Text, key: str) -> None:
         text.append(f"[{key}]", self.get_component_rich_style("sample--key"))
@@ -582,24 +597,17 @@ class SampleScreen(Screen):
             self._key(text, key)
         self.query_one("#sample-settings", Static).update(text)
 
-    def output_text(self) -> Text:
-        """What the output area shows: the prime, then the generated text (or the dimmed continuation)."""
-        text = Text()
+    def output_parts(self) -> tuple[str, str, str, bool]:
+        """What the output area shows: (prime, generated text, dimmed continuation, streaming cursor)."""
         if self.result_settings is not None and (self.generated or self.streaming):
-            text.append(self.result_settings.prime, self.get_component_rich_style("sample--prime"))
-            text.append(self.generated)
-            if self.streaming:
-                text.append("▌", self.get_component_rich_style("sample--muted"))
-        elif self.complete:
-            text.append(self.prime_input.value, self.get_component_rich_style("sample--prime"))
-            text.append(self.ghost, self.get_component_rich_style("sample--ghost"))
-        return text
+            return self.result_settings.prime, self.generated, "", self.streaming
+        if self.complete:
+            return self.prime_input.value, "", self.ghost, False
+        return "", "", "", False
 
     def render_output(self) -> None:
-        body = self.query_one("#sample-text", Static)
-        body.update(self.output_text())
-        output = self.query_one("#sample-output", VerticalScroll)
-        output.scroll_end(animate=False, immediate=False, x_axis=False)
+        prime, body, tail, cursor = self.output_parts()
+        self.query_one(StreamText).set_text(prime, body, tail, cursor)
 
     def render_result(self) -> None:
         muted = self.get_component_rich_style("sample--muted")
@@ -631,7 +639,7 @@ class SampleScreen(Screen):
             text.append("\n")
             text.append(settings_label(settings), muted)
             text.append(f" · {self.result_detail}", muted)
-        self.query_one("#sample-result", Static).update(text)
+        self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
 
     # -- for tests and benchmarks
 

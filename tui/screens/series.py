@@ -34,6 +34,7 @@ from core.watch import RunMonitor, RunSnapshot
 
 from ..widgets.live import LossPanel
 from ..widgets.modebar import ModeBar
+from .base import refresh_bindings_if_changed
 from ..widgets.plot import LinePlot
 
 POST_INTERVAL_S = 0.2
@@ -56,6 +57,8 @@ class SeriesForm:
 
 
 class SeriesUpdate(Message):
+    bubble = False
+
     def __init__(self, generation: int, snapshot: RunSnapshot, done: bool = False) -> None:
         super().__init__()
         self.generation, self.snapshot, self.done = generation, snapshot, done
@@ -65,6 +68,8 @@ class SeriesUpdate(Message):
 
 
 class SeriesPredicted(Message):
+    bubble = False
+
     def __init__(self, generation: int, predictions, step: int, final: bool) -> None:
         super().__init__()
         self.generation, self.predictions, self.step, self.final = generation, predictions, step, final
@@ -103,6 +108,7 @@ class SeriesScreen(Screen):
         self.show_free_run = False
         self.errors: dict[str, str] = {}
         self._preset = self.initial["preset"]
+        self.run_name: str | None = None   # None: a generated name (tests and screenshots fix it)
 
     # -- layout
 
@@ -180,7 +186,8 @@ class SeriesScreen(Screen):
             {"signal": values["source"]}
         return make_config(values["preset"] if values["preset"] != "none" else None, **data, cell=values["cell"],
                            hidden=values["hidden"], layers=values["layers"], lr=values["lr"], steps=values["steps"],
-                           device="cpu", runs_dir=str(getattr(self.app, "runs_dir", "")) or None)
+                           device="cpu", runs_dir=str(getattr(self.app, "runs_dir", "")) or None,
+                           run_name=self.run_name)
 
     def validate_form(self) -> tuple[object | None, dict]:
         form = self.form()
@@ -202,7 +209,7 @@ class SeriesScreen(Screen):
         for name in NUMBERS:
             self.query_one(f"#series-{name}", Input).set_class(name in errors, "-invalid")
         self.query_one("#series-csv", Input).set_class("csv" in errors, "-invalid")
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     @on(Input.Changed)
     def _field_changed(self) -> None:
@@ -336,12 +343,12 @@ class SeriesScreen(Screen):
     def action_pause(self) -> None:
         if self.control is not None:
             self.control.pause()
-            self.refresh_bindings()
+            refresh_bindings_if_changed(self)
 
     def action_resume(self) -> None:
         if self.control is not None:
             self.control.resume()
-            self.refresh_bindings()
+            refresh_bindings_if_changed(self)
 
     def action_stop(self) -> None:
         if self.control is not None:
@@ -360,10 +367,10 @@ class SeriesScreen(Screen):
             self.control.stop("quit")
 
     def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def on_descendant_blur(self) -> None:
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     # -- rendering
 
@@ -405,7 +412,7 @@ class SeriesScreen(Screen):
                     "75 steps. " if preset == "course" else "", muted)
         text.append("Loss: MSE in standardized units.", muted)
         note.update(text)
-        self.refresh_bindings()
+        refresh_bindings_if_changed(self)
 
     def render_plot(self) -> None:
         plot = self.query_one(LinePlot)

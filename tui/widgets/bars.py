@@ -39,8 +39,10 @@ class NextCharBars(Widget):
 
     def show(self, view) -> None:
         """`view`: a core.views.NextCharView (None clears)."""
+        resize = (view is None) != (self.view is None) or (
+            view is not None and self.view is not None and len(view.rows) != len(self.view.rows))
         self.view = view
-        self.refresh(layout=True)
+        self.refresh(layout=resize)
 
     def get_content_height(self, container, viewport, width: int) -> int:
         return 2 + (len(self.view.rows) if self.view is not None else 0)

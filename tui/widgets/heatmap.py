@@ -126,6 +126,7 @@ class HeatmapPanel(Widget):
         self.units = 0
         self._ramp: Ramp | None = None
         self._ramp_dark: bool | None = None
+        self.row_lines = 1   # lines per quantity: taller cells when the terminal has room
 
     @property
     def mono(self) -> bool:
@@ -139,7 +140,11 @@ class HeatmapPanel(Widget):
 
     def label_width(self, width: int | None = None) -> int:
         width = self.size.width if width is None else width
-        return 32 if width >= 110 else 20 if width >= 70 else 15
+        longest = max((len(row.label) for row in self.rows), default=14)
+        return max(15, min(longest, width // 3))
+
+    def use_long_labels(self, width: int | None = None) -> bool:
+        return all(len(row.label) <= self.label_width(width) for row in self.rows)
 
     def strip_cells(self, width: int | None = None) -> int:
         width = self.size.width if width is None else width
@@ -150,11 +155,12 @@ class HeatmapPanel(Widget):
         return self.strip_cells() * units_per_cell(self.mono)
 
     def show(self, rows: list[HeatRow], unit: int, units: int) -> None:
+        resize = len(rows) != len(self.rows)
         self.rows, self.unit, self.units = rows, unit, units
-        self.refresh(layout=True)
+        self.refresh(layout=resize)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(self.rows) + 2 if self.rows else 1
+        return len(self.rows) * self.row_lines + 2 if self.rows else 1
 
     def page(self) -> tuple[int, int, int, int]:
         from core.views import unit_page
@@ -173,26 +179,30 @@ class HeatmapPanel(Widget):
         value_style = self.get_component_rich_style("heatmap--value")
         marker = self.get_component_rich_style("heatmap--marker")
         text = Text(no_wrap=True, overflow="crop")
-        head = f"units {first}-{last - 1}" + (f" ({page + 1}/{pages})" if pages > 1 else "")
+        head = f"units {first}-{last - 1}" + (f" p{page + 1}/{pages}" if pages > 1 else "")
+        long_labels = self.use_long_labels(width)
+        shown_cells = (last - first + upc - 1) // upc
         text.append(head[:label_w].ljust(label_w) + " ", muted)
         column = (self.unit - first) // upc
         text.append(" " * column)
         text.append("▼", marker)
-        text.append(" " * (cells - column - 1))
+        text.append(" " * (shown_cells - column - 1))
         text.append(f" {'unit ' + str(self.unit):>{self.VALUE_WIDTH}}", marker)
         for row in self.rows:
             text.append("\n")
-            label = row.label if len(row.label) <= label_w else row.short
-            if width >= 110 and row.standard and len(label) + len(row.standard) + 3 <= label_w:
-                label = f"{label} ({row.standard})"
+            label = row.label if long_labels else row.short
             text.append(label[:label_w].ljust(label_w) + " ", label_style)
-            text.append_text(heat_text(row.values[first:last], ramp, self.mono))
-            shown = (last - first + upc - 1) // upc
-            text.append(" " * max(0, cells - shown))
+            strip = heat_text(row.values[first:last], ramp, self.mono)
+            text.append_text(strip)
             text.append(f" {row.raw:>+{self.VALUE_WIDTH}.4f}", value_style)
+            if width - label_w - shown_cells - self.VALUE_WIDTH - 2 > len(row.standard) + 2 and row.standard:
+                text.append(f"  {row.standard}", muted)
+            for _ in range(self.row_lines - 1):
+                text.append("\n" + " " * (label_w + 1))
+                text.append_text(strip)
         text.append("\n")
         text.append(" " * (label_w + 1))
-        text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, cells - 6))))
+        text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, shown_cells - 6))))
         if not self.mono:
             text.append("  2 units per cell", muted)
         return text

@@ -1,0 +1,27 @@
+"""Snapshot tests (pytest-textual-snapshot) of the Series screen at 80x24 and 120x40, after training
+a small model on the built-in sine (CPU, fixed seeds, one thread, fixed run name). Update with
+`pytest tests/test_tui_series_snapshots.py --snapshot-update` and look at the SVGs first."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_tui_sample_snapshots import _deterministic, make_app, wait  # noqa: F401
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_series_screen(snap_compare, size):
+    from tui.screens.series import SeriesScreen
+
+    async def run_before(pilot):
+        screen = pilot.app.screen
+        assert isinstance(screen, SeriesScreen)
+        screen.run_name = "sine-demo"
+        screen.query_one("#series-hidden").value = "16"
+        screen.query_one("#series-steps").value = "200"
+        await pilot.press("s")
+        await wait(pilot, lambda: not screen.running and screen.predictions is not None)
+
+    assert snap_compare(make_app(mode="series"), terminal_size=size, run_before=run_before)
