@@ -45,7 +45,7 @@ class ModelConfig(RecurrentConfig):
     hidden: int = 512
     layers: int = 2
     embed: int = 64
-    dropout: float = 0.25
+    dropout: float = 0.3
 
     positive = ("vocab_size", "hidden", "layers", "embed")
 
