@@ -33,6 +33,15 @@ SAMPLE = ("def read_config(path):\n    with open(path) as handle:\n        retur
 pytestmark = pytest.mark.timeout(120)
 
 
+def pinned(**overrides) -> TrainConfig:
+    """The settings the screens show, fixed here so a change of the engine's defaults does not
+    change these pictures."""
+    settings = dict(cell="lstm", hidden=512, layers=2, embed=64, dropout=0.25, batch=64, seq=100, lr=0.003,
+                    seed=1234, minutes=None, steps=None, epochs=None, device="auto")
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic(monkeypatch, tmp_path):
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
@@ -43,7 +52,7 @@ def _deterministic(monkeypatch, tmp_path):
 def events_of(name: str, cell: str, layers: int, hidden: int, steps: int, device: str, start: float,
               final: str | None = "finished", total: int | None = None) -> list:
     """A plausible, fixed run: falling loss with fixed wiggles, validation every 200 steps."""
-    config = {**TrainConfig(cell=cell, layers=layers, hidden=hidden, steps=total).to_dict(),
+    config = {**pinned(cell=cell, layers=layers, hidden=hidden, steps=total).to_dict(),
               "run_name": name, "runs_dir": "runs",
               "model": {"vocab_size": len(VOCAB), "cell": cell, "hidden": hidden, "layers": layers, "embed": 64,
                         "dropout": 0.25}}
@@ -108,7 +117,7 @@ def make_app(**kwargs):
     kwargs.setdefault("runs_dir", Path("runs"))
     kwargs.setdefault("clock", lambda: NOW)
     kwargs.setdefault("watch_interval", 0)
-    kwargs.setdefault("initial_config", TrainConfig(corpus="tinyshakespeare"))
+    kwargs.setdefault("initial_config", pinned(corpus="tinyshakespeare", minutes=10.0))
     return PlaygroundApp(**kwargs)
 
 

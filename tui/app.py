@@ -15,7 +15,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -77,8 +77,10 @@ class PlaygroundApp(App[int]):
         "app.quit_anywhere": "quit, also from inside a form field",
     }
 
-    status_line: reactive[str] = reactive("")
-    selected_run: reactive[Path | None] = reactive(None)
+    # vars, not reactives: a reactive on the App repaints the whole screen when it changes;
+    # the widgets that show these watch them and repaint themselves.
+    status_line: var[str] = var("")
+    selected_run: var[Path | None] = var(None)
 
     def __init__(self, *, runs_dir: Path | str | None = None, devices: Iterable[DeviceInfo] | None = None,
                  clock: Callable[[], float] = time.time, watch_interval: float = 1.0, list_interval: float = 5.0,
@@ -111,8 +113,16 @@ class PlaygroundApp(App[int]):
 
     # -- start-up
 
-    def on_mount(self) -> None:
-        self.switch_mode(self.start_mode)
+    async def on_mount(self) -> None:
+        # Build the Runs and help screens now, before the first frame, rather than on the first
+        # press of 5 or ? (mounting them takes a few hundred milliseconds while a run trains);
+        # the help screen is then reused.
+        self.install_screen(HelpScreen(), name="help")
+        if self.start_mode != "runs":
+            await self.switch_mode("runs")
+        await self.switch_mode(self.start_mode)
+        await self.push_screen("help")
+        self.pop_screen()
         if self._injected_devices is not None:
             self._devices_found(self._injected_devices, pick_auto_device(self._injected_devices))
         else:
@@ -138,7 +148,7 @@ class PlaygroundApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen("help")
 
     def open_run(self, mode: str, run_dir: Path) -> None:
         self.selected_run = run_dir
@@ -202,6 +212,8 @@ class PlaygroundApp(App[int]):
         snap = message.snapshot
         if snap.status != "training":
             session.pause_requested = False  # confirmed (paused) or moot (stopped, finished, error)
+        if snap.status != "paused":
+            session.resume_requested = False
         if snap.status == "error" and snap.error and snap.error != self._last_error:
             self._last_error = snap.error
             self.notify(snap.error, title="Training error", severity="error", timeout=12)
@@ -232,6 +244,8 @@ class PlaygroundApp(App[int]):
                 status = "stopping"
             elif self.session.active and self.session.pause_requested and snap.status == "training":
                 status = "pausing"
+            elif self.session.active and self.session.resume_requested and snap.status == "paused":
+                status = "resuming"
             name = f" {snap.run_name}" if snap.run_name else ""
             progress = f" {snap.progress:.0%}" if snap.progress is not None and self.session.active else ""
             self.status_line = f"{status}{name}{progress}"
@@ -250,6 +264,7 @@ class PlaygroundApp(App[int]):
         session = self.session
         if session.active:
             session.pause_requested = False
+            session.resume_requested = session.snapshot.status == "paused"
             session.control.resume()
             self._session_changed()
 

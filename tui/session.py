@@ -50,6 +50,7 @@ class TrainingSession:
     running: bool = False            # the worker thread has not finished
     stop_requested: str | None = None  # why we asked it to stop: "user", "restart", "quit"
     pause_requested: bool = False
+    resume_requested: bool = False
     finished: threading.Event = field(default_factory=threading.Event)  # set when the worker is done
     trainer: Trainer | None = None   # once built: the Sample screen samples a snapshot of its weights
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen
 
@@ -23,7 +24,7 @@ class PlaceholderScreen(PlaygroundScreen):
             yield Static(self.TITLE_TEXT, classes="placeholder-title")
             yield Static(self.COMING, classes="placeholder-coming")
             yield Static("", classes="placeholder-run")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.watch(self.app, "selected_run", self._show_run)

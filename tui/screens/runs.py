@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from core.runs import RunInfo
 from core.watch import RunDetails, RunSnapshot, RunWatcher, budget_of, delete_run, run_details, runs_for_display
 
 from ..widgets.format import fmt_age, fmt_loss, fmt_rate, human_size
-from ..widgets.live import LossPanel
+from ..widgets.live import LossPanel, set_text
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 from .confirm import ConfirmScreen
@@ -86,7 +87,7 @@ class RunsScreen(PlaygroundScreen):
                     yield Static("", id="details-status")
                     yield LossPanel("train loss", id="details-train")
                     yield LossPanel("val loss", id="details-val")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#runs-table").border_title = f"runs in {self.app.runs_dir_display}"
@@ -218,8 +219,8 @@ class RunsScreen(PlaygroundScreen):
         status = self.query_one("#details-status", Static)
         details, snap = self.details, self.watch_snapshot
         if details is None:
-            info.update("" if self.selected is None else "loading…")
-            status.update("")
+            set_text(info, "" if self.selected is None else "loading…")
+            set_text(status, "")
             for panel in self.query(LossPanel):
                 panel.show((), None, None)
             return
@@ -244,7 +245,7 @@ class RunsScreen(PlaygroundScreen):
                         f"lr {config.get('lr', '?')} · {budget:g} {kind}")
         if details.checkpoints:
             text.append("\nsaved " + ", ".join(name.removesuffix(".safetensors") for name in details.checkpoints))
-        info.update(text)
+        set_text(info, text)
         if snap is not None:
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(snap.status, self.get_component_rich_style("runs--strong"))
@@ -253,7 +254,7 @@ class RunsScreen(PlaygroundScreen):
                 line.append(f"/{snap.total_steps:,}")
             if snap.tokens_per_s is not None and snap.active:
                 line.append(f"  {fmt_rate(snap.tokens_per_s)} chars/s")
-            status.update(line)
+            set_text(status, line)
             self.query_one("#details-train", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
                                                               snap.step if snap.train_losses else None)
             self.query_one("#details-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,

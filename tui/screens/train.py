@@ -8,13 +8,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from core.trainer import TrainConfig, TrainControl, Trainer
 from core.watch import RunSnapshot, budget_of
 
 from ..widgets.form import TrainForm
 from ..widgets.live import LiveView
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 
@@ -45,7 +46,7 @@ class TrainScreen(PlaygroundScreen):
         with Horizontal(id="train-body"):
             yield TrainForm(self.app.initial_config, id="form")
             yield LiveView(id="live")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.app.train_screen = self
@@ -78,6 +79,8 @@ class TrainScreen(PlaygroundScreen):
             return "stopping"
         if session.pause_requested and session.snapshot.status == "training":
             return "pausing"
+        if session.resume_requested and session.snapshot.status == "paused":
+            return "resuming"
         return None
 
     def render_session(self) -> None:

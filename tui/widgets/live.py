@@ -14,11 +14,20 @@ from core.watch import RunSnapshot
 from .format import fmt_loss, fmt_rate, format_duration
 
 STATUS_MARK = {"idle": "○", "starting": "◌", "training": "●", "paused": "‖", "stopped": "■", "finished": "✓",
-               "error": "✗", "pausing": "…", "stopping": "…"}
+               "error": "✗", "pausing": "…", "resuming": "…", "stopping": "…"}
 
 
 def _mean(values):
     return fmean(values) if values else 0.0
+
+
+def set_text(widget: Static, content, layout: bool = False) -> None:
+    """Update a fixed-size Static only when its text changed, and without a layout pass: at a few
+    updates a second, a relayout of the whole screen each time is most of the app's CPU."""
+    if getattr(widget, "_shown_content", None) == content:
+        return
+    widget._shown_content = content
+    widget.update(content, layout=layout)
 
 
 class LossPanel(Vertical):
@@ -48,7 +57,7 @@ class LossPanel(Vertical):
         label.append(f"  best {fmt_loss(best)}", muted)
         if step is not None:
             label.append(f"  step {step:,}", muted)
-        self.query_one(Label).update(label)
+        set_text(self.query_one(Label), label)
         self.query_one(Sparkline).data = list(values)
 
     @property
@@ -105,11 +114,11 @@ class LiveView(Vertical):
             title.append("The run could not start: see the log.")
         else:
             title.append("Preparing the run…")
-        self.query_one("#run-title", Static).update(title)
+        set_text(self.query_one("#run-title", Static), title)
         device = f"device {snap.device}" if snap.device else ""
         if snap.last_checkpoint_step is not None:
             device += f" · saved at step {snap.last_checkpoint_step:,}"
-        self.query_one("#run-device", Static).update(device)
+        set_text(self.query_one("#run-device", Static), device)
 
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{STATUS_MARK.get(status, '?')} {status}", strong)
@@ -118,22 +127,25 @@ class LiveView(Vertical):
             line.append(f"  step {snap.step:,}{total}")
             if snap.tokens_per_s is not None:
                 line.append(f" · {fmt_rate(snap.tokens_per_s)} chars/s")
-        self.query_one("#run-status", Static).update(line)
+        set_text(self.query_one("#run-status", Static), line)
         bar = self.query_one(ProgressBar)
-        bar.update(progress=snap.progress if snap.progress is not None else 0.0)
+        progress = round(snap.progress if snap.progress is not None else 0.0, 3)
+        if bar.progress != progress:
+            bar.update(progress=progress)
         eta = "" if snap.status == "idle" else (
             f"ETA {format_duration(snap.eta_s)}" if snap.eta_s is not None and snap.active else
             f"{format_duration(snap.elapsed_s)}" if snap.elapsed_s is not None else "")
-        self.query_one("#eta", Static).update(eta)
+        set_text(self.query_one("#eta", Static), eta)
 
         self.query_one("#train-loss", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
                                                        snap.step if snap.train_losses else None)
         self.query_one("#val-loss", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
                                                      snap.val_steps[-1] if snap.val_steps else None)
         sample = self.query_one("#sample", Static)
-        if snap.sample is not None:
+        if snap.sample is not None and snap.sample != getattr(sample, "_shown_content", None):
             sample.border_title = f"sample at step {snap.sample_step:,}"
-            sample.update(Text(snap.sample, no_wrap=False, overflow="fold"))
+            sample._shown_content = snap.sample
+            sample.update(Text(snap.sample, no_wrap=False, overflow="fold"), layout=False)
         log = self.query_one("#event-log", RichLog)
         for line_ in snap.log:
             if line_.seq <= self._log_seq:

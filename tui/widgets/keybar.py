@@ -1,0 +1,53 @@
+"""A one-line footer of the keys that apply now, drawn as text.
+
+Textual's Footer mounts a widget per key and rebuilds them all whenever bindings are refreshed,
+which on a mode switch or a pause costs the UI thread tens of milliseconds, time the training
+thread then waits for the GIL. This draws the same information (the screen's active bindings,
+one entry per action, greyed when disabled) in a single render.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    COMPONENT_CLASSES = {"keybar--key", "keybar--description", "keybar--disabled", "keybar--palette"}
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen) -> None:
+        if screen is self.screen:
+            self.refresh()
+
+    def entries(self) -> list[tuple[str, str, bool]]:
+        """(key, description, enabled) per action, in the order the footer shows them."""
+        seen, shown = set(), []
+        palette = self.app.COMMAND_PALETTE_BINDING
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.show or binding.action in seen or key == palette:
+                continue
+            seen.add(binding.action)
+            shown.append((self.app.get_key_display(binding), binding.description, active.enabled))
+        return shown
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("keybar--key")
+        description_style = self.get_component_rich_style("keybar--description")
+        disabled = self.get_component_rich_style("keybar--disabled")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for key, description, enabled in self.entries():
+            text.append(f" {key} ", key_style if enabled else disabled)
+            text.append(f"{description} ", description_style if enabled else disabled)
+        palette = f" ^p palette "
+        room = self.size.width - text.cell_len
+        if self.app.ENABLE_COMMAND_PALETTE and room >= len(palette) + 1:
+            text.append(" " * (room - len(palette)))
+            text.append(palette, self.get_component_rich_style("keybar--palette"))
+        return text
