@@ -755,6 +755,7 @@ class GatesScreen(Screen):
             update.update(self._update_text(info), layout=self._shape_changed("update", "cell"))
         elif self.view == "saturation":
             sat = self.saturation
+            self._forget_shape("update")
             if sat is None:
                 heatmap.show([], self.unit, self.tracer.hidden)
                 update.update(Text(self.analysis_note or "computing saturation…", muted))
@@ -771,6 +772,7 @@ class GatesScreen(Screen):
                 heatmap.show(rows, self.unit, self.tracer.hidden)
                 update.update(self._saturation_text(sat))
         else:
+            self._forget_shape("update")
             update.update("")
             self.query_one("#gates-search-note", Static).update(Text(self.analysis_note, muted))
         # the most active units here: a quick way to find one worth following
@@ -780,6 +782,9 @@ class GatesScreen(Screen):
             text.append(f"\nunit {unit.unit:>4} ")
             text.append(f"{unit.value:+.3f}", strong if unit.unit == self.unit else "")
         unit_box.update(text, layout=self._shape_changed("unit", len(active or [])))
+
+    def _forget_shape(self, what: str) -> None:
+        self.__dict__.setdefault("_shapes", {}).pop(what, None)
 
     def _shape_changed(self, what: str, shape) -> bool:
         """Whether a panel's shape (and so the layout) may change: stepping through the text keeps

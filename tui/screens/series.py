@@ -433,6 +433,6 @@ class SeriesScreen(Screen):
             table.add_column(justify="right", no_wrap=True)
         table.add_row(Text("validation", strong), Text("MSE", muted), Text("MAE", muted), Text("MSE/last", muted))
         for row in metric_rows(pred):
-            ratio = f"{row.vs_last:.3f}" if row.vs_last is not None else "-"
+            ratio = f"{row.vs_last:.3g}" if row.vs_last is not None else "-"
             table.add_row(row.name, f"{row.mse:.3g}", f"{row.mae:.3g}", ratio)
         self.query_one("#series-metrics", Static).update(table)
