@@ -4,6 +4,7 @@ switch screens; q quits with status 0 and the terminal is restored."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import select
@@ -98,5 +99,51 @@ def test_the_app_in_a_real_terminal(tmp_path):
         assert b"\x1b[?1049h" in terminal.raw  # it took the alternate screen...
         assert terminal.raw.rfind(b"\x1b[?1049l") > terminal.raw.rfind(b"\x1b[?1049h")  # ...and gave it back
         assert b"\x1b[?25h" in terminal.raw[terminal.raw.rfind(b"\x1b[?1049l") - 200:]  # cursor shown again
+    finally:
+        terminal.close()
+
+
+def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
+    """The SSH connection drops (SIGHUP) while a run trains: the run stops at a step boundary,
+    saves a checkpoint, and the process exits cleanly."""
+    from .conftest import TINY_TEXT
+    (tmp_path / "tiny.txt").write_text(TINY_TEXT)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_DRIVER", "COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", RNN_PLAYGROUND_RUNS=str(tmp_path / "runs"), TEXTUAL_ANIMATIONS="none",
+               RNN_PLAYGROUND_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    terminal = Terminal(tmp_path, env)
+    try:
+        terminal.wait_for("New run", timeout=90)
+        terminal.wait_for("Start")
+        # From the Start button, Tab twice reaches the corpus field (past the log); each field's
+        # text is selected when Tab reaches it, so typing replaces it.
+        terminal.press(b"\t\t")
+        time.sleep(0.3)
+        for key in [b"tiny.txt", b"\t", b"\t", b"16", b"\t", b"1", b"\t", b"0", b"\t", b"8", b"\t", b"16"]:
+            terminal.press(key)  # corpus, (model), hidden, layers, dropout, batch, seq: one key at a time
+            time.sleep(0.15)
+            terminal.read(0.05)
+        mark = terminal.press(b"\r")  # Enter in a field starts
+        terminal.wait_for("training", since=mark, timeout=60)
+        run = None
+        deadline = time.monotonic() + 60
+        while run is None or not (run / "metrics.jsonl").exists() or \
+                (run / "metrics.jsonl").read_text().count('"event": "step"') < 3:
+            assert time.monotonic() < deadline, terminal.text[-3000:]
+            terminal.read()
+            runs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
+            run = runs[0] if runs else None
+        os.killpg(terminal.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while terminal.proc.poll() is None and time.monotonic() < deadline:
+            terminal.read()
+        assert terminal.proc.returncode == 0, terminal.text[-2000:]
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        stopped = [r for r in records if r["event"] == "stopped"]
+        assert stopped and stopped[-1]["reason"] == "hangup"
+        assert json.loads((run / "run.json").read_text())["state"] == "stopped"
+        assert (run / "last.safetensors").exists()
+        config = next(r for r in records if r["event"] == "started")["config"]
+        assert (config["hidden"], config["layers"], config["batch"], config["seq"]) == (16, 1, 8, 16)
     finally:
         terminal.close()

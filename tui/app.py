@@ -123,6 +123,8 @@ class PlaygroundApp(App[int]):
         await self.switch_mode(self.start_mode)
         await self.push_screen("help")
         self.pop_screen()
+        if not self.is_headless:
+            self.install_signal_handlers()
         if self._injected_devices is not None:
             self._devices_found(self._injected_devices, pick_auto_device(self._injected_devices))
         else:
@@ -308,6 +310,23 @@ class PlaygroundApp(App[int]):
         # boundary and saves; run_app waits for that before returning.
         self.session.stop("quit")
 
+    def install_signal_handlers(self) -> None:
+        """SIGHUP (the terminal or the SSH connection went away) and SIGTERM end the app the way
+        quitting does: the run stops at a step boundary and saves (run_app waits for it), instead
+        of the process dying mid-step."""
+        import asyncio
+        import signal
+        loop = asyncio.get_running_loop()
+        for signum, reason in ((signal.SIGHUP, "hangup"), (signal.SIGTERM, "terminated")):
+            try:
+                loop.add_signal_handler(signum, self._ended_by_signal, reason)
+            except (NotImplementedError, RuntimeError, ValueError):  # not on this platform / thread
+                pass
+
+    def _ended_by_signal(self, reason: str) -> None:
+        self.session.stop(reason)
+        self.exit(0)
+
 
 def run_app(argv: list[str] | None = None) -> int:
     """Open the app; returns the exit status. The terminal is restored before this returns."""
@@ -316,13 +335,20 @@ def run_app(argv: list[str] | None = None) -> int:
     session = app.session
     if not session.finished.is_set():
         session.stop("quit")
-        print("rnn-playground: saving a checkpoint of the run before exiting…", file=sys.stderr, flush=True)
+        _say("rnn-playground: saving a checkpoint of the run before exiting…")
         session.wait()
     if app.exit_note:
-        print(app.exit_note, file=sys.stderr)
+        _say(app.exit_note)
     if app.return_code not in (None, 0):
         return app.return_code
     return int(result or 0)
+
+
+def _say(message: str) -> None:
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:  # the terminal has gone (a hangup)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

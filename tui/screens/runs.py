@@ -169,6 +169,10 @@ class RunsScreen(PlaygroundScreen):
 
     def _select(self, run_dir: Path | None) -> None:
         if run_dir == self.selected and self.watcher is not None:
+            info = self.selected_info
+            if self.details is not None and info is not None and (info.step, info.updated, info.live) != (
+                    self.details.info.step, self.details.info.updated, self.details.info.live):
+                self._load_details(run_dir, self.watcher)  # it moved on: fresh details, same watcher
             return
         self.selected = run_dir
         self.details, self.watcher, self.watch_snapshot = None, None, None
@@ -179,9 +183,9 @@ class RunsScreen(PlaygroundScreen):
         self._load_details(run_dir)
 
     @work(thread=True, exclusive=True, group="runs-details", exit_on_error=False)
-    def _load_details(self, run_dir: Path) -> None:
+    def _load_details(self, run_dir: Path, watcher: RunWatcher | None = None) -> None:
         details = run_details(run_dir)
-        watcher = RunWatcher(run_dir)
+        watcher = watcher or RunWatcher(run_dir)
         watcher.poll()
         self.post_message(DetailsLoaded(run_dir, details, watcher))
 
@@ -234,7 +238,9 @@ class RunsScreen(PlaygroundScreen):
         text.append(f"\n{details.state or 'unknown'}")
         if details.info.live:
             text.append(" live", self._live_style())
-        text.append(f" · step {details.info.step:,} · best {fmt_loss(details.info.best_val_loss)}")
+        step = max(details.info.step, snap.step if snap is not None else 0)
+        best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
+        text.append(f" · step {step:,} · best {fmt_loss(best)}")
         if details.corpus:
             text.append(f"\ncorpus {details.corpus}")
         if config:
