@@ -443,6 +443,12 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
                        "resumed run to finish")
         assert app.session.snapshot.step == 80 and app.session.snapshot.start_step == 40
         assert app.session.snapshot.run_dir == str(tiny_run)
+        # r leaves resume mode: the same settings now start a new run, under a new name.
+        app.screen.set_focus(None)
+        await press(pilot, "r", "s")
+        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(tiny_run)), 30, "a new run")
+        assert form.resume_step is None and app.session.snapshot.start_step == 0
+        await wait_for(pilot, lambda: not app.session.active, 60, "the new run to end")
 
 
 async def test_readme_documents_every_key():

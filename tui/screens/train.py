@@ -152,7 +152,8 @@ class TrainScreen(PlaygroundScreen):
         else:
             config = state.check.config
             assert config is not None
-            config = _with(config, device=device, runs_dir=str(app.runs_dir))
+            # A new run always gets a fresh name (the form may hold a resumed run's settings).
+            config = _with(config, device=device, runs_dir=str(app.runs_dir), run_name=None)
 
             def make_trainer(control: TrainControl) -> Trainer:
                 return Trainer(config, control)
