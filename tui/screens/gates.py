@@ -26,7 +26,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, OptionList, Select, Static
+from textual.widgets import Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from core.errors import PlaygroundError
@@ -38,6 +38,7 @@ from core.views import (CELL_UPDATE, DEFAULT_SLICE, SCALE_NOTE, TextSource, corp
 
 from ..widgets.bars import NextCharBars, show_char
 from ..widgets.heatmap import HeatmapPanel, HeatRow
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import refresh_bindings_if_changed
 from ..widgets.unittext import UnitText
@@ -227,7 +228,7 @@ class GatesScreen(Screen):
             with Vertical(id="gates-side"):
                 yield NextCharBars(id="gates-bars")
                 yield Static("", id="gates-unit")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._ready = True

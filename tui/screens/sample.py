@@ -23,13 +23,14 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
 from core.errors import PlaygroundError
 from core.sampling import SampleSettings, Sampler
 from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk, chunked_stream, step_choice,
                         step_temperature)
 
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.streamtext import StreamText
 from .base import refresh_bindings_if_changed
@@ -194,7 +195,7 @@ class SampleScreen(Screen):
         yield Static("", id="sample-error")
         yield StreamText(id="sample-output")
         yield Static("", id="sample-result")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._ready = True

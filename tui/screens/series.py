@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from core.errors import PlaygroundError
 from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, Stopped,
@@ -33,6 +33,7 @@ from core.views import metric_rows, plot_bounds, series_plot
 from core.watch import RunMonitor, RunSnapshot
 
 from ..widgets.live import LossPanel
+from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import refresh_bindings_if_changed
 from ..widgets.plot import LinePlot
@@ -109,6 +110,7 @@ class SeriesScreen(Screen):
         self.errors: dict[str, str] = {}
         self._preset = self.initial["preset"]
         self.run_name: str | None = None   # None: a generated name (tests and screenshots fix it)
+        self.log_every = 0                 # steps per loss point; 0: about four a second (tests fix it)
 
     # -- layout
 
@@ -147,7 +149,7 @@ class SeriesScreen(Screen):
                     yield LossPanel("val loss", id="series-val")
                 yield LinePlot(id="series-plot")
                 yield Static("", id="series-metrics")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._ready = True
@@ -187,7 +189,7 @@ class SeriesScreen(Screen):
         return make_config(values["preset"] if values["preset"] != "none" else None, **data, cell=values["cell"],
                            hidden=values["hidden"], layers=values["layers"], lr=values["lr"], steps=values["steps"],
                            device="cpu", runs_dir=str(getattr(self.app, "runs_dir", "")) or None,
-                           run_name=self.run_name)
+                           run_name=self.run_name, log_every=self.log_every or None)
 
     def validate_form(self) -> tuple[object | None, dict]:
         form = self.form()

@@ -139,12 +139,16 @@ class HeatmapPanel(Widget):
         return self._ramp
 
     def label_width(self, width: int | None = None) -> int:
+        """As wide as the longest label (the short ones when the long ones take over a third)."""
         width = self.size.width if width is None else width
         longest = max((len(row.label) for row in self.rows), default=14)
-        return max(15, min(longest, width // 3))
+        if longest <= width // 3:
+            return max(10, longest)
+        return max(10, min(max((len(row.short) for row in self.rows), default=14), width // 3))
 
     def use_long_labels(self, width: int | None = None) -> bool:
-        return all(len(row.label) <= self.label_width(width) for row in self.rows)
+        width = self.size.width if width is None else width
+        return max((len(row.label) for row in self.rows), default=0) <= width // 3
 
     def strip_cells(self, width: int | None = None) -> int:
         width = self.size.width if width is None else width
@@ -179,7 +183,9 @@ class HeatmapPanel(Widget):
         value_style = self.get_component_rich_style("heatmap--value")
         marker = self.get_component_rich_style("heatmap--marker")
         text = Text(no_wrap=True, overflow="crop")
-        head = f"units {first}-{last - 1}" + (f" p{page + 1}/{pages}" if pages > 1 else "")
+        paging = f" p{page + 1}/{pages}" if pages > 1 else ""
+        head = next((h for h in (f"units {first}-{last - 1}{paging}", f"{first}-{last - 1}{paging}")
+                     if len(h) <= label_w), f"{first}-{last - 1}")
         long_labels = self.use_long_labels(width)
         shown_cells = (last - first + upc - 1) // upc
         text.append(head[:label_w].ljust(label_w) + " ", muted)
@@ -204,5 +210,5 @@ class HeatmapPanel(Widget):
         text.append(" " * (label_w + 1))
         text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, shown_cells - 6))))
         if not self.mono:
-            text.append("  2 units per cell", muted)
+            text.append("  2 units a cell", muted)
         return text
