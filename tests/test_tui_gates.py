@@ -223,3 +223,41 @@ async def test_bad_text_is_shown_inline_with_the_engines_message(tiny_run, tmp_p
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.text == path.read_text() and screen.error is None)
         assert screen.pos == 0 and len(screen.trace) == 2
+
+
+async def test_units_are_paged_when_they_outnumber_the_columns(tmp_path, monkeypatch):
+    from tui.screens.gates import GatesScreen
+    from tui.widgets.heatmap import HeatmapPanel
+
+    from .test_tui_sample_snapshots import write_char_checkpoint
+    monkeypatch.chdir(tmp_path)
+    run = write_char_checkpoint(tmp_path / "runs" / "wide", hidden=160, layers=1)
+    screen = GatesScreen(run, text="def f(x):\n    return x\n")
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        panel = screen.query_one(HeatmapPanel)
+        per_page = panel.units_per_page
+        assert per_page < 160
+        page, pages, first, last = panel.page()
+        assert (page, first, last) == (0, 0, per_page) and pages == -(-160 // per_page)
+        await pilot.press("right_square_bracket")
+        assert screen.unit == per_page and panel.page()[0] == 1
+        assert f"p2/{pages}" in panel.render().plain.splitlines()[0]
+        await pilot.press("left_square_bracket", "comma")
+        assert screen.unit == 159  # back to page 1, then one unit back wraps to the last
+        trace = GateTracer.from_checkpoint(run).trace("d")
+        assert screen.unit_numbers()["h"] == f"{float(trace.at(0, 0, 'h')[159]):+.4f}"
+
+
+async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
+    from tui.screens.gates import GatesScreen
+    from tui.widgets.heatmap import BARS, HeatmapPanel
+    monkeypatch.setenv("NO_COLOR", "1")
+    screen = GatesScreen(tiny_run)
+    async with Host(screen).run_test(size=(80, 24)) as pilot:
+        assert pilot.app.no_color
+        await opened(pilot, screen)
+        panel = screen.query_one(HeatmapPanel)
+        assert panel.mono and panel.units_per_page == panel.strip_cells()
+        row = panel.render().plain.splitlines()[1]
+        assert sum(ch in BARS for ch in row) == min(32, panel.units_per_page) and "▌" not in row

@@ -128,3 +128,22 @@ async def test_csv_errors_are_shown_with_the_engines_message(tmp_path):
         await pilot.press("s")
         await wait_for(pilot, lambda: not screen.running and "missing.csv" in
                        screen.query_one("#series-error").content.plain)
+
+
+async def test_the_course_preset_fills_the_form_and_trains(tmp_path):
+    from textual.widgets import Select
+    from tui.screens.series import SeriesScreen
+    screen = SeriesScreen()
+    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen.query_one("#series-preset", Select).value = "course"
+        await pilot.pause()
+        values = screen.form().values
+        assert (values["cell"], values["hidden"], values["layers"], values["lr"], values["steps"]) == \
+            ("rnn", 32, 1, 0.01, 75)
+        assert "course preset" in screen.query_one("#series-form-note").content.plain
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not screen.running and screen.predictions is not None)
+        snap = screen.snapshot
+        assert snap.status == "finished" and snap.step == 75
+        assert snap.config["batch"] == 1 and snap.config["model"]["cell"] == "rnn"

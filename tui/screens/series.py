@@ -242,6 +242,7 @@ class SeriesScreen(Screen):
         self.query_one("#series-cell", Select).value = values["cell"]
         for name in ("hidden", "layers", "lr", "steps"):
             self.query_one(f"#series-{name}", Input).value = values[name]
+        self.render_all()
 
     # -- training
 
