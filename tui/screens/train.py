@@ -96,9 +96,6 @@ class TrainScreen(PlaygroundScreen):
     def show_snapshot(self, snapshot: RunSnapshot) -> None:
         self.render_session()
 
-    def new_session(self) -> None:
-        self.live.reset_log()
-
     # -- bindings
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -60,10 +60,6 @@ class LossPanel(Vertical):
         set_text(self.query_one(Label), label)
         self.query_one(Sparkline).data = list(values)
 
-    @property
-    def points(self) -> int:
-        return len(self.query_one(Sparkline).data or [])
-
 
 class LiveView(Vertical):
     """Renders RunSnapshots. `ui_status` lets the screen show 'pausing…'/'stopping…' before the
