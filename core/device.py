@@ -58,17 +58,23 @@ def _available(devices: list[DeviceInfo]) -> str:
     return ", ".join(["auto"] + [d.spec for d in devices])
 
 
+def pick_auto_device(devices: list[DeviceInfo]) -> str:
+    """What `auto` means among `devices`: the CUDA GPU with the most free memory, else MPS,
+    else the CPU. Takes a list so a picker can say what auto means without probing again."""
+    gpus = [d for d in devices if d.kind == "cuda"]
+    if gpus:
+        return max(gpus, key=lambda d: d.free_memory or 0).spec
+    if any(d.kind == "mps" for d in devices):
+        return "mps"
+    return "cpu"
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """`auto` picks the CUDA GPU with the most free memory, else MPS, else CPU."""
     spec = (spec or "auto").strip().lower()
     devices = list_devices()
     if spec == "auto":
-        gpus = [d for d in devices if d.kind == "cuda"]
-        if gpus:
-            return torch.device(max(gpus, key=lambda d: d.free_memory or 0).spec)
-        if any(d.kind == "mps" for d in devices):
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device(pick_auto_device(devices))
     if spec == "cuda":
         spec = "cuda:0"
     if not re.fullmatch(r"cpu|mps|cuda:\d+", spec):

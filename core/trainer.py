@@ -536,13 +536,12 @@ class Trainer:
                 loss_count = 0
                 last_report_time, last_report_step = now, p.step
             if p.step % c.val_every == 0 or last_step:
-                yield from self._validate(preview=True)
+                yield from self._validate()
                 last_val_step = p.step
 
         p.elapsed_s = elapsed_before + time.perf_counter() - started
         if control.stopping:
-            if last_val_step != p.step:
-                yield from self._validate(preview=False)
+            # No validation pass here: a stop (a key, Ctrl+C, a closed terminal) must be quick.
             yield CheckpointSaved(p.step, str(self.save()), "stop")
             yield Stopped(p.step, control.stop_reason, p.elapsed_s)
         else:
@@ -550,7 +549,7 @@ class Trainer:
                 yield CheckpointSaved(p.step, str(self.save()), "finish")
             yield Finished(p.step, p.best_val_loss, p.elapsed_s)
 
-    def _validate(self, preview: bool) -> Iterator[Event]:
+    def _validate(self) -> Iterator[Event]:
         p = self.progress
         val_loss = self.task.evaluate(self._autocast)
         if val_loss is not None:
@@ -562,10 +561,9 @@ class Trainer:
                 yield CheckpointSaved(p.step, str(self.save(runs.BEST)), "best")
         yield CheckpointSaved(p.step, str(self.save()), "validation")
         runs.write_status(self.run_dir, step=p.step, best_val_loss=p.best_val_loss)
-        if preview:
-            text = self.task.preview(p.step)
-            if text is not None:
-                yield SampleEvent(p.step, text)
+        text = self.task.preview(p.step)
+        if text is not None:
+            yield SampleEvent(p.step, text)
 
 
 def _make_optimizer(model: nn.Module, lr: float) -> tuple[torch.optim.Optimizer, bool]:

@@ -20,7 +20,7 @@ from . import runs
 from .checkpoint import read_metadata
 from .corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus
 from .download import REMOTE_CORPORA, cache_dir
-from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
+from .errors import CheckpointError, ConfigError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                      Stopped, StepEvent, ValidationEvent, event_from_json)
 from .trainer import TrainConfig
@@ -365,21 +365,6 @@ def delete_run(run_dir: Path | str, runs_dir: Path | str | None = None) -> list[
     return removed
 
 
-# --------------------------------------------------------------------------- devices
-
-
-def pick_auto_device(devices) -> str:
-    """The spec `--device auto` resolves to among `devices` (core.device.list_devices()): the CUDA
-    GPU with the most free memory, else MPS, else the CPU. Same rule as core.device.resolve_device,
-    applied to a given list so a picker can say what auto means without probing again."""
-    gpus = [d for d in devices if d.kind == "cuda"]
-    if gpus:
-        return max(gpus, key=lambda d: d.free_memory or 0).spec
-    if any(d.kind == "mps" for d in devices):
-        return "mps"
-    return "cpu"
-
-
 # --------------------------------------------------------------------------- settings
 
 
@@ -553,4 +538,4 @@ def runs_for_display(runs_dir: Path | str | None = None) -> list[runs.RunInfo]:
 
 __all__ = ["Series", "LogLine", "RunSnapshot", "RunMonitor", "RunWatcher", "RunDetails", "run_details",
            "delete_run", "check_settings", "SettingsCheck", "check_corpus", "CorpusCheck", "describe_event",
-           "config_form_values", "budget_of", "pick_auto_device", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display"]
+           "config_form_values", "budget_of", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display"]

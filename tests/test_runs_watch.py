@@ -182,8 +182,7 @@ def test_check_corpus_uses_the_engines_errors(tiny_corpus, tmp_path):
 
 
 def test_pick_auto_device_agrees_with_the_engine():
-    from core.device import DeviceInfo, list_devices, resolve_device
-    from core.watch import pick_auto_device
+    from core.device import DeviceInfo, list_devices, pick_auto_device, resolve_device
     assert pick_auto_device(list_devices()) == str(resolve_device("auto"))
     gpus = [DeviceInfo("cpu", "c", 1, 1), DeviceInfo("cuda:0", "a", 10, 2), DeviceInfo("cuda:1", "b", 10, 5)]
     assert pick_auto_device(gpus) == "cuda:1"

@@ -19,10 +19,9 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from core.device import DeviceInfo, list_devices
+from core.device import DeviceInfo, list_devices, pick_auto_device
 from core.runs import default_runs_dir
 from core.trainer import TrainConfig
-from core.watch import pick_auto_device
 
 from .screens.base import refresh_bindings_if_changed
 from .screens.confirm import ConfirmScreen
@@ -302,7 +301,7 @@ class PlaygroundApp(App[int]):
 
         self.push_screen(ConfirmScreen("Training is running. Quit?",
                                        "The run stops at the next step boundary and saves a checkpoint "
-                                       "(after a last validation) before the app closes.",
+                                       "before the app closes.",
                                        yes="Stop, save and quit", no="Keep training"), answer)
 
     def on_unmount(self) -> None:

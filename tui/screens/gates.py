@@ -26,13 +26,13 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Input, Label, OptionList, Select, Static
+from textual.widgets import Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from core.errors import PlaygroundError
 from core.gates import GateTracer, Trace
 from core.gates_analysis import FEATURES, Saturation, UnitMatch
-from core.views import (CELL_UPDATE, DEFAULT_SLICE, SCALE_NOTE, TextSource, corpus_slice, diverging,
+from core.views import (DEFAULT_SLICE, SCALE_NOTE, TextSource, corpus_slice, diverging,
                         next_char_view, next_word, previous_word, quantity_labels, read_text_file, run_corpus,
                         unit_page, unit_values)
 

@@ -91,7 +91,7 @@ class SeriesScreen(Screen):
         "series.start": "train on the series with the settings in the form (also Enter in a field)",
         "series.pause": "pause training at the next step",
         "series.resume": "resume a paused run",
-        "series.stop": "stop at the next step, validate, save a checkpoint and plot",
+        "series.stop": "stop at the next step, save a checkpoint and plot",
         "series.free_run": "also plot the free run from the split across the validation range",
         "series.leave_field": "leave the form field",
     }

@@ -35,7 +35,7 @@ class TrainScreen(PlaygroundScreen):
         "train.start": "start training with the settings in the form (also Enter in a field, or the Start button)",
         "train.pause": "pause training at the next step",
         "train.resume": "resume a paused run",
-        "train.stop": "stop at the next step, validate and save a checkpoint",
+        "train.stop": "stop at the next step and save a checkpoint",
         "train.save": "save a checkpoint now (also while paused)",
         "train.restart": "stop the run (saving a checkpoint) and edit the settings for a new run",
         "train.leave_field": "leave the form field (Tab and Shift+Tab move between fields)",

@@ -174,7 +174,7 @@ class HeatmapPanel(Widget):
         if not self.rows:
             return Text("")
         width = self.size.width or 80
-        label_w, cells = self.label_width(width), self.strip_cells(width)
+        label_w = self.label_width(width)
         upc = units_per_cell(self.mono)
         page, pages, first, last = self.page()
         ramp = self.ramp()

@@ -45,7 +45,7 @@ class KeyBar(Widget):
         for key, description, enabled in self.entries():
             text.append(f" {key} ", key_style if enabled else disabled)
             text.append(f"{description} ", description_style if enabled else disabled)
-        palette = f" ^p palette "
+        palette = " ^p palette "
         room = self.size.width - text.cell_len
         if self.app.ENABLE_COMMAND_PALETTE and room >= len(palette) + 1:
             text.append(" " * (room - len(palette)))

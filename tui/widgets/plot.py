@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
