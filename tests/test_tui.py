@@ -3,20 +3,19 @@ train on the CPU in threads, checkpoints and metrics.jsonl are real files."""
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from core import runs
 from core.device import DeviceInfo
 from core.trainer import TrainControl, Trainer
 
 from .conftest import tiny_config
+from .tui_helpers import screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,26 +27,6 @@ def make_app(tmp_path: Path, **kwargs):
     kwargs.setdefault("devices", DEVICES)
     kwargs.setdefault("runs_dir", tmp_path / "runs")
     return PlaygroundApp(**kwargs)
-
-
-def screen_text(app) -> str:
-    """The screen as plain text, exactly as it would be drawn."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
 
 
 async def press(pilot, *keys: str) -> None:

@@ -3,51 +3,19 @@ trace grows as the cursor moves, unit search lists the engine's units, saturatio
 
 from __future__ import annotations
 
-import io
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
-from textual.app import App
 
 from core.gates import GateTracer
 from core.views import next_word
 
 from .conftest import tiny_config
 
+from .tui_helpers import Host, screen_text, wait_for
+
 pytestmark = pytest.mark.timeout(120)
-
-STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
-
-
-class Host(App):
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "gates.tcss"]
-
-    def __init__(self, screen) -> None:
-        super().__init__()
-        self._screen = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self._screen)
-
-
-def screen_text(app) -> str:
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-                      color_system="truecolor", legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.02)
-
 
 async def opened(pilot, screen):
     await wait_for(pilot, lambda: screen.trace is not None or screen.error, what="the trace")
@@ -63,7 +31,7 @@ def expected_numbers(run: Path, text: str, step: int, layer: int, unit: int) -> 
 async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
     from tui.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(100, 30)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
         trace = screen.trace
         assert len(trace) == 2 and screen.source.description.startswith("corpus tiny.txt")
@@ -100,7 +68,7 @@ async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
 async def test_cursor_moves_words_pages_and_ends(tiny_run):
     from tui.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
         text = screen.text
         await pilot.press("w")
@@ -133,7 +101,7 @@ async def test_cursor_moves_words_pages_and_ends(tiny_run):
 async def test_unit_search_lists_the_engines_top_units(tiny_run):
     from tui.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(100, 30)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
         await pilot.press("f")
         await wait_for(pilot, lambda: screen.matches, what="the units")
@@ -160,7 +128,7 @@ async def test_unit_search_lists_the_engines_top_units(tiny_run):
 async def test_saturation_is_cores(tiny_run):
     from tui.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(100, 30)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.saturation is not None, what="saturation")
@@ -185,7 +153,7 @@ async def test_gru_and_rnn_show_their_own_quantities(tiny_corpus, tmp_path, cell
                                   runs_dir=str(tmp_path / "runs")))
     list(trainer.run())
     screen = GatesScreen(trainer.run_dir, text="def f(x):\n    return x")
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
         await pilot.press("right", "right", "right")
         numbers = screen.unit_numbers()
@@ -200,7 +168,7 @@ async def test_gru_and_rnn_show_their_own_quantities(tiny_corpus, tmp_path, cell
 async def test_bad_text_is_shown_inline_with_the_engines_message(tiny_run, tmp_path):
     from tui.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
         good = screen.text
         select = screen.query_one("#gates-source-kind")
@@ -233,7 +201,7 @@ async def test_units_are_paged_when_they_outnumber_the_columns(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     run = write_char_checkpoint(tmp_path / "runs" / "wide", hidden=160, layers=1)
     screen = GatesScreen(run, text="def f(x):\n    return x\n")
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
         panel = screen.query_one(HeatmapPanel)
         per_page = panel.units_per_page
@@ -254,7 +222,7 @@ async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
     from tui.widgets.heatmap import BARS, HeatmapPanel
     monkeypatch.setenv("NO_COLOR", "1")
     screen = GatesScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         assert pilot.app.no_color
         await opened(pilot, screen)
         panel = screen.query_one(HeatmapPanel)

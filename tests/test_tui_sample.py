@@ -3,48 +3,14 @@ on screen is what core's sampler makes for the same seed and settings."""
 
 from __future__ import annotations
 
-import io
-import time
-from pathlib import Path
 
 import pytest
-from rich.console import Console
-from textual.app import App
 
 from core.sampling import SampleSettings, Sampler
 
+from .tui_helpers import Host, screen_text, wait_for
+
 pytestmark = pytest.mark.timeout(120)
-
-STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
-
-
-class Host(App):
-    """A bare app hosting one screen (the full app is tested in test_tui_app_screens.py)."""
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "sample.tcss"]
-
-    def __init__(self, screen) -> None:
-        super().__init__()
-        self._screen = screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self._screen)
-
-
-def screen_text(app) -> str:
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-                      color_system="truecolor", legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.02)
-
 
 async def open_screen(pilot, screen):
     await wait_for(pilot, lambda: screen.checkpoint is not None or screen.load_error, what="the checkpoint")
@@ -83,7 +49,7 @@ def test_wrapping_a_growing_text_in_chunks_equals_wrapping_it_whole():
 async def test_generated_text_is_the_core_samplers(tiny_run):
     from tui.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
-    async with Host(screen).run_test(size=(100, 30)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(100, 30)) as pilot:
         await open_screen(pilot, screen)
         # prime, temperature 0.8 -> 1.0, top-k 0 -> 3, length 500 -> 200, seed fixed
         await pilot.press("p", *"The ", "escape", "t", "t", "k", "k", "k", "L", "s")
@@ -119,7 +85,7 @@ async def test_generated_text_is_the_core_samplers(tiny_run):
 async def test_stop_mid_stream_stops(tiny_run):
     from tui.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("l", "l", "l", "l", "w", "w", "w")  # 10,000 chars at a typewriter 100/s
         assert screen.length == 10000 and screen.pace == 100.0
@@ -142,7 +108,7 @@ async def test_stop_mid_stream_stops(tiny_run):
 async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
     from tui.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("p", *"Ω", "enter")
         error = screen.query_one("#sample-error")
@@ -153,7 +119,7 @@ async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
 async def test_complete_as_you_type_shows_the_models_continuation(tiny_run):
     from tui.screens.sample import GHOST_CHARS, SampleScreen
     screen = SampleScreen(tiny_run)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("a")
         assert screen.complete and screen.focused is screen.prime_input
@@ -170,7 +136,7 @@ async def test_complete_as_you_type_shows_the_models_continuation(tiny_run):
 async def test_no_run_says_where_to_get_one(tmp_path):
     from tui.screens.sample import SampleScreen
     screen = SampleScreen()
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "pick a run on the Runs screen" in screen_text(pilot.app)
         await pilot.press("g")
@@ -184,7 +150,7 @@ async def test_a_series_checkpoint_is_refused_inline(tmp_path):
                                              runs_dir=str(tmp_path / "runs"), run_name="wave"))
     list(trainer.run())
     screen = SampleScreen(trainer.run_dir)
-    async with Host(screen).run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: screen.load_error is not None)
         assert "not a character model" in screen.query_one("#sample-error").content.plain
 

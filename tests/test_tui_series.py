@@ -3,53 +3,20 @@ pauses and stops, and draws core's predictions and metrics; bad settings and CSV
 
 from __future__ import annotations
 
-import io
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
-from textual.app import App
+
+from .tui_helpers import Host, screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
-
-
-class Host(App):
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "series.tcss"]
-
-    def __init__(self, screen, runs_dir: Path) -> None:
-        super().__init__()
-        self._screen = screen
-        self.runs_dir = runs_dir
-
-    def on_mount(self) -> None:
-        self.push_screen(self._screen)
-
-
-def screen_text(app) -> str:
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
-                      color_system="truecolor", legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.02)
-
 
 async def test_trains_and_draws_cores_predictions(tmp_path):
     from core.series import load_series
     from tui.screens.series import SeriesScreen
     screen = SeriesScreen(steps="40", hidden="8", forecast="50")
-    async with Host(screen, tmp_path / "runs").run_test(size=(100, 30)) as pilot:
+    async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         assert "press s" in screen_text(pilot.app)
         await pilot.press("s")
@@ -79,7 +46,7 @@ async def test_trains_and_draws_cores_predictions(tmp_path):
 async def test_pause_resume_and_stop(tmp_path):
     from tui.screens.series import SeriesScreen
     screen = SeriesScreen(steps="100000", hidden="8")
-    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.snapshot.step >= 5, what="some steps")
         await pilot.press("space")
@@ -99,7 +66,7 @@ async def test_pause_resume_and_stop(tmp_path):
 async def test_bad_settings_block_starting(tmp_path):
     from tui.screens.series import SeriesScreen
     screen = SeriesScreen(hidden="many")
-    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await pilot.press("s")
         assert not screen.running
@@ -117,7 +84,7 @@ async def test_csv_errors_are_shown_with_the_engines_message(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("time,value\n1,0.5\n2,oops\n3,0.7\n")
     screen = SeriesScreen(source="csv", csv=str(bad), column="value", steps="5")
-    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert screen.query_one("#series-row-csv").display
         await pilot.press("s")
@@ -134,7 +101,7 @@ async def test_the_course_preset_fills_the_form_and_trains(tmp_path):
     from textual.widgets import Select
     from tui.screens.series import SeriesScreen
     screen = SeriesScreen()
-    async with Host(screen, tmp_path / "runs").run_test(size=(80, 24)) as pilot:
+    async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         screen.query_one("#series-preset", Select).value = "course"
         await pilot.pause()
