@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.bench_tui import FrameWatch, percentile, send_key
 from benchmarks.common import SHARED_DATA, print_table, runs_dir
 
 RATE = re.compile(r"([\d,]+) chars/s")
@@ -61,36 +62,6 @@ def raw_rate(run: Path, length: int) -> float:
     text = sampler.generate(SampleSettings(length=length, seed=1))
     assert len(text) == length
     return length / (time.perf_counter() - start)
-
-
-class FrameWatch:
-    """Wraps the app's frame hand-off to record when a frame first shows a condition."""
-
-    def __init__(self, app):
-        self.pending: tuple | None = None
-        original = app._display
-
-        def display(screen, renderable):
-            original(screen, renderable)
-            if renderable is not None and self.pending is not None:
-                condition, done = self.pending
-                if condition(screen):
-                    self.pending = None
-                    done.set_result(time.perf_counter())
-
-        app._display = display
-
-    def expect(self, condition) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.pending = (condition, future)
-        return future
-
-
-def send_key(app, key: str) -> None:
-    from textual import events
-    event = events.Key(key, key if len(key) == 1 else None)
-    event.set_sender(app)
-    app._driver.send_message(event)
 
 
 async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[float, float, list[float], int]:
@@ -141,15 +112,6 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         assert chunk is not None and chunk.chars == length, result
         assert len(screen.generated) == length
     return shown_rate, chunk.chars_per_s or float("nan"), latencies, chunks
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
 def main(argv=None) -> None:
