@@ -77,8 +77,25 @@ class Sampler:
             self._input_table = table.contiguous()
             self._empty_w = w_ih.new_empty(w_ih.shape[0], 0)
             self._empty_x = w_ih.new_empty(1, 0)
-            self._head_w = model.head.weight.detach().t().contiguous()
+            self._head_w = model.head.weight.detach().t()
             self._head_b = model.head.bias.detach().unsqueeze(0)
+            if self.config.cell == "lstm":
+                self._lstm = self._lean_lstm_weights()
+
+    def _lean_lstm_weights(self) -> list[tuple]:
+        """Per layer: (W_ih^T, W_hh^T, bias) with the gate blocks reordered from PyTorch's
+        i, f, g, o to i, f, o, g, so one sigmoid covers the three gates and one tanh the
+        candidate: half the ops of torch.lstm_cell, which is what a batch-1 step costs."""
+        hidden = self.config.hidden
+        order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
+                           torch.arange(2 * hidden, 3 * hidden)]).to(self.device)
+        self._input_table = self._input_table[:, order].contiguous()
+        lean = []
+        for w_ih, w_hh, b_ih, b_hh in self._layers:
+            # (gates, inputs) row-major, used through a transposed view: a batch-1 product then reads
+            # each gate's weights as one contiguous row, the fast layout for a matrix-vector product.
+            lean.append((w_ih[order].contiguous().t(), w_hh[order].contiguous().t(), (b_ih + b_hh)[order][None]))
+        return lean
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto") -> "Sampler":
@@ -87,27 +104,53 @@ class Sampler:
         return cls(model, vocab)
 
     def _step(self, token: int, state: list) -> torch.Tensor:
+        """One character through every layer; updates `state` in place, returns (1, vocab) logits."""
+        if self.config.cell == "lstm":
+            return self._lstm_step(token, state)
         step = _CELL_STEP[self.config.cell]
-        lstm = self.config.cell == "lstm"
         x = None
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self._layers):
-            hx = state[layer]
             if layer == 0:
-                out = step(self._empty_x, hx, self._empty_w, w_hh, self._input_table[token], b_hh)
+                x = step(self._empty_x, state[0], self._empty_w, w_hh, self._input_table[token], b_hh)
             else:
-                out = step(x, hx, w_ih, w_hh, b_ih, b_hh)
-            state[layer] = out
-            x = out[0] if lstm else out
+                x = step(x, state[layer], w_ih, w_hh, b_ih, b_hh)
+            state[layer] = x
         return torch.addmm(self._head_b, x, self._head_w)
 
-    def _choose(self, logits: torch.Tensor, settings: SampleSettings, generator: torch.Generator) -> int:
+    def _lstm_step(self, token: int, state: list) -> torch.Tensor:
+        hidden = self.config.hidden
+        x = None
+        for layer, (w_ih_t, w_hh_t, bias) in enumerate(self._lstm):
+            h, c = state[layer]
+            if layer == 0:
+                gates = torch.addmm(self._input_table[token:token + 1], h, w_hh_t)
+            else:
+                gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t)
+            sig = gates[:, :3 * hidden].sigmoid()
+            c = torch.addcmul(sig[:, hidden:2 * hidden] * c, sig[:, :hidden], gates[:, 3 * hidden:].tanh())
+            x = sig[:, 2 * hidden:] * c.tanh()
+            state[layer] = (x, c)
+        return torch.addmm(self._head_b, x, self._head_w)
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, settings: SampleSettings, rng: random.Random) -> int:
+        """Argmax at temperature 0; else draw from the (top-k) softmax. The draw happens on
+        the host from a seeded random.Random: a handful of floats, cheaper than a multinomial
+        kernel, and the same on every device."""
         if settings.temperature == 0:
             return int(logits.argmax())
-        logits = logits / settings.temperature
+        logits = logits[0] / settings.temperature
         if 0 < settings.top_k < logits.shape[-1]:
             values, indices = logits.topk(settings.top_k)
-            return int(indices[0, torch.multinomial(values.softmax(-1), 1, generator=generator)])
-        return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
+            probs, choices = values.softmax(-1).tolist(), indices.tolist()
+        else:
+            probs, choices = logits.softmax(-1).tolist(), None
+        point, total = rng.random() * sum(probs), 0.0
+        for index, prob in enumerate(probs):
+            total += prob
+            if point < total:
+                break
+        return choices[index] if choices is not None else index
 
     def stream(self, settings: SampleSettings) -> Iterator[str]:
         """Yield generated characters one at a time (the prime itself is not yielded).
@@ -117,11 +160,11 @@ class Sampler:
         """
         settings.validate(self.vocab)
         settings = settings.with_seed()
-        generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        rng = random.Random(settings.seed)
         with torch.inference_mode():
             state, token = self._prime(settings.prime)
             for _ in range(settings.length):
-                token = self._choose(self._step(token, state), settings, generator)
+                token = self._choose(self._step(token, state), settings, rng)
                 yield self.vocab.chars[token]
 
     def _prime(self, prime: str) -> tuple[list, int]:
