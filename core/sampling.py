@@ -1,10 +1,10 @@
 """Streaming sampler: one token per step, hidden state kept, constant work per token.
 
-nn.LSTM pays a large fixed cost per call, so generation runs the recurrence with
-torch's fused single-step cells instead. The first layer's input projection
-(embedding @ W_ih + biases) is folded into a (vocab, gates) table, and the cell
-is handed that row as its input bias with an empty input, so each layer is one
-call. The prime goes through the model's own nn.LSTM in a single call.
+nn.LSTM pays a large fixed cost per call, so generation runs its own single step: for an
+LSTM, gate rows reordered to i, f, o, g (one sigmoid, one tanh) and read through transposed
+views (contiguous rows, the fast layout for a batch-1 product); GRU and vanilla RNN use
+torch's fused cells. The first layer's input projection (embedding @ W_ih + biases) is folded
+into a (vocab, gates) table. The prime goes through the model's own nn.LSTM in a single call.
 """
 
 from __future__ import annotations
