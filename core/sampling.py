@@ -73,7 +73,6 @@ class Sampler:
             if self.config.cell == "lstm":
                 # LSTM adds both biases; GRU must keep b_hh apart (it sits inside r * (W_hn h + b_hn)).
                 table = table + b_hh
-                self._layers[0][3] = torch.zeros_like(b_hh)
             self._input_table = table.contiguous()
             self._empty_w = w_ih.new_empty(w_ih.shape[0], 0)
             self._empty_x = w_ih.new_empty(1, 0)

@@ -7,6 +7,7 @@ folder, safetensors checkpoints, pause/stop and resume as a character run. The d
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -304,14 +305,6 @@ class SeriesTask:
 
 # --------------------------------------------------------------------------- prediction
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def teacher_forced(model: SeriesRNN, values: torch.Tensor, state=None, autocast=None,
                    chunk: int = EVAL_CHUNK) -> tuple[torch.Tensor, object]:
     """Read standardized `values` (points, features) from `state` (None = zero), dropout off.
@@ -320,7 +313,7 @@ def teacher_forced(model: SeriesRNN, values: torch.Tensor, state=None, autocast=
     model.eval()
     outputs = []
     try:
-        with torch.inference_mode(), (autocast() if autocast else _null()):
+        with torch.inference_mode(), (autocast() if autocast else nullcontext()):
             for start in range(0, len(values), chunk):
                 predictions, state = model(values[None, start:start + chunk], state)
                 outputs.append(predictions[0, :, 0].float())

@@ -7,6 +7,7 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 import math
 import os
 import socket
@@ -236,7 +237,7 @@ def evaluate_char_model(model: CharRNN, ids: torch.Tensor, streams: int = 1, chu
     total = torch.zeros((), dtype=torch.float64, device=ids.device)
     state = None
     try:
-        with torch.inference_mode(), (autocast() if autocast else _null()):
+        with torch.inference_mode(), (autocast() if autocast else nullcontext()):
             for start in range(0, length, chunk):
                 logits, state = model(inputs[:, start:start + chunk], state)
                 total += F.cross_entropy(logits.float().flatten(0, 1), targets[:, start:start + chunk].flatten(),
@@ -244,14 +245,6 @@ def evaluate_char_model(model: CharRNN, ids: torch.Tensor, streams: int = 1, chu
     finally:
         model.train(was_training)
     return float(total) / (streams * length)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # --------------------------------------------------------------------------- trainer
