@@ -95,7 +95,7 @@ async def test_stop_mid_stream_stops(tiny_run):
         await pilot.press("x")
         await wait_for(pilot, lambda: not screen.streaming, timeout=5, what="the stop")
         stopped_at = len(screen.generated)
-        assert 10 <= stopped_at < 200
+        assert 10 <= stopped_at < 1000  # far short of the 10,000 asked for, even on a loaded machine
         assert screen.last_chunk.stopped
         assert "stopped" in screen.query_one("#sample-result").content.plain
         await pilot.pause(0.3)

@@ -179,6 +179,7 @@ class SampleScreen(Screen):
         self.chunks_drawn = 0   # chunks of the current result shown so far (a few a second, never per character)
         self.result_detail = ""
         self.ghost = ""
+        self.ghost_prime = ""  # the prime the shown continuation was made for
         self._ghost_timer: Timer | None = None
         self._loaded_run: Path | None = None
 
@@ -524,7 +525,7 @@ class SampleScreen(Screen):
             self.ghost = ""
         else:
             self._show_error(None)
-            self.ghost = message.text or ""
+            self.ghost, self.ghost_prime = message.text or "", message.prime
             self.generated = ""
             self.result_settings = None
         self.render_output()
