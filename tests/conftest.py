@@ -51,3 +51,27 @@ def tiny_run(tiny_corpus, tmp_path) -> Path:
     trainer = Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
     run_to_end(trainer)
     return trainer.run_dir
+
+
+@pytest.fixture
+def snap_compare(snap_compare):
+    """pytest-textual-snapshot's `snap_compare`, with every text input's cursor held steady before
+    the capture: a blinking cursor hides itself every 0.5 s, so on a loaded machine the picture
+    would depend on how long `run_before` took."""
+    import inspect
+
+    from textual.widgets import Input
+
+    def compare(app, *args, run_before=None, **kwargs):
+        async def steady_run_before(pilot):
+            if run_before is not None:
+                result = run_before(pilot)
+                if inspect.isawaitable(result):
+                    await result
+            for text_input in pilot.app.screen.query(Input):
+                text_input.cursor_blink = False  # shows the cursor where the input has focus
+            await pilot.pause()
+
+        return snap_compare(app, *args, run_before=steady_run_before, **kwargs)
+
+    return compare
