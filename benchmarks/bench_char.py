@@ -61,27 +61,33 @@ def bench_training(hidden: int, rounds: int, steps: int) -> tuple[float, float]:
     return median(ours_rates), median(notebook_rates)
 
 
-def bench_sampling(hidden: int, rounds: int, length: int) -> tuple[float, float]:
+def bench_sampling(hidden: int, rounds: int, length: int) -> tuple[dict[str, float], float]:
+    """Chars/s of our sampler with each kind of weights (fp32, and what auto picks here) and of
+    the notebook's sample(), alternating."""
     text = load_corpus(str(require_data())).text
     vocab = Vocab.from_text(text)
     torch.manual_seed(0)
     net = NotebookCharRNN(vocab.chars, n_hidden=hidden, n_layers=2, drop_prob=0.5)
     from core.model import CharRNN, ModelConfig
-    sampler = Sampler(CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2)), vocab)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2))
+    samplers = {sampler.weights: sampler for sampler in (Sampler(model, vocab, "fp32"), Sampler(model, vocab))}
     settings = SampleSettings(prime="The", temperature=1.0, top_k=5, length=length, seed=1)
     sample(net, 50, top_k=5)
-    sampler.generate(SampleSettings(prime="The", top_k=5, length=50, seed=1))
-    ours_rates, notebook_rates = [], []
+    for sampler in samplers.values():
+        sampler.generate(SampleSettings(prime="The", top_k=5, length=50, seed=1))
+    ours_rates: dict[str, list[float]] = {weights: [] for weights in samplers}
+    notebook_rates = []
     with torch.no_grad():
         for _ in range(rounds):
             started = time.perf_counter()
             sample(net, length, prime="The", top_k=5)
             notebook_rates.append(length / (time.perf_counter() - started))
-            started = time.perf_counter()
-            for _ in sampler.stream(settings):
-                pass
-            ours_rates.append(length / (time.perf_counter() - started))
-    return median(ours_rates), median(notebook_rates)
+            for weights, sampler in samplers.items():
+                started = time.perf_counter()
+                for _ in sampler.stream(settings):
+                    pass
+                ours_rates[weights].append(length / (time.perf_counter() - started))
+    return {weights: median(rates) for weights, rates in ours_rates.items()}, median(notebook_rates)
 
 
 def bench_precision(hidden: int, steps: int) -> tuple[float, float]:
@@ -111,7 +117,9 @@ def main(argv=None) -> None:
         rows.append([f"train LSTM 2x{hidden}", round(notebook), round(ours), f"{ours / notebook:.2f}x"])
     for hidden in sizes:
         ours, notebook = bench_sampling(hidden, args.rounds, args.sample_length)
-        rows.append([f"sample LSTM 2x{hidden} (top-k 5)", round(notebook), round(ours), f"{ours / notebook:.2f}x"])
+        for weights, rate in ours.items():
+            rows.append([f"sample LSTM 2x{hidden} (top-k 5, {weights} weights)", round(notebook), round(rate),
+                         f"{rate / notebook:.2f}x"])
     print_table("characters per second", ["task", "notebook", "ours", "ratio"], rows)
     if args.precision_steps:
         bf16, fp32 = bench_precision(sizes[0], args.precision_steps)

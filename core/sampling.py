@@ -5,6 +5,11 @@ LSTM, gate rows reordered to i, f, o, g (one sigmoid, one tanh) and read through
 views (contiguous rows, the fast layout for a batch-1 product); GRU and vanilla RNN use
 torch's fused cells. The first layer's input projection (embedding @ W_ih + biases) is folded
 into a (vocab, gates) table. The prime goes through the model's own nn.LSTM in a single call.
+
+At batch 1 a step costs what it takes to stream the recurrent weights from memory (12 MB of
+float32 per character at 2x512), so on a CPU with bf16 matrix units a large LSTM samples with
+int8 copies of them (one scale per row, bf16 activations in the product): a quarter of the
+bytes. `weights="fp32"` keeps the model's own weights, whose logits match its forward exactly.
 """
 
 from __future__ import annotations
@@ -19,8 +24,13 @@ from typing import Iterator
 import torch
 
 from .corpus import Vocab, describe_chars
+from .device import supports_bf16
 from .errors import SamplingError
 from .model import CharRNN, state_tensors
+
+SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
+# Below this size a step costs its per-op overhead, not its weight traffic: int8 gains nothing.
+INT8_MIN_HIDDEN = 256
 
 _CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
@@ -50,16 +60,53 @@ class SampleSettings:
         return self if self.seed is not None else replace(self, seed=random.SystemRandom().randrange(2**31))
 
 
+class Int8Matrix:
+    """A weight matrix stored as int8 with one bf16 scale per row: `self(v)` is `v @ W^T` in
+    float32, from a quarter of the float32 bytes (torch's weight-only int8 kernel)."""
+
+    # The CPU kernel reads the inner dimension in blocks: at a width that is not a multiple of 16
+    # it returns garbage (torch 2.13), so inputs and columns are zero-padded to a whole block.
+    BLOCK = 64
+
+    def __init__(self, weight: torch.Tensor):
+        self.padding = -weight.shape[1] % self.BLOCK
+        weight = torch.nn.functional.pad(weight, (0, self.padding))
+        self.scales = (weight.abs().amax(dim=1).clamp_min(1e-12) / 127).to(torch.bfloat16)
+        self.values = torch.round(weight / self.scales.float()[:, None]).clamp_(-127, 127).to(torch.int8)
+
+    def __call__(self, vector: torch.Tensor) -> torch.Tensor:
+        if self.padding:
+            vector = torch.nn.functional.pad(vector, (0, self.padding))
+        return torch._weight_int8pack_mm(vector.to(torch.bfloat16), self.values, self.scales).float()
+
+
+def resolve_weights(weights: str, cell: str, hidden: int, device: torch.device) -> str:
+    """'auto' is int8 for an LSTM large enough to be bound by weight traffic, on a CPU with bf16
+    matrix units; fp32 elsewhere (a GPU step is bound by launches, not bytes)."""
+    if weights not in SAMPLER_WEIGHTS:
+        raise SamplingError(f"Unknown sampler weights {weights!r}: choose one of {', '.join(SAMPLER_WEIGHTS)}.")
+    if weights == "int8" and cell != "lstm":
+        raise SamplingError(f"int8 sampling weights are for LSTM models; this checkpoint is a {cell.upper()}. "
+                            f"Use weights fp32 (or auto).")
+    if weights != "auto":
+        return weights
+    fast = cell == "lstm" and hidden >= INT8_MIN_HIDDEN and device.type == "cpu" and supports_bf16(device)
+    return "int8" if fast and hasattr(torch, "_weight_int8pack_mm") else "fp32"
+
+
 class Sampler:
     """Generates text from a CharRNN. Keeps its own frozen copy of the model, so the
-    original can go on training while this one samples."""
+    original can go on training while this one samples.
 
-    def __init__(self, model: CharRNN, vocab: Vocab):
+    `weights`: "fp32" (the model's own), "int8" (LSTM only; see the module's note) or "auto"."""
+
+    def __init__(self, model: CharRNN, vocab: Vocab, weights: str = "auto"):
         if model.config.vocab_size != len(vocab):
             raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has {len(vocab)}.")
         self.vocab = vocab
         self.config = model.config
         self.device = model.head.weight.device
+        self.weights = resolve_weights(weights, self.config.cell, self.config.hidden, self.device)
         model = self._model = copy.deepcopy(model).eval()
         with torch.inference_mode():
             rnn = model.rnn
@@ -93,14 +140,20 @@ class Sampler:
         for w_ih, w_hh, b_ih, b_hh in self._layers:
             # (gates, inputs) row-major, used through a transposed view: a batch-1 product then reads
             # each gate's weights as one contiguous row, the fast layout for a matrix-vector product.
-            lean.append((w_ih[order].contiguous().t(), w_hh[order].contiguous().t(), (b_ih + b_hh)[order][None]))
+            w_ih, w_hh, bias = w_ih[order], w_hh[order], (b_ih + b_hh)[order][None]
+            if self.weights == "int8":
+                # Layers above the first take [x, h] through one matrix: one product, not two.
+                recurrent = w_hh if not lean else torch.cat([w_ih, w_hh], dim=1)
+                lean.append((None, Int8Matrix(recurrent), bias))
+            else:
+                lean.append((w_ih.contiguous().t(), w_hh.contiguous().t(), bias))
         return lean
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "auto") -> "Sampler":
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto") -> "Sampler":
         from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, device)
-        return cls(model, vocab)
+        return cls(model, vocab, weights)
 
     def _step(self, token: int, state: list) -> torch.Tensor:
         """One character through every layer; updates `state` in place, returns (1, vocab) logits."""
@@ -121,7 +174,10 @@ class Sampler:
         x = None
         for layer, (w_ih_t, w_hh_t, bias) in enumerate(self._lstm):
             h, c = state[layer]
-            if layer == 0:
+            if w_ih_t is None:  # int8: w_hh_t is an Int8Matrix, over [x, h] above the first layer
+                gates = (self._input_table[token:token + 1] + w_hh_t(h) if layer == 0
+                         else w_hh_t(torch.cat([x, h], dim=1)).add_(bias))
+            elif layer == 0:
                 gates = torch.addmm(self._input_table[token:token + 1], h, w_hh_t)
             else:
                 gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t)

@@ -46,6 +46,11 @@ def test_train_runs_sample_end_to_end(tiny_corpus, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip("\n")) >= 4
     assert main(["sample", str(runs_dir / "first"), "--prime", "The ", "--length", "50", "--seed", "7"]) == 0
     assert capsys.readouterr().out == first  # same seed, same text
+    assert main(["sample", str(runs_dir / "first"), "--prime", "The ", "--length", "50", "--weights", "int8"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("The ") and "int8 weights" in captured.err
+    assert main(["sample", str(runs_dir / "first"), "--weights", "fp32", "--length", "5"]) == 0
+    assert "fp32 weights" in capsys.readouterr().err
 
     assert main(["train", "--resume", str(runs_dir / "first"), "--steps", "30"]) == 0
     assert load_checkpoint(runs_dir / "first" / "last.safetensors").meta["progress"]["step"] == 30

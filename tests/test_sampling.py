@@ -11,7 +11,8 @@ import torch
 from core.corpus import Vocab
 from core.errors import SamplingError
 from core.model import CharRNN, ModelConfig
-from core.sampling import SampleSettings, Sampler
+from core.device import supports_bf16
+from core.sampling import INT8_MIN_HIDDEN, Int8Matrix, SampleSettings, Sampler, resolve_weights
 from core.trainer import Trainer, load_model
 
 from .conftest import TINY_TEXT, tiny_config
@@ -70,7 +71,7 @@ def test_with_seed_picks_and_keeps_a_seed():
 @pytest.mark.parametrize("prime", ["The quick", "d", ""])
 def test_temperature_zero_is_the_argmax_of_the_full_forward(trained, prime):
     model, vocab = trained
-    generated = Sampler(model, vocab).generate(SampleSettings(prime=prime, temperature=0, length=60, seed=1))
+    generated = Sampler(model, vocab, "fp32").generate(SampleSettings(prime=prime, temperature=0, length=60, seed=1))
     text = prime or "\n"  # with no prime, sampling starts after a newline
     expected = ""
     for _ in range(60):
@@ -87,7 +88,7 @@ def test_temperature_zero_ignores_the_seed(sampler):
 def test_top_k_restricts_to_the_k_likeliest(trained):
     model, vocab = trained
     k = 3
-    sampler = Sampler(model, vocab)
+    sampler = Sampler(model, vocab, "fp32")
     prime = "The "
     text = prime
     for char in sampler.stream(SampleSettings(prime=prime, temperature=1.5, top_k=k, length=80, seed=7)):
@@ -129,7 +130,7 @@ def test_single_step_logits_match_the_full_forward(cell, layers):
     with torch.no_grad():  # larger weights than the default init, so that differences would show
         for parameter in model.parameters():
             parameter.mul_(3)
-    sampler = Sampler(model, vocab)
+    sampler = Sampler(model, vocab, "fp32")
     assert model.training, "the sampler must not switch the caller's model to eval mode"
     with torch.inference_mode():
         for cut in (1, 2, 5):
@@ -141,6 +142,96 @@ def test_single_step_logits_match_the_full_forward(cell, layers):
                 assert torch.allclose(fast, full, atol=1e-5, rtol=0), (cell, layers, cut, end,
                                                                       float((fast - full).abs().max()))
                 token = vocab.index[text[end]]
+
+
+# --------------------------------------------------------------------------- int8 weights
+
+def teacher_forced(sampler: Sampler, text: str) -> tuple[torch.Tensor, float]:
+    """The sampler's next-character distributions along `text` and its mean negative log-likelihood."""
+    ids = sampler.vocab.encode(text).tolist()
+    with torch.inference_mode():
+        state, token = sampler._prime(text[0])
+        log_probs = []
+        for nxt in ids[1:]:
+            log_probs.append(sampler._step(token, state)[0].log_softmax(-1))
+            token = nxt
+    log_probs = torch.stack(log_probs)
+    nll = -log_probs.gather(1, torch.tensor(ids[1:])[:, None]).mean()
+    return log_probs.exp(), float(nll)
+
+
+def test_int8_weights_keep_the_trained_models_predictions(trained):
+    model, vocab = trained
+    text = TINY_TEXT[:600]
+    exact_probs, exact_nll = teacher_forced(Sampler(model, vocab, "fp32"), text)
+    int8 = Sampler(model, vocab, "int8")
+    assert int8.weights == "int8"
+    int8_probs, int8_nll = teacher_forced(int8, text)
+    total_variation = 0.5 * (exact_probs - int8_probs).abs().sum(-1)
+    assert abs(int8_nll - exact_nll) < 0.005 * exact_nll, (exact_nll, int8_nll)
+    assert float(total_variation.mean()) < 0.01 and float(total_variation.max()) < 0.1
+    assert float(total_variation.max()) > 0  # a different computation, not the fp32 path under another name
+
+
+@pytest.mark.parametrize("width", [7, 40, 64, 100])
+def test_int8_matrix_product(width):
+    # Any width, including those the kernel cannot take unpadded (not a multiple of 16).
+    torch.manual_seed(width)
+    weight, vector = torch.randn(96, width), torch.randn(1, width)
+    exact = vector @ weight.t()
+    for _ in range(3):  # the unpadded kernel's garbage came and went between calls
+        assert float((Int8Matrix(weight)(vector) - exact).abs().max()) < 0.02 * float(exact.abs().max())
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_int8_step_follows_every_layer(layers):
+    # Layers above the first take [x, h] through one int8 matrix: a wrong split or gate order
+    # would put the logits far off, well outside int8's rounding.
+    text = "int8 weights must track nn.LSTM through every layer, step after step."
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(5)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), hidden=40, layers=layers, embed=8, dropout=0.0))
+    with torch.no_grad():  # livelier than the default init: logits of a few units, saturating gates
+        for parameter in model.parameters():
+            parameter.mul_(3)
+    exact, int8 = Sampler(model, vocab, "fp32"), Sampler(model, vocab, "int8")
+    with torch.inference_mode():
+        exact_state, token = exact._prime(text[:3])
+        int8_state, _ = int8._prime(text[:3])
+        for end in range(3, len(text)):
+            a, b = exact._step(token, exact_state)[0], int8._step(token, int8_state)[0]
+            assert float((a - b).abs().max()) < 0.05 * float(a.abs().max()), end
+            token = vocab.index[text[end]]
+
+
+def test_int8_sampling_is_reproducible_and_greedy_on_its_own_logits(trained):
+    model, vocab = trained
+    settings = SampleSettings(prime="The ", temperature=1.0, top_k=5, length=80, seed=3)
+    assert Sampler(model, vocab, "int8").generate(settings) == Sampler(model, vocab, "int8").generate(settings)
+    sampler = Sampler(model, vocab, "int8")
+    greedy = sampler.generate(SampleSettings(prime="The ", temperature=0, length=30))
+    with torch.inference_mode():
+        state, token = sampler._prime("The ")
+        expected = ""
+        for _ in range(30):
+            token = int(sampler._step(token, state).argmax())
+            expected += vocab.chars[token]
+    assert greedy == expected
+
+
+def test_weights_choice():
+    cpu = torch.device("cpu")
+    assert resolve_weights("fp32", "lstm", 512, cpu) == "fp32"
+    assert resolve_weights("int8", "lstm", 32, cpu) == "int8"
+    # auto: int8 only where weight traffic is what a step costs, on a CPU with bf16 units
+    assert resolve_weights("auto", "lstm", INT8_MIN_HIDDEN - 1, cpu) == "fp32"
+    assert resolve_weights("auto", "gru", 1024, cpu) == "fp32"
+    assert resolve_weights("auto", "lstm", 512, cpu) == ("int8" if supports_bf16(cpu) else "fp32")
+    assert resolve_weights("auto", "lstm", 512, torch.device("meta")) == "fp32"
+    with pytest.raises(SamplingError, match="GRU.*fp32"):
+        resolve_weights("int8", "gru", 512, cpu)
+    with pytest.raises(SamplingError, match="auto, fp32, int8"):
+        resolve_weights("fp16", "lstm", 512, cpu)
 
 
 def test_sampler_keeps_a_frozen_copy(trained):

@@ -15,7 +15,7 @@ from rich.table import Table
 from core.device import list_devices
 from core.events import ErrorEvent
 from core.runs import default_runs_dir, list_runs, resolve_checkpoint
-from core.sampling import Sampler, SampleSettings
+from core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from core.trainer import TrainConfig, TrainControl, Trainer
 
 from .cli import (EXIT_ERROR, HelpFormatter, add_dataclass_options, explicit_options, install_stop_handler,
@@ -47,6 +47,11 @@ def register(subparsers) -> None:
     sample.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample (default: random)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sample.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
+    sample.add_argument("--weights", choices=SAMPLER_WEIGHTS, default="auto",
+                        help="fp32: the model's own weights (exact logits); int8: LSTM weights as int8 with a "
+                             "scale per row, about 2x faster for large models on a CPU with bf16 units, "
+                             "same validation loss to 1e-4 nats; auto: int8 where that is the case "
+                             "(LSTM, hidden >= 256, such a CPU), else fp32 (default: %(default)s)")
     sample.set_defaults(func=cmd_sample)
 
     runs = subparsers.add_parser("runs", help="list training runs", formatter_class=HelpFormatter,
@@ -108,7 +113,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     sampler = Sampler.from_checkpoint(resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best
-                                                         else "last.safetensors"), args.device)
+                                                         else "last.safetensors"), args.device, args.weights)
     settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                               length=args.length, seed=args.seed).with_seed()
     out = sys.stdout
@@ -124,7 +129,8 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     out.flush()
     elapsed = time.perf_counter() - started
     console.print(f"[dim]{count} characters in {elapsed:.2f} s ({count / max(elapsed, 1e-9):,.0f} chars/s); "
-                  f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}[/]",
+                  f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}, "
+                  f"{sampler.weights} weights[/]",
                   highlight=False)
     return 0
 

@@ -235,7 +235,10 @@ class SampleScreen(Screen):
         try:
             model, vocab, checkpoint = load_model(run, "cpu")
             sampler = Sampler(model, vocab)
-            source = SourceInfo("checkpoint", run.name, _describe_checkpoint(checkpoint.meta, model.config), sampler)
+            detail = _describe_checkpoint(checkpoint.meta, model.config)
+            if sampler.weights != "fp32":
+                detail += f", {sampler.weights} weights"  # not the model's own: say so beside every result
+            source = SourceInfo("checkpoint", run.name, detail, sampler)
             self.post_message(SamplerLoaded(run, source, None))
         except (PlaygroundError, OSError) as exc:
             self.post_message(SamplerLoaded(run, None, str(exc)))
