@@ -8,7 +8,8 @@ from torch import nn
 
 from core.corpus import Vocab
 from core.errors import ConfigError
-from core.model import CELLS, CharRNN, ModelConfig, StreamBatches, detach_state, state_like, state_tensors
+from core.model import (CELLS, CharRNN, ModelConfig, StreamBatches, detach_state, fast_dropout, state_like,
+                        state_tensors)
 
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
         "it was the age of foolishness.\n") * 8
@@ -187,3 +188,51 @@ def test_config_round_trip():
     config = ModelConfig(vocab_size=9, cell="gru", hidden=33, layers=3, embed=7, dropout=0.1)
     assert ModelConfig.from_dict({**config.to_dict(), "unknown": 1}) == config
     assert config.describe() == "GRU 3x33"
+
+
+# --------------------------------------------------------------------------- training-mode dropout on a CPU
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_fast_dropout_statistics(p):
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    y = fast_dropout(x, p)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - p) < 0.005
+    kept = y[y != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p)), rtol=1e-4)  # the mean is kept
+    assert abs(float(y.mean()) - 1) < 0.01
+    # and the gradient flows through the kept elements only, scaled alike
+    x = torch.ones(1000, requires_grad=True)
+    y = fast_dropout(x, p)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_training_forward_runs_the_modules_layers(cell, layers):
+    # In training mode on a CPU the layers run one call each with fast_dropout between them.
+    # At a drop probability that rounds to zero every mask keeps everything: the result must
+    # then be exactly the module's own forward, outputs and final states.
+    torch.manual_seed(layers)
+    model = CharRNN(ModelConfig(vocab_size=12, cell=cell, hidden=16, layers=layers, embed=8, dropout=1e-6))
+    ids = torch.randint(0, 12, (3, 9))
+    state = model.init_state(3)
+    state = state_like(state, [torch.randn_like(t) for t in state_tensors(state)])
+    logits, new_state = model.train()(ids, state)
+    expected, expected_state = model.eval()(ids, state)
+    assert torch.equal(logits, expected)
+    for got, want in zip(state_tensors(new_state), state_tensors(expected_state)):
+        assert got.shape == want.shape and torch.equal(got, want)
+
+
+def test_training_forward_draws_fresh_masks():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=12, hidden=16, layers=2, embed=8, dropout=0.5)).train()
+    ids = torch.randint(0, 12, (3, 9))
+    first, _ = model(ids)
+    second, _ = model(ids)
+    assert not torch.equal(first, second)  # fresh masks each call
+    eval_logits, _ = model.eval()(ids)
+    assert not torch.equal(first, eval_logits)
