@@ -88,10 +88,13 @@ def resolve_weights(weights: str, cell: str, hidden: int, device: torch.device) 
     if weights == "int8" and cell != "lstm":
         raise SamplingError(f"int8 sampling weights are for LSTM models; this checkpoint is a {cell.upper()}. "
                             f"Use weights fp32 (or auto).")
+    has_kernel = hasattr(torch, "_weight_int8pack_mm")
+    if weights == "int8" and not has_kernel:
+        raise SamplingError(f"This torch ({torch.__version__}) lacks the int8 weight kernel. Use weights fp32 (or auto).")
     if weights != "auto":
         return weights
     fast = cell == "lstm" and hidden >= INT8_MIN_HIDDEN and device.type == "cpu" and supports_bf16(device)
-    return "int8" if fast and hasattr(torch, "_weight_int8pack_mm") else "fp32"
+    return "int8" if fast and has_kernel else "fp32"
 
 
 class Sampler:
@@ -239,6 +242,20 @@ class Sampler:
 
     def generate(self, settings: SampleSettings) -> str:
         return "".join(self.stream(settings))
+
+    def teacher_forced(self, text: str) -> torch.Tensor:
+        """(len(text) - 1, vocab) next-character probabilities along `text`, each from this
+        sampler's own step fed the true previous character: how its weights (int8 or fp32)
+        predict, for comparing them."""
+        SampleSettings(prime=text).validate(self.vocab)  # names any characters the vocab lacks
+        ids = self.vocab.encode(text).tolist()
+        rows = []
+        with torch.inference_mode():
+            state, token = self._prime(text[:1])
+            for following in ids[1:]:
+                rows.append(self._step(token, state)[0].softmax(-1))
+                token = following
+        return torch.stack(rows) if rows else torch.empty(0, len(self.vocab))
 
     def next_logits(self, text: str) -> torch.Tensor:
         """Logits for the character after `text` from the model's own forward (for checks)."""

@@ -146,31 +146,36 @@ def test_single_step_logits_match_the_full_forward(cell, layers):
 
 # --------------------------------------------------------------------------- int8 weights
 
-def teacher_forced(sampler: Sampler, text: str) -> tuple[torch.Tensor, float]:
-    """The sampler's next-character distributions along `text` and its mean negative log-likelihood."""
-    ids = sampler.vocab.encode(text).tolist()
-    with torch.inference_mode():
-        state, token = sampler._prime(text[0])
-        log_probs = []
-        for nxt in ids[1:]:
-            log_probs.append(sampler._step(token, state)[0].log_softmax(-1))
-            token = nxt
-    log_probs = torch.stack(log_probs)
-    nll = -log_probs.gather(1, torch.tensor(ids[1:])[:, None]).mean()
-    return log_probs.exp(), float(nll)
+def nll(probs: torch.Tensor, vocab: Vocab, text: str) -> float:
+    """Mean negative log-likelihood of `text`'s characters after the first."""
+    return float(-probs.gather(1, vocab.encode(text)[1:, None]).log().mean())
 
 
 def test_int8_weights_keep_the_trained_models_predictions(trained):
     model, vocab = trained
     text = TINY_TEXT[:600]
-    exact_probs, exact_nll = teacher_forced(Sampler(model, vocab, "fp32"), text)
+    exact_probs = Sampler(model, vocab, "fp32").teacher_forced(text)
     int8 = Sampler(model, vocab, "int8")
     assert int8.weights == "int8"
-    int8_probs, int8_nll = teacher_forced(int8, text)
+    int8_probs = int8.teacher_forced(text)
+    assert exact_probs.shape == int8_probs.shape == (len(text) - 1, len(vocab))
+    exact_nll, int8_nll = nll(exact_probs, vocab, text), nll(int8_probs, vocab, text)
     total_variation = 0.5 * (exact_probs - int8_probs).abs().sum(-1)
     assert abs(int8_nll - exact_nll) < 0.005 * exact_nll, (exact_nll, int8_nll)
     assert float(total_variation.mean()) < 0.01 and float(total_variation.max()) < 0.1
     assert float(total_variation.max()) > 0  # a different computation, not the fp32 path under another name
+
+
+def test_teacher_forced_fp32_is_the_models_forward(trained):
+    model, vocab = trained
+    text = TINY_TEXT[:200]
+    probs = Sampler(model, vocab, "fp32").teacher_forced(text)
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(vocab.encode(text[:-1]).unsqueeze(0))
+    assert torch.allclose(probs, logits[0].softmax(-1), atol=1e-6)
+    with pytest.raises(SamplingError, match="'Ω'"):
+        Sampler(model, vocab, "fp32").teacher_forced("Ωmega")
 
 
 @pytest.mark.parametrize("width", [7, 40, 64, 100])
