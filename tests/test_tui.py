@@ -311,6 +311,36 @@ async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, ti
     assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped[-1]["step"] > 5
 
 
+async def test_quitting_while_a_series_run_trains_asks_then_saves_a_checkpoint(tmp_path):
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.series import SeriesScreen
+    app = make_app(tmp_path, mode="series")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SeriesScreen)
+        screen.query_one("#series-hidden").value = "8"
+        screen.query_one("#series-steps").value = "1000000"
+        await pilot.pause()
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: screen.snapshot.step > 5 and screen.snapshot.run_dir, 30, "steps")
+        run_dir = Path(screen.snapshot.run_dir)
+        await press(pilot, "q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "n")  # keep training
+        assert app.series_session.active and app.is_running
+        await press(pilot, "q")
+        await press(pilot, "y")
+        await wait_for(pilot, lambda: not app.is_running, 30, "the app to close")
+    assert app.return_code == 0
+    assert app.series_session.finished.is_set()
+    assert runs.read_status(run_dir)["state"] == "stopped"
+    records, _ = runs.read_metrics(run_dir)
+    stopped = [r for r in records if r["event"] == "stopped"]
+    assert stopped and stopped[-1]["reason"] == "quit"
+    from core.checkpoint import read_metadata
+    assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped[-1]["step"] > 5
+
+
 # --------------------------------------------------------------------------- runs screen
 
 

@@ -95,6 +95,7 @@ class PlaygroundApp(App[int]):
         self.initial_config = initial_config or TrainConfig()
         self.start_mode = mode or self.DEFAULT_MODE
         self.session = TrainingSession()  # idle: not running
+        self.series_session = TrainingSession()  # the Series screen's run, if one is training
         self.train_screen: TrainScreen | None = None
         self.resume_target: Path | None = None
         self.pending_resume: tuple[Path, dict, int] | None = None
@@ -228,8 +229,7 @@ class PlaygroundApp(App[int]):
                 self.exit_note = f"Stopped {snap.run_name} at step {snap.step:,}; saved {snap.last_checkpoint}"
                 if reason != "quit":
                     self.notify(f"Stopped at step {snap.step:,}; checkpoint saved.", title=snap.run_name or "")
-            if self.quit_when_stopped:
-                self.exit(0)
+            if self.session_ended():
                 return
             self._session_changed()
             if reason == "restart" and self.train_screen is not None:
@@ -284,8 +284,23 @@ class PlaygroundApp(App[int]):
 
     # -- quitting
 
+    @property
+    def sessions(self) -> tuple[TrainingSession, TrainingSession]:
+        """The runs the app drives: the Train screen's and the Series screen's."""
+        return self.session, self.series_session
+
+    def session_ended(self) -> bool:
+        """A run's worker has finished. If we are quitting and none is left, exit (True)."""
+        if self.quit_when_stopped and not any(session.active for session in self.sessions):
+            self.exit(0)
+            return True
+        return False
+
+    def on_series_screen_run_ended(self) -> None:
+        self.session_ended()
+
     async def action_quit(self) -> None:
-        if not self.session.active:
+        if not any(session.active for session in self.sessions):
             self.exit(0)
             return
         if self.quit_when_stopped:
@@ -296,6 +311,7 @@ class PlaygroundApp(App[int]):
             if yes:
                 self.quit_when_stopped = True
                 self.stop_training("quit")
+                self.series_session.stop("quit")
                 self.notify("Stopping at the next step boundary and saving a checkpoint, then quitting…",
                             timeout=30)
 
@@ -307,7 +323,8 @@ class PlaygroundApp(App[int]):
     def on_unmount(self) -> None:
         # However the app ends (quit, a closed terminal), a run still training stops at a step
         # boundary and saves; run_app waits for that before returning.
-        self.session.stop("quit")
+        for session in self.sessions:
+            session.stop("quit")
 
     def install_signal_handlers(self) -> None:
         """SIGHUP (the terminal or the SSH connection went away) and SIGTERM end the app the way
@@ -323,7 +340,8 @@ class PlaygroundApp(App[int]):
                 pass
 
     def _ended_by_signal(self, reason: str) -> None:
-        self.session.stop(reason)
+        for session in self.sessions:
+            session.stop(reason)
         self.exit(0)
 
 
@@ -331,11 +349,11 @@ def run_app(argv: list[str] | None = None) -> int:
     """Open the app; returns the exit status. The terminal is restored before this returns."""
     app = PlaygroundApp()
     result = app.run()
-    session = app.session
-    if not session.finished.is_set():
-        session.stop("quit")
-        _say("rnn-playground: saving a checkpoint of the run before exiting…")
-        session.wait()
+    for session in app.sessions:
+        if not session.finished.is_set():
+            session.stop("quit")
+            _say("rnn-playground: saving a checkpoint of the run before exiting…")
+            session.wait()
     if app.exit_note:
         _say(app.exit_note)
     if app.return_code not in (None, 0):

@@ -32,6 +32,7 @@ from core.trainer import TrainControl
 from core.views import metric_rows, plot_bounds, series_plot
 from core.watch import RunMonitor, RunSnapshot
 
+from ..session import TrainingSession
 from ..widgets.live import LossPanel
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -96,12 +97,17 @@ class SeriesScreen(Screen):
         "series.leave_field": "leave the form field",
     }
 
+    class RunEnded(Message):
+        """The run's worker has finished (its checkpoint, if any, is written)."""
+
     def __init__(self, *, name: str | None = None, id: str | None = None, **initial: str) -> None:
         super().__init__(name=name, id=id)
         self._ready = False  # composed and mounted: safe to query widgets
         self.initial = {**DEFAULTS, **initial}
         self.control: TrainControl | None = None
         self.running = False
+        # The app sees the run through this (quitting asks first, and waits for its checkpoint).
+        self.session = TrainingSession()
         self.generation = 0
         self.snapshot = RunSnapshot()
         self.predictions = None
@@ -275,18 +281,25 @@ class SeriesScreen(Screen):
         self.generation += 1
         self.control = TrainControl()
         self.running = True
+        self.session = self.app.series_session = TrainingSession(control=self.control, running=True)
         self.predictions = None
         self.prediction_step = None
         self.snapshot = RunSnapshot(status="starting")
         self.query_one(LinePlot).clear("training… the plot appears at the first validation")
         self.query_one("#series-metrics", Static).update("")
-        self._train(self.generation, config, self.control, values["forecast"])
+        self._train(self.generation, config, self.session, values["forecast"])
         self.set_focus(None)
         self.render_all()
         return True
 
     @work(thread=True, group="series-train", exit_on_error=False)
-    def _train(self, generation: int, config, control: TrainControl, forecast: int) -> None:
+    def _train(self, generation: int, config, session: TrainingSession, forecast: int) -> None:
+        try:
+            self._train_run(generation, config, session.control, forecast)
+        finally:
+            session.finished.set()
+
+    def _train_run(self, generation: int, config, control: TrainControl, forecast: int) -> None:
         from textual.worker import get_current_worker
         from core.series import new_series_trainer, predict
         worker = get_current_worker()
@@ -330,9 +343,10 @@ class SeriesScreen(Screen):
             return
         self.snapshot = message.snapshot
         if message.done:
-            self.running = False
+            self.running = self.session.running = False
             if message.snapshot.status == "error" and message.snapshot.error:
                 self._show_errors({"run": message.snapshot.error})
+            self.post_message(self.RunEnded())  # the app may be waiting for it to quit
         self.render_all()
 
     def on_series_predicted(self, message: SeriesPredicted) -> None:
