@@ -116,7 +116,9 @@ class SeriesConfig:
             budget["steps"] = self.DEFAULT_STEPS
         shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(SeriesConfig)}
         settings = {name: getattr(self, name) for name in shared}
-        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1)
+        # No weight averaging: the lesson's small series models train to convergence, and the
+        # course preset's 75 steps would mostly average the start.
+        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0)
         return TrainConfig(**settings)
 
     def model_config(self, features: int) -> "SeriesModelConfig":

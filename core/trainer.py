@@ -7,7 +7,7 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 import math
 import os
 import socket
@@ -56,6 +56,8 @@ class TrainConfig:
     lr_half_life: int = option(350, "steps for the learning rate to halve after warm-up (0 = constant)")
     min_lr: float = option(1e-4, "floor of the learning rate")
     clip: float = option(5.0, "gradient-norm clipping")
+    ema: float = option(0.99, "keep an exponential moving average of the weights with this decay (about the "
+                              "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)")
     steps: int | None = option(None, "stop at this total step count")
     epochs: float | None = option(None, "stop at this many passes over the training text")
     minutes: float | None = option(None, "stop after this many minutes (default when no budget is given: 10)")
@@ -85,6 +87,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive, got {value}.")
         if self.clip <= 0:
             raise ConfigError(f"--clip must be positive, got {self.clip}.")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
                     dropout=self.dropout)
 
@@ -282,6 +286,9 @@ class Trainer:
         self.model: nn.Module = task.model
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
+        # The weights as tensors (no autograd), and their running average when config.ema is on.
+        self._weights = [w.detach() for w in self.model.parameters()]
+        self.averaged: list[torch.Tensor] | None = [w.clone() for w in self._weights] if config.ema else None
         self.state = task.init_state()
         runs_dir = Path(config.runs_dir) if config.runs_dir else runs.default_runs_dir()
         if resume_from is not None:
@@ -297,11 +304,30 @@ class Trainer:
         self._step_lock = threading.Lock()
 
     def snapshot_sampler(self):
-        """A Sampler over a copy of the current weights, taken between steps; safe to call
-        from another thread while training runs (training waits only for the copy)."""
+        """A Sampler over a copy of the current weights (their average, when kept), taken between
+        steps; safe to call from another thread while training runs (training waits only for the copy)."""
         from .sampling import Sampler
-        with self._step_lock:
+        with self._step_lock, self._averaged_weights():
             return Sampler(self.model, self.task.vocab)
+
+    @contextmanager
+    def _averaged_weights(self):
+        """Within: the model holds the averaged weights (when kept); its own come back after.
+        Callers hold the step lock, so no step and no other reader sees the swap."""
+        if self.averaged is None:
+            yield
+            return
+        own = [w.clone() for w in self._weights]
+        torch._foreach_copy_(self._weights, self.averaged)
+        try:
+            yield
+        finally:
+            torch._foreach_copy_(self._weights, own)
+
+    def _average_decay(self) -> float:
+        # A short horizon at first (the start is far from where training goes), then config.ema.
+        step = self.progress.step
+        return min(self.config.ema, (1 + step) / (10 + step))
 
     # -- construction helpers
 
@@ -321,10 +347,17 @@ class Trainer:
         return cls(config, control, resume_from=checkpoint)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
+        # With averaging, "model.*" holds the average (what sampling uses) and "raw.*" the weights.
+        saved, raw = checkpoint.group("model"), checkpoint.group("raw")
         try:
-            self.model.load_state_dict(checkpoint.group("model"))
+            self.model.load_state_dict(raw or saved)
         except RuntimeError as exc:
             raise CheckpointError(f"{checkpoint.path} does not fit this model: {str(exc).splitlines()[0]}") from None
+        if self.averaged is not None:
+            names = [name for name, _ in self.model.named_parameters()]
+            # A run saved without an average starts one from its weights.
+            self.averaged = [(saved[name] if raw else w).to(self.device).clone() for name, w in
+                             zip(names, self._weights)]
         _load_optimizer(self.optimizer, checkpoint)
         torch.set_rng_state(checkpoint.tensors["rng.torch"])
         if self.device.type == "cuda" and "rng.cuda" in checkpoint.tensors:
@@ -362,7 +395,11 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
     def save(self, name: str = runs.LAST) -> Path:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        weights = self.model.state_dict()
+        tensors = {f"model.{k}": v for k, v in weights.items()}
+        if self.averaged is not None:
+            tensors.update({f"raw.{k}": v for k, v in weights.items()})
+            tensors.update({f"model.{k}": v for (k, _), v in zip(self.model.named_parameters(), self.averaged)})
         opt_state = self.optimizer.state_dict()
         for index, state in opt_state["state"].items():
             for key, value in state.items():
@@ -497,6 +534,8 @@ class Trainer:
                     self.optimizer.step()
                 elif not bool(found_inf):  # a device without the fused kernel pays a sync here
                     self.optimizer.step()
+                if self.averaged is not None:  # a skipped step left the weights as they were: harmless
+                    torch._foreach_lerp_(self.averaged, self._weights, 1 - self._average_decay())
                 bad_streak = (bad_streak + 1) * found_inf
                 worst_streak = torch.maximum(worst_streak, bad_streak)
                 skipped += found_inf
@@ -544,7 +583,9 @@ class Trainer:
 
     def _validate(self) -> Iterator[Event]:
         p = self.progress
-        val_loss = self.task.evaluate(self._autocast)
+        with self._step_lock, self._averaged_weights():
+            val_loss = self.task.evaluate(self._autocast)
+            text = self.task.preview(p.step)
         if val_loss is not None:
             is_best = p.best_val_loss is None or val_loss < p.best_val_loss
             if is_best:
@@ -554,7 +595,6 @@ class Trainer:
                 yield CheckpointSaved(p.step, str(self.save(runs.BEST)), "best")
         yield CheckpointSaved(p.step, str(self.save()), "validation")
         runs.write_status(self.run_dir, step=p.step, best_val_loss=p.best_val_loss)
-        text = self.task.preview(p.step)
         if text is not None:
             yield SampleEvent(p.step, text)
 

@@ -57,7 +57,8 @@ def test_event_stream_and_run_folder(tiny_corpus):
 def test_resume_continues_exactly(tiny_corpus, cell):
     # 9 windows per epoch, so the resumed part crosses epoch boundaries; dropout checks the RNG restore.
     config = tiny_config(tiny_corpus, cell=cell, dropout=0.3, batch=4, seq=32, steps=50, val_every=7)
-    whole = step_losses(run_to_end(Trainer(config, task=None)))
+    whole_trainer = Trainer(config)
+    whole = step_losses(run_to_end(whole_trainer))
     first = Trainer(tiny_config(tiny_corpus, cell=cell, dropout=0.3, batch=4, seq=32, steps=23, val_every=7,
                                 run_name="split"))
     run_to_end(first)
@@ -66,6 +67,63 @@ def test_resume_continues_exactly(tiny_corpus, cell):
     resumed = step_losses(resumed_events)
     assert sorted(resumed) == list(range(24, 51))
     assert all(resumed[s] == whole[s] for s in resumed), [(s, resumed[s], whole[s]) for s in resumed]
+    # the weights and their running average come out the same too, bit for bit
+    assert_same_tensors(load_checkpoint(whole_trainer.run_dir / "last.safetensors"),
+                        load_checkpoint(first.run_dir / "last.safetensors"), prefixes=("model.", "raw."))
+
+
+def assert_same_tensors(a, b, prefixes) -> None:
+    names = {k for k in a.tensors if k.startswith(prefixes)}
+    assert names and names == {k for k in b.tensors if k.startswith(prefixes)}
+    for name in names:
+        assert torch.equal(a.tensors[name], b.tensors[name]), name
+
+
+# --------------------------------------------------------------------------- weight averaging
+
+def test_averaged_weights_follow_the_moving_average(tiny_corpus):
+    trainer = Trainer(tiny_config(tiny_corpus, steps=30, val_every=1000, ema=0.9, log_every=1))
+    expected = [w.clone() for w in trainer.model.parameters()]
+    for event in trainer.run():
+        if isinstance(event, StepEvent):  # yielded right after step `event.step`
+            decay = min(0.9, event.step / (9 + event.step))  # (1 + s) / (10 + s) for the step s just taken
+            for average, weight in zip(expected, trainer.model.parameters()):
+                average.mul_(decay).add_(weight.detach(), alpha=1 - decay)
+    assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(trainer.averaged, expected))
+    assert not all(torch.equal(a, w) for a, w in zip(trainer.averaged, trainer.model.parameters()))
+
+
+def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
+    from core.trainer import evaluate_char_model, load_model
+    trainer = Trainer(tiny_config(tiny_corpus, steps=40, val_every=40, ema=0.9))
+    events = run_to_end(trainer)
+    val_loss = [e.val_loss for e in events if isinstance(e, ValidationEvent)][-1]
+    checkpoint = load_checkpoint(trainer.run_dir / "last.safetensors")
+    for (name, weight), average in zip(trainer.model.named_parameters(), trainer.averaged):
+        assert torch.equal(checkpoint.tensors[f"model.{name}"], average)   # what sampling loads
+        assert torch.equal(checkpoint.tensors[f"raw.{name}"], weight)      # what resuming continues
+    model, _, _ = load_model(trainer.run_dir, "cpu")
+    val_ids = trainer.task.val_ids
+    assert evaluate_char_model(model, val_ids, trainer.config.val_streams) == pytest.approx(val_loss, abs=1e-6)
+    assert evaluate_char_model(trainer.model, val_ids, trainer.config.val_streams) != pytest.approx(val_loss, abs=1e-6)
+    # the live model's sampler sees the average too; the training weights are untouched by the swap
+    before = [w.clone() for w in trainer.model.parameters()]
+    sampler = trainer.snapshot_sampler()
+    assert all(torch.equal(s, a) for s, a in zip(sampler._model.parameters(), trainer.averaged))
+    assert all(torch.equal(w, b) for w, b in zip(trainer.model.parameters(), before))
+
+
+def test_no_averaging_saves_the_weights_alone(tiny_corpus):
+    trainer = Trainer(tiny_config(tiny_corpus, steps=10, val_every=10, ema=0.0))
+    run_to_end(trainer)
+    assert trainer.averaged is None
+    checkpoint = load_checkpoint(trainer.run_dir / "last.safetensors")
+    assert not checkpoint.group("raw")
+    for name, weight in trainer.model.named_parameters():
+        assert torch.equal(checkpoint.tensors[f"model.{name}"], weight)
+    # resuming it with averaging on starts the average from its weights
+    resumed = Trainer.resume(trainer.run_dir, steps=12, ema=0.5)
+    assert all(torch.equal(a, w) for a, w in zip(resumed.averaged, resumed.model.parameters()))
 
 
 def test_resume_refuses_corpus_with_unknown_characters(tiny_run, tmp_path):
