@@ -120,17 +120,20 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
 
 
 def _header_length(path: Path, head: bytes) -> int:
+    # A plausible length first: a safetensors header of 0x80 + 256n bytes starts with the byte a
+    # pickle does, and the low bytes of a length can spell "PK" (a zip). Read as a length, what
+    # those files really start with is far beyond any header.
+    length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+    if length is not None and 2 <= length <= _MAX_HEADER:
+        return length
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise CheckpointError(
             f"{path} is a PyTorch pickle (.pt/.pth) file, not a safetensors checkpoint. rnn-playground never "
             "unpickles files, because loading a pickle can run arbitrary code. Use a checkpoint written by "
             "rnn-playground (.safetensors).")
-    if len(head) < 8:
+    if length is None:
         raise CheckpointError(f"{path} is truncated or not a checkpoint: it is only {len(head)} bytes long.")
-    (length,) = struct.unpack("<Q", head)
-    if length > _MAX_HEADER or length < 2:
-        raise CheckpointError(f"{path} is not a safetensors checkpoint (its header length {length} is impossible).")
-    return length
+    raise CheckpointError(f"{path} is not a safetensors checkpoint (its header length {length} is impossible).")
 
 
 def _parse_header(path: Path, head: bytes, body: bytes) -> dict:

@@ -294,6 +294,26 @@ def _pickle_files(tmp_path: Path, marker: Path) -> dict[str, Path]:
     return files
 
 
+@pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])
+def test_a_checkpoint_whose_header_length_looks_like_a_pickle_loads(tmp_path, first_bytes):
+    # The header length is the file's first 8 bytes (little-endian): 0x80 + 256n starts as a
+    # pickle does, 0x4b50 + 65536n as a zip. Such a checkpoint is still a checkpoint.
+    def save(padding: int) -> Path:
+        return save_checkpoint(tmp_path / "c.safetensors", sample_tensors(), {**META, "note": "x" * padding})
+
+    base = struct.unpack("<Q", save(0).read_bytes()[:8])[0]
+    wanted, modulus = (0x80, 256) if first_bytes == b"\x80" else (0x4B50, 65536)
+    aim = (wanted - base) % modulus  # each padding character adds one byte (before 8-byte alignment)
+    for padding in range(max(aim - 8, 0), aim + 9):
+        path = save(padding)
+        if path.read_bytes()[:len(first_bytes)] == first_bytes:
+            break
+    else:
+        pytest.fail("no padding gave the wanted first bytes")
+    assert load_checkpoint(path).meta["note"] == "x" * padding
+    assert read_metadata(path)["note"] == "x" * padding
+
+
 def test_pickles_are_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "PWNED"
     files = _pickle_files(tmp_path, marker)
