@@ -50,7 +50,7 @@ def register(subparsers) -> None:
     sample.add_argument("--weights", choices=SAMPLER_WEIGHTS, default="auto",
                         help="fp32: the model's own weights (exact logits); int8: LSTM weights as int8 with a "
                              "scale per row, about 2x faster for large models on a CPU with bf16 units, "
-                             "same validation loss to 1e-4 nats; auto: int8 where that is the case "
+                             "validation loss within 0.0003 nats of fp32; auto: int8 where that is the case "
                              "(LSTM, hidden >= 256, such a CPU), else fp32 (default: %(default)s)")
     sample.set_defaults(func=cmd_sample)
 
