@@ -201,3 +201,30 @@ async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, t
         await wait_for(pilot, lambda: not app.session.active, what="the stop")
         # with no run training, the screen falls back to saying so
         assert screen.check_action("generate", ()) is None
+
+
+async def test_the_weights_core_samples_with_are_named_beside_the_result(tmp_path, monkeypatch):
+    # A 2x256 LSTM: core's `auto` picks int8 on a CPU with bf16 units, fp32 elsewhere; the screen
+    # says which when it is not the model's own weights, and what it streams is that sampler's text.
+    import torch
+
+    from core.sampling import resolve_weights
+    from tui.screens.sample import SampleScreen
+
+    from .test_tui_sample_snapshots import write_char_checkpoint
+    monkeypatch.chdir(tmp_path)
+    run = write_char_checkpoint(tmp_path / "runs" / "wide", hidden=256, layers=2)
+    weights = resolve_weights("auto", "lstm", 256, torch.device("cpu"))
+    screen = SampleScreen(run)
+    async with Host(screen, "sample.tcss").run_test(size=(120, 30)) as pilot:
+        await open_screen(pilot, screen)
+        assert screen.checkpoint.sampler.weights == weights
+        source = screen.query_one("#sample-source").content.plain
+        assert ("int8 weights" in source) == (weights == "int8")
+        await pilot.press("s", "g")
+        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="the sample")
+        expected = Sampler.from_checkpoint(run, "cpu").generate(
+            SampleSettings(temperature=screen.temperature, top_k=screen.top_k, length=screen.length,
+                           seed=screen.seed))
+        assert screen.generated == expected
+        assert ("int8 weights" in screen.query_one("#sample-result").content.plain) == (weights == "int8")

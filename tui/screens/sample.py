@@ -26,7 +26,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from core.errors import PlaygroundError
-from core.sampling import SampleSettings, Sampler
+from core.sampling import SampleSettings, Sampler, resolve_weights
 from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk, chunked_stream, step_choice,
                         step_temperature)
 
@@ -392,6 +392,9 @@ class SampleScreen(Screen):
             step = getattr(snapshot, "step", None)
             detail = f"live {snapshot.run_name if snapshot is not None else ''} at step {step:,}" if step is not None \
                 else "live model"
+            weights = resolve_weights("auto", trainer.config.cell, trainer.config.hidden, trainer.device)
+            if weights != "fp32":
+                detail += f", {weights} weights"
 
             def get_sampler() -> Sampler:
                 return trainer.snapshot_sampler()
