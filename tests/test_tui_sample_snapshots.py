@@ -81,6 +81,15 @@ async def wait(pilot, predicate) -> None:
     await pilot.pause()
 
 
+async def open_sample(pilot, run: Path):
+    """Open `run` on the Sample screen of the app under test; the screen once its checkpoint is loaded."""
+    from tui.screens.sample import SampleScreen
+    app = pilot.app
+    app.open_run("sample", run)
+    await wait(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None)
+    return app.screen
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_sample_screen(snap_compare, size, monkeypatch):
     from tui.screens.sample import SampleScreen
@@ -88,10 +97,7 @@ def test_sample_screen(snap_compare, size, monkeypatch):
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
 
     async def run_before(pilot):
-        app = pilot.app
-        app.open_run("sample", run)
-        await wait(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None)
-        screen = app.screen
+        screen = await open_sample(pilot, run)
         screen.seed, screen.seed_fixed = 1234, True
         await pilot.press("p", *"def", "escape", "T", "T", "k", "k", "k", "k", "k", "L")
         await pilot.press("g")
@@ -106,14 +112,11 @@ def test_sample_screen_complete_as_you_type(snap_compare, monkeypatch):
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
 
     async def run_before(pilot):
-        app = pilot.app
-        app.open_run("sample", run)
-        await wait(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None)
-        screen = app.screen
+        screen = await open_sample(pilot, run)
         await pilot.press("a", *"The quick")
         # The continuation of the whole prime, not of a prefix typed before a pause in typing.
         await wait(pilot, lambda: screen.ghost and screen.ghost_prime == "The quick" and screen._ghost_timer is None)
-        app.clear_notifications()  # the toast from `a` fades on a timer: not part of the screen under test
+        pilot.app.clear_notifications()  # the toast from `a` fades on a timer: not part of the screen under test
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
