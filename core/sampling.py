@@ -134,7 +134,8 @@ class Sampler:
     def _lean_lstm_weights(self) -> list[tuple]:
         """Per layer: (W_ih^T, W_hh^T, bias) with the gate blocks reordered from PyTorch's
         i, f, g, o to i, f, o, g, so one sigmoid covers the three gates and one tanh the
-        candidate: half the ops of torch.lstm_cell, which is what a batch-1 step costs."""
+        candidate: half the ops of torch.lstm_cell, which is what a batch-1 step costs.
+        With int8 weights: (None, Int8Matrix of W_hh, or of [W_ih W_hh] above the first layer, bias)."""
         hidden = self.config.hidden
         order = torch.cat([torch.arange(0, 2 * hidden), torch.arange(3 * hidden, 4 * hidden),
                            torch.arange(2 * hidden, 3 * hidden)]).to(self.device)
