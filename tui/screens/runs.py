@@ -205,7 +205,7 @@ class RunsScreen(PlaygroundScreen):
 
     def _tick(self) -> None:
         """Timer: poll the selected run's metrics.jsonl; now and then list the runs again."""
-        if self.app.screen is not self:
+        if not self.is_active:  # also False while the app shuts down (no screen on the stack)
             return
         self._since_list += self.app.watch_interval
         if self._since_list >= self.app.list_interval:
