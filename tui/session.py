@@ -25,6 +25,7 @@ URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, Val
                  CheckpointSaved)
 
 TrainerFactory = Callable[[TrainControl], Trainer]
+EventHook = Callable[[Trainer, object], None]
 
 
 class TrainingUpdate(Message):
@@ -77,10 +78,14 @@ class TrainingSession:
 
 
 def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: Callable[[TrainingUpdate], None],
-                 cancelled: Callable[[], bool] = lambda: False, interval: float = POST_INTERVAL_S) -> RunSnapshot:
+                 cancelled: Callable[[], bool] = lambda: False, interval: float = POST_INTERVAL_S,
+                 on_event: EventHook | None = None) -> RunSnapshot:
     """The body of the training worker thread: build the trainer (loads the corpus, builds the
     model), iterate its events, post batched snapshots. Errors become an 'error' snapshot and a
-    log line; nothing escapes, so the app stays alive and a new run can start."""
+    log line; nothing escapes, so the app stays alive and a new run can start.
+
+    `on_event(trainer, event)` runs in this thread between steps, before the snapshot is posted:
+    the place to read the model (the Series screen's plots) while nothing updates it."""
     control = session.control
     monitor = RunMonitor()
     monitor.set_status("starting")
@@ -91,6 +96,8 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
         trainer = session.trainer = make_trainer(control)
         for event in trainer.run():
             monitor.add(event)
+            if on_event is not None:
+                on_event(trainer, event)
             if cancelled() and not control.stopping:  # the app is closing: stop at a step boundary and save
                 control.stop("quit")
             now = time.monotonic()

@@ -3,15 +3,14 @@ sparklines, pause and stop as on the Train screen; plot the targets, the one-ste
 over the validation range and the free-running forecast past the end; metrics against the
 naive baselines.
 
-Training runs core's Trainer (SeriesTask) in a worker thread, which folds events into a
-core.watch.RunMonitor and posts snapshots a few times a second. At each validation, between
-steps, the same thread asks core.series.predict for the plot, so the model is never read while
-it is being updated.
+Training runs core's Trainer (SeriesTask) in a worker thread through the app's one training
+loop (tui.session.run_training), which posts snapshots a few times a second. At each validation
+and when the run ends, between steps, the same thread asks core.series.predict for the plot, so
+the model is never read while it is being updated.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.table import Table
@@ -25,22 +24,19 @@ from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
 from core.errors import PlaygroundError
-from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, Stopped,
-                         ValidationEvent)
+from core.events import Finished, Stopped, ValidationEvent
 from core.series_data import SIGNALS
 from core.trainer import TrainControl
 from core.views import metric_rows, plot_bounds, series_plot
-from core.watch import RunMonitor, RunSnapshot
+from core.watch import RunSnapshot
 
-from ..session import TrainingSession
+from ..session import TrainingSession, run_training
 from ..widgets.live import LossPanel
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import refresh_bindings_if_changed
 from ..widgets.plot import LinePlot
 
-POST_INTERVAL_S = 0.2
-URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, CheckpointSaved)
 SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
 PRESETS = (("none", "none"), ("course", "course"))
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
@@ -294,49 +290,23 @@ class SeriesScreen(Screen):
 
     @work(thread=True, group="series-train", exit_on_error=False)
     def _train(self, generation: int, config, session: TrainingSession, forecast: int) -> None:
-        try:
-            self._train_run(generation, config, session.control, forecast)
-        finally:
-            session.finished.set()
-
-    def _train_run(self, generation: int, config, control: TrainControl, forecast: int) -> None:
         from textual.worker import get_current_worker
         from core.series import new_series_trainer, predict
         worker = get_current_worker()
-        monitor = RunMonitor()
-        monitor.set_status("starting")
-        self.post_message(SeriesUpdate(generation, monitor.snapshot()))
-        last = time.monotonic()
-        try:
-            trainer = new_series_trainer(config, control)
-            task = trainer.task
-            steps = forecast if task.data.features == 1 else 0
 
-            def plot(final: bool) -> None:
+        def plot(trainer, event) -> None:
+            # Between steps (at each validation, and once the run ends), so the model is not being updated.
+            if isinstance(event, (ValidationEvent, Finished, Stopped)):
+                task = trainer.task
+                steps = forecast if task.data.features == 1 else 0
                 predictions = predict(task.model, task.data, task.normalizer, config.val_fraction, steps=steps,
                                       period=task.period)
+                final = not isinstance(event, ValidationEvent)
                 self.post_message(SeriesPredicted(generation, predictions, trainer.progress.step, final))
 
-            for event in trainer.run():
-                monitor.add(event)
-                if worker.is_cancelled and not control.stopping:
-                    control.stop("quit")
-                if isinstance(event, ValidationEvent):
-                    plot(False)
-                now = time.monotonic()
-                if isinstance(event, URGENT_EVENTS) or now - last >= POST_INTERVAL_S:
-                    self.post_message(SeriesUpdate(generation, monitor.snapshot()))
-                    last = now
-            if monitor.snapshot().status in ("finished", "stopped"):
-                plot(True)
-        except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            monitor.set_status("error", message)
-        final = monitor.snapshot()
-        if final.status in ("starting", "training", "paused"):
-            monitor.set_status("stopped")
-            final = monitor.snapshot()
-        self.post_message(SeriesUpdate(generation, final, done=True))
+        run_training(session, lambda control: new_series_trainer(config, control),
+                     lambda update: self.post_message(SeriesUpdate(generation, update.snapshot, update.done)),
+                     cancelled=lambda: worker.is_cancelled, on_event=plot)
 
     def on_series_update(self, message: SeriesUpdate) -> None:
         if message.generation != self.generation:
