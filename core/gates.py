@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -323,8 +324,11 @@ class GateTracer:
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, loop_threads: int | None = 1):
-        if loop_threads is not None and loop_threads < 1:
-            raise TraceError(f"loop_threads must be at least 1 (or None for torch's setting), got {loop_threads}.")
+        cpus = os.cpu_count() or 1
+        if loop_threads is not None and not 1 <= loop_threads <= cpus:
+            # More threads than CPUs only slows the recurrence, and torch crashes on absurd counts.
+            raise TraceError(f"Threads for tracing must be 1 to {cpus} (this machine's CPUs), or torch's own "
+                             f"setting; got {loop_threads}.")
         self.loop_threads = loop_threads
         where = f"this {type(model).__name__}"
         missing = [name for name in ("embed", "rnn", "head") if not isinstance(getattr(model, name, None), nn.Module)]
@@ -728,7 +732,6 @@ class Trace:
     def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
         Python lists), atomically: the file appears complete or not at all."""
-        import os
         import tempfile
         from .checkpoint import fsync_dir
         path = Path(path)

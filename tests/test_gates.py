@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
@@ -460,5 +461,6 @@ def test_the_step_loop_thread_setting_is_restored():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
-    with pytest.raises(TraceError, match="loop_threads must be at least 1"):
-        GateTracer(make_model("gru", 1, 4), VOCAB, loop_threads=0)
+    for threads in (0, (os.cpu_count() or 1) + 1):
+        with pytest.raises(TraceError, match="Threads for tracing must be 1 to"):
+            GateTracer(make_model("gru", 1, 4), VOCAB, loop_threads=threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from core.gates import JSON_FORMAT, GateTracer
 from tui.cli import main
 
-from .conftest import TINY_TEXT
+from .conftest import TINY_TEXT, run_to_end, tiny_config
 
 TEXT = 'def f(x):\n    return "Quoted (words)"\n'
 
@@ -41,11 +42,12 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     assert steps[0]["next_rank"] == trace.next_rank[0] and len(steps[0]["top"]) == 3
     assert steps[-1]["next"] is None and steps[-1]["next_prob"] is None
 
-    one_layer = tmp_path / "layer0.json"
-    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "0", "--json", str(one_layer),
+    # --layer picks the table's layer; --json still holds the full trace.
+    layer0 = tmp_path / "layer0.json"
+    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "0", "--json", str(layer0),
                  "--threads", "0"]) == 0
-    data = json.loads(one_layer.read_text(encoding="utf-8"))
-    assert data["layers"] == [0] and np.array(data["values"]["c"]).shape == (len(TEXT), 1, 32)
+    data = json.loads(layer0.read_text(encoding="utf-8"))
+    assert data["layers"] == [0, 1] and np.array(data["values"]["c"]).shape == (len(TEXT), 2, 32)
     assert f"{len(TEXT)} steps, layer 0" in capsys.readouterr().out
 
     corpus = tmp_path / "corpus.txt"
@@ -76,8 +78,12 @@ def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
     assert "no quantity 'z'" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--file", str(tmp_path / "missing.txt")]) == 2
     assert "Cannot read" in capsys.readouterr().err
-    assert main(["gates", str(tiny_run), "--text", "def", "--threads", "-1"]) == 2
-    assert "--threads must be 0" in capsys.readouterr().err
+    for threads in ("-1", str((os.cpu_count() or 1) + 1), "100000"):  # torch crashes on absurd counts
+        assert main(["gates", str(tiny_run), "--text", "def", "--threads", threads]) == 2
+        assert "--threads must be 0 (torch's default) or 1 to" in capsys.readouterr().err
+    for flag, least in (("--rows", 0), ("--top-k", 1), ("--units", 0), ("--top", 1)):
+        assert main(["gates", str(tiny_run), "--text", "def", flag, str(least - 1)]) == 2
+        assert f"{flag} must be {least} or more, got {least - 1}" in capsys.readouterr().err
     assert main(["gates", str(tmp_path / "nowhere"), "--text", "def"]) == 2
     assert "No checkpoint or run folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -86,3 +92,53 @@ def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["gates", "--help"])
     assert "inside-quotes" in capsys.readouterr().out
+
+
+def table_row(out: str, step: int) -> list[str]:
+    """The cells of one step's row in the printed table."""
+    for line in out.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if cells and cells[0] == str(step) and len(cells) == 8:
+            return cells
+    raise AssertionError(f"no row for step {step} in:\n{out}")
+
+
+def test_gates_table_numbers_prefix_and_thresholds(tiny_run, capsys, monkeypatch):
+    """The table's p(next), rank and bits are core's, for a trace that starts after --prefix;
+    --low/--high reach the saturation table."""
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapped cells
+    prefix, text = "def f(", "x, y):\n    return"
+    assert main(["gates", str(tiny_run), "--text", text, "--prefix", prefix, "--rows", "0",
+                 "--low", "0.2", "--high", "0.75"]) == 0
+    out = capsys.readouterr().out
+    trace = GateTracer.from_checkpoint(tiny_run).trace(text, prefix=prefix)
+    assert trace.step_info(0).next_prob != GateTracer.from_checkpoint(tiny_run).trace(text).step_info(0).next_prob
+    for step in range(len(text) - 1):
+        info = trace.step_info(step, k=3)
+        cells = table_row(out, step)
+        assert cells[3:6] == [f"{info.next_prob:.3f}", str(info.next_rank), f"{info.surprisal_bits:.2f}"], step
+    assert table_row(out, len(text) - 1)[3:6] == ["-", "-", "-"]
+    assert "(left: < 0.2, right: > 0.75)" in out
+    forget = next(row for row in trace.saturation(0.2, 0.75).rows() if row.layer == 1 and row.key == "f")
+    assert any("forget gate" in line and f"{forget.mean_left:.1%}" in line and f"{forget.mean_right:.1%}" in line
+               for line in out.splitlines() if line.strip("│┃ ").startswith("1"))
+
+
+@pytest.mark.parametrize("cell, shown", [("gru", "update gate z_t"), ("rnn", None)])
+def test_gates_cli_on_gru_and_rnn(cell, shown, tiny_corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    from core.trainer import Trainer
+    trainer = Trainer(tiny_config(tiny_corpus, cell=cell, steps=4, val_every=4, run_name=cell,
+                                  runs_dir=str(tmp_path / "runs")))
+    run_to_end(trainer)
+    out_json = tmp_path / f"{cell}.json"
+    assert main(["gates", str(trainer.run_dir), "--text", TEXT, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(TEXT)} steps, layer 1" in out
+    if shown is None:
+        assert "A vanilla RNN has no gates, so there is no gate saturation to report." in out
+    else:
+        assert "gate saturation" in out and shown in out
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    expected = {"gru": {"r", "z", "n", "h"}, "rnn": {"h"}}[cell]
+    assert data["model"]["cell"] == cell and set(data["values"]) == expected

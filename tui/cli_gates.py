@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def register(subparsers) -> None:
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
-                       help="layer to show, 0 = nearest the input (default: the top layer; --json and unit "
-                            "search: all layers)")
+                       help="layer the table shows and unit search looks in, 0 = nearest the input (default: the "
+                            "top layer for the table, all layers for unit search; --json always has every layer)")
     gates.add_argument("--json", metavar="OUT", default=None, help="also write the full trace to this JSON file")
     gates.add_argument("--rows", type=int, default=40, help="steps shown in the table (0 = all)")
     gates.add_argument("--top-k", type=int, default=3, help="likeliest next characters shown (and in --json)")
@@ -121,8 +122,14 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     out = Console()
     path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
-    if args.threads < 0:
-        raise TraceError(f"--threads must be 0 (torch's default) or a positive count, got {args.threads}.")
+    cpus = os.cpu_count() or 1
+    if not 0 <= args.threads <= cpus:
+        raise TraceError(f"--threads must be 0 (torch's default) or 1 to {cpus} (this machine's CPUs), "
+                         f"got {args.threads}.")
+    for flag, value, least in (("--rows", args.rows, 0), ("--top-k", args.top_k, 1), ("--units", args.units, 0),
+                               ("--top", args.top, 1)):
+        if value < least:
+            raise TraceError(f"{flag} must be {least} or more, got {value}.")
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
     text = read_text(args)
     started = time.perf_counter()
@@ -155,8 +162,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
             out.print(saturation)
 
     if args.json:
-        layers = None if args.layer is None else [layer]
-        written = trace.write_json(args.json, layers, max(args.top_k, 1))
+        written = trace.write_json(args.json, None, args.top_k)  # every layer, whichever the table shows
         console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]",
                       highlight=False)
     return 0
