@@ -229,3 +229,78 @@ async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
         assert panel.mono and panel.units_per_page == panel.strip_cells()
         row = panel.render().plain.splitlines()[1]
         assert sum(ch in BARS for ch in row) == min(32, panel.units_per_page) and "▌" not in row
+
+
+async def test_more_keys_corpus_slices_and_an_empty_text(tiny_run, tiny_corpus):
+    from core.views import quantity_labels
+    from tui.screens.gates import SPEEDS, GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        text = screen.text
+        await pilot.press("ctrl+right")
+        assert screen.pos == next_word(text, 0)
+        await pilot.press("ctrl+left")
+        assert screen.pos == 0
+        await pilot.press("G")
+        await wait_for(pilot, lambda: screen.pos == len(text) - 1, what="the end")
+        await pilot.press("g")
+        assert screen.pos == 0
+        await pilot.press("minus", "minus")
+        assert screen.speed == SPEEDS[SPEEDS.index(10) - 2]
+        assert f" {screen.speed}/s " in screen_text(pilot.app)
+        # v and V cycle the quantity the text is coloured by, through the cell's quantities
+        keys = [q.key for q in quantity_labels("lstm")]
+        start = keys.index(screen.colour_key)
+        await pilot.press("v")
+        assert screen.colour_key == keys[(start + 1) % len(keys)]
+        await pilot.press("V", "V")
+        assert screen.colour_key == keys[(start - 1) % len(keys)]
+        # a corpus slice typed as "start length": the run's corpus, those characters
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "corpus"
+        screen.query_one("#gates-source-value").value = "100 50"
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        corpus = tiny_corpus.read_text(encoding="utf-8")
+        await wait_for(pilot, lambda: screen.text == corpus[100:150] and not screen.is_loading, what="the slice")
+        assert screen.source.description == f"corpus {tiny_corpus.name} chars 100-150"
+        for bad, message in (("abc", "A corpus slice is 'start length'"),
+                             (f"{len(corpus) + 5} 10", "a slice must start between 0")):
+            await pilot.press("o")
+            screen.query_one("#gates-source-value").value = bad
+            screen.set_focus(screen.query_one("#gates-source-value"))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: message in (screen.error or ""), what=message)
+            assert message in screen.query_one("#gates-error").content.plain
+            assert screen.text == corpus[100:150]  # the slice stays
+        # an empty typed text: the engine's message, inline
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = ""
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "The text is empty" in (screen.error or ""), what="the empty-text error")
+
+
+async def test_a_failure_while_tracing_is_shown_and_the_screen_stays_usable(tiny_run, monkeypatch):
+    """Tracing errors in the worker reach the screen (they are not swallowed with the screen left
+    'tracing' for ever)."""
+    from core.gates import Trace
+    from tui.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        real_extend = Trace.extend
+
+        def failing_extend(trace, text):
+            if len(text) > 1:  # the worker's chunks; single steps still work
+                raise RuntimeError("simulated failure")
+            return real_extend(trace, text)
+        monkeypatch.setattr(Trace, "extend", failing_extend)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: screen.error is not None and not screen.extending, what="the error")
+        assert "Tracing failed: RuntimeError: simulated failure" in screen.query_one("#gates-error").content.plain
+        assert screen.pending is None and screen.pos == 0
+        await pilot.press("right")
+        assert screen.pos == 1

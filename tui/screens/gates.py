@@ -14,6 +14,7 @@ thread, a chunk at a time under a lock the screen also takes to read it.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from .base import refresh_bindings_if_changed
 from ..widgets.unittext import UnitText
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
-CHUNK_STEPS = 256          # the worker extends the trace this many steps per lock
+CHUNK_S = 0.02             # the worker holds the trace's lock about this long per chunk of steps
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a second
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
@@ -96,9 +97,9 @@ class GatesLoaded(Message):
 class TraceExtended(Message):
     bubble = False
 
-    def __init__(self, generation: int, length: int, done: bool) -> None:
+    def __init__(self, generation: int, length: int, done: bool, error: str | None = None) -> None:
         super().__init__()
-        self.generation, self.length, self.done = generation, length, done
+        self.generation, self.length, self.done, self.error = generation, length, done, error
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TraceExtended) and not message.done and message.generation == self.generation
@@ -358,23 +359,37 @@ class GatesScreen(Screen):
     def _extend(self, generation: int, trace: Trace, text: str) -> None:
         from textual.worker import get_current_worker
         worker = get_current_worker()
-        length = 0
-        while not worker.is_cancelled and generation == self.generation:
-            with self.lock:
-                length = len(trace)
-                target = min(self.target, len(text) - 1)
-                if length > target:
-                    break
-                trace.extend(text[length:min(target + 1, length + CHUNK_STEPS)])
-                length = len(trace)
-            self.post_message(TraceExtended(generation, length, False))
-        self.post_message(TraceExtended(generation, length, True))
+        length, chunk, error = 0, 16, None
+        try:
+            while not worker.is_cancelled and generation == self.generation:
+                with self.lock:
+                    length = len(trace)
+                    target = min(self.target, len(text) - 1)
+                    if length > target:
+                        break
+                    started = time.perf_counter()
+                    trace.extend(text[length:min(target + 1, length + chunk)])
+                    elapsed = time.perf_counter() - started
+                    length = len(trace)
+                # Size chunks by time, so the screen never waits long for the lock whatever the model's
+                # size; the short sleep lets a waiting UI thread take the lock before the next chunk.
+                chunk = max(1, min(4096, int(chunk * CHUNK_S / max(elapsed, 1e-5))))
+                self.post_message(TraceExtended(generation, length, False))
+                time.sleep(0.001)
+        except Exception as exc:  # noqa: BLE001 - shown on the screen, which stays usable
+            error = str(exc) if isinstance(exc, PlaygroundError) else f"Tracing failed: {type(exc).__name__}: {exc}"
+        self.post_message(TraceExtended(generation, length, True, error))
 
     def on_trace_extended(self, message: TraceExtended) -> None:
         if message.generation != self.generation:
             return
         if message.done:
             self.extending = False
+            if message.error is not None:
+                self.pending, self._after_full, self.analysis_note = None, [], ""
+                self._show_error(message.error)
+                self.render_all()
+                return
             if self.traced() <= min(self.target, len(self.text) - 1):
                 self._extend_to(self.target)  # asked for more while finishing
                 return
