@@ -8,6 +8,7 @@ one message, so the screen never redraws per character.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -77,9 +78,14 @@ class SampleFailed(Message):
 class GhostReady(Message):
     bubble = False
 
-    def __init__(self, prime: str, text: str | None, error: str | None) -> None:
+    def __init__(self, generation: int, settings: SampleSettings, chunk: StreamChunk | None,
+                 error: str | None) -> None:
         super().__init__()
-        self.prime, self.text, self.error = prime, text, error
+        self.generation, self.settings, self.chunk, self.error = generation, settings, chunk, error
+
+    @property
+    def prime(self) -> str:
+        return self.settings.prime
 
 
 def _describe_checkpoint(meta: dict, model_config) -> str:
@@ -94,6 +100,17 @@ def _describe_checkpoint(meta: dict, model_config) -> str:
 
 def pace_label(pace: float | None) -> str:
     return "max" if pace is None else f"{pace:,.0f}/s"
+
+
+def error_label(exc: Exception) -> str:
+    """An error as the screen shows it: core's own message, else "Type: message"."""
+    return str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+
+
+def rate_label(chunk: StreamChunk | None) -> str:
+    """The characters/s of a result (core times it), or '' before there is one."""
+    rate = chunk.chars_per_s if chunk is not None else None
+    return "" if rate is None else f"{rate:,.0f} chars/s"
 
 
 def settings_label(settings: SampleSettings) -> str:
@@ -180,6 +197,8 @@ class SampleScreen(Screen):
         self.result_detail = ""
         self.ghost = ""
         self.ghost_prime = ""  # the prime the shown continuation was made for
+        self.ghost_settings: SampleSettings | None = None  # what it was made with (seed 0 unless fixed)
+        self.ghost_chunk: StreamChunk | None = None        # its count and timing (chars/s)
         self._ghost_timer: Timer | None = None
         self._loaded_run: Path | None = None
 
@@ -377,6 +396,7 @@ class SampleScreen(Screen):
             return False
         self._show_error(None)
         self.stop_stream()
+        self._cancel_ghost_timer()
         self.generation += 1
         self.streaming = True
         self.seed = seed
@@ -426,8 +446,7 @@ class SampleScreen(Screen):
             for chunk in chunked_stream(chars(), pace=pace, stop=stop, clock=self.clock):
                 self.post_message(SampleChunkMessage(generation, chunk, settings, detail))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(SampleFailed(generation, message))
+            self.post_message(SampleFailed(generation, error_label(exc)))
 
     def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
         if message.generation != self.generation:
@@ -491,10 +510,13 @@ class SampleScreen(Screen):
     def on_descendant_blur(self) -> None:
         refresh_bindings_if_changed(self)
 
-    def _schedule_ghost(self, delay: float = GHOST_PAUSE_S) -> None:
+    def _cancel_ghost_timer(self) -> None:
         if self._ghost_timer is not None:
             self._ghost_timer.stop()
             self._ghost_timer = None
+
+    def _schedule_ghost(self, delay: float = GHOST_PAUSE_S) -> None:
+        self._cancel_ghost_timer()
         if not self.complete or self.streaming or not self._ready:
             return
         self._ghost_timer = self.set_timer(max(delay, 0.01), self._start_ghost)
@@ -513,25 +535,41 @@ class SampleScreen(Screen):
 
             def get_sampler() -> Sampler:
                 return sampler
-        self._ghost(get_sampler, settings)
+        self._ghost(self.generation, get_sampler, settings)
 
     @work(thread=True, exclusive=True, group="sample-ghost", exit_on_error=False)
-    def _ghost(self, get_sampler: Callable[[], Sampler], settings: SampleSettings) -> None:
+    def _ghost(self, generation: int, get_sampler: Callable[[], Sampler], settings: SampleSettings) -> None:
+        from textual.worker import get_current_worker
+        worker = get_current_worker()
+        stop = threading.Event()
         try:
-            text = get_sampler().generate(settings)
-            self.post_message(GhostReady(settings.prime, text, None))
-        except PlaygroundError as exc:
-            self.post_message(GhostReady(settings.prime, None, str(exc)))
+            sampler = get_sampler()
+
+            def chars():
+                for ch in sampler.stream(settings):
+                    if worker.is_cancelled:
+                        stop.set()  # a newer one replaces it
+                    yield ch
+
+            # One chunk (an endless flush interval): the text with its count and timing.
+            *_, chunk = chunked_stream(chars(), interval=math.inf, stop=stop, clock=self.clock)
+            if not chunk.stopped:
+                self.post_message(GhostReady(generation, settings, chunk, None))
+        except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
+            self.post_message(GhostReady(generation, settings, None, error_label(exc)))
 
     def on_ghost_ready(self, message: GhostReady) -> None:
         if not self.complete or message.prime != self.prime_input.value:
             return  # typed on since: a newer one is coming
+        if self.streaming or message.generation != self.generation:
+            return  # asked for before the result now shown: that result stays
         if message.error is not None:
             self._show_error(message.error)
             self.ghost = ""
         else:
             self._show_error(None)
-            self.ghost, self.ghost_prime = message.text or "", message.prime
+            self.ghost, self.ghost_prime = message.chunk.text, message.prime
+            self.ghost_settings, self.ghost_chunk = message.settings, message.chunk
             self.generated = ""
             self.result_settings = None
         self.render_output()
@@ -623,15 +661,23 @@ class SampleScreen(Screen):
         text = Text(no_wrap=False)
         chunk, settings = self.last_chunk, self.result_settings
         if settings is None:
-            if self.complete and self.ghost:
-                text.append(f"dimmed: the model's continuation ({GHOST_CHARS} chars); Enter generates", muted)
+            if self.complete and self.ghost and self.ghost_settings is not None:
+                # Its settings and speed, as under every result: the seed is 0 unless one is fixed.
+                text.append("dimmed: ", muted)
+                text.append(f"the model's continuation, {len(self.ghost):,} chars")
+                rate = rate_label(self.ghost_chunk)
+                if rate:
+                    text.append(" · ")
+                    text.append(rate, strong)
+                text.append("; Enter generates\n", muted)
+                text.append(settings_label(self.ghost_settings), muted)
             elif self.streaming:
                 text.append("starting…", muted)
             else:
                 text.append("press g to generate (Enter in the prime field)", muted)
         else:
             count = chunk.chars if chunk is not None else 0
-            rate = chunk.chars_per_s if chunk is not None else None
+            rate = rate_label(chunk)
             if self.streaming:
                 text.append("streaming ", strong)
                 text.append(f"{count:,}/{settings.length:,} chars")
@@ -639,9 +685,9 @@ class SampleScreen(Screen):
                 state = "stopped" if chunk is not None and chunk.stopped else "done"
                 text.append(f"{state} ", strong)
                 text.append(f"{count:,} chars in {chunk.elapsed_s if chunk else 0:.2f} s")
-            if rate is not None:
+            if rate:
                 text.append(" · ")
-                text.append(f"{rate:,.0f} chars/s", strong)
+                text.append(rate, strong)
             if self.pace is not None:
                 text.append(f" (paced at {pace_label(self.pace)})", muted)
             text.append("\n")
