@@ -219,6 +219,34 @@ def test_persistent_non_finite_loss_stops_and_saves_nothing(tiny_corpus):
     assert read_status(trainer.run_dir)["state"] == "error"
 
 
+def test_out_of_memory_ends_the_run_with_advice_and_keeps_the_last_checkpoint(tiny_corpus, monkeypatch):
+    """Fault injection (a real out-of-memory needs a GPU): the 15th step's forward pass raises
+    torch.OutOfMemoryError, as CUDA's allocator does."""
+    from core.runs import is_live, read_metrics
+    trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=10))
+    real_loss, calls = trainer.task.loss, []
+
+    def loss(window, state):
+        calls.append(window)
+        if len(calls) == 15:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_loss(window, state)
+
+    monkeypatch.setattr(trainer.task, "loss", loss)
+    events = run_to_end(trainer)
+    error = events[-1]
+    assert isinstance(error, ErrorEvent) and error.step == 14
+    assert error.message == ("Out of memory on cpu at step 14. Lower --batch, --seq or --hidden and start again.")
+    assert not any(isinstance(e, (Finished, Stopped)) for e in events)
+    status = read_status(trainer.run_dir)
+    assert status["state"] == "error" and status["step"] == 14
+    assert not is_live(trainer.run_dir)
+    records, _ = read_metrics(trainer.run_dir)
+    assert records[-1]["event"] == "error" and records[-1]["message"] == error.message
+    # What was saved before (the validation at step 10) is kept.
+    assert load_checkpoint(trainer.run_dir / "last.safetensors").meta["progress"]["step"] == 10
+
+
 def test_epoch_budget_and_schedule(tiny_corpus):
     trainer = Trainer(tiny_config(tiny_corpus, steps=None, epochs=2, val_every=1000))
     events = run_to_end(trainer)

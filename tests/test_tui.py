@@ -76,6 +76,17 @@ def spark_points(app, panel_id: str) -> int:
     return len(app.screen.query_one(f"#{panel_id} Sparkline", Sparkline).data or [])
 
 
+def log_text(app) -> str:
+    """The Train screen's event log as written, its wrapped lines joined."""
+    from textual.widgets import RichLog
+    return " ".join(strip.text for strip in app.screen.query_one("#event-log", RichLog).lines)
+
+
+def squash(text: str) -> str:
+    """Text without whitespace: a wrapped line loses the space where it broke."""
+    return "".join(text.split())
+
+
 def long_config(tiny_corpus, **overrides):
     """A tiny model with a budget long enough that the test decides when it ends."""
     settings = dict(steps=100_000, val_every=25, log_every=0)
@@ -205,6 +216,15 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 10, "runs listed")
         assert app.screen.infos[0].name == run_dir.name
         await shows(pilot, run_dir.name)
+        # Its details name the checkpoint the stop saved, at the step it was saved.
+        from core.checkpoint import read_metadata
+        saved_step = read_metadata(run_dir / runs.LAST)["progress"]["step"]
+        assert saved_step == app.session.snapshot.last_checkpoint_step == app.session.snapshot.step
+        details = app.screen.query_one("#details-info")
+        info = await wait_for(pilot, lambda: f"stopped · step {saved_step:,}" in (text := plain(details)) and text,
+                              10, "the details")
+        saved = next(line for line in info.splitlines() if line.startswith("saved "))
+        assert "last" in saved.removeprefix("saved ").split(", ")
 
 
 async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch):
@@ -260,6 +280,163 @@ async def test_training_error_is_logged_and_notified_and_the_app_carries_on(tmp_
         await press(pilot, "s")
         await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
                        "a new run to finish")
+
+
+def gib(n: float) -> int:
+    return int(n * 2**30)
+
+
+async def pick(pilot, select, value: str) -> None:
+    """Choose `value` in a Select from the keyboard: Enter opens the list at the current value,
+    the arrows move, Enter chooses."""
+    values = [v for _, v in select._options]
+    pilot.app.screen.set_focus(select)
+    await pilot.pause(0.01)
+    await press(pilot, "enter")
+    await wait_for(pilot, lambda: select.expanded, 5, "the device list to open")
+    moves = values.index(value) - values.index(select.value)
+    await press(pilot, *(["down"] * moves if moves > 0 else ["up"] * -moves), "enter")
+    await wait_for(pilot, lambda: not select.expanded and select.value == value, 5, f"{value} chosen")
+
+
+async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_the_run(tmp_path, tiny_corpus):
+    from textual.widgets import Select
+    from core.device import list_devices
+    cpu = list_devices()[0]  # this machine's CPU as core lists it; GPUs and MPS as core would list them
+    devices = [cpu, DeviceInfo("cuda:0", "NVIDIA H200", gib(140), gib(10)),
+               DeviceInfo("cuda:1", "NVIDIA GeForce RTX 4090", gib(24), gib(20)),
+               DeviceInfo("mps", "Apple Metal (MPS)", None, None)]
+    app = make_app(tmp_path, devices=devices, initial_config=long_config(tiny_corpus, device="auto"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        select = app.screen.query_one("#device", Select)
+        cpu_memory = f"{cpu.free_memory / 2**30:.1f}/{cpu.total_memory / 2**30:.1f} GB free"
+        assert select._options == [
+            ("auto  (picks cuda:1)", "auto"),  # the GPU with the most free memory
+            (f"cpu  {cpu.name}  {cpu_memory}", "cpu"),
+            ("cuda:0  NVIDIA H200  10.0/140.0 GB free", "cuda:0"),
+            ("cuda:1  NVIDIA GeForce RTX 4090  20.0/24.0 GB free", "cuda:1"),
+            ("mps  Apple Metal (MPS)", "mps"),
+        ]
+        assert select.value == "auto"
+        # Opened, the list shows them all (wrapped to the form's width).
+        app.screen.set_focus(select)
+        await press(pilot, "enter")
+        await shows(pilot, "Apple Metal (MPS)")
+        form_column = squash("".join(line.split("▕")[0] for line in screen_text(app).splitlines()))
+        for label, _ in select._options:
+            assert squash(label) in form_column, label
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: not select.expanded, 5, "the list to close")
+
+        await pick(pilot, select, "cuda:1")
+        assert app.screen.form.state().device == "cuda:1"
+        await pick(pilot, select, "mps")
+        assert app.screen.form.state().device == "mps"
+        await pick(pilot, select, "cpu")
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
+        assert app.session.snapshot.config["device"] == "cpu"
+        assert app.session.snapshot.device.startswith("cpu")
+        assert runs.read_status(Path(app.session.snapshot.run_dir))["config"]["device"] == "cpu"
+        app.stop_training()
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+
+
+async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_path, tiny_corpus):
+    from textual.widgets import Select
+    from core.device import list_devices, pick_auto_device
+    found = list_devices()
+    app = make_app(tmp_path, devices=None, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(100, 30)) as pilot:
+        select = app.screen.query_one("#device", Select)
+        await wait_for(pilot, lambda: len(select._options) > 1, 20, "devices found")
+        assert [value for _, value in select._options] == ["auto"] + [d.spec for d in found]
+        assert select._options[0][0] == f"auto  (picks {pick_auto_device(found)})"
+        for (label, _), device in zip(select._options[1:], found):
+            assert label.startswith(f"{device.spec}  {device.name}")
+        assert select.value == "cpu"  # the initial config's
+
+
+async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_trains(tmp_path, tiny_corpus,
+                                                                                     monkeypatch):
+    """Fault injection (a real out-of-memory needs a GPU): the first run's 5th step raises
+    torch.OutOfMemoryError, as CUDA's allocator does; the next run is left alone."""
+    import torch
+    from core.trainer import CharTask
+    real_loss, calls = CharTask.loss, []
+
+    def loss(self, window, state):
+        calls.append(window)
+        if len(calls) == 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_loss(self, window, state)
+
+    monkeypatch.setattr(CharTask, "loss", loss)
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=30, log_every=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        message = "Out of memory on cpu at step 4. Lower --batch, --seq or --hidden and start again."
+        assert app.session.snapshot.error == message
+        await wait_for(pilot, lambda: squash(f"error: {message}") in squash(log_text(app)), 5, "the log line")
+        notes = [n for n in app._notifications if str(n.message) == message]
+        assert notes and notes[0].title == "Training error" and notes[0].severity == "error"
+        await shows(pilot, "✗ error")
+        first = Path(app.session.snapshot.run_dir)
+        assert runs.read_status(first)["state"] == "error"
+        assert app.is_running and not app.screen.query_one("#form").disabled
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "a new run to finish")
+        assert Path(app.session.snapshot.run_dir) != first and app.session.snapshot.step == 30
+        assert len(app.session.snapshot.train_losses) == 30
+
+
+async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_trains(tmp_path, tiny_corpus,
+                                                                                      tiny_run):
+    """A real non-finite loss: a learning-rate floor of 1e38 (--min-lr, which the engine does not
+    bound) makes the first Adam step after the warm-up push the weights to about 1e38, and the
+    logits overflow. The run stops after MAX_BAD_STEPS; then a run with sane settings trains."""
+    from core.trainer import MAX_BAD_STEPS
+    from tui.screens.runs import RunsScreen
+    from tui.screens.train import TrainScreen
+    app = make_app(tmp_path, runs_dir=tiny_run.parent,
+                   initial_config=long_config(tiny_corpus, min_lr=1e38, warmup=1, log_every=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        error = app.session.snapshot.error
+        assert f"the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row" in error
+        await wait_for(pilot, lambda: squash(f"error: {error}") in squash(log_text(app)), 5, "the log line")
+        assert any(str(n.message) == error and n.title == "Training error" for n in app._notifications)
+        await shows(pilot, "✗ error")
+        bad = Path(app.session.snapshot.run_dir)
+        assert runs.read_status(bad)["state"] == "error" and not list(bad.glob("*.safetensors"))
+        assert app.is_running and not app.screen.query_one("#form").disabled
+
+        # Take a good run's settings from the Runs screen (t, then r: a new run with them) and start.
+        await press(pilot, "5")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) == 2
+                                and app.screen, 20, "both runs listed")
+        for _ in range([info.path for info in screen.infos].index(tiny_run)):
+            await press(pilot, "down")
+        await wait_for(pilot, lambda: screen.selected == tiny_run and screen.details is not None, 10, "tiny selected")
+        await press(pilot, "t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.form.resume_step == 40, 10,
+                       "resume mode")
+        await press(pilot, "escape", "r", "s")
+        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(bad), str(tiny_run)), 30,
+                       "a new run")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "the new run to finish")
+        snap = app.session.snapshot
+        assert snap.step == 80 and snap.skipped_steps == 0 and snap.error is None
+        assert snap.config["min_lr"] == 1e-4
 
 
 async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
@@ -396,6 +573,60 @@ async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_
     finally:
         control.stop()
         thread.join(30)
+
+
+async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_path, tiny_corpus):
+    """A real `rnn-playground train` in another process: the Runs screen marks it live, follows its
+    metrics.jsonl as it grows, and shows it stopped once Ctrl+C (SIGINT) ends it."""
+    import signal
+    import subprocess
+    import sys
+    from tui.screens.runs import RunsScreen
+    root = Path(__file__).resolve().parents[1]
+    runs_dir = tmp_path / "runs"
+    run_dir = runs_dir / "headless-proc"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "train.log", "w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus),
+                                 "--steps", "10000000", "--name", run_dir.name, "--runs-dir", str(runs_dir),
+                                 "--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16",
+                                 "--val-every", "40", "--sample-chars", "10", "--log-every", "5",
+                                 "--device", "cpu", "--no-amp"],
+                                cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        app = make_app(tmp_path, runs_dir=runs_dir, watch_interval=0.2, list_interval=0.5, mode="runs")
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos
+                                    and app.screen.infos[0].live and app.screen, 60, "the run listed, live")
+            assert [info.name for info in screen.infos] == [run_dir.name]
+            assert runs.read_status(run_dir)["pid"] == proc.pid
+            await wait_for(pilot, lambda: "● live" in screen_text(app), 10, "live mark")
+            await wait_for(pilot, lambda: screen.watch_snapshot is not None and screen.watch_snapshot.step > 0
+                           and spark_points(app, "details-train") > 0, 60, "first metrics")
+            seen_step, seen_points = screen.watch_snapshot.step, spark_points(app, "details-train")
+            await wait_for(pilot, lambda: screen.watch_snapshot.step > seen_step
+                           and spark_points(app, "details-train") > seen_points, 60, "new metrics on screen")
+            await wait_for(pilot, lambda: f"step {screen.watch_snapshot.step:,}" in
+                           plain(screen.query_one("#details-status")), 10, "step shown")
+            assert proc.poll() is None  # still training: what the screen shows came from a live process
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0
+            await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 60, "stopped on screen")
+            await wait_for(pilot, lambda: not screen.infos[0].live and "● live" not in screen_text(app), 60,
+                           "no longer live")
+            stopped_at = runs.read_status(run_dir)["step"]
+            assert screen.watch_snapshot.step == stopped_at
+            await wait_for(pilot, lambda: plain(screen.query_one("#details-status")).startswith(
+                f"stopped  step {stopped_at:,}"), 10, "stopped status shown")
+            # The details panel reloads too: the state from run.json, the checkpoint the stop saved.
+            info = await wait_for(pilot, lambda: f"stopped · step {stopped_at:,}" in (
+                text := plain(screen.query_one("#details-info"))) and text, 20, "stopped in the details")
+            assert " live" not in info and "last" in info.split("\nsaved ")[1].split(", ")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+    assert "stopped (interrupted)" in (tmp_path / "train.log").read_text()
 
 
 async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_run):
