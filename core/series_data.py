@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class SeriesData:
     period: int | None = None           # the signal's own period in points, where it has one
     dropped_lines: tuple[int, ...] = ()  # CSV lines skipped with --drop-bad-rows
     fingerprint: str = ""
+    header_line: int | None = None      # the CSV line read as the header row (None: no header row, or a signal)
 
     def __post_init__(self):
         self.values = np.asarray(self.values, dtype=np.float64)
@@ -81,6 +83,18 @@ def signal_freqs(name: str, freqs: tuple[float, ...] | None) -> tuple[float, ...
     return freqs if freqs else DEFAULT_FREQS.get(name, (1.0,))
 
 
+def check_freqs(name: str, freqs: tuple[float, ...] | None) -> None:
+    """Refuse frequencies a signal would ignore: random-walk has none, and only `sines` sums several."""
+    if not freqs:
+        return
+    if name == "random-walk":
+        raise SeriesError("The 'random-walk' signal has no frequency, so it takes no --freqs. Leave --freqs out, "
+                          "or pick a periodic signal such as --signal sine.")
+    if name != "sines" and len(freqs) > 1:
+        raise SeriesError(f"--freqs gives {len(freqs)} frequencies, but the '{name}' signal has one. Give a single "
+                          "frequency, or use --signal sines for a sum of sines.")
+
+
 def signal_noise(name: str, noise: float | None) -> float:
     return DEFAULT_NOISE[name] if noise is None else float(noise)
 
@@ -105,6 +119,7 @@ def generate_signal(name: str, length: int, *, noise: float | None = None,
     noise = signal_noise(name, noise)
     if not (math.isfinite(noise) and noise >= 0):
         raise SeriesError(f"--noise must be zero or positive, got {noise}.")
+    check_freqs(name, freqs)
     freqs = signal_freqs(name, freqs)
     rng = np.random.default_rng(seed)
     i = np.arange(length, dtype=np.float64)
@@ -155,6 +170,58 @@ def _number(text: str) -> float | None:
 
 def _is_number(text: str) -> bool:
     return _number(text.strip()) is not None
+
+
+MISSING_MARKERS = frozenset({"na", "n/a", "#n/a", "nan", "null", "none", "-", "?", "inf", "-inf", "+inf"})
+HEADER_SAMPLE_ROWS = 20  # rows below the first that header detection and the default target look at
+
+
+def _is_value_like(text: str) -> bool:
+    """A field that reads as a data value, even an unusable one: any number (nan, inf) or a missing-value
+    marker such as n/a, NA, null or -. A header name is none of these."""
+    text = text.strip()
+    if text.lower() in MISSING_MARKERS:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shape(text: str) -> str:
+    """Digits as 9 and letters as a: '2020-01-31' -> '9999-99-99'."""
+    return re.sub(r"[^\W\d_]", "a", re.sub(r"\d", "9", text.strip()))
+
+
+def _column_fields(rows: list[list[str]], index: int) -> list[str]:
+    return [fields[index].strip() for fields in rows if index < len(fields) and fields[index].strip()]
+
+
+def _holds_numbers(rows: list[list[str]], index: int) -> bool:
+    return any(_is_number(f) for f in _column_fields(rows, index))
+
+
+def _detect_header(rows: list[list[str]]) -> bool:
+    """Is the first row a header? Only when none of its fields reads as a value (a number, nan, n/a, ...),
+    and the columns below agree, in the spirit of csv.Sniffer: a column holding numbers under a name
+    votes for a header; a text column whose fields all share one shape (dates, codes) votes against
+    when the first field has that shape too. A lone row of names is a header (with no data)."""
+    first, below = rows[0], rows[1:1 + HEADER_SAMPLE_ROWS]
+    if any(f.strip() and _is_value_like(f) for f in first):
+        return False
+    if not below:
+        return True
+    votes = 0
+    for index, name in enumerate(first):
+        column = _column_fields(below, index)
+        if not name.strip() or not column:
+            continue
+        if _holds_numbers(below, index):
+            votes += 1
+        elif len({_shape(f) for f in column}) == 1 and _shape(name) == _shape(column[0]):
+            votes -= 1
+    return votes > 0
 
 
 @dataclass
@@ -212,10 +279,11 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
     """Read a series from a CSV file.
 
     column: the target, a header name or a 0-based index (negative counts from the end);
-    default: the only column, or the only numeric one. inputs: extra input columns (names or
-    indices, a list or a comma-separated string). header: 'auto' (a first row with any
-    non-numeric field is a header), 'yes' or 'no'. Rows whose used fields are empty or not
-    finite numbers are an error listing their line numbers, or are skipped with drop_bad_rows.
+    default: the only column, or the only one holding numbers. inputs: extra input columns (names
+    or indices, a list or a comma-separated string). header: 'auto' (see _detect_header), 'yes'
+    or 'no'; the result's header_line says which line was taken as the header. Rows whose used
+    fields are empty or not finite numbers are an error listing their line numbers, or are
+    skipped with drop_bad_rows.
     """
     path = Path(path)
     if header not in ("auto", "yes", "no"):
@@ -235,7 +303,7 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
     if not rows:
         raise SeriesError(f"{path} is empty. A series CSV needs one number per row in at least one column.")
     first = rows[0][1]
-    has_header = header == "yes" or (header == "auto" and any(f.strip() and not _is_number(f) for f in first))
+    has_header = header == "yes" or (header == "auto" and _detect_header([fields for _, fields in rows]))
     if has_header:
         names = [f.strip() or f"column {i}" for i, f in enumerate(first)]
         data_rows = rows[1:]
@@ -251,7 +319,8 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
         if width == 1:
             target = 0
         else:
-            numeric = [i for i in range(width) if i < len(data_rows[0][1]) and _is_number(data_rows[0][1][i])]
+            sample = [fields for _, fields in data_rows[:HEADER_SAMPLE_ROWS + 1]]
+            numeric = [i for i in range(width) if _holds_numbers(sample, i)]
             if len(numeric) != 1:
                 raise SeriesError(f"{path} has {width} columns ({', '.join(names)}): pick the target with "
                                   "--column NAME or a 0-based index.")
@@ -291,9 +360,13 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
             shown = "; ".join(f"line {p.line}, column {p.column!r} {p.what}" for p in problems[:MAX_PROBLEMS_SHOWN])
             hidden = len(problems) - MAX_PROBLEMS_SHOWN
             more = f" (and {hidden} more problem{'s' if hidden != 1 else ''})" if hidden > 0 else ""
+            first_line = rows[0][0]
+            header_hint = (f" If line {first_line} is a header row, pass --header yes."
+                           if header == "auto" and not has_header and problems[0].line == first_line
+                           and not any(f.strip() and _is_value_like(f) for f in first) else "")
             raise SeriesError(f"{path}: {len(bad_rows)} row{'s' if len(bad_rows) != 1 else ''} with missing or "
                               f"non-numeric values: {shown}{more}. Fix them, or pass --drop-bad-rows to skip "
-                              "those rows.")
+                              f"those rows.{header_hint}")
         dropped = tuple(data_rows[r][0] for r in sorted(bad_rows))
         values = np.delete(values, sorted(bad_rows), axis=0)
         if len(values) == 0:
@@ -304,7 +377,8 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
         where = f"line {only}" if isinstance(only, int) else only
         raise SeriesError(f"{path} has only one data row ({where}); a series needs many rows, one per time step.")
     fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return SeriesData(values, tuple(names[i] for i in used), str(path), None, dropped, fingerprint)
+    return SeriesData(values, tuple(names[i] for i in used), str(path), dropped_lines=dropped,
+                      fingerprint=fingerprint, header_line=rows[0][0] if has_header else None)
 
 
 # --------------------------------------------------------------------------- split and standardization

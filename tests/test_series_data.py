@@ -56,6 +56,20 @@ def test_signal_shapes_and_settings():
     assert np.abs(sines).max() <= 1.5 + 1e-9
 
 
+@pytest.mark.parametrize("name", ["sine", "noisy-sine", "damped", "square"])
+def test_one_frequency_signals_refuse_several(name):
+    assert not np.array_equal(generate_signal(name, 100, freqs=(2.0,)), generate_signal(name, 100))
+    with pytest.raises(SeriesError, match=rf"--freqs gives 2 frequencies, but the '{name}' signal has one\. "
+                                          r".*use --signal sines for a sum"):
+        generate_signal(name, 100, freqs=(1.0, 2.0))
+
+
+def test_random_walk_takes_no_freqs():
+    with pytest.raises(SeriesError, match="'random-walk' signal has no frequency, so it takes no --freqs"):
+        generate_signal("random-walk", 100, freqs=(2.0,))
+    assert generate_signal("sines", 100, freqs=(1.0, 2.0, 4.0)).shape == (100,)
+
+
 def test_natural_period():
     assert natural_period("sine") == 40
     assert natural_period("sine", (2.0,)) == 20 and natural_period("square", (0.5,)) == 80
@@ -123,6 +137,36 @@ def test_csv_headers_delimiters_blank_lines_bom(tmp_path):
         load_csv(write(tmp_path, "1\n2\n"), header="maybe")
 
 
+def test_csv_header_detection(tmp_path):
+    # A headerless file whose first column is a date keeps its first row, with numbered columns.
+    dated = load_csv(write(tmp_path, "2020-01-01,1.5\n2020-01-02,2.5\n2020-01-03,3.5\n"))
+    assert dated.header_line is None and dated.names == ("column 1",) and dated.target.tolist() == [1.5, 2.5, 3.5]
+    # A header of names over a date column and a number column is a header.
+    named = load_csv(write(tmp_path, "\n\ndate,value\n2020-01-01,1.5\n2020-01-02,2.5\n"))
+    assert named.header_line == 3 and named.names == ("value",) and named.target.tolist() == [1.5, 2.5]
+    # All-text header rows over numbers, one column or several.
+    assert load_csv(write(tmp_path, "time,temp,humidity\n0,1.5,30\n1,2.5,31\n"), "temp", "humidity").names == \
+        ("temp", "humidity")
+    assert load_csv(write(tmp_path, "Sales (EUR)\n10\n12\n")).header_line == 1
+    # A bad value in the first row of a headerless file is reported at its line, not taken as a header.
+    with pytest.raises(SeriesError, match=r"1 row with .*: line 1, column 'column 1' holds 'n/a'") as error:
+        load_csv(write(tmp_path, "2020-01-01,n/a\n2020-01-02,2.5\n2020-01-03,3.5\n"))
+    assert "--header yes" not in str(error.value)
+    with pytest.raises(SeriesError, match=r"line 1, column 'column 0' holds 'NA'"):
+        load_csv(write(tmp_path, "NA\n1\n2\n"))
+    assert load_csv(write(tmp_path, "NA\n1\n2\n"), drop_bad_rows=True).dropped_lines == (1,)
+    assert load_csv(write(tmp_path, "1,n/a\n2,3\n3,4\n"), 1, drop_bad_rows=True).target.tolist() == [3, 4]
+    # A name shaped like the text below it cannot be told from data: the error says how to take it as a header.
+    codes = write(tmp_path, "code,v\nabcd,1\nefgh,2\n")
+    with pytest.raises(SeriesError, match=r"line 1, column 'column 1' holds 'v'.*If line 1 is a header row, "
+                                          r"pass --header yes\."):
+        load_csv(codes)
+    assert load_csv(codes, "v", header="yes").target.tolist() == [1, 2]
+    # --header no keeps a text first row as data (and so reports it).
+    with pytest.raises(SeriesError, match=r"line 1, column 'column 0' holds 'value'"):
+        load_csv(write(tmp_path, "value\n1\n2\n"), header="no")
+
+
 def test_csv_bad_rows_are_reported_with_line_numbers(tmp_path):
     path = write(tmp_path, "t,value,x\n0,1.0,5\n1,abc,5\n2,,5\n3\n\n4,nan,5\n5,2.0,oops\n6,3.0,5\n")
     with pytest.raises(SeriesError) as error:
@@ -159,6 +203,7 @@ def test_csv_many_bad_rows_are_summarised(tmp_path):
     ("value\n", r"has a header row \(line 1\) but no data rows"),
     ("value\n\n3.5\n", r"has only one data row \(line 3\)"),
     ("4.5\n", r"has only one data row \(line 1\)"),
+    ("date,value\n2020-01-01,4.5\n", r"has only one data row \(line 2\)"),
     ("v\n1\nx\n", r"has only one data row \(after dropping bad rows\)"),
 ])
 def test_csv_too_little_data(tmp_path, text, pattern):
