@@ -7,6 +7,7 @@ folder, safetensors checkpoints, pause/stop and resume as a character run. The d
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -21,8 +22,8 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig
-from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, load_csv, load_signal, parse_freqs,
-                          split_point)
+from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv, load_signal,
+                          parse_freqs, split_point)
 from .trainer import TrainConfig, TrainControl, Trainer, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
@@ -44,7 +45,8 @@ class SeriesConfig:
     column: str | None = option(None, "CSV target column: a header name or 0-based index "
                                       "(default: the only numeric column)")
     inputs: str | None = option(None, "CSV extra input columns, comma-separated names or indices")
-    header: str = option("auto", "CSV header row: auto, yes or no")
+    header: str = option("auto", "CSV header row: yes, no, or auto (a first row of names, none of them a number "
+                                 "or n/a, over columns of numbers)")
     drop_bad_rows: bool = option(False, "skip CSV rows with missing or non-numeric values instead of stopping")
     length: int = option(2000, "points of a built-in signal (time advances pi/20 per point, as in the course)")
     noise: float | None = option(None, "std of Gaussian noise added to a built-in signal (random-walk: of each "
@@ -84,17 +86,25 @@ class SeriesConfig:
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
     DEFAULT_STEPS = 2000
+    CSV_ONLY = ("column", "inputs", "header", "drop_bad_rows")     # settings that only a CSV file uses
+    SIGNAL_ONLY = ("length", "noise", "freqs", "data_seed")        # settings that only a built-in signal uses
 
     @property
     def source(self) -> str:
         return f"csv:{self.csv}" if self.csv else f"signal:{self.signal or 'sine'}"
 
-    def validate(self) -> None:
+    def validate(self, given: Iterable[str] | None = None) -> None:
+        """Refuse unusable settings. `given`: the names of the settings the user set (a CSV-only setting
+        given for a built-in signal, or the reverse, is refused rather than ignored); by default, the
+        settings that differ from their defaults."""
         if self.csv and self.signal:
             raise ConfigError("Give either --signal or --csv, not both.")
         if not self.csv and (self.signal or "sine") not in SIGNALS:
             raise ConfigError(f"Unknown signal '{self.signal}'. Built-in signals: {', '.join(SIGNALS)}; "
                               "or read a file with --csv FILE.")
+        if given is None:
+            given = {f.name for f in fields(self) if getattr(self, f.name) != f.default}
+        self._check_source_settings(set(given))
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"Unknown preset '{self.preset}'. Presets: {', '.join(PRESETS)}.")
         if self.period < 0:
@@ -103,11 +113,36 @@ class SeriesConfig:
             raise ConfigError(f"--length must be at least 2 points, got {self.length}.")
         if self.noise is not None and not self.noise >= 0:
             raise ConfigError(f"--noise must be zero or positive, got {self.noise}.")
-        parse_freqs(self.freqs)
+        if not self.csv:
+            check_freqs(self.signal or "sine", parse_freqs(self.freqs))
         if self.header not in ("auto", "yes", "no"):
             raise ConfigError(f"--header must be auto, yes or no, got {self.header!r}.")
         self.train_config().validate()
         self.model_config(1)
+
+    def _check_source_settings(self, given: set[str]) -> None:
+        other = self.SIGNAL_ONLY if self.csv else self.CSV_ONLY
+        wrong = [name for name in other if name in given]
+        if not wrong:
+            return
+        flags = " and ".join(", ".join(f"--{name.replace('_', '-')}" for name in wrong).rsplit(", ", 1))
+        one = len(wrong) == 1
+        if self.csv:
+            raise ConfigError(f"{flags} {'sets' if one else 'set'} up a built-in signal, but the data here is the "
+                              f"CSV file {self.csv}, so {'it' if one else 'they'} would be ignored. Leave "
+                              f"{'it' if one else 'them'} out, or use --signal NAME instead of --csv.")
+        raise ConfigError(f"{flags} {'applies' if one else 'apply'} to a CSV file, but the data here is the "
+                          f"built-in signal '{self.signal or 'sine'}', so {'it' if one else 'they'} would be "
+                          f"ignored. Leave {'it' if one else 'them'} out, or read a file with --csv FILE.")
+
+    def with_source(self, csv: str | None = None, signal: str | None = None) -> "SeriesConfig":
+        """These settings on another data source: a new CSV file drops the signal and its settings, a
+        new signal drops the CSV file and its settings."""
+        if csv:
+            return replace(self, csv=csv, signal=None, **_defaults(self.SIGNAL_ONLY))
+        if signal:
+            return replace(self, signal=signal, csv=None, **_defaults(self.CSV_ONLY))
+        return self
 
     def train_config(self) -> TrainConfig:
         """The Trainer's view: loop settings; series-only settings live in the checkpoint's 'series' metadata."""
@@ -134,6 +169,10 @@ class SeriesConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _defaults(names) -> dict:
+    return {f.name: f.default for f in fields(SeriesConfig) if f.name in names}
+
+
 # The course's Simple_RNN notebook: nn.RNN(1, 32, 1 layer) -> Linear(32, 1), MSE, Adam lr 0.01, a batch of
 # one sequence of 20 points with the hidden state carried from step to step, 75 steps.
 PRESETS: dict[str, dict] = {
@@ -157,7 +196,7 @@ def make_config(preset: str | None = None, **given) -> SeriesConfig:
                 settings.pop(k, None)
     settings.update(given)
     config = SeriesConfig(preset=preset, **settings)
-    config.validate()
+    config.validate(given)
     return config
 
 
@@ -244,11 +283,17 @@ class SeriesTask:
             raise SeriesError(f"The checkpoint was trained on {normalizer.features} feature(s) but {data.source} "
                               f"gives {data.features} ({', '.join(data.names)}). Use the same --column/--inputs.")
         self.normalizer = normalizer
+        self.notes: list[str] = []  # things the user should know about the run, shown with its summary
         self.period = resolve_period(config.period, data)
         if self.period is not None and self.period > self.split:
-            raise SeriesError(f"--period {self.period} is longer than the training part of {data.source} "
-                              f"({self.split} points), so the seasonal-naive baseline has nothing to look back "
-                              "at. Use a shorter period.")
+            if config.period > 0:
+                raise SeriesError(f"--period {self.period} is longer than the training part of {data.source} "
+                                  f"({self.split} points), so the seasonal-naive baseline has nothing to look "
+                                  "back at. Use a shorter period.")
+            self.notes.append(f"no seasonal-naive baseline: {data.source} repeats every {self.period} points, more "
+                              f"than its {self.split}-point training part; for one, use a longer --length or a "
+                              "lower --val-fraction")
+            self.period = None
         self.values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=self.device)
         usable = self.split - 1  # input/target pairs inside the training part
         columns = usable // config.batch // config.seq * config.seq
@@ -302,7 +347,7 @@ class SeriesTask:
         return {"kind": self.kind, "series": self.config.to_dict(), "normalizer": self.normalizer.to_dict(),
                 "data": {"source": self.data.source, "names": list(self.data.names), "points": self.data.points,
                          "split": self.split, "period": self.period, "fingerprint": self.data.fingerprint,
-                         "dropped_lines": list(self.data.dropped_lines)}}
+                         "dropped_lines": list(self.data.dropped_lines), "header_line": self.data.header_line}}
 
 
 # --------------------------------------------------------------------------- prediction
@@ -395,16 +440,21 @@ def predict(model: SeriesRNN, data: SeriesData, normalizer: Normalizer, val_frac
     """One-step predictions over the validation range, a free run from the split across it, baselines,
     metrics, and a free-running forecast `steps` points past the end."""
     if data.features != model.config.inputs:
-        raise SeriesError(f"The model reads {model.config.inputs} feature(s) but {data.source} gives "
-                          f"{data.features} ({', '.join(data.names)}).")
+        extra = model.config.inputs - 1
+        reads = "the target alone" if not extra else f"the target and {extra} extra input column(s)"
+        pick = "" if data.source.startswith("signal ") else " Pick as many columns with --column and --inputs."
+        raise SeriesError(f"The model reads {model.config.inputs} feature(s) ({reads}) but {data.source} gives "
+                          f"{data.features} ({', '.join(data.names)}).{pick}")
     if steps < 0:
         raise SeriesError(f"--steps must be zero or positive, got {steps}.")
     if steps > 0 and data.features > 1:
         raise SeriesError(f"A free-running forecast past the end of {data.source} would need future values of the "
                           f"extra input columns ({', '.join(data.names[1:])}), which the data does not have. Use "
                           "--steps 0 for the validation metrics, or train on the target column alone to forecast.")
-    if period is not None and period < 1:
-        period = None
+    if period is not None and period < 0:
+        raise SeriesError(f"--period must be 0 (no seasonal-naive baseline) or a positive number of points, "
+                          f"got {period}.")
+    period = period or None
     device = next(model.parameters()).device
     points = data.points
     split = split_point(points, val_fraction)
@@ -468,18 +518,26 @@ def resume_series(target: Path | str, control: TrainControl | None = None, **ove
     the budget, the device, or the data (which keeps the checkpoint's standardization)."""
     checkpoint = _series_checkpoint(target)
     config, normalizer = _stored(checkpoint)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if any(k in overrides for k in _BUDGET):
-        config = replace(config, steps=None, epochs=None, minutes=None)
-    if "csv" in overrides:
-        config = replace(config, signal=None)
-    elif "signal" in overrides:
-        config = replace(config, csv=None)
-    config = replace(config, **overrides)
-    config.validate()
+    config = _overridden(config, checkpoint, overrides)
     data = load_data(config)
     task = SeriesTask(config, data, resolve_device(config.device), normalizer)
     return Trainer(config.train_config(), control, task=task, resume_from=checkpoint)
+
+
+def _overridden(config: SeriesConfig, checkpoint: Checkpoint, overrides: dict) -> SeriesConfig:
+    """A checkpoint's settings with the ones given (None = keep); a given budget replaces the stored one,
+    a given --csv or --signal the stored data source. Only the settings given count as set."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if any(k in overrides for k in _BUDGET):
+        config = replace(config, steps=None, epochs=None, minutes=None)
+    config = config.with_source(overrides.get("csv"), overrides.get("signal"))
+    config = replace(config, **overrides)
+    config.validate(overrides)
+    if config.csv and "csv" not in overrides and not Path(config.csv).exists():
+        relative = "" if Path(config.csv).is_absolute() else ", relative to the folder training was started in"
+        raise SeriesError(f"The run's data file {config.csv} (the path stored with {checkpoint.path}{relative}) "
+                          "is not there any more. If it has moved, give its new path with --csv NEWPATH.")
+    return config
 
 
 @dataclass
@@ -490,17 +548,19 @@ class LoadedSeries:
     normalizer: Normalizer
     checkpoint: Checkpoint
 
-    def data(self, csv: str | None = None) -> SeriesData:
-        """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV with the
-        same columns."""
-        config = replace(self.config, csv=csv, signal=None) if csv else self.config
-        return load_data(config)
+    def data(self, csv: str | None = None, column: str | None = None, inputs: str | None = None) -> SeriesData:
+        """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV; column
+        and inputs pick other columns (None = the ones trained on)."""
+        return load_data(_overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs)))
 
     def period(self, data: SeriesData, override: int | None = None) -> int | None:
         if override is not None:
+            if override < 0:
+                raise SeriesError(f"--period must be 0 (no seasonal-naive baseline) or a positive number of "
+                                  f"points, got {override}.")
             return override or None
-        stored = self.checkpoint.meta.get("data", {}).get("period")
-        return resolve_period(self.config.period, data) if stored is None else stored
+        stored = self.checkpoint.meta.get("data", {})
+        return stored["period"] if "period" in stored else resolve_period(self.config.period, data)
 
     def predict(self, steps: int = 0, *, csv: str | None = None, period: int | None = None) -> Predictions:
         data = self.data(csv)

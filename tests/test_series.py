@@ -10,19 +10,22 @@ import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.errors import CheckpointError, ConfigError
-from core.events import CheckpointSaved, Finished, RunStarted, SampleEvent, StepEvent, ValidationEvent
+from core.events import (CheckpointSaved, Finished, Paused, RunStarted, SampleEvent, StepEvent, Stopped,
+                         ValidationEvent)
 from core.runs import list_runs, read_status
 from core.series import (FREE_RUN, LAST_VALUE, MODEL, PRESETS, SEASONAL, SeriesConfig, SeriesData, SeriesRNN,
                          SeriesTask, load_data, load_series, make_config, new_series_trainer, predict,
                          resume_series, teacher_forced)
 from core.series_data import SeriesError, generate_signal
-from core.trainer import Trainer, load_model
+from core.trainer import TrainControl, Trainer, load_model
 
 
 def tiny(**overrides) -> SeriesConfig:
     settings = dict(signal="sine", length=600, hidden=12, batch=4, seq=20, steps=40, val_every=20, log_every=1,
                     device="cpu", warmup=5)
     settings.update(overrides)
+    if settings.get("csv"):
+        del settings["length"]  # a built-in signal's setting, refused with a CSV file
     return make_config(**settings)
 
 
@@ -64,6 +67,39 @@ def test_config_defaults_preset_and_validation():
         make_config(period=-1)
 
 
+def test_settings_for_the_other_data_source_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"--column, --inputs and --drop-bad-rows apply to a CSV file, but the data "
+                                          r"here is the built-in signal 'sine', so they would be ignored\. Leave "
+                                          r"them out, or read a file with --csv FILE\."):
+        make_config(signal="sine", column="foo", inputs="bar", drop_bad_rows=True)
+    with pytest.raises(ConfigError, match=r"--header applies to a CSV file, but the data here is the built-in "
+                                          r"signal 'sine'"):
+        make_config(header="yes")  # no --signal: the default sine
+    path = str(csv_file(tmp_path))
+    with pytest.raises(ConfigError, match=rf"--length, --noise and --freqs set up a built-in signal, but the data "
+                                          rf"here is the CSV file {path}, so they would be ignored\. Leave them "
+                                          r"out, or use --signal NAME instead of --csv\."):
+        make_config(csv=path, freqs="2", noise=0.3, length=50)
+    # A setting given counts even at its default value; one left out does not.
+    with pytest.raises(ConfigError, match="--data-seed sets up a built-in signal"):
+        make_config(csv=path, data_seed=0)
+    assert make_config(csv=path, column="value", header="auto", drop_bad_rows=False).length == 2000
+    assert make_config(signal="noisy-sine", length=100, noise=0.3, freqs="2", data_seed=4).csv is None
+    # Without a list of what was given, settings that differ from their defaults count.
+    SeriesConfig(csv=path).validate()
+    with pytest.raises(ConfigError, match="--noise sets up a built-in signal"):
+        SeriesConfig(csv=path, noise=0.1).validate()
+
+
+def test_freqs_a_signal_would_ignore_are_refused():
+    with pytest.raises(SeriesError, match=r"--freqs gives 2 frequencies, but the 'sine' signal has one\. .*"
+                                          r"use --signal sines"):
+        make_config(freqs="1,2")
+    with pytest.raises(SeriesError, match="'random-walk' signal has no frequency, so it takes no --freqs"):
+        make_config(signal="random-walk", freqs="1")
+    assert make_config(signal="sines", freqs="1,2,3").freqs == "1,2,3"
+
+
 # --------------------------------------------------------------------------- windows
 
 def test_windows_are_contiguous_streams_with_next_value_targets():
@@ -98,6 +134,19 @@ def test_too_little_data_for_the_windows_is_a_clear_error():
         SeriesTask(make_config(batch=1, seq=5, period=45), data, "cpu")
     with pytest.raises(SeriesError, match="lower --seq to at most 9"):
         SeriesTask(make_config(batch=1, seq=20, val_fraction=0.8), SeriesData(np.arange(50.0), ("s",), "s"), "cpu")
+
+
+def test_an_automatic_period_longer_than_the_training_part_drops_the_seasonal_baseline():
+    config = make_config(signal="sine", length=30, batch=1, seq=5)
+    task = SeriesTask(config, load_data(config), "cpu")
+    assert task.split == 24 and task.period is None
+    [note] = task.notes
+    assert "no seasonal-naive baseline: signal sine repeats every 40 points, more than its 24-point" in note
+    assert "--length" in note and "--val-fraction" in note and "--period" not in note
+    result = predict(task.model, task.data, task.normalizer, config.val_fraction, period=task.period)
+    assert result.seasonal is None and SEASONAL not in [m.name for m in result.metrics]
+    assert SeriesTask(make_config(signal="sine", length=100, batch=1, seq=5), load_data(
+        make_config(signal="sine", length=100)), "cpu").notes == []
 
 
 def test_multivariate_inputs_shape(tmp_path):
@@ -150,6 +199,43 @@ def test_run_folder_checkpoint_and_metadata():
         load_model(run_dir)
     with pytest.raises(CheckpointError, match="series"):
         Trainer.resume(run_dir)
+
+
+def test_standardization_is_fitted_on_the_training_part_only():
+    # A random walk drifts: its training part and the whole series have different means and spreads.
+    trainer = new_series_trainer(tiny(signal="random-walk", noise=1.0, data_seed=3, length=400, steps=2,
+                                      run_name="walk"))
+    list(trainer.run())
+    values = trainer.task.data.target
+    train, whole = values[:320], values
+    assert abs(train.mean() - whole.mean()) > 1.0 and abs(train.std() - whole.std()) > 0.1
+    stored = load_checkpoint(trainer.run_dir / "last.safetensors").meta["normalizer"]
+    assert stored["mean"][0] == pytest.approx(train.mean(), abs=1e-9)
+    assert stored["std"][0] == pytest.approx(train.std(), abs=1e-9)
+    assert load_series(trainer.run_dir).normalizer.mean[0] == pytest.approx(train.mean(), abs=1e-9)
+
+
+def test_pause_then_stop_a_series_run_saves_a_checkpoint():
+    control = TrainControl()
+    trainer = new_series_trainer(tiny(steps=100_000, val_every=100_000, run_name="paused"), control)
+    events = []
+    for event in trainer.run():  # one thread: pause after step 3, stop once the pause is seen
+        events.append(event)
+        if isinstance(event, StepEvent) and event.step == 3:
+            control.pause()
+        elif isinstance(event, Paused):
+            assert trainer.progress.step == 3
+            control.stop()
+    kinds = [type(e) for e in events]
+    assert Paused in kinds and kinds.index(Paused) < kinds.index(Stopped) == len(events) - 1
+    assert max(e.step for e in events if isinstance(e, StepEvent)) == 3  # no step after the pause
+    stopped = events[-1]
+    assert stopped.step == 3 and stopped.reason == "user"
+    [saved] = [e for e in events if isinstance(e, CheckpointSaved) and e.reason == "stop"]
+    meta = load_checkpoint(saved.path).meta
+    assert meta["kind"] == "series" and meta["progress"]["step"] == 3
+    assert read_status(trainer.run_dir)["state"] == "stopped"
+    assert resume_series(trainer.run_dir, steps=5).progress.step == 3
 
 
 def test_checkpoint_round_trip_gives_the_same_predictions():
@@ -208,6 +294,25 @@ def test_resume_on_new_data_keeps_the_standardization(tmp_path):
     assert list(resumed.run())[-1].step == 12
     with pytest.raises(SeriesError, match="trained on 1 feature"):
         resume_series(trainer.run_dir, inputs="x")
+    with pytest.raises(ConfigError, match="--noise sets up a built-in signal"):
+        resume_series(trainer.run_dir, noise=0.5)
+    # Switching to a built-in signal drops the CSV's settings (its --column), so nothing stale is refused.
+    assert resume_series(trainer.run_dir, signal="sine", length=400, steps=12).task.data.source == "signal sine"
+
+
+def test_a_moved_training_csv_is_named_with_the_fix(tmp_path):
+    path = csv_file(tmp_path)
+    trainer = new_series_trainer(tiny(signal=None, csv=str(path), column="value", steps=2))
+    list(trainer.run())
+    moved = path.rename(tmp_path / "moved.csv")
+    message = rf"The run's data file {path} \(the path stored with .*last\.safetensors\) is not there any more\. " \
+              r"If it has moved, give its new path with --csv NEWPATH\."
+    with pytest.raises(SeriesError, match=message):
+        load_series(trainer.run_dir).data()
+    with pytest.raises(SeriesError, match=message):
+        resume_series(trainer.run_dir, steps=4)
+    assert load_series(trainer.run_dir).data(str(moved)).points == 400
+    assert resume_series(trainer.run_dir, csv=str(moved), steps=4).task.data.source == str(moved)
 
 
 # --------------------------------------------------------------------------- predictions
@@ -247,6 +352,9 @@ def test_forecast_length_and_feedback():
         predict(task.model, task.data, task.normalizer, 0.2, period=500)
     with pytest.raises(SeriesError, match="--steps must be zero or positive"):
         predict(task.model, task.data, task.normalizer, 0.2, steps=-1)
+    with pytest.raises(SeriesError, match="--period must be 0 .* or a positive number of points, got -2"):
+        predict(task.model, task.data, task.normalizer, 0.2, period=-2)
+    assert predict(task.model, task.data, task.normalizer, 0.2, period=0).seasonal is None
 
 
 def test_predictions_are_in_original_units(tmp_path):

@@ -25,6 +25,9 @@ class _Help(argparse.RawDescriptionHelpFormatter):
     """Flags are added with default None (to tell given settings from defaults); their help shows the real default."""
 
 
+FORECAST_STEPS = 50
+
+
 def register(subparsers) -> None:
     series = subparsers.add_parser(
         "series", help="time-series RNN: train on a built-in signal or a CSV file, forecast",
@@ -55,11 +58,19 @@ def register(subparsers) -> None:
                     "of its data (each prediction fed back as the next input), and MSE/MAE over the validation "
                     "range for the model and the naive baselines, in the data's units.", formatter_class=_Help)
     forecast.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
-    forecast.add_argument("--steps", type=int, default=50, help="points to forecast past the end (default: 50)")
+    forecast.add_argument("--steps", type=int, default=None,
+                          help=f"points to forecast past the end (default: {FORECAST_STEPS}; 0 for a model with "
+                               "extra input columns, whose future values the data lacks)")
     forecast.add_argument("--csv-out", metavar="FILE", default=None,
                           help="write the forecast to this CSV file ('-' for stdout) instead of a table")
     forecast.add_argument("--csv", metavar="FILE", default=None,
-                          help="predict on this CSV (same columns) instead of the data the model was trained on")
+                          help="predict on this CSV instead of the data the model was trained on (also when "
+                               "that file has moved)")
+    forecast.add_argument("--column", default=None,
+                          help="CSV target column: a header name or 0-based index (default: the one trained on)")
+    forecast.add_argument("--inputs", default=None,
+                          help="CSV extra input columns, comma-separated names or indices (default: the ones "
+                               "trained on)")
     forecast.add_argument("--period", type=int, default=None,
                           help="seasonal period in points for the seasonal-naive baseline (0 = none; "
                                "default: the one used in training)")
@@ -95,8 +106,12 @@ def cmd_series_train(args: argparse.Namespace, console: Console) -> int:
     if code == 0 and task.split < task.data.points:
         result = predict(task.model, task.data, task.normalizer, task.config.val_fraction, period=task.period)
         Console().print(metrics_table(result, "final weights"))
-        console.print(f"forecast with: rnn-playground series forecast {trainer.run_dir} --steps 100",
-                      highlight=False)
+        if task.data.features > 1:  # a forecast past the end would need the extra inputs' future values
+            console.print(f"validation metrics with: rnn-playground series forecast {trainer.run_dir} --steps 0",
+                          highlight=False)
+        else:
+            console.print(f"forecast with: rnn-playground series forecast {trainer.run_dir} --steps 100",
+                          highlight=False)
     return code
 
 
@@ -108,9 +123,14 @@ def describe_task(task) -> str:
                f"{', '.join(map(str, data.dropped_lines[:10]))}{'…' if len(data.dropped_lines) > 10 else ''}"
                if data.dropped_lines else "")
     period = f", seasonal period {task.period}" if task.period else ""
+    header = ""
+    if config.csv:
+        header = (f"; header row: line {data.header_line}" if data.header_line is not None
+                  else "; no header row (columns numbered from 0; pass --header yes if line 1 is one)")
+    notes = "".join(f"\nnote: {note}" for note in task.notes)
     return (f"series {data.source}: {data.points:,} points, {task.split:,} training / "
-            f"{data.points - task.split:,} validation; {inputs}; {config.batch} stream(s) x windows of "
-            f"{config.seq} points, {task.windows} step(s) per epoch{period}{dropped}")
+            f"{data.points - task.split:,} validation; {inputs}{header}; {config.batch} stream(s) x windows of "
+            f"{config.seq} points, {task.windows} step(s) per epoch{period}{dropped}{notes}")
 
 
 def metrics_table(result: Predictions, label: str = "") -> Table:
@@ -137,13 +157,19 @@ def write_forecast_csv(result: Predictions, handle) -> None:
 
 def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
     loaded = load_series(args.checkpoint, args.device, prefer=BEST if args.best else LAST)
-    data = loaded.data(args.csv)
+    data = loaded.data(args.csv, args.column, args.inputs)
+    # A model with extra inputs cannot forecast past the end: their future values are unknown.
+    steps = args.steps if args.steps is not None else FORECAST_STEPS if loaded.model.config.inputs == 1 else 0
     stored = loaded.checkpoint.meta.get("data", {}).get("fingerprint")
     if stored and data.fingerprint != stored:
         console.print(f"[yellow]note:[/] {data.source} differs from the data the model was trained on; "
                       "its training standardization is kept.", highlight=False)
-    result = predict(loaded.model, data, loaded.normalizer, loaded.config.val_fraction, steps=args.steps,
+    result = predict(loaded.model, data, loaded.normalizer, loaded.config.val_fraction, steps=steps,
                      period=loaded.period(data, args.period))
+    if args.steps is None and not steps:
+        console.print(f"[yellow]note:[/] the model also reads {', '.join(data.names[1:])}, whose values past the "
+                      "end of the data are unknown, so there is no forecast; showing the validation metrics.",
+                      highlight=False)
     out = Console()
     if args.csv_out == "-":
         write_forecast_csv(result, sys.stdout)
@@ -157,7 +183,7 @@ def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
         except OSError as exc:
             raise ConfigError(f"Cannot write {path}: {exc.strerror or exc}. Pick another --csv-out.") from None
         console.print(f"wrote {len(result.forecast)} forecast points to {path}", highlight=False)
-    elif args.steps:
+    elif steps:
         out.print(f"free-running forecast past the end of {data.source}:", highlight=False)
         table = Table()
         table.add_column("step", justify="right")
