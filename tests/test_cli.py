@@ -10,10 +10,19 @@ import time
 from pathlib import Path
 
 
+import argparse
+import io
+import re
+
+import pytest
+from rich.console import Console
+
 from core.checkpoint import load_checkpoint
+from core.events import SampleEvent, StepEvent, ValidationEvent
 from core.runs import read_status
 from core.trainer import TrainConfig
-from tui.cli import main
+from tui.cli import build_parser, main
+from tui.headless import TrainDisplay
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +94,66 @@ def test_every_train_flag_is_documented_with_its_default():
     assert "(default: 512)" in help_text and "(default: builtin:python-stdlib)" in help_text
     for sub in ("sample", "runs", "devices"):
         assert cli(sub, "--help").returncode == 0
+
+
+def command_paths(parser: argparse.ArgumentParser, path=()):
+    """Every command and subcommand of the parser, as argument lists: [], ["train"], ["series", "train"], ..."""
+    yield list(path)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from command_paths(sub, (*path, name))
+
+
+def help_lines(capsys, path: list[str]) -> list[str]:
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_every_flag_states_its_default_once(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag's help
+    paths = list(command_paths(build_parser()))
+    assert ["series", "train"] in paths and ["gates"] in paths and ["sample"] in paths
+    pages = {" ".join(path): help_lines(capsys, path) for path in paths}
+    for page, lines in pages.items():
+        for line in lines:
+            assert "(default: None)" not in line and "(default: )" not in line, (page, line)
+            assert len(re.findall(r"\(default\b|[;.]\s+default\b", line, re.IGNORECASE)) <= 1, (page, line)
+
+    def flag(page: str, name: str) -> str:
+        [line] = [line for line in pages[page] if re.match(rf"\s+{name}\b", line)]
+        return line.rstrip()
+
+    assert flag("series train", "--steps").endswith("stop at this total step count (default when no budget is "
+                                                    "given: 2000)")
+    assert flag("series train", "--hidden").endswith("hidden units per layer (default: 32)")
+    assert flag("series train", "--signal").endswith("(default: sine, unless --csv)")
+    assert flag("series train", "--csv").endswith("instead of a built-in signal")  # no default worth stating
+    assert flag("train", "--minutes").endswith("(default when no budget is given: 10)")
+    assert flag("train", "--hidden").endswith("(default: 512)")
+    assert flag("sample", "--seed").endswith("seed for a reproducible sample (default: random)")
+    assert flag("sample", "--prime").endswith("text to start from (default: a newline)")
+    assert flag("gates", "--threads").endswith("(default: 1)")  # "torch's default" in its text is not its default
+
+
+def test_live_progress_panel_keeps_each_part_on_its_own_lines():
+    display = TrainDisplay(Console(file=io.StringIO()), "rnn-playground train")  # not a terminal: no Live
+    display.handle(StepEvent(step=50, total_steps=100, epoch=0.5, loss=1.25, tokens_per_s=1000.0, lr=1e-3,
+                             elapsed_s=30.0, eta_s=30.0))
+    display.handle(ValidationEvent(step=50, val_loss=1.5, best_val_loss=1.5, is_best=True))
+    display.handle(SampleEvent(step=50, text="the quick brown fox " * 6))
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(display._render())  # the view the live panel shows on a terminal
+    lines = console.export_text().splitlines()
+    assert lines and all(len(line) <= 80 for line in lines)
+    [bar] = [line for line in lines if "━" in line]
+    assert re.fullmatch(r"│ progress\s+[━╺╸ ]+│", bar)
+    [top] = [i for i, line in enumerate(lines) if "sample" in line]
+    assert re.fullmatch(r"│ ╭─+ sample ─+╮ │", lines[top]) and lines[top - 1] == bar
+    assert all(re.fullmatch(r"│ │ .* │ │", line) for line in lines[top + 1:top + 3])
+    assert lines[-1] == "╰" + "─" * 78 + "╯"
 
 
 def test_devices_lists_cpu():

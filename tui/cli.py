@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import signal
 import sys
 from typing import Callable
@@ -15,8 +16,27 @@ from core.errors import PlaygroundError
 EXIT_ERROR = 2
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+# Help text that already says what happens when the flag is left out: "(default: ...)", "(default when ...",
+# "; default 0.1 for ...", "Default: h ...", "off by default", argparse's "%(default)s".
+_STATES_DEFAULT = re.compile(r"(^|[(;.]\s*)default\b|\bby default\b|%\(default\)", re.IGNORECASE)
+
+
+def with_default(help_text: str, default) -> str:
+    """`help_text` plus "(default: X)", unless it already states its default or there is none worth
+    stating (None: the flag is simply off when not given; an empty string)."""
+    if default is None or default == "" or default is argparse.SUPPRESS or _STATES_DEFAULT.search(help_text):
+        return help_text
+    return f"{help_text} (default: {default})"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every flag's help states its default once (see with_default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return help_text  # a required positional has no default
+        return with_default(help_text, action.default)
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (),
@@ -32,7 +52,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if defaults else None
-        help_text = f.metadata["help"] if defaults else f"{f.metadata['help']} (default: {f.default})"
+        # With defaults=False the flag's own default is None, so the help names the field's default.
+        help_text = f.metadata["help"] if defaults else with_default(f.metadata["help"], f.default)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if kind.startswith("bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)

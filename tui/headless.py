@@ -126,10 +126,11 @@ class TrainDisplay:
                 table.add_row("skipped", f"{s.skipped_steps} non-finite steps")
         if self.val is not None:
             table.add_row("val loss", f"{self.val.val_loss:.4f}  (best {self.val.best_val_loss:.4f})")
-        parts = [table]
         if s is not None and s.eta_s is not None:
+            # A table cell, not a Group item: a bare ProgressBar does not end its line.
             done = s.elapsed_s / max(s.elapsed_s + s.eta_s, 1e-9)
-            parts.append(ProgressBar(total=1.0, completed=done, width=50))
+            table.add_row("progress", ProgressBar(total=1.0, completed=done, width=50))
+        parts = [table]
         if self.sample:
             parts.append(Panel(Text(self.sample), title="sample", border_style="dim"))
         return Panel(Group(*parts), title=self.title)
