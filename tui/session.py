@@ -37,9 +37,10 @@ class TrainingUpdate(Message):
         self.done = done
 
     def can_replace(self, message: Message) -> bool:
+        # Textual asks the queued (older) message whether the next one may stand in for it.
         # Snapshots are complete (the log travels as a numbered tail), so a newer one may
-        # stand in for an older one still queued; the final one is never dropped.
-        return isinstance(message, TrainingUpdate) and not message.done
+        # replace an older one; the final one is never dropped.
+        return isinstance(message, TrainingUpdate) and not self.done
 
 
 @dataclass

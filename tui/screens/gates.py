@@ -25,7 +25,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
@@ -41,7 +40,7 @@ from ..widgets.bars import NextCharBars, show_char
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
-from .base import refresh_bindings_if_changed
+from .base import PlaygroundScreen, refresh_bindings_if_changed
 from ..widgets.unittext import UnitText
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
@@ -102,7 +101,7 @@ class TraceExtended(Message):
         self.generation, self.length, self.done, self.error = generation, length, done, error
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TraceExtended) and not message.done and message.generation == self.generation
+        return isinstance(message, TraceExtended) and not self.done and message.generation == self.generation
 
 
 class AnalysisReady(Message):
@@ -113,9 +112,11 @@ class AnalysisReady(Message):
         self.generation, self.kind, self.result, self.error, self.query = generation, kind, result, error, query
 
 
-class GatesScreen(Screen):
+class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
+    SUBMIT_DESCRIPTION = "Open"
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
+    # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
     BINDINGS = [
         Binding("right", "move(1)", "Step", key_display="←→", id="gates.right"),
         Binding("left", "move(-1)", "Back", show=False, id="gates.left"),
@@ -128,20 +129,20 @@ class GatesScreen(Screen):
         Binding("space", "play", "Play", key_display="space", id="gates.play"),
         Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="gates.faster"),
         Binding("minus", "speed(-1)", "Slower", show=False, id="gates.slower"),
-        Binding("l", "layer(1)", "Layer", id="gates.layer"),
+        Binding("l", "layer(1)", "Layer", show=False, id="gates.layer"),
         Binding("L", "layer(-1)", "Layer back", show=False, id="gates.layer_back"),
-        Binding("full_stop", "unit(1)", "Unit", key_display=",.", id="gates.unit_next"),
+        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id="gates.unit_next"),
         Binding("comma", "unit(-1)", "Unit back", show=False, id="gates.unit_previous"),
         Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id="gates.unit_page_next"),
         Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False,
                 id="gates.unit_page_previous"),
-        Binding("v", "colour(1)", "Quantity", id="gates.colour"),
+        Binding("v", "colour(1)", "Quantity", show=False, id="gates.colour"),
         Binding("V", "colour(-1)", "Quantity back", show=False, id="gates.colour_back"),
         Binding("c", "view('cell')", "Cell", id="gates.cell"),
         Binding("s", "view('saturation')", "Saturation", id="gates.saturation"),
-        Binding("f", "view('search')", "Find units", id="gates.search"),
-        Binding("o", "open_text", "Text", id="gates.open"),
-        Binding("escape", "leave_field", "Leave field", show=False, id="gates.leave_field"),
+        Binding("f", "view('search')", "Find", id="gates.search"),
+        Binding("o", "open_text", "Text", show=False, id="gates.open"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field"),
     ]
     HELP = {
         "gates.right": "one character forward (extends the trace by one step)",
@@ -193,6 +194,7 @@ class GatesScreen(Screen):
         self.view = "cell"
         self.playing = False
         self.speed = 10
+        self._header_lines = 1
         self._play_timer: Timer | None = None
         self.is_loading = False
         self.error: str | None = None
@@ -650,12 +652,6 @@ class GatesScreen(Screen):
         self.current_layer, self.unit, self.colour_key = match.layer, match.unit, match.key
         self.render_all()
 
-    def on_descendant_focus(self) -> None:
-        refresh_bindings_if_changed(self)
-
-    def on_descendant_blur(self) -> None:
-        refresh_bindings_if_changed(self)
-
     # -- rendering
 
     def _show_error(self, error: str | None) -> None:
@@ -697,10 +693,15 @@ class GatesScreen(Screen):
         text.append("  colour ", muted)
         text.append(self._label(self.colour_key).symbol, strong)
         text.append("[v]", key)
+        header = self.query_one("#gates-header", Static)
         if self.source is not None:
-            text.append(f"  {self.source.description}", muted)
-            text.append("[o]", key)
-        self.query_one("#gates-header", Static).update(text, layout=False)
+            source = Text.assemble((f"  {self.source.description}", muted), ("[o]", key))
+            if text.cell_len + source.cell_len > header.content_size.width:  # the source on a line of its own
+                source = Text.assemble(("\n text ", muted), (self.source.description, muted), ("[o]", key))
+            text.append_text(source)
+        lines = text.plain.count("\n") + 1
+        header.update(text, layout=lines != self._header_lines)
+        self._header_lines = lines
 
     def render_step_line(self) -> None:
         strong = self.get_component_rich_style("gates--strong")

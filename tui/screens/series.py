@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
 from core.errors import PlaygroundError
@@ -34,7 +33,7 @@ from ..session import TrainingSession, run_training
 from ..widgets.live import LossPanel
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
-from .base import refresh_bindings_if_changed
+from .base import PlaygroundScreen, refresh_bindings_if_changed
 from ..widgets.plot import LinePlot
 
 SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
@@ -62,7 +61,7 @@ class SeriesUpdate(Message):
         self.generation, self.snapshot, self.done = generation, snapshot, done
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SeriesUpdate) and not message.done and message.generation == self.generation
+        return isinstance(message, SeriesUpdate) and not self.done and message.generation == self.generation
 
 
 class SeriesPredicted(Message):
@@ -73,8 +72,9 @@ class SeriesPredicted(Message):
         self.generation, self.predictions, self.step, self.final = generation, predictions, step, final
 
 
-class SeriesScreen(Screen):
+class SeriesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
+    SUBMIT_DESCRIPTION = "Start"
     COMPONENT_CLASSES = {"series--strong", "series--muted", "series--error"}
     BINDINGS = [
         Binding("s", "start", "Start", id="series.start"),
@@ -82,7 +82,7 @@ class SeriesScreen(Screen):
         Binding("space", "resume", "Resume", key_display="space", id="series.resume"),
         Binding("x", "stop", "Stop", id="series.stop"),
         Binding("r", "free_run", "Free run", id="series.free_run"),
-        Binding("escape", "leave_field", "Leave field", show=False, id="series.leave_field"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="series.leave_field"),
     ]
     HELP = {
         "series.start": "train on the series with the settings in the form (also Enter in a field)",
@@ -147,8 +147,8 @@ class SeriesScreen(Screen):
             with Vertical(id="series-live"):
                 yield Static("", id="series-status")
                 with Horizontal(id="series-losses"):
-                    yield LossPanel("train loss", id="series-train")
-                    yield LossPanel("val loss", id="series-val")
+                    yield LossPanel("train", id="series-train")
+                    yield LossPanel("val", id="series-val")
                 yield LinePlot(id="series-plot")
                 yield Static("", id="series-metrics")
         yield KeyBar()
@@ -352,12 +352,6 @@ class SeriesScreen(Screen):
     def on_unmount(self) -> None:
         if self.control is not None and self.running:
             self.control.stop("quit")
-
-    def on_descendant_focus(self) -> None:
-        refresh_bindings_if_changed(self)
-
-    def on_descendant_blur(self) -> None:
-        refresh_bindings_if_changed(self)
 
     # -- rendering
 
