@@ -306,6 +306,8 @@ class PlaygroundApp(App[int]):
         if self.quit_when_stopped:
             self.notify("Saving the checkpoint; the app closes as soon as it is written.")
             return
+        if isinstance(self.screen, ConfirmScreen):  # already asking (q pressed again on the dialog)
+            return
 
         def answer(yes: bool | None) -> None:
             if yes:

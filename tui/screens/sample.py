@@ -22,7 +22,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
@@ -34,7 +33,7 @@ from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.streamtext import StreamText
-from .base import refresh_bindings_if_changed
+from .base import PlaygroundScreen, refresh_bindings_if_changed
 
 GHOST_CHARS = 80           # length of the dimmed continuation in complete-as-you-type mode
 GHOST_PAUSE_S = 0.35       # a pause in typing this long updates it
@@ -122,10 +121,11 @@ def settings_label(settings: SampleSettings) -> str:
             f"prime {prime!r}")
 
 
-class SampleScreen(Screen):
+class SampleScreen(PlaygroundScreen):
     """Generate text. Keys change the settings; the line under the prime shows them all with their keys."""
 
     AUTO_FOCUS = ""
+    SUBMIT_DESCRIPTION = "Generate"
     COMPONENT_CLASSES = {"sample--key", "sample--strong", "sample--muted"}
     BINDINGS = [
         Binding("g", "generate", "Generate", id="sample.generate"),
@@ -144,7 +144,7 @@ class SampleScreen(Screen):
         Binding("W", "pace(-1)", "Faster", show=False, id="sample.pace_faster"),
         Binding("a", "complete", "Complete-as-you-type", show=False, id="sample.complete"),
         Binding("m", "source", "Source", show=False, id="sample.source"),
-        Binding("escape", "leave_field", "Leave field", show=False, id="sample.leave_field"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="sample.leave_field"),
     ]
     HELP = {
         "sample.generate": "generate with the settings shown (also Enter in the prime field)",
@@ -503,12 +503,6 @@ class SampleScreen(Screen):
         if not self.streaming and not self.complete:
             self.render_output()
         self._schedule_ghost()
-
-    def on_descendant_focus(self) -> None:
-        refresh_bindings_if_changed(self)
-
-    def on_descendant_blur(self) -> None:
-        refresh_bindings_if_changed(self)
 
     def _cancel_ghost_timer(self) -> None:
         if self._ghost_timer is not None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from tui.headless import format_duration
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory"]
 
 
 def fmt_loss(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    if value is None:
+        return "-"
+    # Series MSEs fall far below 0.001: keep three significant digits there.
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 or not math.isfinite(value) else f"{value:.2e}"
 
 
 def fmt_rate(value: float | None) -> str:

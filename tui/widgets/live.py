@@ -39,6 +39,7 @@ class LossPanel(Vertical):
         super().__init__(**kwargs)
         self.title = title
         self._shown: tuple | None = None
+        self._last: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self.title} -", classes="loss-label")
@@ -46,18 +47,35 @@ class LossPanel(Vertical):
 
     def show(self, values: tuple[float, ...], current: float | None, best: float | None,
              step: int | None = None) -> None:
-        key = (len(values), values[-1] if values else None, current, best, step)
+        self._last = (values, current, best, step)
+        self._render_label()
+
+    def on_mount(self) -> None:
+        self._render_label()
+
+    def on_resize(self) -> None:
+        self._render_label()
+
+    def _render_label(self) -> None:
+        labels = self.query(Label)
+        if self._last is None or not labels:  # nothing to show yet, or not composed yet
+            return
+        values, current, best, step = self._last
+        width = self.size.width
+        key = (len(values), values[-1] if values else None, current, best, step, width)
         if key == self._shown:
             return  # nothing new: no re-render
         self._shown = key
-        label = Text(no_wrap=True, overflow="ellipsis")
         muted = self.get_component_rich_style("loss--muted")
+        label = Text(no_wrap=True, overflow="ellipsis")
         label.append(self.title, self.get_component_rich_style("loss--title"))
         label.append(f" {fmt_loss(current)}")
-        label.append(f"  best {fmt_loss(best)}", muted)
-        if step is not None:
-            label.append(f"  step {step:,}", muted)
-        set_text(self.query_one(Label), label)
+        # The current value always shows; then best, then step, as far as they fit whole.
+        for part in (f"  best {fmt_loss(best)}", f"  step {step:,}" if step is not None else ""):
+            if not part or (width and label.cell_len + len(part) > width):
+                break
+            label.append(part, muted)
+        set_text(labels.first(), label)
         self.query_one(Sparkline).data = list(values)
 
 

@@ -109,16 +109,21 @@ class LinePlot(Widget):
             return Text(self.empty_text, muted)
         axis = self._style("axis")
         x0, x1, y0, y1 = self.bounds
-        legend = Text(no_wrap=True, overflow="ellipsis")
-        for role in ROLES:
-            for line in self.lines:
-                if line.role == role:
-                    legend.append("━━ " if role != "target" else "── ", self._style(role))
-                    legend.append(line.name + "   ")
-        for _, name in self.markers:
-            legend.append("┊ ", self._style("marker"))
-            legend.append(name + "   ", muted)
-        plot_rows = max(1, height - 2)
+        entries = [Text.assemble(("━━ " if role != "target" else "── ", self._style(role)), line.name)
+                   for role in ROLES for line in self.lines if line.role == role]
+        entries += [Text.assemble(("┊ ", self._style("marker")), (name, muted)) for _, name in self.markers]
+        # The legend takes as many lines as it needs at this width (a narrow plot wraps it
+        # between entries, never inside one); the plot gets the rest.
+        legend_lines = [Text(no_wrap=True, overflow="ellipsis")]
+        for entry in entries:
+            line = legend_lines[-1]
+            if line.cell_len and line.cell_len + 2 + entry.cell_len > width:
+                legend_lines.append(line := Text(no_wrap=True, overflow="ellipsis"))
+            if line.cell_len:
+                line.append("  ")
+            line.append_text(entry)
+        legend = Text("\n", no_wrap=True, overflow="ellipsis").join(legend_lines)
+        plot_rows = max(1, height - 1 - len(legend_lines))
         cols = max(4, width - AXIS_WIDTH)
         canvas = BrailleCanvas(cols, plot_rows)
 
