@@ -17,7 +17,7 @@ training thread in that process slower), after an untimed warm-up training in th
 thread; phases alternate (headless, app; app, headless; ...) to spread out a shared machine's
 noise, and the first two step events of each run are left out.
 
-The training configuration is the default (`TrainConfig()`: LSTM 2x512, batch 64, seq 100, the
+The training configuration is the default (`TrainConfig()`: LSTM 2x512, batch 128, seq 100, the
 built-in stdlib corpus) on the CPU, with a time budget per phase and `val_fraction=0.01` so the
 validation at the end of each phase takes seconds, not half a minute; neither changes the speed of
 a training step.

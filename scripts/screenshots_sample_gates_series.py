@@ -37,7 +37,7 @@ async def sample(run: Path, out: Path) -> None:
         await wait(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None)
         screen = app.screen
         screen.seed, screen.seed_fixed = 7, True
-        await pilot.press("p", *"ROMEO:", "escape", "T", "k", "k", "k", "k", "k", "k")  # 0.7, top-k 10
+        await pilot.press("p", *"ROMEO:", "escape", "T", "k", "k", "k", "k", "k", "k")  # 0.7, top-k 20
         await pilot.press("g")
         await wait(pilot, lambda: not screen.streaming and screen.generated)
         app.save_screenshot("sample.svg", str(out))
