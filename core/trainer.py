@@ -79,6 +79,13 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
         if not 0 < self.lr < 10:
             raise ConfigError(f"--lr must be positive (and sane), got {self.lr}.")
+        if not self.min_lr >= 0:  # also refuses NaN
+            raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive, "
+                              f"got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"--min-lr ({self.min_lr:g}) is above --lr ({self.lr:g}): the floor the learning "
+                              f"rate decays to cannot exceed its peak. Set --min-lr to at most {self.lr:g}, "
+                              f"or raise --lr.")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
         for name in ("steps", "epochs", "minutes"):
@@ -274,6 +281,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.progress = Progress()
         self._resume = resume_from
+        self._last_saved: tuple[str, int] | None = None  # (file name, step) of the latest checkpoint of the run
         if task is None:
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
@@ -294,6 +302,7 @@ class Trainer:
         if resume_from is not None:
             self.run_dir = resume_from.path.parent
             self._restore(resume_from)
+            self._last_saved = (resume_from.path.name, self.progress.step)
         else:
             name = config.run_name or runs.new_run_name(runs_dir)
             self.run_dir = runs_dir / name
@@ -419,7 +428,9 @@ class Trainer:
             "device": str(self.device),
             "saved_at": time.time(),
         }
-        return save_checkpoint(self.run_dir / name, tensors, meta)
+        path = save_checkpoint(self.run_dir / name, tensors, meta)
+        self._last_saved = (path.name, self.progress.step)
+        return path
 
     def _model_dict(self) -> dict:
         return self.model.config.to_dict()
@@ -552,9 +563,7 @@ class Trainer:
             report = (p.step % c.log_every == 0) if c.log_every else (now - last_report_time >= 0.25)
             if report or last_step or p.step % c.val_every == 0:
                 if int(worst_streak) >= MAX_BAD_STEPS:
-                    yield ErrorEvent(p.step, f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps "
-                                     f"in a row (step {p.step}). Lower --lr, or check the data; the last "
-                                     "good checkpoint was kept.")
+                    yield ErrorEvent(p.step, self._non_finite_message())
                     return
                 skipped_now = int(skipped)
                 good_steps = loss_count - (skipped_now - skipped_reported)
@@ -580,6 +589,16 @@ class Trainer:
             if last_val_step != p.step:
                 yield CheckpointSaved(p.step, str(self.save()), "finish")
             yield Finished(p.step, p.best_val_loss, p.elapsed_s)
+
+    def _non_finite_message(self) -> str:
+        step = self.progress.step
+        message = (f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row (step {step}). "
+                   "Lower --lr, or check the data; ")
+        if self._last_saved is None:
+            return message + (f"no checkpoint was saved in this run yet (one is saved every --val-every steps, "
+                              f"{self.config.val_every:,} here), so there is nothing to resume from.")
+        name, saved_step = self._last_saved
+        return message + f"the last checkpoint, {name} from step {saved_step:,}, was kept in {self.run_dir}."
 
     def _validate(self) -> Iterator[Event]:
         p = self.progress

@@ -209,14 +209,70 @@ def test_non_finite_steps_are_skipped_without_touching_weights(tiny_corpus):
 
 
 def test_persistent_non_finite_loss_stops_and_saves_nothing(tiny_corpus):
+    from core.trainer import MAX_BAD_STEPS
     trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=100))
     with torch.no_grad():
         trainer.model.head.bias[0] = float("nan")
     events = run_to_end(trainer)
-    assert isinstance(events[-1], ErrorEvent) and "NaN" in events[-1].message
-    assert events[-1].step < 10
+    error = events[-1]
+    assert isinstance(error, ErrorEvent) and error.step == MAX_BAD_STEPS
+    assert error.message == (f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row (step "
+                             f"{MAX_BAD_STEPS}). Lower --lr, or check the data; no checkpoint was saved in this "
+                             "run yet (one is saved every --val-every steps, 100 here), so there is nothing to "
+                             "resume from.")
+    assert "kept" not in error.message
     assert not list(trainer.run_dir.glob("*.safetensors"))
     assert read_status(trainer.run_dir)["state"] == "error"
+
+
+def test_non_finite_loss_after_a_checkpoint_names_the_checkpoint_kept(tiny_corpus):
+    """The loss turns NaN from the 13th step on: the validation at step 10 saved a checkpoint, and the
+    error names it (file and step); the file on disk is still step 10's. Resuming from it, a run that
+    goes bad at once names the checkpoint it resumed from."""
+    from core.corpus import Vocab, load_corpus
+    from core.trainer import MAX_BAD_STEPS
+    config = tiny_config(tiny_corpus, steps=50, val_every=10)
+    corpus = load_corpus(config.corpus)
+    torch.manual_seed(config.seed)
+    task = FlakyTask(config, corpus, Vocab.from_text(corpus.text), torch.device("cpu"))
+    task.bad_calls = set(range(13, 51))
+    trainer = Trainer(config, task=task)
+    events = run_to_end(trainer)
+    error = events[-1]
+    bad_from = 13
+    assert isinstance(error, ErrorEvent) and error.step == bad_from + MAX_BAD_STEPS - 1
+    assert error.message == (f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row (step "
+                             f"{error.step}). Lower --lr, or check the data; the last checkpoint, "
+                             f"last.safetensors from step 10, was kept in {trainer.run_dir}.")
+    assert load_checkpoint(trainer.run_dir / "last.safetensors").meta["progress"]["step"] == 10
+    assert read_status(trainer.run_dir)["state"] == "error"
+
+    resumed = Trainer.resume(trainer.run_dir, steps=60)
+    with torch.no_grad():
+        resumed.model.head.bias[0] = float("nan")
+    error = run_to_end(resumed)[-1]
+    assert isinstance(error, ErrorEvent) and error.step == 10 + MAX_BAD_STEPS
+    assert error.message.endswith(f"the last checkpoint, last.safetensors from step 10, was kept in "
+                                  f"{trainer.run_dir}.")
+
+
+@pytest.mark.parametrize("min_lr, message", [
+    (-1e-4, "--min-lr (the floor the learning rate decays to) must be zero or positive, got -0.0001. "
+            "Set --min-lr between 0 and --lr (0.01)."),
+    (float("nan"), "--min-lr (the floor the learning rate decays to) must be zero or positive, got nan. "
+                   "Set --min-lr between 0 and --lr (0.01)."),
+    (0.02, "--min-lr (0.02) is above --lr (0.01): the floor the learning rate decays to cannot exceed its "
+           "peak. Set --min-lr to at most 0.01, or raise --lr."),
+    (1e38, "--min-lr (1e+38) is above --lr (0.01): the floor the learning rate decays to cannot exceed its "
+           "peak. Set --min-lr to at most 0.01, or raise --lr."),
+])
+def test_min_lr_outside_zero_to_lr_is_refused(tiny_corpus, min_lr, message):
+    from core.errors import ConfigError
+    with pytest.raises(ConfigError) as refused:
+        Trainer(tiny_config(tiny_corpus, lr=1e-2, min_lr=min_lr))
+    assert str(refused.value) == message
+    for fine in (0.0, 1e-2):  # the bounds themselves are allowed
+        tiny_config(tiny_corpus, lr=1e-2, min_lr=fine).validate()
 
 
 def test_out_of_memory_ends_the_run_with_advice_and_keeps_the_last_checkpoint(tiny_corpus, monkeypatch):

@@ -396,22 +396,40 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
 
 
 async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_trains(tmp_path, tiny_corpus,
-                                                                                      tiny_run):
-    """A real non-finite loss: a learning-rate floor of 1e38 (--min-lr, which the engine does not
-    bound) makes the first Adam step after the warm-up push the weights to about 1e38, and the
-    logits overflow. The run stops after MAX_BAD_STEPS; then a run with sane settings trains."""
+                                                                                      tiny_run, monkeypatch):
+    """Fault injection (the settings the engine accepts cannot make the loss diverge: --lr is below
+    10, --min-lr at most --lr, gradients are clipped): the first model the app builds has an
+    infinite output bias, so every loss is non-finite. The run stops after MAX_BAD_STEPS, before any checkpoint,
+    and says so; then a run with a good run's settings trains."""
+    import torch
+
+    import core.trainer
     from core.trainer import MAX_BAD_STEPS
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
+    real_model, built = core.trainer.CharRNN, []
+
+    def poisoned_once(config):
+        model = real_model(config)
+        if not built:
+            with torch.no_grad():
+                model.head.bias[0] = float("inf")  # an infinite logit at every position
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(core.trainer, "CharRNN", poisoned_once)
     app = make_app(tmp_path, runs_dir=tiny_run.parent,
-                   initial_config=long_config(tiny_corpus, min_lr=1e38, warmup=1, log_every=1))
+                   initial_config=long_config(tiny_corpus, lr=3e-3, log_every=1))
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
         await press(pilot, "s")
         await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        assert len(built) == 1 and not torch.isfinite(built[0].head.bias).all()
         error = app.session.snapshot.error
-        assert f"the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row" in error
+        assert error == (f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row (step "
+                         f"{MAX_BAD_STEPS}). Lower --lr, or check the data; no checkpoint was saved in this run "
+                         "yet (one is saved every --val-every steps, 25 here), so there is nothing to resume from.")
         await wait_for(pilot, lambda: squash(f"error: {error}") in squash(log_text(app)), 5, "the log line")
         assert any(str(n.message) == error and n.title == "Training error" for n in app._notifications)
         await shows(pilot, "✗ error")
@@ -436,7 +454,7 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
                        "the new run to finish")
         snap = app.session.snapshot
         assert snap.step == 80 and snap.skipped_steps == 0 and snap.error is None
-        assert snap.config["min_lr"] == 1e-4
+        assert snap.config["lr"] == 1e-2 and len(built) == 2  # the good run's settings, a model built anew
 
 
 async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
@@ -542,10 +560,13 @@ def start_headless(tiny_corpus, tmp_path, name="headless", **overrides):
 
 
 async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_corpus):
-    from tui.screens.runs import RunsScreen
+    """The list is read once (list_interval is far beyond the test), so everything that follows the
+    run comes from watching its metrics.jsonl; when the run stops, the details stop saying live at
+    once, and the list and the details are read again without waiting for the periodic listing."""
+    from tui.screens.runs import SETTLE_SECONDS, RunsScreen
     trainer, control, thread, progress = start_headless(tiny_corpus, tmp_path)
     try:
-        app = make_app(tmp_path, watch_interval=0.2, list_interval=0.5, mode="runs")
+        app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 20, "listed")
             screen = app.screen
@@ -566,10 +587,20 @@ async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_
             await wait_for(pilot, lambda: spark_points(app, "details-val") >= 1, 30, "validation points")
             # It cannot be deleted while live.
             assert screen.check_action("delete", ()) is None
+            details_info = screen.query_one("#details-info")
+            assert "\nrunning live · step" in plain(details_info)
             control.stop()
             thread.join(30)
             await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 20, "stopped on screen")
-            await wait_for(pilot, lambda: not screen.infos[0].live, 20, "no longer live")
+            stopped_at = screen.watch_snapshot.step
+            # At most a second after the watch saw the stop (a listing would take 600 s).
+            await wait_for(pilot, lambda: " live" not in plain(details_info)
+                           and f"\nstopped · step {stopped_at:,}" in plain(details_info), 1.0,
+                           "the details to say stopped, not live")
+            await wait_for(pilot, lambda: not screen.infos[0].live and "● live" not in screen_text(app)
+                           and screen.details is not None and screen.details.state == "stopped"
+                           and not screen.details.info.live, SETTLE_SECONDS, "the list and the details read again")
+            assert screen.check_action("delete", ()) is True  # no longer live: it can be deleted
     finally:
         control.stop()
         thread.join(30)
@@ -594,10 +625,18 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
                                  "--device", "cpu", "--no-amp"],
                                 cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        app = make_app(tmp_path, runs_dir=runs_dir, watch_interval=0.2, list_interval=0.5, mode="runs")
+        # The list is read at the start and on r (list_interval is far beyond the test): what follows
+        # the run is the watch of its metrics.jsonl, and the listing the stop triggers.
+        app = make_app(tmp_path, runs_dir=runs_dir, watch_interval=0.2, list_interval=600, mode="runs")
         async with app.run_test(size=(100, 30)) as pilot:
-            screen = await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos
-                                    and app.screen.infos[0].live and app.screen, 60, "the run listed, live")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), 10, "the Runs screen")
+            # The process may not have written run.json yet: list again (r) until it shows, live.
+            screen = app.screen
+            deadline = time.monotonic() + 60
+            while not (screen.infos and screen.infos[0].live) and time.monotonic() < deadline:
+                await press(pilot, "r")
+                await pilot.pause(0.3)
+            assert screen.infos and screen.infos[0].live, "the run listed, live"
             assert [info.name for info in screen.infos] == [run_dir.name]
             assert runs.read_status(run_dir)["pid"] == proc.pid
             await wait_for(pilot, lambda: "● live" in screen_text(app), 10, "live mark")
@@ -612,7 +651,9 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
             proc.send_signal(signal.SIGINT)
             assert proc.wait(60) == 0
             await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 60, "stopped on screen")
-            await wait_for(pilot, lambda: not screen.infos[0].live and "● live" not in screen_text(app), 60,
+            await wait_for(pilot, lambda: " live" not in plain(screen.query_one("#details-info")), 1.0,
+                           "the details to stop saying live")
+            await wait_for(pilot, lambda: not screen.infos[0].live and "● live" not in screen_text(app), 10,
                            "no longer live")
             stopped_at = runs.read_status(run_dir)["step"]
             assert screen.watch_snapshot.step == stopped_at

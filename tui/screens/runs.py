@@ -3,6 +3,7 @@ run (in this process or another: a headless `rnn-playground train`) through its 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -25,6 +26,10 @@ from .confirm import ConfirmScreen
 
 COLUMNS = (("name", "name"), ("model", "model"), ("step", "step"), ("best", "best val"), ("device", "device"),
            ("size", "size"), ("updated", "updated"), ("live", "live"))
+# After the watched run starts or ends, list the runs at every watch tick (not every list_interval)
+# for up to this long, until run.json agrees: a trainer writes its closing event to metrics.jsonl
+# just before it marks run.json stopped, finished or error.
+SETTLE_SECONDS = 5.0
 
 
 class RunsListed(Message):
@@ -75,6 +80,7 @@ class RunsScreen(PlaygroundScreen):
         self.watcher: RunWatcher | None = None
         self.watch_snapshot: RunSnapshot | None = None
         self._since_list = 0.0
+        self._settle_until = 0.0
 
     def compose(self) -> ComposeResult:
         yield ModeBar("runs")
@@ -193,22 +199,39 @@ class RunsScreen(PlaygroundScreen):
         if message.run_dir != self.selected:
             return
         self.details, self.watcher = message.details, message.watcher
-        self.watch_snapshot = message.watcher.snapshot()
-        self._show_details()
+        self._follow(message.watcher.snapshot())
         refresh_bindings_if_changed(self)
 
     def on_watch_updated(self, message: WatchUpdated) -> None:
         if message.run_dir != self.selected:
             return
-        self.watch_snapshot = message.snapshot
+        self._follow(message.snapshot)
+
+    def _follow(self, snapshot: RunSnapshot) -> None:
+        """Show the selected run's latest snapshot. When it has just started or ended (its metrics
+        say so), list the runs now, so the live mark, the state and the saved checkpoints follow at
+        once rather than at the next periodic listing."""
+        before, self.watch_snapshot = self.watch_snapshot, snapshot
         self._show_details()
+        if before is not None and before.active != snapshot.active:
+            self._settle_until = time.monotonic() + SETTLE_SECONDS
+            self.refresh_runs()
+
+    def _out_of_step(self) -> bool:
+        """Whether the listing or the details still disagree with the metrics on whether the run is live."""
+        snap = self.watch_snapshot
+        if snap is None or snap.status == "idle":
+            return False
+        listed = [self.selected_info, self.details.info if self.details is not None else None]
+        return any(info is not None and info.live != snap.active for info in listed)
 
     def _tick(self) -> None:
         """Timer: poll the selected run's metrics.jsonl; now and then list the runs again."""
         if not self.is_active:  # also False while the app shuts down (no screen on the stack)
             return
         self._since_list += self.app.watch_interval
-        if self._since_list >= self.app.list_interval:
+        settling = time.monotonic() < self._settle_until and self._out_of_step()
+        if self._since_list >= self.app.list_interval or settling:
             self.refresh_runs()
         if self.watcher is not None:
             self._poll(self.watcher)
@@ -235,8 +258,12 @@ class RunsScreen(PlaygroundScreen):
         text.append(f"  {details.info.model}")
         if details.vocab_size is not None:
             text.append(f"  vocab {details.vocab_size}")
-        text.append(f"\n{details.state or 'unknown'}")
-        if details.info.live:
+        state, live = details.state or "unknown", details.info.live
+        if live and snap is not None and snap.status in ("stopped", "finished", "error"):
+            # The metrics already end the run; run.json (read for these details) follows a moment later.
+            state, live = snap.status, False
+        text.append(f"\n{state}")
+        if live:
             text.append(" live", self._live_style())
         step = max(details.info.step, snap.step if snap is not None else 0)
         best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
