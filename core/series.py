@@ -71,7 +71,7 @@ class SeriesConfig:
     lr: float = option(1e-2, "peak Adam learning rate")
     warmup: int = option(20, "steps of linear learning-rate warm-up")
     lr_half_life: int = option(500, "steps for the learning rate to halve after warm-up (0 = constant)")
-    min_lr: float = option(1e-4, "floor of the learning rate")
+    min_lr: float = option(1e-4, "floor the learning rate decays to (at most --lr: a higher floor holds it at --lr)")
     clip: float = option(5.0, "gradient-norm clipping")
     steps: int | None = option(None, "stop at this total step count (default when no budget is given: 2000)")
     epochs: float | None = option(None, "stop at this many passes over the training part")

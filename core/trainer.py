@@ -54,7 +54,7 @@ class TrainConfig:
     lr: float = option(3e-3, "peak Adam learning rate")
     warmup: int = option(50, "steps of linear learning-rate warm-up")
     lr_half_life: int = option(350, "steps for the learning rate to halve after warm-up (0 = constant)")
-    min_lr: float = option(1e-4, "floor of the learning rate")
+    min_lr: float = option(1e-4, "floor the learning rate decays to (at most --lr: a higher floor holds it at --lr)")
     clip: float = option(5.0, "gradient-norm clipping")
     ema: float = option(0.99, "keep an exponential moving average of the weights with this decay (about the "
                               "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)")
@@ -79,13 +79,9 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
         if not 0 < self.lr < 10:
             raise ConfigError(f"--lr must be positive (and sane), got {self.lr}.")
-        if not self.min_lr >= 0:  # also refuses NaN
-            raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive, "
-                              f"got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
-        if self.min_lr > self.lr:
-            raise ConfigError(f"--min-lr ({self.min_lr:g}) is above --lr ({self.lr:g}): the floor the learning "
-                              f"rate decays to cannot exceed its peak. Set --min-lr to at most {self.lr:g}, "
-                              f"or raise --lr.")
+        if not 0 <= self.min_lr < 10:  # also refuses NaN
+            raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive (and "
+                              f"sane), got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
         for name in ("steps", "epochs", "minutes"):
@@ -119,7 +115,9 @@ def learning_rate(config: TrainConfig, step: int) -> float:
         return config.lr * (step + 1) / config.warmup
     if not config.lr_half_life:
         return config.lr
-    return max(config.min_lr, config.lr * 0.5 ** ((step - config.warmup) / config.lr_half_life))
+    # A floor above the peak (a small --lr with the default --min-lr) holds the rate at the peak.
+    floor = min(config.min_lr, config.lr)
+    return max(floor, config.lr * 0.5 ** ((step - config.warmup) / config.lr_half_life))
 
 
 class TrainControl:

@@ -256,23 +256,29 @@ def test_non_finite_loss_after_a_checkpoint_names_the_checkpoint_kept(tiny_corpu
                                   f"{trainer.run_dir}.")
 
 
-@pytest.mark.parametrize("min_lr, message", [
-    (-1e-4, "--min-lr (the floor the learning rate decays to) must be zero or positive, got -0.0001. "
-            "Set --min-lr between 0 and --lr (0.01)."),
-    (float("nan"), "--min-lr (the floor the learning rate decays to) must be zero or positive, got nan. "
-                   "Set --min-lr between 0 and --lr (0.01)."),
-    (0.02, "--min-lr (0.02) is above --lr (0.01): the floor the learning rate decays to cannot exceed its "
-           "peak. Set --min-lr to at most 0.01, or raise --lr."),
-    (1e38, "--min-lr (1e+38) is above --lr (0.01): the floor the learning rate decays to cannot exceed its "
-           "peak. Set --min-lr to at most 0.01, or raise --lr."),
-])
-def test_min_lr_outside_zero_to_lr_is_refused(tiny_corpus, min_lr, message):
+@pytest.mark.parametrize("min_lr, shown", [(-1e-4, "-0.0001"), (float("nan"), "nan"), (1e38, "1e+38")])
+def test_min_lr_outside_zero_to_sane_is_refused(tiny_corpus, min_lr, shown):
     from core.errors import ConfigError
     with pytest.raises(ConfigError) as refused:
         Trainer(tiny_config(tiny_corpus, lr=1e-2, min_lr=min_lr))
-    assert str(refused.value) == message
-    for fine in (0.0, 1e-2):  # the bounds themselves are allowed
-        tiny_config(tiny_corpus, lr=1e-2, min_lr=fine).validate()
+    assert str(refused.value) == (f"--min-lr (the floor the learning rate decays to) must be zero or positive "
+                                  f"(and sane), got {shown}. Set --min-lr between 0 and --lr (0.01).")
+    tiny_config(tiny_corpus, lr=1e-2, min_lr=0.0).validate()
+
+
+def test_a_floor_above_the_peak_holds_the_rate_at_the_peak(tiny_corpus):
+    """A small --lr with the default --min-lr (1e-4): after warm-up the rate stays at --lr; it never
+    jumps above it to the floor."""
+    from core.trainer import learning_rate
+    config = tiny_config(tiny_corpus, lr=5e-5, warmup=10, lr_half_life=100)
+    assert config.min_lr > config.lr
+    config.validate()
+    rates = [learning_rate(config, step) for step in range(500)]
+    assert max(rates) == pytest.approx(5e-5) and rates[10:] == [pytest.approx(5e-5)] * 490
+    assert rates[:10] == sorted(rates[:10])  # warm-up still rises to the peak
+    decaying = tiny_config(tiny_corpus, lr=1e-3, warmup=10, lr_half_life=100)
+    assert learning_rate(decaying, 10 + 100) == pytest.approx(5e-4)
+    assert learning_rate(decaying, 10_000) == pytest.approx(decaying.min_lr)
 
 
 def test_out_of_memory_ends_the_run_with_advice_and_keeps_the_last_checkpoint(tiny_corpus, monkeypatch):

@@ -398,7 +398,7 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
 async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_trains(tmp_path, tiny_corpus,
                                                                                       tiny_run, monkeypatch):
     """Fault injection (the settings the engine accepts cannot make the loss diverge: --lr is below
-    10, --min-lr at most --lr, gradients are clipped): the first model the app builds has an
+    10, the rate never exceeds it, gradients are clipped): the first model the app builds has an
     infinite output bias, so every loss is non-finite. The run stops after MAX_BAD_STEPS, before any checkpoint,
     and says so; then a run with a good run's settings trains."""
     import torch
