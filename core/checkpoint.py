@@ -40,6 +40,19 @@ class Checkpoint:
         return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
 
+    def load_into(self, model: torch.nn.Module, prefix: str = "model") -> None:
+        """Load the `prefix` group into `model`; a mismatch is a CheckpointError naming what differs."""
+        try:
+            model.load_state_dict(self.group(prefix))
+        except RuntimeError as exc:
+            # torch's message: a headline, then one line per missing/unexpected key or size mismatch.
+            details = [line.strip().rstrip(".") for line in str(exc).splitlines()[1:] if line.strip()]
+            shown = "; ".join(details[:3]) + (f"; and {len(details) - 3} more" if len(details) > 3 else "")
+            raise CheckpointError(f"{self.path}: the weights do not fit the model its metadata describes "
+                                  f"({shown or str(exc).strip()}). The file was changed or written by other "
+                                  "code; use a checkpoint rnn-playground saved.") from None
+
+
 def _digest(tensors: dict[str, torch.Tensor], meta_json: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for key in sorted(meta_json):

@@ -577,10 +577,6 @@ def load_series(target: Path | str, device: str = "auto", prefer: str = runs.LAS
     except (KeyError, TypeError, PlaygroundError) as exc:
         raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
     model = SeriesRNN(model_config)
-    try:
-        model.load_state_dict(checkpoint.group("model"))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{checkpoint.path}: weights do not fit the model it describes "
-                              f"({str(exc).splitlines()[0]}).") from None
+    checkpoint.load_into(model)
     model = model.to(resolve_device(device)).eval()
     return LoadedSeries(model, config, normalizer, checkpoint)

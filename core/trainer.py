@@ -356,10 +356,7 @@ class Trainer:
     def _restore(self, checkpoint: Checkpoint) -> None:
         # With averaging, "model.*" holds the average (what sampling uses) and "raw.*" the weights.
         saved, raw = checkpoint.group("model"), checkpoint.group("raw")
-        try:
-            self.model.load_state_dict(raw or saved)
-        except RuntimeError as exc:
-            raise CheckpointError(f"{checkpoint.path} does not fit this model: {str(exc).splitlines()[0]}") from None
+        checkpoint.load_into(self.model, "raw" if raw else "model")
         if self.averaged is not None:
             names = [name for name, _ in self.model.named_parameters()]
             # A run saved without an average starts one from its weights.
@@ -650,9 +647,5 @@ def load_model(target: Path | str, device: str = "auto") -> tuple[CharRNN, Vocab
     except (KeyError, TypeError, PlaygroundError) as exc:
         raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
     model = CharRNN(config)
-    try:
-        model.load_state_dict(checkpoint.group("model"))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{checkpoint.path}: weights do not fit the model it describes "
-                              f"({str(exc).splitlines()[0]}).") from None
+    checkpoint.load_into(model)
     return model.to(resolve_device(device)).eval(), vocab, checkpoint

@@ -377,3 +377,28 @@ def test_text_and_json_files_are_refused(tmp_path):
         path.write_bytes(data)
         with pytest.raises(CheckpointError, match=name):
             load_checkpoint(path)
+
+
+def test_weights_that_do_not_fit_the_described_model_are_named(tiny_run):
+    """A checkpoint whose metadata describes one model and whose weights are another's (edited, or
+    written by other code): loading, resuming and tracing say which tensors differ."""
+    from core.errors import CheckpointError
+    from core.gates import GateTracer
+    from core.trainer import Trainer, load_model
+    original = load_checkpoint(tiny_run / "last.safetensors")
+    tensors = dict(original.tensors)
+    for group in ("model", "raw"):
+        tensors[f"{group}.rnn.weight_hh_l0"] = tensors[f"{group}.rnn.weight_hh_l0"][:, :-1].clone()
+        tensors[f"{group}.extra"] = torch.zeros(2)
+        del tensors[f"{group}.head.bias"]
+    edited = tiny_run.parent / "edited.safetensors"
+    meta = {k: v for k, v in original.meta.items() if k not in ("format", "digest")}
+    save_checkpoint(edited, tensors, meta)
+    for load in (lambda: load_model(edited, "cpu"), lambda: Trainer.resume(edited, steps=1),
+                 lambda: GateTracer.from_checkpoint(edited)):
+        with pytest.raises(CheckpointError) as refused:
+            load()
+        message = str(refused.value)
+        assert message.startswith(f"{edited}: the weights do not fit the model its metadata describes")
+        assert "head.bias" in message and "extra" in message and "rnn.weight_hh_l0" in message
+        assert "use a checkpoint rnn-playground saved" in message
