@@ -660,9 +660,13 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
             await wait_for(pilot, lambda: plain(screen.query_one("#details-status")).startswith(
                 f"stopped  step {stopped_at:,}"), 10, "stopped status shown")
             # The details panel reloads too: the state from run.json, the checkpoint the stop saved.
+            # (The state can show from the metrics before run.json is read again: wait for the checkpoints.)
+            def saved_checkpoints(text: str) -> list[str]:
+                return text.split("\nsaved ", 1)[1].split("\n")[0].split(", ") if "\nsaved " in text else []
             info = await wait_for(pilot, lambda: f"stopped · step {stopped_at:,}" in (
-                text := plain(screen.query_one("#details-info"))) and text, 20, "stopped in the details")
-            assert " live" not in info and "last" in info.split("\nsaved ")[1].split(", ")
+                text := plain(screen.query_one("#details-info"))) and "last" in saved_checkpoints(text) and text,
+                20, "stopped in the details, with the checkpoint the stop saved")
+            assert " live" not in info
     finally:
         if proc.poll() is None:
             proc.kill()
