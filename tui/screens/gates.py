@@ -45,6 +45,7 @@ from ..widgets.unittext import UnitText
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
 CHUNK_S = 0.02             # the worker holds the trace's lock about this long per chunk of steps
+PROGRESS_S = 0.2           # and reports how far it has traced this often
 SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a second
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
@@ -361,7 +362,7 @@ class GatesScreen(PlaygroundScreen):
     def _extend(self, generation: int, trace: Trace, text: str) -> None:
         from textual.worker import get_current_worker
         worker = get_current_worker()
-        length, chunk, error = 0, 16, None
+        length, chunk, error, posted = 0, 16, None, 0.0
         try:
             while not worker.is_cancelled and generation == self.generation:
                 with self.lock:
@@ -376,7 +377,9 @@ class GatesScreen(PlaygroundScreen):
                 # Size chunks by time, so the screen never waits long for the lock whatever the model's
                 # size; the short sleep lets a waiting UI thread take the lock before the next chunk.
                 chunk = max(1, min(4096, int(chunk * CHUNK_S / max(elapsed, 1e-5))))
-                self.post_message(TraceExtended(generation, length, False))
+                if time.monotonic() - posted >= PROGRESS_S:  # progress a few times a second, not per chunk
+                    self.post_message(TraceExtended(generation, length, False))
+                    posted = time.monotonic()
                 time.sleep(0.001)
         except Exception as exc:  # noqa: BLE001 - shown on the screen, which stays usable
             error = str(exc) if isinstance(exc, PlaygroundError) else f"Tracing failed: {type(exc).__name__}: {exc}"

@@ -1,0 +1,144 @@
+"""Gates screen: key-press latency while a long text is traced in the background, against the
+same screen idle.
+
+A CharRNN LSTM 2x512 (embedding 64, fixed random weights: the cost of tracing does not depend on
+what they are) is opened on the Gates screen (headless, `App.run_test`, 120x40) with the first
+`--chars` characters of tinyshakespeare as typed text. Then `.` (next unit) is sent through the
+app's driver every `--interval` seconds, as a terminal would send it, and a key's latency is the
+time from sending it to the first frame that shows the new unit in the header:
+
+- idle: the cursor at the start, nothing being traced;
+- tracing: after `End`, while the screen's worker extends the trace to the end of the text,
+  holding the trace's lock for about CHUNK_S at a time; once with the screen's default and once
+  with chunks 25 times longer (about what a fixed 256 steps a chunk took here at this size).
+
+Headless, frames are not encoded to escape sequences; everything before that is the real path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.bench_sample_ui import make_checkpoint
+from benchmarks.bench_tui import FrameWatch, percentile, send_key
+from benchmarks.common import SHARED_DATA, print_table, runs_dir
+
+
+async def phase(run: Path, text: str, chunk_s: float, interval: float, presses: int
+                ) -> tuple[list[float], list[float], float]:
+    """(idle latencies ms, latencies while tracing ms, seconds to trace the whole text with no keys
+    pressed meanwhile)."""
+    from core.device import DeviceInfo
+    from tui.app import PlaygroundApp
+    from tui.screens import gates
+    gates.CHUNK_S = chunk_s
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("gates", run)
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.trace is not None):
+            await asyncio.sleep(0.05)
+        screen: gates.GatesScreen = app.screen
+
+        async def load_text() -> None:  # a fresh trace of the text, nothing traced past the cursor
+            generation = screen.generation
+            await pilot.press("o")
+            screen.query_one("#gates-source-kind").value = "text"
+            screen.query_one("#gates-source-value").value = text
+            screen.set_focus(screen.query_one("#gates-source-value"))
+            await pilot.press("enter")
+            while screen.generation == generation or screen.text != text or screen.is_loading:
+                await asyncio.sleep(0.05)
+            await pilot.pause()
+
+        async def trace_to_end() -> float:
+            started = time.perf_counter()
+            send_key(app, "end")
+            while screen.pos != len(text) - 1:
+                await asyncio.sleep(0.005)
+            return time.perf_counter() - started
+
+        await load_text()
+        quiet_s = await trace_to_end()  # no keys meanwhile: what the chunking itself costs
+        await load_text()
+        watch = FrameWatch(app)
+
+        async def press_unit() -> float:
+            shown = f"unit {(screen.unit + 1) % screen.tracer.hidden}["
+            future = watch.expect(lambda s: shown in s.query_one("#gates-header").content.plain)
+            sent = time.perf_counter()
+            send_key(app, "full_stop")
+            try:
+                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+            except asyncio.TimeoutError:
+                watch.pending = None
+                return float("inf")
+
+        idle = []
+        for _ in range(presses):
+            idle.append(await press_unit())
+            await asyncio.sleep(interval)
+        send_key(app, "end")
+        while not screen.extending:
+            await asyncio.sleep(0.001)
+        tracing = []
+        while screen.extending:
+            tracing.append(await press_unit())
+            await asyncio.sleep(interval)
+        while screen.pos != len(text) - 1:
+            await asyncio.sleep(0.005)
+    return idle, tracing, quiet_s
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between key presses")
+    parser.add_argument("--presses", type=int, default=20, help="key presses on the idle screen")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--chunks-ms", default=None,
+                        help="comma-separated chunk lengths to compare (default: the screen's and 25 times it)")
+    args = parser.parse_args(argv)
+    import textual
+    from tui.screens.gates import CHUNK_S
+    chunks = [float(ms) / 1000 for ms in args.chunks_ms.split(",")] if args.chunks_ms else [CHUNK_S, CHUNK_S * 25]
+    source = SHARED_DATA / "tinyshakespeare.txt"
+    text = source.read_text(encoding="utf-8")[:args.chars] if source.exists() else \
+        ("The quick brown fox jumps over the lazy dog.\n" * (args.chars // 45 + 1))[:args.chars]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
+          f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
+    run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
+    settings = [(chunk_s, f"chunks of {chunk_s * 1000:.0f} ms" + (" (default)" if chunk_s == CHUNK_S else ""))
+                for chunk_s in chunks]
+    idle: list[float] = []
+    tracing: dict[float, list[float]] = {s: [] for s, _ in settings}
+    traced: dict[float, list[float]] = {s: [] for s, _ in settings}
+    for round_ in range(args.rounds):
+        for chunk_s, name in settings:
+            quiet, busy, seconds = asyncio.run(phase(run, text, chunk_s, args.interval, args.presses))
+            idle.extend(quiet)
+            tracing[chunk_s].extend(busy)
+            traced[chunk_s].append(seconds)
+            print(f"round {round_ + 1}, {name}: idle median {statistics.median(quiet):.1f} ms; while tracing "
+                  f"{len(busy)} presses, median {statistics.median(busy):.1f} ms, max {max(busy):.1f} ms; "
+                  f"the whole text traced in {seconds:.2f} s with no keys pressed", flush=True)
+    base = statistics.median(idle)
+    rows = [["idle (nothing traced)", len(idle), base, percentile(idle, 0.95), max(idle), "-", "1.00"]]
+    for chunk_s, name in settings:
+        values = tracing[chunk_s]
+        rows.append([f"tracing, {name}", len(values), statistics.median(values), percentile(values, 0.95),
+                     max(values), f"{statistics.median(traced[chunk_s]):.2f}",
+                     f"{statistics.median(values) / base:.2f}"])
+    print_table("Gates screen: key (next unit) -> frame showing it, ms",
+                ["screen", "presses", "median", "p95", "max", "trace s (no keys)", "median / idle"], rows)
+
+
+if __name__ == "__main__":
+    main()
