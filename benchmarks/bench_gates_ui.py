@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ from benchmarks.bench_tui import FrameWatch, percentile, send_key
 from benchmarks.common import SHARED_DATA, print_table, runs_dir
 
 
-async def phase(run: Path, text: str, chunk_s: float, interval: float, presses: int
+async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval: float, presses: int
                 ) -> tuple[list[float], list[float], float]:
     """(idle latencies ms, latencies while tracing ms, seconds to trace the whole text with no keys
     pressed meanwhile)."""
@@ -38,7 +39,8 @@ async def phase(run: Path, text: str, chunk_s: float, interval: float, presses: 
     from tui.app import PlaygroundApp
     from tui.screens import gates
     gates.CHUNK_S = chunk_s
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
+                        freeze_gc=freeze_gc)
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("gates", run)
         while not (isinstance(app.screen, gates.GatesScreen) and app.screen.trace is not None):
@@ -92,6 +94,7 @@ async def phase(run: Path, text: str, chunk_s: float, interval: float, presses: 
             await asyncio.sleep(interval)
         while screen.pos != len(text) - 1:
             await asyncio.sleep(0.005)
+    gc.unfreeze()  # the next phase starts as a fresh app would
     return idle, tracing, quiet_s
 
 
@@ -115,30 +118,30 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
-    settings = [(chunk_s, f"chunks of {chunk_s * 1000:.0f} ms" + (" (default)" if chunk_s == CHUNK_S else ""))
+    settings = [(chunk_s, True, f"chunks of {chunk_s * 1000:.0f} ms" + (" (default)" if chunk_s == CHUNK_S else ""))
                 for chunk_s in chunks]
-    idle: list[float] = []
-    tracing: dict[float, list[float]] = {s: [] for s, _ in settings}
-    traced: dict[float, list[float]] = {s: [] for s, _ in settings}
+    settings.append((CHUNK_S, False, f"chunks of {CHUNK_S * 1000:.0f} ms, gc not frozen"))
+    results: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for *_, name in settings}
     for round_ in range(args.rounds):
-        for chunk_s, name in settings:
-            quiet, busy, seconds = asyncio.run(phase(run, text, chunk_s, args.interval, args.presses))
+        for chunk_s, freeze_gc, name in settings:
+            quiet, busy, seconds = asyncio.run(phase(run, text, chunk_s, freeze_gc, args.interval, args.presses))
+            idle, tracing, traced = results[name]
             idle.extend(quiet)
-            tracing[chunk_s].extend(busy)
-            traced[chunk_s].append(seconds)
+            tracing.extend(busy)
+            traced.append(seconds)
             print(f"round {round_ + 1}, {name}: idle median {statistics.median(quiet):.1f} ms; while tracing "
                   f"{len(busy)} presses, median {statistics.median(busy):.1f} ms, max {max(busy):.1f} ms; "
                   f"the whole text traced in {seconds:.2f} s with no keys pressed", flush=True)
-    base = statistics.median(idle)
-    rows = [["idle (nothing traced)", len(idle), base, percentile(idle, 0.95), max(idle), "-", "1.00"]]
-    for chunk_s, name in settings:
-        values = tracing[chunk_s]
-        rows.append([f"tracing, {name}", len(values), statistics.median(values), percentile(values, 0.95),
-                     max(values), f"{statistics.median(traced[chunk_s]):.2f}",
-                     f"{statistics.median(values) / base:.2f}"])
+    base = statistics.median(results[settings[0][2]][0])
+    rows = []
+    for *_, name in settings:
+        idle, tracing, traced = results[name]
+        rows.append([name, statistics.median(idle), percentile(idle, 0.95), len(tracing), statistics.median(tracing),
+                     percentile(tracing, 0.95), max(tracing), f"{statistics.median(traced):.2f}",
+                     f"{statistics.median(tracing) / base:.2f}"])
     print_table("Gates screen: key (next unit) -> frame showing it, ms",
-                ["screen", "presses", "median", "p95", "max", "trace s (no keys)", "median / idle"], rows)
-
+                ["setting", "idle median", "idle p95", "tracing: presses", "median", "p95", "max",
+                 "trace s (no keys)", "tracing median / default idle"], rows)
 
 if __name__ == "__main__":
     main()

@@ -776,3 +776,19 @@ def test_no_color_and_ansi_themes_render(tmp_path, tiny_run, monkeypatch):
                     await press(pilot, key)
                     await shows(pilot, marker)
         asyncio.run(run())
+
+
+async def test_the_app_run_from_the_command_freezes_what_lives_as_long_as_it(tmp_path):
+    """run_app's app freezes the objects alive once its screens are built, so full garbage
+    collections no longer walk them (100-200 ms pauses; benchmarks/bench_gates_ui). Apps made in
+    tests do not, or every test's app would stay in memory."""
+    import gc
+    gc.unfreeze()
+    for freeze in (False, True):
+        app = make_app(tmp_path, freeze_gc=freeze)
+        try:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                assert (gc.get_freeze_count() > 0) == freeze
+        finally:
+            gc.unfreeze()

@@ -6,6 +6,7 @@ thread (tui.session), core.watch folds its events into snapshots, and the screen
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,9 @@ class PlaygroundApp(App[int]):
 
     def __init__(self, *, runs_dir: Path | str | None = None, devices: Iterable[DeviceInfo] | None = None,
                  clock: Callable[[], float] = time.time, watch_interval: float = 1.0, list_interval: float = 5.0,
-                 initial_config: TrainConfig | None = None, mode: str | None = None) -> None:
+                 initial_config: TrainConfig | None = None, mode: str | None = None, freeze_gc: bool = False) -> None:
         super().__init__()
+        self.freeze_gc = freeze_gc
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self._injected_devices = list(devices) if devices is not None else None
         self.devices: list[DeviceInfo] | None = None
@@ -123,6 +125,11 @@ class PlaygroundApp(App[int]):
         await self.switch_mode(self.start_mode)
         await self.push_screen("help")
         self.pop_screen()
+        if self.freeze_gc:
+            # Hundreds of thousands of objects live as long as the app (torch, Textual, the screens);
+            # each full collection walked them all, a 100-150 ms pause every few seconds of use.
+            # Frozen, they are never walked again (only run_app asks: an app per test would pile up).
+            gc.freeze()
         if not self.is_headless:
             self.install_signal_handlers()
         if self._injected_devices is not None:
@@ -349,7 +356,7 @@ class PlaygroundApp(App[int]):
 
 def run_app(argv: list[str] | None = None) -> int:
     """Open the app; returns the exit status. The terminal is restored before this returns."""
-    app = PlaygroundApp()
+    app = PlaygroundApp(freeze_gc=True)
     result = app.run()
     for session in app.sessions:
         if not session.finished.is_set():
