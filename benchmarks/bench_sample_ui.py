@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import re
 import statistics
 import time
@@ -70,7 +71,8 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
     from core.device import DeviceInfo
     from tui.app import PlaygroundApp
     from tui.screens.sample import SampleScreen
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="sample")
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="sample",
+                        freeze_gc=True)  # as rnn-playground makes it; unfrozen when the round ends
     latencies: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("sample", run)
@@ -111,6 +113,7 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         chunk = screen.last_chunk
         assert chunk is not None and chunk.chars == length, result
         assert len(screen.generated) == length
+    gc.unfreeze()
     return shown_rate, chunk.chars_per_s or float("nan"), latencies, chunks
 
 

@@ -123,7 +123,8 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
     from tui.screens.runs import RunsScreen
     from tui.screens.train import TrainScreen
     runs = runs_dir()
-    app = PlaygroundApp(runs_dir=runs, initial_config=config_for(seconds, runs), watch_interval=1.0)
+    app = PlaygroundApp(runs_dir=runs, initial_config=config_for(seconds, runs), watch_interval=1.0,
+                        freeze_gc=True)  # as rnn-playground makes it (one app in this process)
     latencies: dict[str, list[float]] = {}
     async with app.run_test(size=size) as pilot:
         watch = FrameWatch(app)
