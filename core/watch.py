@@ -369,7 +369,7 @@ def delete_run(run_dir: Path | str, runs_dir: Path | str | None = None) -> list[
 
 
 BUDGET_KINDS = ("minutes", "steps", "epochs")
-FORM_FIELDS = ("hidden", "layers", "dropout", "batch", "seq", "lr", "seed")
+FORM_FIELDS = ("hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "ema", "val_every", "seed")
 
 
 @dataclass(frozen=True)

@@ -792,3 +792,28 @@ async def test_the_app_run_from_the_command_freezes_what_lives_as_long_as_it(tmp
                 assert (gc.get_freeze_count() > 0) == freeze
         finally:
             gc.unfreeze()
+
+
+async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_path, tiny_corpus):
+    """The form's embed, ema and val every fields reach the run (and are checked as typed)."""
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "#ema", "1.5")
+        await wait_for(pilot, lambda: "--ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
+                       "ema error")
+        await type_into(pilot, "#val_every", "0")
+        await wait_for(pilot, lambda: "--val-every must be at least 1" in plain(app.screen.query_one("#err-val_every")),
+                       5, "val every error")
+        await type_into(pilot, "#ema", "0")
+        await type_into(pilot, "#val_every", "7")
+        await type_into(pilot, "#embed", "12")
+        await press(pilot, "escape", "s")
+        await wait_for(pilot, lambda: app.session.trainer is not None and app.session.snapshot.val_steps, 60,
+                       "a validation")
+        config = app.session.trainer.config
+        assert (config.embed, config.ema, config.val_every) == (12, 0.0, 7)
+        assert app.session.trainer.model.embed.embedding_dim == 12 and app.session.trainer.averaged is None
+        assert app.session.snapshot.val_steps[0] == 7
+        await press(pilot, "x")
+        await wait_for(pilot, lambda: not app.session.active, 30, "stopped")

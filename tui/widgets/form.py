@@ -21,10 +21,11 @@ from core.watch import (BUDGET_KINDS, FORM_FIELDS, CorpusCheck, SettingsCheck, c
 from .format import fmt_memory
 
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
-LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "dropout": "dropout",
-          "batch": "batch", "seq": "seq len", "lr": "lr", "budget": "budget", "seed": "seed", "device": "device"}
+LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
+          "dropout": "dropout", "batch": "batch", "seq": "seq len", "lr": "lr", "ema": "ema",
+          "val_every": "eval", "budget": "budget", "seed": "seed", "device": "device"}
 # Fields fixed by a checkpoint: a resumed run keeps them.
-MODEL_FIELDS = ("corpus", "cell", "hidden", "layers", "dropout", "batch", "seq", "lr", "seed")
+MODEL_FIELDS = ("corpus", "cell", "hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "seed")
 CORPUS_DEBOUNCE_S = 0.3
 
 
@@ -88,12 +89,13 @@ class TrainForm(VerticalScroll, can_focus=False):
         yield Static("", id="corpus-info", classes="form-note")
         yield from self._row("cell", Select(CELLS, value=v["cell"], allow_blank=False, id="cell", compact=True,
                                             type_to_search=False))
-        for name in ("hidden", "layers", "dropout", "batch", "seq", "lr"):
+        for name in ("hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "ema"):
             yield from self._row(name, Input(v[name], id=name, compact=True))
         yield from self._row("budget",
                              Input(v["budget"], id="budget", compact=True),
                              Select([(k, k) for k in BUDGET_KINDS], value=v["budget_kind"], allow_blank=False,
                                     id="budget_kind", compact=True, type_to_search=False))
+        yield from self._row("val_every", Input(v["val_every"], id="val_every", compact=True))
         yield from self._row("seed", Input(v["seed"], id="seed", compact=True))
         yield from self._row("device", Select([("auto", "auto")], value="auto", allow_blank=False, id="device",
                                               compact=True, type_to_search=False))
