@@ -119,8 +119,9 @@ def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
         # text is selected when Tab reaches it, so typing replaces it.
         terminal.press(b"\t\t")
         time.sleep(0.3)
-        for key in [b"tiny.txt", b"\t", b"\t", b"16", b"\t", b"1", b"\t", b"0", b"\t", b"8", b"\t", b"16"]:
-            terminal.press(key)  # corpus, (model), hidden, layers, dropout, batch, seq: one key at a time
+        for key in [b"tiny.txt", b"\t", b"\t", b"16", b"\t", b"1", b"\t", b"8", b"\t", b"0", b"\t", b"8", b"\t",
+                    b"16"]:
+            terminal.press(key)  # corpus, (model), hidden, layers, embed, dropout, batch, seq: one key at a time
             time.sleep(0.15)
             terminal.read(0.05)
         mark = terminal.press(b"\r")  # Enter in a field starts
@@ -144,6 +145,6 @@ def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
         assert json.loads((run / "run.json").read_text())["state"] == "stopped"
         assert (run / "last.safetensors").exists()
         config = next(r for r in records if r["event"] == "started")["config"]
-        assert (config["hidden"], config["layers"], config["batch"], config["seq"]) == (16, 1, 8, 16)
+        assert (config["hidden"], config["layers"], config["embed"], config["batch"], config["seq"]) == (16, 1, 8, 8, 16)
     finally:
         terminal.close()
