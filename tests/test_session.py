@@ -10,7 +10,7 @@ from textual.app import App
 from textual.message import Message
 
 from core.events import StepEvent
-from core.trainer import TrainControl, Trainer
+from core.trainer import Trainer
 from core.watch import RunSnapshot
 from tui.session import POST_INTERVAL_S, URGENT_EVENTS, TrainingSession, TrainingUpdate, run_training
 
