@@ -46,9 +46,17 @@ def test_train_then_forecast_table(tmp_path, capsys):
 
     assert main(["series", "forecast", str(sine_run), "--steps", "4"]) == 0
     out, _ = capsys.readouterr()
-    assert "free-running forecast past the end of signal sine" in out
-    rows = [line for line in out.splitlines() if line.startswith("│") and line.split("│")[1].strip().isdigit()]
-    assert [row.split("│")[2].strip() for row in rows] == ["400", "401", "402", "403"]
+    one_step, forecast = out.split("free-running forecast past the end of signal sine")
+
+    def first_cells(text: str, column: int) -> list[str]:
+        rows = [line for line in text.splitlines() if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+        return [row.split("│")[column].strip() for row in rows]
+
+    assert [row for row in first_cells(forecast, 2)] == ["400", "401", "402", "403"]
+    # The README's one-step predictions over the validation range, before the forecast: 20 of its 80 points.
+    assert "one-step predictions over the validation range (20 of 80 points, evenly spaced)" in one_step
+    indices = [int(cell) for cell in first_cells(one_step, 1)]
+    assert len(indices) == 20 and indices[0] == 320 and indices[-1] == 399 and indices == sorted(indices)
     assert "MSE vs last value" in out and "100.00%" in out
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
+import os
 import re
 import signal
 import sys
@@ -14,6 +16,7 @@ from rich.console import Console
 from core.errors import PlaygroundError
 
 EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool killed by SIGPIPE
 
 
 # Help text that already says what happens when the flag is left out: "(default: ...)", "(default when ...",
@@ -95,26 +98,87 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def install_stop_handler(stop: Callable[[], None], console: Console) -> Callable[[], None]:
-    """First Ctrl+C asks the run to stop cleanly (and save); a second one exits at once.
-    Returns a function that restores the previous handler."""
-    previous = signal.getsignal(signal.SIGINT)
+# Signals that ask a headless run to stop at the next step and save: Ctrl+C, a job scheduler's or
+# `kill`'s stop, a closed SSH session. The reason is what the run's log and `stopped (...)` line say.
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
 
-    def handle(signum, frame):
-        if getattr(handle, "pressed", False):
-            raise KeyboardInterrupt
-        handle.pressed = True
-        console.print("[yellow]Stopping at the next step and saving a checkpoint "
-                      "(press Ctrl+C again to quit at once)…[/]")
-        stop()
 
-    signal.signal(signal.SIGINT, handle)
-    return lambda: signal.signal(signal.SIGINT, previous)
+class StopOnSignals:
+    """While active, the first of SIGINT, SIGTERM or SIGHUP calls `stop(reason)` (the run stops at
+    the next step and saves); a second one quits at once. `signum` is the first one received, so
+    the command can exit with the conventional 128 + signum. Use as a context manager."""
+
+    def __init__(self, stop: Callable[[str], None], console: Console):
+        self.stop = stop
+        self.console = console
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "StopOnSignals":
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        self.signum = signum
+        again = "press Ctrl+C again" if signum == signal.SIGINT else f"send {signal.Signals(signum).name} again"
+        try:  # after a hangup the terminal may be gone: saving matters more than saying so
+            self.console.print(f"[yellow]Stopping at the next step and saving a checkpoint "
+                               f"({again} to quit at once)…[/]", highlight=False)
+        except OSError:
+            pass
+        self.stop(STOP_SIGNALS[signum])
+
+
+class PipeConsole(Console):
+    """A closed pipe raises BrokenPipeError, as plain writes do, so every command ends the same
+    quiet way (see quiet_broken_pipe) and a training run can save first. Rich's own handling would
+    exit with status 1 at once, and silence stdout even when stderr was the closed one."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def output_console(stderr: bool = False) -> Console:
+    """A Rich console for stdout (or stderr). On a terminal, the terminal's width; otherwise (a log
+    file, a pipe) one line per message and tables at their natural width: nothing wraps at 80
+    columns or is cut to fit."""
+    console = PipeConsole(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return PipeConsole(stderr=stderr, width=UNWRAPPED_WIDTH, soft_wrap=True)
+
+
+UNWRAPPED_WIDTH = 100_000
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of our output went away (`rnn-playground sample | head`): exit quietly as Unix
+    tools do. Output still buffered for the closed pipe goes to /dev/null, so the interpreter's
+    last flush does not print a traceback either."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):
+                pass
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    console = Console(stderr=True)
+    console = output_console(stderr=True)
     if not argv:
         return open_app()
     parser = build_parser()
@@ -128,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlaygroundError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return EXIT_ERROR
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")
         return 130

@@ -17,7 +17,7 @@ from core.gates import GateTracer, Trace, TraceError
 from core.gates_analysis import FEATURES, REGEX_FEATURE
 from core.runs import resolve_checkpoint
 
-from .cli import HelpFormatter
+from .cli import HelpFormatter, output_console
 
 
 def register(subparsers) -> None:
@@ -105,6 +105,23 @@ def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int
     return table
 
 
+def gate_means_table(trace: Trace, layer: int, rows: int) -> Table:
+    """Per step, the mean over the layer's units of every gate (and the hidden state): how open each
+    gate is, step by step."""
+    keys = [q.key for q in trace.quantities if q.kind in ("gate", "tanh")]  # LSTM i f g o h; GRU r z n h; RNN h
+    shown = len(trace) if rows <= 0 else min(rows, len(trace))
+    table = Table(title=f"gate means over the {trace.hidden} units of layer {layer}, per step")
+    table.add_column("step", justify="right")
+    table.add_column("char")
+    for key in keys:
+        table.add_column(trace.quantity(key).symbol, justify="right")
+    means = {key: trace.values(key)[:shown, layer].mean(axis=-1) for key in keys}
+    chars = trace.chars
+    for step in range(shown):
+        table.add_row(str(step), Text(show_char(chars[step])), *(f"{means[key][step]:+.2f}" for key in keys))
+    return table
+
+
 def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
     result = trace.saturation(low, high)
     if not result.keys:
@@ -120,7 +137,7 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
 
 
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:
-    out = Console()
+    out = output_console()
     path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
     cpus = os.cpu_count() or 1
     if not 0 <= args.threads <= cpus:
@@ -155,6 +172,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         out.print(table)
     else:
         out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))
+        out.print(gate_means_table(trace, layer, args.rows))
         saturation = saturation_table(trace, args.low, args.high)
         if saturation is None:
             out.print("A vanilla RNN has no gates, so there is no gate saturation to report.")

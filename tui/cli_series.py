@@ -17,7 +17,7 @@ from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, mak
                          new_series_trainer, predict, resume_series)
 from core.trainer import TrainControl
 
-from .cli import EXIT_ERROR, add_dataclass_options
+from .cli import EXIT_ERROR, add_dataclass_options, output_console
 from .commands import run_trainer
 
 
@@ -102,10 +102,10 @@ def cmd_series_train(args: argparse.Namespace, console: Console) -> int:
         trainer = new_series_trainer(config, control)
     task = trainer.task
     console.print(describe_task(task), highlight=False)
-    code = run_trainer(trainer, control, console, "rnn-playground series train")
+    code = run_trainer(trainer, control, console, "rnn-playground series train", show_samples=False)
     if code == 0 and task.split < task.data.points:
         result = predict(task.model, task.data, task.normalizer, task.config.val_fraction, period=task.period)
-        Console().print(metrics_table(result, "final weights"))
+        output_console().print(metrics_table(result, "final weights"))
         if task.data.features > 1:  # a forecast past the end would need the extra inputs' future values
             console.print(f"validation metrics with: rnn-playground series forecast {trainer.run_dir} --steps 0",
                           highlight=False)
@@ -148,6 +148,24 @@ def metrics_table(result: Predictions, label: str = "") -> Table:
     return table
 
 
+ONE_STEP_ROWS = 20  # validation points shown in the one-step table; evenly spaced over the range
+
+
+def one_step_table(result: Predictions, name: str, rows: int = ONE_STEP_ROWS) -> Table:
+    """The model's one-step predictions (each from the true past) beside the true values, at up to
+    `rows` evenly spaced points of the validation range (all of them when it is that short)."""
+    count = len(result.target)
+    picks = sorted({round(i * (count - 1) / (rows - 1)) for i in range(rows)}) if count > rows else range(count)
+    table = Table(title=f"one-step predictions over the validation range ({len(picks)} of {count} points"
+                        f"{', evenly spaced' if count > rows else ''}), original units")
+    for column in ("index", name, "one-step", "error"):
+        table.add_column(column, justify="right")
+    for i in picks:
+        table.add_row(str(int(result.val_index[i])), f"{result.target[i]:.6g}", f"{result.one_step[i]:.6g}",
+                      f"{result.one_step[i] - result.target[i]:+.3g}")
+    return table
+
+
 def write_forecast_csv(result: Predictions, handle) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["index", "forecast"])
@@ -170,7 +188,9 @@ def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[yellow]note:[/] the model also reads {', '.join(data.names[1:])}, whose values past the "
                       "end of the data are unknown, so there is no forecast; showing the validation metrics.",
                       highlight=False)
-    out = Console()
+    out = output_console()
+    if result.metrics and args.csv_out != "-":
+        out.print(one_step_table(result, data.names[0]))
     if args.csv_out == "-":
         write_forecast_csv(result, sys.stdout)
         sys.stdout.flush()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import signal
 import sys
 import time
 from datetime import datetime
@@ -14,13 +17,14 @@ from rich.table import Table
 
 from core.device import list_devices
 from core.events import ErrorEvent
-from core.runs import default_runs_dir, list_runs, resolve_checkpoint
+from core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from core.trainer import TrainConfig, TrainControl, Trainer
 
-from .cli import (EXIT_ERROR, HelpFormatter, add_dataclass_options, explicit_options, install_stop_handler,
-                  options_from)
+from .cli import (EXIT_ERROR, HelpFormatter, StopOnSignals, add_dataclass_options, explicit_options,
+                  options_from, output_console, quiet_broken_pipe)
 from .headless import TrainDisplay
+from .widgets.format import fmt_loss
 
 
 def register(subparsers) -> None:
@@ -58,6 +62,9 @@ def register(subparsers) -> None:
                                  description="List the runs in a folder, most recent first.")
     runs.add_argument("directory", nargs="?", default=None,
                       help="runs folder (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
+    runs.add_argument("--json", action="store_true",
+                      help="print the runs as a JSON list (paths absolute, sizes in bytes, times as Unix "
+                           "seconds and ISO 8601) for scripts")
     runs.set_defaults(func=cmd_runs)
 
     devices = subparsers.add_parser("devices", help="list the devices torch can use here",
@@ -78,21 +85,33 @@ def download_progress(console: Console):
             task = progress.add_task("downloading corpus", total=total)
         progress.update(task, completed=done)
 
-    return update, progress.stop
+    def close() -> None:
+        if task is not None:  # an unstarted Progress still prints an empty line when stopped
+            progress.stop()
+
+    return update, close
 
 
-def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title: str) -> int:
-    """Drive a trainer to the end with the live display; Ctrl+C stops it cleanly."""
-    restore = install_stop_handler(lambda: control.stop("interrupted"), console)
+def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title: str,
+                show_samples: bool = True) -> int:
+    """Drive a trainer to the end with the live display. Ctrl+C, SIGTERM and SIGHUP stop it at the
+    next step and save; a closed output pipe does the same. The exit status is 128 + the signal's
+    number for SIGTERM, SIGHUP and a closed pipe (as a shell reports a process those end), 0 for a
+    Ctrl+C stop, 2 for an error."""
     failed = False
-    try:
-        with TrainDisplay(console, title) as display:
-            for event in trainer.run():
-                display.handle(event)
-                failed = failed or isinstance(event, ErrorEvent)
-    finally:
-        restore()
-    return EXIT_ERROR if failed else 0
+    with StopOnSignals(control.stop, console) as signals, \
+            TrainDisplay(console, title, show_samples=show_samples,
+                         on_output_lost=lambda: control.stop("output closed")) as display:
+        for event in trainer.run():
+            display.handle(event)
+            failed = failed or isinstance(event, ErrorEvent)
+    if failed:
+        return EXIT_ERROR
+    if display.output_lost:
+        return quiet_broken_pipe()
+    if signals.signum is not None and signals.signum != signal.SIGINT:
+        return 128 + signals.signum
+    return 0
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
@@ -116,6 +135,7 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
                                                          else "last.safetensors"), args.device, args.weights)
     settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                               length=args.length, seed=args.seed).with_seed()
+    settings.validate(sampler.vocab)  # a refused prime is never echoed to stdout before the error
     out = sys.stdout
     out.write(settings.prime)
     out.flush()
@@ -146,6 +166,9 @@ def human_size(size: int) -> str:
 def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     directory = Path(args.directory) if args.directory else default_runs_dir()
     infos = list_runs(directory)
+    if args.json:
+        print(json.dumps([run_json(info) for info in infos], indent=1))
+        return 0
     if not infos:
         console.print(f"No runs in {directory}. Start one with: rnn-playground train")
         return 0
@@ -154,12 +177,19 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
     for info in infos:
         table.add_row(info.name, info.model, str(info.step),
-                      f"{info.best_val_loss:.4f}" if info.best_val_loss is not None else "-",
+                      fmt_loss(info.best_val_loss),
                       info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")
-    Console().print(table)
+    output_console().print(table)
     return 0
+
+
+def run_json(info: RunInfo) -> dict:
+    record = dataclasses.asdict(info)
+    record["path"] = str(info.path.resolve())
+    record["updated_iso"] = datetime.fromtimestamp(info.updated).astimezone().isoformat(timespec="seconds")
+    return record
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
@@ -170,5 +200,5 @@ def cmd_devices(args: argparse.Namespace, console: Console) -> int:
         table.add_row(info.spec, info.name,
                       human_size(info.total_memory) if info.total_memory else "-",
                       human_size(info.free_memory) if info.free_memory else "-")
-    Console().print(table)
+    output_console().print(table)
     return 0

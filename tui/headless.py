@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -14,24 +15,21 @@ from rich.text import Text
 from core.events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                          Stopped, StepEvent, ValidationEvent)
 
+from .widgets.format import fmt_loss, format_duration
+
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class TrainDisplay:
     """Consumes trainer events; draws a live panel on a terminal, plain lines otherwise."""
 
-    def __init__(self, console: Console, title: str = "training"):
+    def __init__(self, console: Console, title: str = "training", *, show_samples: bool = True,
+                 on_output_lost: Callable[[], None] | None = None):
         self.console = console
         self.title = title
+        self.show_samples = show_samples  # series runs' "samples" are metrics the plain lines already give
+        self.on_output_lost = on_output_lost  # called once if the console can no longer be written to
+        self.output_lost = False
         self.started: RunStarted | None = None
         self.step: StepEvent | None = None
         self.val: ValidationEvent | None = None
@@ -53,7 +51,14 @@ class TrainDisplay:
             self._live.__exit__(*exc)
 
     def log(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        if self.output_lost:
+            return
+        try:
+            self.console.print(message, highlight=False)
+        except OSError:  # a closed pipe (`... 2>&1 | head`) or a vanished terminal: stop and save, quietly
+            self.output_lost = True
+            if self.on_output_lost is not None:
+                self.on_output_lost()
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -73,10 +78,11 @@ class TrainDisplay:
         elif isinstance(event, ValidationEvent):
             self.val = event
             if self._live is None:
-                self.log(f"step {event.step}: val loss {event.val_loss:.4f} (best {event.best_val_loss:.4f})")
+                self.log(f"step {event.step}: val loss {fmt_loss(event.val_loss)} "
+                         f"(best {fmt_loss(event.best_val_loss)})")
         elif isinstance(event, SampleEvent):
             self.sample = event.text
-            if self._live is None:
+            if self._live is None and self.show_samples and event.text:
                 self.log(f"sample at step {event.step}:\n{event.text}")
         elif isinstance(event, CheckpointSaved):
             if event.reason in ("requested", "stop", "finish"):
@@ -87,7 +93,7 @@ class TrainDisplay:
             self.status = "training"
         elif isinstance(event, Finished):
             self.status = "finished"
-            best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
+            best = fmt_loss(event.best_val_loss) if event.best_val_loss is not None else "n/a"
             self.log(f"[green]finished[/] at step {event.step} after {format_duration(event.elapsed_s)}; "
                      f"best val loss {best}")
         elif isinstance(event, Stopped):
@@ -102,8 +108,8 @@ class TrainDisplay:
     def _plain_line(self) -> str:
         s = self.step
         total = f"/{s.total_steps}" if s.total_steps else ""
-        val = f" val {self.val.val_loss:.4f}" if self.val else ""
-        return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {s.loss:.4f}{val} "
+        val = f" val {fmt_loss(self.val.val_loss)}" if self.val else ""
+        return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {fmt_loss(s.loss)}{val} "
                 f"{s.tokens_per_s:,.0f} {self.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
                 f"eta {format_duration(s.eta_s)}")
 
@@ -118,14 +124,14 @@ class TrainDisplay:
         if s is not None:
             total = f" / {s.total_steps}" if s.total_steps else ""
             table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
-            table.add_row("loss", f"{s.loss:.4f}")
+            table.add_row("loss", fmt_loss(s.loss))
             table.add_row(f"{self.unit}/s", f"{s.tokens_per_s:,.0f}")
             table.add_row("lr", f"{s.lr:.2e}")
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:
                 table.add_row("skipped", f"{s.skipped_steps} non-finite steps")
         if self.val is not None:
-            table.add_row("val loss", f"{self.val.val_loss:.4f}  (best {self.val.best_val_loss:.4f})")
+            table.add_row("val loss", f"{fmt_loss(self.val.val_loss)}  (best {fmt_loss(self.val.best_val_loss)})")
         if s is not None and s.eta_s is not None:
             # A table cell, not a Group item: a bare ProgressBar does not end its line.
             done = s.elapsed_s / max(s.elapsed_s + s.eta_s, 1e-9)

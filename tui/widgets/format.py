@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from tui.headless import format_duration
-
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory"]
 
 
@@ -49,3 +47,12 @@ def fmt_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600:.0f} h ago"
     return f"{seconds // 86400:.0f} d ago"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
