@@ -61,6 +61,28 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _placed_copy(target: Path, size: int) -> tuple[int, str | None] | None:
+    """(size, sha256) of the file already at `target` (the sha256 only when the size is `size`: no
+    need to read a file that cannot match), or None when there is none to read."""
+    try:
+        if not target.is_file():
+            return None
+        found = target.stat().st_size
+        return found, _sha256_file(target) if found == size else None
+    except OSError:
+        return None
+
+
+def _offline_hint(remote: RemoteFile, target: Path, placed: tuple[int, str | None] | None) -> str:
+    """What a user without network can do instead: put a copy where the cache looks for it."""
+    hint = (f"Offline, a copy placed at {target} (the folder is $RNN_PLAYGROUND_CACHE when set) is accepted "
+            f"once it matches the expected {remote.size} bytes and sha256 {remote.sha256[:16]}…")
+    if placed is not None:
+        found = f"{placed[0]} bytes" + (f" with sha256 {placed[1][:16]}…" if placed[1] else "")
+        hint += f"; the file there now has {found}, so it was not used"
+    return hint + "."
+
+
 def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float = 30.0,
           progress: ProgressFn | None = None) -> Path:
     """Return the verified local copy of `remote`, downloading it if needed.
@@ -70,8 +92,10 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
     """
     directory = Path(directory) if directory is not None else cache_dir()
     target = directory / remote.filename
-    if target.is_file() and target.stat().st_size == remote.size and _sha256_file(target) == remote.sha256:
+    placed = _placed_copy(target, remote.size)
+    if placed == (remote.size, remote.sha256):
         return target
+    offline = _offline_hint(remote, target, placed)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         # A unique temporary name beside the target, so two downloads at once never share a partial file.
@@ -108,18 +132,18 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
         except urllib.error.HTTPError as exc:
             raise DownloadError(
                 f"Download of corpus '{remote.name}' from {remote.url} failed: HTTP {exc.code} {exc.reason}. "
-                f"Try again later or pass a local file path instead. Nothing was saved.") from exc
+                f"Try again later or pass a local file path instead. Nothing was saved. {offline}") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, (socket.timeout, TimeoutError)):  # while connecting, reading headers or body
                 raise DownloadError(
                     f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
                     f"({done} bytes received). Check the network and try again, or pass a local file path "
-                    f"instead. Nothing was saved.") from exc
+                    f"instead. Nothing was saved. {offline}") from exc
             raise DownloadError(
                 f"Cannot download corpus '{remote.name}' from {remote.url}: {reason}. Without network "
                 f"access, pass a local text file path instead (for example --corpus path/to/{remote.filename}). "
-                f"Nothing was saved.") from exc
+                f"Nothing was saved. {offline}") from exc
         if done != remote.size or digest.hexdigest() != remote.sha256:
             raise DownloadError(
                 f"Download of corpus '{remote.name}' from {remote.url} failed verification: got {done} bytes "

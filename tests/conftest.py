@@ -75,3 +75,36 @@ def snap_compare(snap_compare):
         return snap_compare(app, *args, run_before=steady_run_before, **kwargs)
 
     return compare
+
+
+# --------------------------------------------------------------------------- named corpora offline
+
+def named_corpus_sources(registry: dict) -> list[tuple[str, str]]:
+    """(name, source) for the named-corpus tests: every name with a generated stand-in, so a fresh
+    clone tests the verification path; and with the real file where ../shared/data has it."""
+    return [(name, source) for name in sorted(registry) for source in ("generated", "shared")
+            if source == "generated" or (SHARED_DATA / registry[name].filename).is_file()]
+
+
+def named_corpus_copy(name: str, source: str, monkeypatch, tmp_path: Path):
+    """Register named corpus `name` so that its "download" is a local file:// URL, and return
+    (entry, bytes). "shared": the real registry entry (real size and sha256) over the shared copy;
+    "generated": a generated text with its own size and sha256, under the real file name."""
+    import hashlib
+    from dataclasses import replace
+
+    from core.download import REMOTE_CORPORA, RemoteFile
+    real = REMOTE_CORPORA[name]
+    if source == "shared":
+        data = (SHARED_DATA / real.filename).read_bytes()
+    else:
+        data = "".join(f"{name} line {i}: the quick brown fox, {i * i % 97} lazy dogs.\n"
+                       for i in range(2000)).encode()
+    origin = tmp_path / "origin" / real.filename
+    origin.parent.mkdir(parents=True, exist_ok=True)
+    origin.write_bytes(data)
+    entry = (replace(real, url=origin.as_uri()) if source == "shared" else
+             RemoteFile(name=name, url=origin.as_uri(), sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                        filename=real.filename))
+    monkeypatch.setitem(REMOTE_CORPORA, name, entry)
+    return entry, data

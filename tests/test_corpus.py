@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
+from dataclasses import replace
 import sysconfig
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from core.download import REMOTE_CORPORA, RemoteFile, cache_dir
 from core.errors import CorpusError, DownloadError
 from core.model import StreamBatches
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from .conftest import named_corpus_copy, named_corpus_sources
+
 
 
 # --------------------------------------------------------------------------- built-in corpus
@@ -294,13 +295,27 @@ def test_named_corpus_not_cached_and_offline_is_a_clear_error(monkeypatch):
     assert not any(cache_dir().iterdir())
 
 
-@pytest.mark.parametrize("name", ["tinyshakespeare", "anna"])
-def test_real_named_corpora_resolve_from_cached_copies(name):
-    source = SHARED_DATA / REMOTE_CORPORA[name].filename
-    if not source.is_file():
-        pytest.skip(f"{source} is absent, so there is no verified copy to seed the cache with")
-    cache_dir().mkdir(parents=True)
-    shutil.copyfile(source, cache_dir() / REMOTE_CORPORA[name].filename)
+@pytest.mark.parametrize("name, source", named_corpus_sources(REMOTE_CORPORA))
+def test_named_corpora_resolve_offline_from_a_verified_copy_in_the_cache(name, source, monkeypatch, tmp_path):
+    """Offline, the error says where a copy is accepted; a copy placed there is used only once its
+    size and sha256 match (the real file where ../shared/data has it; a generated stand-in with its
+    own checksum everywhere, so a fresh clone tests this too)."""
+    remote, data = named_corpus_copy(name, source, monkeypatch, tmp_path)
+    monkeypatch.setitem(REMOTE_CORPORA, name, replace(remote, url="http://127.0.0.1:9/offline"))
+    target = cache_dir() / remote.filename
+    with pytest.raises(DownloadError) as info:
+        load_corpus(name)
+    message = str(info.value)
+    assert f"a copy placed at {target}" in message and "RNN_PLAYGROUND_CACHE" in message
+    assert f"{remote.size} bytes and sha256 {remote.sha256[:16]}" in message
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data[:-1])  # a truncated copy
+    with pytest.raises(DownloadError, match=f"the file there now has {len(data) - 1} bytes, so it was not used"):
+        load_corpus(name)
+    target.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # right size, one bit differs
+    with pytest.raises(DownloadError, match="with sha256 [0-9a-f]{16}…, so it was not used"):
+        load_corpus(name)
+    target.write_bytes(data)
     corpus = load_corpus(name)
-    assert len(corpus.text) > 1_000_000
-    assert corpus.fingerprint == hashlib.sha256(source.read_bytes().decode("utf-8-sig").encode()).hexdigest()
+    assert corpus.text == data.decode("utf-8-sig") and corpus.source == str(target)
+    assert corpus.fingerprint == hashlib.sha256(data.decode("utf-8-sig").encode()).hexdigest()

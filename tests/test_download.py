@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import socket
 import threading
 import time
@@ -14,7 +15,9 @@ import pytest
 from core.download import REMOTE_CORPORA, RemoteFile, cache_dir, fetch
 from core.errors import CorpusError, DownloadError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from .conftest import named_corpus_copy, named_corpus_sources
+
+REGISTRY = dict(REMOTE_CORPORA)  # the real entries, before any test registers a stand-in
 PAYLOAD = bytes(range(256)) * 1200  # 300 KiB, several read blocks
 TEXT = "To be, or not to be\n".encode() * 50
 
@@ -196,16 +199,24 @@ def test_corpus_loader_downloads_named_corpora_once(server, monkeypatch):
     assert load_corpus("loopback").text == TEXT.decode()
 
 
-@pytest.mark.parametrize("name", sorted(REMOTE_CORPORA))
-def test_registry_matches_the_shared_copies(name):
-    remote = REMOTE_CORPORA[name]
-    local = SHARED_DATA / remote.filename
-    if not local.is_file():
-        pytest.skip(f"{SHARED_DATA} has no {remote.filename} to check the registry against")
-    data = local.read_bytes()
-    assert remote.size == len(data)
-    assert remote.sha256 == hashlib.sha256(data).hexdigest()
-    assert remote.url.startswith("https://")
+@pytest.mark.parametrize("name, source", named_corpus_sources(REGISTRY))
+def test_named_corpus_downloads_are_verified_against_the_registry(name, source, monkeypatch, tmp_path):
+    """Each registry entry is well formed, and a download of the corpus is kept only when it has the
+    entry's size and sha256: with the real file where ../shared/data has it, and everywhere with a
+    generated stand-in under the same file name and its own checksum, served from a file:// URL."""
+    real = REGISTRY[name]
+    assert real.url.startswith("https://") and re.fullmatch(r"[0-9a-f]{64}", real.sha256) and real.size > 0
+    assert real.filename == Path(real.filename).name
+    remote, data = named_corpus_copy(name, source, monkeypatch, tmp_path)
+    assert remote.size == len(data) and remote.sha256 == hashlib.sha256(data).hexdigest()
+    cache = tmp_path / "cache"
+    path = fetch(remote, cache)
+    assert path == cache / real.filename and path.read_bytes() == data
+    path.unlink()
+    (tmp_path / "origin" / real.filename).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit differs
+    with pytest.raises(DownloadError, match="failed verification"):
+        fetch(remote, cache)
+    assert_no_leftovers(cache)
 
 
 def test_registry_has_the_course_corpora():
