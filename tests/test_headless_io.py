@@ -222,3 +222,35 @@ def test_gates_prints_every_step_of_the_layers_gate_means(tiny_run, capsys):
         assert row[1] == ("␣" if text[step] == " " else text[step])
         expected = [f"{trace.values(key)[step, 0].mean():+.2f}" for key in ("i", "f", "g", "o", "h")]
         assert row[2:7] == expected, step
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+def test_train_in_a_terminal_that_vanishes_saves_on_sighup(tiny_corpus, tmp_path):
+    """The SSH session closes: the terminal is gone (writes fail with EIO) and SIGHUP arrives. The
+    live panel must not end the run before it saves: stopped at a step, saved, exit 129."""
+    import pty
+    runs_dir = tmp_path / "runs"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus), "--steps",
+                             "1000000", "--name", "hung-up", "--runs-dir", str(runs_dir), *TINY_FLAGS,
+                             "--val-every", "100000"],
+                            cwd=ROOT, env={**env(), "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.time() + 90
+        metrics = runs_dir / "hung-up" / "metrics.jsonl"
+        while time.time() < deadline and (not metrics.exists() or metrics.read_text().count('"step"') < 3):
+            assert proc.poll() is None, seen
+            import select
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 1 << 16)
+        assert b"status" in seen  # the live panel was drawn: this is the terminal path
+    finally:
+        os.close(master)  # the terminal goes away first, as when the SSH connection drops
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 128 + signal.SIGHUP
+    checkpoint = load_checkpoint(runs_dir / "hung-up" / "last.safetensors")
+    assert checkpoint.meta["progress"]["step"] > 0
+    assert read_status(runs_dir / "hung-up")["state"] == "stopped"

@@ -163,8 +163,14 @@ UNWRAPPED_WIDTH = 100_000
 
 def quiet_broken_pipe() -> int:
     """The reader of our output went away (`rnn-playground sample | head`): exit quietly as Unix
-    tools do. Output still buffered for the closed pipe goes to /dev/null, so the interpreter's
-    last flush does not print a traceback either."""
+    tools do."""
+    silence_lost_output()
+    return EXIT_BROKEN_PIPE
+
+
+def silence_lost_output() -> None:
+    """Output still buffered for a closed pipe or a vanished terminal goes to /dev/null, so the
+    interpreter's last flush prints no traceback and does not turn the exit status into 120."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -173,7 +179,6 @@ def quiet_broken_pipe() -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
             except (OSError, ValueError):
                 pass
-    return EXIT_BROKEN_PIPE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ from core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from core.trainer import TrainConfig, TrainControl, Trainer
 
-from .cli import (EXIT_ERROR, HelpFormatter, StopOnSignals, add_dataclass_options, explicit_options,
-                  options_from, output_console, quiet_broken_pipe)
+from .cli import (EXIT_BROKEN_PIPE, EXIT_ERROR, HelpFormatter, StopOnSignals, add_dataclass_options,
+                  explicit_options, options_from, output_console, silence_lost_output)
 from .headless import TrainDisplay
 from .widgets.format import fmt_loss
 
@@ -105,13 +105,13 @@ def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title
         for event in trainer.run():
             display.handle(event)
             failed = failed or isinstance(event, ErrorEvent)
+    if display.output_lost:
+        silence_lost_output()  # output still buffered for it must not fail (status 120) at exit
     if failed:
         return EXIT_ERROR
-    if display.output_lost:
-        return quiet_broken_pipe()
     if signals.signum is not None and signals.signum != signal.SIGINT:
         return 128 + signals.signum
-    return 0
+    return EXIT_BROKEN_PIPE if display.output_lost else 0
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:

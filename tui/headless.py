@@ -41,24 +41,44 @@ class TrainDisplay:
 
     def __enter__(self) -> "TrainDisplay":
         if self.console.is_terminal:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
-            self._live.__enter__()
+            # Redrawn from this thread on each event (the trainer reports a few times a second), not
+            # by Rich's refresh thread, so a terminal that vanishes is noticed here (see _lose_output).
+            self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=False)
+            try:
+                self._live.start(refresh=True)
+            except OSError:
+                self._lose_output()
         return self
 
     def __exit__(self, *exc) -> None:
         if self._live is not None:
-            self._live.update(self._render())
-            self._live.__exit__(*exc)
+            try:
+                self._live.update(self._render())
+                self._live.stop()
+            except OSError:
+                self._lose_output()
 
     def log(self, message: str) -> None:
         if self.output_lost:
             return
         try:
             self.console.print(message, highlight=False)
-        except OSError:  # a closed pipe (`... 2>&1 | head`) or a vanished terminal: stop and save, quietly
-            self.output_lost = True
-            if self.on_output_lost is not None:
-                self.on_output_lost()
+        except OSError:
+            self._lose_output()
+
+    def _lose_output(self) -> None:
+        """A closed pipe (`... 2>&1 | head`) or a vanished terminal (EIO): write nothing more and ask
+        the run to stop at the next step and save, quietly."""
+        first = not self.output_lost
+        self.output_lost = True
+        live, self._live = self._live, None
+        if live is not None:
+            try:  # restores stdout/stderr redirection before its last (failing) write
+                live.stop()
+            except OSError:
+                pass
+        if first and self.on_output_lost is not None:
+            self.on_output_lost()
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -103,7 +123,10 @@ class TrainDisplay:
             self.status = "error"
             self.log(f"[bold red]error:[/] {event.message}")
         if self._live is not None:
-            self._live.update(self._render())
+            try:
+                self._live.update(self._render(), refresh=True)
+            except OSError:
+                self._lose_output()
 
     def _plain_line(self) -> str:
         s = self.step
