@@ -61,6 +61,24 @@ def test_sigterm_and_sighup_stop_at_a_step_save_and_exit_128_plus_signum(signum,
     assert status["state"] == "stopped" and status["step"] == checkpoint.meta["progress"]["step"]
 
 
+def test_a_hangup_during_a_sigterm_stop_does_not_cut_the_save_short(tiny_corpus, tmp_path):
+    runs_dir = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus), "--steps",
+                             "1000000", "--name", "twice", "--runs-dir", str(runs_dir), *TINY_FLAGS,
+                             "--val-every", "100000"],
+                            cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_steps(runs_dir / "twice" / "metrics.jsonl", 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGHUP)  # (Python may run the two handlers in either order)
+    out, err = proc.communicate(timeout=60)
+    first = {"terminated": signal.SIGTERM, "hangup": signal.SIGHUP}[err.split("stopped (")[1].split(")")[0]]
+    assert proc.returncode == 128 + first, err
+    assert "Traceback" not in err
+    assert read_status(runs_dir / "twice")["state"] == "stopped"
+    assert load_checkpoint(runs_dir / "twice" / "last.safetensors").meta["progress"]["step"] > 0
+
+
 def test_series_train_stops_on_sigterm_and_saves(tmp_path):
     runs_dir = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "tui", "series", "train", "--signal", "sine", "--length", "400",

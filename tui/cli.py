@@ -16,7 +16,7 @@ from rich.console import Console
 from core.errors import PlaygroundError
 
 EXIT_ERROR = 2
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for a tool killed by SIGPIPE
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool killed by SIGPIPE (13; Windows has none)
 
 
 # Help text that already says what happens when the flag is left out: "(default: ...)", "(default when ...",
@@ -100,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Signals that ask a headless run to stop at the next step and save: Ctrl+C, a job scheduler's or
 # `kill`'s stop, a closed SSH session. The reason is what the run's log and `stopped (...)` line say.
-STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
+STOP_SIGNALS = {getattr(signal, name): reason for name, reason in
+                (("SIGINT", "interrupted"), ("SIGTERM", "terminated"), ("SIGHUP", "hangup"))
+                if hasattr(signal, name)}  # Windows has no SIGHUP
 
 
 class StopOnSignals:
     """While active, the first of SIGINT, SIGTERM or SIGHUP calls `stop(reason)` (the run stops at
-    the next step and saves); a second one quits at once. `signum` is the first one received, so
+    the next step and saves); Ctrl+C or the same signal again quits at once. `signum` is the first one received, so
     the command can exit with the conventional 128 + signum. Use as a context manager."""
 
     def __init__(self, stop: Callable[[str], None], console: Console):
@@ -126,9 +128,13 @@ class StopOnSignals:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
+            # Ctrl+C again, or the same signal again, means now; another one (a hang-up arriving
+            # while a scheduler's SIGTERM is being honoured) must not cut the save short.
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            raise SystemExit(128 + signum)
+            if signum == self.signum:
+                raise SystemExit(128 + signum)
+            return
         self.signum = signum
         again = "press Ctrl+C again" if signum == signal.SIGINT else f"send {signal.Signals(signum).name} again"
         try:  # after a hangup the terminal may be gone: saving matters more than saying so
