@@ -333,7 +333,7 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
 
 
 def _is_run_file(name: str) -> bool:
-    return (name.endswith(".safetensors") or name in (runs.METRICS, runs.STATUS)
+    return (name.endswith(".safetensors") or name in (runs.METRICS, runs.STATUS, runs.LOCK)
             or (name.startswith(".") and name.endswith(".tmp")))  # atomic-write leftovers
 
 

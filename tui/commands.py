@@ -153,12 +153,20 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     for column in ("name", "model", "step", "best val", "device", "size", "updated", ""):
         table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
     for info in infos:
+        if info.problem:
+            table.add_row(info.name, "[red]unreadable[/]", str(info.step), "-", info.device,
+                          human_size(info.size_bytes), datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
+                          "[green]live[/]" if info.live else "")
+            continue
         table.add_row(info.name, info.model, str(info.step),
                       f"{info.best_val_loss:.4f}" if info.best_val_loss is not None else "-",
                       info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")
     Console().print(table)
+    for info in infos:
+        if info.problem:  # the reason in full, below the table (a table cell would wrap it into pieces)
+            Console().print(f"[red]unreadable[/] {info.name}: {info.problem}.", highlight=False)
     return 0
 
 
