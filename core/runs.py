@@ -79,9 +79,14 @@ def describe_write_error(run_dir: Path, exc: OSError) -> str:
             return (f"Cannot create the run folder {run_dir}: {blocker} is a file, not a folder. "
                     "Pick another --runs-dir (or --name).")
     cause = exc.strerror or str(exc)
+    if path == Path(run_dir) and not path.exists():
+        return (f"Cannot create the run folder {path}: {cause}. Pick a --runs-dir you can write to, or make "
+                f"{path.parent} writable.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"Cannot write to {path}: {cause}. Pick a --runs-dir you can write to, or make the folder "
-                "writable.")
+        if path.is_dir():
+            return (f"Cannot write to the run folder {path}: {cause}. Make it writable, or copy the run to a "
+                    "folder you can write to and use that copy.")
+        return f"Cannot write to {path}: {cause}. Make it writable, or pick a --runs-dir you can write to."
     if exc.errno == errno.ENOSPC:
         return f"Cannot write to {path}: {cause}. Free some space or pick another --runs-dir."
     return f"Cannot write to {path}: {cause}."
@@ -156,6 +161,8 @@ class RunLock:
             run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as exc:
+            if exc.filename and Path(exc.filename).name == LOCK:
+                exc.filename = str(run_dir)  # the folder is what cannot be written, not a file to know about
             raise RunFolderError(describe_write_error(run_dir, exc)) from None
         try:
             for attempt in range(attempts):
@@ -167,14 +174,15 @@ class RunLock:
                     if attempt == attempts - 1:
                         raise RunBusyError(busy_message(run_dir, _read_writer(fd))) from None
                     time.sleep(0.02)
-            me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, me, 0)
             probe_fd, probe = temp_file_beside(run_dir / STATUS)  # the folder takes new files (checkpoints)
             os.close(probe_fd)
             os.unlink(probe)
+            me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me, 0)
         except OSError as exc:
             os.close(fd)
+            exc.filename = str(run_dir)
             raise RunFolderError(describe_write_error(run_dir, exc)) from None
         except BaseException:
             os.close(fd)

@@ -255,3 +255,99 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
             other.kill()
             other.wait(10)
             other.stdout.close()
+
+
+# --------------------------------------------------------------------------- filesystem faults
+# Root ignores permission bits, and these tests run as root here. Each fault has a root-proof case: a
+# path under a file (ENOTDIR), an immutable folder (chattr +i, which binds root too), /dev/full (ENOSPC).
+# The permission-bit case runs the command without root's override (setpriv drops CAP_DAC_OVERRIDE).
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    try:
+        return subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def read_only(path: Path, how: str, request) -> list[str]:
+    """Make `path` unwritable for the command; returns the prefix to run the command with."""
+    if how == "immutable":
+        if not _chattr("+i", path):
+            pytest.skip("chattr +i is not available on this file system")
+        request.addfinalizer(lambda: _chattr("-i", path))
+        return []
+    os.chmod(path, 0o555)
+    request.addfinalizer(lambda: os.chmod(path, 0o755))
+    if os.geteuid() != 0:
+        return []
+    if subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "true"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("setpriv cannot drop root's permission override here")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def cli_as(prefix: list[str], *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    return subprocess.run([*prefix, sys.executable, "-m", "tui", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Error:" not in result.stderr.replace("error:", "")
+    return " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("command", [["train", "--corpus", "{corpus}"], ["series", "train", "--signal", "sine"]])
+def test_a_runs_dir_that_is_a_file_is_one_sentence(tiny_corpus, tmp_path, command):
+    blocker = tmp_path / "runs-file"
+    blocker.write_text("not a folder")
+    for runs_dir in (blocker, blocker / "below"):
+        args = [a.format(corpus=tiny_corpus) for a in command]
+        message = one_line_error(cli_as([], *args, "--runs-dir", str(runs_dir), "--name", "x", "--steps", "2",
+                                        "--device", "cpu"))
+        assert f"Cannot create the run folder {runs_dir / 'x'}: {blocker} is a file, not a folder" in message
+
+
+@pytest.mark.parametrize("how", ["immutable", "mode bits"])
+def test_a_read_only_runs_dir_is_refused_before_anything_loads(tiny_corpus, tmp_path, how, request):
+    runs_dir = tmp_path / "ro-runs"
+    runs_dir.mkdir()
+    prefix = read_only(runs_dir, how, request)
+    message = one_line_error(cli_as(prefix, "train", "--corpus", str(tiny_corpus), "--runs-dir", str(runs_dir),
+                                    "--name", "x", "--steps", "2", *TINY_FLAGS))
+    assert f"Cannot create the run folder {runs_dir / 'x'}:" in message
+    assert ("Permission denied" if how == "mode bits" else "Operation not permitted") in message
+    assert list(runs_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["immutable", "mode bits"])
+def test_resuming_a_read_only_run_folder_is_one_sentence_and_changes_nothing(tiny_run, how, request):
+    before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+    if how == "mode bits":
+        for path in tiny_run.iterdir():
+            os.chmod(path, 0o444)
+    prefix = read_only(tiny_run, how, request)
+    message = one_line_error(cli_as(prefix, "train", "--resume", str(tiny_run), "--steps", "60"))
+    assert f"Cannot write to the run folder {tiny_run}:" in message and "Make it writable" in message
+    assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
+
+
+def test_a_metrics_file_that_cannot_be_written_ends_the_run_with_one_sentence(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "runs" / "full"
+    run_dir.mkdir(parents=True)
+    (run_dir / runs.METRICS).symlink_to("/dev/full")  # every write: ENOSPC, as on a full disk
+    result = cli_as([], "train", "--corpus", str(tiny_corpus), "--runs-dir", str(run_dir.parent), "--name", "full",
+                    "--steps", "2", *TINY_FLAGS)
+    message = one_line_error(result)
+    assert f"Cannot write to {run_dir / runs.METRICS}: No space left on device" in message
+    assert not runs.is_live(run_dir)
+
+
+def test_a_status_that_cannot_be_written_is_one_sentence(tiny_run, request):
+    if not _chattr("+i", tiny_run):
+        pytest.skip("chattr +i is not available on this file system")
+    request.addfinalizer(lambda: _chattr("-i", tiny_run))
+    with pytest.raises(RunFolderError, match=f"Cannot write to {tiny_run / runs.STATUS}: Operation not permitted"):
+        runs.write_status(tiny_run, state="stopped")
