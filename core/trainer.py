@@ -305,8 +305,10 @@ class Trainer:
                     else runs.claim_new_run(config.runs_dir, config.run_name))
         self._lock = lock
         self.run_dir = lock.run_dir
+        self.warnings: list[str] = []  # for the user before the run starts (e.g. a skipped corpus subfolder)
         if task is None:
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
+            self.warnings.extend(corpus.warnings)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
             if resume_from is None:
                 torch.manual_seed(config.seed)

@@ -351,3 +351,49 @@ def test_a_status_that_cannot_be_written_is_one_sentence(tiny_run, request):
     request.addfinalizer(lambda: _chattr("-i", tiny_run))
     with pytest.raises(RunFolderError, match=f"Cannot write to {tiny_run / runs.STATUS}: Operation not permitted"):
         runs.write_status(tiny_run, state="stopped")
+
+
+# --------------------------------------------------------------------------- unreadable corpus folders
+# No root-proof way exists to make a folder unlistable: as root these run without the override (setpriv).
+
+
+def unreadable(path: Path, request) -> list[str]:
+    os.chmod(path, 0o000)
+    request.addfinalizer(lambda: os.chmod(path, 0o755))
+    return read_only_prefix()
+
+
+def read_only_prefix() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    if subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "true"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("setpriv cannot drop root's permission override here")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+def test_an_unreadable_corpus_folder_says_so(tmp_path, request):
+    from .conftest import TINY_TEXT
+    corpus = tmp_path / "texts"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(TINY_TEXT)
+    prefix = unreadable(corpus, request)
+    message = one_line_error(cli_as(prefix, "train", "--corpus", str(corpus), "--runs-dir", str(tmp_path / "runs"),
+                                    "--steps", "2", *TINY_FLAGS))
+    assert f"Cannot read the corpus folder {corpus}: Permission denied" in message
+    assert "no files matching" not in message
+
+
+def test_an_unreadable_corpus_subfolder_is_skipped_with_a_warning_naming_it(tmp_path, request):
+    from .conftest import TINY_TEXT
+    corpus = tmp_path / "texts"
+    (corpus / "open").mkdir(parents=True)
+    (corpus / "open" / "a.txt").write_text(TINY_TEXT)
+    (corpus / "locked").mkdir()
+    (corpus / "locked" / "b.txt").write_text("hidden")
+    prefix = unreadable(corpus / "locked", request)
+    result = cli_as(prefix, "train", "--corpus", str(corpus), "--runs-dir", str(tmp_path / "runs"), "--steps", "2",
+                    *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr
+    err = " ".join(result.stderr.split())
+    assert f"warning: Skipped the corpus subfolder {corpus / 'locked'}: Permission denied." in err

@@ -108,6 +108,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
     finally:
         close()
+    for warning in trainer.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return run_trainer(trainer, control, console, "rnn-playground train")
 
 
