@@ -354,18 +354,26 @@ def run_info(run_dir: Path) -> RunInfo | None:
     with `problem` saying why (and what the checkpoint tells), so one bad folder never hides the others."""
     problem = status_problem(run_dir)
     status = {} if problem else read_status(run_dir)
-    ckpt = run_dir / LAST
     meta: dict = {}
-    if ckpt.exists():
-        try:
-            meta = read_metadata(ckpt)
-        except CheckpointError:
-            meta = {}
+    try:
+        meta = read_metadata(run_dir / LAST)
+    except CheckpointError:
+        meta = {}  # none yet, or unreadable: run.json tells the rest
     if not meta and not status and problem is None:
-        return None
+        if not os.access(run_dir, os.R_OK | os.X_OK):  # an unreadable folder may well hold a run: say so
+            problem = "the folder cannot be read (Permission denied)"
+        else:
+            return None
     # The lock decides liveness; with no writer, a killed writer's temporaries go before sizes are summed.
     live = writer_of(run_dir, clean=True) is not None
-    files = [p for p in run_dir.iterdir() if p.is_file() and p.name != LOCK]  # the lock is bookkeeping
+    try:
+        files = [p for p in run_dir.iterdir() if p.is_file() and p.name != LOCK]  # the lock is bookkeeping
+        sizes = [(p.stat().st_size, p.stat().st_mtime) for p in files]
+    except FileNotFoundError:
+        raise  # deleted while being listed: the caller lists again (watch.runs_for_display)
+    except OSError as exc:
+        problem = problem or f"the folder cannot be read ({exc.strerror or exc})"
+        sizes = []
     try:
         config = meta.get("config") or status.get("config") or {}
         progress = meta.get("progress") or {}
@@ -381,8 +389,8 @@ def run_info(run_dir: Path) -> RunInfo | None:
         model_text, step, best, device, kind = "?", 0, None, "?", "char"
     return RunInfo(
         name=run_dir.name, path=run_dir, model=model_text, step=step, best_val_loss=best, device=device,
-        size_bytes=sum(p.stat().st_size for p in files),
-        updated=max((p.stat().st_mtime for p in files), default=0.0),
+        size_bytes=sum(size for size, _ in sizes),
+        updated=max((mtime for _, mtime in sizes), default=0.0),
         live=live, kind=kind, problem=problem,
     )
 
@@ -392,7 +400,12 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
     if not runs_dir.is_dir():
         return []
-    infos = [info for d in runs_dir.iterdir() if d.is_dir() and (info := run_info(d)) is not None]
+    try:
+        folders = [d for d in runs_dir.iterdir() if d.is_dir()]
+    except OSError as exc:
+        raise RunFolderError(f"Cannot list the runs folder {runs_dir}: {exc.strerror or exc}. Make it readable, "
+                             "or pick another folder.") from None
+    infos = [info for d in folders if (info := run_info(d)) is not None]
     return sorted(infos, key=lambda r: r.updated, reverse=True)
 
 

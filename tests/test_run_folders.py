@@ -165,7 +165,7 @@ def test_temporaries_of_a_dead_writer_go_when_the_run_is_opened_or_listed(tiny_r
     leftovers = [tiny_run / ".last.safetensors.k3j_x9.tmp", tiny_run / ".run.json.abc.tmp"]
     foreign = tiny_run / ".notes.tmp"  # not something a run writes: left alone
     foreign.write_text("mine")
-    size_without = sum(p.stat().st_size for p in tiny_run.iterdir() if p.is_file())
+    size_without = sum(p.stat().st_size for p in tiny_run.iterdir() if p.is_file() and p.name != runs.LOCK)
     with runs.RunLock.acquire(tiny_run):  # a live writer: its temporaries are its own business
         for path in leftovers:
             path.write_bytes(b"\0" * 50_000)
@@ -397,3 +397,18 @@ def test_an_unreadable_corpus_subfolder_is_skipped_with_a_warning_naming_it(tmp_
     assert result.returncode == 0, result.stderr
     err = " ".join(result.stderr.split())
     assert f"warning: Skipped the corpus subfolder {corpus / 'locked'}: Permission denied." in err
+
+
+def test_an_unreadable_run_folder_is_listed_as_such_and_an_unreadable_runs_folder_is_one_sentence(tiny_run, request):
+    locked = tiny_run.parent / "locked"
+    locked.mkdir()
+    (locked / runs.STATUS).write_text(json.dumps({"state": "finished", "step": 3}))
+    prefix = unreadable(locked, request)
+    result = cli_as(prefix, "runs", str(tiny_run.parent))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "tiny" in out and "unreadable locked: run.json cannot be read (Permission denied)" in out
+    os.chmod(locked, 0o755)
+    unreadable(tiny_run.parent, request)
+    message = one_line_error(cli_as(prefix, "runs", str(tiny_run.parent)))
+    assert f"Cannot list the runs folder {tiny_run.parent}: Permission denied" in message
