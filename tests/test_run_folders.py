@@ -412,3 +412,10 @@ def test_an_unreadable_run_folder_is_listed_as_such_and_an_unreadable_runs_folde
     unreadable(tiny_run.parent, request)
     message = one_line_error(cli_as(prefix, "runs", str(tiny_run.parent)))
     assert f"Cannot list the runs folder {tiny_run.parent}: Permission denied" in message
+
+
+def test_resuming_or_sampling_a_run_behind_an_unsearchable_folder_is_one_sentence(tiny_run, request):
+    prefix = unreadable(tiny_run.parent, request)
+    for args in (["train", "--resume", str(tiny_run), "--steps", "60"], ["sample", str(tiny_run), "--length", "5"]):
+        message = one_line_error(cli_as(prefix, *args))
+        assert f"Cannot read {tiny_run}" in message and "Permission denied" in message
