@@ -412,11 +412,15 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
 def resolve_checkpoint(target: Path | str, prefer: str = LAST) -> Path:
     """A run folder means its last checkpoint; a file is itself."""
     path = Path(target)
-    if path.is_dir():
-        for name in (prefer, LAST, BEST):
-            if (path / name).exists():
-                return path / name
-        raise CheckpointError(f"Run folder {path} has no checkpoint yet ({LAST} or {BEST}).")
-    if not path.exists():
-        raise CheckpointError(f"No checkpoint or run folder at {path}.")
+    try:
+        if path.is_dir():
+            for name in (prefer, LAST, BEST):
+                if (path / name).exists():
+                    return path / name
+            raise CheckpointError(f"Run folder {path} has no checkpoint yet ({LAST} or {BEST}).")
+        if not path.exists():
+            raise CheckpointError(f"No checkpoint or run folder at {path}.")
+    except OSError as exc:  # Path.exists and is_dir raise on a folder that cannot be searched
+        raise CheckpointError(f"Cannot read {exc.filename or path}: {exc.strerror or exc}. Make it readable, or "
+                              "use a copy you can read.") from None
     return path
