@@ -464,17 +464,18 @@ class Trainer:
             self._lock.release()  # the run folder is free for the next writer
 
     def _run_logged(self) -> Iterator[Event]:
+        log = None
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             log = runs.MetricsLog(self.run_dir / runs.METRICS)
             runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
                               device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
                               kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
-        except OSError as exc:
-            yield ErrorEvent(self.progress.step, runs.describe_write_error(self.run_dir, exc))
-            return
-        except PlaygroundError as exc:
-            yield ErrorEvent(self.progress.step, str(exc))
+        except (OSError, PlaygroundError) as exc:
+            if log is not None:
+                log.close()
+            message = runs.describe_write_error(self.run_dir, exc) if isinstance(exc, OSError) else str(exc)
+            yield ErrorEvent(self.progress.step, message)
             return
 
         def emit(event: Event) -> Event:

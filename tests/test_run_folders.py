@@ -419,3 +419,13 @@ def test_resuming_or_sampling_a_run_behind_an_unsearchable_folder_is_one_sentenc
     for args in (["train", "--resume", str(tiny_run), "--steps", "60"], ["sample", str(tiny_run), "--length", "5"]):
         message = one_line_error(cli_as(prefix, *args))
         assert f"Cannot read {tiny_run}" in message and "Permission denied" in message
+
+
+def test_a_status_file_that_cannot_be_replaced_ends_the_run_with_one_sentence(tiny_corpus, tmp_path):
+    run_dir = tmp_path / "runs" / "blocked"
+    (run_dir / runs.STATUS).mkdir(parents=True)  # os.replace onto a folder: EISDIR, root or not
+    trainer = Trainer(tiny_config(tiny_corpus, steps=2, run_name="blocked", runs_dir=str(run_dir.parent)))
+    events = run_to_end(trainer)
+    assert [e.kind for e in events] == ["error"]
+    assert events[0].message.startswith(f"Cannot write to {run_dir / runs.STATUS}: Is a directory.")
+    assert not runs.is_live(run_dir)
