@@ -77,13 +77,25 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def temp_file_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file next to `path` (for an atomic replace), with the permissions the user's umask
+    gives every other file: mkstemp alone makes it 0600. Returns (fd, name); the caller removes it on failure."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    except OSError:
+        os.close(fd)
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return fd, tmp_name
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Temp file in the same folder, flush, fsync, os.replace: readers see old or new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = temp_file_beside(path)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

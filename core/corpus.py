@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class Corpus:
     spec: str          # what the user asked for
     source: str        # where the text came from, for messages
     text: str
+    warnings: tuple[str, ...] = ()  # what was skipped on the way, for the user (an unreadable subfolder)
 
     @property
     def fingerprint(self) -> str:
@@ -132,6 +134,17 @@ def _stdlib_text(cap: int = STDLIB_CAP_CHARS) -> str:
     return "\n".join(parts)
 
 
+def _unreadable_folders(root: Path) -> list[tuple[Path, str]]:
+    """Subfolders of a corpus folder that cannot be listed, with the cause; CorpusError if `root` cannot."""
+    problems: list[tuple[Path, str]] = []
+    for _ in os.walk(root, onerror=lambda exc: problems.append((Path(exc.filename), exc.strerror or str(exc)))):
+        pass
+    if problems and problems[0][0] == root:
+        raise CorpusError(f"Cannot read the corpus folder {root}: {problems[0][1]}. Make it readable, or pick "
+                          "another folder.")
+    return problems
+
+
 def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | None = None,
                 progress: ProgressFn | None = None) -> Corpus:
     """Resolve a corpus spec: `builtin:python-stdlib`, a named download, a file, or a directory."""
@@ -146,6 +159,7 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
             raise CorpusError(f"Corpus file {path} is empty. Pick a file with some text in it.")
         return Corpus(spec, str(path), text)
     if path.is_dir():
+        skipped = _unreadable_folders(path)  # rglob passes over them without a word
         files = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.as_posix())
         if not files:
             raise CorpusError(f"Directory {path} has no files matching '{glob}'. Pass --glob with a pattern "
@@ -153,7 +167,8 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         texts = [_read_file(p) for p in files]
         if not any(texts):
             raise CorpusError(f"Every file in {path} matching '{glob}' is empty. Pick a folder with some text in it.")
-        return Corpus(spec, f"{path} ({len(files)} files matching {glob})", "\n".join(texts))
+        return Corpus(spec, f"{path} ({len(files)} files matching {glob})", "\n".join(texts),
+                      tuple(f"Skipped the corpus subfolder {folder}: {cause}." for folder, cause in skipped))
     if spec in REMOTE_CORPORA:
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
         return Corpus(spec, str(local), _read_file(local))

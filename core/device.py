@@ -77,6 +77,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device(pick_auto_device(devices))
     if spec == "cuda":
         spec = "cuda:0"
+    if spec in ("cpu:0", "mps:0"):  # torch's own spellings of the one CPU and the one MPS device
+        spec = spec[:-2]
     if not re.fullmatch(r"cpu|mps|cuda:\d+", spec):
         raise DeviceError(f"Unknown device '{spec}'. Use one of: {_available(devices)}.")
     if spec.startswith("cuda:"):

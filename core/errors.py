@@ -27,3 +27,11 @@ class CheckpointError(PlaygroundError):
 
 class SamplingError(PlaygroundError):
     """Sampling settings or prime text are unusable."""
+
+
+class RunFolderError(PlaygroundError):
+    """A run folder cannot be created or written, or its name is unusable."""
+
+
+class RunBusyError(RunFolderError):
+    """Another process is writing the run folder (it holds the run's lock)."""

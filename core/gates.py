@@ -732,8 +732,7 @@ class Trace:
     def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
         Python lists), atomically: the file appears complete or not at all."""
-        import tempfile
-        from .checkpoint import fsync_dir
+        from .checkpoint import fsync_dir, temp_file_beside
         path = Path(path)
         layers = self._layers_arg(layers)
         header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
@@ -741,7 +740,7 @@ class Trace:
         row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp_name = temp_file_beside(path)
         except OSError as exc:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to.") from None

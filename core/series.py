@@ -216,9 +216,14 @@ def new_series_trainer(config: SeriesConfig, control: TrainControl | None = None
                        data: SeriesData | None = None) -> Trainer:
     """A Trainer for a new series run: loads the data, fits the standardization on the training part."""
     config.validate()
-    data = data if data is not None else load_data(config)
-    task = SeriesTask(config, data, resolve_device(config.device))
-    return Trainer(config.train_config(), control, task=task)
+    lock = runs.claim_new_run(config.runs_dir, config.run_name)  # before the data loads: refusals come first
+    try:
+        data = data if data is not None else load_data(config)
+        task = SeriesTask(config, data, resolve_device(config.device))
+        return Trainer(config.train_config(), control, task=task, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
 
 
 # --------------------------------------------------------------------------- model
@@ -516,12 +521,17 @@ def _stored(checkpoint: Checkpoint) -> tuple[SeriesConfig, Normalizer]:
 def resume_series(target: Path | str, control: TrainControl | None = None, **overrides) -> Trainer:
     """Continue a series run from its last checkpoint (or a given file). Overrides (None = keep) may change
     the budget, the device, or the data (which keeps the checkpoint's standardization)."""
-    checkpoint = _series_checkpoint(target)
-    config, normalizer = _stored(checkpoint)
-    config = _overridden(config, checkpoint, overrides)
-    data = load_data(config)
-    task = SeriesTask(config, data, resolve_device(config.device), normalizer)
-    return Trainer(config.train_config(), control, task=task, resume_from=checkpoint)
+    lock = runs.RunLock.acquire(runs.resolve_checkpoint(target).parent)  # a live run is refused first
+    try:
+        checkpoint = _series_checkpoint(target)
+        config, normalizer = _stored(checkpoint)
+        config = _overridden(config, checkpoint, overrides)
+        data = load_data(config)
+        task = SeriesTask(config, data, resolve_device(config.device), normalizer)
+        return Trainer(config.train_config(), control, task=task, resume_from=checkpoint, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _overridden(config: SeriesConfig, checkpoint: Checkpoint, overrides: dict) -> SeriesConfig:

@@ -8,6 +8,7 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+import functools
 import math
 import os
 import socket
@@ -268,11 +269,29 @@ class Progress:
     best_val_loss: float | None = None
 
 
-class Trainer:
-    """Runs a task step by step. Iterate `run()` for events; drive it with a TrainControl."""
+def _releasing_the_lock_on_error(init):
+    """A Trainer that fails to build lets go of its run folder at once (not whenever it is collected)."""
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            if getattr(self, "_lock", None) is not None:
+                self._lock.release()
+            raise
+    return wrapper
 
+
+class Trainer:
+    """Runs a task step by step. Iterate `run()` for events; drive it with a TrainControl.
+
+    A Trainer is its run folder's one writer: it holds the folder's runs.RunLock from construction
+    to the end of run() (a lock taken earlier, while loading data, may be handed in as `lock`)."""
+
+    @_releasing_the_lock_on_error
     def __init__(self, config: TrainConfig, control: TrainControl | None = None, *,
-                 task=None, resume_from: Checkpoint | None = None, corpus_progress=None):
+                 task=None, resume_from: Checkpoint | None = None, corpus_progress=None,
+                 lock: runs.RunLock | None = None):
         config.validate()
         self.config = config
         self.control = control or TrainControl()
@@ -280,8 +299,16 @@ class Trainer:
         self.progress = Progress()
         self._resume = resume_from
         self._last_saved: tuple[str, int] | None = None  # (file name, step) of the latest checkpoint of the run
+        # Claimed before anything loads: a busy, unwritable or misnamed folder is said at once.
+        if lock is None:
+            lock = (runs.RunLock.acquire(resume_from.path.parent) if resume_from is not None
+                    else runs.claim_new_run(config.runs_dir, config.run_name))
+        self._lock = lock
+        self.run_dir = lock.run_dir
+        self.warnings: list[str] = []  # for the user before the run starts (e.g. a skipped corpus subfolder)
         if task is None:
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
+            self.warnings.extend(corpus.warnings)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
             if resume_from is None:
                 torch.manual_seed(config.seed)
@@ -296,17 +323,9 @@ class Trainer:
         self._weights = [w.detach() for w in self.model.parameters()]
         self.averaged: list[torch.Tensor] | None = [w.clone() for w in self._weights] if config.ema else None
         self.state = task.init_state()
-        runs_dir = Path(config.runs_dir) if config.runs_dir else runs.default_runs_dir()
         if resume_from is not None:
-            self.run_dir = resume_from.path.parent
             self._restore(resume_from)
             self._last_saved = (resume_from.path.name, self.progress.step)
-        else:
-            name = config.run_name or runs.new_run_name(runs_dir)
-            self.run_dir = runs_dir / name
-            if self.run_dir.exists() and any(self.run_dir.glob("*.safetensors")):
-                raise ConfigError(f"Run folder {self.run_dir} already holds checkpoints. Pick another --name, "
-                                  f"or continue it with --resume {self.run_dir}.")
         self.config = replace(config, run_name=self.run_dir.name, runs_dir=str(self.run_dir.parent))
         self._step_lock = threading.Lock()
 
@@ -342,16 +361,22 @@ class Trainer:
     def resume(cls, target: Path | str, control: TrainControl | None = None, **overrides) -> "Trainer":
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
         the device, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
-        checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
-        if checkpoint.meta.get("kind", "char") != "char":
-            raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
-                                  "not a character model.")
-        config = TrainConfig.from_dict(checkpoint.meta["config"])
-        budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
-        if budget_given:
-            config = replace(config, steps=None, epochs=None, minutes=None)
-        config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-        return cls(config, control, resume_from=checkpoint)
+        path = runs.resolve_checkpoint(target)
+        lock = runs.RunLock.acquire(path.parent)  # a live or unwritable run is refused before anything loads
+        try:
+            checkpoint = load_checkpoint(path)
+            if checkpoint.meta.get("kind", "char") != "char":
+                raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
+                                      "not a character model.")
+            config = TrainConfig.from_dict(checkpoint.meta["config"])
+            budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
+            if budget_given:
+                config = replace(config, steps=None, epochs=None, minutes=None)
+            config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+            return cls(config, control, resume_from=checkpoint, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         # With averaging, "model.*" holds the average (what sampling uses) and "raw.*" the weights.
@@ -433,17 +458,40 @@ class Trainer:
     # -- the loop
 
     def run(self) -> Iterator[Event]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        log = runs.MetricsLog(self.run_dir / runs.METRICS)
-        runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
-                          device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
-                          kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
+        try:
+            yield from self._run_logged()
+        finally:
+            self._lock.release()  # the run folder is free for the next writer
+
+    def _run_logged(self) -> Iterator[Event]:
+        log = None
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            log = runs.MetricsLog(self.run_dir / runs.METRICS)
+            runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
+                              device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
+                              kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
+        except (OSError, PlaygroundError) as exc:
+            if log is not None:
+                log.close()
+            message = runs.describe_write_error(self.run_dir, exc) if isinstance(exc, OSError) else str(exc)
+            yield ErrorEvent(self.progress.step, message)
+            return
 
         def emit(event: Event) -> Event:
             log.write(event)
             return event
 
+        def emit_error(message: str) -> Event:
+            event = ErrorEvent(self.progress.step, message)
+            try:
+                log.write(event)
+            except PlaygroundError:
+                pass  # the metrics file is what failed: the error still reaches the caller
+            return event
+
         final_state = "finished"
+        closed = False
         try:
             for event in self._loop():
                 if isinstance(event, Stopped):
@@ -453,15 +501,27 @@ class Trainer:
                 yield emit(event)
         except torch.OutOfMemoryError:
             final_state = "error"
-            yield emit(ErrorEvent(self.progress.step, f"Out of memory on {self.device} at step "
-                                  f"{self.progress.step}. Lower --batch, --seq or --hidden and start again."))
+            yield emit_error(f"Out of memory on {self.device} at step {self.progress.step}. "
+                             "Lower --batch, --seq or --hidden and start again.")
         except PlaygroundError as exc:
             final_state = "error"
-            yield emit(ErrorEvent(self.progress.step, str(exc)))
-        finally:
+            yield emit_error(str(exc))
+        else:
             log.close()
-            runs.write_status(self.run_dir, state=final_state, step=self.progress.step,
-                              best_val_loss=self.progress.best_val_loss)
+            closed = True
+            try:
+                runs.write_status(self.run_dir, state=final_state, step=self.progress.step,
+                                  best_val_loss=self.progress.best_val_loss)
+            except PlaygroundError as exc:
+                yield ErrorEvent(self.progress.step, str(exc))
+        finally:
+            if not closed:  # an error, or the caller stopped iterating: record the end as well as we can
+                log.close()
+                try:
+                    runs.write_status(self.run_dir, state=final_state, step=self.progress.step,
+                                      best_val_loss=self.progress.best_val_loss)
+                except PlaygroundError:
+                    pass  # already reported, or nobody is listening any more
 
     def _loop(self) -> Iterator[Event]:
         c, task, control, p = self.config, self.task, self.control, self.progress

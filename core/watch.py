@@ -333,7 +333,7 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
 
 
 def _is_run_file(name: str) -> bool:
-    return (name.endswith(".safetensors") or name in (runs.METRICS, runs.STATUS)
+    return (name.endswith(".safetensors") or name in (runs.METRICS, runs.STATUS, runs.LOCK)
             or (name.startswith(".") and name.endswith(".tmp")))  # atomic-write leftovers
 
 
@@ -492,7 +492,8 @@ def check_corpus(spec: str, *, glob: str = "*", batch: int = 64, seq: int = 100,
         return CorpusCheck(False, str(exc))
     except OSError as exc:
         return CorpusCheck(False, f"Cannot read {spec}: {exc.strerror or exc}.")
-    return CorpusCheck(True, f"{corpus.source}: {len(corpus.text):,} characters", len(corpus.text))
+    skipped = f"; skipped {len(corpus.warnings)} unreadable folder(s)" if corpus.warnings else ""
+    return CorpusCheck(True, f"{corpus.source}: {len(corpus.text):,} characters{skipped}", len(corpus.text))
 
 
 def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:

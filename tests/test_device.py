@@ -101,3 +101,13 @@ def test_describe_device():
 def test_supports_bf16_is_a_bool():
     assert isinstance(supports_bf16(torch.device("cpu")), bool)
     assert supports_bf16(torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("spec", ["cpu:0", "CPU:0"])
+def test_torchs_spelling_of_the_cpu_is_the_cpu(spec):
+    assert resolve_device(spec) == torch.device("cpu")
+
+
+def test_another_cpu_index_is_refused():
+    with pytest.raises(DeviceError, match="Unknown device 'cpu:1'"):
+        resolve_device("cpu:1")

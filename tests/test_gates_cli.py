@@ -142,3 +142,12 @@ def test_gates_cli_on_gru_and_rnn(cell, shown, tiny_corpus, tmp_path, capsys, mo
     data = json.loads(out_json.read_text(encoding="utf-8"))
     expected = {"gru": {"r", "z", "n", "h"}, "rnn": {"h"}}[cell]
     assert data["model"]["cell"] == cell and set(data["values"]) == expected
+
+
+def test_gates_json_file_gets_the_umask_permissions_like_every_other_file(tiny_run, tmp_path):
+    out_json = tmp_path / "trace.json"
+    assert main(["gates", str(tiny_run), "--text", TEXT, "--rows", "2", "--json", str(out_json)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    # mkstemp alone makes 0600: the trace must be readable as the checkpoints beside it are.
+    assert out_json.stat().st_mode & 0o777 == 0o666 & ~umask == (tiny_run / "last.safetensors").stat().st_mode & 0o777

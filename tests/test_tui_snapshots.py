@@ -77,6 +77,9 @@ def events_of(name: str, cell: str, layers: int, hidden: int, steps: int, device
     return events, config, best
 
 
+HELD_LOCKS: list = []  # locks of the "live" runs written, released when the fixture ends
+
+
 def write_run(root: Path, name: str, *, cell="lstm", layers=2, hidden=512, steps=3000, device="cpu",
               state="finished", age=3600.0, live=False, total=None) -> None:
     run = root / name
@@ -96,7 +99,8 @@ def write_run(root: Path, name: str, *, cell="lstm", layers=2, hidden=512, steps
     status = {"state": "running" if live else state, "device": device, "config": config, "kind": "char",
               "step": steps, "best_val_loss": best, "updated": NOW - age}
     if live:
-        status.update(pid=os.getpid(), host=socket.gethostname())  # this process: alive
+        status.update(pid=os.getpid(), host=socket.gethostname())
+        HELD_LOCKS.append(runs.RunLock.acquire(run))  # what makes it live: a writer holds its lock
     (run / runs.STATUS).write_text(json.dumps(status, indent=1, sort_keys=True))
     for path in run.iterdir():
         os.utime(path, (NOW - age, NOW - age))
@@ -108,7 +112,9 @@ def runs_folder(tmp_path) -> Path:
     write_run(root, "brisk-otter", steps=3000, age=26 * 3600)
     write_run(root, "calm-heron", cell="gru", hidden=256, steps=1200, state="stopped", age=3 * 3600)
     write_run(root, "eager-lynx", layers=3, steps=800, device="cuda:0", live=True, age=20.0, total=20000)
-    return root
+    yield root
+    while HELD_LOCKS:
+        HELD_LOCKS.pop().release()
 
 
 def make_app(**kwargs):

@@ -127,6 +127,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
     finally:
         close()
+    for warning in trainer.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return run_trainer(trainer, control, console, "rnn-playground train")
 
 
@@ -176,12 +178,21 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     for column in ("name", "model", "step", "best val", "device", "size", "updated", ""):
         table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
     for info in infos:
+        if info.problem:
+            table.add_row(info.name, "[red]unreadable[/]", str(info.step), "-", info.device,
+                          human_size(info.size_bytes), datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
+                          "[green]live[/]" if info.live else "")
+            continue
         table.add_row(info.name, info.model, str(info.step),
                       fmt_loss(info.best_val_loss),
                       info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")
-    output_console().print(table)
+    console = output_console()
+    console.print(table)
+    for info in infos:
+        if info.problem:  # the reason in full, below the table (a table cell would wrap it into pieces)
+            console.print(f"[red]unreadable[/] {info.name}: {info.problem}.", highlight=False)
     return 0
 
 

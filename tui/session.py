@@ -95,6 +95,8 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
     last_post = time.monotonic()
     try:
         trainer = session.trainer = make_trainer(control)
+        for warning in getattr(trainer, "warnings", ()):
+            monitor.log("warning", warning)
         for event in trainer.run():
             monitor.add(event)
             if on_event is not None:

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from core.runs import RunInfo
+from core.runs import RunInfo, writer_of
 from core.watch import RunDetails, RunSnapshot, RunWatcher, budget_of, delete_run, run_details, runs_for_display
 
 from ..widgets.format import fmt_age, fmt_loss, fmt_rate, human_size
@@ -152,7 +152,8 @@ class RunsScreen(PlaygroundScreen):
 
     def _row(self, info: RunInfo, now: float) -> tuple:
         live = Text("● live", style=self._live_style()) if info.live else Text("")
-        return (info.name, info.model, Text(f"{info.step:,}", justify="right"),
+        model = Text("unreadable", style="bold red") if info.problem else info.model
+        return (info.name, model, Text(f"{info.step:,}", justify="right"),
                 Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
                 Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
 
@@ -262,6 +263,8 @@ class RunsScreen(PlaygroundScreen):
         if live and snap is not None and snap.status in ("stopped", "finished", "error"):
             # The metrics already end the run; run.json (read for these details) follows a moment later.
             state, live = snap.status, False
+        if details.info.problem:
+            text.append(f"\nunreadable: {details.info.problem}", "bold red")
         text.append(f"\n{state}")
         if live:
             text.append(" live", self._live_style())
@@ -317,9 +320,10 @@ class RunsScreen(PlaygroundScreen):
         if self.app.session.active:
             self.app.notify("A run is training in this app; stop it first.", severity="warning")
             return
-        if info.live:
-            self.app.notify(f"{info.name} is training right now; watch it here, or stop it to resume.",
-                            severity="warning")
+        writer = writer_of(info.path)
+        if writer is not None:  # the lock says, even if the listing is a moment old
+            self.app.notify(f"{info.name} is being trained by {writer.describe()}, and a run has one writer: "
+                            "watch it here, or stop it there to train more.", severity="warning")
             return
         details = self.details if self.details is not None and self.details.info.path == info.path else None
         if details is None:

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input
 
+from core.runs import writer_of
 from core.trainer import TrainConfig, TrainControl, Trainer
 from core.watch import RunSnapshot, budget_of
 
@@ -141,6 +142,12 @@ class TrainScreen(PlaygroundScreen):
         resume = self.form.resume_step is not None and app.resume_target is not None
         if resume:
             run_dir = app.resume_target
+            writer = writer_of(run_dir)
+            if writer is not None:  # say so now, rather than as a failed start
+                app.notify(f"{run_dir.name} is being trained by {writer.describe()}, and a run has one writer. "
+                           "Wait for it to end, or stop it, then start again.", title="Cannot start",
+                           severity="error")
+                return False
             chosen = self._budget_config()
             budget = {k: getattr(chosen, k) for k in ("steps", "epochs", "minutes")}
 
