@@ -32,6 +32,8 @@ from .model import CharRNN, ModelConfig, StreamBatches, detach_state, state_like
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
+# Validation by time is spaced so it takes at most about this share of the run's time.
+VALIDATION_TIME_SHARE = 0.1
 
 
 def option(default, help: str):
@@ -62,7 +64,11 @@ class TrainConfig:
     epochs: float | None = option(None, "stop at this many passes over the training text")
     minutes: float | None = option(None, "stop after this many minutes (default when no budget is given: 10)")
     val_fraction: float = option(0.1, "fraction held out (from the end) for validation")
-    val_every: int = option(200, "validate, sample and save every this many steps")
+    val_every: int = option(200, "validate, sample and save every this many steps, and also by time "
+                                 "(see --val-seconds)")
+    val_seconds: float = option(30.0, "validate by time as well: the first within this many seconds of the start, "
+                                      "then whenever this long has passed and validation would take at most "
+                                      "about a tenth of the time since the last one (0 = by steps only)")
     val_streams: int = option(32, "validation reads the split as this many parallel streams (1 = one stream)")
     sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
     seed: int = option(1234, "seed for weights, dropout and samples")
@@ -90,6 +96,9 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive, got {value}.")
         if self.clip <= 0:
             raise ConfigError(f"--clip must be positive, got {self.clip}.")
+        if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
+            raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
+                              f"seconds, got {self.val_seconds}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
@@ -485,7 +494,16 @@ class Trainer:
         skipped_reported = 0
         last_report_time, last_report_step = started, p.step
         last_val_step = None
+        # Validation by time as well as by steps: the first within val_seconds of the start, whatever
+        # the speed; then spaced by the last one's cost, so slow steps still give early feedback.
+        val_due_time = started + c.val_seconds if c.val_seconds else None
+        val_cost = 0.0
         self.model.train()
+
+        def val_spacing(cost: float) -> float:
+            """Training time between validations by time: at least val_seconds, and enough that
+            validation (which cost `cost` seconds last time) is at most VALIDATION_TIME_SHARE of it."""
+            return max(c.val_seconds, cost * (1 - VALIDATION_TIME_SHARE) / VALIDATION_TIME_SHARE)
 
         def budget_left() -> bool:
             if total is not None and p.step >= total:
@@ -501,6 +519,26 @@ class Trainer:
             by_time = max(0.0, deadline - time.perf_counter()) if deadline is not None else None
             return min(x for x in (by_steps, by_time) if x is not None)
 
+        def next_validation(now: float, validating: bool) -> tuple[int | None, float | None]:
+            """(step, None) when the next validation is expected by the step rule first, (None,
+            seconds from now) when by time, (None, None) before there is a pace to tell."""
+            by_step = (p.step // c.val_every + 1) * c.val_every
+            if total is not None:
+                by_step = min(by_step, total)
+            due = val_due_time
+            if validating and due is not None:  # this step validates now: the next one comes after it
+                due = now + val_spacing(val_cost)
+            if due is not None and deadline is not None:
+                due = min(due, deadline)  # the end of a time budget validates too
+            if due is None:
+                return by_step, None
+            done = p.step - session_start_step
+            if not done:
+                return None, None
+            by_time = max(0.0, due - now)
+            by_step_s = (by_step - p.step) * (now - started) / done
+            return (by_step, None) if by_step_s <= by_time else (None, by_time)
+
         while budget_left():
             if control.paused and not control.stopping:
                 yield Paused(p.step)
@@ -514,6 +552,8 @@ class Trainer:
                 last_report_time += paused_for
                 if deadline is not None:
                     deadline += paused_for
+                if val_due_time is not None:
+                    val_due_time += paused_for
                 yield Resumed(p.step)
             if control.take_save_request():
                 yield CheckpointSaved(p.step, str(self.save()), "requested")
@@ -555,8 +595,10 @@ class Trainer:
 
             now = time.perf_counter()
             last_step = not budget_left()
+            validate = (p.step % c.val_every == 0 or last_step
+                        or (val_due_time is not None and now >= val_due_time))
             report = (p.step % c.log_every == 0) if c.log_every else (now - last_report_time >= 0.25)
-            if report or last_step or p.step % c.val_every == 0:
+            if report or validate:
                 if int(worst_streak) >= MAX_BAD_STEPS:
                     yield ErrorEvent(p.step, self._non_finite_message())
                     return
@@ -567,13 +609,18 @@ class Trainer:
                 p.elapsed_s = elapsed_before + now - started
                 yield StepEvent(p.step, total, p.epoch + p.window / task.windows, mean_loss,
                                 (p.step - last_report_step) * tokens_per_step / max(now - last_report_time, 1e-9),
-                                lr, p.elapsed_s, eta(), skipped_now)
+                                lr, p.elapsed_s, eta(), skipped_now, *next_validation(now, validate))
                 loss_sum.zero_()
                 loss_count = 0
                 last_report_time, last_report_step = now, p.step
-            if p.step % c.val_every == 0 or last_step:
+            if validate:
+                val_began = time.perf_counter()
                 yield from self._validate()
                 last_val_step = p.step
+                if val_due_time is not None:
+                    val_ended = time.perf_counter()
+                    val_cost = val_ended - val_began
+                    val_due_time = val_ended + val_spacing(val_cost)
 
         p.elapsed_s = elapsed_before + time.perf_counter() - started
         if control.stopping:

@@ -103,6 +103,8 @@ class RunSnapshot:
     eta_s: float | None = None
     progress: float | None = None       # 0..1 of this session's budget, None before the first step
     skipped_steps: int = 0
+    next_val_step: int | None = None    # when the next validation comes (see StepEvent)
+    next_val_in_s: float | None = None
     train_losses: tuple[float, ...] = ()
     train_steps: tuple[int, ...] = ()
     val_losses: tuple[float, ...] = ()
@@ -172,12 +174,14 @@ class RunMonitor:
             f.update(run_name=event.run_name, run_dir=event.run_dir, device=event.device, config=event.config,
                      parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
                      val_chars=event.val_chars, start_step=event.start_step, step=event.start_step,
-                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None)
+                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None,
+                     next_val_step=None, next_val_in_s=None)
             self._session_start = event.time
         elif isinstance(event, StepEvent):
             self.train.add(event.step, event.loss)
             f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch, tokens_per_s=event.tokens_per_s,
-                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps)
+                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps,
+                     next_val_step=event.next_val_step, next_val_in_s=event.next_val_in_s)
             if math.isfinite(event.loss):
                 f["loss"] = event.loss
             f["progress"] = self._progress(event)

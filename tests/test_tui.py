@@ -817,3 +817,24 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
         assert app.session.snapshot.val_steps[0] == 7
         await press(pilot, "x")
         await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+
+
+async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=10, val_every=5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "the first run to finish")
+        sample = app.screen.query_one("#sample")
+        await wait_for(pilot, lambda: sample.border_title == "sample at step 10" and plain(sample), 5, "its sample")
+        # A second run that validates only much later: nothing of the first run's sample stays.
+        await type_into(pilot, "#budget", "100000")
+        await type_into(pilot, "#val_every", "50000")
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training" and train_steps(app) > 0, 30,
+                       "the second run to train")
+        assert sample.border_title == "sample" and plain(sample) == ""
+        await shows(pilot, "next at step 50,000")
+        app.stop_training()
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
