@@ -234,25 +234,37 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await pilot.pause()
         await type_into(pilot, "#hidden", "0")
         error = app.screen.query_one("#err-hidden")
-        await wait_for(pilot, lambda: "--hidden must be at least 1" in plain(error), 5, "hidden error")
+        # The engine's message, naming the field as the form shows it (the CLI says --hidden).
+        await wait_for(pilot, lambda: plain(error) == "hidden must be at least 1, got 0.", 5, "hidden error")
         assert error.display
-        await shows(pilot, "--hidden must be at")
+        await shows(pilot, "hidden must be at")
         await type_into(pilot, "#dropout", "x")
-        await wait_for(pilot, lambda: "must be a number" in plain(app.screen.query_one("#err-dropout")), 5, "dropout")
+        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-dropout")) ==
+                       "dropout must be a number, got 'x'.", 5, "dropout")
         await press(pilot, "enter")
-        await press(pilot, "escape", "s")  # leave the field, then the start key
-        await pilot.pause(0.3)
+        await press(pilot, "escape", "s")  # leave the field, then the start key: it says why nothing started
+        await wait_for(pilot, lambda: app._notifications and "hidden must be at least 1" in
+                       str(list(app._notifications)[-1].message), 5, "the reason nothing started")
+        assert list(app._notifications)[-1].title == "Not started"
+        assert app.screen.focused is app.screen.query_one("#hidden")  # at the first field marked
         assert not app.session.active and app.session.snapshot.status == "idle"
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-        # A corpus that is too small for the batch: the engine's own message, beside the field.
+        # A corpus that is too small for the batch: the engine's message, under batch, in the form's words.
         await type_into(pilot, "#hidden", "16")
         await type_into(pilot, "#dropout", "0")
         await type_into(pilot, "#batch", "512")
-        corpus_error = app.screen.query_one("#err-corpus")
-        await wait_for(pilot, lambda: "needs at least" in plain(corpus_error), 20, "corpus size error")
+        corpus_error, batch_error = app.screen.query_one("#err-corpus"), app.screen.query_one("#err-batch")
+        await wait_for(pilot, lambda: "needs at least" in plain(batch_error), 20, "corpus size error")
+        assert plain(batch_error).endswith("Use a larger text, or lower batch or seq len.")
+        assert plain(corpus_error) == "" and not corpus_error.display
         await press(pilot, "escape", "s")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "needs at least" in str(list(app._notifications)[-1].message), 5, "why")
         assert not app.session.active
+        # A sequence no text this small can hold: under seq len.
+        await type_into(pilot, "#batch", "1")
+        await type_into(pilot, "#seq", "100000")
+        await wait_for(pilot, lambda: "needs at least" in plain(app.screen.query_one("#err-seq")), 20, "seq error")
+        await type_into(pilot, "#seq", "16")
         await type_into(pilot, "#corpus", "missing.txt")
         await wait_for(pilot, lambda: "neither a file" in plain(corpus_error), 20, "missing corpus error")
         # Fixed: it starts.
@@ -800,10 +812,10 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await type_into(pilot, "#ema", "1.5")
-        await wait_for(pilot, lambda: "--ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
+        await wait_for(pilot, lambda: "ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
                        "ema error")
         await type_into(pilot, "#val_every", "0")
-        await wait_for(pilot, lambda: "--val-every must be at least 1" in plain(app.screen.query_one("#err-val_every")),
+        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-val_every")) == "eval must be at least 1, got 0.",
                        5, "val every error")
         await type_into(pilot, "#ema", "0")
         await type_into(pilot, "#val_every", "7")

@@ -103,7 +103,7 @@ class TrainScreen(PlaygroundScreen):
         if action == "start":
             if session.active:
                 return False
-            return None if self.form.errors else True  # shown greyed while the form has errors
+            return True  # also while the form has errors: pressing s then says why nothing starts
         if action == "pause":
             return session.active and not session.stop_requested and not session.pause_requested \
                 and session.snapshot.status in ("training", "starting")
@@ -134,8 +134,8 @@ class TrainScreen(PlaygroundScreen):
             first = self.form.first_invalid()
             if first is not None:
                 self.set_focus(first)
-            app.notify("Fix the settings marked in the form first: " + "; ".join(errors.values())[:300],
-                       title="Cannot start", severity="error")
+            app.notify("Fix what is marked in the form first: " + "; ".join(errors.values())[:300],
+                       title="Not started", severity="error")
             return False
         device = state.device
         resume = self.form.resume_step is not None and app.resume_target is not None
