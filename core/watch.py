@@ -410,6 +410,24 @@ def name_settings(message: str, names: Mapping[str, str]) -> str:
     return _FLAG.sub(lambda m: names.get(m.group(1).replace("-", "_"), m.group(0)), message)
 
 
+@dataclass(frozen=True)
+class SettingHelp:
+    """What a setting means, from its TrainConfig field: `help` is the CLI's --help text (a front
+    end's one-line description), `more` the longer explanation."""
+    name: str
+    flag: str
+    help: str
+    more: str
+    default: object
+
+
+def setting_help(name: str) -> SettingHelp | None:
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name and "help" in f.metadata:
+            return SettingHelp(name, flag_of(name), f.metadata["help"], f.metadata.get("more", ""), f.default)
+    return None
+
+
 def _parse(name: str, text: str):
     kind = _field_type(name)
     text = text.strip().replace("_", "")
@@ -575,4 +593,4 @@ def runs_for_display(runs_dir: Path | str | None = None) -> list[runs.RunInfo]:
 __all__ = ["Series", "LogLine", "RunSnapshot", "RunMonitor", "RunWatcher", "RunDetails", "run_details",
            "delete_run", "check_settings", "SettingsCheck", "check_corpus", "CorpusCheck", "describe_event",
            "config_form_values", "budget_of", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display", "flag_of",
-           "name_settings"]
+           "name_settings", "SettingHelp", "setting_help"]

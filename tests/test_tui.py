@@ -850,3 +850,59 @@ async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(t
         await shows(pilot, "next at step 50,000")
         app.stop_training()
         await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+
+
+async def test_every_form_field_describes_itself_and_f1_explains_it(tmp_path, tiny_corpus):
+    """The one-line description of the focused field is its CLI --help text (core.trainer's field
+    help); F1 in the field opens the help with the longer one, the flag and the default."""
+    import dataclasses
+
+    from textual.widgets import Select
+
+    from core.trainer import TrainConfig
+    from tui.screens.help import HelpScreen
+    helps = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+
+    def described(shown: str, name: str) -> bool:  # "label  help (or its first clauses)  (F1: more)"
+        description = shown.removesuffix("  (F1: more)").split("  ", 1)[-1]
+        return len(description) > 10 and helps[name]["help"].startswith(description)
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        line = app.screen.query_one("#field-help")
+        assert not line.display  # the Start button is no field
+        fields = list(app.screen.query(".form-row Input, .form-row Select"))
+        assert len(fields) >= 15
+        for field in fields:
+            app.screen.set_focus(field)
+            name = app.screen.query_one("#budget_kind", Select).value if field.id.startswith("budget") else field.id
+            await wait_for(pilot, lambda: line.display and described(plain(line), name), 5, f"the help of {field.id}")
+        for name in ("ema", "val_every", "embed", "seq", "batch", "dropout"):
+            assert helps[name]["more"], name  # the fields a newcomer asked about explain themselves at length
+        app.screen.set_focus(app.screen.query_one("#ema"))
+        await pilot.pause()
+        await press(pilot, "f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "help")
+        topic = plain(app.screen.query_one("#help-topic"))
+        assert topic.startswith("ema: keep an exponential moving average") and "(default: 0.99)" in topic
+        assert helps["ema"]["more"] in topic and "On the command line: --ema" in topic
+        await shows(pilot, "The average of the recent weights predicts better")
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), 5, "help closed")
+        assert app.screen.focused is app.screen.query_one("#ema")
+        # Outside a field, the help is the keys alone.
+        app.screen.set_focus(app.screen.query_one("#start"))
+        await wait_for(pilot, lambda: not line.display, 5, "the line to go")
+        await press(pilot, "f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "help")
+        assert not app.screen.query_one("#help-topic").display
+        await press(pilot, "escape")
+
+
+async def test_the_field_help_line_fits_whole_clauses_at_80x24(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.set_focus(app.screen.query_one("#ema"))
+        text = await shows(pilot, "ema  keep an exponential moving average of the weights with this decay")
+        assert "decay (" not in text and "…" not in text.splitlines()[-2]

@@ -259,6 +259,18 @@ class TrainForm(VerticalScroll, can_focus=False):
             self.query_one(f"#{name}", Widget).disabled = bool(run_name)
         self.validate_now()
 
+    def setting_of(self, widget: Widget | None) -> tuple[str, str] | None:
+        """(label, TrainConfig field) of the form field `widget` is (in), None outside the fields.
+        The budget's fields are the setting of the kind chosen (steps, epochs or minutes)."""
+        for node in widget.ancestors_with_self if widget is not None else ():
+            if node is self:
+                break
+            if node.id in ("budget", "budget_kind"):
+                return LABELS["budget"], str(self.query_one("#budget_kind", Select).value)
+            if node.id in LABELS:
+                return LABELS[node.id], node.id
+        return None
+
     def first_invalid(self) -> Widget | None:
         for name in self._errors:
             if name in LABELS and name != "device":

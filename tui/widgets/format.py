@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 
 from tui.headless import format_duration
 
-__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory"]
+__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses"]
 
 
 def fmt_loss(value: float | None) -> str:
@@ -49,3 +50,17 @@ def fmt_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600:.0f} h ago"
     return f"{seconds // 86400:.0f} d ago"
+
+
+_CLAUSE_END = re.compile(r"; | \(|, ")
+
+
+def fit_clauses(text: str, width: int) -> str:
+    """`text` if it fits in `width` columns, else its longest leading clause that does (cut before
+    "; ", " (" or ", "), else its start with an ellipsis: a one-line description that ends whole."""
+    if len(text) <= width:
+        return text
+    for cut in reversed([m.start() for m in _CLAUSE_END.finditer(text)]):
+        if 0 < cut <= width:
+            return text[:cut]
+    return text[:max(width - 1, 0)] + "…"
