@@ -847,7 +847,7 @@ async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(t
         await wait_for(pilot, lambda: app.session.snapshot.status == "training" and train_steps(app) > 0, 30,
                        "the second run to train")
         assert sample.border_title == "sample" and plain(sample) == ""
-        await shows(pilot, "next at step 50,000")
+        await shows(pilot, "val loss -  best -  next step 50,000")
         app.stop_training()
         await wait_for(pilot, lambda: not app.session.active, 30, "stop")
 
@@ -906,3 +906,20 @@ async def test_the_field_help_line_fits_whole_clauses_at_80x24(tmp_path, tiny_co
         app.screen.set_focus(app.screen.query_one("#ema"))
         text = await shows(pilot, "ema  keep an exponential moving average of the weights with this decay")
         assert "decay (" not in text and "…" not in text.splitlines()[-2]
+
+
+async def test_the_next_validation_shows_whole_at_80x24(tmp_path):
+    from core.watch import RunSnapshot
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        snap = RunSnapshot(run_name="r", status="training", step=11_000, val_losses=(2.0, 1.5),
+                           val_steps=(10_000, 10_800), val_loss=1.5, best_val_loss=1.5, next_val_in_s=25.0)
+        app.screen.live.show(snap)
+        await shows(pilot, "val loss 1.5000  best 1.5000  next in 0:25")
+        # where best and a longer note do not both fit, the note shows
+        app.screen.live.show(RunSnapshot(**{**snap.__dict__, "next_val_in_s": None, "next_val_step": 12_000}))
+        await shows(pilot, "val loss 1.5000  next step 12,000")
+        app.screen.live.show(RunSnapshot(**{**snap.__dict__, "status": "finished"}))  # no next one
+        text = await shows(pilot, "val loss 1.5000  best 1.5000")
+        assert "next" not in text

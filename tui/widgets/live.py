@@ -35,7 +35,7 @@ def next_validation(snap: RunSnapshot) -> str:
     if snap.status != "training":
         return ""
     if snap.next_val_step is not None:
-        return f"next at step {snap.next_val_step:,}"
+        return f"next step {snap.next_val_step:,}"
     if snap.next_val_in_s is not None:
         return f"next in {format_duration(snap.next_val_in_s)}"
     return ""
@@ -81,13 +81,18 @@ class LossPanel(Vertical):
         label = Text(no_wrap=True, overflow="ellipsis")
         label.append(self.title, self.get_component_rich_style("loss--title"))
         label.append(f" {fmt_loss(current)}")
-        # The current value always shows; then best, then step, as far as they fit whole; the note
-        # (when the next validation comes) goes before step where it fits.
-        note_part = f"  {note}" if note else ""
-        for part in (f"  best {fmt_loss(best)}", note_part, f"  step {step:,}" if step is not None else ""):
-            if not part or (width and label.cell_len + len(part) > width):
-                if part is note_part:
-                    continue
+        # The current value always shows; then best, the note (when the next validation comes) and
+        # step, as far as they fit whole. Where best and the note do not both fit, the note wins:
+        # while training, when the next validation comes is the news (best is also in the log).
+        parts = [f"  best {fmt_loss(best)}"]
+        if note:
+            if width and label.cell_len + len(parts[0]) + len(note) + 2 > width:
+                parts = []
+            parts.append(f"  {note}")
+        if step is not None:
+            parts.append(f"  step {step:,}")
+        for part in parts:
+            if width and label.cell_len + len(part) > width:
                 break
             label.append(part, muted)
         set_text(labels.first(), label)
