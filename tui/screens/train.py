@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from rich.text import Text
 from textual.widgets import Input, Static
 
 from core.trainer import TrainConfig, TrainControl, Trainer

@@ -24,7 +24,7 @@ CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
           "dropout": "dropout", "batch": "batch", "seq": "seq len", "lr": "lr", "ema": "ema",
           "val_every": "eval", "budget": "budget", "seed": "seed", "device": "device"}
-# How messages name settings here (the engine's name them by their CLI flags): as the form
+# How messages name settings here (the engine names them by their CLI flags): as the form
 # shows them; the budget's kinds as the budget.
 MESSAGE_NAMES = {**LABELS, **{kind: f"budget ({kind})" for kind in BUDGET_KINDS}}
 # Fields fixed by a checkpoint: a resumed run keeps them.
