@@ -242,11 +242,14 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await wait_for(pilot, lambda: plain(app.screen.query_one("#err-dropout")) ==
                        "dropout must be a number, got 'x'.", 5, "dropout")
         await press(pilot, "enter")
-        await press(pilot, "escape", "s")  # leave the field, then the start key: it says why nothing started
-        await wait_for(pilot, lambda: app._notifications and "hidden must be at least 1" in
-                       str(list(app._notifications)[-1].message), 5, "the reason nothing started")
-        assert list(app._notifications)[-1].title == "Not started"
-        assert app.screen.focused is app.screen.query_one("#hidden")  # at the first field marked
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#start"), 5, "out of the field")
+        shown = {n.identity for n in app._notifications}
+        await press(pilot, "s")  # the start key says why nothing started, and goes to the first field marked
+        notice = await wait_for(pilot, lambda: next((n for n in app._notifications if n.identity not in shown), None),
+                                5, "the reason nothing started")
+        assert notice.title == "Not started" and "hidden must be at least 1" in str(notice.message)
+        await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#hidden"), 5, "focus on hidden")
         assert not app.session.active and app.session.snapshot.status == "idle"
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
         # A corpus that is too small for the batch: the engine's message, under batch, in the form's words.
@@ -257,8 +260,10 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await wait_for(pilot, lambda: "needs at least" in plain(batch_error), 20, "corpus size error")
         assert plain(batch_error).endswith("Use a larger text, or lower batch or seq len.")
         assert plain(corpus_error) == "" and not corpus_error.display
+        shown = {n.identity for n in app._notifications}
         await press(pilot, "escape", "s")
-        await wait_for(pilot, lambda: "needs at least" in str(list(app._notifications)[-1].message), 5, "why")
+        await wait_for(pilot, lambda: any(n.identity not in shown and "needs at least" in str(n.message)
+                                          for n in app._notifications), 5, "why")
         assert not app.session.active
         # A sequence no text this small can hold: under seq len.
         await type_into(pilot, "#batch", "1")
