@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     for amp in (True, False):
         config = TrainConfig(corpus=str(require_data()), hidden=512, layers=2, batch=128, seq=100,
                              minutes=args.minutes / 2, device=args.device, amp=amp, sample_chars=0,
-                             val_every=10**9, runs_dir=runs_dir())
+                             val_every=10**9, val_seconds=0, runs_dir=runs_dir())
         trainer = Trainer(config)
         rates, val, steps = [], None, 0
         for event in trainer.run():

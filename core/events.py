@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -15,7 +15,11 @@ class Event:
         return _KIND_OF[type(self)]
 
     def to_json(self) -> dict:
-        return {"event": self.kind, **asdict(self)}
+        data = asdict(self)
+        for f in fields(self):  # optional fields at their default None are left out: shorter lines
+            if f.default is None and data[f.name] is None:
+                del data[f.name]
+        return {"event": self.kind, **data}
 
 
 @dataclass
@@ -44,6 +48,10 @@ class StepEvent(Event):
     elapsed_s: float
     eta_s: float | None
     skipped_steps: int = 0    # steps skipped for a non-finite loss, over the run
+    # When the next validation comes, by whichever rule is expected first (--val-every steps or
+    # --val-seconds): the step it is due at, or the seconds until it is due; None when not known.
+    next_val_step: int | None = None
+    next_val_in_s: float | None = None
 
 
 @dataclass

@@ -76,7 +76,10 @@ class SeriesConfig:
     steps: int | None = option(None, "stop at this total step count (default when no budget is given: 2000)")
     epochs: float | None = option(None, "stop at this many passes over the training part")
     minutes: float | None = option(None, "stop after this many minutes")
-    val_every: int = option(100, "validate and save every this many steps")
+    val_every: int = option(100, "validate and save every this many steps, and also by time (see --val-seconds)")
+    val_seconds: float = option(30.0, "validate by time as well: the first within this many seconds of the start, "
+                                      "then whenever this long has passed and validation would take at most "
+                                      "about a tenth of the time since the last one (0 = by steps only)")
     seed: int = option(1234, "seed for weights and dropout")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: bool = option(False, "bf16 mixed precision (off by default: regression needs the precision, and these "

@@ -33,41 +33,81 @@ from .model import CharRNN, ModelConfig, StreamBatches, detach_state, state_like
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
+# Validation by time is spaced so it takes at most about this share of the run's time.
+VALIDATION_TIME_SHARE = 0.1
 
 
-def option(default, help: str):
-    """A config field with its help text, so the CLI documents every flag from one place."""
-    return field(default=default, metadata={"help": help})
+def option(default, help: str, more: str = ""):
+    """A config field with its help text, so the CLI documents every flag from one place. `help` is
+    the CLI's help and the app's one-line description; `more`, the longer one the app's F1 adds."""
+    return field(default=default, metadata={"help": help, "more": more})
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a run. Each field's help is the CLI's help text."""
-    corpus: str = option(DEFAULT_CORPUS, "corpus: builtin:python-stdlib, tinyshakespeare, anna, a file or a folder")
+    corpus: str = option(DEFAULT_CORPUS, "corpus: builtin:python-stdlib, tinyshakespeare, anna, a file or a folder",
+                         "The text the model learns to continue, character by character. builtin:python-stdlib "
+                         "ships with the app; tinyshakespeare and anna download once and are verified; a folder "
+                         "is read recursively (--glob picks the files). The last tenth is held out for validation "
+                         "(--val-fraction).")
     glob: str = option("*", "file pattern when the corpus is a folder")
-    cell: str = option("lstm", "recurrent cell: lstm, gru or rnn")
-    hidden: int = option(512, "hidden units per layer")
-    layers: int = option(2, "recurrent layers")
-    embed: int = option(64, "embedding size (the one-hot input times a learned matrix)")
-    dropout: float = option(0.3, "dropout between layers and before the output layer")
-    batch: int = option(128, "parallel streams per step")
-    seq: int = option(100, "characters per window (backprop through time)")
-    lr: float = option(3e-3, "peak Adam learning rate")
+    cell: str = option("lstm", "recurrent cell: lstm, gru or rnn",
+                       "LSTM and GRU have gates that decide what to keep, forget and show, and learn long-range "
+                       "patterns; RNN (tanh) is the plain recurrent cell, quicker per step but forgetful. The "
+                       "Gates screen shows the gates at work.")
+    hidden: int = option(512, "hidden units per layer",
+                         "The size of the state each layer carries from one character to the next. More units "
+                         "remember and predict more, but a step costs about the square of this.")
+    layers: int = option(2, "recurrent layers",
+                         "Recurrent layers stacked on each other, each reading the states of the one below. Two "
+                         "is usual; more can learn more but train slower.")
+    embed: int = option(64, "embedding size (the one-hot input times a learned matrix)",
+                        "Each character becomes a learned vector of this many numbers before the first layer. "
+                        "A few dozen is plenty for a vocabulary of a few hundred characters.")
+    dropout: float = option(0.3, "dropout between layers and before the output layer",
+                            "While training, this fraction of the values passed between layers (and to the "
+                            "output layer) is zeroed at random, so the model cannot lean on any one unit: less "
+                            "overfitting of small texts. Never during validation or sampling; 0 turns it off.")
+    batch: int = option(128, "parallel streams per step",
+                        "How many places in the text are read side by side in one step, each stream carrying "
+                        "its own hidden state. Larger batches give smoother updates and more characters per "
+                        "second (most on a GPU), but fewer steps per pass over the text.")
+    seq: int = option(100, "characters per window (backprop through time)",
+                      "How many characters each stream reads per step; the gradient flows back through this "
+                      "many (truncated backpropagation through time). The hidden state carries on into the "
+                      "next window, so the model can still use what came before.")
+    lr: float = option(3e-3, "peak Adam learning rate",
+                       "How far each update moves the weights at the top of the schedule: the rate warms up "
+                       "over --warmup steps, then halves every --lr-half-life steps down to --min-lr. Too high "
+                       "and the loss jumps or turns NaN; too low and it crawls.")
     warmup: int = option(50, "steps of linear learning-rate warm-up")
     lr_half_life: int = option(350, "steps for the learning rate to halve after warm-up (0 = constant)")
     min_lr: float = option(1e-4, "floor the learning rate decays to (at most --lr: a higher floor holds it at --lr)")
     clip: float = option(5.0, "gradient-norm clipping")
     ema: float = option(0.99, "keep an exponential moving average of the weights with this decay (about the "
-                              "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)")
+                              "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)",
+                       "The average of the recent weights predicts better than the latest step's. Checkpoints "
+                       "hold the raw weights too, so resuming continues exactly.")
     steps: int | None = option(None, "stop at this total step count")
     epochs: float | None = option(None, "stop at this many passes over the training text")
     minutes: float | None = option(None, "stop after this many minutes (default when no budget is given: 10)")
     val_fraction: float = option(0.1, "fraction held out (from the end) for validation")
-    val_every: int = option(200, "validate, sample and save every this many steps")
+    val_every: int = option(200, "validate, sample and save every this many steps, and also by time "
+                                 "(see --val-seconds)",
+                            "A validation measures the loss on the held-out text, shows a sample and saves a "
+                            "checkpoint (and the best so far). Besides every this many steps it comes by time: "
+                            "the first within --val-seconds (30) of the start, then spaced so validation takes "
+                            "at most about a tenth of the time. The live view says when the next one comes.")
+    val_seconds: float = option(30.0, "validate by time as well: the first within this many seconds of the start, "
+                                      "then whenever this long has passed and validation would take at most "
+                                      "about a tenth of the time since the last one (0 = by steps only)")
     val_streams: int = option(32, "validation reads the split as this many parallel streams (1 = one stream)")
     sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
-    seed: int = option(1234, "seed for weights, dropout and samples")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    seed: int = option(1234, "seed for weights, dropout and samples",
+                       "The same seed and settings on the same device give the same run, step for step.")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps",
+                         "auto picks the CUDA GPU with the most free memory, else Apple's MPS, else the CPU.")
     amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
     run_name: str | None = option(None, "run folder name (default: generated)")
@@ -91,6 +131,9 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive, got {value}.")
         if self.clip <= 0:
             raise ConfigError(f"--clip must be positive, got {self.clip}.")
+        if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
+            raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
+                              f"seconds, got {self.val_seconds}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
@@ -545,7 +588,16 @@ class Trainer:
         skipped_reported = 0
         last_report_time, last_report_step = started, p.step
         last_val_step = None
+        # Validation by time as well as by steps: the first within val_seconds of the start, whatever
+        # the speed; then spaced by the last one's cost, so slow steps still give early feedback.
+        val_due_time = started + c.val_seconds if c.val_seconds else None
+        val_cost = 0.0
         self.model.train()
+
+        def val_spacing(cost: float) -> float:
+            """Training time between validations by time: at least val_seconds, and enough that
+            validation (which cost `cost` seconds last time) is at most VALIDATION_TIME_SHARE of it."""
+            return max(c.val_seconds, cost * (1 - VALIDATION_TIME_SHARE) / VALIDATION_TIME_SHARE)
 
         def budget_left() -> bool:
             if total is not None and p.step >= total:
@@ -561,6 +613,26 @@ class Trainer:
             by_time = max(0.0, deadline - time.perf_counter()) if deadline is not None else None
             return min(x for x in (by_steps, by_time) if x is not None)
 
+        def next_validation(now: float, validating: bool) -> tuple[int | None, float | None]:
+            """(step, None) when the next validation is expected by the step rule first, (None,
+            seconds from now) when by time, (None, None) before there is a pace to tell."""
+            by_step = (p.step // c.val_every + 1) * c.val_every
+            if total is not None:
+                by_step = min(by_step, total)
+            due = val_due_time
+            if validating and due is not None:  # this step validates now: the next one comes after it
+                due = now + val_spacing(val_cost)
+            if due is not None and deadline is not None:
+                due = min(due, deadline)  # the end of a time budget validates too
+            if due is None:
+                return by_step, None
+            done = p.step - session_start_step
+            if not done:
+                return None, None
+            by_time = max(0.0, due - now)
+            by_step_s = (by_step - p.step) * (now - started) / done
+            return (by_step, None) if by_step_s <= by_time else (None, by_time)
+
         while budget_left():
             if control.paused and not control.stopping:
                 yield Paused(p.step)
@@ -574,6 +646,8 @@ class Trainer:
                 last_report_time += paused_for
                 if deadline is not None:
                     deadline += paused_for
+                if val_due_time is not None:
+                    val_due_time += paused_for
                 yield Resumed(p.step)
             if control.take_save_request():
                 yield CheckpointSaved(p.step, str(self.save()), "requested")
@@ -615,8 +689,10 @@ class Trainer:
 
             now = time.perf_counter()
             last_step = not budget_left()
+            validate = (p.step % c.val_every == 0 or last_step
+                        or (val_due_time is not None and now >= val_due_time))
             report = (p.step % c.log_every == 0) if c.log_every else (now - last_report_time >= 0.25)
-            if report or last_step or p.step % c.val_every == 0:
+            if report or validate:
                 if int(worst_streak) >= MAX_BAD_STEPS:
                     yield ErrorEvent(p.step, self._non_finite_message())
                     return
@@ -627,13 +703,18 @@ class Trainer:
                 p.elapsed_s = elapsed_before + now - started
                 yield StepEvent(p.step, total, p.epoch + p.window / task.windows, mean_loss,
                                 (p.step - last_report_step) * tokens_per_step / max(now - last_report_time, 1e-9),
-                                lr, p.elapsed_s, eta(), skipped_now)
+                                lr, p.elapsed_s, eta(), skipped_now, *next_validation(now, validate))
                 loss_sum.zero_()
                 loss_count = 0
                 last_report_time, last_report_step = now, p.step
-            if p.step % c.val_every == 0 or last_step:
+            if validate:
+                val_began = time.perf_counter()
                 yield from self._validate()
                 last_val_step = p.step
+                if val_due_time is not None:
+                    val_ended = time.perf_counter()
+                    val_cost = val_ended - val_began
+                    val_due_time = val_ended + val_spacing(val_cost)
 
         p.elapsed_s = elapsed_before + time.perf_counter() - started
         if control.stopping:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Mapping
 
 from . import runs
 from .checkpoint import read_metadata
-from .corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus
+from .corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus, minimum_chars
 from .download import REMOTE_CORPORA, cache_dir
 from .errors import CheckpointError, ConfigError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
@@ -103,6 +104,8 @@ class RunSnapshot:
     eta_s: float | None = None
     progress: float | None = None       # 0..1 of this session's budget, None before the first step
     skipped_steps: int = 0
+    next_val_step: int | None = None    # when the next validation comes (see StepEvent)
+    next_val_in_s: float | None = None
     train_losses: tuple[float, ...] = ()
     train_steps: tuple[int, ...] = ()
     val_losses: tuple[float, ...] = ()
@@ -172,12 +175,14 @@ class RunMonitor:
             f.update(run_name=event.run_name, run_dir=event.run_dir, device=event.device, config=event.config,
                      parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
                      val_chars=event.val_chars, start_step=event.start_step, step=event.start_step,
-                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None)
+                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None,
+                     next_val_step=None, next_val_in_s=None)
             self._session_start = event.time
         elif isinstance(event, StepEvent):
             self.train.add(event.step, event.loss)
             f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch, tokens_per_s=event.tokens_per_s,
-                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps)
+                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps,
+                     next_val_step=event.next_val_step, next_val_in_s=event.next_val_in_s)
             if math.isfinite(event.loss):
                 f["loss"] = event.loss
             f["progress"] = self._progress(event)
@@ -389,17 +394,51 @@ def _field_type(name: str) -> type:
     return int if kind.startswith("int") else float if kind.startswith("float") else str
 
 
+def flag_of(name: str) -> str:
+    """The command-line flag of a TrainConfig field: val_every -> --val-every."""
+    return "--" + name.replace("_", "-")
+
+
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w-])")
+
+
+def name_settings(message: str, names: Mapping[str, str]) -> str:
+    """An engine message (which names settings by their flags, as the CLI shows them) with each
+    setting in `names` (field name -> what a front end calls it) named that way instead: the
+    app's form says "hidden must be at least 1" where the CLI says "--hidden must be ...".
+    Flags not in `names` stay as they are."""
+    return _FLAG.sub(lambda m: names.get(m.group(1).replace("-", "_"), m.group(0)), message)
+
+
+@dataclass(frozen=True)
+class SettingHelp:
+    """What a setting means, from its TrainConfig field: `help` is the CLI's --help text (a front
+    end's one-line description), `more` the longer explanation."""
+    name: str
+    flag: str
+    help: str
+    more: str
+    default: object
+
+
+def setting_help(name: str) -> SettingHelp | None:
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name and "help" in f.metadata:
+            return SettingHelp(name, flag_of(name), f.metadata["help"], f.metadata.get("more", ""), f.default)
+    return None
+
+
 def _parse(name: str, text: str):
     kind = _field_type(name)
     text = text.strip().replace("_", "")
     if kind is str:
         return text
     if not text:
-        raise ConfigError(f"{name} is empty; enter a value.")
+        raise ConfigError(f"{flag_of(name)} is empty; enter a value.")
     try:
         return kind(text)
     except ValueError:
-        raise ConfigError(f"{name} must be {'a whole number' if kind is int else 'a number'}, "
+        raise ConfigError(f"{flag_of(name)} must be {'a whole number' if kind is int else 'a number'}, "
                           f"got '{text}'.") from None
 
 
@@ -448,6 +487,7 @@ class CorpusCheck:
     ok: bool
     message: str           # the engine's error, or a short description of what will be used
     chars: int | None = None
+    field: str = "corpus"  # the setting at fault when not ok: corpus, or batch or seq for a text too small
 
 
 _corpus_cache: dict[tuple, Corpus] = {}
@@ -487,13 +527,27 @@ def check_corpus(spec: str, *, glob: str = "*", batch: int = 64, seq: int = 100,
                 if len(_corpus_cache) >= 4:
                     _corpus_cache.pop(next(iter(_corpus_cache)))
                 _corpus_cache[key] = corpus
-        check_size(corpus, batch, seq, val_fraction)
     except PlaygroundError as exc:
         return CorpusCheck(False, str(exc))
     except OSError as exc:
         return CorpusCheck(False, f"Cannot read {spec}: {exc.strerror or exc}.")
+    try:
+        check_size(corpus, batch, seq, val_fraction)
+    except PlaygroundError as exc:
+        return CorpusCheck(False, str(exc), len(corpus.text), _too_small_for(corpus, seq, val_fraction))
     skipped = f"; skipped {len(corpus.warnings)} unreadable folder(s)" if corpus.warnings else ""
     return CorpusCheck(True, f"{corpus.source}: {len(corpus.text):,} characters{skipped}", len(corpus.text))
+
+
+def _too_small_for(corpus: Corpus, seq: int, val_fraction: float) -> str:
+    """Which setting to mark when a text is too small for batch x seq: batch when a batch of one
+    would fit, else seq when a window of one character would, else the corpus itself."""
+    chars = len(corpus.text)
+    if corpus.text and chars >= minimum_chars(1, seq, val_fraction):
+        return "batch"
+    if corpus.text and chars >= minimum_chars(1, 1, val_fraction):
+        return "seq"
+    return "corpus"
 
 
 def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:
@@ -539,4 +593,5 @@ def runs_for_display(runs_dir: Path | str | None = None) -> list[runs.RunInfo]:
 
 __all__ = ["Series", "LogLine", "RunSnapshot", "RunMonitor", "RunWatcher", "RunDetails", "run_details",
            "delete_run", "check_settings", "SettingsCheck", "check_corpus", "CorpusCheck", "describe_event",
-           "config_form_values", "budget_of", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display"]
+           "config_form_values", "budget_of", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display", "flag_of",
+           "name_settings", "SettingHelp", "setting_help"]

@@ -16,7 +16,7 @@ from core.errors import PlaygroundError
 from core.events import StepEvent, ValidationEvent
 from core.trainer import TrainConfig, TrainControl, Trainer
 from core.watch import (RunMonitor, RunWatcher, Series, check_corpus, check_settings, config_form_values,
-                        delete_run, run_details)
+                        delete_run, name_settings, run_details)
 
 
 def test_series_keeps_finite_values_and_bounds_memory():
@@ -159,6 +159,20 @@ def test_check_settings_attributes_engine_errors_to_fields():
     assert "step 40" in resumed.errors["budget"]
 
 
+def test_messages_name_settings_as_each_front_end_does():
+    # One message, written with the CLI's flags; a front end names the settings its own way.
+    errors = check_settings({"hidden": "0", "val_every": "x", "seq": ""}).errors
+    assert errors["hidden"] == "--hidden must be at least 1, got 0."
+    assert errors["val_every"] == "--val-every must be a whole number, got 'x'."
+    assert errors["seq"] == "--seq is empty; enter a value."
+    names = {"hidden": "hidden size", "val_every": "eval", "lr": "lr"}
+    assert name_settings(errors["hidden"], names) == "hidden size must be at least 1, got 0."
+    assert name_settings(errors["val_every"], names) == "eval must be a whole number, got 'x'."
+    # flags it does not name stay flags, and a longer flag is never taken for a shorter one
+    assert name_settings("Lower --min-lr (at most --lr), or --lr-half-life.", names) == \
+        "Lower --min-lr (at most lr), or --lr-half-life."
+
+
 def test_config_form_values_round_trip():
     config = TrainConfig(hidden=48, dropout=0.0, lr=0.003, steps=250, cell="rnn")
     values = config_form_values(config)
@@ -174,6 +188,12 @@ def test_check_corpus_uses_the_engines_errors(tiny_corpus, tmp_path):
     assert ok.ok and ok.chars == len(tiny_corpus.read_text())
     small = check_corpus(str(tiny_corpus), batch=512, seq=400)
     assert not small.ok and "needs at least" in small.message
+    # the setting to mark: batch when a batch of one fits, else seq, else the corpus
+    assert small.field == "batch"
+    assert check_corpus(str(tiny_corpus), batch=1, seq=100_000).field == "seq"
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("ab")
+    assert check_corpus(str(tiny), batch=1, seq=1).field == "corpus"
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"abc\x00def" * 100)
     assert "NUL byte at byte offset 3" in check_corpus(str(binary)).message

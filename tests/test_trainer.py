@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 
 import pytest
 import torch
@@ -358,3 +359,69 @@ def test_snapshots_sample_without_disturbing_training(tiny_corpus):
     final = trainer.snapshot_sampler()  # the averaged weights, what the run's checkpoints hold
     for sampled, average in zip(final._model.parameters(), trainer.averaged):
         assert torch.equal(sampled, average)
+
+
+# --------------------------------------------------------------------------- validation by time
+
+class SlowTask(CharTask):
+    """The tiny character task with each step (and validation) made slower by a real pause, as
+    a large model on a busy CPU would be."""
+
+    def __init__(self, config, step_s: float = 0.0, validation_s: float = 0.0):
+        from core.corpus import Vocab, load_corpus
+        corpus = load_corpus(config.corpus)
+        torch.manual_seed(config.seed)
+        super().__init__(config, corpus, Vocab.from_text(corpus.text), torch.device("cpu"))
+        self.step_s, self.validation_s = step_s, validation_s
+
+    def loss(self, window, state):
+        time.sleep(self.step_s)
+        return super().loss(window, state)
+
+    def evaluate(self, autocast):
+        time.sleep(self.validation_s)
+        return super().evaluate(autocast)
+
+
+def test_slow_steps_validate_by_time_before_the_step_interval(tiny_corpus):
+    # Every step takes at least 20 ms and validation at least 50 ms; the time rule (first after
+    # 10 ms, then spaced so validation is at most a tenth of the time) must validate long before
+    # step 1000, and space later validations by at least 9 x 50 ms of run time.
+    config = tiny_config(tiny_corpus, steps=60, val_every=1000, val_seconds=0.01, dropout=0.2)
+    events = run_to_end(Trainer(config, task=SlowTask(config, step_s=0.02, validation_s=0.05)))
+    validated = [e.step for e in events if isinstance(e, ValidationEvent)]
+    assert validated[0] == 1  # the first step already took longer than val_seconds
+    assert validated[-1] == 60 and len(validated) >= 3
+    assert [e.step for e in events if isinstance(e, SampleEvent)] == validated
+    elapsed = {e.step: e.elapsed_s for e in events if isinstance(e, StepEvent)}
+    by_time = validated[:-1]  # the last one is the end of the budget
+    gaps = [elapsed[b] - elapsed[a] for a, b in zip(by_time, by_time[1:])]
+    assert gaps and min(gaps) >= 9 * 0.05, gaps
+    # each step event says when the next validation comes: by time here (the step rule is far off)
+    after_first = [e for e in events if isinstance(e, StepEvent) and 1 < e.step < by_time[1]]
+    assert after_first and all(e.next_val_step is None and 0 <= e.next_val_in_s for e in after_first)
+
+
+def test_validation_by_time_leaves_the_training_losses_alone(tiny_corpus):
+    # Validation and its sample must not draw on the training RNG (dropout) or touch the weights.
+    plain_config = tiny_config(tiny_corpus, steps=30, val_every=1000, dropout=0.3)
+    plain = step_losses(run_to_end(Trainer(plain_config, task=SlowTask(plain_config))))
+    timed_config = tiny_config(tiny_corpus, steps=30, val_every=1000, dropout=0.3, val_seconds=0.005)
+    timed_events = run_to_end(Trainer(timed_config, task=SlowTask(timed_config, step_s=0.01)))
+    assert len([e for e in timed_events if isinstance(e, ValidationEvent)]) >= 2
+    assert step_losses(timed_events) == plain
+
+
+def test_step_events_say_the_next_validation_by_steps_when_steps_are_quick(tiny_corpus):
+    config = tiny_config(tiny_corpus, steps=30, val_every=10, val_seconds=3600)
+    steps = [e for e in run_to_end(Trainer(config, task=SlowTask(config))) if isinstance(e, StepEvent)]
+    assert [(e.step, e.next_val_step) for e in steps if e.step in (1, 9, 10, 11, 29)] == \
+        [(1, 10), (9, 10), (10, 20), (11, 20), (29, 30)]
+    assert all(e.next_val_in_s is None for e in steps)
+
+
+def test_val_seconds_is_checked(tiny_corpus):
+    from core.errors import ConfigError
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="--val-seconds must be zero"):
+            Trainer(tiny_config(tiny_corpus, val_seconds=bad))

@@ -234,25 +234,42 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await pilot.pause()
         await type_into(pilot, "#hidden", "0")
         error = app.screen.query_one("#err-hidden")
-        await wait_for(pilot, lambda: "--hidden must be at least 1" in plain(error), 5, "hidden error")
+        # The engine's message, naming the field as the form shows it (the CLI says --hidden).
+        await wait_for(pilot, lambda: plain(error) == "hidden must be at least 1, got 0.", 5, "hidden error")
         assert error.display
-        await shows(pilot, "--hidden must be at")
+        await shows(pilot, "hidden must be at")
         await type_into(pilot, "#dropout", "x")
-        await wait_for(pilot, lambda: "must be a number" in plain(app.screen.query_one("#err-dropout")), 5, "dropout")
+        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-dropout")) ==
+                       "dropout must be a number, got 'x'.", 5, "dropout")
         await press(pilot, "enter")
-        await press(pilot, "escape", "s")  # leave the field, then the start key
-        await pilot.pause(0.3)
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#start"), 5, "out of the field")
+        shown = {n.identity for n in app._notifications}
+        await press(pilot, "s")  # the start key says why nothing started, and goes to the first field marked
+        notice = await wait_for(pilot, lambda: next((n for n in app._notifications if n.identity not in shown), None),
+                                5, "the reason nothing started")
+        assert notice.title == "Not started" and "hidden must be at least 1" in str(notice.message)
+        await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#hidden"), 5, "focus on hidden")
         assert not app.session.active and app.session.snapshot.status == "idle"
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-        # A corpus that is too small for the batch: the engine's own message, beside the field.
+        # A corpus that is too small for the batch: the engine's message, under batch, in the form's words.
         await type_into(pilot, "#hidden", "16")
         await type_into(pilot, "#dropout", "0")
         await type_into(pilot, "#batch", "512")
-        corpus_error = app.screen.query_one("#err-corpus")
-        await wait_for(pilot, lambda: "needs at least" in plain(corpus_error), 20, "corpus size error")
+        corpus_error, batch_error = app.screen.query_one("#err-corpus"), app.screen.query_one("#err-batch")
+        await wait_for(pilot, lambda: "needs at least" in plain(batch_error), 20, "corpus size error")
+        assert plain(batch_error).endswith("Use a larger text, or lower batch or seq len.")
+        assert plain(corpus_error) == "" and not corpus_error.display
+        shown = {n.identity for n in app._notifications}
         await press(pilot, "escape", "s")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: any(n.identity not in shown and "needs at least" in str(n.message)
+                                          for n in app._notifications), 5, "why")
         assert not app.session.active
+        # A sequence no text this small can hold: under seq len.
+        await type_into(pilot, "#batch", "1")
+        await type_into(pilot, "#seq", "100000")
+        await wait_for(pilot, lambda: "needs at least" in plain(app.screen.query_one("#err-seq")), 20, "seq error")
+        await type_into(pilot, "#seq", "16")
         await type_into(pilot, "#corpus", "missing.txt")
         await wait_for(pilot, lambda: "neither a file" in plain(corpus_error), 20, "missing corpus error")
         # Fixed: it starts.
@@ -800,10 +817,10 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await type_into(pilot, "#ema", "1.5")
-        await wait_for(pilot, lambda: "--ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
+        await wait_for(pilot, lambda: "ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
                        "ema error")
         await type_into(pilot, "#val_every", "0")
-        await wait_for(pilot, lambda: "--val-every must be at least 1" in plain(app.screen.query_one("#err-val_every")),
+        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-val_every")) == "eval must be at least 1, got 0.",
                        5, "val every error")
         await type_into(pilot, "#ema", "0")
         await type_into(pilot, "#val_every", "7")
@@ -817,3 +834,97 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
         assert app.session.snapshot.val_steps[0] == 7
         await press(pilot, "x")
         await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+
+
+async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=10, val_every=5))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+                       "the first run to finish")
+        sample = app.screen.query_one("#sample")
+        await wait_for(pilot, lambda: sample.border_title == "sample at step 10" and plain(sample), 5, "its sample")
+        # A second run that validates only much later: nothing of the first run's sample stays.
+        await type_into(pilot, "#budget", "100000")
+        await type_into(pilot, "#val_every", "50000")
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training" and train_steps(app) > 0, 30,
+                       "the second run to train")
+        assert sample.border_title == "sample" and plain(sample) == ""
+        await shows(pilot, "val loss -  best -  next step 50,000")
+        app.stop_training()
+        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+
+
+async def test_every_form_field_describes_itself_and_f1_explains_it(tmp_path, tiny_corpus):
+    """The one-line description of the focused field is its CLI --help text (core.trainer's field
+    help); F1 in the field opens the help with the longer one, the flag and the default."""
+    import dataclasses
+
+    from textual.widgets import Select
+
+    from core.trainer import TrainConfig
+    from tui.screens.help import HelpScreen
+    helps = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
+
+    def described(shown: str, name: str) -> bool:  # "label  help (or its first clauses)  (F1: more)"
+        description = shown.removesuffix("  (F1: more)").split("  ", 1)[-1]
+        return len(description) > 10 and helps[name]["help"].startswith(description)
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        line = app.screen.query_one("#field-help")
+        assert not line.display  # the Start button is no field
+        fields = list(app.screen.query(".form-row Input, .form-row Select"))
+        assert len(fields) >= 15
+        for field in fields:
+            app.screen.set_focus(field)
+            name = app.screen.query_one("#budget_kind", Select).value if field.id.startswith("budget") else field.id
+            await wait_for(pilot, lambda: line.display and described(plain(line), name), 5, f"the help of {field.id}")
+        for name in ("ema", "val_every", "embed", "seq", "batch", "dropout"):
+            assert helps[name]["more"], name  # the fields a newcomer asked about explain themselves at length
+        app.screen.set_focus(app.screen.query_one("#ema"))
+        await pilot.pause()
+        await press(pilot, "f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "help")
+        topic = plain(app.screen.query_one("#help-topic"))
+        assert topic.startswith("ema: keep an exponential moving average") and "(default: 0.99)" in topic
+        assert helps["ema"]["more"] in topic and "On the command line: --ema" in topic
+        await shows(pilot, "The average of the recent weights predicts better")
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), 5, "help closed")
+        assert app.screen.focused is app.screen.query_one("#ema")
+        # Outside a field, the help is the keys alone.
+        app.screen.set_focus(app.screen.query_one("#start"))
+        await wait_for(pilot, lambda: not line.display, 5, "the line to go")
+        await press(pilot, "f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 5, "help")
+        assert not app.screen.query_one("#help-topic").display
+        await press(pilot, "escape")
+
+
+async def test_the_field_help_line_fits_whole_clauses_at_80x24(tmp_path, tiny_corpus):
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.screen.set_focus(app.screen.query_one("#ema"))
+        text = await shows(pilot, "ema  keep an exponential moving average of the weights with this decay")
+        assert "decay (" not in text and "…" not in text.splitlines()[-2]
+
+
+async def test_the_next_validation_shows_whole_at_80x24(tmp_path):
+    from core.watch import RunSnapshot
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        snap = RunSnapshot(run_name="r", status="training", step=11_000, val_losses=(2.0, 1.5),
+                           val_steps=(10_000, 10_800), val_loss=1.5, best_val_loss=1.5, next_val_in_s=25.0)
+        app.screen.live.show(snap)
+        await shows(pilot, "val loss 1.5000  best 1.5000  next in 0:25")
+        # where best and a longer note do not both fit, the note shows
+        app.screen.live.show(RunSnapshot(**{**snap.__dict__, "next_val_in_s": None, "next_val_step": 12_000}))
+        await shows(pilot, "val loss 1.5000  next step 12,000")
+        app.screen.live.show(RunSnapshot(**{**snap.__dict__, "status": "finished"}))  # no next one
+        text = await shows(pilot, "val loss 1.5000  best 1.5000")
+        assert "next" not in text

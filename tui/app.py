@@ -72,7 +72,7 @@ class PlaygroundApp(App[int]):
         "app.mode.series": "Series screen",
         "app.mode.runs": "Runs screen: saved and live runs",
         "app.help": "this help",
-        "app.help_f1": "this help, also from inside a form field",
+        "app.help_f1": "this help, also from inside a form field (there, what that field means first)",
         "app.quit": "quit; while training, asks, then stops at a step boundary and saves a checkpoint",
         "app.quit_anywhere": "quit, also from inside a form field",
     }
@@ -157,6 +157,9 @@ class PlaygroundApp(App[int]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
+            # F1 in a form field opens the help on what that field means, above the keys.
+            topic = getattr(self.screen, "help_topic", lambda: None)()
+            self.get_screen("help").show_topic(topic)
             self.push_screen("help")
 
     def open_run(self, mode: str, run_dir: Path) -> None:

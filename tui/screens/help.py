@@ -29,6 +29,7 @@ class HelpScreen(ModalScreen[None]):
                 scope = row_scope
             table.add_row(Text(key_display(keys), style="bold"), description)
         with VerticalScroll(id="help-body"):
+            yield Static("", id="help-topic")  # F1 in a form field: what that setting means
             yield Static("Keys", id="help-title")
             yield Static(table, id="help-table")
             yield Static("Everything works from the keyboard alone; the mouse is optional. "
@@ -36,6 +37,22 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help-body").border_title = "help  (Escape, q, ? or F1 closes)"
+
+    def show_topic(self, topic: Text | None) -> None:
+        """Open with `topic` above the keys (None: the keys alone)."""
+        self.topic = topic
+        if self.is_mounted:
+            self._render_topic()
+
+    def on_screen_resume(self) -> None:
+        self._render_topic()
+
+    def _render_topic(self) -> None:
+        widget = self.query_one("#help-topic", Static)
+        topic = getattr(self, "topic", None)
+        widget.update(topic if topic is not None else "")
+        widget.set_class(topic is not None, "-shown")
+        self.query_one("#help-body").scroll_home(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from core.runs import writer_of
 from core.trainer import TrainConfig, TrainControl, Trainer
-from core.watch import RunSnapshot, budget_of
+from core.watch import RunSnapshot, SettingHelp, budget_of, setting_help
+
+from ..cli import with_default
 
 from ..widgets.form import TrainForm
+from ..widgets.format import fit_clauses
 from ..widgets.live import LiveView
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -47,6 +51,7 @@ class TrainScreen(PlaygroundScreen):
         with Horizontal(id="train-body"):
             yield TrainForm(self.app.initial_config, id="form")
             yield LiveView(id="live")
+        yield Static("", id="field-help")  # what the focused field means (F1: more)
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -104,7 +109,7 @@ class TrainScreen(PlaygroundScreen):
         if action == "start":
             if session.active:
                 return False
-            return None if self.form.errors else True  # shown greyed while the form has errors
+            return True  # also while the form has errors: pressing s then says why nothing starts
         if action == "pause":
             return session.active and not session.stop_requested and not session.pause_requested \
                 and session.snapshot.status in ("training", "starting")
@@ -135,8 +140,8 @@ class TrainScreen(PlaygroundScreen):
             first = self.form.first_invalid()
             if first is not None:
                 self.set_focus(first)
-            app.notify("Fix the settings marked in the form first: " + "; ".join(errors.values())[:300],
-                       title="Cannot start", severity="error")
+            app.notify("Fix what is marked in the form first: " + "; ".join(errors.values())[:300],
+                       title="Not started", severity="error")
             return False
         device = state.device
         resume = self.form.resume_step is not None and app.resume_target is not None
@@ -198,6 +203,57 @@ class TrainScreen(PlaygroundScreen):
 
     def action_leave_field(self) -> None:
         self.set_focus(self.query_one("#start"))
+
+    # -- field help
+
+    def _focused_setting(self) -> tuple[str, SettingHelp] | None:
+        setting = self.form.setting_of(self.focused)
+        if setting is None:
+            return None
+        label, name = setting
+        info = setting_help(name)
+        return (label, info) if info is not None else None
+
+    def show_field_help(self) -> None:
+        """The focused field's one-line description (its CLI help) under the form and the live view."""
+        line = self.query_one("#field-help", Static)
+        focused = self._focused_setting()
+        line.set_class(focused is not None, "-shown")
+        if focused is None:
+            return
+        label, info = focused
+        room = max(self.size.width - len(label) - 4, 10)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(label, "bold")
+        text.append(f"  {fit_clauses(info.help, room)}")
+        if text.cell_len + 12 <= self.size.width - 2:
+            text.append("  (F1: more)", "dim")
+        line.update(text)
+
+    def help_topic(self) -> Text | None:
+        """For F1 in a field: what the setting means at length, with its flag and default."""
+        focused = self._focused_setting()
+        if focused is None:
+            return None
+        label, info = focused
+        text = Text()
+        text.append(label, "bold")
+        text.append(f": {with_default(info.help, info.default)}")
+        if info.more:
+            text.append(f"\n{info.more}")
+        text.append(f"\nOn the command line: {info.flag}", "dim")
+        return text
+
+    def on_descendant_focus(self) -> None:
+        super().on_descendant_focus()
+        self.show_field_help()
+
+    def on_descendant_blur(self) -> None:
+        super().on_descendant_blur()
+        self.show_field_help()
+
+    def on_resize(self) -> None:
+        self.show_field_help()
 
     # -- form events
 

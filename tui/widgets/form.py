@@ -16,7 +16,7 @@ from textual.widgets.select import InvalidSelectValueError
 from core.device import DeviceInfo
 from core.trainer import TrainConfig
 from core.watch import (BUDGET_KINDS, FORM_FIELDS, CorpusCheck, SettingsCheck, check_corpus, check_settings,
-                        config_form_values)
+                        config_form_values, name_settings)
 
 from .format import fmt_memory
 
@@ -24,6 +24,9 @@ CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
           "dropout": "dropout", "batch": "batch", "seq": "seq len", "lr": "lr", "ema": "ema",
           "val_every": "eval", "budget": "budget", "seed": "seed", "device": "device"}
+# How messages name settings here (the engine names them by their CLI flags): as the form
+# shows them; the budget's kinds as the budget.
+MESSAGE_NAMES = {**LABELS, **{kind: f"budget ({kind})" for kind in BUDGET_KINDS}}
 # Fields fixed by a checkpoint: a resumed run keeps them.
 MODEL_FIELDS = ("corpus", "cell", "hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "seed")
 CORPUS_DEBOUNCE_S = 0.3
@@ -46,8 +49,8 @@ class FormState:
         """Errors that stop a run from starting, by field."""
         errors = dict(self.check.errors)
         if self.corpus is not None and not self.corpus.ok:
-            errors["corpus"] = self.corpus.message
-        return errors
+            errors.setdefault(self.corpus.field, self.corpus.message)  # a field's own error comes first
+        return {name: name_settings(message, MESSAGE_NAMES) for name, message in errors.items()}
 
 
 class TrainForm(VerticalScroll, can_focus=False):
@@ -255,6 +258,18 @@ class TrainForm(VerticalScroll, can_focus=False):
         for name in MODEL_FIELDS:
             self.query_one(f"#{name}", Widget).disabled = bool(run_name)
         self.validate_now()
+
+    def setting_of(self, widget: Widget | None) -> tuple[str, str] | None:
+        """(label, TrainConfig field) of the form field `widget` is (in), None outside the fields.
+        The budget's fields are the setting of the kind chosen (steps, epochs or minutes)."""
+        for node in widget.ancestors_with_self if widget is not None else ():
+            if node is self:
+                break
+            if node.id in ("budget", "budget_kind"):
+                return LABELS["budget"], str(self.query_one("#budget_kind", Select).value)
+            if node.id in LABELS:
+                return LABELS[node.id], node.id
+        return None
 
     def first_invalid(self) -> Widget | None:
         for name in self._errors:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 
-__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory"]
+__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses"]
 
 
 def fmt_loss(value: float | None) -> str:
@@ -56,3 +57,17 @@ def format_duration(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+_CLAUSE_END = re.compile(r"; | \(|, ")
+
+
+def fit_clauses(text: str, width: int) -> str:
+    """`text` if it fits in `width` columns, else its longest leading clause that does (cut before
+    "; ", " (" or ", "), else its start with an ellipsis: a one-line description that ends whole."""
+    if len(text) <= width:
+        return text
+    for cut in reversed([m.start() for m in _CLAUSE_END.finditer(text)]):
+        if 0 < cut <= width:
+            return text[:cut]
+    return text[:max(width - 1, 0)] + "…"

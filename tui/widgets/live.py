@@ -30,6 +30,17 @@ def set_text(widget: Static, content, layout: bool = False) -> None:
     widget.update(content, layout=layout)
 
 
+def next_validation(snap: RunSnapshot) -> str:
+    """When the next validation (and sample) comes, by steps or by time, while training."""
+    if snap.status != "training":
+        return ""
+    if snap.next_val_step is not None:
+        return f"next step {snap.next_val_step:,}"
+    if snap.next_val_in_s is not None:
+        return f"next in {format_duration(snap.next_val_in_s)}"
+    return ""
+
+
 class LossPanel(Vertical):
     """A labelled sparkline: `train loss 1.2345  best 1.1000  (n points)`."""
 
@@ -46,8 +57,8 @@ class LossPanel(Vertical):
         yield Sparkline([], summary_function=_mean)
 
     def show(self, values: tuple[float, ...], current: float | None, best: float | None,
-             step: int | None = None) -> None:
-        self._last = (values, current, best, step)
+             step: int | None = None, note: str = "") -> None:
+        self._last = (values, current, best, step, note)
         self._render_label()
 
     def on_mount(self) -> None:
@@ -60,9 +71,9 @@ class LossPanel(Vertical):
         labels = self.query(Label)
         if self._last is None or not labels:  # nothing to show yet, or not composed yet
             return
-        values, current, best, step = self._last
+        values, current, best, step, note = self._last
         width = self.size.width
-        key = (len(values), values[-1] if values else None, current, best, step, width)
+        key = (len(values), values[-1] if values else None, current, best, step, note, width)
         if key == self._shown:
             return  # nothing new: no re-render
         self._shown = key
@@ -70,9 +81,18 @@ class LossPanel(Vertical):
         label = Text(no_wrap=True, overflow="ellipsis")
         label.append(self.title, self.get_component_rich_style("loss--title"))
         label.append(f" {fmt_loss(current)}")
-        # The current value always shows; then best, then step, as far as they fit whole.
-        for part in (f"  best {fmt_loss(best)}", f"  step {step:,}" if step is not None else ""):
-            if not part or (width and label.cell_len + len(part) > width):
+        # The current value always shows; then best, the note (when the next validation comes) and
+        # step, as far as they fit whole. Where best and the note do not both fit, the note wins:
+        # while training, when the next validation comes is the news (best is also in the log).
+        parts = [f"  best {fmt_loss(best)}"]
+        if note:
+            if width and label.cell_len + len(parts[0]) + len(note) + 2 > width:
+                parts = []
+            parts.append(f"  {note}")
+        if step is not None:
+            parts.append(f"  step {step:,}")
+        for part in parts:
+            if width and label.cell_len + len(part) > width:
                 break
             label.append(part, muted)
         set_text(labels.first(), label)
@@ -154,12 +174,14 @@ class LiveView(Vertical):
         self.query_one("#train-loss", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
                                                        snap.step if snap.train_losses else None)
         self.query_one("#val-loss", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
-                                                     snap.val_steps[-1] if snap.val_steps else None)
+                                                     snap.val_steps[-1] if snap.val_steps else None,
+                                                     next_validation(snap))
         sample = self.query_one("#sample", Static)
-        if snap.sample is not None and snap.sample != getattr(sample, "_shown_content", None):
-            sample.border_title = f"sample at step {snap.sample_step:,}"
+        if snap.sample != getattr(sample, "_shown_content", None):
+            # None (a new run with no sample yet) clears the previous run's
+            sample.border_title = "sample" if snap.sample is None else f"sample at step {snap.sample_step:,}"
             sample._shown_content = snap.sample
-            sample.update(Text(snap.sample, no_wrap=False, overflow="fold"), layout=False)
+            sample.update(Text(snap.sample or "", no_wrap=False, overflow="fold"), layout=False)
         log = self.query_one("#event-log", RichLog)
         for line_ in snap.log:
             if line_.seq <= self._log_seq:
