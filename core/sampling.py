@@ -198,13 +198,18 @@ class Sampler:
         kernel, and the same on every device."""
         if settings.temperature == 0:
             return int(logits.argmax())
-        logits = logits[0] / settings.temperature
+        raw, logits = logits[0], logits[0] / settings.temperature
         if 0 < settings.top_k < logits.shape[-1]:
             values, indices = logits.topk(settings.top_k)
             probs, choices = values.softmax(-1).tolist(), indices.tolist()
         else:
             probs, choices = logits.softmax(-1).tolist(), None
-        point, total = rng.random() * sum(probs), 0.0
+        mass = sum(probs)
+        if not mass > 0:
+            # NaN: a temperature so small that the float32 logits overflowed. Argmax is the limit
+            # sampling tends to as the temperature falls, so that is the choice.
+            return int(raw.argmax())  # the unscaled logits: several may have overflowed to inf
+        point, total = rng.random() * mass, 0.0
         for index, prob in enumerate(probs):
             total += prob
             if point < total:

@@ -278,7 +278,9 @@ class SeriesTask:
         self.split = split_point(data.points, config.val_fraction)
         train = data.values[:self.split]
         if normalizer is None:
-            normalizer = Normalizer.fit(train)
+            hint = ("Rescale the column (divide it by a power of ten) and start again." if config.csv
+                    else "Lower --noise.")
+            normalizer = Normalizer.fit(train, data.names, data.source, hint)
         elif normalizer.features != data.features:
             raise SeriesError(f"The checkpoint was trained on {normalizer.features} feature(s) but {data.source} "
                               f"gives {data.features} ({', '.join(data.names)}). Use the same --column/--inputs.")
@@ -294,7 +296,7 @@ class SeriesTask:
                               f"than its {self.split}-point training part; for one, use a longer --length or a "
                               "lower --val-fraction")
             self.period = None
-        self.values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=self.device)
+        self.values = torch.from_numpy(normalizer.standardize(data)).to(self.device)
         usable = self.split - 1  # input/target pairs inside the training part
         columns = usable // config.batch // config.seq * config.seq
         if columns == 0:
@@ -463,7 +465,7 @@ def predict(model: SeriesRNN, data: SeriesData, normalizer: Normalizer, val_frac
     if period is not None and period > split:
         raise SeriesError(f"--period {period} is longer than the training part ({split} points), so the "
                           "seasonal-naive baseline has nothing to look back at. Use a shorter period.")
-    values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=device)
+    values = torch.from_numpy(normalizer.standardize(data)).to(device)
     head, state_at_split = teacher_forced(model, values[:split])
     tail, state_at_end = teacher_forced(model, values[split:], state_at_split)
     target = data.target

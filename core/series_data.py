@@ -399,14 +399,41 @@ class Normalizer:
     std: tuple[float, ...] = field(default=())
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "Normalizer":
+    def fit(cls, values: np.ndarray, names: tuple[str, ...] = (), source: str = "the data",
+            hint: str = "Rescale it (divide it by a power of ten) and start again.") -> "Normalizer":
+        """Mean and standard deviation per feature, in float64. Values so large that their spread
+        overflows even float64 (around 1e154 and beyond) are refused, naming the column, rather than
+        standardized to zeros."""
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, None]
-        mean = values.mean(axis=0)
-        std = values.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, not warned
+            mean = values.mean(axis=0)
+            std = values.std(axis=0)
+        for index in range(values.shape[1]):
+            if not (math.isfinite(mean[index]) and math.isfinite(std[index])):
+                name = names[index] if index < len(names) else f"column {index}"
+                largest = float(np.max(np.abs(values[:, index]))) if len(values) else 0.0
+                size = f"up to {largest:.3g} in size" if math.isfinite(largest) else "some of them infinite"
+                raise SeriesError(f"{source}: column {name!r} cannot be standardized: its values ({size}) spread "
+                                  f"too far for double precision. {hint}")
         std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # a constant feature: leave its scale
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def standardize(self, data: "SeriesData") -> np.ndarray:
+        """data.values standardized as float32 (what the model reads). A value the fit did not see
+        (the validation part, another file) so far out that it overflows float32 is refused, naming it."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardized = self.transform(data.values).astype(np.float32)
+        bad = np.argwhere(~np.isfinite(standardized))
+        if len(bad):
+            row, column = (int(i) for i in bad[0])
+            name = data.names[column] if column < len(data.names) else f"column {column}"
+            raise SeriesError(f"{data.source}: column {name!r} holds {data.values[row, column]:.3g} at point {row}, "
+                              f"too far out of the range the model was standardized for (mean "
+                              f"{self.mean[column]:.3g}, spread {self.std[column]:.3g}) to compute with. Remove "
+                              "or fix that value.")
+        return standardized
 
     @property
     def features(self) -> int:
@@ -434,4 +461,6 @@ class Normalizer:
             raise SeriesError("The checkpoint's normalization statistics are unreadable.") from None
         if len(mean) != len(std) or not mean:
             raise SeriesError("The checkpoint's normalization statistics are inconsistent.")
+        if not all(math.isfinite(m) for m in mean) or not all(math.isfinite(s) and s > 0 for s in std):
+            raise SeriesError("The checkpoint's normalization statistics are not finite positive numbers.")
         return cls(tuple(mean), tuple(std))

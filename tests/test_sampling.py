@@ -104,6 +104,17 @@ def test_top_k_restricts_to_the_k_likeliest(trained):
     assert outside > 0
 
 
+def test_a_temperature_that_overflows_the_logits_is_argmax(sampler):
+    """Below about 1e-38 the float32 logits divided by the temperature overflow; that is argmax,
+    not the last character of the vocabulary over and over (the softmax of infinities is NaN)."""
+    greedy = sampler.generate(SampleSettings(prime="def ", temperature=0, length=40))
+    for top_k in (0, 5):
+        for temperature in (1e-40, 1e-300, 5e-324):
+            text = sampler.generate(SampleSettings(prime="def ", temperature=temperature, top_k=top_k, length=40,
+                                                   seed=3))
+            assert text == greedy, (temperature, top_k)
+
+
 def test_top_1_is_argmax(sampler):
     greedy = sampler.generate(SampleSettings(prime="return ", temperature=0, length=50))
     for seed in (1, 2):
