@@ -158,7 +158,7 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
         return Corpus(spec, str(local), _read_file(local))
     raise CorpusError(
-        f"Corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "
+        f"--corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "
         f"{', '.join(REMOTE_CORPORA)}, or a path to a UTF-8 text file or a folder.")
 
 

@@ -12,6 +12,7 @@ from .errors import ConfigError
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The functional forms of the modules above, one layer per call.
 _LAYER_OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per layer of each cell
 _DROPOUT_LEVELS = 32768  # int16's non-negative range: a mask's resolution
 
 
@@ -22,6 +23,13 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     threshold = round(p * _DROPOUT_LEVELS)
     keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= threshold
     return x * keep.to(x.dtype).mul_(_DROPOUT_LEVELS / (_DROPOUT_LEVELS - threshold))
+
+
+def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> int:
+    """Weights and biases of an nn.LSTM/GRU/RNN (computed, not allocated: sizes are checked with it)."""
+    gates = GATES[cell] * hidden
+    first = gates * (inputs + hidden) + 2 * gates
+    return first + (layers - 1) * (gates * 2 * hidden + 2 * gates)
 
 
 class RecurrentConfig:

@@ -7,6 +7,7 @@ folder, safetensors checkpoints, pause/stop and resume as a character run. The d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
@@ -24,13 +25,14 @@ from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig
 from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv, load_signal,
                           parse_freqs, split_point)
-from .trainer import TrainConfig, TrainControl, Trainer, option
+from .trainer import MAX_SEED, TrainConfig, TrainControl, Trainer, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
            "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries", "SeriesError",
            "SeriesData", "Normalizer"]
 
 KIND = "series"
+MAX_SIGNAL_POINTS = 100_000_000  # a built-in signal's --length (800 MB of float64)
 EVAL_CHUNK = 4096  # teacher-forced evaluation runs the series in chunks of this many points, carrying the state
 
 
@@ -100,19 +102,21 @@ class SeriesConfig:
         if self.csv and self.signal:
             raise ConfigError("Give either --signal or --csv, not both.")
         if not self.csv and (self.signal or "sine") not in SIGNALS:
-            raise ConfigError(f"Unknown signal '{self.signal}'. Built-in signals: {', '.join(SIGNALS)}; "
+            raise ConfigError(f"--signal must be a built-in signal ({', '.join(SIGNALS)}), got {self.signal!r}; "
                               "or read a file with --csv FILE.")
         if given is None:
             given = {f.name for f in fields(self) if getattr(self, f.name) != f.default}
         self._check_source_settings(set(given))
         if self.preset is not None and self.preset not in PRESETS:
-            raise ConfigError(f"Unknown preset '{self.preset}'. Presets: {', '.join(PRESETS)}.")
+            raise ConfigError(f"--preset must be one of: {', '.join(PRESETS)}; got {self.preset!r}.")
         if self.period < 0:
             raise ConfigError(f"--period must be 0 (none/automatic) or a positive number of points, got {self.period}.")
-        if self.length < 2:
-            raise ConfigError(f"--length must be at least 2 points, got {self.length}.")
-        if self.noise is not None and not self.noise >= 0:
-            raise ConfigError(f"--noise must be zero or positive, got {self.noise}.")
+        if not 2 <= self.length <= MAX_SIGNAL_POINTS:
+            raise ConfigError(f"--length must be from 2 to {MAX_SIGNAL_POINTS:,} points, got {self.length}.")
+        if self.noise is not None and not 0 <= self.noise < math.inf:
+            raise ConfigError(f"--noise must be zero or a positive number, got {self.noise}.")
+        if not 0 <= self.data_seed <= MAX_SEED:
+            raise ConfigError(f"--data-seed must be from 0 to {MAX_SEED:,}, got {self.data_seed}.")
         if not self.csv:
             check_freqs(self.signal or "sine", parse_freqs(self.freqs))
         if self.header not in ("auto", "yes", "no"):
@@ -153,7 +157,8 @@ class SeriesConfig:
         settings = {name: getattr(self, name) for name in shared}
         # No weight averaging: the lesson's small series models train to convergence, and the
         # course preset's 75 steps would mostly average the start.
-        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0)
+        # embed 1: a series model has no embedding (its memory estimate reads the inputs directly).
+        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0, embed=1)
         return TrainConfig(**settings)
 
     def model_config(self, features: int) -> "SeriesModelConfig":
@@ -189,7 +194,7 @@ def make_config(preset: str | None = None, **given) -> SeriesConfig:
     settings: dict = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise ConfigError(f"Unknown preset '{preset}'. Presets: {', '.join(PRESETS)}.")
+            raise ConfigError(f"--preset must be one of: {', '.join(PRESETS)}; got {preset!r}.")
         settings.update(PRESETS[preset])
         if any(k in given for k in _BUDGET):
             for k in _BUDGET:

@@ -148,6 +148,8 @@ def natural_period(name: str, freqs: tuple[float, ...] | None = None) -> int | N
     if name not in ("sine", "noisy-sine", "damped", "square"):
         return None
     points = 2 * math.pi / (signal_freqs(name, freqs)[0] * COURSE_DT)
+    if not math.isfinite(points):  # a frequency so low that its period overflows: none to speak of
+        return None
     whole = round(points)
     return whole if whole >= 2 and abs(points - whole) < 1e-6 else None
 

@@ -24,11 +24,12 @@ from torch.nn import functional as F
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .corpus import DEFAULT_CORPUS, Corpus, Vocab, check_size, describe_chars, load_corpus, split_ids
-from .device import describe_device, resolve_device, supports_bf16
+from .device import describe_device, device_for_flag, free_memory, resolve_device, supports_bf16
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                      Stopped, StepEvent, ValidationEvent)
-from .model import CharRNN, ModelConfig, StreamBatches, detach_state, state_like, state_tensors
+from .model import (CELLS, GATES, CharRNN, ModelConfig, StreamBatches, detach_state, recurrent_parameters, state_like,
+                    state_tensors)
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
@@ -73,27 +74,66 @@ class TrainConfig:
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
     def validate(self) -> None:
-        positive = ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        if not 0 < self.lr < 10:
+        """Refuse any unusable setting, naming its flag ("--hidden must ..."), before anything is loaded
+        or allocated. The app's form shows these same messages beside its fields."""
+        _check_types(self)
+        for name in ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams"):
+            _check_range(name, getattr(self, name), 1)
+        for name in ("warmup", "lr_half_life", "log_every"):
+            _check_range(name, getattr(self, name), 0, note="0 = off")
+        _check_range("sample_chars", self.sample_chars, 0, MAX_SAMPLE_CHARS, note="0 = none")
+        _check_range("seed", self.seed, 0, MAX_SEED)
+        if not 0 < self.lr < 10:  # also refuses NaN
             raise ConfigError(f"--lr must be positive (and sane), got {self.lr}.")
-        if not 0 <= self.min_lr < 10:  # also refuses NaN
+        if not 0 <= self.min_lr < 10:
             raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive (and "
                               f"sane), got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
-        for name in ("steps", "epochs", "minutes"):
+        if self.steps is not None:
+            _check_range("steps", self.steps, 1)
+        for name in ("epochs", "minutes"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"--{name} must be positive, got {value}.")
-        if self.clip <= 0:
-            raise ConfigError(f"--clip must be positive, got {self.clip}.")
+            if value is not None and not 0 < value <= MAX_BUDGET:
+                raise ConfigError(f"--{name} must be a positive number (at most {MAX_BUDGET:g}), got {value}.")
+        if not 0 < self.clip < math.inf:
+            raise ConfigError(f"--clip must be a positive number, got {self.clip}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
+        if self.cell not in CELLS:
+            raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
+        if not self.corpus.strip():
+            raise ConfigError("--corpus must name a corpus: builtin:python-stdlib, a named corpus, a file or a folder.")
+        glob = Path(self.glob)
+        if not self.glob.strip() or glob.is_absolute() or ".." in glob.parts:
+            raise ConfigError(f"--glob must be a file pattern inside the corpus folder, such as '*.txt', "
+                              f"got {self.glob!r}.")
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
                     dropout=self.dropout)
+        self.check_memory(device_for_flag(self.device))
+
+    def training_bytes(self, vocab_size: int = 1) -> tuple[int, int]:
+        """About what training takes, in bytes: (the weights four or five times over: weights, gradients,
+        Adam's two moments, the weight average; the activations backprop keeps for one window)."""
+        c = self.model_config(vocab_size)
+        embed_rows = vocab_size if self.embed > 1 else 0  # a series model (embed 1) reads its inputs directly
+        weights = (embed_rows * c.embed + recurrent_parameters(c.cell, c.embed, c.hidden, c.layers)
+                   + c.hidden * vocab_size + vocab_size)
+        activations = self.batch * self.seq * c.layers * c.hidden * (GATES[c.cell] + 2)
+        return 4 * weights * (4 + (1 if self.ema else 0)), 4 * activations
+
+    def check_memory(self, device: torch.device, vocab_size: int = 1) -> None:
+        """Refuse, before allocating, a model whose training cannot fit in the memory free on `device`."""
+        weights, activations = self.training_bytes(vocab_size)
+        free = free_memory(device) if weights + activations > 64 * 2**20 else None  # small: no need to look
+        if free is not None and weights + activations > free:
+            embed = f", --embed {self.embed}" if self.embed > 1 else ""
+            raise ConfigError(f"--hidden {self.hidden}, --layers {self.layers}{embed}, --batch {self.batch} and --seq "
+                              f"{self.seq} need about {weights + activations:,} bytes to train ({weights:,} for the "
+                              f"weights and optimizer state, {activations:,} for the activations), more than the "
+                              f"{free:,} bytes free on {device}. Lower the largest of them.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +146,44 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, hidden=self.hidden, layers=self.layers,
                            embed=self.embed, dropout=self.dropout)
+
+
+MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
+MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
+MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(cls, name: str) -> str:
+    kind = {f.name: f.type for f in fields(cls)}[name]
+    return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+
+
+def _check_types(config) -> None:
+    """Each setting has its declared type: a checkpoint's metadata or a form can hold anything."""
+    for f in fields(config):
+        value, kind = getattr(config, f.name), _kind(type(config), f.name)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("bool"):
+            ok, wanted = isinstance(value, bool), "true or false"
+        elif kind.startswith("int"):
+            ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif kind.startswith("float"):
+            ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            ok, wanted = isinstance(value, str), "text"
+        if not ok:
+            raise ConfigError(f"{_flag(f.name)} must be {wanted}, got {value!r}.")
+
+
+def _check_range(name: str, value: int, low: int, high: int | None = None, note: str = "") -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{_flag(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -201,6 +279,7 @@ class CharTask:
         self.batches = StreamBatches(train_ids, config.batch, config.seq).to(device)
         self.val_ids = self.val_ids.to(device)
         self.train_chars, self.val_chars = len(train_ids), len(self.val_ids)
+        config.check_memory(device, len(vocab))  # now that the vocabulary's size is known
         self.model = CharRNN(config.model_config(len(vocab))).to(device)
 
     @property

@@ -297,11 +297,11 @@ def test_prime_outside_the_vocab_lists_the_characters(sampler):
 
 
 @pytest.mark.parametrize("settings, match", [
-    (dict(temperature=-0.5), "Temperature"),
-    (dict(temperature=float("nan")), "Temperature"),
-    (dict(temperature=float("inf")), "Temperature"),
-    (dict(top_k=-1), "top-k"),
-    (dict(length=-3), "Length"),
+    (dict(temperature=-0.5), "--temperature must be"),
+    (dict(temperature=float("nan")), "--temperature must be"),
+    (dict(temperature=float("inf")), "--temperature must be"),
+    (dict(top_k=-1), "--top-k must be"),
+    (dict(length=-3), "--length must be from 0"),
 ])
 def test_bad_settings(sampler, settings, match):
     with pytest.raises(SamplingError, match=match):
