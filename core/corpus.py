@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,8 @@ def decode_utf8(data: bytes, where: str) -> str:
         offset = start + exc.start
         raise CorpusError(
             f"{where} is not UTF-8 text: invalid byte 0x{data[offset]:02x} at byte offset {offset}. "
-            "Convert it to UTF-8 (for example: iconv -f latin1 -t utf-8 FILE > FILE.utf8) or pick another file."
+            "Find its encoding (for example with: file -i FILE) and convert it from that to UTF-8 (for example: "
+            "iconv -f ENCODING -t utf-8 FILE > FILE.utf8), or pick another file."
         ) from None
 
 
@@ -130,6 +132,15 @@ def _stdlib_text(cap: int = STDLIB_CAP_CHARS) -> str:
         raise CorpusError("Found no readable Python standard-library sources for the built-in corpus; "
                           "pass a text file with --corpus instead.")
     return "\n".join(parts)
+
+
+def absolute_spec(spec: str) -> str:
+    """A corpus spec that names a file or folder, as an absolute path, so a run resumed from another
+    working folder finds it again; built-in and named corpora stay as they are."""
+    if spec.startswith("builtin:"):
+        return spec
+    path = Path(spec).expanduser()
+    return os.path.abspath(path) if path.exists() else spec
 
 
 def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | None = None,

@@ -39,6 +39,12 @@ class RecurrentConfig:
     positive: tuple[str, ...] = ("hidden", "layers")
 
     def __post_init__(self):
+        for f in fields(self):  # a checkpoint's metadata can hold anything
+            value = getattr(self, f.name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if f.name == "cell" and not isinstance(value, str) or f.name == "dropout" and not number or (
+                    f.name not in ("cell", "dropout") and not (number and isinstance(value, int))):
+                raise ConfigError(f"Model setting {f.name} has the wrong type: {value!r}.")
         if self.cell not in CELLS:
             raise ConfigError(f"Unknown cell type '{self.cell}'. Use one of: {', '.join(CELLS)}.")
         for name in self.positive:
@@ -58,6 +64,10 @@ class RecurrentConfig:
     def describe(self) -> str:
         return f"{self.cell.upper()} {self.layers}x{self.hidden}"
 
+    def parameter_count(self) -> int:
+        """How many weights the model has, computed (nothing is allocated): checked against a file's tensors."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class ModelConfig(RecurrentConfig):
@@ -69,6 +79,10 @@ class ModelConfig(RecurrentConfig):
     dropout: float = 0.3
 
     positive = ("vocab_size", "hidden", "layers", "embed")
+
+    def parameter_count(self) -> int:
+        return (self.vocab_size * self.embed + recurrent_parameters(self.cell, self.embed, self.hidden, self.layers)
+                + self.hidden * self.vocab_size + self.vocab_size)
 
 
 class CharRNN(nn.Module):

@@ -22,10 +22,10 @@ from . import runs
 from .checkpoint import Checkpoint, load_checkpoint
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
-from .model import CELLS, RecurrentConfig
-from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv, load_signal,
-                          parse_freqs, split_point)
-from .trainer import MAX_SEED, TrainConfig, TrainControl, Trainer, option
+from .model import CELLS, RecurrentConfig, recurrent_parameters
+from .series_data import (SIGNALS, TRAIN_FLAGS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv,
+                          load_signal, parse_freqs, split_point)
+from .trainer import MAX_SEED, TrainConfig, TrainControl, Trainer, _check_types, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
            "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries", "SeriesError",
@@ -99,6 +99,7 @@ class SeriesConfig:
         """Refuse unusable settings. `given`: the names of the settings the user set (a CSV-only setting
         given for a built-in signal, or the reverse, is refused rather than ignored); by default, the
         settings that differ from their defaults."""
+        _check_types(self)
         if self.csv and self.signal:
             raise ConfigError("Give either --signal or --csv, not both.")
         if not self.csv and (self.signal or "sine") not in SIGNALS:
@@ -205,10 +206,11 @@ def make_config(preset: str | None = None, **given) -> SeriesConfig:
     return config
 
 
-def load_data(config: SeriesConfig) -> SeriesData:
+def load_data(config: SeriesConfig, flags: tuple[str, ...] = TRAIN_FLAGS) -> SeriesData:
+    """The run's data; `flags`: the CSV flags a message may suggest (a command without them passes ())."""
     if config.csv:
         return load_csv(config.csv, config.column, config.inputs, header=config.header,
-                        drop_bad_rows=config.drop_bad_rows)
+                        drop_bad_rows=config.drop_bad_rows, flags=flags)
     return load_signal(config.signal or "sine", config.length, noise=config.noise, freqs=parse_freqs(config.freqs),
                        seed=config.data_seed)
 
@@ -238,6 +240,10 @@ class SeriesModelConfig(RecurrentConfig):
     outputs: int = 1
 
     positive = ("inputs", "hidden", "layers", "outputs")
+
+    def parameter_count(self) -> int:
+        return (recurrent_parameters(self.cell, self.inputs, self.hidden, self.layers)
+                + self.hidden * self.outputs + self.outputs)
 
 
 class SeriesRNN(nn.Module):
@@ -514,10 +520,25 @@ def _series_checkpoint(target: Path | str, prefer: str = runs.LAST) -> Checkpoin
 def _stored(checkpoint: Checkpoint) -> tuple[SeriesConfig, Normalizer]:
     try:
         config = SeriesConfig.from_dict(checkpoint.meta["series"])
+        config.validate(given=())
         normalizer = Normalizer.from_dict(checkpoint.meta["normalizer"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
+        data = checkpoint.meta.get("data", {})
+        period = data.get("period") if isinstance(data, dict) else "not a table"
+        if period is not None and (not isinstance(period, int) or isinstance(period, bool) or period < 0):
+            raise SeriesError(f"its stored data description is unreadable (period {period!r})")
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
         raise CheckpointError(f"{checkpoint.path} lacks usable series settings ({exc}).") from None
     return config, normalizer
+
+
+def _stored_model(checkpoint: Checkpoint) -> "SeriesModelConfig":
+    """The model description, checked against the tensors the file holds before anything is allocated."""
+    try:
+        model_config = SeriesModelConfig.from_dict(checkpoint.meta["model"])
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
+    checkpoint.check_weights(model_config.parameter_count())
+    return model_config
 
 
 def resume_series(target: Path | str, control: TrainControl | None = None, **overrides) -> Trainer:
@@ -525,6 +546,7 @@ def resume_series(target: Path | str, control: TrainControl | None = None, **ove
     the budget, the device, or the data (which keeps the checkpoint's standardization)."""
     checkpoint = _series_checkpoint(target)
     config, normalizer = _stored(checkpoint)
+    _stored_model(checkpoint)
     config = _overridden(config, checkpoint, overrides)
     data = load_data(config)
     task = SeriesTask(config, data, resolve_device(config.device), normalizer)
@@ -557,8 +579,10 @@ class LoadedSeries:
 
     def data(self, csv: str | None = None, column: str | None = None, inputs: str | None = None) -> SeriesData:
         """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV; column
-        and inputs pick other columns (None = the ones trained on)."""
-        return load_data(_overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs)))
+        and inputs pick other columns (None = the ones trained on). Reading data for a trained model takes
+        no --drop-bad-rows or --header, so its errors do not suggest them."""
+        overridden = _overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs))
+        return load_data(overridden, flags=())
 
     def period(self, data: SeriesData, override: int | None = None) -> int | None:
         if override is not None:
@@ -579,11 +603,7 @@ def load_series(target: Path | str, device: str = "auto", prefer: str = runs.LAS
     """A series model, its settings and standardization from a run folder or checkpoint file, on any device."""
     checkpoint = _series_checkpoint(target, prefer)
     config, normalizer = _stored(checkpoint)
-    try:
-        model_config = SeriesModelConfig.from_dict(checkpoint.meta["model"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
-    model = SeriesRNN(model_config)
+    model = SeriesRNN(_stored_model(checkpoint))
     checkpoint.load_into(model)
     model = model.to(resolve_device(device)).eval()
     return LoadedSeries(model, config, normalizer, checkpoint)

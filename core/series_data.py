@@ -276,8 +276,17 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
+TRAIN_FLAGS = ("--drop-bad-rows", "--header")  # the CSV flags an error may suggest, where the command has them
+
+
+def _excerpt(text: str, limit: int = 24) -> str:
+    """A field as shown in a message: at most `limit` characters of it."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def load_csv(path: str | Path, column: str | int | None = None, inputs: str | list | tuple | None = None, *,
-             header: str = "auto", drop_bad_rows: bool = False, delimiter: str | None = None) -> SeriesData:
+             header: str = "auto", drop_bad_rows: bool = False, delimiter: str | None = None,
+             flags: tuple[str, ...] = TRAIN_FLAGS) -> SeriesData:
     """Read a series from a CSV file.
 
     column: the target, a header name or a 0-based index (negative counts from the end);
@@ -285,7 +294,8 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
     or indices, a list or a comma-separated string). header: 'auto' (see _detect_header), 'yes'
     or 'no'; the result's header_line says which line was taken as the header. Rows whose used
     fields are empty or not finite numbers are an error listing their line numbers, or are
-    skipped with drop_bad_rows.
+    skipped with drop_bad_rows. `flags`: the flags of the command reading the file that its errors
+    may suggest (of TRAIN_FLAGS).
     """
     path = Path(path)
     if header not in ("auto", "yes", "no"):
@@ -295,13 +305,18 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
         raise SeriesError(f"{path} is empty. A series CSV needs one number per row in at least one column.")
     delimiter = delimiter or _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []
+    rows: list[tuple[int, list[str]]] = []  # (the line a row starts on, its fields)
+    ends: dict[int, int] = {}                # rows running over several lines (a quoted newline): start -> end
+    previous = 0
     try:
         for fields in reader:
+            start, previous = previous + 1, reader.line_num
             if any(f.strip() for f in fields):  # blank lines are not rows
-                rows.append((reader.line_num, fields))
+                rows.append((start, fields))
+                if previous > start:
+                    ends[start] = previous
     except csv.Error as exc:
-        raise SeriesError(f"{path} line {reader.line_num} is not valid CSV: {exc}.") from None
+        raise SeriesError(f"{path} line {previous + 1} is not valid CSV: {exc}.") from None
     if not rows:
         raise SeriesError(f"{path} is empty. A series CSV needs one number per row in at least one column.")
     first = rows[0][1]
@@ -351,8 +366,11 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
                 bad_rows.add(r)
                 continue
             value = _number(raw)
-            if value is None:
-                problems.append(_Problem(line, names[index], f"holds {raw!r}, not a finite number"))
+            if value is None and line in ends and ("\n" in raw or "\r" in raw):
+                problems.append(_Problem(line, names[index], f"opens a quote (\") that is not closed before line "
+                                         f"{ends[line]} ({_excerpt(raw)}); close or remove the quote"))
+            elif value is None:
+                problems.append(_Problem(line, names[index], f"holds {_excerpt(raw)}, not a finite number"))
                 bad_rows.add(r)
                 continue
             values[r, c] = value
@@ -364,11 +382,13 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
             more = f" (and {hidden} more problem{'s' if hidden != 1 else ''})" if hidden > 0 else ""
             first_line = rows[0][0]
             header_hint = (f" If line {first_line} is a header row, pass --header yes."
-                           if header == "auto" and not has_header and problems[0].line == first_line
+                           if "--header" in flags and header == "auto" and not has_header
+                           and problems[0].line == first_line
                            and not any(f.strip() and _is_value_like(f) for f in first) else "")
+            fix = ("Fix them, or pass --drop-bad-rows to skip those rows." if "--drop-bad-rows" in flags
+                   else "Fix them.")
             raise SeriesError(f"{path}: {len(bad_rows)} row{'s' if len(bad_rows) != 1 else ''} with missing or "
-                              f"non-numeric values: {shown}{more}. Fix them, or pass --drop-bad-rows to skip "
-                              f"those rows.{header_hint}")
+                              f"non-numeric values: {shown}{more}. {fix}{header_hint}")
         dropped = tuple(data_rows[r][0] for r in sorted(bad_rows))
         values = np.delete(values, sorted(bad_rows), axis=0)
         if len(values) == 0:

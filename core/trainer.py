@@ -23,7 +23,9 @@ from torch.nn import functional as F
 
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .corpus import DEFAULT_CORPUS, Corpus, Vocab, check_size, describe_chars, load_corpus, split_ids
+from .corpus import (DEFAULT_CORPUS, Corpus, Vocab, absolute_spec, check_size, describe_chars, load_corpus,
+                     split_ids)
+from .download import REMOTE_CORPORA
 from .device import describe_device, device_for_flag, free_memory, resolve_device, supports_bf16
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
@@ -360,6 +362,8 @@ class Trainer:
         self._resume = resume_from
         self._last_saved: tuple[str, int] | None = None  # (file name, step) of the latest checkpoint of the run
         if task is None:
+            # Stored absolute, so that --resume from another working folder finds the same file.
+            config = replace(config, corpus=absolute_spec(config.corpus))
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
             if resume_from is None:
@@ -425,7 +429,18 @@ class Trainer:
         if checkpoint.meta.get("kind", "char") != "char":
             raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
                                   "not a character model.")
-        config = TrainConfig.from_dict(checkpoint.meta["config"])
+        checkpoint_model(checkpoint)
+        try:
+            config = TrainConfig.from_dict(checkpoint.meta["config"])
+            config.validate()
+        except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+            raise CheckpointError(f"{checkpoint.path}: its stored settings are unusable ({exc}).") from None
+        corpus = Path(config.corpus).expanduser()
+        if overrides.get("corpus") is None and not config.corpus.startswith("builtin:") and not corpus.is_absolute() \
+                and not corpus.exists() and config.corpus not in REMOTE_CORPORA:
+            raise CorpusError(f"The run's corpus {config.corpus} was stored relative to the folder its training "
+                              f"started in, and is not found from here. Resume from that folder, or pass --corpus "
+                              f"PATH (the same text is recognized by its fingerprint).")
         budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
         if budget_given:
             config = replace(config, steps=None, epochs=None, minutes=None)
@@ -433,6 +448,7 @@ class Trainer:
         return cls(config, control, resume_from=checkpoint)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
+        _check_progress(checkpoint)
         # With averaging, "model.*" holds the average (what sampling uses) and "raw.*" the weights.
         saved, raw = checkpoint.group("model"), checkpoint.group("raw")
         checkpoint.load_into(self.model, "raw" if raw else "model")
@@ -450,7 +466,11 @@ class Trainer:
         progress = checkpoint.meta.get("progress", {})
         self.progress = Progress(**{k: v for k, v in progress.items() if k in Progress.__dataclass_fields__})
         self.progress.best_val_loss = checkpoint.meta.get("best_val_loss")
-        if self.progress.window >= self.task.windows:  # a different corpus: start its next epoch
+        # The fingerprint, not the path, says whether this is the text the run was on: on another text
+        # the saved position and hidden state mean nothing, so it starts that text's next epoch.
+        stored, current = _text_fingerprint(checkpoint.meta), _text_fingerprint(self.task.meta())
+        other_text = stored is not None and current is not None and stored != current
+        if other_text or self.progress.window >= self.task.windows:
             self.progress.epoch, self.progress.window = self.progress.epoch + 1, 0
         elif saved_state and all(s.shape == t.shape for s, t in zip(saved_state, state_tensors(self.state))):
             self.state = state_like(self.state, [s.to(self.device) for s in saved_state])
@@ -706,12 +726,12 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) ->
     if not groups:
         raise CheckpointError(f"{checkpoint.path} has no optimizer state, so training cannot resume from it.")
     state: dict[int, dict] = {}
-    for name, tensor in checkpoint.group("optim").items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = tensor
     try:
+        for name, tensor in checkpoint.group("optim").items():
+            index, key = name.split(".", 1)
+            state.setdefault(int(index), {})[key] = tensor
         optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint.path}: optimizer state does not fit this model ({exc}).") from None
 
 
@@ -720,11 +740,48 @@ def load_model(target: Path | str, device: str = "auto") -> tuple[CharRNN, Vocab
     checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
     if checkpoint.meta.get("kind", "char") != "char":
         raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.meta.get('kind')} model, not a character model.")
-    try:
-        vocab = Vocab(checkpoint.meta["vocab"])
-        config = ModelConfig.from_dict(checkpoint.meta["model"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
+    vocab, config = checkpoint_model(checkpoint)
     model = CharRNN(config)
     checkpoint.load_into(model)
     return model.to(resolve_device(device)).eval(), vocab, checkpoint
+
+
+def checkpoint_model(checkpoint: Checkpoint) -> tuple[Vocab, ModelConfig]:
+    """The vocabulary and model description of a character checkpoint, checked against a strict schema
+    and against the tensors the file really holds, before anything is allocated."""
+    meta, path = checkpoint.meta, checkpoint.path
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+        raise CheckpointError(f"{path} lacks a usable model description ({exc}).") from None
+    chars = meta.get("vocab")
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise CheckpointError(f"{path}: its vocabulary must be a list of single characters; the file was changed "
+                              "or written by other code.")
+    if chars != sorted(set(chars)) or len(chars) != config.vocab_size:
+        raise CheckpointError(f"{path}: its vocabulary ({len(chars):,} entries) is not the sorted, distinct set of "
+                              f"{config.vocab_size:,} characters its model reads; the file was changed or written "
+                              "by other code.")
+    checkpoint.check_weights(config.parameter_count())
+    return Vocab(chars), config
+
+
+def _text_fingerprint(meta: dict) -> str | None:
+    """The fingerprint of the text a run trains on (a character corpus or series data), where recorded."""
+    source = meta.get("corpus") or meta.get("data")
+    return source.get("fingerprint") if isinstance(source, dict) else None
+
+
+def _check_progress(checkpoint: Checkpoint) -> None:
+    """A resumed run's counters: whole numbers, not negative; a finite best loss."""
+    progress = checkpoint.meta.get("progress", {})
+    best = checkpoint.meta.get("best_val_loss")
+    counters = ("step", "epoch", "window", "tokens")
+    ok = isinstance(progress, dict) and all(
+        isinstance(progress.get(k, 0), int) and not isinstance(progress.get(k, 0), bool) and progress.get(k, 0) >= 0
+        for k in counters)
+    ok = ok and isinstance(progress.get("elapsed_s", 0.0), (int, float)) and 0 <= progress.get("elapsed_s", 0.0) < math.inf
+    ok = ok and (best is None or (isinstance(best, (int, float)) and math.isfinite(best)))
+    if not ok:
+        raise CheckpointError(f"{checkpoint.path}: its progress counters are not whole numbers of steps (or its best "
+                              "validation loss is not a number); the file was changed or written by other code.")
