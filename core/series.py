@@ -8,6 +8,7 @@ folder, safetensors checkpoints, pause/stop and resume as a character run. The d
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
@@ -223,6 +224,8 @@ def new_series_trainer(config: SeriesConfig, control: TrainControl | None = None
                        data: SeriesData | None = None) -> Trainer:
     """A Trainer for a new series run: loads the data, fits the standardization on the training part."""
     config.validate()
+    if config.csv and Path(config.csv).expanduser().exists():  # stored absolute: --resume works from any folder
+        config = replace(config, csv=os.path.abspath(Path(config.csv).expanduser()))
     data = data if data is not None else load_data(config)
     task = SeriesTask(config, data, resolve_device(config.device))
     return Trainer(config.train_config(), control, task=task)

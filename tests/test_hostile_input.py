@@ -135,3 +135,14 @@ def test_the_fingerprint_decides_whether_a_resumed_text_is_the_same(tmp_path):
     other.write_text(TINY_TEXT[::-1], encoding="utf-8")
     resumed = Trainer.resume(trainer.run_dir, corpus=str(other))
     assert resumed.progress.window == 0 and resumed.progress.epoch == trainer.progress.epoch + 1
+
+
+def test_series_resume_from_another_folder_finds_a_csv_given_as_a_relative_path(tmp_path, monkeypatch, capsys):
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir(), elsewhere.mkdir()
+    (start / "data.csv").write_text("v\n" + "".join(f"{i % 9}\n" for i in range(200)))
+    monkeypatch.chdir(start)
+    assert main(["series", "train", "--csv", "data.csv", "--name", "rel", *TINY_SERIES]) == 0
+    monkeypatch.chdir(elsewhere)
+    assert main(["series", "train", "--resume", str(tmp_path / "runs" / "rel"), "--steps", "4"]) == 0
+    assert main(["series", "forecast", str(tmp_path / "runs" / "rel")]) == 0
