@@ -24,6 +24,7 @@ from .errors import CheckpointError
 
 FORMAT = "rnn-playground/1"
 _MAX_HEADER = 100 * 1024 * 1024
+WEIGHT_PREFIXES = ("model.", "raw.")  # the model's weights (and, with averaging, the raw ones)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -39,6 +40,16 @@ class Checkpoint:
         cut = len(prefix) + 1
         return {k[cut:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
 
+
+    def check_weights(self, described: int, prefix: str = "model") -> None:
+        """Checked before a model is built, so that sizes in the metadata never allocate much more than the
+        file really holds: a described model far larger than the file's weights is refused here; one near
+        their size is built, and load_into names the tensors that differ."""
+        held = sum(t.numel() for t in self.group(prefix).values())
+        if described > 2 * held + 2**20:
+            raise CheckpointError(f"{self.path}: its metadata describes a model of {described:,} weights but the "
+                                  f"file holds {held:,}. The file was changed or written by other code; use a "
+                                  "checkpoint rnn-playground saved.")
 
     def load_into(self, model: torch.nn.Module, prefix: str = "model") -> None:
         """Load the `prefix` group into `model`; a mismatch is a CheckpointError naming what differs."""
@@ -205,4 +216,8 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     if _digest(tensors, meta_json) != stored:
         raise CheckpointError(f"{path} is damaged: its contents do not match the checksum written with it "
                               "(a flipped bit or a partial copy). Use another checkpoint, such as best or last.")
+    for name, tensor in tensors.items():  # what save_checkpoint refuses to write is refused on reading too
+        if name.startswith(WEIGHT_PREFIXES) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: weight '{name}' holds NaN or infinite values, so the model would "
+                                  "predict nothing but NaN. Use another checkpoint, such as best or last.")
     return Checkpoint(path, tensors, _decode_meta(path, meta_json))

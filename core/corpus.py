@@ -95,7 +95,8 @@ def decode_utf8(data: bytes, where: str) -> str:
         offset = start + exc.start
         raise CorpusError(
             f"{where} is not UTF-8 text: invalid byte 0x{data[offset]:02x} at byte offset {offset}. "
-            "Convert it to UTF-8 (for example: iconv -f latin1 -t utf-8 FILE > FILE.utf8) or pick another file."
+            "Find its encoding (for example with: file -i FILE) and convert it from that to UTF-8 (for example: "
+            "iconv -f ENCODING -t utf-8 FILE > FILE.utf8), or pick another file."
         ) from None
 
 
@@ -145,6 +146,15 @@ def _unreadable_folders(root: Path) -> list[tuple[Path, str]]:
     return problems
 
 
+def absolute_spec(spec: str) -> str:
+    """A corpus spec that names a file or folder, as an absolute path, so a run resumed from another
+    working folder finds it again; built-in and named corpora stay as they are."""
+    if spec.startswith("builtin:"):
+        return spec
+    path = Path(spec).expanduser()
+    return os.path.abspath(path) if path.exists() else spec
+
+
 def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | None = None,
                 progress: ProgressFn | None = None) -> Corpus:
     """Resolve a corpus spec: `builtin:python-stdlib`, a named download, a file, or a directory."""
@@ -173,7 +183,7 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
         return Corpus(spec, str(local), _read_file(local))
     raise CorpusError(
-        f"Corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "
+        f"--corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "
         f"{', '.join(REMOTE_CORPORA)}, or a path to a UTF-8 text file or a folder.")
 
 

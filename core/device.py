@@ -88,6 +88,23 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return torch.device(spec)
 
 
+def device_for_flag(spec: str, flag: str = "--device") -> torch.device:
+    """resolve_device, with a refusal that names the flag it came from."""
+    try:
+        return resolve_device(spec)
+    except DeviceError as exc:
+        raise DeviceError(f"{flag} must name a device of this machine: {exc}") from None
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for a new model on `device` (the CPU: MemAvailable); None where unknown (MPS)."""
+    if device.type == "cpu":
+        return _cpu_info().free_memory
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device.index or 0)[0]
+    return None
+
+
 def describe_device(device: torch.device) -> str:
     for info in list_devices():
         if info.spec == str(device) or (device.type == "cuda" and info.spec == f"cuda:{device.index or 0}"):

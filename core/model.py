@@ -12,6 +12,7 @@ from .errors import ConfigError
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # The functional forms of the modules above, one layer per call.
 _LAYER_OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per layer of each cell
 _DROPOUT_LEVELS = 32768  # int16's non-negative range: a mask's resolution
 
 
@@ -24,6 +25,13 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * keep.to(x.dtype).mul_(_DROPOUT_LEVELS / (_DROPOUT_LEVELS - threshold))
 
 
+def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> int:
+    """Weights and biases of an nn.LSTM/GRU/RNN (computed, not allocated: sizes are checked with it)."""
+    gates = GATES[cell] * hidden
+    first = gates * (inputs + hidden) + 2 * gates
+    return first + (layers - 1) * (gates * 2 * hidden + 2 * gates)
+
+
 class RecurrentConfig:
     """Validation and (de)serialisation shared by the model configs (dataclasses with a `cell`,
     `hidden`, `layers` and `dropout`); `positive` names the fields that must be at least 1."""
@@ -31,6 +39,12 @@ class RecurrentConfig:
     positive: tuple[str, ...] = ("hidden", "layers")
 
     def __post_init__(self):
+        for f in fields(self):  # a checkpoint's metadata can hold anything
+            value = getattr(self, f.name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if f.name == "cell" and not isinstance(value, str) or f.name == "dropout" and not number or (
+                    f.name not in ("cell", "dropout") and not (number and isinstance(value, int))):
+                raise ConfigError(f"Model setting {f.name} has the wrong type: {value!r}.")
         if self.cell not in CELLS:
             raise ConfigError(f"Unknown cell type '{self.cell}'. Use one of: {', '.join(CELLS)}.")
         for name in self.positive:
@@ -50,6 +64,10 @@ class RecurrentConfig:
     def describe(self) -> str:
         return f"{self.cell.upper()} {self.layers}x{self.hidden}"
 
+    def parameter_count(self) -> int:
+        """How many weights the model has, computed (nothing is allocated): checked against a file's tensors."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class ModelConfig(RecurrentConfig):
@@ -61,6 +79,10 @@ class ModelConfig(RecurrentConfig):
     dropout: float = 0.3
 
     positive = ("vocab_size", "hidden", "layers", "embed")
+
+    def parameter_count(self) -> int:
+        return (self.vocab_size * self.embed + recurrent_parameters(self.cell, self.embed, self.hidden, self.layers)
+                + self.hidden * self.vocab_size + self.vocab_size)
 
 
 class CharRNN(nn.Module):

@@ -32,6 +32,9 @@ SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
 # Below this size a step costs its per-op overhead, not its weight traffic: int8 gains nothing.
 INT8_MIN_HIDDEN = 256
 
+MAX_SAMPLE_LENGTH = 10**9  # characters in one sample (about a gigabyte of text)
+MAX_SEED = 2**63 - 1
+
 _CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
 
@@ -43,16 +46,19 @@ class SampleSettings:
     length: int = 500
     seed: int | None = None   # None = a new random seed each time
 
-    def validate(self, vocab: Vocab) -> None:
+    def validate(self, vocab: Vocab | None = None) -> None:
+        """Refuse unusable settings, naming the flag; the prime is checked against `vocab` when given."""
         if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise SamplingError(f"Temperature must be 0 (argmax) or a positive number, got {self.temperature}.")
+            raise SamplingError(f"--temperature must be 0 (argmax) or a positive number, got {self.temperature}.")
         if self.top_k < 0:
-            raise SamplingError(f"top-k must be 0 (off) or positive, got {self.top_k}.")
-        if self.length < 0:
-            raise SamplingError(f"Length must be 0 or more, got {self.length}.")
-        lacking = vocab.missing(self.prime)
+            raise SamplingError(f"--top-k must be 0 (off) or positive, got {self.top_k}.")
+        if not 0 <= self.length <= MAX_SAMPLE_LENGTH:
+            raise SamplingError(f"--length must be from 0 to {MAX_SAMPLE_LENGTH:,} characters, got {self.length}.")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise SamplingError(f"--seed must be from 0 to {MAX_SEED:,}, got {self.seed}.")
+        lacking = vocab.missing(self.prime) if vocab is not None else None
         if lacking:
-            raise SamplingError(f"The prime text has characters the model's vocabulary lacks: "
+            raise SamplingError(f"The prime text (--prime) has characters the model's vocabulary lacks: "
                                 f"{describe_chars(lacking)}. Remove them or use another checkpoint.")
 
     def with_seed(self) -> "SampleSettings":
@@ -198,13 +204,18 @@ class Sampler:
         kernel, and the same on every device."""
         if settings.temperature == 0:
             return int(logits.argmax())
-        logits = logits[0] / settings.temperature
+        raw, logits = logits[0], logits[0] / settings.temperature
         if 0 < settings.top_k < logits.shape[-1]:
             values, indices = logits.topk(settings.top_k)
             probs, choices = values.softmax(-1).tolist(), indices.tolist()
         else:
             probs, choices = logits.softmax(-1).tolist(), None
-        point, total = rng.random() * sum(probs), 0.0
+        mass = sum(probs)
+        if not mass > 0:
+            # NaN: a temperature so small that the float32 logits overflowed. Argmax is the limit
+            # sampling tends to as the temperature falls, so that is the choice.
+            return int(raw.argmax())  # the unscaled logits: several may have overflowed to inf
+        point, total = rng.random() * mass, 0.0
         for index, prob in enumerate(probs):
             total += prob
             if point < total:

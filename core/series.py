@@ -7,6 +7,8 @@ folder, safetensors checkpoints, pause/stop and resume as a character run. The d
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
@@ -21,16 +23,17 @@ from . import runs
 from .checkpoint import Checkpoint, load_checkpoint
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
-from .model import CELLS, RecurrentConfig
-from .series_data import (SIGNALS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv, load_signal,
-                          parse_freqs, split_point)
-from .trainer import TrainConfig, TrainControl, Trainer, option
+from .model import CELLS, RecurrentConfig, recurrent_parameters
+from .series_data import (SIGNALS, TRAIN_FLAGS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv,
+                          load_signal, parse_freqs, split_point)
+from .trainer import MAX_SEED, TrainConfig, TrainControl, Trainer, _check_types, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
            "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries", "SeriesError",
            "SeriesData", "Normalizer"]
 
 KIND = "series"
+MAX_SIGNAL_POINTS = 100_000_000  # a built-in signal's --length (800 MB of float64)
 EVAL_CHUNK = 4096  # teacher-forced evaluation runs the series in chunks of this many points, carrying the state
 
 
@@ -100,22 +103,25 @@ class SeriesConfig:
         """Refuse unusable settings. `given`: the names of the settings the user set (a CSV-only setting
         given for a built-in signal, or the reverse, is refused rather than ignored); by default, the
         settings that differ from their defaults."""
+        _check_types(self)
         if self.csv and self.signal:
             raise ConfigError("Give either --signal or --csv, not both.")
         if not self.csv and (self.signal or "sine") not in SIGNALS:
-            raise ConfigError(f"Unknown signal '{self.signal}'. Built-in signals: {', '.join(SIGNALS)}; "
+            raise ConfigError(f"--signal must be a built-in signal ({', '.join(SIGNALS)}), got {self.signal!r}; "
                               "or read a file with --csv FILE.")
         if given is None:
             given = {f.name for f in fields(self) if getattr(self, f.name) != f.default}
         self._check_source_settings(set(given))
         if self.preset is not None and self.preset not in PRESETS:
-            raise ConfigError(f"Unknown preset '{self.preset}'. Presets: {', '.join(PRESETS)}.")
+            raise ConfigError(f"--preset must be one of: {', '.join(PRESETS)}; got {self.preset!r}.")
         if self.period < 0:
             raise ConfigError(f"--period must be 0 (none/automatic) or a positive number of points, got {self.period}.")
-        if self.length < 2:
-            raise ConfigError(f"--length must be at least 2 points, got {self.length}.")
-        if self.noise is not None and not self.noise >= 0:
-            raise ConfigError(f"--noise must be zero or positive, got {self.noise}.")
+        if not 2 <= self.length <= MAX_SIGNAL_POINTS:
+            raise ConfigError(f"--length must be from 2 to {MAX_SIGNAL_POINTS:,} points, got {self.length}.")
+        if self.noise is not None and not 0 <= self.noise < math.inf:
+            raise ConfigError(f"--noise must be zero or a positive number, got {self.noise}.")
+        if not 0 <= self.data_seed <= MAX_SEED:
+            raise ConfigError(f"--data-seed must be from 0 to {MAX_SEED:,}, got {self.data_seed}.")
         if not self.csv:
             check_freqs(self.signal or "sine", parse_freqs(self.freqs))
         if self.header not in ("auto", "yes", "no"):
@@ -156,7 +162,8 @@ class SeriesConfig:
         settings = {name: getattr(self, name) for name in shared}
         # No weight averaging: the lesson's small series models train to convergence, and the
         # course preset's 75 steps would mostly average the start.
-        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0)
+        # embed 1: a series model has no embedding (its memory estimate reads the inputs directly).
+        settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0, embed=1)
         return TrainConfig(**settings)
 
     def model_config(self, features: int) -> "SeriesModelConfig":
@@ -192,7 +199,7 @@ def make_config(preset: str | None = None, **given) -> SeriesConfig:
     settings: dict = {}
     if preset is not None:
         if preset not in PRESETS:
-            raise ConfigError(f"Unknown preset '{preset}'. Presets: {', '.join(PRESETS)}.")
+            raise ConfigError(f"--preset must be one of: {', '.join(PRESETS)}; got {preset!r}.")
         settings.update(PRESETS[preset])
         if any(k in given for k in _BUDGET):
             for k in _BUDGET:
@@ -203,10 +210,11 @@ def make_config(preset: str | None = None, **given) -> SeriesConfig:
     return config
 
 
-def load_data(config: SeriesConfig) -> SeriesData:
+def load_data(config: SeriesConfig, flags: tuple[str, ...] = TRAIN_FLAGS) -> SeriesData:
+    """The run's data; `flags`: the CSV flags a message may suggest (a command without them passes ())."""
     if config.csv:
         return load_csv(config.csv, config.column, config.inputs, header=config.header,
-                        drop_bad_rows=config.drop_bad_rows)
+                        drop_bad_rows=config.drop_bad_rows, flags=flags)
     return load_signal(config.signal or "sine", config.length, noise=config.noise, freqs=parse_freqs(config.freqs),
                        seed=config.data_seed)
 
@@ -219,6 +227,8 @@ def new_series_trainer(config: SeriesConfig, control: TrainControl | None = None
                        data: SeriesData | None = None) -> Trainer:
     """A Trainer for a new series run: loads the data, fits the standardization on the training part."""
     config.validate()
+    if config.csv and Path(config.csv).expanduser().exists():  # stored absolute: --resume works from any folder
+        config = replace(config, csv=os.path.abspath(Path(config.csv).expanduser()))
     lock = runs.claim_new_run(config.runs_dir, config.run_name)  # before the data loads: refusals come first
     try:
         data = data if data is not None else load_data(config)
@@ -241,6 +251,10 @@ class SeriesModelConfig(RecurrentConfig):
     outputs: int = 1
 
     positive = ("inputs", "hidden", "layers", "outputs")
+
+    def parameter_count(self) -> int:
+        return (recurrent_parameters(self.cell, self.inputs, self.hidden, self.layers)
+                + self.hidden * self.outputs + self.outputs)
 
 
 class SeriesRNN(nn.Module):
@@ -286,7 +300,9 @@ class SeriesTask:
         self.split = split_point(data.points, config.val_fraction)
         train = data.values[:self.split]
         if normalizer is None:
-            normalizer = Normalizer.fit(train)
+            hint = ("Rescale the column (divide it by a power of ten) and start again." if config.csv
+                    else "Lower --noise.")
+            normalizer = Normalizer.fit(train, data.names, data.source, hint)
         elif normalizer.features != data.features:
             raise SeriesError(f"The checkpoint was trained on {normalizer.features} feature(s) but {data.source} "
                               f"gives {data.features} ({', '.join(data.names)}). Use the same --column/--inputs.")
@@ -302,7 +318,7 @@ class SeriesTask:
                               f"than its {self.split}-point training part; for one, use a longer --length or a "
                               "lower --val-fraction")
             self.period = None
-        self.values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=self.device)
+        self.values = torch.from_numpy(normalizer.standardize(data)).to(self.device)
         usable = self.split - 1  # input/target pairs inside the training part
         columns = usable // config.batch // config.seq * config.seq
         if columns == 0:
@@ -471,7 +487,7 @@ def predict(model: SeriesRNN, data: SeriesData, normalizer: Normalizer, val_frac
     if period is not None and period > split:
         raise SeriesError(f"--period {period} is longer than the training part ({split} points), so the "
                           "seasonal-naive baseline has nothing to look back at. Use a shorter period.")
-    values = torch.tensor(normalizer.transform(data.values), dtype=torch.float32, device=device)
+    values = torch.from_numpy(normalizer.standardize(data)).to(device)
     head, state_at_split = teacher_forced(model, values[:split])
     tail, state_at_end = teacher_forced(model, values[split:], state_at_split)
     target = data.target
@@ -515,10 +531,25 @@ def _series_checkpoint(target: Path | str, prefer: str = runs.LAST) -> Checkpoin
 def _stored(checkpoint: Checkpoint) -> tuple[SeriesConfig, Normalizer]:
     try:
         config = SeriesConfig.from_dict(checkpoint.meta["series"])
+        config.validate(given=())
         normalizer = Normalizer.from_dict(checkpoint.meta["normalizer"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
+        data = checkpoint.meta.get("data", {})
+        period = data.get("period") if isinstance(data, dict) else "not a table"
+        if period is not None and (not isinstance(period, int) or isinstance(period, bool) or period < 0):
+            raise SeriesError(f"its stored data description is unreadable (period {period!r})")
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
         raise CheckpointError(f"{checkpoint.path} lacks usable series settings ({exc}).") from None
     return config, normalizer
+
+
+def _stored_model(checkpoint: Checkpoint) -> "SeriesModelConfig":
+    """The model description, checked against the tensors the file holds before anything is allocated."""
+    try:
+        model_config = SeriesModelConfig.from_dict(checkpoint.meta["model"])
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
+    checkpoint.check_weights(model_config.parameter_count())
+    return model_config
 
 
 def resume_series(target: Path | str, control: TrainControl | None = None, **overrides) -> Trainer:
@@ -528,6 +559,7 @@ def resume_series(target: Path | str, control: TrainControl | None = None, **ove
     try:
         checkpoint = _series_checkpoint(target)
         config, normalizer = _stored(checkpoint)
+        _stored_model(checkpoint)
         config = _overridden(config, checkpoint, overrides)
         data = load_data(config)
         task = SeriesTask(config, data, resolve_device(config.device), normalizer)
@@ -563,8 +595,10 @@ class LoadedSeries:
 
     def data(self, csv: str | None = None, column: str | None = None, inputs: str | None = None) -> SeriesData:
         """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV; column
-        and inputs pick other columns (None = the ones trained on)."""
-        return load_data(_overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs)))
+        and inputs pick other columns (None = the ones trained on). Reading data for a trained model takes
+        no --drop-bad-rows or --header, so its errors do not suggest them."""
+        overridden = _overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs))
+        return load_data(overridden, flags=())
 
     def period(self, data: SeriesData, override: int | None = None) -> int | None:
         if override is not None:
@@ -585,11 +619,7 @@ def load_series(target: Path | str, device: str = "auto", prefer: str = runs.LAS
     """A series model, its settings and standardization from a run folder or checkpoint file, on any device."""
     checkpoint = _series_checkpoint(target, prefer)
     config, normalizer = _stored(checkpoint)
-    try:
-        model_config = SeriesModelConfig.from_dict(checkpoint.meta["model"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
-    model = SeriesRNN(model_config)
+    model = SeriesRNN(_stored_model(checkpoint))
     checkpoint.load_into(model)
     model = model.to(resolve_device(device)).eval()
     return LoadedSeries(model, config, normalizer, checkpoint)

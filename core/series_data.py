@@ -148,6 +148,8 @@ def natural_period(name: str, freqs: tuple[float, ...] | None = None) -> int | N
     if name not in ("sine", "noisy-sine", "damped", "square"):
         return None
     points = 2 * math.pi / (signal_freqs(name, freqs)[0] * COURSE_DT)
+    if not math.isfinite(points):  # a frequency so low that its period overflows: none to speak of
+        return None
     whole = round(points)
     return whole if whole >= 2 and abs(points - whole) < 1e-6 else None
 
@@ -274,8 +276,17 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
+TRAIN_FLAGS = ("--drop-bad-rows", "--header")  # the CSV flags an error may suggest, where the command has them
+
+
+def _excerpt(text: str, limit: int = 24) -> str:
+    """A field as shown in a message: at most `limit` characters of it."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def load_csv(path: str | Path, column: str | int | None = None, inputs: str | list | tuple | None = None, *,
-             header: str = "auto", drop_bad_rows: bool = False, delimiter: str | None = None) -> SeriesData:
+             header: str = "auto", drop_bad_rows: bool = False, delimiter: str | None = None,
+             flags: tuple[str, ...] = TRAIN_FLAGS) -> SeriesData:
     """Read a series from a CSV file.
 
     column: the target, a header name or a 0-based index (negative counts from the end);
@@ -283,7 +294,8 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
     or indices, a list or a comma-separated string). header: 'auto' (see _detect_header), 'yes'
     or 'no'; the result's header_line says which line was taken as the header. Rows whose used
     fields are empty or not finite numbers are an error listing their line numbers, or are
-    skipped with drop_bad_rows.
+    skipped with drop_bad_rows. `flags`: the flags of the command reading the file that its errors
+    may suggest (of TRAIN_FLAGS).
     """
     path = Path(path)
     if header not in ("auto", "yes", "no"):
@@ -293,13 +305,18 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
         raise SeriesError(f"{path} is empty. A series CSV needs one number per row in at least one column.")
     delimiter = delimiter or _sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []
+    rows: list[tuple[int, list[str]]] = []  # (the line a row starts on, its fields)
+    ends: dict[int, int] = {}                # rows running over several lines (a quoted newline): start -> end
+    previous = 0
     try:
         for fields in reader:
+            start, previous = previous + 1, reader.line_num
             if any(f.strip() for f in fields):  # blank lines are not rows
-                rows.append((reader.line_num, fields))
+                rows.append((start, fields))
+                if previous > start:
+                    ends[start] = previous
     except csv.Error as exc:
-        raise SeriesError(f"{path} line {reader.line_num} is not valid CSV: {exc}.") from None
+        raise SeriesError(f"{path} line {previous + 1} is not valid CSV: {exc}.") from None
     if not rows:
         raise SeriesError(f"{path} is empty. A series CSV needs one number per row in at least one column.")
     first = rows[0][1]
@@ -349,8 +366,11 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
                 bad_rows.add(r)
                 continue
             value = _number(raw)
-            if value is None:
-                problems.append(_Problem(line, names[index], f"holds {raw!r}, not a finite number"))
+            if value is None and line in ends and ("\n" in raw or "\r" in raw):
+                problems.append(_Problem(line, names[index], f"opens a quote (\") that is not closed before line "
+                                         f"{ends[line]} ({_excerpt(raw)}); close or remove the quote"))
+            elif value is None:
+                problems.append(_Problem(line, names[index], f"holds {_excerpt(raw)}, not a finite number"))
                 bad_rows.add(r)
                 continue
             values[r, c] = value
@@ -362,11 +382,13 @@ def load_csv(path: str | Path, column: str | int | None = None, inputs: str | li
             more = f" (and {hidden} more problem{'s' if hidden != 1 else ''})" if hidden > 0 else ""
             first_line = rows[0][0]
             header_hint = (f" If line {first_line} is a header row, pass --header yes."
-                           if header == "auto" and not has_header and problems[0].line == first_line
+                           if "--header" in flags and header == "auto" and not has_header
+                           and problems[0].line == first_line
                            and not any(f.strip() and _is_value_like(f) for f in first) else "")
+            fix = ("Fix them, or pass --drop-bad-rows to skip those rows." if "--drop-bad-rows" in flags
+                   else "Fix them.")
             raise SeriesError(f"{path}: {len(bad_rows)} row{'s' if len(bad_rows) != 1 else ''} with missing or "
-                              f"non-numeric values: {shown}{more}. Fix them, or pass --drop-bad-rows to skip "
-                              f"those rows.{header_hint}")
+                              f"non-numeric values: {shown}{more}. {fix}{header_hint}")
         dropped = tuple(data_rows[r][0] for r in sorted(bad_rows))
         values = np.delete(values, sorted(bad_rows), axis=0)
         if len(values) == 0:
@@ -399,14 +421,41 @@ class Normalizer:
     std: tuple[float, ...] = field(default=())
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "Normalizer":
+    def fit(cls, values: np.ndarray, names: tuple[str, ...] = (), source: str = "the data",
+            hint: str = "Rescale it (divide it by a power of ten) and start again.") -> "Normalizer":
+        """Mean and standard deviation per feature, in float64. Values so large that their spread
+        overflows even float64 (around 1e154 and beyond) are refused, naming the column, rather than
+        standardized to zeros."""
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, None]
-        mean = values.mean(axis=0)
-        std = values.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, not warned
+            mean = values.mean(axis=0)
+            std = values.std(axis=0)
+        for index in range(values.shape[1]):
+            if not (math.isfinite(mean[index]) and math.isfinite(std[index])):
+                name = names[index] if index < len(names) else f"column {index}"
+                largest = float(np.max(np.abs(values[:, index]))) if len(values) else 0.0
+                size = f"up to {largest:.3g} in size" if math.isfinite(largest) else "some of them infinite"
+                raise SeriesError(f"{source}: column {name!r} cannot be standardized: its values ({size}) spread "
+                                  f"too far for double precision. {hint}")
         std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # a constant feature: leave its scale
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def standardize(self, data: "SeriesData") -> np.ndarray:
+        """data.values standardized as float32 (what the model reads). A value the fit did not see
+        (the validation part, another file) so far out that it overflows float32 is refused, naming it."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardized = self.transform(data.values).astype(np.float32)
+        bad = np.argwhere(~np.isfinite(standardized))
+        if len(bad):
+            row, column = (int(i) for i in bad[0])
+            name = data.names[column] if column < len(data.names) else f"column {column}"
+            raise SeriesError(f"{data.source}: column {name!r} holds {data.values[row, column]:.3g} at point {row}, "
+                              f"too far out of the range the model was standardized for (mean "
+                              f"{self.mean[column]:.3g}, spread {self.std[column]:.3g}) to compute with. Remove "
+                              "or fix that value.")
+        return standardized
 
     @property
     def features(self) -> int:
@@ -434,4 +483,6 @@ class Normalizer:
             raise SeriesError("The checkpoint's normalization statistics are unreadable.") from None
         if len(mean) != len(std) or not mean:
             raise SeriesError("The checkpoint's normalization statistics are inconsistent.")
+        if not all(math.isfinite(m) for m in mean) or not all(math.isfinite(s) and s > 0 for s in std):
+            raise SeriesError("The checkpoint's normalization statistics are not finite positive numbers.")
         return cls(tuple(mean), tuple(std))

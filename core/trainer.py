@@ -24,12 +24,15 @@ from torch.nn import functional as F
 
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .corpus import DEFAULT_CORPUS, Corpus, Vocab, check_size, describe_chars, load_corpus, split_ids
-from .device import describe_device, resolve_device, supports_bf16
+from .corpus import (DEFAULT_CORPUS, Corpus, Vocab, absolute_spec, check_size, describe_chars, load_corpus,
+                     split_ids)
+from .download import REMOTE_CORPORA
+from .device import describe_device, device_for_flag, free_memory, resolve_device, supports_bf16
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                      Stopped, StepEvent, ValidationEvent)
-from .model import CharRNN, ModelConfig, StreamBatches, detach_state, state_like, state_tensors
+from .model import (CELLS, GATES, CharRNN, ModelConfig, StreamBatches, detach_state, recurrent_parameters, state_like,
+                    state_tensors)
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
@@ -114,30 +117,69 @@ class TrainConfig:
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
     def validate(self) -> None:
-        positive = ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
-        if not 0 < self.lr < 10:
+        """Refuse any unusable setting, naming its flag ("--hidden must ..."), before anything is loaded
+        or allocated. The app's form shows these same messages beside its fields."""
+        _check_types(self)
+        for name in ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams"):
+            _check_range(name, getattr(self, name), 1)
+        for name in ("warmup", "lr_half_life", "log_every"):
+            _check_range(name, getattr(self, name), 0, note="0 = off")
+        _check_range("sample_chars", self.sample_chars, 0, MAX_SAMPLE_CHARS, note="0 = none")
+        _check_range("seed", self.seed, 0, MAX_SEED)
+        if not 0 < self.lr < 10:  # also refuses NaN
             raise ConfigError(f"--lr must be positive (and sane), got {self.lr}.")
-        if not 0 <= self.min_lr < 10:  # also refuses NaN
+        if not 0 <= self.min_lr < 10:
             raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive (and "
                               f"sane), got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
-        for name in ("steps", "epochs", "minutes"):
+        if self.steps is not None:
+            _check_range("steps", self.steps, 1)
+        for name in ("epochs", "minutes"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"--{name} must be positive, got {value}.")
-        if self.clip <= 0:
-            raise ConfigError(f"--clip must be positive, got {self.clip}.")
+            if value is not None and not 0 < value <= MAX_BUDGET:
+                raise ConfigError(f"--{name} must be a positive number (at most {MAX_BUDGET:g}), got {value}.")
+        if not 0 < self.clip < math.inf:
+            raise ConfigError(f"--clip must be a positive number, got {self.clip}.")
         if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
             raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
                               f"seconds, got {self.val_seconds}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
+        if self.cell not in CELLS:
+            raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
+        if not self.corpus.strip():
+            raise ConfigError("--corpus must name a corpus: builtin:python-stdlib, a named corpus, a file or a folder.")
+        glob = Path(self.glob)
+        if not self.glob.strip() or glob.is_absolute() or ".." in glob.parts:
+            raise ConfigError(f"--glob must be a file pattern inside the corpus folder, such as '*.txt', "
+                              f"got {self.glob!r}.")
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
                     dropout=self.dropout)
+        self.check_memory(device_for_flag(self.device))
+
+    def training_bytes(self, vocab_size: int = 1) -> tuple[int, int]:
+        """About what training takes, in bytes: (the weights four or five times over: weights, gradients,
+        Adam's two moments, the weight average; the activations backprop keeps for one window)."""
+        c = self.model_config(vocab_size)
+        embed_rows = vocab_size if self.embed > 1 else 0  # a series model (embed 1) reads its inputs directly
+        weights = (embed_rows * c.embed + recurrent_parameters(c.cell, c.embed, c.hidden, c.layers)
+                   + c.hidden * vocab_size + vocab_size)
+        activations = self.batch * self.seq * c.layers * c.hidden * (GATES[c.cell] + 2)
+        return 4 * weights * (4 + (1 if self.ema else 0)), 4 * activations
+
+    def check_memory(self, device: torch.device, vocab_size: int = 1) -> None:
+        """Refuse, before allocating, a model whose training cannot fit in the memory free on `device`."""
+        weights, activations = self.training_bytes(vocab_size)
+        free = free_memory(device) if weights + activations > 64 * 2**20 else None  # small: no need to look
+        if free is not None and weights + activations > free:
+            embed = f", --embed {self.embed}" if self.embed > 1 else ""
+            raise ConfigError(f"--hidden {self.hidden}, --layers {self.layers}{embed}, --batch {self.batch} and --seq "
+                              f"{self.seq} need about {weights + activations:,} bytes to train ({weights:,} for the "
+                              f"weights and optimizer state, {activations:,} for the activations), more than the "
+                              f"{free:,} bytes free on {device}. Lower the largest of them.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +192,44 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, hidden=self.hidden, layers=self.layers,
                            embed=self.embed, dropout=self.dropout)
+
+
+MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
+MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
+MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _kind(cls, name: str) -> str:
+    kind = {f.name: f.type for f in fields(cls)}[name]
+    return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+
+
+def _check_types(config) -> None:
+    """Each setting has its declared type: a checkpoint's metadata or a form can hold anything."""
+    for f in fields(config):
+        value, kind = getattr(config, f.name), _kind(type(config), f.name)
+        if value is None and "None" in kind:
+            continue
+        if kind.startswith("bool"):
+            ok, wanted = isinstance(value, bool), "true or false"
+        elif kind.startswith("int"):
+            ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif kind.startswith("float"):
+            ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        else:
+            ok, wanted = isinstance(value, str), "text"
+        if not ok:
+            raise ConfigError(f"{_flag(f.name)} must be {wanted}, got {value!r}.")
+
+
+def _check_range(name: str, value: int, low: int, high: int | None = None, note: str = "") -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{_flag(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -245,6 +325,7 @@ class CharTask:
         self.batches = StreamBatches(train_ids, config.batch, config.seq).to(device)
         self.val_ids = self.val_ids.to(device)
         self.train_chars, self.val_chars = len(train_ids), len(self.val_ids)
+        config.check_memory(device, len(vocab))  # now that the vocabulary's size is known
         self.model = CharRNN(config.model_config(len(vocab))).to(device)
 
     @property
@@ -350,6 +431,8 @@ class Trainer:
         self.run_dir = lock.run_dir
         self.warnings: list[str] = []  # for the user before the run starts (e.g. a skipped corpus subfolder)
         if task is None:
+            # Stored absolute, so that --resume from another working folder finds the same file.
+            config = replace(config, corpus=absolute_spec(config.corpus))
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
             self.warnings.extend(corpus.warnings)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
@@ -411,7 +494,18 @@ class Trainer:
             if checkpoint.meta.get("kind", "char") != "char":
                 raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
                                       "not a character model.")
-            config = TrainConfig.from_dict(checkpoint.meta["config"])
+            checkpoint_model(checkpoint)
+            try:
+                config = TrainConfig.from_dict(checkpoint.meta["config"])
+                config.validate()
+            except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+                raise CheckpointError(f"{checkpoint.path}: its stored settings are unusable ({exc}).") from None
+            corpus = Path(config.corpus).expanduser()
+            if overrides.get("corpus") is None and not config.corpus.startswith("builtin:") \
+                    and not corpus.is_absolute() and not corpus.exists() and config.corpus not in REMOTE_CORPORA:
+                raise CorpusError(f"The run's corpus {config.corpus} was stored relative to the folder its training "
+                                  f"started in, and is not found from here. Resume from that folder, or pass --corpus "
+                                  f"PATH (the same text is recognized by its fingerprint).")
             budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
             if budget_given:
                 config = replace(config, steps=None, epochs=None, minutes=None)
@@ -422,6 +516,7 @@ class Trainer:
             raise
 
     def _restore(self, checkpoint: Checkpoint) -> None:
+        _check_progress(checkpoint)
         # With averaging, "model.*" holds the average (what sampling uses) and "raw.*" the weights.
         saved, raw = checkpoint.group("model"), checkpoint.group("raw")
         checkpoint.load_into(self.model, "raw" if raw else "model")
@@ -439,7 +534,11 @@ class Trainer:
         progress = checkpoint.meta.get("progress", {})
         self.progress = Progress(**{k: v for k, v in progress.items() if k in Progress.__dataclass_fields__})
         self.progress.best_val_loss = checkpoint.meta.get("best_val_loss")
-        if self.progress.window >= self.task.windows:  # a different corpus: start its next epoch
+        # The fingerprint, not the path, says whether this is the text the run was on: on another text
+        # the saved position and hidden state mean nothing, so it starts that text's next epoch.
+        stored, current = _text_fingerprint(checkpoint.meta), _text_fingerprint(self.task.meta())
+        other_text = stored is not None and current is not None and stored != current
+        if other_text or self.progress.window >= self.task.windows:
             self.progress.epoch, self.progress.window = self.progress.epoch + 1, 0
         elif saved_state and all(s.shape == t.shape for s, t in zip(saved_state, state_tensors(self.state))):
             self.state = state_like(self.state, [s.to(self.device) for s in saved_state])
@@ -768,12 +867,12 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) ->
     if not groups:
         raise CheckpointError(f"{checkpoint.path} has no optimizer state, so training cannot resume from it.")
     state: dict[int, dict] = {}
-    for name, tensor in checkpoint.group("optim").items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = tensor
     try:
+        for name, tensor in checkpoint.group("optim").items():
+            index, key = name.split(".", 1)
+            state.setdefault(int(index), {})[key] = tensor
         optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint.path}: optimizer state does not fit this model ({exc}).") from None
 
 
@@ -782,11 +881,48 @@ def load_model(target: Path | str, device: str = "auto") -> tuple[CharRNN, Vocab
     checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
     if checkpoint.meta.get("kind", "char") != "char":
         raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.meta.get('kind')} model, not a character model.")
-    try:
-        vocab = Vocab(checkpoint.meta["vocab"])
-        config = ModelConfig.from_dict(checkpoint.meta["model"])
-    except (KeyError, TypeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{checkpoint.path} lacks a usable model description ({exc}).") from None
+    vocab, config = checkpoint_model(checkpoint)
     model = CharRNN(config)
     checkpoint.load_into(model)
     return model.to(resolve_device(device)).eval(), vocab, checkpoint
+
+
+def checkpoint_model(checkpoint: Checkpoint) -> tuple[Vocab, ModelConfig]:
+    """The vocabulary and model description of a character checkpoint, checked against a strict schema
+    and against the tensors the file really holds, before anything is allocated."""
+    meta, path = checkpoint.meta, checkpoint.path
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
+        raise CheckpointError(f"{path} lacks a usable model description ({exc}).") from None
+    chars = meta.get("vocab")
+    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
+        raise CheckpointError(f"{path}: its vocabulary must be a list of single characters; the file was changed "
+                              "or written by other code.")
+    if chars != sorted(set(chars)) or len(chars) != config.vocab_size:
+        raise CheckpointError(f"{path}: its vocabulary ({len(chars):,} entries) is not the sorted, distinct set of "
+                              f"{config.vocab_size:,} characters its model reads; the file was changed or written "
+                              "by other code.")
+    checkpoint.check_weights(config.parameter_count())
+    return Vocab(chars), config
+
+
+def _text_fingerprint(meta: dict) -> str | None:
+    """The fingerprint of the text a run trains on (a character corpus or series data), where recorded."""
+    source = meta.get("corpus") or meta.get("data")
+    return source.get("fingerprint") if isinstance(source, dict) else None
+
+
+def _check_progress(checkpoint: Checkpoint) -> None:
+    """A resumed run's counters: whole numbers, not negative; a finite best loss."""
+    progress = checkpoint.meta.get("progress", {})
+    best = checkpoint.meta.get("best_val_loss")
+    counters = ("step", "epoch", "window", "tokens")
+    ok = isinstance(progress, dict) and all(
+        isinstance(progress.get(k, 0), int) and not isinstance(progress.get(k, 0), bool) and progress.get(k, 0) >= 0
+        for k in counters)
+    ok = ok and isinstance(progress.get("elapsed_s", 0.0), (int, float)) and 0 <= progress.get("elapsed_s", 0.0) < math.inf
+    ok = ok and (best is None or (isinstance(best, (int, float)) and math.isfinite(best)))
+    if not ok:
+        raise CheckpointError(f"{checkpoint.path}: its progress counters are not whole numbers of steps (or its best "
+                              "validation loss is not a number); the file was changed or written by other code.")

@@ -69,13 +69,13 @@ def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
     assert main(["gates", str(tiny_run), "--text", "naïve"]) == 2
     assert "lacks: 'ï' (the first at position 2)" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", ""]) == 2
-    assert "the text is empty" in capsys.readouterr().err
+    assert "--text is empty" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", "def", "--layer", "2"]) == 2
-    assert "Layer 2 does not exist" in capsys.readouterr().err
+    assert "--layer must be 0 to 1 (this model's layers), got 2." in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", "def f", "--regex", "("]) == 2
-    assert "is invalid" in capsys.readouterr().err
+    assert "--regex must be a regular expression" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", "def", "--quantity", "z"]) == 2
-    assert "no quantity 'z'" in capsys.readouterr().err
+    assert "--quantity must be one of i, f, g, o, c, h, kept, written for this LSTM, got 'z'" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--file", str(tmp_path / "missing.txt")]) == 2
     assert "Cannot read" in capsys.readouterr().err
     for threads in ("-1", str((os.cpu_count() or 1) + 1), "100000"):  # torch crashes on absurd counts

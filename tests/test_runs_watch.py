@@ -151,9 +151,9 @@ def test_check_settings_attributes_engine_errors_to_fields():
     assert not bad.ok
     assert "--hidden must be at least 1" in bad.errors["hidden"]
     assert "whole number" in bad.errors["layers"]
-    assert "Dropout" in bad.errors["dropout"]
+    assert "--dropout must be in [0, 1)" in bad.errors["dropout"]
     assert "--lr" in bad.errors["lr"]
-    assert "--minutes must be positive" in bad.errors["budget"]
+    assert "--minutes must be a positive number" in bad.errors["budget"]
     assert "batch" not in bad.errors
     resumed = check_settings({}, budget_kind="steps", budget="40", resume_step=40)
     assert "step 40" in resumed.errors["budget"]

@@ -104,6 +104,17 @@ def test_top_k_restricts_to_the_k_likeliest(trained):
     assert outside > 0
 
 
+def test_a_temperature_that_overflows_the_logits_is_argmax(sampler):
+    """Below about 1e-38 the float32 logits divided by the temperature overflow; that is argmax,
+    not the last character of the vocabulary over and over (the softmax of infinities is NaN)."""
+    greedy = sampler.generate(SampleSettings(prime="def ", temperature=0, length=40))
+    for top_k in (0, 5):
+        for temperature in (1e-40, 1e-300, 5e-324):
+            text = sampler.generate(SampleSettings(prime="def ", temperature=temperature, top_k=top_k, length=40,
+                                                   seed=3))
+            assert text == greedy, (temperature, top_k)
+
+
 def test_top_1_is_argmax(sampler):
     greedy = sampler.generate(SampleSettings(prime="return ", temperature=0, length=50))
     for seed in (1, 2):
@@ -286,11 +297,11 @@ def test_prime_outside_the_vocab_lists_the_characters(sampler):
 
 
 @pytest.mark.parametrize("settings, match", [
-    (dict(temperature=-0.5), "Temperature"),
-    (dict(temperature=float("nan")), "Temperature"),
-    (dict(temperature=float("inf")), "Temperature"),
-    (dict(top_k=-1), "top-k"),
-    (dict(length=-3), "Length"),
+    (dict(temperature=-0.5), "--temperature must be"),
+    (dict(temperature=float("nan")), "--temperature must be"),
+    (dict(temperature=float("inf")), "--temperature must be"),
+    (dict(top_k=-1), "--top-k must be"),
+    (dict(length=-3), "--length must be from 0"),
 ])
 def test_bad_settings(sampler, settings, match):
     with pytest.raises(SamplingError, match=match):

@@ -55,11 +55,11 @@ def test_config_defaults_preset_and_validation():
     assert set(PRESETS) == {"course"}
     with pytest.raises(ConfigError, match="either --signal or --csv"):
         make_config(signal="sine", csv="x.csv")
-    with pytest.raises(ConfigError, match="Unknown signal 'saw'"):
+    with pytest.raises(ConfigError, match="--signal must be a built-in signal .*got 'saw'"):
         make_config(signal="saw")
-    with pytest.raises(ConfigError, match="Unknown preset"):
+    with pytest.raises(ConfigError, match="--preset must be one of: course"):
         make_config(preset="fast")
-    with pytest.raises(ConfigError, match="Unknown cell"):
+    with pytest.raises(ConfigError, match="--cell must be one of lstm, gru, rnn"):
         make_config(cell="transformer")
     with pytest.raises(ConfigError, match="--hidden must be at least 1"):
         make_config(hidden=0)

@@ -125,7 +125,7 @@ def test_course_preset_from_the_cli(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["series", "train", "--signal", "sine", "--csv", "x.csv"], "Give either --signal or --csv, not both"),
-    (["series", "train", "--signal", "triangle"], "Unknown signal 'triangle'"),
+    (["series", "train", "--signal", "triangle"], "--signal must be a built-in signal (sine, sines, damped, noisy-sine, square, random-walk), got 'triangle'"),
     (["series", "train", "--csv", "{missing}"], "No CSV file at"),
     (["series", "train", "--csv", "{bad}", "--column", "v"], "line 3, column 'v' holds 'n/a'"),
     (["series", "train", "--csv", "{bad}", "--column", "w"], "has no column named 'w'; its columns are: t, v"),

@@ -180,7 +180,7 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         run_dir = Path(app.session.snapshot.run_dir)
         config = app.session.snapshot.config
         assert config["hidden"] == 24 and config["layers"] == 1 and config["seed"] == 7
-        assert config["corpus"] == tiny_corpus.name
+        assert config["corpus"] == str(tiny_corpus)  # stored absolute: a resume works from any folder
         assert app.screen.query_one("#form").disabled  # the settings of a running run are fixed
 
         # Step count and sparkline data grow.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from pathlib import Path
 
@@ -136,6 +137,16 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
     return table
 
 
+def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
+    """The flags that depend on the model, checked once it is loaded and before anything is traced."""
+    if args.layer is not None and not -tracer.layers <= args.layer < tracer.layers:
+        raise TraceError(f"--layer must be 0 to {tracer.layers - 1} (this model's layers), got {args.layer}.")
+    keys = [q.key for q in tracer.quantities]
+    if args.quantity is not None and args.quantity not in keys:
+        raise TraceError(f"--quantity must be one of {', '.join(keys)} for this {tracer.cell.upper()}, "
+                         f"got {args.quantity!r}.")
+
+
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     out = output_console()
     path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
@@ -147,8 +158,22 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
                                ("--top", args.top, 1)):
         if value < least:
             raise TraceError(f"{flag} must be {least} or more, got {value}.")
+    if not 0 <= args.low < args.high <= 1:  # also refuses NaN
+        raise TraceError(f"--low and --high must be gate values with 0 <= --low < --high <= 1, got --low "
+                         f"{args.low} and --high {args.high}.")
+    if args.regex is not None:
+        try:
+            re.compile(args.regex)
+        except re.error as exc:
+            raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
+    check_model_flags(args, tracer)
     text = read_text(args)
+    source = "--text" if args.text is not None else f"--file {args.file}"
+    if not text:
+        raise TraceError(f"{source} is empty: give at least one character to trace.")
+    tracer.encode(text, source)  # names characters the vocabulary lacks, before any tracing
+    tracer.encode(args.prefix, "--prefix")
     started = time.perf_counter()
     trace = tracer.trace(text, prefix=args.prefix)
     elapsed = time.perf_counter() - started
@@ -159,9 +184,13 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     if args.find or args.regex:
         key = args.quantity or ("c" if trace.cell == "lstm" else "h")
         quantity = trace.quantity(key)
-        feature = trace.feature(args.find, args.regex)
-        matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
         name = args.find or f"regex {args.regex}"
+        try:
+            feature = trace.feature(args.find, args.regex)
+            matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
+        except TraceError as exc:
+            flag = f"--find {args.find}" if args.find else f"--regex {args.regex!r}"
+            raise TraceError(f"{flag}: {exc}") from None
         out.print(Text(f"Feature {name}: {FEATURES.get(args.find, REGEX_FEATURE)}; mean {feature.mean():.3g} "
                        f"over {len(trace):,} steps.\nQuantity: {quantity.label}."))
         table = Table(title=Text(f"units that best track {name}"))

@@ -11,8 +11,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from core.errors import ConfigError
-from core.runs import BEST, LAST
+from core.device import device_for_flag
+from core.errors import CheckpointError, ConfigError
+from core.runs import BEST, LAST, resolve_checkpoint
 from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, make_config,
                          new_series_trainer, predict, resume_series)
 from core.trainer import TrainControl
@@ -26,6 +27,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
 
 FORECAST_STEPS = 50
+MAX_FORECAST_STEPS = 1_000_000  # each point is a step of the model, fed back
 
 
 def register(subparsers) -> None:
@@ -96,6 +98,10 @@ def cmd_series_train(args: argparse.Namespace, console: Console) -> int:
         if "preset" in given:
             raise ConfigError("--preset applies to new runs; a resumed run keeps its checkpoint's settings.")
         given.pop("run_name", None)
+        try:
+            resolve_checkpoint(args.resume)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--resume {args.resume}: {exc}") from None
         trainer = resume_series(args.resume, control, **given)
     else:
         config = make_config(**given)
@@ -174,6 +180,12 @@ def write_forecast_csv(result: Predictions, handle) -> None:
 
 
 def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
+    if args.steps is not None and not 0 <= args.steps <= MAX_FORECAST_STEPS:
+        raise ConfigError(f"--steps must be from 0 to {MAX_FORECAST_STEPS:,}, got {args.steps}.")
+    if args.period is not None and args.period < 0:
+        raise ConfigError(f"--period must be 0 (no seasonal-naive baseline) or a positive number of points, "
+                          f"got {args.period}.")
+    device_for_flag(args.device)
     loaded = load_series(args.checkpoint, args.device, prefer=BEST if args.best else LAST)
     data = loaded.data(args.csv, args.column, args.inputs)
     # A model with extra inputs cannot forecast past the end: their future values are unknown.

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from core.device import list_devices
+from core.device import device_for_flag, list_devices
+from core.errors import CheckpointError
 from core.events import ErrorEvent
 from core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
@@ -119,6 +120,10 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     progress, close = download_progress(console)
     try:
         if args.resume:
+            try:
+                resolve_checkpoint(args.resume)
+            except CheckpointError as exc:
+                raise CheckpointError(f"--resume {args.resume}: {exc}") from None
             # Only the flags typed override the checkpoint's settings.
             given = explicit_options(args.parser, args.argv) - {"run_name", "resume"}
             overrides = {k: v for k, v in options_from(args, TrainConfig).items() if k in given}
@@ -133,10 +138,13 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+                              length=args.length, seed=args.seed)
+    settings.validate()  # every flag before the checkpoint is read; the prime once its vocabulary is known
+    device_for_flag(args.device)
     sampler = Sampler.from_checkpoint(resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best
                                                          else "last.safetensors"), args.device, args.weights)
-    settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
-                              length=args.length, seed=args.seed).with_seed()
+    settings = settings.with_seed()
     settings.validate(sampler.vocab)  # a refused prime is never echoed to stdout before the error
     out = sys.stdout
     out.write(settings.prime)
