@@ -7,7 +7,7 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 import math
 import os
 import socket
@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .corpus import DEFAULT_CORPUS, Corpus, Vocab, check_size, describe_chars, load_corpus, split_ids
-from .device import describe_device, resolve_device, supports_bf16
+from .device import (check_threads, choose_threads, describe_device, resolve_device, step_work, supports_bf16,
+                     torch_threads)
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                      Stopped, StepEvent, ValidationEvent)
@@ -32,6 +33,10 @@ from .model import CharRNN, ModelConfig, StreamBatches, detach_state, state_like
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
+
+
+THREADS_HELP = ("CPU threads for torch, 1 to the CPU count (default: automatic: 1, or one per free core for a "
+                "model large enough to gain from more; stays fast when other programs share the cores)")
 
 
 def option(default, help: str):
@@ -67,6 +72,7 @@ class TrainConfig:
     sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
     seed: int = option(1234, "seed for weights, dropout and samples")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = option(None, THREADS_HELP)
     amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
     run_name: str | None = option(None, "run folder name (default: generated)")
@@ -92,6 +98,8 @@ class TrainConfig:
             raise ConfigError(f"--clip must be positive, got {self.clip}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
+        if self.threads is not None:
+            check_threads(self.threads)
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
                     dropout=self.dropout)
 
@@ -290,6 +298,8 @@ class Trainer:
             torch.manual_seed(config.seed)
         self.task = task
         self.model: nn.Module = task.model
+        # The torch threads this run trains on: the config's, or the automatic choice (core.device).
+        self.threads = choose_threads(config.threads, step_work(config.batch, config.hidden), self.device.type)
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         # The weights as tensors (no autograd), and their running average when config.ema is on.
@@ -341,7 +351,7 @@ class Trainer:
     @classmethod
     def resume(cls, target: Path | str, control: TrainControl | None = None, **overrides) -> "Trainer":
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
-        the device, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
+        the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
         checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
         if checkpoint.meta.get("kind", "char") != "char":
             raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
@@ -350,7 +360,8 @@ class Trainer:
         budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
         if budget_given:
             config = replace(config, steps=None, epochs=None, minutes=None)
-        config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+        # threads=None given is a choice too: the automatic thread count.
+        config = replace(config, **{k: v for k, v in overrides.items() if v is not None or k == "threads"})
         return cls(config, control, resume_from=checkpoint)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
@@ -437,6 +448,7 @@ class Trainer:
         log = runs.MetricsLog(self.run_dir / runs.METRICS)
         runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
                           device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
+                          threads=self.threads,
                           kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
 
         def emit(event: Event) -> Event:
@@ -444,6 +456,8 @@ class Trainer:
             return event
 
         final_state = "finished"
+        threads = ExitStack()  # the run's thread count while it runs (and in the thread running it)
+        threads.enter_context(torch_threads(self.threads))
         try:
             for event in self._loop():
                 if isinstance(event, Stopped):
@@ -459,6 +473,7 @@ class Trainer:
             final_state = "error"
             yield emit(ErrorEvent(self.progress.step, str(exc)))
         finally:
+            threads.close()
             log.close()
             runs.write_status(self.run_dir, state=final_state, step=self.progress.step,
                               best_val_loss=self.progress.best_val_loss)
@@ -471,7 +486,7 @@ class Trainer:
         yield RunStarted(self.run_dir.name, str(self.run_dir), describe_device(self.device),
                          {**c.to_dict(), "model": self._model_dict()}, n_params, getattr(task, "vocab_size", 0)
                          or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total,
-                         getattr(task, "unit", "characters"))
+                         getattr(task, "unit", "characters"), self.threads)
         tokens_per_step = task.tokens_per_step if hasattr(task, "tokens_per_step") else c.batch * c.seq
         started = time.perf_counter()
         deadline = started + minutes * 60 if minutes else None
