@@ -165,3 +165,17 @@ async def test_the_series_screens_threads_field_reaches_the_run(tmp_path):
         await pilot.press("s")
         await wait_for(pilot, lambda: not screen.running and screen.snapshot.status == "finished", 60, "the run")
         assert read_status(Path(screen.snapshot.run_dir))["threads"] == APP_THREADS
+
+
+def test_the_engine_makes_openmp_workers_sleep_unless_told_otherwise(tmp_path):
+    """Set before torch loads (core's package import), so the OpenMP runtime sees it; a user's choice stays."""
+    import os
+    import subprocess
+    import sys
+    probe = "import core.trainer, os, sys; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["passive", "True"], done.stderr
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**env, "OMP_WAIT_POLICY": "active"})
+    assert done.stdout.split() == ["active", "True"], done.stderr
