@@ -36,14 +36,19 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import print_table, runs_dir
+from benchmarks.common import BusyNeighbour, print_table, runs_dir
 
 KEY_CYCLE = ("5", "1", "question_mark", "escape", "space", "space")
 
 
+THREADS: int | None = None  # --threads: the runs' thread count (None: the automatic choice)
+HIDDEN = 512                # --hidden: the model's hidden size (the default's 512)
+
+
 def config_for(seconds: float, runs: str):
     from core.trainer import TrainConfig
-    return TrainConfig(device="cpu", minutes=seconds / 60, val_fraction=0.01, runs_dir=runs)
+    return TrainConfig(device="cpu", minutes=seconds / 60, val_fraction=0.01, runs_dir=runs, threads=THREADS,
+                       hidden=HIDDEN)
 
 
 def chars_per_second(run_dir: Path, skip: int = 2, since: float = 0.0, until: float = float("inf")
@@ -59,6 +64,15 @@ def chars_per_second(run_dir: Path, skip: int = 2, since: float = 0.0, until: fl
     first, last = steps[0], steps[-1]
     chars = (last["step"] - first["step"]) * config["batch"] * config["seq"]
     return chars / max(last["elapsed_s"] - first["elapsed_s"], 1e-9), last["step"] - first["step"]
+
+
+def run_threads(run_dir: Path) -> int:
+    """The torch threads the run trained on (its started event)."""
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["event"] == "started":
+            return record.get("threads", 0)
+    return 0
 
 
 def headless_phase(seconds: float) -> Path:
@@ -199,8 +213,9 @@ def child(phase: str, seconds: float, interval: float) -> dict:
     """One measured phase in this (fresh) process."""
     if phase == "headless":
         warm_up()
-        rate, steps = chars_per_second(headless_phase(seconds))
-        return {"rate": rate, "steps": steps}
+        run_dir = headless_phase(seconds)
+        rate, steps = chars_per_second(run_dir)
+        return {"rate": rate, "steps": steps, "threads": run_threads(run_dir)}
     # The app's main thread must never run torch's parallel code itself: once the main thread has
     # used OpenMP, a training thread runs markedly slower (measured here: the LSTM forward 35%).
     # The app never does; a benchmark that trained headless in the same process would.
@@ -209,6 +224,7 @@ def child(phase: str, seconds: float, interval: float) -> dict:
     rate_w, steps_w = chars_per_second(run_dir, until=keys_from)
     rate_p, steps_p = chars_per_second(run_dir, since=keys_from)
     return {"watching": rate_w, "steps_watching": steps_w, "pressing": rate_p, "steps_pressing": steps_p,
+            "threads": run_threads(run_dir),
             "latencies": latencies, "frames": frames}
 
 
@@ -217,6 +233,7 @@ def run_child(phase: str, args) -> dict:
                "--interval", str(args.interval)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    command += ["--hidden", str(args.hidden)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -229,18 +246,28 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=40.0, help="training budget of each phase")
     parser.add_argument("--rounds", type=int, default=3, help="headless/app pairs")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between key presses")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the runs' torch threads (default: the automatic choice, as in rnn-playground)")
+    parser.add_argument("--hidden", type=int, default=512,
+                        help="hidden size (smaller: more steps per phase on a slow or crowded machine)")
+    parser.add_argument("--busy", action="store_true",
+                        help="a busy neighbour: a process spinning on one core throughout, as on a shared machine")
     parser.add_argument("--phase", choices=("headless", "app"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    global THREADS, HIDDEN
+    THREADS, HIDDEN = args.threads, args.hidden
     if args.phase:
         print("RESULT " + json.dumps(child(args.phase, args.seconds, args.interval)), flush=True)
         return
     import textual
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
-          f"default TrainConfig on the CPU, {args.seconds:g} s per phase, {args.rounds} rounds, "
-          f"each phase in a fresh process", flush=True)
+    print(f"torch {torch.__version__}, {args.threads or 'automatic'} threads, textual {textual.__version__}; "
+          f"default TrainConfig (hidden {args.hidden}) on the CPU, {args.seconds:g} s per phase, {args.rounds} rounds, "
+          f"each phase in a fresh process" + ("; a busy neighbour on one core" if args.busy else ""), flush=True)
+    with BusyNeighbour(args.busy):
+        report(args)
+
+
+def report(args) -> None:
     headless, watching, pressing = [], [], []
     latencies: dict[str, list[float]] = {}
     frames = 0
@@ -250,7 +277,8 @@ def main(argv=None) -> None:
             result = run_child(phase, args)
             if phase == "headless":
                 headless.append(result["rate"])
-                print(f"round {round_ + 1}: headless {result['rate']:,.0f} chars/s over {result['steps']} steps",
+                print(f"round {round_ + 1}: headless {result['rate']:,.0f} chars/s over {result['steps']} steps "
+                      f"on {result['threads']} threads",
                       flush=True)
                 continue
             watching.append(result["watching"])
@@ -260,7 +288,7 @@ def main(argv=None) -> None:
                 latencies.setdefault(label, []).extend(values)
             print(f"round {round_ + 1}: in the app {result['watching']:,.0f} chars/s watching "
                   f"({result['steps_watching']} steps), {result['pressing']:,.0f} chars/s with keys "
-                  f"({result['steps_pressing']} steps); "
+                  f"({result['steps_pressing']} steps) on {result['threads']} threads; "
                   f"{sum(len(v) for v in result['latencies'].values())} key presses, {result['frames']} frames",
                   flush=True)
 

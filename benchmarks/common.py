@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -33,3 +37,30 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
         if n == 0:
             print("  ".join("-" * width for width in widths))
+
+
+class BusyNeighbour:
+    """A process spinning a busy loop on one core (the last CPU this process may use), standing in
+    for the other programs of a shared machine. A no-op when `busy` is False."""
+
+    def __init__(self, busy: bool = True):
+        self.busy = busy
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "BusyNeighbour":
+        if self.busy:
+            # Spins until its parent is gone, so a killed benchmark leaves no busy loop behind.
+            spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+            self.process = subprocess.Popen([sys.executable, "-c", spin])
+            try:
+                os.sched_setaffinity(self.process.pid, {max(os.sched_getaffinity(0))})
+            except (AttributeError, OSError):
+                pass  # no affinity here: the loop still takes a core's worth of time
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import platform
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from .errors import DeviceError
+from .errors import ConfigError, DeviceError
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,79 @@ def supports_bf16(device: torch.device) -> bool:
             return False
         return "amx_bf16" in flags.split() or "avx512_bf16" in flags.split()
     return False
+
+
+# -- CPU threads
+#
+# torch's default (one OpenMP thread per core) collapses when other processes share the cores:
+# its workers spin while they wait for each other, so one busy neighbour can make a small model
+# train several times slower. Figures behind these rules: benchmarks/README.md ("Threads").
+
+# A second thread pays only when each time step's matrix product is this large:
+# batch x hidden x hidden (measured by benchmarks/bench_threads.py).
+TWO_THREADS_FROM_WORK = 128 * 256 * 256
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(value, flag: str = "--threads", *, zero: str | None = None,
+                  advice: str = " Leave it out for the automatic choice.", error=ConfigError) -> None:
+    """Refuse a thread count that is not a whole number from 1 to the usable CPUs: more threads
+    than CPUs only slow a run down (and torch crashes on absurd counts). `zero`: what 0 means,
+    where 0 is allowed; `error`: the PlaygroundError class to raise."""
+    cpus = usable_cpus()
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 if zero else 1) <= value <= cpus:
+        allowed = f"0 ({zero}) or 1 to {cpus}" if zero else f"a whole number from 1 to {cpus}"
+        raise error(f"{flag} must be {allowed} (the CPUs this machine lets the run use), got {value}.{advice}")
+
+
+def step_work(batch: int, hidden: int) -> int:
+    """The size of one time step's recurrent matrix product, which decides whether threads pay."""
+    return max(1, batch) * max(1, hidden) ** 2
+
+
+def default_threads(work: int, cpus: int, load: float, device_type: str = "cpu") -> int:
+    """The automatic thread count: 1, unless the run is on the CPU, each step's work is large
+    enough for a second thread to pay, and cores are free (CPUs minus the load average); then
+    one thread per free core. A GPU run's CPU only feeds the device: 1."""
+    if device_type != "cpu" or cpus < 2 or work < TWO_THREADS_FROM_WORK:
+        return 1
+    free = round(cpus - max(load, 0.0))  # the 1-minute load average: processes running or waiting
+    return max(1, min(cpus, free))
+
+
+def choose_threads(requested: int | None, work: int, device_type: str = "cpu") -> int:
+    """`requested` when given (checked), else the automatic choice for this machine now."""
+    if requested is not None:
+        check_threads(requested)
+        return requested
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average here: assume the cores are busy
+        load = float(usable_cpus())
+    return default_threads(work, usable_cpus(), load, device_type)
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """Run the body on `threads` torch threads, then restore the setting (None: leave torch alone).
+
+    With torch's OpenMP builds the setting belongs to the calling thread (and seeds threads that
+    first use torch later), so a run in a worker thread does not throttle another running beside it."""
+    previous = None
+    if threads:
+        current = torch.get_num_threads()
+        if current != threads:
+            previous = current
+            torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            torch.set_num_threads(previous)

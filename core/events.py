@@ -35,6 +35,7 @@ class RunStarted(Event):
     start_step: int
     total_steps: int | None   # None when the budget is time-based
     unit: str = "characters"  # what train_chars/val_chars and tokens count: characters, points
+    threads: int = 0          # the torch threads the run trains on (0: not recorded)
 
 
 @dataclass

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .corpus import Vocab, describe_chars
+from .device import check_threads, torch_threads
 from .errors import PlaygroundError
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
@@ -288,33 +289,6 @@ class _Buffers:
         self.capacity = capacity
 
 
-class _LoopThreads:
-    """Trace on `threads` torch threads, then restore the setting.
-
-    Each step is a small matrix-vector product that several threads only slow down (on a
-    busy machine, by several times; measured in benchmarks/README.md). With torch's OpenMP
-    builds the setting belongs to the calling thread, so a trace in a worker thread does
-    not throttle a trainer running in another.
-    """
-
-    def __init__(self, threads: int | None):
-        self.threads = threads
-        self.previous = None
-
-    def __enter__(self):
-        if self.threads:
-            current = torch.get_num_threads()
-            if current != self.threads:
-                self.previous = current
-                torch.set_num_threads(self.threads)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            torch.set_num_threads(self.previous)
-            self.previous = None
-
-
 class GateTracer:
     """Traces a character model (embedding -> LSTM/GRU/RNN -> linear) over any text.
 
@@ -324,11 +298,8 @@ class GateTracer:
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, loop_threads: int | None = 1):
-        cpus = os.cpu_count() or 1
-        if loop_threads is not None and not 1 <= loop_threads <= cpus:
-            # More threads than CPUs only slows the recurrence, and torch crashes on absurd counts.
-            raise TraceError(f"Threads for tracing must be 1 to {cpus} (this machine's CPUs), or torch's own "
-                             f"setting; got {loop_threads}.")
+        if loop_threads is not None:
+            check_threads(loop_threads, "Threads for tracing", advice="", error=TraceError)
         self.loop_threads = loop_threads
         where = f"this {type(model).__name__}"
         missing = [name for name in ("embed", "rnn", "head") if not isinstance(getattr(model, name, None), nn.Module)]
@@ -444,7 +415,7 @@ class GateTracer:
         rec = self.recurrence
         steps = len(ids)
         end = at + steps
-        with torch.inference_mode(), _LoopThreads(self.loop_threads):
+        with torch.inference_mode(), torch_threads(self.loop_threads):
             x = None
             for layer in range(rec.layers):
                 xproj = self._input_table[ids] if layer == 0 else rec.input_projection(layer, x)

@@ -24,7 +24,7 @@ from typing import Iterator
 import torch
 
 from .corpus import Vocab, describe_chars
-from .device import supports_bf16
+from .device import choose_threads, step_work, supports_bf16, torch_threads
 from .errors import SamplingError
 from .model import CharRNN, state_tensors
 
@@ -107,15 +107,18 @@ class Sampler:
     """Generates text from a CharRNN. Keeps its own frozen copy of the model, so the
     original can go on training while this one samples.
 
-    `weights`: "fp32" (the model's own), "int8" (LSTM only; see the module's note) or "auto"."""
+    `weights`: "fp32" (the model's own), "int8" (LSTM only; see the module's note) or "auto".
+    `threads`: torch threads while streaming; None: the automatic choice, which is 1 (one character
+    at a time is too little work to share, and the sampler then never competes with a training run)."""
 
-    def __init__(self, model: CharRNN, vocab: Vocab, weights: str = "auto"):
+    def __init__(self, model: CharRNN, vocab: Vocab, weights: str = "auto", threads: int | None = None):
         if model.config.vocab_size != len(vocab):
             raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has {len(vocab)}.")
         self.vocab = vocab
         self.config = model.config
         self.device = model.head.weight.device
         self.weights = resolve_weights(weights, self.config.cell, self.config.hidden, self.device)
+        self.threads = choose_threads(threads, step_work(1, self.config.hidden), self.device.type)
         model = self._model = copy.deepcopy(model).eval()
         with torch.inference_mode():
             rnn = model.rnn
@@ -160,10 +163,11 @@ class Sampler:
         return lean
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto") -> "Sampler":
+    def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto",
+                        threads: int | None = None) -> "Sampler":
         from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, device)
-        return cls(model, vocab, weights)
+        return cls(model, vocab, weights, threads)
 
     def _step(self, token: int, state: list) -> torch.Tensor:
         """One character through every layer; updates `state` in place, returns (1, vocab) logits."""
@@ -231,7 +235,7 @@ class Sampler:
         settings.validate(self.vocab)
         settings = settings.with_seed()
         rng = random.Random(settings.seed)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             state, token = self._prime(settings.prime)
             for _ in range(settings.length):
                 token = self._choose(self._step(token, state), settings, rng)

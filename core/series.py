@@ -26,7 +26,7 @@ from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig, recurrent_parameters
 from .series_data import (SIGNALS, TRAIN_FLAGS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv,
                           load_signal, parse_freqs, split_point)
-from .trainer import MAX_SEED, TrainConfig, TrainControl, Trainer, _check_types, option
+from .trainer import MAX_SEED, THREADS_HELP, TrainConfig, TrainControl, Trainer, _check_types, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
            "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries", "SeriesError",
@@ -85,6 +85,7 @@ class SeriesConfig:
                                       "about a tenth of the time since the last one (0 = by steps only)")
     seed: int = option(1234, "seed for weights and dropout")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = option(None, THREADS_HELP)
     amp: bool = option(False, "bf16 mixed precision (off by default: regression needs the precision, and these "
                               "models are small)")
     log_every: int = option(0, "steps between step events (0 = about four a second)")

@@ -7,7 +7,7 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 import functools
 import math
 import os
@@ -27,7 +27,8 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .corpus import (DEFAULT_CORPUS, Corpus, Vocab, absolute_spec, check_size, describe_chars, load_corpus,
                      split_ids)
 from .download import REMOTE_CORPORA
-from .device import describe_device, device_for_flag, free_memory, resolve_device, supports_bf16
+from .device import (check_threads, choose_threads, describe_device, device_for_flag, free_memory, resolve_device,
+                     step_work, supports_bf16, torch_threads)
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                      Stopped, StepEvent, ValidationEvent)
@@ -38,6 +39,10 @@ DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
 # Validation by time is spaced so it takes at most about this share of the run's time.
 VALIDATION_TIME_SHARE = 0.1
+
+
+THREADS_HELP = ("CPU threads for torch, 1 to the CPU count (default: automatic: 1, or one per free core for a "
+                "model large enough to gain from more; stays fast when other programs share the cores)")
 
 
 def option(default, help: str, more: str = ""):
@@ -111,6 +116,7 @@ class TrainConfig:
                        "The same seed and settings on the same device give the same run, step for step.")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps",
                          "auto picks the CUDA GPU with the most free memory, else Apple's MPS, else the CPU.")
+    threads: int | None = option(None, THREADS_HELP)
     amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
     run_name: str | None = option(None, "run folder name (default: generated)")
@@ -156,6 +162,8 @@ class TrainConfig:
         if not self.glob.strip() or glob.is_absolute() or ".." in glob.parts:
             raise ConfigError(f"--glob must be a file pattern inside the corpus folder, such as '*.txt', "
                               f"got {self.glob!r}.")
+        if self.threads is not None:
+            check_threads(self.threads)
         ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
                     dropout=self.dropout)
         self.check_memory(device_for_flag(self.device))
@@ -443,6 +451,8 @@ class Trainer:
             torch.manual_seed(config.seed)
         self.task = task
         self.model: nn.Module = task.model
+        # The torch threads this run trains on: the config's, or the automatic choice (core.device).
+        self.threads = choose_threads(config.threads, step_work(config.batch, config.hidden), self.device.type)
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         # The weights as tensors (no autograd), and their running average when config.ema is on.
@@ -486,7 +496,7 @@ class Trainer:
     @classmethod
     def resume(cls, target: Path | str, control: TrainControl | None = None, **overrides) -> "Trainer":
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
-        the device, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
+        the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
         path = runs.resolve_checkpoint(target)
         lock = runs.RunLock.acquire(path.parent)  # a live or unwritable run is refused before anything loads
         try:
@@ -509,7 +519,8 @@ class Trainer:
             budget_given = any(overrides.get(k) is not None for k in ("steps", "epochs", "minutes"))
             if budget_given:
                 config = replace(config, steps=None, epochs=None, minutes=None)
-            config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+            # threads=None given is a choice too: the automatic thread count.
+            config = replace(config, **{k: v for k, v in overrides.items() if v is not None or k == "threads"})
             return cls(config, control, resume_from=checkpoint, lock=lock)
         except BaseException:
             lock.release()
@@ -612,6 +623,7 @@ class Trainer:
             log = runs.MetricsLog(self.run_dir / runs.METRICS)
             runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
                               device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
+                              threads=self.threads,
                               kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
         except (OSError, PlaygroundError) as exc:
             if log is not None:
@@ -634,6 +646,8 @@ class Trainer:
 
         final_state = "finished"
         closed = False
+        threads = ExitStack()  # the run's thread count while it runs (and in the thread running it)
+        threads.enter_context(torch_threads(self.threads))
         try:
             for event in self._loop():
                 if isinstance(event, Stopped):
@@ -648,6 +662,10 @@ class Trainer:
         except PlaygroundError as exc:
             final_state = "error"
             yield emit_error(str(exc))
+        except BaseException:  # interrupted from outside (a second Ctrl+C, the caller gave up): not finished
+            if final_state == "finished":
+                final_state = "stopped"
+            raise
         else:
             log.close()
             closed = True
@@ -657,6 +675,7 @@ class Trainer:
             except PlaygroundError as exc:
                 yield ErrorEvent(self.progress.step, str(exc))
         finally:
+            threads.close()
             if not closed:  # an error, or the caller stopped iterating: record the end as well as we can
                 log.close()
                 try:
@@ -673,7 +692,7 @@ class Trainer:
         yield RunStarted(self.run_dir.name, str(self.run_dir), describe_device(self.device),
                          {**c.to_dict(), "model": self._model_dict()}, n_params, getattr(task, "vocab_size", 0)
                          or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total,
-                         getattr(task, "unit", "characters"))
+                         getattr(task, "unit", "characters"), self.threads)
         tokens_per_step = task.tokens_per_step if hasattr(task, "tokens_per_step") else c.batch * c.seq
         started = time.perf_counter()
         deadline = started + minutes * 60 if minutes else None

@@ -374,7 +374,19 @@ def delete_run(run_dir: Path | str, runs_dir: Path | str | None = None) -> list[
 
 
 BUDGET_KINDS = ("minutes", "steps", "epochs")
-FORM_FIELDS = ("hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "ema", "val_every", "seed")
+FORM_FIELDS = ("hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "ema", "val_every", "seed", "threads")
+AUTO = "auto"  # a form's text for a setting left to the automatic choice (threads)
+
+
+def threads_from_text(text: str) -> int | None:
+    """A form's threads field: "auto" (or empty) for the automatic choice, else a whole number."""
+    text = text.strip().lower()
+    if text in ("", AUTO):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"threads must be auto or a whole number of CPU threads, got '{text}'.") from None
 
 
 @dataclass(frozen=True)
@@ -429,6 +441,8 @@ def setting_help(name: str) -> SettingHelp | None:
 
 
 def _parse(name: str, text: str):
+    if name == "threads":
+        return threads_from_text(text)
     kind = _field_type(name)
     text = text.strip().replace("_", "")
     if kind is str:
@@ -555,6 +569,8 @@ def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:
     data = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     defaults = TrainConfig().to_dict()
     out = {name: _format_value(data.get(name, defaults[name])) for name in FORM_FIELDS}
+    if data.get("threads") is None:
+        out["threads"] = AUTO
     out["corpus"] = str(data.get("corpus", defaults["corpus"]))
     out["cell"] = str(data.get("cell", defaults["cell"]))
     out["device"] = str(data.get("device", defaults["device"]))
@@ -594,4 +610,4 @@ def runs_for_display(runs_dir: Path | str | None = None) -> list[runs.RunInfo]:
 __all__ = ["Series", "LogLine", "RunSnapshot", "RunMonitor", "RunWatcher", "RunDetails", "run_details",
            "delete_run", "check_settings", "SettingsCheck", "check_corpus", "CorpusCheck", "describe_event",
            "config_form_values", "budget_of", "BUDGET_KINDS", "FORM_FIELDS", "runs_for_display", "flag_of",
-           "name_settings", "SettingHelp", "setting_help"]
+           "name_settings", "SettingHelp", "setting_help", "threads_from_text", "AUTO"]

@@ -462,5 +462,5 @@ def test_the_step_loop_thread_setting_is_restored():
     finally:
         torch.set_num_threads(1)
     for threads in (0, (os.cpu_count() or 1) + 1):
-        with pytest.raises(TraceError, match="Threads for tracing must be 1 to"):
+        with pytest.raises(TraceError, match="Threads for tracing must be a whole number from 1 to"):
             GateTracer(make_model("gru", 1, 4), VOCAB, loop_threads=threads)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core.corpus import decode_utf8
+from core.device import check_threads
 from core.errors import CorpusError
 from core.gates import GateTracer, Trace, TraceError
 from core.gates_analysis import FEATURES, REGEX_FEATURE
@@ -150,10 +150,7 @@ def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     out = output_console()
     path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
-    cpus = os.cpu_count() or 1
-    if not 0 <= args.threads <= cpus:
-        raise TraceError(f"--threads must be 0 (torch's default) or 1 to {cpus} (this machine's CPUs), "
-                         f"got {args.threads}.")
+    check_threads(args.threads, "--threads", zero="torch's default", advice="", error=TraceError)
     for flag, value, least in (("--rows", args.rows, 0), ("--top-k", args.top_k, 1), ("--units", args.units, 0),
                                ("--top", args.top, 1)):
         if value < least:

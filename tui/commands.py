@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from core.device import device_for_flag, list_devices
+from core.device import check_threads, device_for_flag, list_devices
 from core.errors import CheckpointError
 from core.events import ErrorEvent
 from core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     sample.add_argument("--length", type=int, default=SampleSettings.length, help="characters to generate")
     sample.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample (default: random)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    sample.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch, 1 to the CPU count (default: automatic, which is 1 for "
+                             "sampling: one character at a time is too little work to share)")
     sample.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     sample.add_argument("--weights", choices=SAMPLER_WEIGHTS, default="auto",
                         help="fp32: the model's own weights (exact logits); int8: LSTM weights as int8 with a "
@@ -142,8 +145,11 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
                               length=args.length, seed=args.seed)
     settings.validate()  # every flag before the checkpoint is read; the prime once its vocabulary is known
     device_for_flag(args.device)
+    if args.threads is not None:
+        check_threads(args.threads)
     sampler = Sampler.from_checkpoint(resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best
-                                                         else "last.safetensors"), args.device, args.weights)
+                                                         else "last.safetensors"), args.device, args.weights,
+                                      args.threads)
     settings = settings.with_seed()
     settings.validate(sampler.vocab)  # a refused prime is never echoed to stdout before the error
     out = sys.stdout
@@ -160,7 +166,7 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     elapsed = time.perf_counter() - started
     console.print(f"[dim]{count} characters in {elapsed:.2f} s ({count / max(elapsed, 1e-9):,.0f} chars/s); "
                   f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}, "
-                  f"{sampler.weights} weights[/]",
+                  f"{sampler.weights} weights, {sampler.threads} thread{'s' if sampler.threads > 1 else ''}[/]",
                   highlight=False)
     return 0
 

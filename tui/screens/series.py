@@ -27,7 +27,7 @@ from core.events import Finished, Stopped, ValidationEvent
 from core.series_data import SIGNALS
 from core.trainer import TrainControl
 from core.views import metric_rows, plot_bounds, series_plot
-from core.watch import RunSnapshot
+from core.watch import AUTO, RunSnapshot, threads_from_text
 
 from ..session import TrainingSession, run_training
 from ..widgets.live import LossPanel
@@ -40,7 +40,7 @@ SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
 PRESETS = (("none", "none"), ("course", "course"))
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 DEFAULTS = {"source": "sine", "csv": "", "column": "", "preset": "none", "cell": "lstm", "hidden": "32",
-            "layers": "1", "lr": "0.01", "steps": "500", "forecast": "100"}
+            "layers": "1", "lr": "0.01", "steps": "500", "forecast": "100", "threads": AUTO}
 COURSE = {"cell": "rnn", "hidden": "32", "layers": "1", "lr": "0.01", "steps": "75"}
 TYPED_KEY_ACTIONS = {"start", "pause", "resume", "stop", "free_run"}
 NUMBERS = {"hidden": int, "layers": int, "lr": float, "steps": int, "forecast": int}
@@ -140,7 +140,7 @@ class SeriesScreen(PlaygroundScreen):
                 yield from self._field("cell", "model", Select(CELLS, value=v["cell"], allow_blank=False,
                                                                id="series-cell", compact=True, type_to_search=False))
                 for name, label in (("hidden", "hidden"), ("layers", "layers"), ("lr", "lr"), ("steps", "steps"),
-                                    ("forecast", "forecast")):
+                                    ("forecast", "forecast"), ("threads", "threads")):
                     yield from self._field(name, label, Input(v[name], id=f"series-{name}", compact=True))
                 yield Static("", id="series-error")
                 yield Static("", id="series-form-note")
@@ -177,6 +177,10 @@ class SeriesScreen(PlaygroundScreen):
                 values[name] = kind(text)
             except ValueError:
                 errors[name] = f"{name}: '{text}' is not {'a whole number' if kind is int else 'a number'}"
+        try:
+            values["threads"] = threads_from_text(self.query_one("#series-threads", Input).value)
+        except PlaygroundError as exc:
+            errors["threads"] = str(exc)
         if values["source"] == "csv" and not values["csv"]:
             errors["csv"] = "csv: give the path of a CSV file"
         if "forecast" in values and values["forecast"] < 0:
@@ -190,7 +194,8 @@ class SeriesScreen(PlaygroundScreen):
             {"signal": values["source"]}
         return make_config(values["preset"] if values["preset"] != "none" else None, **data, cell=values["cell"],
                            hidden=values["hidden"], layers=values["layers"], lr=values["lr"], steps=values["steps"],
-                           device="cpu", runs_dir=str(getattr(self.app, "runs_dir", "")) or None,
+                           threads=values["threads"], device="cpu",
+                           runs_dir=str(getattr(self.app, "runs_dir", "")) or None,
                            run_name=self.run_name, log_every=self.log_every or None)
 
     def validate_form(self) -> tuple[object | None, dict]:
@@ -210,7 +215,7 @@ class SeriesScreen(PlaygroundScreen):
         widget = self.query_one("#series-error", Static)
         widget.update(Text("\n".join(errors.values())))
         widget.set_class(bool(errors), "-shown")
-        for name in NUMBERS:
+        for name in (*NUMBERS, "threads"):
             self.query_one(f"#series-{name}", Input).set_class(name in errors, "-invalid")
         self.query_one("#series-csv", Input).set_class("csv" in errors, "-invalid")
         refresh_bindings_if_changed(self)

@@ -157,7 +157,7 @@ class TrainScreen(PlaygroundScreen):
             budget = {k: getattr(chosen, k) for k in ("steps", "epochs", "minutes")}
 
             def make_trainer(control: TrainControl) -> Trainer:
-                return Trainer.resume(run_dir, control, device=device, **budget)
+                return Trainer.resume(run_dir, control, device=device, threads=chosen.threads, **budget)
         else:
             config = state.check.config
             assert config is not None

@@ -23,7 +23,7 @@ from .format import fmt_memory
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
           "dropout": "dropout", "batch": "batch", "seq": "seq len", "lr": "lr", "ema": "ema",
-          "val_every": "eval", "budget": "budget", "seed": "seed", "device": "device"}
+          "val_every": "eval", "budget": "budget", "seed": "seed", "device": "device", "threads": "threads"}
 # How messages name settings here (the engine names them by their CLI flags): as the form
 # shows them; the budget's kinds as the budget.
 MESSAGE_NAMES = {**LABELS, **{kind: f"budget ({kind})" for kind in BUDGET_KINDS}}
@@ -102,6 +102,8 @@ class TrainForm(VerticalScroll, can_focus=False):
         yield from self._row("seed", Input(v["seed"], id="seed", compact=True))
         yield from self._row("device", Select([("auto", "auto")], value="auto", allow_blank=False, id="device",
                                               compact=True, type_to_search=False))
+        yield from self._row("threads", Input(v["threads"], id="threads", compact=True,
+                                              placeholder="auto or a number of CPU threads"))
         yield Static("", id="err-form", classes="form-error")
         yield Button("Start  (s)", id="start", variant="primary", compact=True)
 
@@ -167,7 +169,7 @@ class TrainForm(VerticalScroll, can_focus=False):
         state = self.state()
         errors = state.blocking
         if self.resume_step is not None:  # only what a resumed run may change is checked
-            errors = {k: v for k, v in errors.items() if k in ("budget", "form")}
+            errors = {k: v for k, v in errors.items() if k in ("budget", "threads", "form")}
         for name in (*LABELS, "form"):
             if name == "device":
                 continue
