@@ -268,11 +268,22 @@ class GatesScreen(PlaygroundScreen):
             return
         self.run = run
         self._loaded_run = run
+        # Forget the previous run's model and everything traced with it before loading the new one:
+        # nothing may draw the old trace with a model that is gone (issue 10: the app closed).
         self.tracer = None
+        self._forget_trace()
         self.load(self._initial)
+
+    def _forget_trace(self) -> None:
+        self.trace, self.source, self.text = None, None, ""
+        self.pos, self.pending, self.target = 0, None, 0
+        self.saturation, self.matches, self.analysis_note = None, [], ""
+        self._after_full = []
+        self.query_one("#gates-matches", OptionList).clear_options()
 
     def load(self, request: TextRequest) -> None:
         self.generation += 1
+        self.extending = False  # a worker of the previous generation stops at its next chunk
         self.is_loading = True
         self.stop_playing()
         self._show_error(None)

@@ -1,0 +1,71 @@
+"""The app never ends on a screen's error: runs opened in any order across the screens while a
+run trains, and an unexpected exception in a handler or a worker shown to the user."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import time
+
+import pytest
+
+from core import runs
+
+from .test_tui import long_config, make_app, press, shows
+from .tui_helpers import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def select_run(pilot, runs_screen, target) -> None:
+    """Move the table's cursor with the arrow keys until `target` is the selected run."""
+    deadline = time.monotonic() + 20
+    while runs_screen.selected != target:
+        assert time.monotonic() < deadline, f"could not select {target.name}"
+        names = [info.path for info in runs_screen.infos]
+        if target in names and runs_screen.selected in names:
+            await press(pilot, "down" if names.index(target) > names.index(runs_screen.selected) else "up")
+        await pilot.pause(0.05)
+
+
+async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_run_trains(tmp_path, tiny_run,
+                                                                                          tiny_corpus):
+    """Issue 10: a run open on Gates, then `g` or `s` on another run from Runs, ended the app
+    (render_panels read the tracer of the run being replaced)."""
+    from tui.screens.gates import GatesScreen
+    from tui.screens.runs import RunsScreen
+    from tui.screens.sample import SampleScreen
+    from tui.screens.train import TrainScreen
+    other = tiny_run.parent / "second"
+    shutil.copytree(tiny_run, other)
+    os.utime(other / runs.LAST, (time.time() - 3600, time.time() - 3600))
+    app = make_app(tmp_path, runs_dir=tiny_run.parent,
+                   initial_config=long_config(tiny_corpus, hidden=16, layers=1, embed=8))
+    screens = {"s": SampleScreen, "g": GatesScreen, "t": TrainScreen}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training to start")
+        opened = 0
+        for order in itertools.permutations("sgt"):
+            for key in order:
+                await press(pilot, "5")
+                await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) >= 2,
+                               20, "runs listed")
+                runs_screen = app.screen
+                target = (tiny_run, other)[opened % 2]
+                await select_run(pilot, runs_screen, target)
+                if key == "t":  # a run trains: Train more is greyed, the Train screen shows the live run
+                    await press(pilot, "t", "1")
+                else:
+                    await press(pilot, key)
+                await wait_for(pilot, lambda: isinstance(app.screen, screens[key]), 10, screens[key].__name__)
+                if key == "g":
+                    await shows(pilot, f"{target.name} LSTM")
+                elif key == "s":
+                    await shows(pilot, f"source {target.name}")
+                opened += 1
+        assert app.is_running and app.session.active
+        await press(pilot, "1", "x")
+        await wait_for(pilot, lambda: not app.session.active, 30, "the run to stop")
+    assert app.return_code in (None, 0)
