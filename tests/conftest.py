@@ -75,3 +75,14 @@ def snap_compare(snap_compare):
         return snap_compare(app, *args, run_before=steady_run_before, **kwargs)
 
     return compare
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_errors():
+    """The app reports an unexpected error and carries on (tui.screens.base.report_unexpected):
+    a test that met one still fails, with its traceback."""
+    from tui.screens.base import UNEXPECTED_ERRORS
+    UNEXPECTED_ERRORS.clear()
+    yield
+    errors, UNEXPECTED_ERRORS[:] = list(UNEXPECTED_ERRORS), []
+    assert not errors, "unexpected errors in the app:\n" + "\n".join(errors)

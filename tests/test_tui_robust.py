@@ -69,3 +69,55 @@ async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_ru
         await press(pilot, "1", "x")
         await wait_for(pilot, lambda: not app.session.active, 30, "the run to stop")
     assert app.return_code in (None, 0)
+
+
+async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_and_the_app_goes_on(
+        tmp_path, tiny_run, monkeypatch):
+    """Faults injected where the real code has none left: a screen's message handler, a key's
+    action and a worker each raise once. Each reaches the user as a notification naming the
+    screen; the app stays open and the screen keeps working."""
+    from tui.screens import base
+    from tui.screens import runs as runs_module
+    from tui.screens.runs import RunsScreen
+    faults = {"handler", "action", "worker"}
+    real_listed, real_refresh, real_list = (RunsScreen.on_runs_listed, RunsScreen.action_refresh,
+                                            runs_module.runs_for_display)
+
+    def fail_once(kind, real):
+        def call(*args, **kwargs):
+            if kind in faults:
+                faults.discard(kind)
+                raise RuntimeError(f"injected {kind} fault")
+            return real(*args, **kwargs)
+        return call
+
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, mode="runs", watch_interval=0, list_interval=0)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 20, "runs listed")
+        monkeypatch.setattr(RunsScreen, "on_runs_listed", fail_once("handler", real_listed))
+        monkeypatch.setattr(RunsScreen, "action_refresh", fail_once("action", real_refresh))
+        monkeypatch.setattr(runs_module, "runs_for_display", fail_once("worker", real_list))
+        for kind, where in (("action", "Runs screen, action refresh"), ("worker", "worker runs-list"),
+                            ("handler", "Runs screen (RunsListed)")):
+            base.UNEXPECTED_ERRORS.clear()
+            await press(pilot, "r")
+            await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, f"the {kind} fault")
+            assert f"injected {kind} fault" in base.UNEXPECTED_ERRORS[-1]
+            await shows(pilot, "Unexpected error")
+            await shows(pilot, f"injected {kind} fault")
+            assert app.is_running and where in base.UNEXPECTED_ERRORS[-1], base.UNEXPECTED_ERRORS[-1]
+            app.clear_notifications()
+        # A timer's callback (Gates plays with one) is guarded the same way.
+        base.UNEXPECTED_ERRORS.clear()
+        app.screen.set_timer(0.01, fail_once("timer", None))
+        faults.add("timer")
+        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, "the timer fault")
+        assert "Runs screen (timer)" in base.UNEXPECTED_ERRORS[-1] and app.is_running
+        base.UNEXPECTED_ERRORS.clear()
+        # The screen still handles its messages and keys: a refresh lists the runs again.
+        app.screen.infos = []
+        await press(pilot, "r")
+        await wait_for(pilot, lambda: app.screen.infos, 10, "runs listed again")
+        assert not faults
+        await press(pilot, "q")
+    assert app.return_code == 0
