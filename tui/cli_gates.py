@@ -18,6 +18,7 @@ from core.gates_analysis import FEATURES, REGEX_FEATURE
 from core.runs import resolve_checkpoint
 
 from .cli import HelpFormatter
+from .widgets.format import fmt_layer
 
 
 def register(subparsers) -> None:
@@ -36,8 +37,9 @@ def register(subparsers) -> None:
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
-                       help="layer the table shows and unit search looks in, 0 = nearest the input (default: the "
-                            "top layer for the table, all layers for unit search; --json always has every layer)")
+                       help="layer the table shows and unit search looks in, counted from 1 = nearest the input, "
+                            "as the app shows them (default: the top layer for the table, all layers for unit "
+                            "search; --json always has every layer, with 0-based indices)")
     gates.add_argument("--json", metavar="OUT", default=None, help="also write the full trace to this JSON file")
     gates.add_argument("--rows", type=int, default=40, help="steps shown in the table (0 = all)")
     gates.add_argument("--top-k", type=int, default=3, help="likeliest next characters shown (and in --json)")
@@ -82,7 +84,7 @@ def show_char(ch: str | None) -> str:
 def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int) -> Table:
     quantity = trace.quantity(key)
     shown = len(trace) if rows <= 0 else min(rows, len(trace))
-    table = Table(title=f"{len(trace)} steps, layer {layer}", caption=(
+    table = Table(title=f"{len(trace)} steps, {fmt_layer(layer, trace.layers)}", caption=(
         f"showing steps 0-{shown - 1} of {len(trace)} (--rows 0 shows all)" if shown < len(trace) else None))
     table.add_column("step", justify="right")
     table.add_column("char")
@@ -114,7 +116,7 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
                    "never saturated"):
         table.add_column(column, justify="left" if column == "gate" else "right")
     for row in result.rows():
-        table.add_row(str(row.layer), row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
+        table.add_row(f"{row.layer + 1} of {trace.layers}", row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
                       f"{row.mostly_left}/{row.units}", f"{row.mostly_right}/{row.units}", f"{row.never}/{row.units}")
     return table
 
@@ -131,19 +133,23 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         if value < least:
             raise TraceError(f"{flag} must be {least} or more, got {value}.")
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
+    if args.layer is not None and not 1 <= args.layer <= tracer.layers:
+        raise TraceError(f"--layer {args.layer} does not exist: the model has layers 1 to {tracer.layers} "
+                         f"(1 is nearest the input).")
     text = read_text(args)
     started = time.perf_counter()
     trace = tracer.trace(text, prefix=args.prefix)
     elapsed = time.perf_counter() - started
     console.print(f"[dim]{path}: {tracer.describe()}; traced {len(trace):,} characters in {elapsed:.2f} s[/]",
                   highlight=False)
-    layer = trace.layer_index(args.layer)
+    layer = trace.layer_index(None if args.layer is None else args.layer - 1)
 
     if args.find or args.regex:
         key = args.quantity or ("c" if trace.cell == "lstm" else "h")
         quantity = trace.quantity(key)
         feature = trace.feature(args.find, args.regex)
-        matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
+        matches = trace.find_units(args.find, args.regex, key=key, layer=None if args.layer is None else layer,
+                                   top=args.top)
         name = args.find or f"regex {args.regex}"
         out.print(Text(f"Feature {name}: {FEATURES.get(args.find, REGEX_FEATURE)}; mean {feature.mean():.3g} "
                        f"over {len(trace):,} steps.\nQuantity: {quantity.label}."))
@@ -151,7 +157,8 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         for column in ("rank", "layer", "unit", "correlation"):
             table.add_column(column, justify="right")
         for rank, match in enumerate(matches, 1):
-            table.add_row(str(rank), str(match.layer), str(match.unit), f"{match.correlation:+.3f}")
+            table.add_row(str(rank), f"{match.layer + 1} of {trace.layers}", str(match.unit),
+                          f"{match.correlation:+.3f}")
         out.print(table)
     else:
         out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))

@@ -32,11 +32,12 @@ from textual.widgets.option_list import Option
 from core.errors import PlaygroundError
 from core.gates import GateTracer, Trace
 from core.gates_analysis import FEATURES, Saturation, UnitMatch
-from core.views import (DEFAULT_SLICE, SCALE_NOTE, TextSource, corpus_slice, diverging,
+from core.views import (DEFAULT_SLICE, SCALE_NOTE, SCALE_NOTE_MONO, TextSource, corpus_slice, diverging,
                         next_char_view, next_word, previous_word, quantity_labels, read_text_file, run_corpus,
                         unit_page, unit_values)
 
 from ..widgets.bars import NextCharBars, show_char
+from ..widgets.format import fmt_layer
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -492,7 +493,8 @@ class GatesScreen(PlaygroundScreen):
             options = self.query_one("#gates-matches", OptionList)
             options.clear_options()
             for match in self.matches:
-                options.add_option(Option(f"layer {match.layer}  unit {match.unit:>4}  r {match.correlation:+.3f}"))
+                options.add_option(Option(f"{fmt_layer(match.layer, self.tracer.layers)}  unit {match.unit:>4}  "
+                                          f"r {match.correlation:+.3f}"))
             if self.matches:
                 options.highlighted = 0
         self.render_panels()
@@ -699,7 +701,7 @@ class GatesScreen(PlaygroundScreen):
         text.append(self.run.name if self.run else "model", strong)
         text.append(f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}")
         text.append("  layer ", muted)
-        text.append(f"{self.current_layer}/{self.tracer.layers - 1}", strong)
+        text.append(fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "), strong)
         text.append("[l]", key)
         text.append("  unit ", muted)
         text.append(f"{self.unit}", strong)
@@ -796,11 +798,14 @@ class GatesScreen(PlaygroundScreen):
                     label = self._label(key)
                     left, right = sat.left[key][self.current_layer], sat.right[key][self.current_layer]
                     symbol = label.symbol.split("=")[-1].strip()
-                    rows.append(HeatRow(f"{label.text} <{sat.low:g}", f"{symbol} <{sat.low:g}", label.standard, -left,
-                                        float(left[self.unit]), key))
-                    rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard, right,
-                                        float(right[self.unit]), key))
-                heatmap.show(rows, self.unit, self.tracer.hidden)
+                    # fractions: without colour a bar as tall as the fraction; with colour below
+                    # in blue and above in red, as deep as the fraction
+                    shown_left, shown_right = (2 * left - 1, 2 * right - 1) if heatmap.mono else (-left, right)
+                    rows.append(HeatRow(f"{label.text} <{sat.low:g}", f"{symbol} <{sat.low:g}", label.standard,
+                                        shown_left, float(left[self.unit]), key))
+                    rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard,
+                                        shown_right, float(right[self.unit]), key))
+                heatmap.show(rows, self.unit, self.tracer.hidden, fraction=True)
                 update.update(self._saturation_text(sat))
         else:
             self._forget_shape("update")
@@ -843,14 +848,16 @@ class GatesScreen(PlaygroundScreen):
             text.append("h_t = (1 - z_t) * n_t + z_t * h_{t-1}", muted)
         else:
             text.append("h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)", muted)
-        text.append(f"\n{SCALE_NOTE}", muted)
+        text.append(f"\n{SCALE_NOTE_MONO if self.query_one(HeatmapPanel).mono else SCALE_NOTE}", muted)
         return text
 
     def _saturation_text(self, sat: Saturation) -> Text:
         muted = self.get_component_rich_style("gates--muted")
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"fraction of {sat.steps:,} steps below {sat.low:g} (left, blue) and above {sat.high:g} "
-                    f"(right, red), per unit of layer {self.current_layer}", muted)
+        where = ("left, bar height", "right, bar height") if self.query_one(HeatmapPanel).mono else \
+            ("left, blue", "right, red")
+        text.append(f"fraction of {sat.steps:,} steps below {sat.low:g} ({where[0]}) and above {sat.high:g} "
+                    f"({where[1]}), per unit of {fmt_layer(self.current_layer, self.tracer.layers)}", muted)
         for row in sat.rows():
             if row.layer != self.current_layer:
                 continue
@@ -865,5 +872,6 @@ class GatesScreen(PlaygroundScreen):
         """The selected unit's numbers as the heatmap panel renders them, by quantity key."""
         import re
         panel = self.query_one(HeatmapPanel)
-        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(r"[+-]\d+\.\d{4}", line)]
-        return {row.key: re.findall(r"[+-]\d+\.\d{4}", line)[-1] for row, line in zip(panel.rows, lines)}
+        number = r"[+-]?\d+\.\d{4}"  # saturation fractions have no sign
+        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
+        return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines)}
