@@ -106,12 +106,17 @@ class PlaygroundScreen(GuardedMessages, Screen):
                 continue
             if binding.id in FIELD_BINDING_IDS:
                 active = active._replace(binding=replace(binding, show=True))
-            elif key == "enter" and binding.action == "submit" and self.SUBMIT_DESCRIPTION:
-                active = active._replace(binding=replace(binding, show=True, description=self.SUBMIT_DESCRIPTION))
+            elif key == "enter" and binding.action == "submit" and self.submit_description():
+                active = active._replace(binding=replace(binding, show=True, description=self.submit_description()))
             shown[key] = active
         return shown
 
     SUBMIT_DESCRIPTION = ""
+
+    def submit_description(self) -> str:
+        """What Enter does in the focused text field, for the key bar (a screen whose fields
+        differ says so per field)."""
+        return self.SUBMIT_DESCRIPTION
 
     def on_descendant_focus(self) -> None:
         refresh_bindings_if_changed(self)

@@ -116,7 +116,6 @@ class AnalysisReady(Message):
 
 class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
-    SUBMIT_DESCRIPTION = "Open"
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
     # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
     BINDINGS = [
@@ -611,12 +610,17 @@ class GatesScreen(PlaygroundScreen):
         self.colour_key = keys[(index + delta) % len(keys)]
         self.render_all()
 
+    def submit_description(self) -> str:
+        field = self.focused.id if self.focused is not None else None
+        return {"gates-source-value": "Load", "gates-regex": "Search"}.get(field, "")
+
     def action_view(self, view: str) -> None:
         self.view = view
         search = self.query_one("#gates-search")
         search.display = view == "search"
         if view == "search":
-            self.set_focus(self.query_one("#gates-feature"))
+            # the list the hint names ("Enter selects"); the feature and regex are a Shift+Tab away
+            self.set_focus(self.query_one("#gates-matches"))
             if not self.matches:
                 self._need_full("search")
         elif view == "saturation":

@@ -209,7 +209,8 @@ class SampleScreen(PlaygroundScreen):
         yield Static("", id="sample-source")
         with Horizontal(id="sample-prime-row"):
             yield Label("prime", id="sample-prime-label")
-            yield Input(self._initial_prime, id="prime", compact=True,
+            # select_on_focus off: `p` or `a` puts the cursor in the prime; the next key must not replace it
+            yield Input(self._initial_prime, id="prime", compact=True, select_on_focus=False,
                         placeholder="text the model continues (Enter generates)")
         yield Static("", id="sample-settings")
         yield Static("", id="sample-error")
