@@ -24,6 +24,7 @@ from core.device import DeviceInfo, list_devices, pick_auto_device
 from core.runs import default_runs_dir
 from core.trainer import TrainConfig
 
+from .palette import ScreenBindingsProvider
 from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
@@ -49,6 +50,7 @@ class PlaygroundApp(GuardedMessages, App[int]):
     device list, the clock (for run ages), and the watch timers (0 turns them off)."""
 
     TITLE = "rnn-playground"
+    COMMANDS = App.COMMANDS | {ScreenBindingsProvider}
     CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss", STYLES / "sample.tcss",
                 STYLES / "gates.tcss", STYLES / "series.tcss"]
     MODES = {"train": TrainScreen, "sample": SampleScreen, "gates": GatesScreen, "series": SeriesScreen,

@@ -13,7 +13,8 @@ KEY_NAMES = {"question_mark": "?", "space": "Space", "escape": "Escape", "delete
 
 # Keys handled by widgets rather than by the app's bindings.
 WIDGET_KEYS = [
-    ("Everywhere", "ctrl+p", "command palette: every screen and action by name"),
+    ("Everywhere", "ctrl+p", "command palette: every screen, and every key of this screen by its name "
+                             "(Generate, Temp+, Copy, Saturation, Find, ...), listed where it applies"),
     ("Everywhere", "tab,shift+tab", "move between fields, buttons, lists and panes, out of any field (a focused "
                                     "pane, such as the log or the sample, has a heavy border)"),
     ("Train", "enter", "in a form field: start training (on a button: press it; on a list: open it)"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
+from contextlib import contextmanager
 from dataclasses import replace
 
 from textual.screen import Screen
@@ -112,6 +113,21 @@ class PlaygroundScreen(GuardedMessages, Screen):
         return shown
 
     SUBMIT_DESCRIPTION = ""
+    _by_name = False
+
+    @contextmanager
+    def by_name(self):
+        """While an action is checked or run by name (the command palette), a key that would type
+        in the focused field still applies: the palette, not the field, took the keystrokes."""
+        self._by_name = True
+        try:
+            yield
+        finally:
+            self._by_name = False
+
+    def typing_in_field(self) -> bool:
+        """Whether a letter key types into the focused field rather than running its action."""
+        return isinstance(self.focused, Input) and not self._by_name
 
     def submit_description(self) -> str:
         """What Enter does in the focused text field, for the key bar (a screen whose fields

@@ -509,7 +509,7 @@ class GatesScreen(PlaygroundScreen):
         return self.tracer.cell if self.tracer is not None else "lstm"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
             return False
         if action == "leave_field":
             return isinstance(self.focused, (Input, Select, OptionList))

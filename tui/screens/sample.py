@@ -308,7 +308,7 @@ class SampleScreen(PlaygroundScreen):
         return random.SystemRandom().randrange(2**31)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
             return False
         if action == "leave_field":
             return isinstance(self.focused, Input)
