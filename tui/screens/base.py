@@ -78,8 +78,8 @@ class GuardedMessages:
 def guarded(app, callback, where: str):
     """`callback` (no arguments, plain or async), its unexpected errors reported rather than fatal:
     for timers and command-palette commands, which Textual runs outside any message handler."""
-    if callback is None:
-        return None
+    if callback is None or (getattr(callback, "__module__", None) or "").startswith("textual"):
+        return callback  # Textual's own timers (the screen's updates) run as Textual made them
 
     async def call() -> None:
         try:
