@@ -681,6 +681,8 @@ class Trace:
             "prefix": self.prefix,
             "text": self.text,
             "layers": layers,
+            "layer_indices": "0-based: 0 is the layer nearest the input, as in 'layers' and the layer axis of "
+                             "'values'; the app and the CLI show index i as 'layer i+1 of N'",
             "quantities": {q.key: {"symbol": q.symbol, "standard": q.standard, "lesson": q.lesson,
                                    "formula": q.formula, "kind": q.kind} for q in self.quantities},
             "initial_state": {"h": _finite_list(initial.h[layers]),

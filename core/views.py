@@ -175,6 +175,9 @@ def diverging(values: np.ndarray, kind: str) -> np.ndarray:
 
 SCALE_NOTE = ("scale: gates 0 blue, 0.5 neutral, 1 red; tanh values -1 blue, +1 red; "
               "c, kept and written as tanh(value)")
+# Without colour (NO_COLOR) each unit is a bar whose height is its value: say that, not colours.
+SCALE_NOTE_MONO = ("scale: bar height, gates 0 ▁ to 1 █; tanh values -1 ▁ to +1 █; "
+                   "c, kept and written as tanh(value)")
 
 
 def unit_page(units: int, per_page: int, unit: int) -> tuple[int, int, int, int]:

@@ -146,7 +146,7 @@ def describe_event(event: Event) -> tuple[str, str] | None:
         best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
         return "info", f"finished at step {event.step:,}; best validation loss {best}"
     if isinstance(event, Stopped):
-        return "warning", f"stopped ({event.reason}) at step {event.step:,}"
+        return "info", f"stopped ({event.reason}) at step {event.step:,}"  # asked for, and saved: not a warning
     if isinstance(event, ErrorEvent):
         return "error", event.message
     return None

@@ -109,3 +109,14 @@ def named_corpus_copy(name: str, source: str, monkeypatch, tmp_path: Path):
                         filename=real.filename))
     monkeypatch.setitem(REMOTE_CORPORA, name, entry)
     return entry, data
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_errors():
+    """The app reports an unexpected error and carries on (tui.screens.base.report_unexpected):
+    a test that met one still fails, with its traceback."""
+    from tui.screens.base import UNEXPECTED_ERRORS
+    UNEXPECTED_ERRORS.clear()
+    yield
+    errors, UNEXPECTED_ERRORS[:] = list(UNEXPECTED_ERRORS), []
+    assert not errors, "unexpected errors in the app:\n" + "\n".join(errors)

@@ -23,7 +23,7 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     captured = capsys.readouterr()
     assert f"traced {len(TEXT)} characters" in captured.err and "LSTM 2x32" in captured.err
     out = captured.out
-    assert f"{len(TEXT)} steps, layer 1" in out and "top 3 predictions" in out and "most active h_t" in out
+    assert f"{len(TEXT)} steps, layer 2 of 2" in out and "top 3 predictions" in out and "most active h_t" in out
     assert f"showing steps 0-4 of {len(TEXT)}" in out
     assert "gate saturation" in out and "forget gate f_t (Forget gate: f_t)" in out
     assert "input gate i_t (Learn gate" in out and "output gate o_t" in out
@@ -31,6 +31,7 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     data = json.loads(out_json.read_text(encoding="utf-8"))
     trace = GateTracer.from_checkpoint(tiny_run).trace(TEXT)
     assert data["format"] == JSON_FORMAT and data["text"] == TEXT and data["layers"] == [0, 1]
+    assert data["layer_indices"].startswith("0-based")  # the JSON keeps indices, and says so
     assert data["model"]["cell"] == "lstm" and data["dtype"] == "float32"
     assert set(data["values"]) == {"i", "f", "g", "o", "c", "h", "kept", "written"}
     assert "Remember gate" in data["quantities"]["c"]["lesson"]
@@ -42,13 +43,14 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     assert steps[0]["next_rank"] == trace.next_rank[0] and len(steps[0]["top"]) == 3
     assert steps[-1]["next"] is None and steps[-1]["next_prob"] is None
 
-    # --layer picks the table's layer; --json still holds the full trace.
+    # --layer picks the table's layer, counted from 1 as shown; --json still holds the full trace.
     layer0 = tmp_path / "layer0.json"
-    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "0", "--json", str(layer0),
+    assert main(["gates", str(tiny_run), "--text", TEXT, "--layer", "1", "--json", str(layer0),
                  "--threads", "0"]) == 0
     data = json.loads(layer0.read_text(encoding="utf-8"))
     assert data["layers"] == [0, 1] and np.array(data["values"]["c"]).shape == (len(TEXT), 2, 32)
-    assert f"{len(TEXT)} steps, layer 0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(TEXT)} steps, layer 1 of 2" in out and "2 of 2" in out  # the saturation table's layers
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TINY_TEXT[:2000], encoding="utf-8")
@@ -59,9 +61,10 @@ def test_gates_table_json_and_unit_search(tiny_run, tmp_path, capsys, monkeypatc
     for match in expected:
         assert f"{match.correlation:+.3f}" in out
     assert main(["gates", str(tiny_run), "--file", str(corpus), "--regex", r"\[[^]]*", "--quantity", "f",
-                 "--layer", "1", "--top", "2"]) == 0
+                 "--layer", "2", "--top", "2"]) == 0
     out = capsys.readouterr().out
     assert r"regex \[[^]]*" in out and "forget gate f_t" in out
+    assert out.count("2 of 2") == 2 and "1 of 2" not in out  # both matches from the second layer
 
 
 def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
@@ -70,8 +73,9 @@ def test_gates_errors_are_clear(tiny_run, tmp_path, capsys, monkeypatch):
     assert "lacks: 'ï' (the first at position 2)" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", ""]) == 2
     assert "--text is empty" in capsys.readouterr().err
-    assert main(["gates", str(tiny_run), "--text", "def", "--layer", "2"]) == 2
-    assert "--layer must be 0 to 1 (this model's layers), got 2." in capsys.readouterr().err
+    for layer in ("3", "0"):
+        assert main(["gates", str(tiny_run), "--text", "def", "--layer", layer]) == 2
+        assert f"--layer {layer} does not exist: the model has layers 1 to 2" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", "def f", "--regex", "("]) == 2
     assert "--regex must be a regular expression" in capsys.readouterr().err
     assert main(["gates", str(tiny_run), "--text", "def", "--quantity", "z"]) == 2
@@ -121,7 +125,7 @@ def test_gates_table_numbers_prefix_and_thresholds(tiny_run, capsys, monkeypatch
     assert "(left: < 0.2, right: > 0.75)" in out
     forget = next(row for row in trace.saturation(0.2, 0.75).rows() if row.layer == 1 and row.key == "f")
     assert any("forget gate" in line and f"{forget.mean_left:.1%}" in line and f"{forget.mean_right:.1%}" in line
-               for line in out.splitlines() if line.strip("│┃ ").startswith("1"))
+               for line in out.splitlines() if line.strip("│┃ ").startswith("2 of 2"))
 
 
 @pytest.mark.parametrize("cell, shown", [("gru", "update gate z_t"), ("rnn", None)])
@@ -134,7 +138,7 @@ def test_gates_cli_on_gru_and_rnn(cell, shown, tiny_corpus, tmp_path, capsys, mo
     out_json = tmp_path / f"{cell}.json"
     assert main(["gates", str(trainer.run_dir), "--text", TEXT, "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
-    assert f"{len(TEXT)} steps, layer 1" in out
+    assert f"{len(TEXT)} steps, layer 2 of 2" in out
     if shown is None:
         assert "A vanilla RNN has no gates, so there is no gate saturation to report." in out
     else:

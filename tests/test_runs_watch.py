@@ -210,3 +210,14 @@ def test_pick_auto_device_agrees_with_the_engine():
     assert pick_auto_device(gpus) == "cuda:1"
     assert pick_auto_device([DeviceInfo("cpu", "c", 1, 1), DeviceInfo("mps", "m", None, None)]) == "mps"
     assert pick_auto_device([DeviceInfo("cpu", "c", 1, 1)]) == "cpu"
+
+
+@pytest.mark.parametrize("reason", ["user", "quit", "interrupted", "restart"])
+def test_a_stop_is_logged_as_information_not_a_warning(reason):
+    """Issue 10: a stop the user asked for (and that saved a checkpoint) was logged as "warning:"."""
+    from core.events import Stopped
+    from core.watch import describe_event
+    assert describe_event(Stopped(12, reason, 3.0)) == ("info", f"stopped ({reason}) at step 12")
+    monitor = RunMonitor()
+    monitor.add(Stopped(12, reason, 3.0))
+    assert [line.level for line in monitor.snapshot().log] == ["info"]

@@ -209,6 +209,7 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         assert app.session.snapshot.status == "stopped"
         assert (run_dir / runs.LAST).exists()
         await shows(pilot, "stopped (user) at step")
+        assert "warning:" not in log_text(app)  # a stop asked for is information
         assert not app.screen.query_one("#form").disabled  # a new run can start
 
         # The Runs screen lists it.

@@ -45,9 +45,12 @@ async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
         drawn = screen_text(pilot.app)
         for value in numbers.values():
             assert value in drawn
+        # layers are counted from 1, as people count them: the top one of two is layer 2
+        assert "layer 2 of 2" in screen.query_one("#gates-header").content.plain
         # another unit and the other layer
         await pilot.press("full_stop", "full_stop", "full_stop", "l")
         assert (screen.current_layer, screen.unit) == (0, 3)
+        assert "layer 1 of 2" in screen.query_one("#gates-header").content.plain
         assert screen.unit_numbers() == expected_numbers(tiny_run, text, 12, 0, 3)
         # the next-character distribution: the true next character with core's probability and rank
         info = GateTracer.from_checkpoint(tiny_run).trace(text[:14]).step_info(12, layer=0)
@@ -110,7 +113,7 @@ async def test_unit_search_lists_the_engines_top_units(tiny_run):
         assert [(m.layer, m.unit) for m in screen.matches] == [(m.layer, m.unit) for m in expected]
         listed = screen.query_one("#gates-matches")
         shown = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
-        assert shown == [f"layer {m.layer}  unit {m.unit:>4}  r {m.correlation:+.3f}" for m in expected]
+        assert shown == [f"layer {m.layer + 1} of 2  unit {m.unit:>4}  r {m.correlation:+.3f}" for m in expected]
         # a regular expression instead
         screen.set_focus(screen.query_one("#gates-regex"))
         await pilot.press("backslash", "left_parenthesis", "enter")
@@ -142,7 +145,7 @@ async def test_saturation_is_cores(tiny_run):
             if row.layer == 1:
                 assert f"mean left {row.mean_left:.2f} right {row.mean_right:.2f}" in summary
         numbers = screen.unit_numbers()
-        assert numbers["f"] in (f"{expected.left['f'][1, 0]:+.4f}", f"{expected.right['f'][1, 0]:+.4f}")
+        assert numbers["f"] in (f"{expected.left['f'][1, 0]:.4f}", f"{expected.right['f'][1, 0]:.4f}")
 
 
 @pytest.mark.parametrize("cell,keys", [("gru", {"r", "z", "n", "h"}), ("rnn", {"h"})])
@@ -229,6 +232,39 @@ async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
         assert panel.mono and panel.units_per_page == panel.strip_cells()
         row = panel.render().plain.splitlines()[1]
         assert sum(ch in BARS for ch in row) == min(32, panel.units_per_page) and "▌" not in row
+        # the legends name what is drawn: bar heights, not colours
+        update = screen.query_one("#gates-update").content.plain
+        assert "bar height" in update and "blue" not in update and "red" not in update
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.saturation is not None, what="saturation")
+        await pilot.pause()
+        summary = screen.query_one("#gates-update").content.plain
+        assert "bar height" in summary and "blue" not in summary and "red" not in summary
+        assert "of layer 2 of 2" in summary
+        legend = panel.render().plain.splitlines()[-1].strip()
+        assert legend.startswith("0 ") and legend.endswith(" 1 of the steps") and "-1" not in legend
+        # a saturation fraction is a bar as tall as the fraction: most steps, a tall bar
+        fractions = screen.saturation.right["f"][1][:panel.units_per_page]
+        bars = next(line for line in panel.render().plain.splitlines() if line.startswith("f_t >"))
+        drawn = [ch for ch in bars if ch in BARS][:len(fractions)]
+        assert [BARS.index(ch) for ch in drawn] == [min(len(BARS) - 1, int(f * len(BARS))) for f in fractions]
+
+
+async def test_the_saturation_legend_is_a_fraction_of_the_steps(tiny_run):
+    from tui.screens.gates import GatesScreen
+    from tui.widgets.heatmap import HeatmapPanel
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
+        await opened(pilot, screen)
+        panel = screen.query_one(HeatmapPanel)
+        assert panel.render().plain.splitlines()[-1].strip().startswith("-1 ")  # values on [-1, 1]
+        await pilot.press("s")
+        await wait_for(pilot, lambda: screen.saturation is not None, what="saturation")
+        await pilot.pause()
+        legend = panel.render().plain.splitlines()[-1].strip()
+        assert legend.startswith("0 ") and " 1 below" in legend and legend.endswith(" 1 above")
+        assert "-1" not in legend and "+1" not in legend
+        assert "(left, blue)" in screen.query_one("#gates-update").content.plain
 
 
 async def test_more_keys_corpus_slices_and_an_empty_text(tiny_run, tiny_corpus):

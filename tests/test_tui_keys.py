@@ -59,3 +59,102 @@ async def test_q_on_the_quit_question_does_not_ask_twice(tmp_path, tiny_corpus):
         assert app.session.active  # "Keep training"
         await press(pilot, "x")
         await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+
+
+async def open_screen(pilot, app, key: str, name: str, run) -> None:
+    app.screen.set_focus(None)  # a digit typed in a field would not switch screens
+    await pilot.pause()
+    await press(pilot, key)
+    await wait_for(pilot, lambda: type(app.screen).__name__ == name, 10, name)
+    if name in ("SampleScreen", "GatesScreen"):
+        app.open_run("sample" if name == "SampleScreen" else "gates", run)
+        await wait_for(pilot, lambda: getattr(app.screen, "checkpoint", None) is not None
+                       or getattr(app.screen, "trace", None) is not None, 20, f"{name} loaded")
+    app.screen.set_focus(None)
+    await pilot.pause()
+
+
+async def test_tab_and_shift_tab_leave_every_field(tmp_path, tiny_run):
+    """Issue 10: Tab did not leave the Sample prime (the only thing it could focus), so only
+    Escape got out of it, which tmux delays. Every text field, on every screen, Tab and Shift+Tab
+    leave; Gates' text and search rows are opened first so their fields are there."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        checked = set()
+        for key, name in SCREENS:
+            await open_screen(pilot, app, key, name, tiny_run)
+            if name == "GatesScreen":
+                await press(pilot, "o", "escape", "f", "escape")
+                app.screen.query_one("#gates-source").display = True  # o's row stays open for the test
+            fields = [w for w in app.screen.focus_chain if isinstance(w, Input)]
+            for field in fields:
+                for tab in ("tab", "shift+tab"):
+                    app.screen.set_focus(field)
+                    await pilot.pause()
+                    await press(pilot, tab)
+                    await pilot.pause()
+                    assert app.focused is not None and app.focused is not field, (name, field.id, tab)
+                checked.add(f"{name}#{field.id}")
+        assert {"SampleScreen#prime", "GatesScreen#gates-source-value", "GatesScreen#gates-regex",
+                "TrainScreen#corpus", "SeriesScreen#series-hidden"} <= checked, checked
+
+
+async def test_the_first_tab_from_the_start_shows_where_the_focus_is(tmp_path, tiny_run):
+    """Train: the first Tab from the start reached the event log, which showed no focus. The panes
+    Tab reaches (Train's log, Sample's output) draw a heavy border when focused: visible without colour."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await press(pilot, "tab")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "event-log"
+        assert "┏" in screen_text(app) and "log" in screen_text(app).split("┏", 1)[1].splitlines()[0]
+        await open_screen(pilot, app, "2", "SampleScreen", tiny_run)
+        await press(pilot, "p", "tab")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "sample-output"
+        assert "┏" in screen_text(app)
+
+
+async def test_complete_as_you_type_keeps_the_prime(tmp_path, tiny_run):
+    """`a` put the focus in the prime with its text selected, so the next key replaced it."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(pilot, app, "2", "SampleScreen", tiny_run)
+        prime = app.screen.query_one("#prime", Input)
+        prime.value = "def"
+        await press(pilot, "a")
+        await wait_for(pilot, lambda: app.focused is prime, 10, "the prime focused")
+        assert prime.selection.is_empty
+        await press(pilot, *" f(")
+        assert prime.value == "def f("
+        await press(pilot, "a")  # complete-as-you-type off again, before the app closes
+
+
+async def test_find_focuses_the_unit_list_and_enter_says_what_it_does(tmp_path, tiny_run):
+    """After `f` the focus is on the unit list the hint names ("Enter selects"); in Gates' text
+    fields the key bar says what Enter does there (load, search), not "Open"."""
+    from textual.widgets import OptionList
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_screen(pilot, app, "3", "GatesScreen", tiny_run)
+        screen = app.screen
+        await press(pilot, "f")
+        await pilot.pause()
+        assert isinstance(app.focused, OptionList) and app.focused.id == "gates-matches"
+        await wait_for(pilot, lambda: screen.matches, 30, "the units found")
+        await wait_for(pilot, lambda: "Enter selects" in str(screen.query_one("#gates-search-note").content), 10,
+                       "the hint")
+        await press(pilot, "down", "enter")
+        assert (screen.current_layer, screen.unit) == (screen.matches[1].layer, screen.matches[1].unit)
+        await press(pilot, "shift+tab")
+        assert app.focused.id == "gates-regex"
+        footer = await wait_for(pilot, lambda: "F1 Help" in (line := footer_of(app)) and line, 10, "field footer")
+        assert "Search" in footer and "Open" not in footer, footer
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: app.focused is None, 10, "the field left")
+        await press(pilot, "o")
+        await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "gates-source-value", 10,
+                       "the text field")
+        footer = await wait_for(pilot, lambda: "Load" in (line := footer_of(app)) and line, 10, "field footer")
+        assert "Open" not in footer, footer

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -24,7 +24,8 @@ from core.device import DeviceInfo, list_devices, pick_auto_device
 from core.runs import default_runs_dir
 from core.trainer import TrainConfig
 
-from .screens.base import refresh_bindings_if_changed
+from .palette import ScreenBindingsProvider
+from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
 from .screens.help import HelpScreen
 from .screens.gates import GatesScreen
@@ -44,11 +45,12 @@ class DevicesFound(Message):
         self.devices, self.auto = devices, auto
 
 
-class PlaygroundApp(App[int]):
+class PlaygroundApp(GuardedMessages, App[int]):
     """rnn-playground. Everything injectable for tests and screenshots: the runs folder, the
     device list, the clock (for run ages), and the watch timers (0 turns them off)."""
 
     TITLE = "rnn-playground"
+    COMMANDS = App.COMMANDS | {ScreenBindingsProvider}
     CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss", STYLES / "sample.tcss",
                 STYLES / "gates.tcss", STYLES / "series.tcss"]
     MODES = {"train": TrainScreen, "sample": SampleScreen, "gates": GatesScreen, "series": SeriesScreen,
@@ -104,6 +106,20 @@ class PlaygroundApp(App[int]):
         self.quit_when_stopped = False
         self.exit_note: str | None = None
         self._last_error: str | None = None
+
+    def _guards(self, message) -> bool:
+        # The app's own start-up stays fatal: without it there is nothing to carry on with.
+        return not isinstance(message, (events.Compose, events.Mount))
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        # Keys, clicks and the palette run actions here: an action's error names its screen.
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as error:  # noqa: BLE001 - reported, as GuardedMessages does
+            where = default_namespace._where() if isinstance(default_namespace, GuardedMessages) else "the app"
+            name = action if isinstance(action, str) else action[1]
+            report_unexpected(self, error, f"{where}, action {name.split('(')[0]}")
+            return True
 
     @property
     def runs_dir_display(self) -> str:
@@ -368,6 +384,8 @@ def run_app(argv: list[str] | None = None) -> int:
             session.wait()
     if app.exit_note:
         _say(app.exit_note)
+    for report in UNEXPECTED_ERRORS:
+        _say(f"rnn-playground: an unexpected error in {report}")
     if app.return_code not in (None, 0):
         return app.return_code
     return int(result or 0)

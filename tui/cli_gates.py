@@ -19,6 +19,7 @@ from core.gates_analysis import FEATURES, REGEX_FEATURE
 from core.runs import resolve_checkpoint
 
 from .cli import HelpFormatter, output_console
+from .widgets.format import fmt_layer
 
 
 def register(subparsers) -> None:
@@ -37,8 +38,9 @@ def register(subparsers) -> None:
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
-                       help="layer the table shows and unit search looks in, 0 = nearest the input (default: the "
-                            "top layer for the table, all layers for unit search; --json always has every layer)")
+                       help="layer the table shows and unit search looks in, counted from 1 = nearest the input, "
+                            "as the app shows them (default: the top layer for the table, all layers for unit "
+                            "search; --json always has every layer, with 0-based indices)")
     gates.add_argument("--json", metavar="OUT", default=None, help="also write the full trace to this JSON file")
     gates.add_argument("--rows", type=int, default=40, help="steps shown in the table (0 = all)")
     gates.add_argument("--top-k", type=int, default=3, help="likeliest next characters shown (and in --json)")
@@ -83,7 +85,7 @@ def show_char(ch: str | None) -> str:
 def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int) -> Table:
     quantity = trace.quantity(key)
     shown = len(trace) if rows <= 0 else min(rows, len(trace))
-    table = Table(title=f"{len(trace)} steps, layer {layer}", caption=(
+    table = Table(title=f"{len(trace)} steps, {fmt_layer(layer, trace.layers)}", caption=(
         f"showing steps 0-{shown - 1} of {len(trace)} (--rows 0 shows all)" if shown < len(trace) else None))
     table.add_column("step", justify="right")
     table.add_column("char")
@@ -111,7 +113,7 @@ def gate_means_table(trace: Trace, layer: int, rows: int) -> Table:
     gate is, step by step."""
     keys = [q.key for q in trace.quantities if q.kind in ("gate", "tanh")]  # LSTM i f g o h; GRU r z n h; RNN h
     shown = len(trace) if rows <= 0 else min(rows, len(trace))
-    table = Table(title=f"gate means over the {trace.hidden} units of layer {layer}, per step")
+    table = Table(title=f"gate means over the {trace.hidden} units of {fmt_layer(layer, trace.layers)}, per step")
     table.add_column("step", justify="right")
     table.add_column("char")
     for key in keys:
@@ -132,15 +134,16 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
                    "never saturated"):
         table.add_column(column, justify="left" if column == "gate" else "right")
     for row in result.rows():
-        table.add_row(str(row.layer), row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
+        table.add_row(f"{row.layer + 1} of {trace.layers}", row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
                       f"{row.mostly_left}/{row.units}", f"{row.mostly_right}/{row.units}", f"{row.never}/{row.units}")
     return table
 
 
 def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
     """The flags that depend on the model, checked once it is loaded and before anything is traced."""
-    if args.layer is not None and not -tracer.layers <= args.layer < tracer.layers:
-        raise TraceError(f"--layer must be 0 to {tracer.layers - 1} (this model's layers), got {args.layer}.")
+    if args.layer is not None and not 1 <= args.layer <= tracer.layers:
+        raise TraceError(f"--layer {args.layer} does not exist: the model has layers 1 to {tracer.layers} "
+                         f"(1 is nearest the input).")
     keys = [q.key for q in tracer.quantities]
     if args.quantity is not None and args.quantity not in keys:
         raise TraceError(f"--quantity must be one of {', '.join(keys)} for this {tracer.cell.upper()}, "
@@ -176,7 +179,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     elapsed = time.perf_counter() - started
     console.print(f"[dim]{path}: {tracer.describe()}; traced {len(trace):,} characters in {elapsed:.2f} s[/]",
                   highlight=False)
-    layer = trace.layer_index(args.layer)
+    layer = trace.layer_index(None if args.layer is None else args.layer - 1)
 
     if args.find or args.regex:
         key = args.quantity or ("c" if trace.cell == "lstm" else "h")
@@ -184,7 +187,8 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         name = args.find or f"regex {args.regex}"
         try:
             feature = trace.feature(args.find, args.regex)
-            matches = trace.find_units(args.find, args.regex, key=key, layer=args.layer, top=args.top)
+            matches = trace.find_units(args.find, args.regex, key=key, layer=None if args.layer is None else layer,
+                                       top=args.top)
         except TraceError as exc:
             flag = f"--find {args.find}" if args.find else f"--regex {args.regex!r}"
             raise TraceError(f"{flag}: {exc}") from None
@@ -194,7 +198,8 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         for column in ("rank", "layer", "unit", "correlation"):
             table.add_column(column, justify="right")
         for rank, match in enumerate(matches, 1):
-            table.add_row(str(rank), str(match.layer), str(match.unit), f"{match.correlation:+.3f}")
+            table.add_row(str(rank), f"{match.layer + 1} of {trace.layers}", str(match.unit),
+                          f"{match.correlation:+.3f}")
         out.print(table)
     else:
         out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))

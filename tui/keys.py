@@ -13,12 +13,15 @@ KEY_NAMES = {"question_mark": "?", "space": "Space", "escape": "Escape", "delete
 
 # Keys handled by widgets rather than by the app's bindings.
 WIDGET_KEYS = [
-    ("Everywhere", "ctrl+p", "command palette: every screen and action by name"),
-    ("Everywhere", "tab,shift+tab", "move between fields, buttons and the table"),
+    ("Everywhere", "ctrl+p", "command palette: every screen, and every key of this screen by its name "
+                             "(Generate, Temp+, Copy, Saturation, Find, ...), listed where it applies"),
+    ("Everywhere", "tab,shift+tab", "move between fields, buttons, lists and panes, out of any field (a focused "
+                                    "pane, such as the log or the sample, has a heavy border)"),
     ("Train", "enter", "in a form field: start training (on a button: press it; on a list: open it)"),
     ("Runs", "up,down", "select a run in the table (its details and loss curves show below)"),
     ("Sample", "enter", "in the prime field: generate"),
-    ("Gates", "enter", "in the text field: load that text; in the unit list: select the unit"),
+    ("Gates", "enter", "in the text field: load that text; in the regex field: search; in the unit list: "
+                       "select the unit"),
     ("Series", "enter", "in a form field: start training"),
 ]
 

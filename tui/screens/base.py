@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import traceback
+from contextlib import contextmanager
 from dataclasses import replace
 
 from textual.screen import Screen
 from textual.widgets import Input
+from textual.worker import Worker, WorkerState
 
 # Bindings on printable keys: inside a text field those keys type, so the footer leaves them out.
 TYPED_BINDING_IDS = {"app.quit", "app.help", "app.mode.train", "app.mode.sample", "app.mode.gates",
@@ -16,7 +20,78 @@ TYPED_BINDING_IDS = {"app.quit", "app.help", "app.mode.train", "app.mode.sample"
 FIELD_BINDING_IDS = {"app.quit_anywhere", "app.help_f1"}
 
 
-class PlaygroundScreen(Screen):
+# Unexpected errors of this process, newest last, as tracebacks: printed when the app closes
+# (run_app), and checked after every test (conftest), so a caught bug still fails its test.
+UNEXPECTED_ERRORS: list[str] = []
+MAX_KEPT = 20
+
+
+def report_unexpected(app, error: BaseException, where: str) -> None:
+    """An error no handler expected, in `where`: the user sees it as a notification and the app
+    goes on (Textual would close it); the traceback is kept for when the app closes."""
+    del UNEXPECTED_ERRORS[:-MAX_KEPT + 1]
+    UNEXPECTED_ERRORS.append(f"{where}:\n" + "".join(traceback.format_exception(error)))
+    try:
+        app.log.error(UNEXPECTED_ERRORS[-1])
+        app.notify(f"{where}: {type(error).__name__}: {error}. The app carries on; the details are printed "
+                   f"when it closes.", title="Unexpected error", severity="error", timeout=15, markup=False)
+    except Exception:  # noqa: BLE001 - the app is closing: nothing left to show it on
+        pass
+
+
+class GuardedMessages:
+    """A message pump (screen or app) whose handlers' unexpected errors are reported, not fatal.
+
+    Textual sends an exception from a message handler to App._handle_exception, which closes the
+    app, and stops that node's message loop. Caught here, around each message, the screen keeps
+    handling messages. Failed workers (exit_on_error=False) only post Worker.StateChanged, which
+    does not bubble: each node reports its own. Timer callbacks are wrapped the same way."""
+
+    async def _dispatch_message(self, message) -> None:
+        try:
+            await super()._dispatch_message(message)
+        except Exception as error:  # noqa: BLE001 - see the class docstring
+            if not self._guards(message):
+                raise
+            report_unexpected(self.app, error, f"{self._where()} ({type(message).__name__})")
+
+    def _guards(self, message) -> bool:
+        return True
+
+    def _where(self) -> str:
+        name = type(self).__name__.removesuffix("Screen")
+        return f"the {name} screen" if isinstance(self, Screen) else "the app"
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            name = worker.group if worker.group != "default" else worker.name
+            report_unexpected(self.app, worker.error, f"{self._where()}, worker {name}")
+
+    def set_timer(self, delay, callback=None, **kwargs):
+        return super().set_timer(delay, guarded(self.app, callback, f"{self._where()} (timer)"), **kwargs)
+
+    def set_interval(self, interval, callback=None, **kwargs):
+        return super().set_interval(interval, guarded(self.app, callback, f"{self._where()} (timer)"), **kwargs)
+
+
+def guarded(app, callback, where: str):
+    """`callback` (no arguments, plain or async), its unexpected errors reported rather than fatal:
+    for timers and command-palette commands, which Textual runs outside any message handler."""
+    if callback is None or (getattr(callback, "__module__", None) or "").startswith("textual"):
+        return callback  # Textual's own timers (the screen's updates) run as Textual made them
+
+    async def call() -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:  # noqa: BLE001 - see GuardedMessages
+            report_unexpected(app, error, where)
+    return call
+
+
+class PlaygroundScreen(GuardedMessages, Screen):
     """A screen whose footer shows only the keys that apply now: outside a text field the
     single-letter keys; inside one, the keys that still work there (F1, ctrl+q, Enter, Escape)."""
 
@@ -32,12 +107,32 @@ class PlaygroundScreen(Screen):
                 continue
             if binding.id in FIELD_BINDING_IDS:
                 active = active._replace(binding=replace(binding, show=True))
-            elif key == "enter" and binding.action == "submit" and self.SUBMIT_DESCRIPTION:
-                active = active._replace(binding=replace(binding, show=True, description=self.SUBMIT_DESCRIPTION))
+            elif key == "enter" and binding.action == "submit" and self.submit_description():
+                active = active._replace(binding=replace(binding, show=True, description=self.submit_description()))
             shown[key] = active
         return shown
 
     SUBMIT_DESCRIPTION = ""
+    _by_name = False
+
+    @contextmanager
+    def by_name(self):
+        """While an action is checked or run by name (the command palette), a key that would type
+        in the focused field still applies: the palette, not the field, took the keystrokes."""
+        self._by_name = True
+        try:
+            yield
+        finally:
+            self._by_name = False
+
+    def typing_in_field(self) -> bool:
+        """Whether a letter key types into the focused field rather than running its action."""
+        return isinstance(self.focused, Input) and not self._by_name
+
+    def submit_description(self) -> str:
+        """What Enter does in the focused text field, for the key bar (a screen whose fields
+        differ says so per field)."""
+        return self.SUBMIT_DESCRIPTION
 
     def on_descendant_focus(self) -> None:
         refresh_bindings_if_changed(self)

@@ -32,11 +32,12 @@ from textual.widgets.option_list import Option
 from core.errors import PlaygroundError
 from core.gates import GateTracer, Trace
 from core.gates_analysis import FEATURES, Saturation, UnitMatch
-from core.views import (DEFAULT_SLICE, SCALE_NOTE, TextSource, corpus_slice, diverging,
+from core.views import (DEFAULT_SLICE, SCALE_NOTE, SCALE_NOTE_MONO, TextSource, corpus_slice, diverging,
                         next_char_view, next_word, previous_word, quantity_labels, read_text_file, run_corpus,
                         unit_page, unit_values)
 
 from ..widgets.bars import NextCharBars, show_char
+from ..widgets.format import fmt_layer
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -115,7 +116,6 @@ class AnalysisReady(Message):
 
 class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
-    SUBMIT_DESCRIPTION = "Open"
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
     # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
     BINDINGS = [
@@ -268,11 +268,22 @@ class GatesScreen(PlaygroundScreen):
             return
         self.run = run
         self._loaded_run = run
+        # Forget the previous run's model and everything traced with it before loading the new one:
+        # nothing may draw the old trace with a model that is gone (issue 10: the app closed).
         self.tracer = None
+        self._forget_trace()
         self.load(self._initial)
+
+    def _forget_trace(self) -> None:
+        self.trace, self.source, self.text = None, None, ""
+        self.pos, self.pending, self.target = 0, None, 0
+        self.saturation, self.matches, self.analysis_note = None, [], ""
+        self._after_full = []
+        self.query_one("#gates-matches", OptionList).clear_options()
 
     def load(self, request: TextRequest) -> None:
         self.generation += 1
+        self.extending = False  # a worker of the previous generation stops at its next chunk
         self.is_loading = True
         self.stop_playing()
         self._show_error(None)
@@ -481,7 +492,8 @@ class GatesScreen(PlaygroundScreen):
             options = self.query_one("#gates-matches", OptionList)
             options.clear_options()
             for match in self.matches:
-                options.add_option(Option(f"layer {match.layer}  unit {match.unit:>4}  r {match.correlation:+.3f}"))
+                options.add_option(Option(f"{fmt_layer(match.layer, self.tracer.layers)}  unit {match.unit:>4}  "
+                                          f"r {match.correlation:+.3f}"))
             if self.matches:
                 options.highlighted = 0
         self.render_panels()
@@ -497,7 +509,7 @@ class GatesScreen(PlaygroundScreen):
         return self.tracer.cell if self.tracer is not None else "lstm"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
             return False
         if action == "leave_field":
             return isinstance(self.focused, (Input, Select, OptionList))
@@ -598,12 +610,17 @@ class GatesScreen(PlaygroundScreen):
         self.colour_key = keys[(index + delta) % len(keys)]
         self.render_all()
 
+    def submit_description(self) -> str:
+        field = self.focused.id if self.focused is not None else None
+        return {"gates-source-value": "Load", "gates-regex": "Search"}.get(field, "")
+
     def action_view(self, view: str) -> None:
         self.view = view
         search = self.query_one("#gates-search")
         search.display = view == "search"
         if view == "search":
-            self.set_focus(self.query_one("#gates-feature"))
+            # the list the hint names ("Enter selects"); the feature and regex are a Shift+Tab away
+            self.set_focus(self.query_one("#gates-matches"))
             if not self.matches:
                 self._need_full("search")
         elif view == "saturation":
@@ -688,7 +705,7 @@ class GatesScreen(PlaygroundScreen):
         text.append(self.run.name if self.run else "model", strong)
         text.append(f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}")
         text.append("  layer ", muted)
-        text.append(f"{self.current_layer}/{self.tracer.layers - 1}", strong)
+        text.append(fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "), strong)
         text.append("[l]", key)
         text.append("  unit ", muted)
         text.append(f"{self.unit}", strong)
@@ -785,11 +802,14 @@ class GatesScreen(PlaygroundScreen):
                     label = self._label(key)
                     left, right = sat.left[key][self.current_layer], sat.right[key][self.current_layer]
                     symbol = label.symbol.split("=")[-1].strip()
-                    rows.append(HeatRow(f"{label.text} <{sat.low:g}", f"{symbol} <{sat.low:g}", label.standard, -left,
-                                        float(left[self.unit]), key))
-                    rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard, right,
-                                        float(right[self.unit]), key))
-                heatmap.show(rows, self.unit, self.tracer.hidden)
+                    # fractions: without colour a bar as tall as the fraction; with colour below
+                    # in blue and above in red, as deep as the fraction
+                    shown_left, shown_right = (2 * left - 1, 2 * right - 1) if heatmap.mono else (-left, right)
+                    rows.append(HeatRow(f"{label.text} <{sat.low:g}", f"{symbol} <{sat.low:g}", label.standard,
+                                        shown_left, float(left[self.unit]), key))
+                    rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard,
+                                        shown_right, float(right[self.unit]), key))
+                heatmap.show(rows, self.unit, self.tracer.hidden, fraction=True)
                 update.update(self._saturation_text(sat))
         else:
             self._forget_shape("update")
@@ -832,14 +852,16 @@ class GatesScreen(PlaygroundScreen):
             text.append("h_t = (1 - z_t) * n_t + z_t * h_{t-1}", muted)
         else:
             text.append("h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)", muted)
-        text.append(f"\n{SCALE_NOTE}", muted)
+        text.append(f"\n{SCALE_NOTE_MONO if self.query_one(HeatmapPanel).mono else SCALE_NOTE}", muted)
         return text
 
     def _saturation_text(self, sat: Saturation) -> Text:
         muted = self.get_component_rich_style("gates--muted")
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"fraction of {sat.steps:,} steps below {sat.low:g} (left, blue) and above {sat.high:g} "
-                    f"(right, red), per unit of layer {self.current_layer}", muted)
+        where = ("left, bar height", "right, bar height") if self.query_one(HeatmapPanel).mono else \
+            ("left, blue", "right, red")
+        text.append(f"fraction of {sat.steps:,} steps below {sat.low:g} ({where[0]}) and above {sat.high:g} "
+                    f"({where[1]}), per unit of {fmt_layer(self.current_layer, self.tracer.layers)}", muted)
         for row in sat.rows():
             if row.layer != self.current_layer:
                 continue
@@ -854,5 +876,6 @@ class GatesScreen(PlaygroundScreen):
         """The selected unit's numbers as the heatmap panel renders them, by quantity key."""
         import re
         panel = self.query_one(HeatmapPanel)
-        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(r"[+-]\d+\.\d{4}", line)]
-        return {row.key: re.findall(r"[+-]\d+\.\d{4}", line)[-1] for row, line in zip(panel.rows, lines)}
+        number = r"[+-]?\d+\.\d{4}"  # saturation fractions have no sign
+        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
+        return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines)}

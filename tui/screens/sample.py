@@ -209,7 +209,8 @@ class SampleScreen(PlaygroundScreen):
         yield Static("", id="sample-source")
         with Horizontal(id="sample-prime-row"):
             yield Label("prime", id="sample-prime-label")
-            yield Input(self._initial_prime, id="prime", compact=True,
+            # select_on_focus off: `p` or `a` puts the cursor in the prime; the next key must not replace it
+            yield Input(self._initial_prime, id="prime", compact=True, select_on_focus=False,
                         placeholder="text the model continues (Enter generates)")
         yield Static("", id="sample-settings")
         yield Static("", id="sample-error")
@@ -307,7 +308,7 @@ class SampleScreen(PlaygroundScreen):
         return random.SystemRandom().randrange(2**31)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
             return False
         if action == "leave_field":
             return isinstance(self.focused, Input)

@@ -254,7 +254,7 @@ class SeriesScreen(PlaygroundScreen):
     # -- training
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and isinstance(self.focused, Input):
+        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
             return False
         paused = self.snapshot.status == "paused"
         if action == "start":

@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses"]
+__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
+           "fmt_layer"]
+
+
+def fmt_layer(index: int, layers: int) -> str:
+    """A 0-based layer index as people count layers: "layer 2 of 2" (layer 1 is nearest the input)."""
+    return f"layer {index + 1} of {layers}"
 
 
 def fmt_loss(value: float | None) -> str:

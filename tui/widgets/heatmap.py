@@ -89,12 +89,26 @@ def heat_text(values: np.ndarray, ramp: Ramp, mono: bool = False) -> Text:
     return text
 
 
-def legend_text(ramp: Ramp, mono: bool = False, width: int = 9) -> Text:
-    """'-1 ▌▌▌▌ +1': the scale itself."""
-    values = np.linspace(-1.0, 1.0, width * units_per_cell(mono))
-    text = Text("-1 ", no_wrap=True)
-    text.append_text(heat_text(values, ramp, mono))
-    text.append(" +1")
+def legend_text(ramp: Ramp, mono: bool = False, width: int = 9, fraction: bool = False) -> Text:
+    """'-1 ▌▌▌▌ +1': the scale itself. For fractions (saturation) '0 ... 1': bars from none to
+    all without colour; with colour a blue ramp (below) and a red one (above), both from 0 to 1."""
+    if not fraction:
+        values = np.linspace(-1.0, 1.0, width * units_per_cell(mono))
+        text = Text("-1 ", no_wrap=True)
+        text.append_text(heat_text(values, ramp, mono))
+        text.append(" +1")
+        return text
+    text = Text(no_wrap=True)
+    if mono:
+        text.append("0 ")
+        text.append_text(heat_text(np.linspace(-1.0, 1.0, width), ramp, mono))
+        text.append(" 1 of the steps")
+        return text
+    half = max(2, width // 2) * units_per_cell(mono)
+    for sign, side in ((-1.0, "below"), (1.0, "above")):
+        text.append("0 " if sign < 0 else "  0 ")
+        text.append_text(heat_text(sign * np.linspace(0.0, 1.0, half), ramp, mono))
+        text.append(f" 1 {side}")
     return text
 
 
@@ -127,6 +141,7 @@ class HeatmapPanel(Widget):
         self._ramp: Ramp | None = None
         self._ramp_dark: bool | None = None
         self.row_lines = 1   # lines per quantity: taller cells when the terminal has room
+        self.fraction = False   # rows are fractions of steps (0..1), not values on [-1, 1]
 
     @property
     def mono(self) -> bool:
@@ -158,9 +173,9 @@ class HeatmapPanel(Widget):
     def units_per_page(self) -> int:
         return self.strip_cells() * units_per_cell(self.mono)
 
-    def show(self, rows: list[HeatRow], unit: int, units: int) -> None:
+    def show(self, rows: list[HeatRow], unit: int, units: int, fraction: bool = False) -> None:
         resize = len(rows) != len(self.rows)
-        self.rows, self.unit, self.units = rows, unit, units
+        self.rows, self.unit, self.units, self.fraction = rows, unit, units, fraction
         self.refresh(layout=resize)
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -200,7 +215,8 @@ class HeatmapPanel(Widget):
             text.append(label[:label_w].ljust(label_w) + " ", label_style)
             strip = heat_text(row.values[first:last], ramp, self.mono)
             text.append_text(strip)
-            text.append(f" {row.raw:>+{self.VALUE_WIDTH}.4f}", value_style)
+            sign = "" if self.fraction else "+"
+            text.append(f" {row.raw:>{sign}{self.VALUE_WIDTH}.4f}", value_style)
             if width - label_w - shown_cells - self.VALUE_WIDTH - 2 > len(row.standard) + 2 and row.standard:
                 text.append(f"  {row.standard}", muted)
             for _ in range(self.row_lines - 1):
@@ -208,7 +224,8 @@ class HeatmapPanel(Widget):
                 text.append_text(strip)
         text.append("\n")
         text.append(" " * (label_w + 1))
-        text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, shown_cells - 6))))
-        if not self.mono:
+        text.append_text(legend_text(ramp, self.mono, width=min(12, max(4, shown_cells - 6)),
+                                     fraction=self.fraction))
+        if not self.mono and not self.fraction:
             text.append("  2 units a cell", muted)
         return text

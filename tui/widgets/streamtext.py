@@ -47,7 +47,7 @@ def wrap_from(text: str, start: int, width: int) -> list[tuple[int, int]]:
     return lines
 
 
-class StreamText(ScrollView, can_focus=False):
+class StreamText(ScrollView, can_focus=True):
     """Prime + body + dimmed tail; `append()` adds to the body in O(chunk), and the view follows
     the end unless scrolled up."""
 

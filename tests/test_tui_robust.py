@@ -1,0 +1,123 @@
+"""The app never ends on a screen's error: runs opened in any order across the screens while a
+run trains, and an unexpected exception in a handler or a worker shown to the user."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import time
+
+import pytest
+
+from core import runs
+
+from .test_tui import long_config, make_app, press, shows
+from .tui_helpers import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def select_run(pilot, runs_screen, target) -> None:
+    """Move the table's cursor with the arrow keys until `target` is the selected run."""
+    deadline = time.monotonic() + 20
+    while runs_screen.selected != target:
+        assert time.monotonic() < deadline, f"could not select {target.name}"
+        names = [info.path for info in runs_screen.infos]
+        if target in names and runs_screen.selected in names:
+            await press(pilot, "down" if names.index(target) > names.index(runs_screen.selected) else "up")
+        await pilot.pause(0.05)
+
+
+async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_run_trains(tmp_path, tiny_run,
+                                                                                          tiny_corpus):
+    """Issue 10: a run open on Gates, then `g` or `s` on another run from Runs, ended the app
+    (render_panels read the tracer of the run being replaced)."""
+    from tui.screens.gates import GatesScreen
+    from tui.screens.runs import RunsScreen
+    from tui.screens.sample import SampleScreen
+    from tui.screens.train import TrainScreen
+    other = tiny_run.parent / "second"
+    shutil.copytree(tiny_run, other)
+    os.utime(other / runs.LAST, (time.time() - 3600, time.time() - 3600))
+    app = make_app(tmp_path, runs_dir=tiny_run.parent,
+                   initial_config=long_config(tiny_corpus, hidden=16, layers=1, embed=8))
+    screens = {"s": SampleScreen, "g": GatesScreen, "t": TrainScreen}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training to start")
+        opened = 0
+        for order in itertools.permutations("sgt"):
+            for key in order:
+                await press(pilot, "5")
+                await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) >= 2,
+                               20, "runs listed")
+                runs_screen = app.screen
+                target = (tiny_run, other)[opened % 2]
+                await select_run(pilot, runs_screen, target)
+                if key == "t":  # a run trains: Train more is greyed, the Train screen shows the live run
+                    await press(pilot, "t", "1")
+                else:
+                    await press(pilot, key)
+                await wait_for(pilot, lambda: isinstance(app.screen, screens[key]), 10, screens[key].__name__)
+                if key == "g":
+                    await shows(pilot, f"{target.name} LSTM")
+                elif key == "s":
+                    await shows(pilot, f"source {target.name}")
+                opened += 1
+        assert app.is_running and app.session.active
+        await press(pilot, "1", "x")
+        await wait_for(pilot, lambda: not app.session.active, 30, "the run to stop")
+    assert app.return_code in (None, 0)
+
+
+async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_and_the_app_goes_on(
+        tmp_path, tiny_run, monkeypatch):
+    """Faults injected where the real code has none left: a screen's message handler, a key's
+    action and a worker each raise once. Each reaches the user as a notification naming the
+    screen; the app stays open and the screen keeps working."""
+    from tui.screens import base
+    from tui.screens import runs as runs_module
+    from tui.screens.runs import RunsScreen
+    faults = {"handler", "action", "worker"}
+    real_listed, real_refresh, real_list = (RunsScreen.on_runs_listed, RunsScreen.action_refresh,
+                                            runs_module.runs_for_display)
+
+    def fail_once(kind, real):
+        def call(*args, **kwargs):
+            if kind in faults:
+                faults.discard(kind)
+                raise RuntimeError(f"injected {kind} fault")
+            return real(*args, **kwargs)
+        return call
+
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, mode="runs", watch_interval=0, list_interval=0)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.infos, 20, "runs listed")
+        monkeypatch.setattr(RunsScreen, "on_runs_listed", fail_once("handler", real_listed))
+        monkeypatch.setattr(RunsScreen, "action_refresh", fail_once("action", real_refresh))
+        monkeypatch.setattr(runs_module, "runs_for_display", fail_once("worker", real_list))
+        for kind, where in (("action", "Runs screen, action refresh"), ("worker", "worker runs-list"),
+                            ("handler", "Runs screen (RunsListed)")):
+            base.UNEXPECTED_ERRORS.clear()
+            await press(pilot, "r")
+            await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, f"the {kind} fault")
+            assert f"injected {kind} fault" in base.UNEXPECTED_ERRORS[-1]
+            await shows(pilot, "Unexpected error")
+            await shows(pilot, f"injected {kind} fault")
+            assert app.is_running and where in base.UNEXPECTED_ERRORS[-1], base.UNEXPECTED_ERRORS[-1]
+            app.clear_notifications()
+        # A timer's callback (Gates plays with one) is guarded the same way.
+        base.UNEXPECTED_ERRORS.clear()
+        app.screen.set_timer(0.01, fail_once("timer", None))
+        faults.add("timer")
+        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, "the timer fault")
+        assert "Runs screen (timer)" in base.UNEXPECTED_ERRORS[-1] and app.is_running
+        base.UNEXPECTED_ERRORS.clear()
+        # The screen still handles its messages and keys: a refresh lists the runs again.
+        app.screen.infos = []
+        await press(pilot, "r")
+        await wait_for(pilot, lambda: app.screen.infos, 10, "runs listed again")
+        assert not faults
+        await press(pilot, "q")
+    assert app.return_code == 0
