@@ -226,11 +226,11 @@ def test_sample_does_not_echo_a_rejected_prime(tiny_run, capsys):
 
 def test_gates_prints_every_step_of_the_layers_gate_means(tiny_run, capsys):
     text = "hello there"
-    assert main(["gates", str(tiny_run), "--text", text, "--layer", "0", "--rows", "0", "--threads", "1"]) == 0
+    assert main(["gates", str(tiny_run), "--text", text, "--layer", "1", "--rows", "0", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert "gate means over the 32 units of layer 0, per step" in out
+    assert "gate means over the 32 units of layer 1 of 2, per step" in out
     trace = GateTracer.from_checkpoint(tiny_run).trace(text)
-    section = out.split("gate means over the 32 units of layer 0, per step")[1].split("gate saturation")[0]
+    section = out.split("gate means over the 32 units of layer 1 of 2, per step")[1].split("gate saturation")[0]
     header = next(line for line in section.splitlines() if "step" in line and "i_t" in line)
     assert all(symbol in header for symbol in ("i_t", "f_t", "g_t", "o_t", "h_t"))
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in section.splitlines()
