@@ -13,6 +13,7 @@ from rich.text import Text
 
 from core.events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                          Stopped, StepEvent, ValidationEvent)
+from core.watch import describe_val_sample, describe_validation
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
 
@@ -64,6 +65,7 @@ class TrainDisplay:
             self.log(f"run [bold]{event.run_name}[/] in {event.run_dir} on {event.device}: "
                      f"{event.parameters:,} parameters, {vocab}"
                      f"{event.train_chars:,} train / {event.val_chars:,} validation {event.unit}"
+                     + describe_val_sample(event)
                      + (f", resuming at step {event.start_step}" if event.start_step else ""))
         elif isinstance(event, StepEvent):
             self.step = event
@@ -73,7 +75,8 @@ class TrainDisplay:
         elif isinstance(event, ValidationEvent):
             self.val = event
             if self._live is None:
-                self.log(f"step {event.step}: val loss {event.val_loss:.4f} (best {event.best_val_loss:.4f})")
+                self.log(f"step {event.step}: val loss {event.val_loss:.4f}{describe_validation(event)} "
+                         f"(best {event.best_val_loss:.4f})")
         elif isinstance(event, SampleEvent):
             self.sample = event.text
             if self._live is None:
