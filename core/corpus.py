@@ -68,6 +68,8 @@ class Corpus:
             for data, codes in self._pieces():
                 digest.update(data)
                 length += len(codes)
+                if codes.dtype == np.uint8:  # ASCII: count only the bytes not seen yet (translate deletes the rest)
+                    codes = np.frombuffer(data.translate(None, bytes(c for c in seen if c < 128)), dtype=np.uint8)
                 seen.update(_distinct(codes))
             self._summary = _Summary(length, frozenset(map(chr, seen)), digest.hexdigest())
         return self._summary
@@ -81,11 +83,21 @@ class Corpus:
         dtype = compact_dtype(len(vocab))
         lookup = np.zeros(max(map(ord, vocab.chars), default=0) + 1, dtype=dtype)
         lookup[[ord(c) for c in vocab.chars]] = np.arange(len(vocab), dtype=dtype)
+        # An ASCII piece, with a 1-byte vocabulary, goes through bytes.translate: a table lookup in C.
+        table = None
+        if dtype == np.uint8:
+            table = np.zeros(256, dtype=np.uint8)
+            table[:min(128, len(lookup))] = lookup[:128]
+            table = table.tobytes()
         out = np.empty(self.length, dtype=dtype)
         position = 0
-        for _, codes in self._pieces():
+        for data, codes in self._pieces():
             if position + len(codes) > len(out):
                 break
+            if table is not None and codes.dtype == np.uint8:
+                out[position:position + len(codes)] = np.frombuffer(data.translate(table), dtype=np.uint8)
+                position += len(codes)
+                continue
             for start in range(0, len(codes), _BLOCK):  # take() makes an int64 copy of its indices
                 block = codes[start:start + _BLOCK]
                 np.take(lookup, block, out=out[position:position + len(block)])

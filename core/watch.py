@@ -505,7 +505,7 @@ def check_corpus(spec: str, *, glob: str = "*", batch: int = 64, seq: int = 100,
         return CorpusCheck(False, str(exc))
     except OSError as exc:
         return CorpusCheck(False, f"Cannot read {spec}: {exc.strerror or exc}.")
-    return CorpusCheck(True, f"{corpus.source}: {len(corpus.text):,} characters", len(corpus.text))
+    return CorpusCheck(True, f"{corpus.source}: {corpus.length:,} characters", corpus.length)
 
 
 def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:

@@ -194,3 +194,14 @@ def test_headless_log_names_the_sample(tiny_corpus, tmp_path):
     said = " ".join(result.stderr.split())  # Rich wraps lines to the terminal's width
     assert "each validation reads a fixed sample of 200" in said
     assert "step 5: val loss" in said and "on a sample of 200" in said
+
+
+def test_the_train_forms_corpus_check_counts_without_holding_the_text(tmp_path):
+    """The app checks a corpus as its settings are typed and keeps the last few checked: their
+    sizes, not their texts (4 large corpora held as strings would cost gigabytes)."""
+    from core import watch
+    path = tmp_path / "t.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    check = watch.check_corpus(str(path), batch=8, seq=16)
+    assert check.ok and check.chars == len(TINY_TEXT) and f"{len(TINY_TEXT):,} characters" in check.message
+    assert all(corpus._text is None for corpus in watch._corpus_cache.values())
