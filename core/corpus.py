@@ -7,8 +7,9 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .download import REMOTE_CORPORA, ProgressFn, fetch
@@ -24,16 +25,192 @@ _STDLIB_SKIP_DIRS = {"test", "tests", "site-packages", "dist-packages", "idlelib
                      "lib2to3", "ensurepip", "__pycache__", "encodings", "pydoc_data"}
 
 
-@dataclass(frozen=True)
 class Corpus:
-    spec: str          # what the user asked for
-    source: str        # where the text came from, for messages
-    text: str
-    warnings: tuple[str, ...] = ()  # what was skipped on the way, for the user (an unreadable subfolder)
+    """A corpus: what the user asked for (`spec`), where it came from (`source`), and its text.
+
+    The text is either held as a str (the built-in corpus, tests) or read from `files` (joined by
+    newlines) in chunks: a large corpus is scanned (length, characters, fingerprint) and encoded
+    (`ids`) without ever being one Python str, which would cost 1 to 4 bytes a character on top of
+    the encoded array. `text` still gives the whole str, read on demand, for small uses."""
+
+    def __init__(self, spec: str, source: str, text: str | None = None, *, files: Sequence[Path] = (),
+                 warnings: Sequence[str] = ()):
+        self.spec, self.source = spec, source
+        self.warnings = tuple(warnings)  # what was skipped on the way, for the user (an unreadable subfolder)
+        self._text = text if text is not None or files else ""
+        self.files = tuple(files)
+        self._summary: _Summary | None = None
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.spec!r}, {self.source!r})"
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "\n".join(_read_file(path) for path in self.files)
+        return self._text
+
+    @property
+    def length(self) -> int:
+        """Characters in the text."""
+        return self._scan().length
+
+    @property
+    def characters(self) -> frozenset[str]:
+        """The distinct characters of the text."""
+        return self._scan().characters
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of the text as UTF-8."""
+        return self._scan().fingerprint
+
+    def _scan(self) -> "_Summary":
+        if self._summary is None:
+            digest, length, seen = hashlib.sha256(), 0, set()
+            for data, codes in self._pieces():
+                digest.update(data)
+                length += len(codes)
+                if codes.dtype == np.uint8:  # ASCII: count only the bytes not seen yet (translate deletes the rest)
+                    codes = np.frombuffer(data.translate(None, bytes(c for c in seen if c < 128)), dtype=np.uint8)
+                seen.update(_distinct(codes))
+            self._summary = _Summary(length, frozenset(map(chr, seen)), digest.hexdigest())
+        return self._summary
+
+    def ids(self, vocab: "Vocab") -> torch.Tensor:
+        """The text encoded with `vocab` as one compact integer tensor (see compact_dtype), built
+        chunk by chunk: about 1 byte a character for a vocabulary of up to 256 characters."""
+        lacking = vocab.missing(self.characters)
+        if lacking:
+            raise CorpusError(f"Corpus {self.source} has characters the vocabulary lacks: {describe_chars(lacking)}.")
+        dtype = compact_dtype(len(vocab))
+        lookup = np.zeros(max(map(ord, vocab.chars), default=0) + 1, dtype=dtype)
+        lookup[[ord(c) for c in vocab.chars]] = np.arange(len(vocab), dtype=dtype)
+        # An ASCII piece, with a 1-byte vocabulary, goes through bytes.translate: a table lookup in C.
+        table = None
+        if dtype == np.uint8:
+            table = np.zeros(256, dtype=np.uint8)
+            table[:min(128, len(lookup))] = lookup[:128]
+            table = table.tobytes()
+        out = np.empty(self.length, dtype=dtype)
+        position = 0
+        for data, codes in self._pieces():
+            if position + len(codes) > len(out):
+                break
+            if table is not None and codes.dtype == np.uint8:
+                out[position:position + len(codes)] = np.frombuffer(data.translate(table), dtype=np.uint8)
+                position += len(codes)
+                continue
+            for start in range(0, len(codes), _BLOCK):  # take() makes an int64 copy of its indices
+                block = codes[start:start + _BLOCK]
+                np.take(lookup, block, out=out[position:position + len(block)])
+                position += len(block)
+        else:
+            if position == len(out):
+                return torch.from_numpy(out)
+        raise CorpusError(f"Corpus {self.source} changed while it was being read. Load it again.")
+
+    def _pieces(self) -> Iterator[tuple[bytes, np.ndarray]]:
+        """The text in order as (UTF-8 bytes, code points) pieces of at most about CHUNK_BYTES."""
+        if self._text is not None:
+            for start in range(0, len(self._text), CHUNK_BYTES):
+                yield _piece(self._text[start:start + CHUNK_BYTES])
+            return
+        for n, path in enumerate(self.files):
+            if n:
+                yield b"\n", np.frombuffer(b"\n", dtype=np.uint8)
+            yield from _file_pieces(path)
+
+
+@dataclass(frozen=True)
+class _Summary:
+    length: int
+    characters: frozenset[str]
+    fingerprint: str
+
+
+CHUNK_BYTES = 8 << 20  # a large file is read, checked and encoded this many bytes at a time
+_BLOCK = 1 << 20       # numpy calls that copy their input to int64 get this many elements at a time
+
+
+def compact_dtype(vocab_size: int) -> np.dtype:
+    """The smallest integer type that holds every index of a vocabulary of this size."""
+    if vocab_size <= 256:
+        return np.dtype(np.uint8)
+    return np.dtype(np.int16) if vocab_size <= 1 << 15 else np.dtype(np.int32)
+
+
+def _piece(text: str) -> tuple[bytes, np.ndarray]:
+    if text.isascii():
+        data = text.encode("ascii")
+        return data, np.frombuffer(data, dtype=np.uint8)
+    return text.encode("utf-8"), np.frombuffer(text.encode("utf-32-le"), dtype=np.int32)
+
+
+def _distinct(codes: np.ndarray, block: int = _BLOCK) -> Iterable[int]:
+    """The distinct code points of `codes`, counted a block at a time (bincount works on an int64
+    copy of its input)."""
+    if not len(codes):
+        return []
+    if codes.dtype != np.uint8 and int(codes.max()) >= 1 << 16:
+        return np.unique(codes).tolist()
+    counts = np.zeros(256 if codes.dtype == np.uint8 else 1 << 16, dtype=np.int64)
+    for start in range(0, len(codes), block):
+        part = codes[start:start + block]
+        counts[:int(part.max()) + 1] += np.bincount(part)
+    return np.flatnonzero(counts).tolist()
+
+
+def _file_pieces(path: Path) -> Iterator[tuple[bytes, np.ndarray]]:
+    """A UTF-8 file as text pieces (a leading BOM dropped), read CHUNK_BYTES at a time and cut at
+    character boundaries. A NUL byte or invalid UTF-8 anywhere gives decode_utf8's own message."""
+    try:
+        with open(path, "rb") as file:
+            carry = b""
+            first = True
+            while True:
+                chunk = file.read(max(CHUNK_BYTES, 3) if first else CHUNK_BYTES)  # a BOM comes whole
+                at_end = not chunk
+                if first and chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:]
+                first = False
+                if b"\x00" in chunk:
+                    _raise_decode_error(path)
+                data = carry + chunk
+                if data.isascii():
+                    carry = b""
+                else:
+                    cut = len(data) if at_end else _last_char_start(data)
+                    data, carry = data[:cut], data[cut:]
+                if data:
+                    if data.isascii():
+                        yield data, np.frombuffer(data, dtype=np.uint8)
+                    else:
+                        try:
+                            text = data.decode("utf-8")
+                        except UnicodeDecodeError:
+                            _raise_decode_error(path)
+                        yield data, np.frombuffer(text.encode("utf-32-le"), dtype=np.int32)
+                if at_end:
+                    return
+    except OSError as exc:
+        raise CorpusError(f"Cannot read corpus file {path}: {exc.strerror or exc}.") from None
+
+
+def _last_char_start(data: bytes) -> int:
+    """Where the last (possibly incomplete) UTF-8 character of `data` starts: the piece before it
+    holds only whole characters. Looks at most 4 bytes back (no character is longer)."""
+    index = len(data) - 1
+    while index > len(data) - 4 and index > 0 and data[index] & 0xC0 == 0x80:
+        index -= 1
+    return index
+
+
+def _raise_decode_error(path: Path) -> None:
+    """Read the whole file again to name the first bad byte exactly as decode_utf8 does (a rare
+    path, so its memory does not matter)."""
+    decode_utf8(path.read_bytes(), f"Corpus file {path}")
+    raise CorpusError(f"Corpus file {path} changed while it was being read. Load it again.")
 
 
 class Vocab:
@@ -164,24 +341,26 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         raise CorpusError(f"Unknown built-in corpus '{spec}'. Available: {BUILTIN_STDLIB}.")
     path = Path(spec).expanduser()
     if path.is_file():
-        text = _read_file(path)
-        if not text:
+        corpus = Corpus(spec, str(path), files=[path])
+        if not corpus.length:
             raise CorpusError(f"Corpus file {path} is empty. Pick a file with some text in it.")
-        return Corpus(spec, str(path), text)
+        return corpus
     if path.is_dir():
         skipped = _unreadable_folders(path)  # rglob passes over them without a word
         files = sorted((p for p in path.rglob(glob) if p.is_file()), key=lambda p: p.as_posix())
         if not files:
             raise CorpusError(f"Directory {path} has no files matching '{glob}'. Pass --glob with a pattern "
                               "that matches your files (for example '*.txt').")
-        texts = [_read_file(p) for p in files]
-        if not any(texts):
+        corpus = Corpus(spec, f"{path} ({len(files)} files matching {glob})", files=files,
+                        warnings=[f"Skipped the corpus subfolder {folder}: {cause}." for folder, cause in skipped])
+        if corpus.length == len(files) - 1:  # nothing but the newlines that join the files
             raise CorpusError(f"Every file in {path} matching '{glob}' is empty. Pick a folder with some text in it.")
-        return Corpus(spec, f"{path} ({len(files)} files matching {glob})", "\n".join(texts),
-                      tuple(f"Skipped the corpus subfolder {folder}: {cause}." for folder, cause in skipped))
+        return corpus
     if spec in REMOTE_CORPORA:
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
-        return Corpus(spec, str(local), _read_file(local))
+        corpus = Corpus(spec, str(local), files=[local])
+        corpus.length  # reads it now, so a damaged file is reported here
+        return corpus
     raise CorpusError(
         f"--corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "
         f"{', '.join(REMOTE_CORPORA)}, or a path to a UTF-8 text file or a folder.")
@@ -208,12 +387,12 @@ def minimum_chars(batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTI
 
 
 def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> None:
-    if not corpus.text:
+    if not corpus.length:
         raise CorpusError(f"Corpus {corpus.source} is empty. Pick a file with some text in it.")
     needed = minimum_chars(batch, seq, val_fraction)
-    if len(corpus.text) < needed:
+    if corpus.length < needed:
         raise CorpusError(
-            f"Corpus {corpus.source} has {len(corpus.text):,} characters, but batch {batch} x sequence {seq} "
+            f"Corpus {corpus.source} has {corpus.length:,} characters, but batch {batch} x sequence {seq} "
             f"with {val_fraction:.0%} held out for validation needs at least {needed:,}. "
             "Use a larger text, or lower --batch or --seq.")
 
@@ -222,3 +401,15 @@ def split_ids(ids: torch.Tensor, val_fraction: float = DEFAULT_VAL_FRACTION) -> 
     """Train on the first part, validate on the last `val_fraction` (no shuffling across the split)."""
     n_val = int(len(ids) * val_fraction)
     return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+def validation_spans(ids: torch.Tensor, limit: int, streams: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed sample of at most `limit` predicted characters of `ids` (a held-out split longer than
+    that): `streams` spans spread evenly from its start to its end, as (inputs, targets) rows, each
+    target the true next character. The same every time, so validations stay comparable."""
+    streams = max(1, min(streams, limit // 2))
+    span = limit // streams
+    room = len(ids) - (span + 1)
+    starts = [i * room // (streams - 1) for i in range(streams)] if streams > 1 else [0]
+    rows = torch.stack([ids[start:start + span + 1] for start in starts])
+    return rows[:, :-1], rows[:, 1:]

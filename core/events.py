@@ -36,6 +36,8 @@ class RunStarted(Event):
     total_steps: int | None   # None when the budget is time-based
     unit: str = "characters"  # what train_chars/val_chars and tokens count: characters, points
     threads: int = 0          # the torch threads the run trains on (0: not recorded)
+    val_sample: int | None = None  # held-out units each validation reads when fewer than val_chars
+                                   # (a fixed sample; the whole split is read when the run finishes)
 
 
 @dataclass
@@ -61,6 +63,8 @@ class ValidationEvent(Event):
     val_loss: float
     best_val_loss: float
     is_best: bool
+    chars: int | None = None  # held-out units this validation read
+    sampled: bool = False     # True when that was a fixed sample of the split, not all of it
 
 
 @dataclass

@@ -169,8 +169,9 @@ class StreamBatches:
         return self.windows
 
     def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of window `index` as int64, whatever compact type the ids are held in."""
         start = index * self.seq
-        return self.inputs[:, start:start + self.seq], self.targets[:, start:start + self.seq]
+        return self.inputs[:, start:start + self.seq].long(), self.targets[:, start:start + self.seq].long()
 
     def to(self, device: torch.device) -> "StreamBatches":
         self.inputs = self.inputs.to(device)

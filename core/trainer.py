@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .corpus import (DEFAULT_CORPUS, Corpus, Vocab, absolute_spec, check_size, describe_chars, load_corpus,
-                     split_ids)
+                     split_ids, validation_spans)
 from .download import REMOTE_CORPORA
 from .device import (check_threads, choose_threads, describe_device, device_for_flag, free_memory, resolve_device,
                      step_work, supports_bf16, torch_threads)
@@ -111,6 +111,9 @@ class TrainConfig:
                                       "then whenever this long has passed and validation would take at most "
                                       "about a tenth of the time since the last one (0 = by steps only)")
     val_streams: int = option(32, "validation reads the split as this many parallel streams (1 = one stream)")
+    val_sample: int = option(500_000, "held-out characters each validation reads: a fixed sample spread over the "
+                                      "split when it is longer; the whole split is read when a run finishes "
+                                      "(0 = the whole split every time)")
     sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
     seed: int = option(1234, "seed for weights, dropout and samples",
                        "The same seed and settings on the same device give the same run, step for step.")
@@ -137,6 +140,9 @@ class TrainConfig:
         if not 0 <= self.min_lr < 10:
             raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive (and "
                               f"sane), got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
+        if self.val_sample < 0:
+            raise ConfigError(f"--val-sample must be 0 (the whole held-out split) or a number of characters, "
+                              f"got {self.val_sample}.")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
         if self.steps is not None:
@@ -311,7 +317,8 @@ class Task(Protocol):
 
     def init_state(self): ...                              # state at the start of an epoch
     def loss(self, window: int, state): ...                # -> (scalar loss tensor, new state)
-    def evaluate(self, autocast) -> float | None: ...      # validation loss, dropout off
+    def evaluate(self, autocast, whole: bool = False) -> float | None: ...  # validation loss, dropout off;
+                                                           # whole: all held-out data, not a sample
     def preview(self, step: int) -> str | None: ...        # text shown at each validation
     def meta(self) -> dict: ...                            # JSON metadata for checkpoints
 
@@ -324,16 +331,21 @@ class CharTask:
     def __init__(self, config: TrainConfig, corpus: Corpus, vocab: Vocab, device: torch.device):
         check_size(corpus, config.batch, config.seq, config.val_fraction)
         self.config, self.corpus, self.vocab, self.device = config, corpus, vocab, device
-        lacking = vocab.missing(corpus.text)
+        lacking = vocab.missing(corpus.characters)
         if lacking:
             raise CorpusError(f"Corpus {corpus.source} has characters the checkpoint's vocabulary lacks: "
                               f"{describe_chars(lacking)}. Resume with the original corpus, or start a new run.")
-        ids = vocab.encode(corpus.text)
+        ids = corpus.ids(vocab)  # compact: 1 byte a character for up to 256 characters
         train_ids, self.val_ids = split_ids(ids, config.val_fraction)
         self.batches = StreamBatches(train_ids, config.batch, config.seq).to(device)
         self.val_ids = self.val_ids.to(device)
         self.train_chars, self.val_chars = len(train_ids), len(self.val_ids)
         config.check_memory(device, len(vocab))  # now that the vocabulary's size is known
+        # A held-out split longer than --val-sample is validated on a fixed sample of it; a shorter
+        # one whole, exactly as always.
+        sampled = config.val_sample and len(self.val_ids) > config.val_sample
+        self.val_sample = validation_spans(self.val_ids, config.val_sample, config.val_streams) if sampled else None
+        self.val_sample_chars = self.val_sample[0].numel() if sampled else self.val_chars
         self.model = CharRNN(config.model_config(len(vocab))).to(device)
 
     @property
@@ -348,9 +360,11 @@ class CharTask:
         logits, state = self.model(inputs, state)
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()), state
 
-    def evaluate(self, autocast) -> float | None:
+    def evaluate(self, autocast, whole: bool = False) -> float | None:
         if len(self.val_ids) < 2:
             return None
+        if self.val_sample is not None and not whole:
+            return evaluate_streams(self.model, *self.val_sample, autocast=autocast)
         return evaluate_char_model(self.model, self.val_ids, self.config.val_streams, autocast=autocast)
 
     def preview(self, step: int) -> str | None:
@@ -363,7 +377,7 @@ class CharTask:
     def meta(self) -> dict:
         return {"kind": self.kind, "vocab": list(self.vocab.chars),
                 "corpus": {"spec": self.corpus.spec, "source": self.corpus.source,
-                           "fingerprint": self.corpus.fingerprint, "chars": len(self.corpus.text)}}
+                           "fingerprint": self.corpus.fingerprint, "chars": self.corpus.length}}
 
 
 def evaluate_char_model(model: CharRNN, ids: torch.Tensor, streams: int = 1, chunk: int = 1000,
@@ -374,16 +388,24 @@ def evaluate_char_model(model: CharRNN, ids: torch.Tensor, streams: int = 1, chu
     length = (len(ids) - 1) // streams
     inputs = ids[:streams * length].view(streams, length)
     targets = ids[1:streams * length + 1].view(streams, length)
+    return evaluate_streams(model, inputs, targets, chunk, autocast)
+
+
+def evaluate_streams(model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1000,
+                     autocast=None) -> float:
+    """Mean cross-entropy (nats) of `targets` given `inputs`, both (streams, length) of ids of any
+    integer type, each row read as one stream whose hidden state is carried from chunk to chunk."""
+    streams, length = inputs.shape
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=ids.device)
+    total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     state = None
     try:
         with torch.inference_mode(), (autocast() if autocast else nullcontext()):
             for start in range(0, length, chunk):
-                logits, state = model(inputs[:, start:start + chunk], state)
-                total += F.cross_entropy(logits.float().flatten(0, 1), targets[:, start:start + chunk].flatten(),
-                                         reduction="sum").double()
+                logits, state = model(inputs[:, start:start + chunk].long(), state)
+                total += F.cross_entropy(logits.float().flatten(0, 1),
+                                         targets[:, start:start + chunk].long().flatten(), reduction="sum").double()
     finally:
         model.train(was_training)
     return float(total) / (streams * length)
@@ -443,7 +465,7 @@ class Trainer:
             config = replace(config, corpus=absolute_spec(config.corpus))
             corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
             self.warnings.extend(corpus.warnings)
-            vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab.from_text(corpus.text)
+            vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab(corpus.characters)
             if resume_from is None:
                 torch.manual_seed(config.seed)
             task = CharTask(config, corpus, vocab, self.device)
@@ -692,7 +714,7 @@ class Trainer:
         yield RunStarted(self.run_dir.name, str(self.run_dir), describe_device(self.device),
                          {**c.to_dict(), "model": self._model_dict()}, n_params, getattr(task, "vocab_size", 0)
                          or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total,
-                         getattr(task, "unit", "characters"), self.threads)
+                         getattr(task, "unit", "characters"), self.threads, self._val_sample())
         tokens_per_step = task.tokens_per_step if hasattr(task, "tokens_per_step") else c.batch * c.seq
         started = time.perf_counter()
         deadline = started + minutes * 60 if minutes else None
@@ -827,7 +849,7 @@ class Trainer:
                 last_report_time, last_report_step = now, p.step
             if validate:
                 val_began = time.perf_counter()
-                yield from self._validate()
+                yield from self._validate(whole=last_step)  # a run that finishes reads the whole split
                 last_val_step = p.step
                 if val_due_time is not None:
                     val_ended = time.perf_counter()
@@ -854,16 +876,23 @@ class Trainer:
         name, saved_step = self._last_saved
         return message + f"the last checkpoint, {name} from step {saved_step:,}, was kept in {self.run_dir}."
 
-    def _validate(self) -> Iterator[Event]:
+    def _val_sample(self) -> int | None:
+        """Held-out units each validation reads when that is a sample (None: the whole split)."""
+        sample = getattr(self.task, "val_sample_chars", None)
+        return sample if sample is not None and sample < self.task.val_chars else None
+
+    def _validate(self, whole: bool = False) -> Iterator[Event]:
         p = self.progress
         with self._step_lock, self._averaged_weights():
-            val_loss = self.task.evaluate(self._autocast)
+            val_loss = self.task.evaluate(self._autocast, whole=whole)
             text = self.task.preview(p.step)
         if val_loss is not None:
             is_best = p.best_val_loss is None or val_loss < p.best_val_loss
             if is_best:
                 p.best_val_loss = val_loss
-            yield ValidationEvent(p.step, val_loss, p.best_val_loss, is_best)
+            sample = None if whole else self._val_sample()
+            yield ValidationEvent(p.step, val_loss, p.best_val_loss, is_best,
+                                  chars=sample or self.task.val_chars, sampled=sample is not None)
             if is_best:
                 yield CheckpointSaved(p.step, str(self.save(runs.BEST)), "best")
         yield CheckpointSaved(p.step, str(self.save()), "validation")

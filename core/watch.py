@@ -123,16 +123,29 @@ class RunSnapshot:
         return self.status in ("starting", "training", "paused")
 
 
+def describe_val_sample(event: RunStarted) -> str:
+    """What validations read, when that is a sample of the held-out split ("" when it is all of it)."""
+    if event.val_sample is None:
+        return ""
+    return (f" (each validation reads a fixed sample of {event.val_sample:,}; "
+            f"the whole split when the run finishes)")
+
+
+def describe_validation(event: ValidationEvent) -> str:
+    """ " on a sample of N chars" for a validation that read a sample of the held-out split."""
+    return f" on a sample of {event.chars:,}" if event.sampled and event.chars else ""
+
+
 def describe_event(event: Event) -> tuple[str, str] | None:
     """(level, one line of text) for the events worth a line in a run's log; None for the rest."""
     if isinstance(event, RunStarted):
         resumed = f", resumed at step {event.start_step}" if event.start_step else ""
         return "info", (f"started {event.run_name} on {event.device}: {event.parameters:,} parameters, "
                         f"vocab {event.vocab_size}, {event.train_chars:,} train / {event.val_chars:,} "
-                        f"validation chars{resumed}")
+                        f"validation chars{describe_val_sample(event)}{resumed}")
     if isinstance(event, ValidationEvent):
         best = ", best so far" if event.is_best else ""
-        return "info", f"step {event.step:,}: val loss {event.val_loss:.4f}{best}"
+        return "info", f"step {event.step:,}: val loss {event.val_loss:.4f}{describe_validation(event)}{best}"
     if isinstance(event, CheckpointSaved):
         if event.reason == "validation":
             return None  # saved at every validation: shown as "saved at step N", not logged each time
@@ -548,18 +561,18 @@ def check_corpus(spec: str, *, glob: str = "*", batch: int = 64, seq: int = 100,
     try:
         check_size(corpus, batch, seq, val_fraction)
     except PlaygroundError as exc:
-        return CorpusCheck(False, str(exc), len(corpus.text), _too_small_for(corpus, seq, val_fraction))
+        return CorpusCheck(False, str(exc), corpus.length, _too_small_for(corpus, seq, val_fraction))
     skipped = f"; skipped {len(corpus.warnings)} unreadable folder(s)" if corpus.warnings else ""
-    return CorpusCheck(True, f"{corpus.source}: {len(corpus.text):,} characters{skipped}", len(corpus.text))
+    return CorpusCheck(True, f"{corpus.source}: {corpus.length:,} characters{skipped}", corpus.length)
 
 
 def _too_small_for(corpus: Corpus, seq: int, val_fraction: float) -> str:
     """Which setting to mark when a text is too small for batch x seq: batch when a batch of one
     would fit, else seq when a window of one character would, else the corpus itself."""
-    chars = len(corpus.text)
-    if corpus.text and chars >= minimum_chars(1, seq, val_fraction):
+    chars = corpus.length
+    if chars and chars >= minimum_chars(1, seq, val_fraction):
         return "batch"
-    if corpus.text and chars >= minimum_chars(1, 1, val_fraction):
+    if chars and chars >= minimum_chars(1, 1, val_fraction):
         return "seq"
     return "corpus"
 

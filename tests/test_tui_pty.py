@@ -103,9 +103,9 @@ def test_the_app_in_a_real_terminal(tmp_path):
         terminal.close()
 
 
-def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
-    """The SSH connection drops (SIGHUP) while a run trains: the run stops at a step boundary,
-    saves a checkpoint, and the process exits cleanly."""
+def start_tiny_training(tmp_path: Path) -> tuple[Terminal, Path]:
+    """The app in a pty, with a tiny run started from the Train form and 3 steps into training:
+    (the terminal, the run's folder)."""
     from .conftest import TINY_TEXT
     (tmp_path / "tiny.txt").write_text(TINY_TEXT)
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_DRIVER", "COLUMNS", "LINES")}
@@ -134,6 +134,17 @@ def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
             terminal.read()
             runs = list((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else []
             run = runs[0] if runs else None
+    except BaseException:
+        terminal.close()
+        raise
+    return terminal, run
+
+
+def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
+    """The SSH connection drops (SIGHUP) while a run trains: the run stops at a step boundary,
+    saves a checkpoint, and the process exits cleanly."""
+    terminal, run = start_tiny_training(tmp_path)
+    try:
         os.killpg(terminal.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + 60
         while terminal.proc.poll() is None and time.monotonic() < deadline:
@@ -146,5 +157,27 @@ def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
         assert (run / "last.safetensors").exists()
         config = next(r for r in records if r["event"] == "started")["config"]
         assert (config["hidden"], config["layers"], config["embed"], config["batch"], config["seq"]) == (16, 1, 8, 8, 16)
+    finally:
+        terminal.close()
+
+
+def test_a_terminal_that_vanishes_without_a_hangup_stops_the_run_and_saves(tmp_path):
+    """The terminal's far end closes and no SIGHUP comes (the pty is not the app's controlling
+    terminal, as under `setsid` or some multiplexers): reads of the tty see end-of-file and writes
+    fail. The app takes the SIGHUP path: the run stops at a step boundary, saves, and the process
+    exits, instead of spinning on the dead terminal forever."""
+    terminal, run = start_tiny_training(tmp_path)
+    try:
+        os.close(terminal.master)
+        terminal.master = os.open(os.devnull, os.O_RDONLY)  # for close() to close
+        deadline = time.monotonic() + 60
+        while terminal.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert terminal.proc.returncode == 0, "the app did not exit when its terminal vanished"
+        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        stopped = [r for r in records if r["event"] == "stopped"]
+        assert stopped and stopped[-1]["reason"] == "hangup"
+        assert json.loads((run / "run.json").read_text())["state"] == "stopped"
+        assert (run / "last.safetensors").exists()
     finally:
         terminal.close()

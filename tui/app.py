@@ -372,6 +372,18 @@ class PlaygroundApp(GuardedMessages, App[int]):
             session.stop(reason)
         self.exit(0)
 
+    def terminal_lost(self) -> None:
+        """The terminal went away without a SIGHUP (tui.driver noticed): the SIGHUP path."""
+        self._ended_by_signal("hangup")
+
+    def get_driver_class(self):
+        from textual.drivers.linux_driver import LinuxDriver
+        driver = super().get_driver_class()
+        if driver is LinuxDriver:  # not under TEXTUAL_DRIVER, nor on Windows
+            from .driver import PlaygroundDriver
+            return PlaygroundDriver
+        return driver
+
 
 def run_app(argv: list[str] | None = None) -> int:
     """Open the app; returns the exit status. The terminal is restored before this returns."""

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from core.events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
                          Stopped, StepEvent, ValidationEvent)
+from core.watch import describe_val_sample, describe_validation
 
 from .widgets.format import fmt_loss, format_duration
 
@@ -89,6 +90,7 @@ class TrainDisplay:
             self.log(f"run [bold]{event.run_name}[/] in {event.run_dir} on {event.device}: "
                      f"{event.parameters:,} parameters, {vocab}"
                      f"{event.train_chars:,} train / {event.val_chars:,} validation {event.unit}"
+                     + describe_val_sample(event)
                      + (f", resuming at step {event.start_step}" if event.start_step else ""))
         elif isinstance(event, StepEvent):
             self.step = event
@@ -98,7 +100,7 @@ class TrainDisplay:
         elif isinstance(event, ValidationEvent):
             self.val = event
             if self._live is None:
-                self.log(f"step {event.step}: val loss {fmt_loss(event.val_loss)} "
+                self.log(f"step {event.step}: val loss {fmt_loss(event.val_loss)}{describe_validation(event)} "
                          f"(best {fmt_loss(event.best_val_loss)})")
         elif isinstance(event, SampleEvent):
             self.sample = event.text
