@@ -139,7 +139,7 @@ async def test_the_train_forms_threads_field_reaches_the_run(tmp_path, tiny_corp
         assert app.screen.query_one("#threads").value == "auto"
         await type_into(pilot, "#threads", "0")
         await pilot.pause()
-        assert "--threads must be a whole number from 1" in str(app.screen.query_one("#err-threads").content)
+        assert "threads must be a whole number from 1" in str(app.screen.query_one("#err-threads").content)
         await pilot.press("s")
         assert not app.session.active  # refused: the error is marked under the field
         await type_into(pilot, "#threads", str(APP_THREADS))
