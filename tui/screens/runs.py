@@ -375,6 +375,13 @@ class RunsScreen(PlaygroundScreen):
         return True
 
     def action_open(self, mode: str) -> None:
+        info = self.selected_info
+        if info is not None and info.kind == "series" and mode in ("sample", "gates"):
+            # Refused here, before the screen drops the checkpoint it has open for one it cannot read.
+            self.app.notify(f"{info.name} is a time-series run; the {mode.title()} screen reads character models. "
+                            f"Forecast it with: rnn-playground series forecast {info.path}",
+                            title="Not opened", severity="warning", timeout=10)
+            return
         if self.selected is not None:
             self.app.open_run(mode, self.selected)
 

@@ -270,6 +270,12 @@ class SampleScreen(PlaygroundScreen):
         if message.run != self.run:
             return
         self.is_loading = False
+        if message.source is None and self.checkpoint is not None:
+            # A run it cannot read (a series run, a damaged file) leaves the open checkpoint open.
+            self.run = self._loaded_run
+            self._show_error(f"{message.error} Still sampling from {self.checkpoint.name}.")
+            self.render_source()
+            return
         self._loaded_run = message.run
         self.checkpoint = message.source
         self.load_error = message.error
