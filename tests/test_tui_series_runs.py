@@ -77,3 +77,40 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
         assert sample.checkpoint.name == "brisk-otter"
         await pilot.press("g")
         await wait_for(pilot, lambda: not sample.streaming and sample.generated, what="a sample")
+
+
+def test_series_losses_keep_significant_digits_in_the_app_and_the_runs_command(capsys):
+    from tui.cli import main
+    from tui.widgets.format import fmt_loss
+    assert [fmt_loss(v) for v in (1.43214, 0.0123, 0.00123, 0.000123, 4.56e-5, 0.0, None)] == \
+        ["1.4321", "0.0123", "0.00123", "0.000123", "4.56e-05", "0.0000", "-"]
+    root = Path("runs")
+    run = series_run(root, "mellow-newt")
+    import json
+    status = json.loads((run / "run.json").read_text())
+    status["best_val_loss"] = 3.2e-05  # a well-fitted series run
+    (run / "run.json").write_text(json.dumps(status))
+    assert main(["runs", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "3.20e-05" in out and "0.0000" not in out
+
+
+async def test_a_single_point_sparkline_is_not_a_solid_block():
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.live import LossPanel
+
+    class One(App):
+        def compose(self) -> ComposeResult:
+            yield LossPanel("val loss", id="panel")
+
+    app = One()
+    async with app.run_test(size=(40, 6)) as pilot:
+        panel = app.query_one(LossPanel)
+        panel.show((1.25,), 1.25, 1.25, 200)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "val loss 1.2500" in text and "█" not in text, text
+        panel.show((1.25, 0.75), 0.75, 0.75, 400)  # two points have a shape: drawn
+        await pilot.pause()
+        assert "█" in screen_text(app)

@@ -21,6 +21,7 @@ from core.trainer import TrainConfig, TrainControl, Trainer
 from .cli import (EXIT_ERROR, HelpFormatter, add_dataclass_options, explicit_options, install_stop_handler,
                   options_from)
 from .headless import TrainDisplay
+from .widgets.format import fmt_loss
 
 
 def register(subparsers) -> None:
@@ -154,7 +155,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
     for info in infos:
         table.add_row(info.name, info.model, str(info.step),
-                      f"{info.best_val_loss:.4f}" if info.best_val_loss is not None else "-",
+                      fmt_loss(info.best_val_loss),  # series MSEs keep their significant digits
                       info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")

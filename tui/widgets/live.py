@@ -76,7 +76,8 @@ class LossPanel(Vertical):
                 break
             label.append(part, muted)
         set_text(labels.first(), label)
-        self.query_one(Sparkline).data = list(values)
+        # One point has no shape: drawn, it would fill the whole width as a solid block.
+        self.query_one(Sparkline).data = list(values) if len(values) > 1 else []
 
 
 class LiveView(Vertical):
