@@ -114,3 +114,75 @@ async def test_a_single_point_sparkline_is_not_a_solid_block():
         panel.show((1.25, 0.75), 0.75, 0.75, 400)  # two points have a shape: drawn
         await pilot.pause()
         assert "█" in screen_text(app)
+
+
+def test_plot_window_defaults_to_a_readable_span_and_stays_inside_the_data():
+    from core.views import POINTS_PER_COLUMN, plot_window
+    assert plot_window(1500, 2099, 50) == (2099 - 50 * POINTS_PER_COLUMN, 2099)  # the end, 4 points a column
+    assert plot_window(0, 100, 50) == (0, 100)                                    # fits whole
+    assert plot_window(1500, 2099, 50, span=100, end=1000) == (1500, 1600)        # scrolled past the start
+    assert plot_window(1500, 2099, 50, span=10_000) == (1500, 2099)               # zoomed out past everything
+
+
+async def train_series(pilot):
+    screen = pilot.app.screen
+    screen.log_every = 5
+    screen.query_one("#series-hidden").value = "8"
+    screen.query_one("#series-steps").value = "60"
+    await pilot.press("s")
+    await wait_for(pilot, lambda: not screen.running and screen.predictions is not None, what="training")
+    screen.set_focus(None)
+    await pilot.pause()
+    return screen
+
+
+def plot_rows(app) -> list[str]:
+    from tui.widgets.plot import LinePlot
+    return app.screen.query_one(LinePlot).render().plain.splitlines()
+
+
+async def test_the_series_plot_shows_a_window_with_axes_and_moves_by_key():
+    import re
+
+    from tui.widgets.plot import LinePlot
+    app = make_app(mode="series")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await train_series(pilot)
+        plot = screen.query_one(LinePlot)
+        extent = plot._extent()
+        lo, hi = plot.window
+        columns = plot.size.width - 9
+        assert hi == extent[1] and hi - lo <= columns * 4 < extent[1] - extent[0]  # not 600 points in 50 columns
+        rows = plot_rows(app)
+        x_values = [int(v) for v in re.findall(r"\d+", rows[-1])]
+        assert len(x_values) >= 3 and x_values == sorted(x_values) and x_values[0] == lo and x_values[-1] == hi
+        y_values = [line for line in rows if "┤" in line]
+        assert len(y_values) >= 3
+        assert "zoom" in str(plot.border_subtitle)
+        await pilot.press("minus")
+        assert plot.window is not None
+        await pilot.pause()
+        assert plot.window[1] - plot.window[0] == pytest.approx(2 * (hi - lo))
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert plot.window[1] < hi
+        await pilot.press("0")
+        await pilot.pause()
+        assert plot.window == extent
+        await pilot.press("plus")
+        await pilot.pause()
+        assert plot.window[1] - plot.window[0] == pytest.approx((extent[1] - extent[0]) / 2)
+
+
+async def test_without_colour_the_predicted_lines_have_marks_of_their_own(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(mode="series")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await train_series(pilot)
+        await pilot.press("0")  # the whole range: the one-step predictions and the forecast
+        await pilot.pause()
+        rows = plot_rows(app)
+        legend = " ".join(rows[:2])
+        assert "•• one-step" in legend and "×× forecast" in legend
+        body = "\n".join(rows[2:])
+        assert "•" in body and "×" in body
