@@ -10,8 +10,9 @@ Two kinds of cut are reported:
   split over two (`seed new each time` / `[s]`). Prose (no such separators) may wrap between words.
 
 Widgets that scroll their text on purpose (logs, the sample output, the help list, a text field
-longer than its box, a list) and pictures (sparklines, plots) are not checked: what is out of
-view there is a scroll away, not cut.
+longer than its box, a list), the Train screen's fixed sample preview, and pictures (sparklines,
+plots) are not checked: what is out of view there is a scroll away, not cut. The Gates text view
+lays out its own lines: its intended text is the slice of the text those lines cover.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ FIELD_SEPARATOR = re.compile(r"\s{2,}| · ")
 # Widgets whose content scrolls or is drawn rather than written.
 SKIPPED = {"Log", "RichLog", "TextArea", "StreamText", "OptionList", "Sparkline", "PlotextPlot", "ScrollBar",
            "ScrollBarCorner", "Toast", "ToastRack", "Tooltip", "ProgressBar", "Bar", "PercentageStatus",
-           "ETAStatus", "UnitText", "LoadingIndicator", "SelectOverlay"}
+           "ETAStatus", "LoadingIndicator", "SelectOverlay"}
 
 # A fixed box previewing the start of a longer text: the Train screen's latest sample.
 PREVIEW_IDS = {"sample"}
@@ -70,6 +71,14 @@ def intended_text(widget: Widget) -> str | None:
         return None
     if widget.id in PREVIEW_IDS:
         return None
+    if type(widget).__name__ == "UnitText":  # lays out its own lines: the text of the lines it shows
+        from tui.widgets.unittext import VISIBLE, layout_window
+        ranges = layout_window(widget.text, widget.pos, widget.size.width, widget.size.height)
+        if not ranges:
+            return None
+        shown = widget.text[ranges[0][0]:ranges[-1][1]]
+        return "".join(VISIBLE.get(ch, ch if ch.isprintable() else "·") + ("\n" if ch == "\n" else "")
+                       for ch in shown)
     if isinstance(widget, DataTable):
         labels = [column.label.plain for column in widget.ordered_columns]
         rows = []

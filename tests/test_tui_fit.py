@@ -166,3 +166,22 @@ async def test_help():
         await pilot.press("question_mark")
         await pilot.pause()
         assert_whole(app)
+
+
+def test_the_gates_text_breaks_lines_between_words_and_keeps_them_as_the_cursor_moves():
+    from tui.widgets.unittext import layout_window
+    text = TINY_TEXT[:2000]
+    width, lines = 30, 6
+    previous = None
+    for pos in range(0, 400, 7):
+        ranges = layout_window(text, pos, width, lines)
+        assert any(a <= pos < b for a, b in ranges)                       # the cursor is shown
+        assert all(b - a <= width for a, b in ranges)                     # no line passes the width
+        assert all(b1 == a2 for (_, b1), (a2, _) in zip(ranges, ranges[1:]))  # every character, in order
+        for a, b in ranges:
+            if b < len(text) and text[b - 1] not in " \n":                # a break inside a word only
+                assert text[b] in " \n" or text[a:b].count(" ") == 0      # where a word is wider than a line
+        if previous is not None:  # lines seen before keep their breaks as the cursor moves on
+            lo, hi = max(previous[0][0], ranges[0][0]), min(previous[-1][1], ranges[-1][1])
+            assert {a for a, _ in previous if lo <= a <= hi} == {a for a, _ in ranges if lo <= a <= hi}
+        previous = ranges
