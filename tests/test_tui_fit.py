@@ -183,5 +183,5 @@ def test_the_gates_text_breaks_lines_between_words_and_keeps_them_as_the_cursor_
                 assert text[b] in " \n" or text[a:b].count(" ") == 0      # where a word is wider than a line
         if previous is not None:  # lines seen before keep their breaks as the cursor moves on
             lo, hi = max(previous[0][0], ranges[0][0]), min(previous[-1][1], ranges[-1][1])
-            assert {a for a, _ in previous if lo <= a <= hi} == {a for a, _ in ranges if lo <= a <= hi}
+            assert {a for a, _ in previous if lo <= a < hi} == {a for a, _ in ranges if lo <= a < hi}
         previous = ranges
