@@ -27,7 +27,7 @@ from .confirm import ConfirmScreen
 COLUMNS = (("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
            ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
 # Where the table is too narrow for every column whole (80 columns, long names), these go first, in
-# this order; the details below show them for the selected run.
+# this order; the details below then show the selected run's size and device.
 DROPPED_FIRST = ("size", "device", "updated")
 CELL_PADDING = 1  # the DataTable's, each side of a cell
 # After the watched run starts or ends, list the runs at every watch tick (not every list_interval)
