@@ -20,7 +20,7 @@ SIZE = (80, 24)
 
 def assert_whole(app) -> None:
     problems = cuts(app)
-    assert not problems, "cut at 80x24:\n" + "\n".join(problems) + "\n\n" + screen_text(app)
+    assert not problems, f"cut at {app.size.width}x{app.size.height}:\n" + "\n".join(problems) + "\n\n" + screen_text(app)
 
 
 def series_run(root: Path, name: str) -> Path:
@@ -73,11 +73,12 @@ async def test_train_training(tmp_path):
         assert_whole(app)
 
 
-async def test_sample_with_a_result_while_a_run_trains(tmp_path):
+@pytest.mark.parametrize("size", [SIZE, (120, 40)])
+async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
     from tui.screens.sample import SampleScreen
     run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821", hidden=512, step=12_000)
     app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle_train(pilot)
         live_session_with_trainer(app, tmp_path)
         app.open_run("sample", run)

@@ -698,8 +698,9 @@ class SampleScreen(PlaygroundScreen):
             if self.pace is not None:
                 text.append(f" (paced at {pace_label(self.pace)})", muted)
             text.append("\n")
-            text.append(settings_label(settings), muted)
-            text.append(f" · {self.result_detail}", muted)
+            result = self.query_one("#sample-result", Static)
+            phrases = [Text(part, muted) for part in (*settings_label(settings).split(" · "), self.result_detail)]
+            text.append_text(pack_phrases(phrases, result.content_size.width, separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
 
     # -- for tests and benchmarks
