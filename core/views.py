@@ -361,6 +361,33 @@ def plot_bounds(lines: Iterable[PlotLine]) -> tuple[float, float, float, float]:
     return x0, x1, y0 - pad, y1 + pad
 
 
+POINTS_PER_COLUMN = 4  # the plot's default window: about two points per braille dot, a readable line
+
+
+def plot_window(x_min: float, x_max: float, columns: int, span: float | None = None,
+                end: float | None = None) -> tuple[float, float]:
+    """The x range a plot `columns` wide shows: `span` points (default POINTS_PER_COLUMN a column,
+    all of them when they fit) ending at `end` (default the last point), kept inside the data."""
+    whole = x_max - x_min
+    if span is None:
+        span = columns * POINTS_PER_COLUMN
+    span = min(max(span, 4.0), whole)
+    end = x_max if end is None else min(max(end, x_min + span), x_max)
+    return end - span, end
+
+
+def window_lines(lines: Iterable[PlotLine], lo: float, hi: float) -> list[PlotLine]:
+    """The lines cut to [lo, hi], each keeping one point beyond either edge so it runs to the border."""
+    shown = []
+    for line in lines:
+        inside = np.flatnonzero((line.x >= lo) & (line.x <= hi))
+        if not len(inside):
+            continue
+        first, last = max(0, inside[0] - 1), min(len(line.x), inside[-1] + 2)
+        shown.append(PlotLine(line.name, line.role, line.x[first:last], line.y[first:last]))
+    return shown
+
+
 @dataclass(frozen=True)
 class MetricRow:
     name: str

@@ -315,6 +315,8 @@ class RunDetails:
     corpus: str | None
     checkpoints: tuple[str, ...]  # checkpoint file names present
     host: str | None
+    series: dict = field(default_factory=dict)  # a series run's own settings (target column, CSV, window...)
+    data: dict = field(default_factory=dict)    # a series run's data as read (column names, points, split)
 
     @property
     def model(self) -> dict:
@@ -344,7 +346,7 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
         vocab_size=len(vocab) if vocab is not None else None,
         corpus=corpus.get("source") or corpus.get("spec") or config.get("corpus"),
         checkpoints=tuple(sorted(p.name for p in run_dir.glob("*.safetensors"))),
-        host=status.get("host"))
+        host=status.get("host"), series=dict(meta.get("series") or {}), data=dict(meta.get("data") or {}))
 
 
 # --------------------------------------------------------------------------- deleting

@@ -4,6 +4,7 @@ train on the CPU in threads, checkpoints and metrics.jsonl are real files."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -224,8 +225,8 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         details = app.screen.query_one("#details-info")
         info = await wait_for(pilot, lambda: f"stopped · step {saved_step:,}" in (text := plain(details)) and text,
                               10, "the details")
-        saved = next(line for line in info.splitlines() if line.startswith("saved "))
-        assert "last" in saved.removeprefix("saved ").split(", ")
+        saved = re.search(r"saved ([a-z, ]+)", info).group(1)  # a phrase of the details: "saved best, last"
+        assert "last" in saved.strip().split(", ")
 
 
 async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch):
@@ -680,7 +681,8 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
             # The details panel reloads too: the state from run.json, the checkpoint the stop saved.
             # (The state can show from the metrics before run.json is read again: wait for the checkpoints.)
             def saved_checkpoints(text: str) -> list[str]:
-                return text.split("\nsaved ", 1)[1].split("\n")[0].split(", ") if "\nsaved " in text else []
+                found = re.search(r"saved ([a-z, ]+)", text)  # a phrase of the details: "saved best, last"
+                return found.group(1).strip().split(", ") if found else []
             info = await wait_for(pilot, lambda: f"stopped · step {stopped_at:,}" in (
                 text := plain(screen.query_one("#details-info"))) and "last" in saved_checkpoints(text) and text,
                 20, "stopped in the details, with the checkpoint the stop saved")

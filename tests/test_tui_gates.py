@@ -143,7 +143,7 @@ async def test_saturation_is_cores(tiny_run):
         summary = screen.query_one("#gates-update").content.plain
         for row in expected.rows():
             if row.layer == 1:
-                assert f"mean left {row.mean_left:.2f} right {row.mean_right:.2f}" in summary
+                assert f"mean {row.mean_left:.2f}/{row.mean_right:.2f}" in summary  # left/right
         numbers = screen.unit_numbers()
         assert numbers["f"] in (f"{expected.left['f'][1, 0]:.4f}", f"{expected.right['f'][1, 0]:.4f}")
 

@@ -198,7 +198,7 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
                           "[green]live[/]" if info.live else "")
             continue
         table.add_row(info.name, info.model, str(info.step),
-                      fmt_loss(info.best_val_loss),
+                      fmt_loss(info.best_val_loss),  # series MSEs keep their significant digits
                       info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")

@@ -37,7 +37,7 @@ from core.views import (DEFAULT_SLICE, SCALE_NOTE, SCALE_NOTE_MONO, TextSource, 
                         unit_page, unit_values)
 
 from ..widgets.bars import NextCharBars, show_char
-from ..widgets.format import fmt_layer
+from ..widgets.format import fmt_layer, pack_phrases
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -844,10 +844,12 @@ class GatesScreen(PlaygroundScreen):
             kept = float(info.values["kept"][self.unit])
             written = float(info.values["written"][self.unit])
             c = float(info.values["c"][self.unit])
-            text.append("cell update ", strong)
-            text.append("c_t = kept f_t*c_{t-1} + written i_t*g_t: ", muted)
-            text.append(f"{kept:+.4f} + {written:+.4f} = {c:+.4f}")
-            text.append("  (LTM_t = LTM_{t-1} f_t + N_t i_t)", muted)
+            # Three phrases, packed to the width, so no formula is broken across lines.
+            update = Text.assemble(("c_t", strong), (" = kept + written = ", muted),
+                                   f"{kept:+.4f} + {written:+.4f} = {c:+.4f}")
+            text.append_text(pack_phrases([update, Text("kept = f_t*c_{t-1}, written = i_t*g_t", muted),
+                                           Text("(LTM_t = LTM_{t-1} f_t + N_t i_t)", muted)],
+                                          self.query_one("#gates-update").content_size.width))
         elif self.cell == "gru":
             text.append("h_t = (1 - z_t) * n_t + z_t * h_{t-1}", muted)
         else:
@@ -857,17 +859,21 @@ class GatesScreen(PlaygroundScreen):
 
     def _saturation_text(self, sat: Saturation) -> Text:
         muted = self.get_component_rich_style("gates--muted")
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text()
         where = ("left, bar height", "right, bar height") if self.query_one(HeatmapPanel).mono else \
             ("left, blue", "right, red")
         text.append(f"fraction of {sat.steps:,} steps below {sat.low:g} ({where[0]}) and above {sat.high:g} "
-                    f"({where[1]}), per unit of {fmt_layer(self.current_layer, self.tracer.layers)}", muted)
-        for row in sat.rows():
-            if row.layer != self.current_layer:
-                continue
-            text.append(f"\n{self._label(row.key).text[:20]:<20} mean left {row.mean_left:.2f} right "
-                        f"{row.mean_right:.2f}  mostly left {row.mostly_left}  mostly right {row.mostly_right}  "
-                        f"never {row.never}")
+                    f"({where[1]}), per unit of {fmt_layer(self.current_layer, self.tracer.layers)}: mean "
+                    f"left/right, units mostly left/right, units never either", muted)
+        rows = [row for row in sat.rows() if row.layer == self.current_layer]
+        name_width = max((len(self._label(row.key).text.replace(" gate", "")) for row in rows), default=0)
+        width = self.query_one("#gates-update").content_size.width
+        for row in rows:  # one line a gate where the width allows: every gate's summary shows at 80x24
+            name = self._label(row.key).text.replace(" gate", "")
+            text.append("\n")
+            text.append_text(pack_phrases([f"{name:<{name_width}}", f"mean {row.mean_left:.2f}/{row.mean_right:.2f}",
+                                           f"mostly {row.mostly_left}/{row.mostly_right}", f"never {row.never}"],
+                                          width))
         return text
 
     # -- for tests

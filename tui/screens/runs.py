@@ -17,15 +17,19 @@ from textual.widgets import DataTable, Static
 from core.runs import RunInfo, writer_of
 from core.watch import RunDetails, RunSnapshot, RunWatcher, budget_of, delete_run, run_details, runs_for_display
 
-from ..widgets.format import fmt_age, fmt_loss, fmt_rate, human_size
+from ..widgets.format import append_fitting, fmt_age, fmt_loss, fmt_rate, human_size, pack_phrases
 from ..widgets.live import LossPanel, set_text
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 from .confirm import ConfirmScreen
 
-COLUMNS = (("name", "name"), ("model", "model"), ("step", "step"), ("best", "best val"), ("device", "device"),
-           ("size", "size"), ("updated", "updated"), ("live", "live"))
+COLUMNS = (("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
+           ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
+# Where the table is too narrow for every column whole (80 columns, long names), these go first, in
+# this order; the details below then show the selected run's size and device.
+DROPPED_FIRST = ("size", "device", "updated")
+CELL_PADDING = 1  # the DataTable's, each side of a cell
 # After the watched run starts or ends, list the runs at every watch tick (not every list_interval)
 # for up to this long, until run.json agrees: a trainer writes its closing event to metrics.jsonl
 # just before it marks run.json stopped, finished or error.
@@ -129,18 +133,17 @@ class RunsScreen(PlaygroundScreen):
             empty.update(f"No runs in {self.app.runs_dir_display} yet.\n\nTrain one on the Train screen (press 1), "
                          "or start one headless in another terminal:\n\n    rnn-playground train\n\n"
                          "It appears here, marked live, and its loss curves update as it trains.")
-        if rows != self._rows:
-            self._rows = rows
+        columns = self._fitting_columns(rows)
+        if (rows, columns) != self._rows:
+            self._rows = (rows, columns)
             keep = self.selected.name if self.selected is not None else None
             table.clear(columns=True)
             # Widths from the content, given up front: a DataTable that measures them later can
             # draw its first frame with the header's widths and keep it.
-            for index, (key, label) in enumerate(COLUMNS):
-                width = max([len(label)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
-                                            for c in (row[index] for row in rows)])
+            for index, key, label, width in columns:
                 table.add_column(label, key=key, width=width)
             for info, row in zip(self.infos, rows):
-                table.add_row(*row, key=info.name)
+                table.add_row(*(row[index] for index, *_ in columns), key=info.name)
             names = [info.name for info in self.infos]
             if names:
                 table.move_cursor(row=names.index(keep) if keep in names else 0)
@@ -150,10 +153,31 @@ class RunsScreen(PlaygroundScreen):
             self._select(None)
         refresh_bindings_if_changed(self)
 
+    def _fitting_columns(self, rows: tuple) -> tuple:
+        """(index, key, label, width) of the columns shown: all whose content fits whole in the
+        table's width, leaving out DROPPED_FIRST in order until the rest do."""
+        widths = [max([len(label)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
+                                      for c in (row[index] for row in rows)])
+                  for index, (_, label) in enumerate(COLUMNS)]
+        table = self.query_one("#runs-table", DataTable)
+        # the border, and room for a scroll bar should the rows outgrow the table
+        room = (table.size.width or self.app.size.width) - 2 - 2
+        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)]
+        for key in DROPPED_FIRST:
+            if sum(width + 2 * CELL_PADDING for *_, width in shown) <= room:
+                break
+            shown = [column for column in shown if column[1] != key]
+        return tuple(shown)
+
+    def on_resize(self) -> None:
+        if self.infos:
+            self.on_runs_listed(RunsListed(self.infos))  # the columns that fit the new width
+        self._show_details()  # its lines packed to the new width
+
     def _row(self, info: RunInfo, now: float) -> tuple:
         live = Text("● live", style=self._live_style()) if info.live else Text("")
         model = Text("unreadable", style="bold red") if info.problem else info.model
-        return (info.name, model, Text(f"{info.step:,}", justify="right"),
+        return (info.name, info.kind, model, Text(f"{info.step:,}", justify="right"),
                 Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
                 Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
 
@@ -252,49 +276,93 @@ class RunsScreen(PlaygroundScreen):
             for panel in self.query(LossPanel):
                 panel.show((), None, None)
             return
-        config, model = details.config, details.model
         strong = self.get_component_rich_style("runs--strong")
-        text = Text()
-        text.append(details.info.name, strong)
-        text.append(f"  {details.info.model}")
-        if details.vocab_size is not None:
-            text.append(f"  vocab {details.vocab_size}")
+        width = info.content_size.width
         state, live = details.state or "unknown", details.info.live
         if live and snap is not None and snap.status in ("stopped", "finished", "error"):
             # The metrics already end the run; run.json (read for these details) follows a moment later.
             state, live = snap.status, False
-        if details.info.problem:
-            text.append(f"\nunreadable: {details.info.problem}", "bold red")
-        text.append(f"\n{state}")
-        if live:
-            text.append(" live", self._live_style())
         step = max(details.info.step, snap.step if snap is not None else 0)
         best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
-        text.append(f" · step {step:,} · best {fmt_loss(best)}")
-        if details.corpus:
-            text.append(f"\ncorpus {details.corpus}")
-        if config:
-            kind, budget = budget_of(config)
-            text.append(f"\nembed {model.get('embed', config.get('embed', '?'))} · "
-                        f"dropout {model.get('dropout', config.get('dropout', '?'))} · seed {config.get('seed', '?')}")
-            text.append(f"\nbatch {config.get('batch', '?')} · seq {config.get('seq', '?')} · "
-                        f"lr {config.get('lr', '?')} · {budget:g} {kind}")
+        # Each line is a list of phrases, packed to the panel's width: a line breaks between
+        # phrases ("batch 64", "20,000 steps"), never inside one.
+        head = [Text(details.info.name, strong), details.info.model]
+        if details.vocab_size is not None:
+            head.append(f"vocab {details.vocab_size}")
+        status_phrase = Text(state)
+        if live:
+            status_phrase.append(" live", self._live_style())
+        status_phrases = [status_phrase, f"step {step:,}", f"best {fmt_loss(best)}"]
+        hidden = {key for key in DROPPED_FIRST} - {key for _, key, *_ in (self._rows or ((), ()))[1]}
+        if "device" in hidden:  # a column the table has no room for
+            status_phrases.append(details.info.device)
+        if "size" in hidden:
+            status_phrases.append(human_size(details.info.size_bytes))
         if details.checkpoints:
-            text.append("\nsaved " + ", ".join(name.removesuffix(".safetensors") for name in details.checkpoints))
+            status_phrases.append("saved " + ", ".join(name.removesuffix(".safetensors")
+                                                       for name in details.checkpoints))
+        lines = [head, status_phrases]
+        if details.info.problem:
+            lines.insert(1, [Text(f"unreadable: {details.info.problem}", "bold red")])
+        lines += self._series_lines(details) if details.info.kind == "series" else self._char_lines(details)
+        text = Text()
+        for n, phrases in enumerate(lines):
+            if n:
+                text.append("\n")
+            text.append_text(pack_phrases(phrases, width, separator=" · " if n else "  "))
         set_text(info, text)
         if snap is not None:
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(snap.status, self.get_component_rich_style("runs--strong"))
-            line.append(f"  step {snap.step:,}")
-            if snap.total_steps:
-                line.append(f"/{snap.total_steps:,}")
-            if snap.tokens_per_s is not None and snap.active:
-                line.append(f"  {fmt_rate(snap.tokens_per_s)} chars/s")
+            total = f"/{snap.total_steps:,}" if snap.total_steps else ""
+            unit = "points" if details.info.kind == "series" else "chars"
+            rate = f"  {fmt_rate(snap.tokens_per_s)} {unit}/s" if snap.tokens_per_s is not None and snap.active else ""
+            append_fitting(line, [f"  step {snap.step:,}{total}", rate], status.content_size.width)
             set_text(status, line)
             self.query_one("#details-train", LossPanel).show(snap.train_losses, snap.loss, snap.best_loss,
                                                               snap.step if snap.train_losses else None)
             self.query_one("#details-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
                                                             snap.val_steps[-1] if snap.val_steps else None)
+
+    @staticmethod
+    def _budget(config: dict) -> str:
+        kind, budget = budget_of(config)
+        return f"{budget:,g} {kind}"
+
+    def _char_lines(self, details: RunDetails) -> list[list[str]]:
+        config, model = details.config, details.model
+        lines = [[f"corpus {details.corpus}"]] if details.corpus else []
+        if config:
+            lines.append([f"embed {model.get('embed', config.get('embed', '?'))}",
+                          f"dropout {model.get('dropout', config.get('dropout', '?'))}",
+                          f"seed {config.get('seed', '?')}"])
+            lines.append([f"batch {config.get('batch', '?')}", f"seq {config.get('seq', '?')}",
+                          f"lr {config.get('lr', '?')}", self._budget(config)])
+        return lines
+
+    def _series_lines(self, details: RunDetails) -> list[list[str]]:
+        """A series run's own settings: its data (the CSV's file name and target column, or the
+        built-in signal), its window and training settings."""
+        series, data, config = details.series, details.data, details.config
+        names = data.get("names") or []
+        if series.get("csv"):
+            source = [f"csv {Path(series['csv']).name}",
+                      f"target {series.get('column') or (names[0] if names else '?')}"]
+            if series.get("inputs") or len(names) > 1:
+                source.append(f"inputs {series.get('inputs') or ', '.join(names[1:])}")
+        elif series:
+            source = [f"signal {series.get('signal') or 'sine'}", f"{series.get('length', 0):,} points"]
+            if series.get("noise"):
+                source.append(f"noise {series['noise']:g}")
+        else:  # no checkpoint yet: what run.json says
+            source = [str(config.get("corpus", "series")).replace(":", " ", 1)]
+        settings = series or config
+        training = [f"window {settings.get('seq', '?')}", f"batch {settings.get('batch', '?')}",
+                    f"lr {settings.get('lr', '?')}"]
+        if settings:
+            training.append(self._budget(settings))
+        training += [f"dropout {settings.get('dropout', '?')}", f"seed {settings.get('seed', '?')}"]
+        return [source, training]
 
     # -- actions
 
@@ -310,6 +378,13 @@ class RunsScreen(PlaygroundScreen):
         return True
 
     def action_open(self, mode: str) -> None:
+        info = self.selected_info
+        if info is not None and info.kind == "series" and mode in ("sample", "gates"):
+            # Refused here, before the screen drops the checkpoint it has open for one it cannot read.
+            self.app.notify(f"{info.name} is a time-series run; the {mode.title()} screen reads character models. "
+                            f"Forecast it with: rnn-playground series forecast {info.path}",
+                            title="Not opened", severity="warning", timeout=10)
+            return
         if self.selected is not None:
             self.app.open_run(mode, self.selected)
 

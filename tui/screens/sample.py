@@ -30,6 +30,7 @@ from core.sampling import SampleSettings, Sampler, resolve_weights
 from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk, chunked_stream, step_choice,
                         step_temperature)
 
+from ..widgets.format import pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.streamtext import StreamText
@@ -230,6 +231,9 @@ class SampleScreen(PlaygroundScreen):
     def on_screen_resume(self) -> None:
         self.render_all()
 
+    def on_resize(self) -> None:
+        self.render_all()  # the header lines packed to the new width
+
     @property
     def prime_input(self) -> Input:
         return self.query_one("#prime", Input)
@@ -267,6 +271,12 @@ class SampleScreen(PlaygroundScreen):
         if message.run != self.run:
             return
         self.is_loading = False
+        if message.source is None and self.checkpoint is not None:
+            # A run it cannot read (a series run, a damaged file) leaves the open checkpoint open.
+            self.run = self._loaded_run
+            self._show_error(f"{message.error} Still sampling from {self.checkpoint.name}.")
+            self.render_source()
+            return
         self._loaded_run = message.run
         self.checkpoint = message.source
         self.load_error = message.error
@@ -592,35 +602,39 @@ class SampleScreen(PlaygroundScreen):
     def render_source(self) -> None:
         strong = self.get_component_rich_style("sample--strong")
         muted = self.get_component_rich_style("sample--muted")
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append("source ", muted)
+        # Phrases packed to the width: the key hint goes to a second line rather than being cut.
+        text = Text.assemble(("source ", muted))
+        phrases = [text]
         if self.use_live:
             snapshot = getattr(self.app.session, "snapshot", None)
             text.append("model being trained", strong)
             if snapshot is not None and snapshot.run_name:
-                text.append(f"  {snapshot.run_name} at step {snapshot.step:,} (a snapshot per sample)")
+                phrases.append(f"{snapshot.run_name} at step {snapshot.step:,} (a snapshot per sample)")
         elif self.is_loading:
             text.append(f"loading {self.run.name if self.run else ''}…")
         elif self.checkpoint is not None:
             text.append(self.checkpoint.name, strong)
-            text.append(f"  {self.checkpoint.detail}")
+            parts = self.checkpoint.detail.split(", ")  # "LSTM 2x512, step 1,200, ...": breaks at its commas
+            phrases += [("  " if n == 0 else " ", part + ("," if n < len(parts) - 1 else ""))
+                        for n, part in enumerate(parts)]
         elif self.load_error:
             text.append("none", strong)
         else:
             text.append("none", strong)
-            text.append("  pick a run on the Runs screen (5) and press s", muted)
+            phrases.append(Text("pick a run on the Runs screen (5) and press s", muted))
         if self.live_available() or self.use_live:
-            text.append("  ")
-            self._key(text, "m")
-            text.append(" checkpoint/live" if self.use_live else " sample the model being trained", muted)
-        self.query_one("#sample-source", Static).update(text)
+            hint = Text()
+            self._key(hint, "m")
+            hint.append(" checkpoint/live" if self.use_live else " sample the model being trained", muted)
+            phrases.append(hint)
+        source = self.query_one("#sample-source", Static)
+        source.update(pack_phrases(phrases, source.content_size.width))
         if self.load_error and not self.use_live:
             self._show_error(self.load_error)
 
     def render_settings(self) -> None:
         muted = self.get_component_rich_style("sample--muted")
         strong = self.get_component_rich_style("sample--strong")
-        text = Text(no_wrap=False)
         items = [
             ("temperature", "argmax" if self.temperature == 0 else f"{self.temperature:.2f}", "t/T"),
             ("top-k", "off" if self.top_k == 0 else str(self.top_k), "k/K"),
@@ -629,14 +643,13 @@ class SampleScreen(PlaygroundScreen):
             ("speed", pace_label(self.pace), "w/W"),
             ("complete-as-you-type", "on" if self.complete else "off", "a"),
         ]
-        for n, (name, value, key) in enumerate(items):
-            if n:
-                text.append("  ")
-            text.append(f"{name} ", muted)
-            text.append(value, strong)
-            text.append(" ")
-            self._key(text, key)
-        self.query_one("#sample-settings", Static).update(text)
+        phrases = []
+        for name, value, key in items:
+            phrase = Text.assemble((f"{name} ", muted), (value, strong), " ")
+            self._key(phrase, key)
+            phrases.append(phrase)
+        settings = self.query_one("#sample-settings", Static)
+        settings.update(pack_phrases(phrases, settings.content_size.width))  # a setting never split over lines
 
     def output_parts(self) -> tuple[str, str, str, bool]:
         """What the output area shows: (prime, generated text, dimmed continuation, streaming cursor)."""
@@ -686,8 +699,9 @@ class SampleScreen(PlaygroundScreen):
             if self.pace is not None:
                 text.append(f" (paced at {pace_label(self.pace)})", muted)
             text.append("\n")
-            text.append(settings_label(settings), muted)
-            text.append(f" · {self.result_detail}", muted)
+            result = self.query_one("#sample-result", Static)
+            phrases = [Text(part, muted) for part in (*settings_label(settings).split(" · "), self.result_detail)]
+            text.append_text(pack_phrases(phrases, result.content_size.width, separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
 
     # -- for tests and benchmarks

@@ -26,7 +26,7 @@ from core.errors import PlaygroundError
 from core.events import Finished, Stopped, ValidationEvent
 from core.series_data import SIGNALS
 from core.trainer import TrainControl
-from core.views import metric_rows, plot_bounds, series_plot
+from core.views import metric_rows, series_plot
 from core.watch import AUTO, RunSnapshot, threads_from_text
 
 from ..session import TrainingSession, run_training
@@ -83,6 +83,12 @@ class SeriesScreen(PlaygroundScreen):
         Binding("x", "stop", "Stop", id="series.stop"),
         Binding("r", "free_run", "Free run", id="series.free_run"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="series.leave_field"),
+        Binding("plus,equals_sign", "zoom(2)", "Zoom in", show=False, key_display="+", id="series.zoom_in"),
+        Binding("minus", "zoom(0.5)", "Zoom out", show=False, key_display="-", id="series.zoom_out"),
+        Binding("left_square_bracket", "scroll_plot(-1)", "Earlier", show=False, key_display="[",
+                id="series.earlier"),
+        Binding("right_square_bracket", "scroll_plot(1)", "Later", show=False, key_display="]", id="series.later"),
+        Binding("0", "plot_all", "Whole plot", show=False, id="series.plot_all"),
     ]
     HELP = {
         "series.start": "train on the series with the settings in the form (also Enter in a field)",
@@ -91,6 +97,11 @@ class SeriesScreen(PlaygroundScreen):
         "series.stop": "stop at the next step, save a checkpoint and plot",
         "series.free_run": "also plot the free run from the split across the validation range",
         "series.leave_field": "leave the form field",
+        "series.zoom_in": "plot: fewer points, closer (the right edge stays)",
+        "series.zoom_out": "plot: more points",
+        "series.earlier": "plot: half a window earlier",
+        "series.later": "plot: half a window later",
+        "series.plot_all": "plot: every point (the validation range and the forecast)",
     }
 
     class RunEnded(Message):
@@ -354,6 +365,15 @@ class SeriesScreen(PlaygroundScreen):
     def action_leave_field(self) -> None:
         self.set_focus(None)
 
+    def action_zoom(self, factor: float) -> None:
+        self.query_one(LinePlot).zoom(factor)
+
+    def action_scroll_plot(self, direction: int) -> None:
+        self.query_one(LinePlot).scroll(direction)
+
+    def action_plot_all(self) -> None:
+        self.query_one(LinePlot).show_all()
+
     def on_unmount(self) -> None:
         if self.control is not None and self.running:
             self.control.stop("quit")
@@ -409,8 +429,9 @@ class SeriesScreen(PlaygroundScreen):
         markers = [(float(pred.split), "validation")]
         if len(pred.forecast):
             markers.append((float(len(pred.series) - 1), "end of data"))
-        plot.show(lines, plot_bounds(lines), markers)
+        plot.show(lines, markers)
         plot.border_title = f"validation range and forecast, step {self.prediction_step:,}"
+        plot.border_subtitle = "+/- zoom  [ ] scroll  0 all"
         table = Table.grid(padding=(0, 2))
         muted = self.get_component_rich_style("series--muted")
         strong = self.get_component_rich_style("series--strong")

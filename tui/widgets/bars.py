@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from .format import pack_phrases
+
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
@@ -39,29 +41,37 @@ class NextCharBars(Widget):
 
     def show(self, view) -> None:
         """`view`: a core.views.NextCharView (None clears)."""
-        resize = (view is None) != (self.view is None) or (
-            view is not None and self.view is not None and len(view.rows) != len(self.view.rows))
+        width = self.size.width
+        before = self.get_content_height(None, None, width) if self.view is not None else None
         self.view = view
-        self.refresh(layout=resize)
+        after = self.get_content_height(None, None, width) if view is not None else None
+        self.refresh(layout=before != after)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 2 + (len(self.view.rows) if self.view is not None else 0)
+        if self.view is None:
+            return 1
+        return self._header(width).plain.count("\n") + 1 + len(self.view.rows)
+
+    def _header(self, width: int) -> Text:
+        """The true next character, its probability, rank and surprisal, on as many lines as the
+        width needs (two on the Gates screen's side panel; `rank 19` never cut to `rank 1`)."""
+        view = self.view
+        title = self.get_component_rich_style("bars--title")
+        muted = self.get_component_rich_style("bars--muted")
+        if view.true_char is None:
+            return Text.assemble(("next: end of text", title), "\n", ("no true next character", muted))
+        return pack_phrases([Text(f"next {show_char(view.true_char)!s}", title), f"p {view.true_prob:.3f}",
+                             f"rank {view.true_rank}", Text(f"surprisal {view.surprisal_bits:.2f} bits", muted)],
+                            width)
 
     def render(self) -> Text:
         view = self.view
         title = self.get_component_rich_style("bars--title")
-        muted = self.get_component_rich_style("bars--muted")
         text = Text(no_wrap=True, overflow="ellipsis")
         if view is None:
             text.append("next character", title)
             return text
-        if view.true_char is None:
-            text.append("next: end of text", title)
-            text.append("\nno true next character", muted)
-        else:
-            text.append(f"next {show_char(view.true_char)!s}", title)
-            text.append(f"  p {view.true_prob:.3f}  rank {view.true_rank}")
-            text.append(f"\nsurprisal {view.surprisal_bits:.2f} bits", muted)
+        text.append_text(self._header(self.size.width))
         width = max(10, (self.size.width or 30))
         cells = max(3, width - 15)
         top = max((row.prob for row in view.rows), default=1.0) or 1.0

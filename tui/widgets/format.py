@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Iterable
+
+from rich.text import Text
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer"]
+           "fmt_layer", "append_fitting", "pack_phrases"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -15,10 +18,13 @@ def fmt_layer(index: int, layers: int) -> str:
 
 
 def fmt_loss(value: float | None) -> str:
+    """A loss for display, the app's and the CLI's: four decimals for character losses (1.4321);
+    series MSEs, far smaller, keep three significant digits (0.00123, 4.56e-05), never 0.0000."""
     if value is None:
         return "-"
-    # Series MSEs fall far below 0.001: keep three significant digits there.
-    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 or not math.isfinite(value) else f"{value:.2e}"
+    if value == 0 or not math.isfinite(value) or abs(value) >= 0.01:
+        return f"{value:.4f}"
+    return f"{value:.3g}" if abs(value) >= 1e-4 else f"{value:.2e}"
 
 
 def fmt_rate(value: float | None) -> str:
@@ -77,3 +83,45 @@ def fit_clauses(text: str, width: int) -> str:
         if 0 < cut <= width:
             return text[:cut]
     return text[:max(width - 1, 0)] + "…"
+
+
+def _as_text(part: Text | str) -> Text:
+    return part if isinstance(part, Text) else Text(part)
+
+
+def append_fitting(text: Text, parts: Iterable[Text | str], width: int) -> Text:
+    """Append `parts` to a one-line `text` in order, as far as each fits whole within `width`
+    cells (0: unknown, all of them): a part that does not fit ends the line, never half shown."""
+    for part in parts:
+        part = _as_text(part)
+        if not part.plain:
+            continue
+        if width and text.cell_len + part.cell_len > width:
+            break
+        text.append_text(part)
+    return text
+
+
+def pack_phrases(phrases: Iterable[Text | str | tuple[str, Text | str]], width: int, separator: str = "  ") -> Text:
+    """Phrases (`temperature 0.80 [t/T]`, `batch 64`) joined by `separator` on as few lines as
+    `width` cells allow: a line breaks between phrases, never inside one (one wider than the line
+    stands alone and wraps where the widget wraps it). width 0: one line. A phrase given as
+    (separator, phrase) has its own separator before it, where it does not start a line."""
+    text = Text()
+    line = 0
+    for phrase in phrases:
+        joiner = separator
+        if isinstance(phrase, tuple):
+            joiner, phrase = phrase
+        phrase = _as_text(phrase)
+        if not phrase.plain:
+            continue
+        if line and width and line + len(joiner) + phrase.cell_len > width:
+            text.append("\n")
+            line = 0
+        elif line:
+            text.append(joiner)
+            line += len(joiner)
+        text.append_text(phrase)
+        line += phrase.cell_len
+    return text

@@ -11,7 +11,7 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
 
 from core.watch import RunSnapshot
 
-from .format import fmt_loss, fmt_rate, format_duration
+from .format import append_fitting, fmt_loss, fmt_rate, format_duration
 
 STATUS_MARK = {"idle": "○", "starting": "◌", "training": "●", "paused": "‖", "stopped": "■", "finished": "✓",
                "error": "✗", "pausing": "…", "resuming": "…", "stopping": "…"}
@@ -96,7 +96,8 @@ class LossPanel(Vertical):
                 break
             label.append(part, muted)
         set_text(labels.first(), label)
-        self.query_one(Sparkline).data = list(values)
+        # One point has no shape: drawn, it would fill the whole width as a solid block.
+        self.query_one(Sparkline).data = list(values) if len(values) > 1 else []
 
 
 class LiveView(Vertical):
@@ -129,7 +130,7 @@ class LiveView(Vertical):
         self.show(self.snapshot)
 
     def show(self, snap: RunSnapshot, ui_status: str | None = None) -> None:
-        self.snapshot = snap
+        self.snapshot, self._ui_status = snap, ui_status
         if snap.run_dir != self._run_dir:  # a new run: start the log afresh
             self._run_dir = snap.run_dir
         status = ui_status or snap.status
@@ -149,19 +150,21 @@ class LiveView(Vertical):
         else:
             title.append("Preparing the run…")
         set_text(self.query_one("#run-title", Static), title)
-        device = f"device {snap.device}" if snap.device else ""
+        # One line each: what does not fit whole is left out (the log says it too), never cut.
+        device_line = self.query_one("#run-device", Static)
+        device = Text(f"device {snap.device}" if snap.device else "", no_wrap=True, overflow="ellipsis")
         if snap.last_checkpoint_step is not None:
-            device += f" · saved at step {snap.last_checkpoint_step:,}"
-        set_text(self.query_one("#run-device", Static), device)
+            append_fitting(device, [f" · saved at step {snap.last_checkpoint_step:,}"], device_line.content_size.width)
+        set_text(device_line, device)
 
+        status_line = self.query_one("#run-status", Static)
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{STATUS_MARK.get(status, '?')} {status}", strong)
         if snap.status != "idle":
             total = f"/{snap.total_steps:,}" if snap.total_steps else ""
-            line.append(f"  step {snap.step:,}{total}")
-            if snap.tokens_per_s is not None:
-                line.append(f" · {fmt_rate(snap.tokens_per_s)} chars/s")
-        set_text(self.query_one("#run-status", Static), line)
+            rate = f" · {fmt_rate(snap.tokens_per_s)} chars/s" if snap.tokens_per_s is not None else ""
+            append_fitting(line, [f"  step {snap.step:,}{total}", rate], status_line.content_size.width)
+        set_text(status_line, line)
         bar = self.query_one(ProgressBar)
         progress = round(snap.progress if snap.progress is not None else 0.0, 3)
         if bar.progress != progress:
@@ -191,6 +194,9 @@ class LiveView(Vertical):
                 log.write(Text(f"{line_.level}: {line_.text}", self.get_component_rich_style(f"live--{line_.level}")))
             else:
                 log.write(Text(line_.text))
+
+    def on_resize(self) -> None:
+        self.show(self.snapshot, getattr(self, "_ui_status", None))  # the lines fit to the new width
 
     def reset_log(self) -> None:
         """A new session's snapshots number their log lines from 1 again."""

@@ -73,9 +73,21 @@ class BrailleCanvas:
         return chr(0x2800 + bits) if bits else " "
 
 
+# Under NO_COLOR the predicted lines are drawn in marks of their own, not braille in near-equal greys.
+NO_COLOR_MARKS = {"one-step": "•", "forecast": "×", "free-run": "∘"}
+ZOOM_STEP = 2.0
+
+
+def fmt_x(value: float) -> str:
+    return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.2g}"
+
+
 class LinePlot(Widget):
     """Lines (core.views.PlotLine) over a shared x range, y ticks on the left, x ticks below,
-    dotted markers at given x positions (the validation split, the end of the data), a legend."""
+    dotted markers at given x positions (the validation split, the end of the data), a legend.
+
+    It shows a window of the x range (core.views.plot_window): by default the last few points a
+    column can show readably; zoom() and scroll() move it, show_all() shows everything."""
 
     DEFAULT_CSS = """
     LinePlot { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: clip; }
@@ -86,30 +98,68 @@ class LinePlot(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lines: list = []
-        self.bounds: tuple[float, float, float, float] | None = None
         self.markers: list[tuple[float, str]] = []
         self.empty_text = "no predictions yet"
+        self.span: float | None = None   # points shown; None: the default for the width
+        self.end: float | None = None    # the window's right edge; None: the last point
+        self.window: tuple[float, float] | None = None  # as last drawn
 
-    def show(self, lines: list, bounds: tuple[float, float, float, float] | None,
-             markers: list[tuple[float, str]] | None = None) -> None:
-        self.lines, self.bounds, self.markers = list(lines), bounds, list(markers or [])
+    def show(self, lines: list, markers: list[tuple[float, str]] | None = None) -> None:
+        self.lines, self.markers = list(lines), list(markers or [])
         self.refresh()
 
     def clear(self, text: str) -> None:
-        self.lines, self.bounds, self.markers, self.empty_text = [], None, [], text
+        self.lines, self.markers, self.empty_text, self.window = [], [], text, None
         self.refresh()
+
+    # -- the window
+
+    def _extent(self) -> tuple[float, float] | None:
+        xs = [line.x for line in self.lines if len(line.x)]
+        if not xs:
+            return None
+        return float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
+
+    def zoom(self, factor: float) -> None:
+        """factor > 1 shows fewer points (closer), < 1 more; the right edge stays."""
+        if self.window is None:
+            return
+        lo, hi = self.window
+        self.span, self.end = (hi - lo) / factor, hi
+        self.refresh()
+
+    def scroll(self, direction: int) -> None:
+        """Half a window earlier (-1) or later (+1)."""
+        if self.window is None:
+            return
+        lo, hi = self.window
+        self.span, self.end = hi - lo, hi + direction * (hi - lo) / 2
+        self.refresh()
+
+    def show_all(self) -> None:
+        extent = self._extent()
+        if extent is not None:
+            self.span, self.end = extent[1] - extent[0], extent[1]
+            self.refresh()
 
     def _style(self, role: str) -> Style:
         return self.get_component_rich_style(f"plot--{role}")
 
     def render(self) -> Text:
+        from core.views import plot_bounds, plot_window, window_lines
         width, height = self.size.width or 60, self.size.height or 10
         muted = self._style("muted")
-        if not self.lines or self.bounds is None:
+        extent = self._extent()
+        if not self.lines or extent is None:
             return Text(self.empty_text, muted)
+        marks = NO_COLOR_MARKS if self.app.no_color else {}
         axis = self._style("axis")
-        x0, x1, y0, y1 = self.bounds
-        entries = [Text.assemble(("━━ " if role != "target" else "── ", self._style(role)), line.name)
+        cols = max(4, width - AXIS_WIDTH)
+        x0, x1 = self.window = plot_window(*extent, cols, self.span, self.end)
+        lines = window_lines(self.lines, x0, x1)
+        _, _, y0, y1 = plot_bounds(lines)
+        entries = [Text.assemble((marks[role] * 2 + " " if role in marks else "━━ " if role != "target" else "── ",
+                                  self._style(role)), line.name)
                    for role in ROLES for line in self.lines if line.role == role]
         entries += [Text.assemble(("┊ ", self._style("marker")), (name, muted)) for _, name in self.markers]
         # The legend takes as many lines as it needs at this width (a narrow plot wraps it
@@ -124,7 +174,6 @@ class LinePlot(Widget):
             line.append_text(entry)
         legend = Text("\n", no_wrap=True, overflow="ellipsis").join(legend_lines)
         plot_rows = max(1, height - 1 - len(legend_lines))
-        cols = max(4, width - AXIS_WIDTH)
         canvas = BrailleCanvas(cols, plot_rows)
 
         def px(x: float) -> int:
@@ -134,7 +183,7 @@ class LinePlot(Widget):
             return int(round((y1 - y) / (y1 - y0) * (canvas.height - 1)))
 
         for role in ROLES:
-            for line in self.lines:
+            for line in lines:
                 if line.role != role:
                     continue
                 prev = None
@@ -149,9 +198,14 @@ class LinePlot(Widget):
                         canvas.line(*prev, *point, role)
                     prev = point
         marker_cols = {px(x) // 2 for x, _ in self.markers if x0 <= x <= x1}
-        ticks = {0: fmt_tick(y1), plot_rows - 1: fmt_tick(y0)}
-        if plot_rows >= 5:
-            ticks[(plot_rows - 1) // 2] = fmt_tick((y0 + y1) / 2)
+        # Values down the axis: top and bottom, and every few rows between (never on neighbouring rows).
+        step = max(2, plot_rows // 4)
+        rows = list(range(0, plot_rows, step))
+        if plot_rows - 1 - rows[-1] < 2 and len(rows) > 1:
+            rows[-1] = plot_rows - 1
+        elif rows[-1] != plot_rows - 1:
+            rows.append(plot_rows - 1)
+        ticks = {row: fmt_tick(y1 - row / max(1, plot_rows - 1) * (y1 - y0)) for row in rows}
         text = legend
         for row in range(plot_rows):
             text.append("\n")
@@ -162,7 +216,8 @@ class LinePlot(Widget):
             for col in range(cols):
                 bits = canvas.bits[row][col]
                 if bits:
-                    role, ch = canvas.role[row][col], canvas.char(row, col)
+                    role = canvas.role[row][col]
+                    ch = marks.get(role) or canvas.char(row, col)
                 elif col in marker_cols:
                     role, ch = "marker", "┊"
                 else:
@@ -175,8 +230,20 @@ class LinePlot(Widget):
             if run:
                 text.append("".join(run), self._style(run_role) if run_role else "")
         text.append("\n")
-        left, right = fmt_tick(x0), fmt_tick(x1)
         text.append(" " * (AXIS_WIDTH - 1) + "└", axis)
-        gap = max(1, cols - len(left) - len(right))
-        text.append(left + " " * gap + right, axis)
+        text.append(self._x_axis(x0, x1, cols), axis)
         return text
+
+    @staticmethod
+    def _x_axis(x0: float, x1: float, cols: int) -> str:
+        """Point numbers under the plot, each starting at the column it names, with room between them."""
+        axis = [" "] * cols
+        left, right = fmt_x(x0), fmt_x(x1)
+        placed = [(0, left), (max(len(left) + 1, cols - len(right)), right)]
+        for col in range(12, cols, 12):
+            label = fmt_x(x0 + col / max(1, cols - 1) * (x1 - x0))
+            if all(col + len(label) < at if at > col else col > at + len(other) for at, other in placed):
+                placed.append((col, label))
+        for col, label in placed:
+            axis[col:col + len(label)] = label
+        return "".join(axis)[:cols]

@@ -14,26 +14,34 @@ VISIBLE = {"\n": "↵", "\t": "→", "\r": "␍"}
 
 
 def layout_window(text: str, pos: int, width: int, lines: int) -> list[tuple[int, int]]:
-    """(start, end) character ranges of the visual lines around `pos`: lines break after a newline
-    and every `width` characters from a line's start; the cursor's line sits a third of the way down."""
+    """(start, end) character ranges of the visual lines around `pos`: lines break after a newline,
+    and where a line would pass `width`, after its last space (a word longer than the line is cut
+    at the width); the cursor's line sits a third of the way down. The layout starts where the
+    logical line does, or, deep inside a very long line, at a block boundary, so the lines stay put
+    as the cursor moves."""
     n = len(text)
     if n == 0 or width < 1:
         return []
     pos = max(0, min(pos, n - 1))
     span = width * lines
     anchor = max(0, pos - span)
-    line_start = text.rfind("\n", 0, anchor) + 1    # no newline between line_start and anchor, so
-    start = line_start + (anchor - line_start) // width * width  # this is where a visual line begins
+    start = text.rfind("\n", 0, anchor) + 1
+    block = 8 * span
+    if anchor - start > block:  # a very long line: lay out from a fixed block boundary, not its start
+        start += (anchor - start) // block * block
     ranges: list[tuple[int, int]] = []
     i = start
     limit = min(n, pos + 2 * span)
     while i < limit:
-        j = i
         end = min(n, i + width)
-        while j < end and text[j] != "\n":
-            j += 1
-        if j < end and text[j] == "\n":
-            j += 1
+        newline = text.find("\n", i, end)
+        if newline >= 0:
+            j = newline + 1
+        elif end < n and text[end] != " " and text[end] != "\n":
+            space = text.rfind(" ", i, end)
+            j = space + 1 if space >= i else end  # after the last space: words stay whole
+        else:
+            j = end
         ranges.append((i, j))
         i = j
     cursor_line = next((k for k, (a, b) in enumerate(ranges) if a <= pos < b), len(ranges) - 1)
