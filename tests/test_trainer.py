@@ -378,9 +378,9 @@ class SlowTask(CharTask):
         time.sleep(self.step_s)
         return super().loss(window, state)
 
-    def evaluate(self, autocast):
+    def evaluate(self, autocast, whole=False):
         time.sleep(self.validation_s)
-        return super().evaluate(autocast)
+        return super().evaluate(autocast, whole)
 
 
 def test_slow_steps_validate_by_time_before_the_step_interval(tiny_corpus):

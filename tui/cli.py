@@ -124,7 +124,9 @@ class StopOnSignals:
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+            # Once stopping, the command is on its way out: a hang-up arriving after the save must
+            # not kill it with the default action before it exits with 128 + the first signal.
+            signal.signal(signum, previous if self.signum is None else signal.SIG_IGN)
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
