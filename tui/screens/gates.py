@@ -702,23 +702,21 @@ class GatesScreen(PlaygroundScreen):
                 text.append("No run opened: pick one on the Runs screen (5) and press g.", muted)
             self.query_one("#gates-header", Static).update(text, layout=False)
             return
-        text.append(self.run.name if self.run else "model", strong)
-        text.append(f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}")
-        text.append("  layer ", muted)
-        text.append(fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "), strong)
-        text.append("[l]", key)
-        text.append("  unit ", muted)
-        text.append(f"{self.unit}", strong)
-        text.append("[,.]", key)
-        text.append("  colour ", muted)
-        text.append(self._label(self.colour_key).symbol, strong)
-        text.append("[v]", key)
-        header = self.query_one("#gates-header", Static)
+        # Phrases packed to the width: a line breaks between them (at 80 columns the colour and the
+        # text source take the second line), never inside "layer 2 of 2" or a number.
+        phrases = [
+            Text.assemble((self.run.name if self.run else "model", strong),
+                          f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}"),
+            Text.assemble(("layer ", muted), (fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "),
+                                             strong), ("[l]", key)),
+            Text.assemble(("unit ", muted), (f"{self.unit}", strong), ("[,.]", key)),
+            Text.assemble(("colour ", muted), (self._label(self.colour_key).symbol, strong), ("[v]", key)),
+        ]
         if self.source is not None:
-            source = Text.assemble((f"  {self.source.description}", muted), ("[o]", key))
-            if text.cell_len + source.cell_len > header.content_size.width:  # the source on a line of its own
-                source = Text.assemble(("\n text ", muted), (self.source.description, muted), ("[o]", key))
-            text.append_text(source)
+            phrases.append(Text.assemble((self.source.description, muted), ("[o]", key)))
+        header = self.query_one("#gates-header", Static)
+        text = pack_phrases(phrases, header.content_size.width)
+        text.no_wrap, text.overflow = True, "ellipsis"
         lines = text.plain.count("\n") + 1
         header.update(text, layout=lines != self._header_lines)
         self._header_lines = lines
