@@ -88,10 +88,10 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def temp_file_beside(path: Path) -> tuple[int, str]:
+def temp_file_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
     """A new temporary file next to `path` (for an atomic replace), with the permissions the user's umask
     gives every other file: mkstemp alone makes it 0600. Returns (fd, name); the caller removes it on failure."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
     except OSError:

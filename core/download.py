@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .checkpoint import temp_file_beside
 from .errors import DownloadError
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -99,7 +99,8 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
     try:
         directory.mkdir(parents=True, exist_ok=True)
         # A unique temporary name beside the target, so two downloads at once never share a partial file.
-        handle, partial_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=directory)
+        # With the umask's permissions, as every other file the project writes (mkstemp alone gives 0600).
+        handle, partial_name = temp_file_beside(target, suffix=".part")
     except OSError as exc:
         raise DownloadError(
             f"Cannot write to the download cache {directory}: {exc.strerror or exc}. Set RNN_PLAYGROUND_CACHE "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import re
 import socket
 import threading
@@ -228,3 +229,12 @@ def test_unwritable_cache_is_a_clear_error(server, tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(DownloadError, match="Cannot write to the download cache.*RNN_PLAYGROUND_CACHE"):
         fetch(remote_for(server.base + "/file"), blocker / "cache")
+
+
+def test_a_downloaded_corpus_gets_the_umasks_permissions(server, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        path = fetch(remote_for(server.base + "/file"), tmp_path / "cache")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # as every other file; mkstemp alone gives 0600
