@@ -338,15 +338,21 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
                 break
             except CheckpointError:
                 continue
-    config = meta.get("config") or status.get("config") or {}
+    if info.problem:  # listed as unreadable, with the reason: the details show no settings from odd metadata
+        meta, status = {}, {key: status[key] for key in ("state", "host") if isinstance(status.get(key), str)}
+
+    def mapping(value) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    config = mapping(meta.get("config")) or mapping(status.get("config"))
     vocab = meta.get("vocab")
-    corpus = meta.get("corpus") or {}
+    corpus = mapping(meta.get("corpus"))
     return RunDetails(
         info=info, state=str(status.get("state", "")), config=dict(config),
-        vocab_size=len(vocab) if vocab is not None else None,
+        vocab_size=len(vocab) if isinstance(vocab, (list, str)) else None,
         corpus=corpus.get("source") or corpus.get("spec") or config.get("corpus"),
         checkpoints=tuple(sorted(p.name for p in run_dir.glob("*.safetensors"))),
-        host=status.get("host"), series=dict(meta.get("series") or {}), data=dict(meta.get("data") or {}))
+        host=status.get("host"), series=mapping(meta.get("series")), data=mapping(meta.get("data")))
 
 
 # --------------------------------------------------------------------------- deleting

@@ -166,3 +166,27 @@ def test_an_untouched_copy_still_loads(made, tmp_path, capsys):
     """The crafting itself changes nothing: an unedited copy samples and forecasts."""
     assert main(CHAR_COMMANDS["sample"](craft(made["char"], tmp_path / "c" / "last.safetensors"))) == 0
     assert main(SERIES_COMMANDS["forecast"](craft(made["series"], tmp_path / "s" / "last.safetensors"))) == 0
+
+
+@pytest.mark.parametrize("name, edit_meta", [
+    ("model-a-list", lambda m: m["config"].__setitem__("model", [1, 2])),
+    ("config-a-list", lambda m: m.__setitem__("config", ["lstm"])),
+    ("step-a-word", lambda m: m["progress"].__setitem__("step", "many")),
+], ids=["model-a-list", "config-a-list", "step-a-word"])
+def test_crafted_metadata_lists_the_run_as_unreadable_beside_the_others(made, tmp_path, capsys, name, edit_meta):
+    """`runs` and the Runs screen's details read the checkpoint's metadata too: odd metadata there marks
+    that one run unreadable (and why); the runs beside it list normally."""
+    import shutil
+
+    from core.runs import list_runs
+    from core.watch import run_details
+    runs_dir = tmp_path / "runs"
+    shutil.copytree(made["char"].parent, runs_dir / "good")
+    (runs_dir / "bad").mkdir()
+    craft(made["char"], runs_dir / "bad" / "last.safetensors", edit_meta)
+    infos = {info.name: info for info in list_runs(runs_dir)}
+    assert infos["good"].problem is None and infos["bad"].problem
+    run_details(runs_dir / "bad")  # no exception: the details panel shows what it can
+    assert main(["runs", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and "unreadable bad:" in out and "Traceback" not in out
