@@ -445,7 +445,7 @@ class Trainer:
     @_releasing_the_lock_on_error
     def __init__(self, config: TrainConfig, control: TrainControl | None = None, *,
                  task=None, resume_from: Checkpoint | None = None, corpus_progress=None,
-                 lock: runs.RunLock | None = None):
+                 lock: runs.RunLock | None = None, reserve_cores: int = 0):
         config.validate()
         self.config = config
         self.control = control or TrainControl()
@@ -474,7 +474,10 @@ class Trainer:
         self.task = task
         self.model: nn.Module = task.model
         # The torch threads this run trains on: the config's, or the automatic choice (core.device).
-        self.threads = choose_threads(config.threads, step_work(config.batch, config.hidden), self.device.type)
+        # `reserve_cores` stay with the rest of the process (the app's UI) when the choice is automatic.
+        self.reserve_cores = reserve_cores
+        self.threads = choose_threads(config.threads, step_work(config.batch, config.hidden), self.device.type,
+                                      reserve_cores)
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         # The weights as tensors (no autograd), and their running average when config.ema is on.
@@ -516,7 +519,8 @@ class Trainer:
     # -- construction helpers
 
     @classmethod
-    def resume(cls, target: Path | str, control: TrainControl | None = None, **overrides) -> "Trainer":
+    def resume(cls, target: Path | str, control: TrainControl | None = None, *, reserve_cores: int = 0,
+               **overrides) -> "Trainer":
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
         the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
         path = runs.resolve_checkpoint(target)
@@ -543,7 +547,7 @@ class Trainer:
                 config = replace(config, steps=None, epochs=None, minutes=None)
             # threads=None given is a choice too: the automatic thread count.
             config = replace(config, **{k: v for k, v in overrides.items() if v is not None or k == "threads"})
-            return cls(config, control, resume_from=checkpoint, lock=lock)
+            return cls(config, control, resume_from=checkpoint, lock=lock, reserve_cores=reserve_cores)
         except BaseException:
             lock.release()
             raise

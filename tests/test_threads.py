@@ -32,6 +32,9 @@ def test_the_automatic_choice_is_one_thread_unless_the_model_is_large_and_cores_
     assert default_threads(large, cpus=2, load=9.0) == 1            # everything busy
     assert default_threads(large, cpus=1, load=0.0) == 1
     assert default_threads(large, cpus=8, load=0.0, device_type="cuda") == 1  # the CPU only feeds the GPU
+    assert default_threads(large, cpus=8, load=0.0, reserve=1) == 7  # a core kept for the app's UI
+    assert default_threads(large, cpus=2, load=0.0, reserve=1) == 1  # on two cores: one trains, one for the UI
+    assert default_threads(large, cpus=8, load=5.2, reserve=1) == 2
 
 
 @pytest.mark.parametrize("bad", [0, -1, CPUS + 1, 10**9, True, 2.5, "2"])
@@ -148,6 +151,7 @@ async def test_the_train_forms_threads_field_reaches_the_run(tmp_path, tiny_corp
         await wait_for(pilot, lambda: app.session.snapshot.status in ("finished", "error"), 60, "the run")
         assert read_status(Path(app.session.snapshot.run_dir))["threads"] == APP_THREADS
         assert app.session.snapshot.config["threads"] == APP_THREADS
+        assert app.session.trainer.reserve_cores == 1  # an automatic choice would leave the UI a core
 
 
 @pytest.mark.timeout(120)

@@ -24,6 +24,11 @@ from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 
+# Cores a run started here leaves to the app when its thread count is automatic: with every core
+# training, keys waited for a core (benchmarks/README.md, "App responsiveness": p95 102 ms on 2
+# threads against 43 ms on 1, 2x512 on this 2-core machine).
+UI_CORES = 1
+
 class TrainScreen(PlaygroundScreen):
     AUTO_FOCUS = "#start"
     SUBMIT_DESCRIPTION = "Start"
@@ -157,7 +162,8 @@ class TrainScreen(PlaygroundScreen):
             budget = {k: getattr(chosen, k) for k in ("steps", "epochs", "minutes")}
 
             def make_trainer(control: TrainControl) -> Trainer:
-                return Trainer.resume(run_dir, control, device=device, threads=chosen.threads, **budget)
+                return Trainer.resume(run_dir, control, device=device, threads=chosen.threads,
+                                      reserve_cores=UI_CORES, **budget)
         else:
             config = state.check.config
             assert config is not None
@@ -165,7 +171,7 @@ class TrainScreen(PlaygroundScreen):
             config = _with(config, device=device, runs_dir=str(app.runs_dir), run_name=None)
 
             def make_trainer(control: TrainControl) -> Trainer:
-                return Trainer(config, control)
+                return Trainer(config, control, reserve_cores=UI_CORES)
         self.live.reset_log()
         app.start_training(make_trainer, resume_from=app.resume_target if resume else None)
         self.render_session()
