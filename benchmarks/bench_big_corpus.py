@@ -90,7 +90,7 @@ def records(path: Path) -> list[dict]:
 def measure(code: Path, corpus: Path, work: Path, label: str) -> dict:
     runs = work / f"runs-{label}-{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "tui", "train", "--corpus", str(corpus), "--steps", "1000", "--val-every", "1",
+    command = [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(corpus), "--steps", "1000", "--val-every", "1",
                "--runs-dir", str(runs), "--name", "big", *MODEL_FLAGS]
     log = work / f"{label}.log"
     started = time.time()

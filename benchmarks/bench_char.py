@@ -11,10 +11,10 @@ import time
 import numpy as np
 import torch
 
-from core.corpus import Vocab, load_corpus
-from core.events import StepEvent, ValidationEvent
-from core.sampling import SampleSettings, Sampler
-from core.trainer import TrainConfig, Trainer
+from rnn_playground.core.corpus import Vocab, load_corpus
+from rnn_playground.core.events import StepEvent, ValidationEvent
+from rnn_playground.core.sampling import Sampler, SampleSettings
+from rnn_playground.core.trainer import TrainConfig, Trainer
 
 from .common import median, print_table, require_data, runs_dir
 from .notebook import NotebookCharRNN, notebook_train, sample
@@ -69,7 +69,7 @@ def bench_sampling(hidden: int, rounds: int, length: int) -> tuple[dict[str, flo
     vocab = Vocab.from_text(text)
     torch.manual_seed(0)
     net = NotebookCharRNN(vocab.chars, n_hidden=hidden, n_layers=2, drop_prob=0.5)
-    from core.model import CharRNN, ModelConfig
+    from rnn_playground.core.model import CharRNN, ModelConfig
     model = CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2))
     samplers = {sampler.weights: sampler for sampler in (Sampler(model, vocab, "fp32"), Sampler(model, vocab))}
     settings = SampleSettings(prime="The", temperature=1.0, top_k=5, length=length, seed=1)

@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from core.corpus import Vocab
-from core.gates import GateTracer
-from core.model import CharRNN, ModelConfig
+from rnn_playground.core.corpus import Vocab
+from rnn_playground.core.gates import GateTracer
+from rnn_playground.core.model import CharRNN, ModelConfig
 
 from .common import TINYSHAKESPEARE, median, print_table
 

@@ -35,9 +35,9 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
                 ) -> tuple[list[float], list[float], float]:
     """(idle latencies ms, latencies while tracing ms, seconds to trace the whole text with no keys
     pressed meanwhile)."""
-    from core.device import DeviceInfo
-    from tui.app import PlaygroundApp
-    from tui.screens import gates
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens import gates
+    from rnn_playground.tui.app.shell import PlaygroundApp
     gates.CHUNK_S = chunk_s
     app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
                         freeze_gc=freeze_gc)
@@ -110,7 +110,8 @@ def main(argv=None) -> None:
                         help="comma-separated chunk lengths to compare (default: the screen's and 25 times it)")
     args = parser.parse_args(argv)
     import textual
-    from tui.screens.gates import CHUNK_S
+
+    from rnn_playground.tui.app.screens.gates import CHUNK_S
     chunks = [float(ms) / 1000 for ms in args.chunks_ms.split(",")] if args.chunks_ms else [CHUNK_S, CHUNK_S * 25]
     source = SHARED_DATA / "tinyshakespeare.txt"
     text = source.read_text(encoding="utf-8")[:args.chars] if source.exists() else \

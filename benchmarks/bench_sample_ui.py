@@ -35,11 +35,11 @@ RATE = re.compile(r"([\d,]+) chars/s")
 
 def make_checkpoint(root: Path, hidden: int = 256, layers: int = 2) -> Path:
     """A 2x256 LSTM character model with fixed random weights, saved as the trainer saves one."""
-    from core import runs
-    from core.checkpoint import save_checkpoint
-    from core.corpus import Vocab
-    from core.model import CharRNN
-    from core.trainer import TrainConfig
+    from rnn_playground.core import runs
+    from rnn_playground.core.checkpoint import save_checkpoint
+    from rnn_playground.core.corpus import Vocab
+    from rnn_playground.core.model import CharRNN
+    from rnn_playground.core.trainer import TrainConfig
     source = SHARED_DATA / "tinyshakespeare.txt"
     text = source.read_text(encoding="utf-8") if source.exists() else \
         "".join(chr(c) for c in range(32, 127)) + "\n"
@@ -57,7 +57,7 @@ def make_checkpoint(root: Path, hidden: int = 256, layers: int = 2) -> Path:
 
 
 def raw_rate(run: Path, length: int) -> float:
-    from core.sampling import SampleSettings, Sampler
+    from rnn_playground.core.sampling import Sampler, SampleSettings
     sampler = Sampler.from_checkpoint(run, "cpu")
     start = time.perf_counter()
     text = sampler.generate(SampleSettings(length=length, seed=1))
@@ -68,9 +68,9 @@ def raw_rate(run: Path, length: int) -> float:
 async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[float, float, list[float], int]:
     """One stream in the app: (shown chars/s at the end, raw-ish rate from the chunks, key latencies ms,
     chunks drawn)."""
-    from core.device import DeviceInfo
-    from tui.app import PlaygroundApp
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.shell import PlaygroundApp
     app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="sample",
                         freeze_gc=True)  # as rnn-playground makes it; unfrozen when the round ends
     latencies: list[float] = []

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from core.series import FREE_RUN, LAST_VALUE, MODEL, SEASONAL, make_config, new_series_trainer, predict
-from core.series_data import generate_signal
+from rnn_playground.core.series import FREE_RUN, LAST_VALUE, MODEL, SEASONAL, make_config, new_series_trainer, predict
+from rnn_playground.core.series_data import generate_signal
 
 from .common import print_table, runs_dir
 

@@ -48,11 +48,12 @@ def measure(kind: str, hidden: int, threads: int | None, seconds: float) -> dict
     """Train until `seconds` have passed (at least 3 timed steps), return the seconds per step and
     the threads the run used."""
     import torch
-    from core.trainer import TrainConfig, TrainControl, Trainer
+
+    from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
     control = TrainControl()
     folder = runs_dir()
     if kind == "series":
-        from core.series import make_config, new_series_trainer
+        from rnn_playground.core.series import make_config, new_series_trainer
         config = make_config(signal="sine", steps=100_000, val_every=100_000, log_every=1, device="cpu",
                              threads=threads, runs_dir=folder)
         trainer = new_series_trainer(config, control)
@@ -167,7 +168,7 @@ def main(argv: list[str]) -> None:
         print_table(f"{label}: ms per training step (median of {args.rounds}); ratio vs 1 thread quiet",
                     ["threads", "neighbour", "median ms", "per round", "vs 1 quiet"], rows)
 
-    from core.device import default_threads, step_work
+    from rnn_playground.core.device import default_threads, step_work
     load = statistics.median(loads)
     picks = []
     for label, kind, hidden in models:

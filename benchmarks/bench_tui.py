@@ -46,7 +46,7 @@ HIDDEN = 512                # --hidden: the model's hidden size (the default's 5
 
 
 def config_for(seconds: float, runs: str):
-    from core.trainer import TrainConfig
+    from rnn_playground.core.trainer import TrainConfig
     return TrainConfig(device="cpu", minutes=seconds / 60, val_fraction=0.01, runs_dir=runs, threads=THREADS,
                        hidden=HIDDEN)
 
@@ -76,7 +76,7 @@ def run_threads(run_dir: Path) -> int:
 
 
 def headless_phase(seconds: float) -> Path:
-    from core.trainer import Trainer
+    from rnn_playground.core.trainer import Trainer
     trainer = Trainer(config_for(seconds, runs_dir()))
     for _ in trainer.run():
         pass
@@ -132,10 +132,10 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
                     ) -> tuple[Path, float, dict[str, list[float]], int]:
     """Train in the app; watch for the first half, then press a key every `interval` seconds.
     Returns the run folder, the wall time the key presses began, the latencies and the frames."""
-    from tui.app import PlaygroundApp
-    from tui.screens.help import HelpScreen
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
+    from rnn_playground.tui.app.screens.help import HelpScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
+    from rnn_playground.tui.app.shell import PlaygroundApp
     runs = runs_dir()
     app = PlaygroundApp(runs_dir=runs, initial_config=config_for(seconds, runs), watch_interval=1.0,
                         freeze_gc=True)  # as rnn-playground makes it (one app in this process)

@@ -47,7 +47,7 @@ class BusyNeighbour:
         self.busy = busy
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "BusyNeighbour":
+    def __enter__(self) -> BusyNeighbour:
         if self.busy:
             # Spins until its parent is gone, so a killed benchmark leaves no busy loop behind.
             spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"

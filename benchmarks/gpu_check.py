@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from core.events import Finished, StepEvent, ValidationEvent
-from core.sampling import SampleSettings
-from core.trainer import TrainConfig, Trainer
+from rnn_playground.core.events import Finished, StepEvent, ValidationEvent
+from rnn_playground.core.sampling import SampleSettings
+from rnn_playground.core.trainer import TrainConfig, Trainer
 
 from .common import print_table, require_data, runs_dir
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ class Corpus:
         """SHA-256 of the text as UTF-8."""
         return self._scan().fingerprint
 
-    def _scan(self) -> "_Summary":
+    def _scan(self) -> _Summary:
         if self._summary is None:
             digest, length, seen = hashlib.sha256(), 0, set()
             for data, codes in self._pieces():
@@ -77,7 +77,7 @@ class Corpus:
             self._summary = _Summary(length, frozenset(map(chr, seen)), digest.hexdigest())
         return self._summary
 
-    def ids(self, vocab: "Vocab") -> torch.Tensor:
+    def ids(self, vocab: Vocab) -> torch.Tensor:
         """The text encoded with `vocab` as one compact integer tensor (see compact_dtype), built
         chunk by chunk: about 1 byte a character for a vocabulary of up to 256 characters."""
         lacking = vocab.missing(self.characters)
@@ -221,7 +221,7 @@ class Vocab:
         self.index = {ch: i for i, ch in enumerate(self.chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocab":
+    def from_text(cls, text: str) -> Vocab:
         return cls(text)
 
     def __len__(self) -> int:

@@ -7,9 +7,9 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .checkpoint import temp_file_beside
 from .errors import DownloadError

@@ -31,9 +31,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -332,7 +332,7 @@ class GateTracer:
             self._lookup[torch.tensor([ord(ch) for ch in vocab.chars])] = torch.arange(len(vocab))
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, loop_threads: int | None = 1) -> "GateTracer":
+    def from_checkpoint(cls, path: Path | str, loop_threads: int | None = 1) -> GateTracer:
         from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, "cpu")
         return cls(model, vocab, loop_threads)
@@ -379,7 +379,7 @@ class GateTracer:
         zeros = np.zeros((rec.layers, rec.hidden), dtype=np.float64 if rec.dtype == torch.float64 else np.float32)
         return RecurrentState(zeros, zeros.copy() if rec.cell == "lstm" else None)
 
-    def start(self, prefix: str = "", state: RecurrentState | None = None) -> "Trace":
+    def start(self, prefix: str = "", state: RecurrentState | None = None) -> Trace:
         """A trace with no steps yet, starting from the state reached after `prefix` (read from
         `state`, or from zeros). Extend it one character at a time."""
         state = self.zero_state() if state is None else state
@@ -400,7 +400,7 @@ class GateTracer:
             c = scratch.cells[last].clone() if c is not None else None
         return Trace(self, prefix, h, c)
 
-    def trace(self, text: str, prefix: str = "", state: RecurrentState | None = None) -> "Trace":
+    def trace(self, text: str, prefix: str = "", state: RecurrentState | None = None) -> Trace:
         """Trace every character of `text`, starting from the state after `prefix`."""
         if not text:
             raise TraceError("Nothing to trace: the text is empty. Give at least one character.")
@@ -443,7 +443,7 @@ class Trace:
         self._length = 0
 
     # --- growing -----------------------------------------------------------------------
-    def extend(self, text: str) -> "Trace":
+    def extend(self, text: str) -> Trace:
         """Read more characters, continuing from the last step. Returns self."""
         if not text:
             return self

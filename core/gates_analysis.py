@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0).reshape(values.shape[1:])
 
 
-def find_units(trace: "Trace", feature: np.ndarray, key: str | None = None, layer: int | None = None,
+def find_units(trace: Trace, feature: np.ndarray, key: str | None = None, layer: int | None = None,
                top: int = 10) -> list[UnitMatch]:
     """The `top` units of quantity `key` whose values correlate most strongly (either sign) with
     `feature` [steps], over all layers or one."""
@@ -171,7 +172,7 @@ class Saturation:
         return rows
 
 
-def saturation(trace: "Trace", low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
+def saturation(trace: Trace, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise TraceError(f"Saturation thresholds must be finite with low < high, got low {low} and high {high}.")
     if not len(trace):

@@ -173,7 +173,7 @@ class StreamBatches:
         start = index * self.seq
         return self.inputs[:, start:start + self.seq].long(), self.targets[:, start:start + self.seq].long()
 
-    def to(self, device: torch.device) -> "StreamBatches":
+    def to(self, device: torch.device) -> StreamBatches:
         self.inputs = self.inputs.to(device)
         self.targets = self.targets.to(device)
         return self

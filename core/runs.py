@@ -10,11 +10,11 @@ import random
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, read_metadata, temp_file_beside
-from .errors import CheckpointError, ConfigError, RunBusyError, RunFolderError
+from .errors import CheckpointError, ConfigError, PlaygroundError, RunBusyError, RunFolderError
 from .events import Event
 
 RUNS_ENV = "RNN_PLAYGROUND_RUNS"
@@ -48,7 +48,7 @@ def new_run_name(runs_dir: Path, rng: random.Random | None = None) -> str:
     raise RuntimeError("could not find an unused run name")  # 500 x 9000 names taken: unreachable in practice
 
 
-def claim_new_run(runs_dir: Path | str | None, name: str | None) -> "RunLock":
+def claim_new_run(runs_dir: Path | str | None, name: str | None) -> RunLock:
     """The lock of a new run's folder (runs_dir/name; a generated name when None), taken before anything
     loads. Refuses an unsafe name, a folder another process is writing, and a finished run's folder."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
@@ -153,7 +153,7 @@ class RunLock:
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, run_dir: Path | str, attempts: int = 10) -> "RunLock":
+    def acquire(cls, run_dir: Path | str, attempts: int = 10) -> RunLock:
         """Create the folder if needed, take its lock, prove a file can be created in it, and remove
         temporaries of dead writers. RunBusyError names the live writer; RunFolderError any OSError."""
         run_dir = Path(run_dir)
@@ -199,7 +199,7 @@ class RunLock:
         if fd is not None:
             os.close(fd)  # closing the only descriptor releases the flock
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -424,3 +424,102 @@ def resolve_checkpoint(target: Path | str, prefer: str = LAST) -> Path:
         raise CheckpointError(f"Cannot read {exc.filename or path}: {exc.strerror or exc}. Make it readable, or "
                               "use a copy you can read.") from None
     return path
+
+
+# --------------------------------------------------------------------------- details and deleting
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """What the Runs screen's details panel shows about one run folder."""
+    info: RunInfo
+    state: str                    # run.json state: running, stopped, finished, error, or "" if unknown
+    config: dict
+    vocab_size: int | None
+    corpus: str | None
+    checkpoints: tuple[str, ...]  # checkpoint file names present
+    host: str | None
+    series: dict = field(default_factory=dict)  # a series run's own settings (target column, CSV, window...)
+    data: dict = field(default_factory=dict)    # a series run's data as read (column names, points, split)
+
+    @property
+    def model(self) -> dict:
+        return self.config.get("model") or {}
+
+
+def run_details(run_dir: Path | str) -> RunDetails | None:
+    """Details of a run folder, from run.json and the checkpoint headers (tensors are not read)."""
+    run_dir = Path(run_dir)
+    info = run_info(run_dir) if run_dir.is_dir() else None
+    if info is None:
+        return None
+    status = read_status(run_dir)
+    meta: dict = {}
+    for name in (LAST, BEST):
+        if (run_dir / name).exists():
+            try:
+                meta = read_metadata(run_dir / name)
+                break
+            except CheckpointError:
+                continue
+    if info.problem:  # listed as unreadable, with the reason: the details show no settings from odd metadata
+        meta, status = {}, {key: status[key] for key in ("state", "host") if isinstance(status.get(key), str)}
+
+    def mapping(value) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    config = mapping(meta.get("config")) or mapping(status.get("config"))
+    vocab = meta.get("vocab")
+    corpus = mapping(meta.get("corpus"))
+    return RunDetails(
+        info=info, state=str(status.get("state", "")), config=dict(config),
+        vocab_size=len(vocab) if isinstance(vocab, (list, str)) else None,
+        corpus=corpus.get("source") or corpus.get("spec") or config.get("corpus"),
+        checkpoints=tuple(sorted(p.name for p in run_dir.glob("*.safetensors"))),
+        host=status.get("host"), series=mapping(meta.get("series")), data=mapping(meta.get("data")))
+
+
+# --------------------------------------------------------------------------- deleting
+
+
+def _is_run_file(name: str) -> bool:
+    return (name.endswith(".safetensors") or name in (METRICS, STATUS, LOCK)
+            or (name.startswith(".") and name.endswith(".tmp")))  # atomic-write leftovers
+
+
+def delete_run(run_dir: Path | str, runs_dir: Path | str | None = None) -> list[Path]:
+    """Delete a run folder, refusing anything that might not be one: a folder outside `runs_dir`
+    (default: the usual runs folder), a folder that is not a run, a run that is training, or a
+    folder holding files a run does not write (nothing is deleted then). Returns what was removed."""
+    run_dir = Path(run_dir)
+    root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise PlaygroundError(f"{run_dir} is not a run folder.")
+    if run_dir.resolve().parent != root.resolve():
+        raise PlaygroundError(f"Refusing to delete {run_dir}: it is not directly inside the runs folder {root}.")
+    if run_info(run_dir) is None:
+        raise PlaygroundError(f"Refusing to delete {run_dir}: it holds no run (no run.json or checkpoint).")
+    if is_live(run_dir):
+        raise PlaygroundError(f"Refusing to delete {run_dir.name}: it is training right now. Stop it first.")
+    entries = list(run_dir.iterdir())
+    foreign = sorted(p.name for p in entries if p.is_symlink() or not p.is_file() or not _is_run_file(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise PlaygroundError(f"Refusing to delete {run_dir.name}: it holds files a run does not write "
+                              f"({shown}). Move them out first, or delete the folder by hand.")
+    removed = []
+    for path in entries:
+        path.unlink()
+        removed.append(path)
+    run_dir.rmdir()
+    return removed
+
+
+def runs_for_display(runs_dir: Path | str | None = None) -> list[RunInfo]:
+    """list_runs, tolerant of folders vanishing while being listed (a run deleted elsewhere)."""
+    for _ in range(3):
+        try:
+            return list_runs(runs_dir)
+        except FileNotFoundError:
+            continue
+    return []

@@ -17,9 +17,9 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -61,7 +61,7 @@ class SampleSettings:
             raise SamplingError(f"The prime text (--prime) has characters the model's vocabulary lacks: "
                                 f"{describe_chars(lacking)}. Remove them or use another checkpoint.")
 
-    def with_seed(self) -> "SampleSettings":
+    def with_seed(self) -> SampleSettings:
         """A copy with a concrete seed, so the result can be reproduced."""
         return self if self.seed is not None else replace(self, seed=random.SystemRandom().randrange(2**31))
 
@@ -164,7 +164,7 @@ class Sampler:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto",
-                        threads: int | None = None) -> "Sampler":
+                        threads: int | None = None) -> Sampler:
         from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, device)
         return cls(model, vocab, weights, threads)

@@ -24,8 +24,18 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig, recurrent_parameters
-from .series_data import (SIGNALS, TRAIN_FLAGS, Normalizer, SeriesData, SeriesError, check_freqs, load_csv,
-                          load_signal, parse_freqs, split_point)
+from .series_data import (
+    SIGNALS,
+    TRAIN_FLAGS,
+    Normalizer,
+    SeriesData,
+    SeriesError,
+    check_freqs,
+    load_csv,
+    load_signal,
+    parse_freqs,
+    split_point,
+)
 from .trainer import MAX_SEED, THREADS_HELP, TrainConfig, TrainControl, Trainer, _check_types, option
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
@@ -145,7 +155,7 @@ class SeriesConfig:
                           f"built-in signal '{self.signal or 'sine'}', so {'it' if one else 'they'} would be "
                           f"ignored. Leave {'it' if one else 'them'} out, or read a file with --csv FILE.")
 
-    def with_source(self, csv: str | None = None, signal: str | None = None) -> "SeriesConfig":
+    def with_source(self, csv: str | None = None, signal: str | None = None) -> SeriesConfig:
         """These settings on another data source: a new CSV file drops the signal and its settings, a
         new signal drops the CSV file and its settings."""
         if csv:
@@ -167,7 +177,7 @@ class SeriesConfig:
         settings.update(budget, corpus=self.source, sample_chars=0, val_streams=1, ema=0.0, embed=1)
         return TrainConfig(**settings)
 
-    def model_config(self, features: int) -> "SeriesModelConfig":
+    def model_config(self, features: int) -> SeriesModelConfig:
         return SeriesModelConfig(inputs=features, cell=self.cell, hidden=self.hidden, layers=self.layers,
                                  dropout=self.dropout)
 
@@ -175,7 +185,7 @@ class SeriesConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SeriesConfig":
+    def from_dict(cls, data: dict) -> SeriesConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -543,7 +553,7 @@ def _stored(checkpoint: Checkpoint) -> tuple[SeriesConfig, Normalizer]:
     return config, normalizer
 
 
-def _stored_model(checkpoint: Checkpoint) -> "SeriesModelConfig":
+def _stored_model(checkpoint: Checkpoint) -> SeriesModelConfig:
     """The model description, checked against the tensors the file holds before anything is allocated."""
     try:
         model_config = SeriesModelConfig.from_dict(checkpoint.meta["model"])

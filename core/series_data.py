@@ -422,7 +422,7 @@ class Normalizer:
 
     @classmethod
     def fit(cls, values: np.ndarray, names: tuple[str, ...] = (), source: str = "the data",
-            hint: str = "Rescale it (divide it by a power of ten) and start again.") -> "Normalizer":
+            hint: str = "Rescale it (divide it by a power of ten) and start again.") -> Normalizer:
         """Mean and standard deviation per feature, in float64. Values so large that their spread
         overflows even float64 (around 1e154 and beyond) are refused, naming the column, rather than
         standardized to zeros."""
@@ -442,7 +442,7 @@ class Normalizer:
         std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)  # a constant feature: leave its scale
         return cls(tuple(float(m) for m in mean), tuple(float(s) for s in std))
 
-    def standardize(self, data: "SeriesData") -> np.ndarray:
+    def standardize(self, data: SeriesData) -> np.ndarray:
         """data.values standardized as float32 (what the model reads). A value the fit did not see
         (the validation part, another file) so far out that it overflows float32 is refused, naming it."""
         with np.errstate(over="ignore", invalid="ignore"):
@@ -476,7 +476,7 @@ class Normalizer:
         return {"mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Normalizer":
+    def from_dict(cls, data: dict) -> Normalizer:
         try:
             mean, std = [float(x) for x in data["mean"]], [float(x) for x in data["std"]]
         except (KeyError, TypeError, ValueError):

@@ -7,16 +7,17 @@ precision, schedule, budget, control, events, metrics and checkpoints.
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager, nullcontext
 import functools
 import math
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -24,16 +25,54 @@ from torch.nn import functional as F
 
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .corpus import (DEFAULT_CORPUS, Corpus, Vocab, absolute_spec, check_size, describe_chars, load_corpus,
-                     split_ids, validation_spans)
+from .corpus import (
+    DEFAULT_CORPUS,
+    Corpus,
+    Vocab,
+    absolute_spec,
+    check_size,
+    describe_chars,
+    load_corpus,
+    split_ids,
+    validation_spans,
+)
+from .device import (
+    check_threads,
+    choose_threads,
+    describe_device,
+    device_for_flag,
+    free_memory,
+    resolve_device,
+    step_work,
+    supports_bf16,
+    torch_threads,
+)
 from .download import REMOTE_CORPORA
-from .device import (check_threads, choose_threads, describe_device, device_for_flag, free_memory, resolve_device,
-                     step_work, supports_bf16, torch_threads)
 from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
-from .events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
-                     Stopped, StepEvent, ValidationEvent)
-from .model import (CELLS, GATES, CharRNN, ModelConfig, StreamBatches, detach_state, recurrent_parameters, state_like,
-                    state_tensors)
+from .events import (
+    CheckpointSaved,
+    ErrorEvent,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    SampleEvent,
+    StepEvent,
+    Stopped,
+    ValidationEvent,
+)
+from .model import (
+    CELLS,
+    GATES,
+    CharRNN,
+    ModelConfig,
+    StreamBatches,
+    detach_state,
+    recurrent_parameters,
+    state_like,
+    state_tensors,
+)
 
 DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
@@ -199,7 +238,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -370,7 +409,7 @@ class CharTask:
     def preview(self, step: int) -> str | None:
         if not self.config.sample_chars:
             return None
-        from .sampling import SampleSettings, Sampler
+        from .sampling import Sampler, SampleSettings
         settings = SampleSettings(temperature=0.8, length=self.config.sample_chars, seed=self.config.seed + step)
         return Sampler(self.model, self.vocab).generate(settings)
 
@@ -520,7 +559,7 @@ class Trainer:
 
     @classmethod
     def resume(cls, target: Path | str, control: TrainControl | None = None, *, reserve_cores: int = 0,
-               **overrides) -> "Trainer":
+               **overrides) -> Trainer:
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
         the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
         path = runs.resolve_checkpoint(target)

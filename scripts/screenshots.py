@@ -29,7 +29,7 @@ SCOPES = ("Everywhere", "Train", "Runs", "Dialogs", "Help")  # Sample, Gates, Se
 
 
 def key_table_markdown() -> str:
-    from tui.keys import key_display, key_table
+    from rnn_playground.tui.app.keys import key_display, key_table
     lines = ["| Where | Key | What it does |", "|---|---|---|"]
     for scope, keys, description in key_table():
         if scope in SCOPES:
@@ -40,12 +40,12 @@ def key_table_markdown() -> str:
 async def take(size: tuple[int, int], seconds: float) -> None:
     import torch
 
-    from core.trainer import TrainConfig, TrainControl, Trainer
-    from tui.app import PlaygroundApp
+    from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+    from rnn_playground.tui.app.shell import PlaygroundApp
     torch.set_num_threads(1)  # two runs and the UI share two cores here
-    from tui.screens.runs import RunsScreen
-
     import os
+
+    from rnn_playground.tui.app.screens.runs import RunsScreen
     os.chdir(tempfile.mkdtemp(prefix="rnn-playground-shots-"))  # the runs folder shows as "checkpoints"
     runs = Path("checkpoints")
     corpus = str(SHAKESPEARE) if SHAKESPEARE.exists() else "builtin:python-stdlib"

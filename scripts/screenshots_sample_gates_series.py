@@ -29,8 +29,8 @@ async def wait(pilot, predicate, timeout: float = 120.0) -> None:
 
 
 async def sample(run: Path, out: Path) -> None:
-    from tui.app import PlaygroundApp
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.shell import PlaygroundApp
     app = PlaygroundApp(runs_dir=run.parent, mode="sample")
     async with app.run_test(size=SIZE) as pilot:
         app.open_run("sample", run)
@@ -44,8 +44,8 @@ async def sample(run: Path, out: Path) -> None:
 
 
 async def gates(run: Path, out: Path) -> None:
-    from tui.app import PlaygroundApp
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.shell import PlaygroundApp
     app = PlaygroundApp(runs_dir=run.parent, mode="gates")
     async with app.run_test(size=SIZE) as pilot:
         app.open_run("gates", run)
@@ -61,7 +61,7 @@ async def gates(run: Path, out: Path) -> None:
 
 
 async def series(out: Path) -> None:
-    from tui.app import PlaygroundApp
+    from rnn_playground.tui.app.shell import PlaygroundApp
     app = PlaygroundApp(runs_dir=Path(tempfile.mkdtemp()), mode="series")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()

@@ -32,7 +32,7 @@ def tiny_corpus(tmp_path) -> Path:
 
 
 def tiny_config(corpus: Path, **overrides):
-    from core.trainer import TrainConfig
+    from rnn_playground.core.trainer import TrainConfig
     # Validation by steps alone (val_seconds=0): a loaded machine must not add validations by time.
     settings = dict(corpus=str(corpus), hidden=32, layers=2, embed=16, batch=8, seq=16, steps=40,
                     val_every=20, val_seconds=0, log_every=1, sample_chars=20, lr=1e-2, warmup=5, amp=False,
@@ -48,7 +48,7 @@ def run_to_end(trainer) -> list:
 @pytest.fixture
 def tiny_run(tiny_corpus, tmp_path) -> Path:
     """A finished tiny LSTM run folder (last and best checkpoints, metrics.jsonl)."""
-    from core.trainer import Trainer
+    from rnn_playground.core.trainer import Trainer
     trainer = Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
     run_to_end(trainer)
     return trainer.run_dir
@@ -94,7 +94,7 @@ def named_corpus_copy(name: str, source: str, monkeypatch, tmp_path: Path):
     import hashlib
     from dataclasses import replace
 
-    from core.download import REMOTE_CORPORA, RemoteFile
+    from rnn_playground.core.download import REMOTE_CORPORA, RemoteFile
     real = REMOTE_CORPORA[name]
     if source == "shared":
         data = (SHARED_DATA / real.filename).read_bytes()
@@ -115,7 +115,7 @@ def named_corpus_copy(name: str, source: str, monkeypatch, tmp_path: Path):
 def _no_unexpected_errors():
     """The app reports an unexpected error and carries on (tui.screens.base.report_unexpected):
     a test that met one still fails, with its traceback."""
-    from tui.screens.base import UNEXPECTED_ERRORS
+    from rnn_playground.tui.app.screens.base import UNEXPECTED_ERRORS
     UNEXPECTED_ERRORS.clear()
     yield
     errors, UNEXPECTED_ERRORS[:] = list(UNEXPECTED_ERRORS), []

@@ -72,7 +72,7 @@ def intended_text(widget: Widget) -> str | None:
     if widget.id in PREVIEW_IDS:
         return None
     if type(widget).__name__ == "UnitText":  # lays out its own lines: the text of the lines it shows
-        from tui.widgets.unittext import VISIBLE, layout_window
+        from rnn_playground.tui.app.widgets.unittext import VISIBLE, layout_window
         ranges = layout_window(widget.text, widget.pos, widget.size.width, widget.size.height)
         if not ranges:
             return None

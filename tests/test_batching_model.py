@@ -6,10 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from core.corpus import Vocab
-from core.errors import ConfigError
-from core.model import (CELLS, CharRNN, ModelConfig, StreamBatches, detach_state, fast_dropout, state_like,
-                        state_tensors)
+from rnn_playground.core.corpus import Vocab
+from rnn_playground.core.errors import ConfigError
+from rnn_playground.core.model import (
+    CELLS,
+    CharRNN,
+    ModelConfig,
+    StreamBatches,
+    detach_state,
+    fast_dropout,
+    state_like,
+    state_tensors,
+)
 
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, "
         "it was the age of foolishness.\n") * 8

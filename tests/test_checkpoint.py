@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core import checkpoint as ckpt
-from core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from core.errors import CheckpointError
+from rnn_playground.core import checkpoint as ckpt
+from rnn_playground.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from rnn_playground.core.errors import CheckpointError
 
 META = {
     "kind": "char",
@@ -94,7 +94,7 @@ def test_read_metadata(saved):
 
 
 def test_a_real_model_round_trips(tmp_path):
-    from core.model import CharRNN, ModelConfig
+    from rnn_playground.core.model import CharRNN, ModelConfig
     torch.manual_seed(3)
     model = CharRNN(ModelConfig(vocab_size=9, hidden=16, layers=2, embed=4))
     path = save_checkpoint(tmp_path / "m.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
@@ -382,9 +382,9 @@ def test_text_and_json_files_are_refused(tmp_path):
 def test_weights_that_do_not_fit_the_described_model_are_named(tiny_run):
     """A checkpoint whose metadata describes one model and whose weights are another's (edited, or
     written by other code): loading, resuming and tracing say which tensors differ."""
-    from core.errors import CheckpointError
-    from core.gates import GateTracer
-    from core.trainer import Trainer, load_model
+    from rnn_playground.core.errors import CheckpointError
+    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.trainer import Trainer, load_model
     original = load_checkpoint(tiny_run / "last.safetensors")
     tensors = dict(original.tensors)
     for group in ("model", "raw"):

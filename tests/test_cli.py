@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-import argparse
-import io
-import re
-
 import pytest
 from rich.console import Console
 
-from core.checkpoint import load_checkpoint
-from core.events import SampleEvent, StepEvent, ValidationEvent
-from core.runs import read_status
-from core.trainer import TrainConfig
-from tui.cli import build_parser, main
-from tui.headless import TrainDisplay
-
+from rnn_playground.core.checkpoint import load_checkpoint
+from rnn_playground.core.events import SampleEvent, StepEvent, ValidationEvent
+from rnn_playground.core.runs import read_status
+from rnn_playground.core.trainer import TrainConfig
+from rnn_playground.tui.cli.main import build_parser, main
+from rnn_playground.tui.cli.render import TrainDisplay
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16", "--val-every", "10",
@@ -31,7 +28,7 @@ TINY_FLAGS = ["--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16", 
 
 
 def cli(*args: str, env=None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=kwargs.pop("cwd", ROOT), env=env,
+    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=kwargs.pop("cwd", ROOT), env=env,
                           capture_output=True, text=True, timeout=120, **kwargs)
 
 
@@ -180,7 +177,7 @@ def test_devices_lists_cpu():
 def test_ctrl_c_stops_cleanly_and_saves(tiny_corpus, tmp_path):
     runs_dir = tmp_path / "sigint-runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus), "--steps",
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps",
                              "1000000", "--name", "interrupted", "--runs-dir", str(runs_dir), *TINY_FLAGS,
                              "--val-every", "100000"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

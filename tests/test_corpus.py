@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from core import corpus as corpus_mod
-from core.corpus import (BUILTIN_STDLIB, DEFAULT_CORPUS, STDLIB_CAP_CHARS, Vocab, check_size, load_corpus,
-                         minimum_chars, split_ids, stdlib_files)
-from core.download import REMOTE_CORPORA, RemoteFile, cache_dir
-from core.errors import CorpusError, DownloadError
-from core.model import StreamBatches
+from rnn_playground.core import corpus as corpus_mod
+from rnn_playground.core.corpus import (
+    BUILTIN_STDLIB,
+    DEFAULT_CORPUS,
+    STDLIB_CAP_CHARS,
+    Vocab,
+    check_size,
+    load_corpus,
+    minimum_chars,
+    split_ids,
+    stdlib_files,
+)
+from rnn_playground.core.download import REMOTE_CORPORA, RemoteFile, cache_dir
+from rnn_playground.core.errors import CorpusError, DownloadError
+from rnn_playground.core.model import StreamBatches
 
 from .conftest import named_corpus_copy, named_corpus_sources
-
-
 
 # --------------------------------------------------------------------------- built-in corpus
 
@@ -219,7 +226,7 @@ def test_split_is_configurable():
 
 
 def test_trainer_default_val_fraction_is_ten_percent():
-    from core.trainer import TrainConfig
+    from rnn_playground.core.trainer import TrainConfig
     assert TrainConfig().val_fraction == 0.1
 
 

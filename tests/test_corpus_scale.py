@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import corpus as corpus_mod
-from core.corpus import Corpus, Vocab, compact_dtype, load_corpus, validation_spans
-from core.errors import CorpusError
-from core.events import RunStarted, ValidationEvent
-from core.trainer import Trainer, evaluate_char_model, evaluate_streams
+from rnn_playground.core import corpus as corpus_mod
+from rnn_playground.core.corpus import Corpus, Vocab, compact_dtype, load_corpus, validation_spans
+from rnn_playground.core.errors import CorpusError
+from rnn_playground.core.events import RunStarted, ValidationEvent
+from rnn_playground.core.trainer import Trainer, evaluate_char_model, evaluate_streams
 
 from .conftest import TINY_TEXT, run_to_end, tiny_config
 
@@ -116,8 +116,8 @@ def test_peak_memory_grows_by_about_one_byte_a_character(tmp_path):
     chars = path.stat().st_size
     script = textwrap.dedent(f"""
         import json, resource, torch
-        from core.trainer import CharTask, TrainConfig
-        from core.corpus import Vocab, load_corpus
+        from rnn_playground.core.trainer import CharTask, TrainConfig
+        from rnn_playground.core.corpus import Vocab, load_corpus
         torch.zeros(1000).sum()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         config = TrainConfig(corpus={str(path)!r}, hidden=8, layers=1, embed=4, batch=16, seq=32, device="cpu")
@@ -179,14 +179,14 @@ def test_a_held_out_split_within_the_sample_size_is_read_whole_as_before(tiny_co
 
 
 def test_val_sample_must_not_be_negative(tiny_corpus):
-    from core.errors import ConfigError
+    from rnn_playground.core.errors import ConfigError
     with pytest.raises(ConfigError, match="--val-sample"):
         Trainer(tiny_config(tiny_corpus, val_sample=-1))
 
 
 def test_headless_log_names_the_sample(tiny_corpus, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus), "--steps", "10", "--val-every", "5",
+        [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10", "--val-every", "5",
          "--val-sample", "200", "--val-streams", "4", "--hidden", "16", "--embed", "8", "--batch", "8", "--seq", "16",
          "--sample-chars", "0", "--device", "cpu", "--no-amp", "--runs-dir", str(tmp_path / "runs")],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -199,7 +199,7 @@ def test_headless_log_names_the_sample(tiny_corpus, tmp_path):
 def test_the_train_forms_corpus_check_counts_without_holding_the_text(tmp_path):
     """The app checks a corpus as its settings are typed and keeps the last few checked: their
     sizes, not their texts (4 large corpora held as strings would cost gigabytes)."""
-    from core import watch
+    from rnn_playground.tui.viewmodel import settings as watch
     path = tmp_path / "t.txt"
     path.write_text(TINY_TEXT, encoding="utf-8")
     check = watch.check_corpus(str(path), batch=8, seq=16)

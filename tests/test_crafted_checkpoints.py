@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from core.checkpoint import FORMAT, _digest, _parse_header
-from tui.cli import EXIT_ERROR, main
+from rnn_playground.core.checkpoint import FORMAT, _digest, _parse_header
+from rnn_playground.tui.cli.main import EXIT_ERROR, main
 
 from .conftest import TINY_TEXT, tiny_config
 
@@ -40,8 +40,8 @@ def craft(source: Path, target: Path, edit_meta=None, edit_tensors=None) -> Path
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A tiny character run and a tiny series run to craft from."""
-    from core.series import make_config, new_series_trainer
-    from core.trainer import Trainer
+    from rnn_playground.core.series import make_config, new_series_trainer
+    from rnn_playground.core.trainer import Trainer
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("crafted")
     corpus = folder / "tiny.txt"
@@ -178,8 +178,7 @@ def test_crafted_metadata_lists_the_run_as_unreadable_beside_the_others(made, tm
     that one run unreadable (and why); the runs beside it list normally."""
     import shutil
 
-    from core.runs import list_runs
-    from core.watch import run_details
+    from rnn_playground.core.runs import list_runs, run_details
     runs_dir = tmp_path / "runs"
     shutil.copytree(made["char"].parent, runs_dir / "good")
     (runs_dir / "bad").mkdir()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.device import describe_device, list_devices, resolve_device, supports_bf16
-from core.errors import DeviceError
+from rnn_playground.core.device import describe_device, list_devices, resolve_device, supports_bf16
+from rnn_playground.core.errors import DeviceError
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_MPS = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from core.download import REMOTE_CORPORA, RemoteFile, cache_dir, fetch
-from core.errors import CorpusError, DownloadError
+from rnn_playground.core.download import REMOTE_CORPORA, RemoteFile, cache_dir, fetch
+from rnn_playground.core.errors import CorpusError, DownloadError
 
 from .conftest import named_corpus_copy, named_corpus_sources
 
 REGISTRY = dict(REMOTE_CORPORA)  # the real entries, before any test registers a stand-in
 PAYLOAD = bytes(range(256)) * 1200  # 300 KiB, several read blocks
-TEXT = "To be, or not to be\n".encode() * 50
+TEXT = b"To be, or not to be\n" * 50
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -191,7 +191,7 @@ def test_download_error_is_a_corpus_error():
 
 
 def test_corpus_loader_downloads_named_corpora_once(server, monkeypatch):
-    from core.corpus import load_corpus
+    from rnn_playground.core.corpus import load_corpus
     monkeypatch.setitem(REMOTE_CORPORA, "loopback", remote_for(server.base + "/text", TEXT, "loopback"))
     calls = []
     corpus = load_corpus("loopback", progress=lambda done, total: calls.append(done))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import EXIT_ERROR, build_parser, main
+from rnn_playground.tui.cli.main import EXIT_ERROR, build_parser, main
 
 from .conftest import TINY_TEXT
 
@@ -103,7 +103,7 @@ def base_argv(path: tuple[str, ...], flag: str, made: dict) -> list[str]:
         text = [] if flag in ("--text", "--file") else ["--text", "the quick fox"]  # one of the two is required
         return ["gates", str(made["char"]), *text]
     if path == ("series", "train"):
-        from core.series import SeriesConfig
+        from rnn_playground.core.series import SeriesConfig
         csv_only = flag.lstrip("-").replace("-", "_") in SeriesConfig.CSV_ONLY or flag == "--csv"
         source = ["--csv", str(made["csv"]), "--column", "v"] if csv_only else ["--signal", "sine", "--length", "200"]
         return ["series", "train", *source, *TINY_SERIES]
@@ -173,8 +173,8 @@ def test_series_data_seed_must_not_be_negative(capsys):
 
 
 def test_a_model_too_large_for_memory_is_refused_with_its_size_before_allocating():
-    from core.errors import ConfigError
-    from core.trainer import TrainConfig
+    from rnn_playground.core.errors import ConfigError
+    from rnn_playground.core.trainer import TrainConfig
     config = TrainConfig(hidden=100_000_000, device="cpu")
     weights, activations = config.training_bytes()
     assert weights > 10**17  # 4 x 10^16 LSTM weights of 4 bytes, four times over with Adam, and the average

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.corpus import Vocab
-from core.errors import PlaygroundError
-from core.gates import QUANTITIES, GateTracer, RecurrentState, TraceError
-from core.gates_analysis import FEATURES, correlations, text_feature
+from rnn_playground.core.corpus import Vocab
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.gates import QUANTITIES, GateTracer, RecurrentState, TraceError
+from rnn_playground.core.gates_analysis import FEATURES, correlations, text_feature
 
 TEXT = 'She said "run (fast)" and [then {left}].\nHe asked "why?" - no answer.\n'
 VOCAB = Vocab.from_text(TEXT + "xyz")

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from core.gates import JSON_FORMAT, GateTracer
-from tui.cli import main
+from rnn_playground.core.gates import JSON_FORMAT, GateTracer
+from rnn_playground.tui.cli.main import main
 
 from .conftest import TINY_TEXT, run_to_end, tiny_config
 
@@ -131,7 +131,7 @@ def test_gates_table_numbers_prefix_and_thresholds(tiny_run, capsys, monkeypatch
 @pytest.mark.parametrize("cell, shown", [("gru", "update gate z_t"), ("rnn", None)])
 def test_gates_cli_on_gru_and_rnn(cell, shown, tiny_corpus, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    from core.trainer import Trainer
+    from rnn_playground.core.trainer import Trainer
     trainer = Trainer(tiny_config(tiny_corpus, cell=cell, steps=4, val_every=4, run_name=cell,
                                   runs_dir=str(tmp_path / "runs")))
     run_to_end(trainer)

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from core.series_data import Normalizer, SeriesData, SeriesError
-from tui.cli import EXIT_ERROR, main
+from rnn_playground.core.series_data import Normalizer, SeriesData, SeriesError
+from rnn_playground.tui.cli.main import EXIT_ERROR, main
 
 TINY_SERIES = ["--steps", "2", "--hidden", "4", "--batch", "2", "--device", "cpu", "--val-every", "1"]
 
@@ -102,7 +102,8 @@ def test_a_big5_corpus_is_told_to_find_its_encoding(tmp_path, capsys):
 
 
 def test_resume_from_another_folder_finds_a_corpus_given_as_a_relative_path(tmp_path, monkeypatch, capsys):
-    from core.checkpoint import read_metadata
+    from rnn_playground.core.checkpoint import read_metadata
+
     from .conftest import TINY_TEXT
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     start.mkdir(), elsewhere.mkdir()
@@ -119,7 +120,8 @@ def test_resume_from_another_folder_finds_a_corpus_given_as_a_relative_path(tmp_
 
 
 def test_the_fingerprint_decides_whether_a_resumed_text_is_the_same(tmp_path):
-    from core.trainer import Trainer
+    from rnn_playground.core.trainer import Trainer
+
     from .conftest import TINY_TEXT, tiny_config
     first = tmp_path / "a.txt"
     first.write_text(TINY_TEXT, encoding="utf-8")

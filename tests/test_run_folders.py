@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
-from core.errors import ConfigError, RunBusyError, RunFolderError
-from core.trainer import Trainer
-from tui.cli import main
+from rnn_playground.core import runs
+from rnn_playground.core.errors import RunBusyError, RunFolderError
+from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.cli.main import main
 
 from .conftest import run_to_end, tiny_config
 
@@ -28,14 +28,14 @@ TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4",
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
 
 def start_training(tiny_corpus: Path, runs_dir: Path, name: str) -> subprocess.Popen:
     """A real `train` process that keeps training (and saving every 5 steps) until killed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus), "--steps", "10000000",
+    return subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10000000",
                              "--name", name, "--runs-dir", str(runs_dir), "--val-every", "5", *TINY_FLAGS],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -126,7 +126,7 @@ def test_a_trainer_that_fails_to_build_lets_go_of_its_folder(tmp_path):
 
 
 def test_a_series_run_holds_the_lock_too(tmp_path):
-    from core.series import SeriesConfig, new_series_trainer, resume_series
+    from rnn_playground.core.series import SeriesConfig, new_series_trainer, resume_series
     config = SeriesConfig(signal="sine", length=400, steps=4, val_every=2, hidden=8, batch=4, seq=16, device="cpu",
                           run_name="wave", runs_dir=str(tmp_path / "runs"))
     trainer = new_series_trainer(config)
@@ -222,10 +222,10 @@ def test_a_run_json_alone_and_unusable_is_still_listed(tmp_path):
 async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_run(tiny_run, tmp_path):
     """A run another process took after the Runs screen listed it: the Train screen says who holds
     it instead of starting. A folder with a bad run.json is listed as unreadable, beside the others."""
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
     from tests.test_tui import make_app, press
     from tests.tui_helpers import screen_text, wait_for
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
     bad = tiny_run.parent / "bad"
     bad.mkdir()
     (bad / runs.STATUS).write_text('["not", "a", "status"]')
@@ -289,7 +289,7 @@ def read_only(path: Path, how: str, request) -> list[str]:
 
 def cli_as(prefix: list[str], *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([*prefix, sys.executable, "-m", "tui", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""core.watch: folding events into snapshots, tailing metrics.jsonl, run details, safe deletion,
+"""The monitor (snapshots, tailing metrics.jsonl), run details and safe deletion (core.runs), folding events into snapshots, tailing metrics.jsonl, run details, safe deletion,
 and the settings and corpus checks the app's form uses. Real trainers on tiny models, real files."""
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from rnn_playground.core import runs
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.events import StepEvent, ValidationEvent
+from rnn_playground.core.runs import delete_run, run_details
+from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.tui.viewmodel.monitor import RunMonitor, RunWatcher, Series
+from rnn_playground.tui.viewmodel.settings import check_corpus, check_settings, config_form_values, name_settings
+
 from .conftest import tiny_config
-from core import runs
-from core.errors import PlaygroundError
-from core.events import StepEvent, ValidationEvent
-from core.trainer import TrainConfig, TrainControl, Trainer
-from core.watch import (RunMonitor, RunWatcher, Series, check_corpus, check_settings, config_form_values,
-                        delete_run, name_settings, run_details)
 
 
 def test_series_keeps_finite_values_and_bounds_memory():
@@ -32,7 +34,7 @@ def test_series_keeps_finite_values_and_bounds_memory():
 def test_monitor_from_events_equals_monitor_from_metrics(tiny_run):
     """The live view (events in this process) and the watched view (metrics.jsonl) agree."""
     records, _ = runs.read_metrics(tiny_run)
-    from core.events import event_from_json
+    from rnn_playground.core.events import event_from_json
     live, watched = RunMonitor(), RunMonitor()
     for record in records:
         live.add(event_from_json(record))
@@ -204,7 +206,7 @@ def test_check_corpus_uses_the_engines_errors(tiny_corpus, tmp_path):
 
 
 def test_pick_auto_device_agrees_with_the_engine():
-    from core.device import DeviceInfo, list_devices, pick_auto_device, resolve_device
+    from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device, resolve_device
     assert pick_auto_device(list_devices()) == str(resolve_device("auto"))
     gpus = [DeviceInfo("cpu", "c", 1, 1), DeviceInfo("cuda:0", "a", 10, 2), DeviceInfo("cuda:1", "b", 10, 5)]
     assert pick_auto_device(gpus) == "cuda:1"
@@ -215,8 +217,8 @@ def test_pick_auto_device_agrees_with_the_engine():
 @pytest.mark.parametrize("reason", ["user", "quit", "interrupted", "restart"])
 def test_a_stop_is_logged_as_information_not_a_warning(reason):
     """Issue 10: a stop the user asked for (and that saved a checkpoint) was logged as "warning:"."""
-    from core.events import Stopped
-    from core.watch import describe_event
+    from rnn_playground.core.events import Stopped
+    from rnn_playground.tui.viewmodel.monitor import describe_event
     assert describe_event(Stopped(12, reason, 3.0)) == ("info", f"stopped ({reason}) at step 12")
     monitor = RunMonitor()
     monitor.add(Stopped(12, reason, 3.0))

@@ -8,12 +8,12 @@ import time
 import pytest
 import torch
 
-from core.corpus import Vocab
-from core.errors import SamplingError
-from core.model import CharRNN, ModelConfig
-from core.device import supports_bf16
-from core.sampling import INT8_MIN_HIDDEN, Int8Matrix, SampleSettings, Sampler, resolve_weights
-from core.trainer import Trainer, load_model
+from rnn_playground.core.corpus import Vocab
+from rnn_playground.core.device import supports_bf16
+from rnn_playground.core.errors import SamplingError
+from rnn_playground.core.model import CharRNN, ModelConfig
+from rnn_playground.core.sampling import INT8_MIN_HIDDEN, Int8Matrix, Sampler, SampleSettings, resolve_weights
+from rnn_playground.core.trainer import Trainer, load_model
 
 from .conftest import TINY_TEXT, tiny_config
 

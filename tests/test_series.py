@@ -8,16 +8,39 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint, save_checkpoint
-from core.errors import CheckpointError, ConfigError
-from core.events import (CheckpointSaved, Finished, Paused, RunStarted, SampleEvent, StepEvent, Stopped,
-                         ValidationEvent)
-from core.runs import list_runs, read_status
-from core.series import (FREE_RUN, LAST_VALUE, MODEL, PRESETS, SEASONAL, SeriesConfig, SeriesData, SeriesRNN,
-                         SeriesTask, load_data, load_series, make_config, new_series_trainer, predict,
-                         resume_series, teacher_forced)
-from core.series_data import SeriesError, generate_signal
-from core.trainer import TrainControl, Trainer, load_model
+from rnn_playground.core.checkpoint import load_checkpoint, save_checkpoint
+from rnn_playground.core.errors import CheckpointError, ConfigError
+from rnn_playground.core.events import (
+    CheckpointSaved,
+    Finished,
+    Paused,
+    RunStarted,
+    SampleEvent,
+    StepEvent,
+    Stopped,
+    ValidationEvent,
+)
+from rnn_playground.core.runs import list_runs, read_status
+from rnn_playground.core.series import (
+    FREE_RUN,
+    LAST_VALUE,
+    MODEL,
+    PRESETS,
+    SEASONAL,
+    SeriesConfig,
+    SeriesData,
+    SeriesRNN,
+    SeriesTask,
+    load_data,
+    load_series,
+    make_config,
+    new_series_trainer,
+    predict,
+    resume_series,
+    teacher_forced,
+)
+from rnn_playground.core.series_data import SeriesError, generate_signal
+from rnn_playground.core.trainer import TrainControl, Trainer, load_model
 
 
 def tiny(**overrides) -> SeriesConfig:

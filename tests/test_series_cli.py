@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.checkpoint import load_checkpoint
-from core.runs import read_status
-from tui.cli import EXIT_ERROR, main
+from rnn_playground.core.checkpoint import load_checkpoint
+from rnn_playground.core.runs import read_status
+from rnn_playground.tui.cli.main import EXIT_ERROR, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "8", "--batch", "4", "--device", "cpu", "--val-every", "10", "--log-every", "5"]
@@ -76,7 +76,7 @@ def test_forecast_csv_out(sine_run, tmp_path, capsys):
 
 def test_forecast_as_a_subprocess(sine_run):
     env = {**os.environ, "COLUMNS": "250"}
-    result = subprocess.run([sys.executable, "-m", "tui", "series", "forecast", str(sine_run), "--steps", "5",
+    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "series", "forecast", str(sine_run), "--steps", "5",
                              "--csv-out", "-", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr

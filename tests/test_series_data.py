@@ -7,10 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from core.errors import PlaygroundError
-from core.series_data import (SIGNALS, Normalizer, SeriesError, generate_signal, load_csv, load_signal,
-                              natural_period, parse_freqs, split_point)
-
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.series_data import (
+    SIGNALS,
+    Normalizer,
+    SeriesError,
+    generate_signal,
+    load_csv,
+    load_signal,
+    natural_period,
+    parse_freqs,
+    split_point,
+)
 
 # --------------------------------------------------------------------------- signals
 

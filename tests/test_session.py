@@ -1,4 +1,4 @@
-"""tui.session: the training worker's loop, on a real tiny Trainer, and how its batched snapshots
+"""rnn_playground.tui.viewmodel.session: the training worker's loop, on a real tiny Trainer, and how its batched snapshots
 travel through Textual's message queue."""
 
 from __future__ import annotations
@@ -9,10 +9,16 @@ import pytest
 from textual.app import App
 from textual.message import Message
 
-from core.events import StepEvent
-from core.trainer import Trainer
-from core.watch import RunSnapshot
-from tui.session import POST_INTERVAL_S, URGENT_EVENTS, TrainingSession, TrainingUpdate, run_training
+from rnn_playground.core.events import StepEvent
+from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot
+from rnn_playground.tui.viewmodel.session import (
+    POST_INTERVAL_S,
+    URGENT_EVENTS,
+    TrainingSession,
+    TrainingUpdate,
+    run_training,
+)
 
 from .conftest import tiny_config
 

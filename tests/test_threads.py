@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.device import TWO_THREADS_FROM_WORK, check_threads, default_threads, step_work, usable_cpus
-from core.errors import ConfigError
-from core.runs import read_status
-from core.sampling import Sampler, SampleSettings
-from core.trainer import Trainer
-from core.watch import check_settings, config_form_values
+from rnn_playground.core.device import TWO_THREADS_FROM_WORK, check_threads, default_threads, step_work, usable_cpus
+from rnn_playground.core.errors import ConfigError
+from rnn_playground.core.runs import read_status
+from rnn_playground.core.sampling import Sampler, SampleSettings
+from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.viewmodel.settings import check_settings, config_form_values
 from tests.conftest import tiny_config
-from tui.cli import main
 
 TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq", "8", "--sample-chars", "0",
               "--val-every", "5"]
@@ -156,8 +156,8 @@ async def test_the_train_forms_threads_field_reaches_the_run(tmp_path, tiny_corp
 
 @pytest.mark.timeout(120)
 async def test_the_series_screens_threads_field_reaches_the_run(tmp_path):
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     from tests.tui_helpers import Host, wait_for
-    from tui.screens.series import SeriesScreen
     screen = SeriesScreen(steps="3", hidden="8", threads="many")
     async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -10,12 +10,23 @@ import time
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.errors import CorpusError
-from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, SampleEvent,
-                         Stopped, StepEvent, ValidationEvent, event_from_json)
-from core.runs import read_status
-from core.trainer import CharTask, TrainControl, Trainer, learning_rate
+from rnn_playground.core.checkpoint import load_checkpoint
+from rnn_playground.core.errors import CorpusError
+from rnn_playground.core.events import (
+    CheckpointSaved,
+    ErrorEvent,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    SampleEvent,
+    StepEvent,
+    Stopped,
+    ValidationEvent,
+    event_from_json,
+)
+from rnn_playground.core.runs import read_status
+from rnn_playground.core.trainer import CharTask, TrainControl, Trainer, learning_rate
 
 from .conftest import run_to_end, tiny_config
 
@@ -95,7 +106,7 @@ def test_averaged_weights_follow_the_moving_average(tiny_corpus):
 
 
 def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
-    from core.trainer import evaluate_char_model, load_model
+    from rnn_playground.core.trainer import evaluate_char_model, load_model
     trainer = Trainer(tiny_config(tiny_corpus, steps=40, val_every=40, ema=0.9))
     events = run_to_end(trainer)
     val_loss = [e.val_loss for e in events if isinstance(e, ValidationEvent)][-1]
@@ -187,7 +198,7 @@ class FlakyTask(CharTask):
 
 
 def test_non_finite_steps_are_skipped_without_touching_weights(tiny_corpus):
-    from core.corpus import Vocab, load_corpus
+    from rnn_playground.core.corpus import Vocab, load_corpus
     config = tiny_config(tiny_corpus, steps=6, val_every=100)
     corpus = load_corpus(config.corpus)
     torch.manual_seed(config.seed)
@@ -210,7 +221,7 @@ def test_non_finite_steps_are_skipped_without_touching_weights(tiny_corpus):
 
 
 def test_persistent_non_finite_loss_stops_and_saves_nothing(tiny_corpus):
-    from core.trainer import MAX_BAD_STEPS
+    from rnn_playground.core.trainer import MAX_BAD_STEPS
     trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=100))
     with torch.no_grad():
         trainer.model.head.bias[0] = float("nan")
@@ -230,8 +241,8 @@ def test_non_finite_loss_after_a_checkpoint_names_the_checkpoint_kept(tiny_corpu
     """The loss turns NaN from the 13th step on: the validation at step 10 saved a checkpoint, and the
     error names it (file and step); the file on disk is still step 10's. Resuming from it, a run that
     goes bad at once names the checkpoint it resumed from."""
-    from core.corpus import Vocab, load_corpus
-    from core.trainer import MAX_BAD_STEPS
+    from rnn_playground.core.corpus import Vocab, load_corpus
+    from rnn_playground.core.trainer import MAX_BAD_STEPS
     config = tiny_config(tiny_corpus, steps=50, val_every=10)
     corpus = load_corpus(config.corpus)
     torch.manual_seed(config.seed)
@@ -259,7 +270,7 @@ def test_non_finite_loss_after_a_checkpoint_names_the_checkpoint_kept(tiny_corpu
 
 @pytest.mark.parametrize("min_lr, shown", [(-1e-4, "-0.0001"), (float("nan"), "nan"), (1e38, "1e+38")])
 def test_min_lr_outside_zero_to_sane_is_refused(tiny_corpus, min_lr, shown):
-    from core.errors import ConfigError
+    from rnn_playground.core.errors import ConfigError
     with pytest.raises(ConfigError) as refused:
         Trainer(tiny_config(tiny_corpus, lr=1e-2, min_lr=min_lr))
     assert str(refused.value) == (f"--min-lr (the floor the learning rate decays to) must be zero or positive "
@@ -270,7 +281,7 @@ def test_min_lr_outside_zero_to_sane_is_refused(tiny_corpus, min_lr, shown):
 def test_a_floor_above_the_peak_holds_the_rate_at_the_peak(tiny_corpus):
     """A small --lr with the default --min-lr (1e-4): after warm-up the rate stays at --lr; it never
     jumps above it to the floor."""
-    from core.trainer import learning_rate
+    from rnn_playground.core.trainer import learning_rate
     config = tiny_config(tiny_corpus, lr=5e-5, warmup=10, lr_half_life=100)
     assert config.min_lr > config.lr
     config.validate()
@@ -285,7 +296,7 @@ def test_a_floor_above_the_peak_holds_the_rate_at_the_peak(tiny_corpus):
 def test_out_of_memory_ends_the_run_with_advice_and_keeps_the_last_checkpoint(tiny_corpus, monkeypatch):
     """Fault injection (a real out-of-memory needs a GPU): the 15th step's forward pass raises
     torch.OutOfMemoryError, as CUDA's allocator does."""
-    from core.runs import is_live, read_metrics
+    from rnn_playground.core.runs import is_live, read_metrics
     trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=10))
     real_loss, calls = trainer.task.loss, []
 
@@ -328,13 +339,13 @@ def test_minutes_budget_stops(tiny_corpus):
 
 
 def test_a_used_run_name_is_refused(tiny_run, tiny_corpus, tmp_path):
-    from core.errors import ConfigError
+    from rnn_playground.core.errors import ConfigError
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
 
 
 def test_snapshots_sample_without_disturbing_training(tiny_corpus):
-    from core.sampling import SampleSettings
+    from rnn_playground.core.sampling import SampleSettings
     plain = step_losses(run_to_end(Trainer(tiny_config(tiny_corpus, steps=30, dropout=0.2))))
     trainer = Trainer(tiny_config(tiny_corpus, steps=30, dropout=0.2))
     texts, losses = [], {}
@@ -368,7 +379,7 @@ class SlowTask(CharTask):
     a large model on a busy CPU would be."""
 
     def __init__(self, config, step_s: float = 0.0, validation_s: float = 0.0):
-        from core.corpus import Vocab, load_corpus
+        from rnn_playground.core.corpus import Vocab, load_corpus
         corpus = load_corpus(config.corpus)
         torch.manual_seed(config.seed)
         super().__init__(config, corpus, Vocab.from_text(corpus.text), torch.device("cpu"))
@@ -421,7 +432,7 @@ def test_step_events_say_the_next_validation_by_steps_when_steps_are_quick(tiny_
 
 
 def test_val_seconds_is_checked(tiny_corpus):
-    from core.errors import ConfigError
+    from rnn_playground.core.errors import ConfigError
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="--val-seconds must be zero"):
             Trainer(tiny_config(tiny_corpus, val_seconds=bad))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
-from core.device import DeviceInfo
-from core.trainer import TrainControl, Trainer
+from rnn_playground.core import runs
+from rnn_playground.core.device import DeviceInfo
+from rnn_playground.core.trainer import TrainControl, Trainer
 
 from .conftest import tiny_config
 from .tui_helpers import screen_text, wait_for
@@ -24,7 +24,7 @@ DEVICES = [DeviceInfo("cpu", "Test CPU (2 threads)", 16 * 2**30, 8 * 2**30)]
 
 
 def make_app(tmp_path: Path, **kwargs):
-    from tui.app import PlaygroundApp
+    from rnn_playground.tui.app.shell import PlaygroundApp
     kwargs.setdefault("devices", DEVICES)
     kwargs.setdefault("runs_dir", tmp_path / "runs")
     return PlaygroundApp(**kwargs)
@@ -99,12 +99,12 @@ def long_config(tiny_corpus, **overrides):
 
 
 async def test_modes_by_key_and_palette(tmp_path):
-    from tui.screens.help import HelpScreen
-    from tui.screens.gates import GatesScreen
-    from tui.screens.sample import SampleScreen
-    from tui.screens.series import SeriesScreen
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.help import HelpScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -163,7 +163,7 @@ async def test_footer_shows_only_applicable_keys(tmp_path, tiny_corpus):
 
 
 async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, tiny_corpus, monkeypatch):
-    from tui.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
     monkeypatch.chdir(tmp_path)  # so the corpus path to type is short
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus, corpus="tinyshakespeare", hidden=512))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -219,7 +219,7 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         assert app.screen.infos[0].name == run_dir.name
         await shows(pilot, run_dir.name)
         # Its details name the checkpoint the stop saved, at the step it was saved.
-        from core.checkpoint import read_metadata
+        from rnn_playground.core.checkpoint import read_metadata
         saved_step = read_metadata(run_dir / runs.LAST)["progress"]["step"]
         assert saved_step == app.session.snapshot.last_checkpoint_step == app.session.snapshot.step
         details = app.screen.query_one("#details-info")
@@ -324,7 +324,8 @@ async def pick(pilot, select, value: str) -> None:
 
 async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_the_run(tmp_path, tiny_corpus):
     from textual.widgets import Select
-    from core.device import list_devices
+
+    from rnn_playground.core.device import list_devices
     cpu = list_devices()[0]  # this machine's CPU as core lists it; GPUs and MPS as core would list them
     devices = [cpu, DeviceInfo("cuda:0", "NVIDIA H200", gib(140), gib(10)),
                DeviceInfo("cuda:1", "NVIDIA GeForce RTX 4090", gib(24), gib(20)),
@@ -368,7 +369,8 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
 
 async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_path, tiny_corpus):
     from textual.widgets import Select
-    from core.device import list_devices, pick_auto_device
+
+    from rnn_playground.core.device import list_devices, pick_auto_device
     found = list_devices()
     app = make_app(tmp_path, devices=None, initial_config=long_config(tiny_corpus))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -386,7 +388,8 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
     """Fault injection (a real out-of-memory needs a GPU): the first run's 5th step raises
     torch.OutOfMemoryError, as CUDA's allocator does; the next run is left alone."""
     import torch
-    from core.trainer import CharTask
+
+    from rnn_playground.core.trainer import CharTask
     real_loss, calls = CharTask.loss, []
 
     def loss(self, window, state):
@@ -426,11 +429,11 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
     and says so; then a run with a good run's settings trains."""
     import torch
 
-    import core.trainer
-    from core.trainer import MAX_BAD_STEPS
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
-    real_model, built = core.trainer.CharRNN, []
+    from rnn_playground.core import trainer as trainer_module
+    from rnn_playground.core.trainer import MAX_BAD_STEPS
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
+    real_model, built = trainer_module.CharRNN, []
 
     def poisoned_once(config):
         model = real_model(config)
@@ -440,7 +443,7 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
         built.append(model)
         return model
 
-    monkeypatch.setattr(core.trainer, "CharRNN", poisoned_once)
+    monkeypatch.setattr(trainer_module, "CharRNN", poisoned_once)
     app = make_app(tmp_path, runs_dir=tiny_run.parent,
                    initial_config=long_config(tiny_corpus, lr=3e-3, log_every=1))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -503,7 +506,7 @@ async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
 
 
 async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, tiny_corpus):
-    from tui.screens.confirm import ConfirmScreen
+    from rnn_playground.tui.app.screens.confirm import ConfirmScreen
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus, val_every=100_000))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -525,13 +528,13 @@ async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, ti
     records, _ = runs.read_metrics(run_dir)
     stopped = [r for r in records if r["event"] == "stopped"]
     assert stopped and stopped[-1]["reason"] == "quit"
-    from core.checkpoint import read_metadata
+    from rnn_playground.core.checkpoint import read_metadata
     assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped[-1]["step"] > 5
 
 
 async def test_quitting_while_a_series_run_trains_asks_then_saves_a_checkpoint(tmp_path):
-    from tui.screens.confirm import ConfirmScreen
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.confirm import ConfirmScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     app = make_app(tmp_path, mode="series")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -555,7 +558,7 @@ async def test_quitting_while_a_series_run_trains_asks_then_saves_a_checkpoint(t
     records, _ = runs.read_metrics(run_dir)
     stopped = [r for r in records if r["event"] == "stopped"]
     assert stopped and stopped[-1]["reason"] == "quit"
-    from core.checkpoint import read_metadata
+    from rnn_playground.core.checkpoint import read_metadata
     assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped[-1]["step"] > 5
 
 
@@ -586,7 +589,7 @@ async def test_a_headless_run_is_live_and_its_new_metrics_appear(tmp_path, tiny_
     """The list is read once (list_interval is far beyond the test), so everything that follows the
     run comes from watching its metrics.jsonl; when the run stops, the details stop saying live at
     once, and the list and the details are read again without waiting for the periodic listing."""
-    from tui.screens.runs import SETTLE_SECONDS, RunsScreen
+    from rnn_playground.tui.app.screens.runs import SETTLE_SECONDS, RunsScreen
     trainer, control, thread, progress = start_headless(tiny_corpus, tmp_path)
     try:
         app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
@@ -635,13 +638,14 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
     import signal
     import subprocess
     import sys
-    from tui.screens.runs import RunsScreen
+
+    from rnn_playground.tui.app.screens.runs import RunsScreen
     root = Path(__file__).resolve().parents[1]
     runs_dir = tmp_path / "runs"
     run_dir = runs_dir / "headless-proc"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "train.log", "w") as output:
-        proc = subprocess.Popen([sys.executable, "-m", "tui", "train", "--corpus", str(tiny_corpus),
+        proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus),
                                  "--steps", "10000000", "--name", run_dir.name, "--runs-dir", str(runs_dir),
                                  "--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16",
                                  "--val-every", "40", "--sample-chars", "10", "--log-every", "5",
@@ -699,11 +703,11 @@ async def test_a_headless_train_process_is_watched_live_until_interrupted(tmp_pa
 
 
 async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_run):
-    from tui.screens.confirm import ConfirmScreen
-    from tui.screens.gates import GatesScreen
-    from tui.screens.sample import SampleScreen
-    from tui.screens.runs import RunsScreen
-    from tui.screens.train import TrainScreen
+    from rnn_playground.tui.app.screens.confirm import ConfirmScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
     other = tiny_run.parent / "second"
     import shutil
     shutil.copytree(tiny_run, other)
@@ -761,7 +765,7 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
 
 
 async def test_readme_documents_every_key():
-    from tui.keys import key_display, key_table
+    from rnn_playground.tui.app.keys import key_display, key_table
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## The app", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")]
@@ -774,6 +778,7 @@ def test_no_color_and_ansi_themes_render(tmp_path, tiny_run, monkeypatch):
     """NO_COLOR and the ANSI themes: every screen renders, and what shows focus or the selected row
     does not rely on colour alone (it is reverse or bold)."""
     import asyncio
+
     from textual.widgets import DataTable
     for no_color, theme in ((True, None), (False, "ansi-dark"), (True, "ansi-light")):
         if no_color:
@@ -871,8 +876,8 @@ async def test_every_form_field_describes_itself_and_f1_explains_it(tmp_path, ti
 
     from textual.widgets import Select
 
-    from core.trainer import TrainConfig
-    from tui.screens.help import HelpScreen
+    from rnn_playground.core.trainer import TrainConfig
+    from rnn_playground.tui.app.screens.help import HelpScreen
     helps = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
 
     def described(shown: str, name: str) -> bool:  # "label  help (or its first clauses)  (F1: more)"
@@ -921,7 +926,7 @@ async def test_the_field_help_line_fits_whole_clauses_at_80x24(tmp_path, tiny_co
 
 
 async def test_the_next_validation_shows_whole_at_80x24(tmp_path):
-    from core.watch import RunSnapshot
+    from rnn_playground.tui.viewmodel.monitor import RunSnapshot
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -27,7 +27,7 @@ def series_run(root: Path, name: str) -> Path:
     """A real, tiny, finished series run (a CSV with a named target column)."""
     import numpy as np
 
-    from core.series import make_config, new_series_trainer
+    from rnn_playground.core.series import make_config, new_series_trainer
     csv = root.parent / "daily.csv"
     t = np.arange(300)
     csv.write_text("day,temperature,humidity\n" + "".join(
@@ -44,7 +44,7 @@ def series_run(root: Path, name: str) -> Path:
 def live_session_with_trainer(app, tmp_path) -> None:
     """The live Train view of a fixed run, with a real (unstarted) trainer behind it, as the Sample
     screen sees a run training in the app."""
-    from core.trainer import Trainer
+    from rnn_playground.core.trainer import Trainer
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(TINY_TEXT, encoding="utf-8")
     feed_live_run(app)
@@ -75,7 +75,7 @@ async def test_train_training(tmp_path):
 
 @pytest.mark.parametrize("size", [SIZE, (120, 40)])
 async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821", hidden=512, step=12_000)
     app = make_app()
     async with app.run_test(size=size) as pilot:
@@ -91,7 +91,7 @@ async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
 
 
 async def gates_screen(pilot, run: Path):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     app = pilot.app
     app.open_run("gates", run)
     return await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None
@@ -103,7 +103,7 @@ async def test_gates_with_a_run_at_a_two_digit_rank(tmp_path):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await gates_screen(pilot, run)
-        from tui.widgets.bars import NextCharBars
+        from rnn_playground.tui.app.widgets.bars import NextCharBars
         bars = screen.query_one(NextCharBars)
         for _ in range(200):  # step on to a character the model ranks 10th or worse
             if bars.view is not None and bars.view.true_rank is not None and bars.view.true_rank >= 10:
@@ -128,7 +128,7 @@ async def test_gates_saturation_view(tmp_path):
 
 
 async def test_series_after_training():
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     app = make_app(mode="series")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
@@ -170,7 +170,7 @@ async def test_help():
 
 
 def test_the_gates_text_breaks_lines_between_words_and_keeps_them_as_the_cursor_moves():
-    from tui.widgets.unittext import layout_window
+    from rnn_playground.tui.app.widgets.unittext import layout_window
     text = TINY_TEXT[:2000]
     width, lines = 30, 6
     previous = None

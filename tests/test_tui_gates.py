@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.gates import GateTracer
-from core.views import next_word
+from rnn_playground.core.gates import GateTracer
+from rnn_playground.tui.viewmodel.gates_view import next_word
 
 from .conftest import tiny_config
-
 from .tui_helpers import Host, screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,7 +28,7 @@ def expected_numbers(run: Path, text: str, step: int, layer: int, unit: int) -> 
 
 
 async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
@@ -69,7 +68,7 @@ async def test_after_n_steps_the_screen_shows_the_core_trace(tiny_run):
 
 
 async def test_cursor_moves_words_pages_and_ends(tiny_run):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
@@ -102,7 +101,7 @@ async def test_cursor_moves_words_pages_and_ends(tiny_run):
 
 
 async def test_unit_search_lists_the_engines_top_units(tiny_run):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
@@ -129,7 +128,7 @@ async def test_unit_search_lists_the_engines_top_units(tiny_run):
 
 
 async def test_saturation_is_cores(tiny_run):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
@@ -150,8 +149,8 @@ async def test_saturation_is_cores(tiny_run):
 
 @pytest.mark.parametrize("cell,keys", [("gru", {"r", "z", "n", "h"}), ("rnn", {"h"})])
 async def test_gru_and_rnn_show_their_own_quantities(tiny_corpus, tmp_path, cell, keys):
-    from core.trainer import Trainer
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.core.trainer import Trainer
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     trainer = Trainer(tiny_config(tiny_corpus, cell=cell, steps=5, val_every=5, run_name=cell,
                                   runs_dir=str(tmp_path / "runs")))
     list(trainer.run())
@@ -169,7 +168,7 @@ async def test_gru_and_rnn_show_their_own_quantities(tiny_corpus, tmp_path, cell
 
 
 async def test_bad_text_is_shown_inline_with_the_engines_message(tiny_run, tmp_path):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
@@ -197,8 +196,8 @@ async def test_bad_text_is_shown_inline_with_the_engines_message(tiny_run, tmp_p
 
 
 async def test_units_are_paged_when_they_outnumber_the_columns(tmp_path, monkeypatch):
-    from tui.screens.gates import GatesScreen
-    from tui.widgets.heatmap import HeatmapPanel
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.widgets.heatmap import HeatmapPanel
 
     from .test_tui_sample_snapshots import write_char_checkpoint
     monkeypatch.chdir(tmp_path)
@@ -221,8 +220,8 @@ async def test_units_are_paged_when_they_outnumber_the_columns(tmp_path, monkeyp
 
 
 async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
-    from tui.screens.gates import GatesScreen
-    from tui.widgets.heatmap import BARS, HeatmapPanel
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.widgets.heatmap import BARS, HeatmapPanel
     monkeypatch.setenv("NO_COLOR", "1")
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
@@ -251,8 +250,8 @@ async def test_without_colour_the_heatmaps_are_bars(tiny_run, monkeypatch):
 
 
 async def test_the_saturation_legend_is_a_fraction_of_the_steps(tiny_run):
-    from tui.screens.gates import GatesScreen
-    from tui.widgets.heatmap import HeatmapPanel
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.widgets.heatmap import HeatmapPanel
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
         await opened(pilot, screen)
@@ -268,8 +267,8 @@ async def test_the_saturation_legend_is_a_fraction_of_the_steps(tiny_run):
 
 
 async def test_more_keys_corpus_slices_and_an_empty_text(tiny_run, tiny_corpus):
-    from core.views import quantity_labels
-    from tui.screens.gates import SPEEDS, GatesScreen
+    from rnn_playground.tui.app.screens.gates import SPEEDS, GatesScreen
+    from rnn_playground.tui.viewmodel.gates_view import quantity_labels
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
@@ -322,8 +321,8 @@ async def test_more_keys_corpus_slices_and_an_empty_text(tiny_run, tiny_corpus):
 async def test_a_failure_while_tracing_is_shown_and_the_screen_stays_usable(tiny_run, monkeypatch):
     """Tracing errors in the worker reach the screen (they are not swallowed with the screen left
     'tracing' for ever)."""
-    from core.gates import Trace
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.core.gates import Trace
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def open_gates(pilot, run: Path):
-    from tui.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
     app = pilot.app
     app.open_run("gates", run)
     await wait(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None)

@@ -44,7 +44,7 @@ async def test_every_screen_shows_help_and_quit_and_the_field_keys_at_80_columns
 
 
 async def test_q_on_the_quit_question_does_not_ask_twice(tmp_path, tiny_corpus):
-    from tui.screens.confirm import ConfirmScreen
+    from rnn_playground.tui.app.screens.confirm import ConfirmScreen
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
     async with app.run_test(size=(80, 24)) as pilot:
         await press(pilot, "s")

@@ -59,11 +59,11 @@ async def run_from_palette(pilot, name: str) -> None:
 
 async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(tmp_path, tiny_run, tiny_corpus):
     """Issue 10 item 8: the palette listed screens and training actions only."""
-    from tui.screens.gates import GatesScreen
-    from tui.screens.runs import RunsScreen
-    from tui.screens.sample import SampleScreen
-    from tui.screens.series import SeriesScreen
-    from tui.screens.train import TrainScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
     app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0,
                    initial_config=long_config(tiny_corpus, hidden=16, layers=1, embed=8))
     seen: dict[type, set[str]] = {}

@@ -29,7 +29,7 @@ def command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("rnn-playground")
-    return [found] if found else [sys.executable, "-m", "tui"]
+    return [found] if found else [sys.executable, "-m", "rnn_playground.tui"]
 
 
 class Terminal:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from core import runs
+from rnn_playground.core import runs
 
 from .test_tui import long_config, make_app, press, shows
 from .tui_helpers import wait_for
@@ -33,10 +33,10 @@ async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_ru
                                                                                           tiny_corpus):
     """Issue 10: a run open on Gates, then `g` or `s` on another run from Runs, ended the app
     (render_panels read the tracer of the run being replaced)."""
-    from tui.screens.gates import GatesScreen
-    from tui.screens.runs import RunsScreen
-    from tui.screens.sample import SampleScreen
-    from tui.screens.train import TrainScreen
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.train import TrainScreen
     other = tiny_run.parent / "second"
     shutil.copytree(tiny_run, other)
     os.utime(other / runs.LAST, (time.time() - 3600, time.time() - 3600))
@@ -76,9 +76,9 @@ async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_a
     """Faults injected where the real code has none left: a screen's message handler, a key's
     action and a worker each raise once. Each reaches the user as a notification naming the
     screen; the app stays open and the screen keeps working."""
-    from tui.screens import base
-    from tui.screens import runs as runs_module
-    from tui.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app.screens import runs as runs_module
+    from rnn_playground.tui.app.screens.runs import RunsScreen
     faults = {"handler", "action", "worker"}
     real_listed, real_refresh, real_list = (RunsScreen.on_runs_listed, RunsScreen.action_refresh,
                                             runs_module.runs_for_display)

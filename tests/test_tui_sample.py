@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from core.sampling import SampleSettings, Sampler
+from rnn_playground.core.sampling import Sampler, SampleSettings
 
 from .tui_helpers import Host, screen_text, wait_for
 
@@ -33,7 +33,7 @@ def on_screen(screen) -> str:
 
 
 def test_wrapping_a_growing_text_in_chunks_equals_wrapping_it_whole():
-    from tui.widgets.streamtext import wrap_from
+    from rnn_playground.tui.app.widgets.streamtext import wrap_from
     text = ("It was the best of times, it was the worst of times,\nit was the age of wisdom; "
             "averyveryverylongwordthatdoesnotfitonaline and\n\nmore.\n") * 5
     for width in (1, 7, 20, 33):
@@ -49,7 +49,7 @@ def test_wrapping_a_growing_text_in_chunks_equals_wrapping_it_whole():
 
 
 async def test_generated_text_is_the_core_samplers(tiny_run):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(100, 30)) as pilot:
         await open_screen(pilot, screen)
@@ -86,7 +86,7 @@ async def test_generated_text_is_the_core_samplers(tiny_run):
 
 @pytest.mark.parametrize("key", ["x", "escape"])
 async def test_stop_mid_stream_stops(tiny_run, key):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -109,7 +109,7 @@ async def test_stop_mid_stream_stops(tiny_run, key):
 
 
 async def test_escape_in_the_prime_field_leaves_it_and_a_second_escape_stops(tiny_run):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -124,7 +124,7 @@ async def test_escape_in_the_prime_field_leaves_it_and_a_second_escape_stops(tin
 
 
 async def test_typewriter_pace_is_the_rate_shown(tiny_run):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -145,7 +145,7 @@ async def test_typewriter_pace_is_the_rate_shown(tiny_run):
 async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkeypatch):
     # Textual's copy_to_clipboard writes OSC 52 through the app's driver (a real terminal's driver
     # passes it to the terminal; the headless one drops it): what reaches the driver is checked.
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -164,7 +164,7 @@ async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkey
 
 
 async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -175,7 +175,7 @@ async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
 
 
 async def test_complete_as_you_type_shows_the_models_continuation(tiny_run):
-    from tui.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -195,7 +195,7 @@ async def test_complete_as_you_type_shows_the_models_continuation(tiny_run):
 
 
 async def test_enter_before_the_pause_keeps_the_result_over_a_continuation(tiny_run):
-    from tui.screens.sample import GHOST_PAUSE_S, SampleScreen
+    from rnn_playground.tui.app.screens.sample import GHOST_PAUSE_S, SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -209,7 +209,7 @@ async def test_enter_before_the_pause_keeps_the_result_over_a_continuation(tiny_
 
 
 async def test_continuation_with_a_fixed_seed_is_the_core_samplers_and_its_caption_says_how(tiny_run):
-    from tui.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -237,7 +237,7 @@ async def test_continuation_with_a_fixed_seed_is_the_core_samplers_and_its_capti
 
 async def test_an_unexpected_error_in_the_continuation_is_shown_and_the_screen_goes_on(tiny_run, monkeypatch):
     # A failure core never raises on purpose (a bug, a torch error): injected, as it cannot be made for real.
-    from tui.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -262,7 +262,7 @@ async def test_an_unexpected_error_in_the_continuation_is_shown_and_the_screen_g
 
 
 async def test_no_run_says_where_to_get_one(tmp_path):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     screen = SampleScreen()
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -272,8 +272,8 @@ async def test_no_run_says_where_to_get_one(tmp_path):
 
 
 async def test_a_series_checkpoint_is_refused_inline(tmp_path):
-    from core.series import make_config, new_series_trainer
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.core.series import make_config, new_series_trainer
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     trainer = new_series_trainer(make_config(length=400, steps=2, hidden=4, device="cpu",
                                              runs_dir=str(tmp_path / "runs"), run_name="wave"))
     list(trainer.run())
@@ -302,9 +302,9 @@ async def send_keys(pilot, *keys: str) -> None:
 
 
 async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, tiny_corpus):
-    from core.device import DeviceInfo
-    from tui.app import PlaygroundApp
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.shell import PlaygroundApp
 
     from .conftest import tiny_config
     config = tiny_config(tiny_corpus, steps=100_000, val_every=50, log_every=0)
@@ -336,8 +336,8 @@ async def test_the_weights_core_samples_with_are_named_beside_the_result(tmp_pat
     # says which when it is not the model's own weights, and what it streams is that sampler's text.
     import torch
 
-    from core.sampling import resolve_weights
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.core.sampling import resolve_weights
+    from rnn_playground.tui.app.screens.sample import SampleScreen
 
     from .test_tui_sample_snapshots import write_char_checkpoint
     monkeypatch.chdir(tmp_path)

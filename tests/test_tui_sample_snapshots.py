@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.device import DeviceInfo
+from rnn_playground.core.device import DeviceInfo
 
 DEVICES = [DeviceInfo("cpu", "Test CPU (2 threads)", 16 * 2**30, 8 * 2**30)]
 NOW = 1_767_225_600.0
@@ -44,11 +44,11 @@ def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64
     """A character model with fixed random weights, saved as the trainer saves one."""
     import torch
 
-    from core import runs
-    from core.checkpoint import save_checkpoint
-    from core.corpus import Vocab
-    from core.model import CharRNN
-    from core.trainer import TrainConfig
+    from rnn_playground.core import runs
+    from rnn_playground.core.checkpoint import save_checkpoint
+    from rnn_playground.core.corpus import Vocab
+    from rnn_playground.core.model import CharRNN
+    from rnn_playground.core.trainer import TrainConfig
     Path(corpus).write_text(CORPUS, encoding="utf-8")
     vocab = Vocab.from_text(CORPUS)
     config = TrainConfig(corpus=corpus, cell=cell, hidden=hidden, layers=layers, embed=16, dropout=0.0)
@@ -67,7 +67,7 @@ def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64
 
 
 def make_app(**kwargs):
-    from tui.app import PlaygroundApp
+    from rnn_playground.tui.app.shell import PlaygroundApp
     kwargs.setdefault("devices", DEVICES)
     kwargs.setdefault("runs_dir", Path("runs"))
     kwargs.setdefault("clock", lambda: NOW)
@@ -83,7 +83,7 @@ async def wait(pilot, predicate) -> None:
 
 async def open_sample(pilot, run: Path):
     """Open `run` on the Sample screen of the app under test; the screen once its checkpoint is loaded."""
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     app = pilot.app
     app.open_run("sample", run)
     await wait(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None)
@@ -92,7 +92,7 @@ async def open_sample(pilot, run: Path):
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_sample_screen(snap_compare, size, monkeypatch):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     monkeypatch.setattr(SampleScreen, "clock", CountingClock())
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
 
@@ -107,7 +107,7 @@ def test_sample_screen(snap_compare, size, monkeypatch):
 
 
 def test_sample_screen_complete_as_you_type(snap_compare, monkeypatch):
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     monkeypatch.setattr(SampleScreen, "clock", CountingClock())
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
 

@@ -13,8 +13,8 @@ from .tui_helpers import Host, screen_text, wait_for
 pytestmark = pytest.mark.timeout(120)
 
 async def test_trains_and_draws_cores_predictions(tmp_path):
-    from core.series import load_series
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.core.series import load_series
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     screen = SeriesScreen(steps="40", hidden="8", forecast="50")
     async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(100, 30)) as pilot:
         await pilot.pause()
@@ -46,7 +46,7 @@ async def test_trains_and_draws_cores_predictions(tmp_path):
 
 
 async def test_pause_resume_and_stop(tmp_path):
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     screen = SeriesScreen(steps="100000", hidden="8")
     async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
@@ -66,7 +66,7 @@ async def test_pause_resume_and_stop(tmp_path):
 
 
 async def test_bad_settings_block_starting(tmp_path):
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     screen = SeriesScreen(hidden="many")
     async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -82,7 +82,7 @@ async def test_bad_settings_block_starting(tmp_path):
 
 
 async def test_csv_errors_are_shown_with_the_engines_message(tmp_path):
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     bad = tmp_path / "bad.csv"
     bad.write_text("time,value\n1,0.5\n2,oops\n3,0.7\n")
     screen = SeriesScreen(source="csv", csv=str(bad), column="value", steps="5")
@@ -101,7 +101,8 @@ async def test_csv_errors_are_shown_with_the_engines_message(tmp_path):
 
 async def test_the_course_preset_fills_the_form_and_trains(tmp_path):
     from textual.widgets import Select
-    from tui.screens.series import SeriesScreen
+
+    from rnn_playground.tui.app.screens.series import SeriesScreen
     screen = SeriesScreen()
     async with Host(screen, "series.tcss", tmp_path / "runs").run_test(size=(80, 24)) as pilot:
         await pilot.pause()

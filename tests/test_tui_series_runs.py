@@ -47,8 +47,8 @@ async def test_a_series_run_shows_its_kind_and_its_own_settings():
 
 
 async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
-    from tui.screens.runs import RunsScreen
-    from tui.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
     root = Path("runs")
     char = write_char_checkpoint(root / "brisk-otter")
     series = series_run(root, "mellow-newt")
@@ -80,8 +80,8 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
 
 
 def test_series_losses_keep_significant_digits_in_the_app_and_the_runs_command(capsys):
-    from tui.cli import main
-    from tui.widgets.format import fmt_loss
+    from rnn_playground.tui.cli.main import main
+    from rnn_playground.tui.viewmodel.format import fmt_loss
     assert [fmt_loss(v) for v in (1.43214, 0.0123, 0.00123, 0.000123, 4.56e-5, 0.0, None)] == \
         ["1.4321", "0.0123", "0.00123", "0.000123", "4.56e-05", "0.0000", "-"]
     root = Path("runs")
@@ -98,7 +98,7 @@ def test_series_losses_keep_significant_digits_in_the_app_and_the_runs_command(c
 async def test_a_single_point_sparkline_is_not_a_solid_block():
     from textual.app import App, ComposeResult
 
-    from tui.widgets.live import LossPanel
+    from rnn_playground.tui.app.widgets.live import LossPanel
 
     class One(App):
         def compose(self) -> ComposeResult:
@@ -117,7 +117,7 @@ async def test_a_single_point_sparkline_is_not_a_solid_block():
 
 
 def test_plot_window_defaults_to_a_readable_span_and_stays_inside_the_data():
-    from core.views import POINTS_PER_COLUMN, plot_window
+    from rnn_playground.tui.viewmodel.series_view import POINTS_PER_COLUMN, plot_window
     assert plot_window(1500, 2099, 50) == (2099 - 50 * POINTS_PER_COLUMN, 2099)  # the end, 4 points a column
     assert plot_window(0, 100, 50) == (0, 100)                                    # fits whole
     assert plot_window(1500, 2099, 50, span=100, end=1000) == (1500, 1600)        # scrolled past the start
@@ -137,14 +137,14 @@ async def train_series(pilot):
 
 
 def plot_rows(app) -> list[str]:
-    from tui.widgets.plot import LinePlot
+    from rnn_playground.tui.app.widgets.plot import LinePlot
     return app.screen.query_one(LinePlot).render().plain.splitlines()
 
 
 async def test_the_series_plot_shows_a_window_with_axes_and_moves_by_key():
     import re
 
-    from tui.widgets.plot import LinePlot
+    from rnn_playground.tui.app.widgets.plot import LinePlot
     app = make_app(mode="series")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await train_series(pilot)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_series_screen(snap_compare, size):
-    from tui.screens.series import SeriesScreen
+    from rnn_playground.tui.app.screens.series import SeriesScreen
 
     async def run_before(pilot):
         screen = pilot.app.screen

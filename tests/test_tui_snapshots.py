@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from core import runs
-from core.checkpoint import save_checkpoint
-from core.device import DeviceInfo
-from core.events import CheckpointSaved, RunStarted, SampleEvent, StepEvent, ValidationEvent
-from core.trainer import TrainConfig
-from core.watch import RunMonitor
+from rnn_playground.core import runs
+from rnn_playground.core.checkpoint import save_checkpoint
+from rnn_playground.core.device import DeviceInfo
+from rnn_playground.core.events import CheckpointSaved, RunStarted, SampleEvent, StepEvent, ValidationEvent
+from rnn_playground.core.trainer import TrainConfig
+from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the app's clock in these tests
 DEVICES = [DeviceInfo("cpu", "Test CPU (2 threads)", 16 * 2**30, 8 * 2**30),
@@ -118,7 +118,7 @@ def runs_folder(tmp_path) -> Path:
 
 
 def make_app(**kwargs):
-    from tui.app import PlaygroundApp
+    from rnn_playground.tui.app.shell import PlaygroundApp
     kwargs.setdefault("devices", DEVICES)
     kwargs.setdefault("runs_dir", Path("runs"))
     kwargs.setdefault("clock", lambda: NOW)
@@ -136,7 +136,7 @@ async def settle_train(pilot) -> None:
 
 def feed_live_run(app) -> None:
     """Show a run in the live view as the training worker would: a snapshot of fixed events."""
-    from tui.session import TrainingSession
+    from rnn_playground.tui.viewmodel.session import TrainingSession
     monitor = RunMonitor()
     events, _, _ = events_of("brisk-otter", "lstm", 2, 512, 1600, "cpu (Test CPU (2 threads))", NOW - 800,
                              total=5000)

@@ -1,4 +1,4 @@
-"""core.views: what the Sample, Gates and Series screens show, checked against the engine."""
+"""The view data of the middle floor: what the Sample, Gates and Series screens show, checked against the engine."""
 
 from __future__ import annotations
 
@@ -7,11 +7,29 @@ import threading
 import numpy as np
 import pytest
 
-from core.errors import CorpusError
-from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, chunked_stream, corpus_slice, diverging,
-                        heatmap_keys, metric_rows, next_char_view, next_word, plot_bounds, previous_word,
-                        quantity_labels, read_text_file, run_corpus, series_plot, step_choice, step_temperature,
-                        unit_page, unit_values)
+from rnn_playground.core.errors import CorpusError
+from rnn_playground.tui.viewmodel.gates_view import (
+    corpus_slice,
+    diverging,
+    heatmap_keys,
+    next_char_view,
+    next_word,
+    previous_word,
+    quantity_labels,
+    read_text_file,
+    run_corpus,
+    unit_page,
+    unit_values,
+)
+from rnn_playground.tui.viewmodel.sample_view import (
+    LENGTH_CHOICES,
+    PACE_CHOICES,
+    TOP_K_CHOICES,
+    chunked_stream,
+    step_choice,
+    step_temperature,
+)
+from rnn_playground.tui.viewmodel.series_view import metric_rows, plot_bounds, series_plot
 
 
 class FakeClock:
@@ -75,7 +93,7 @@ def test_setting_steps():
 
 @pytest.fixture
 def lstm_trace(tiny_run):
-    from core.gates import GateTracer
+    from rnn_playground.core.gates import GateTracer
     from tests.conftest import TINY_TEXT
     tracer = GateTracer.from_checkpoint(tiny_run)
     return tracer.trace(TINY_TEXT[:300])
@@ -92,7 +110,7 @@ def test_labels_carry_the_lesson_and_standard_names():
 
 
 def test_labels_cover_every_traced_quantity():
-    from core.gates import QUANTITIES
+    from rnn_playground.core.gates import QUANTITIES
     for cell, quantities in QUANTITIES.items():
         assert {q.key for q in quantity_labels(cell)} == {q.key for q in quantities}
 
@@ -156,7 +174,7 @@ def test_text_sources(tmp_path, tiny_corpus):
 
 
 def test_run_corpus_reads_the_checkpoint(tiny_run, tiny_corpus):
-    from core.checkpoint import read_metadata
+    from rnn_playground.core.checkpoint import read_metadata
     spec, glob, fraction = run_corpus(read_metadata(tiny_run / "last.safetensors"))
     assert spec == str(tiny_corpus) and glob == "*" and fraction == pytest.approx(0.1)
     with pytest.raises(CorpusError):
@@ -166,7 +184,7 @@ def test_run_corpus_reads_the_checkpoint(tiny_run, tiny_corpus):
 # --------------------------------------------------------------------------- series
 
 def test_series_plot_and_metrics():
-    from core.series import make_config, new_series_trainer, predict
+    from rnn_playground.core.series import make_config, new_series_trainer, predict
     config = make_config(signal="sine", length=300, steps=20, hidden=8, device="cpu", val_every=20)
     trainer = new_series_trainer(config)
     list(trainer.run())

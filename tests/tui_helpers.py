@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from textual.app import App
 
-STYLES = Path(__file__).resolve().parents[1] / "tui" / "styles"
+STYLES = Path(__file__).resolve().parents[1] / "tui" / "app" / "styles"
 
 
 class Host(App):

@@ -1,1 +1,2 @@
-"""The front ends: the Textual app and the headless command line. Only these import Textual or Rich."""
+"""Above the engine: the middle floor (viewmodel/) and the two faces on it, the Textual app (app/) and the
+headless command line (cli/). docs/ARCHITECTURE.md draws the floors."""

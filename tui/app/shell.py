@@ -9,8 +9,8 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -20,21 +20,21 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from core.device import DeviceInfo, list_devices, pick_auto_device
-from core.runs import default_runs_dir
-from core.trainer import TrainConfig
+from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device
+from rnn_playground.core.runs import default_runs_dir
+from rnn_playground.core.trainer import TrainConfig
+from rnn_playground.tui.viewmodel.format import fmt_loss
+from rnn_playground.tui.viewmodel.session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 
 from .palette import ScreenBindingsProvider
 from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
-from .screens.help import HelpScreen
 from .screens.gates import GatesScreen
+from .screens.help import HelpScreen
 from .screens.runs import RunsScreen
 from .screens.sample import SampleScreen
 from .screens.series import SeriesScreen
 from .screens.train import TrainScreen
-from .session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
-from .widgets.format import fmt_loss
 
 STYLES = Path(__file__).parent / "styles"
 

@@ -11,16 +11,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
-from core.runs import writer_of
-from core.trainer import TrainConfig, TrainControl, Trainer
-from core.watch import RunSnapshot, SettingHelp, budget_of, setting_help
-
-from ..cli import with_default
+from rnn_playground.core.runs import writer_of
+from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot
+from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help
 
 from ..widgets.form import TrainForm
-from ..widgets.format import fit_clauses
-from ..widgets.live import LiveView
 from ..widgets.keybar import KeyBar
+from ..widgets.live import LiveView
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 

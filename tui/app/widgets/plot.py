@@ -146,7 +146,7 @@ class LinePlot(Widget):
         return self.get_component_rich_style(f"plot--{role}")
 
     def render(self) -> Text:
-        from core.views import plot_bounds, plot_window, window_lines
+        from rnn_playground.tui.viewmodel.series_view import plot_bounds, plot_window, window_lines
         width, height = self.size.width or 60, self.size.height or 10
         muted = self._style("muted")
         extent = self._extent()

@@ -11,15 +11,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from core.corpus import decode_utf8
-from core.device import check_threads
-from core.errors import CorpusError
-from core.gates import GateTracer, Trace, TraceError
-from core.gates_analysis import FEATURES, REGEX_FEATURE
-from core.runs import resolve_checkpoint
+from rnn_playground.core.corpus import decode_utf8
+from rnn_playground.core.device import check_threads
+from rnn_playground.core.errors import CorpusError
+from rnn_playground.core.gates import GateTracer, Trace, TraceError
+from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
+from rnn_playground.core.runs import resolve_checkpoint
+from rnn_playground.tui.viewmodel.format import fmt_layer
 
-from .cli import HelpFormatter, output_console
-from .widgets.format import fmt_layer
+from .main import HelpFormatter, output_console
 
 
 def register(subparsers) -> None:

@@ -54,11 +54,11 @@ def _rows(scope: str, cls) -> list[tuple[str, str, str]]:
 
 def key_table() -> list[tuple[str, str, str]]:
     """(scope, keys as in BINDINGS, what they do) for every key the app reacts to."""
-    from .app import PlaygroundApp
     from .screens.confirm import ConfirmScreen
     from .screens.help import HelpScreen
     from .screens.runs import RunsScreen
     from .screens.train import TrainScreen
+    from .shell import PlaygroundApp
     table = _rows("Everywhere", PlaygroundApp)
     table += [row for row in WIDGET_KEYS if row[0] == "Everywhere"]
     table += _rows("Train", TrainScreen) + [row for row in WIDGET_KEYS if row[0] == "Train"]

@@ -22,19 +22,20 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from core.errors import PlaygroundError
-from core.events import Finished, Stopped, ValidationEvent
-from core.series_data import SIGNALS
-from core.trainer import TrainControl
-from core.views import metric_rows, series_plot
-from core.watch import AUTO, RunSnapshot, threads_from_text
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.events import Finished, Stopped, ValidationEvent
+from rnn_playground.core.series_data import SIGNALS
+from rnn_playground.core.trainer import TrainControl
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot
+from rnn_playground.tui.viewmodel.series_view import metric_rows, series_plot
+from rnn_playground.tui.viewmodel.session import TrainingSession, run_training
+from rnn_playground.tui.viewmodel.settings import AUTO, threads_from_text
 
-from ..session import TrainingSession, run_training
-from ..widgets.live import LossPanel
 from ..widgets.keybar import KeyBar
+from ..widgets.live import LossPanel
 from ..widgets.modebar import ModeBar
-from .base import PlaygroundScreen, refresh_bindings_if_changed
 from ..widgets.plot import LinePlot
+from .base import PlaygroundScreen, refresh_bindings_if_changed
 
 SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
 PRESETS = (("none", "none"), ("course", "course"))
@@ -200,7 +201,7 @@ class SeriesScreen(PlaygroundScreen):
 
     def make_config(self, values: dict):
         """A SeriesConfig from the form (raises ConfigError with the engine's message)."""
-        from core.series import make_config
+        from rnn_playground.core.series import make_config
         data = {"csv": values["csv"], "column": values["column"] or None} if values["source"] == "csv" else \
             {"signal": values["source"]}
         return make_config(values["preset"] if values["preset"] != "none" else None, **data, cell=values["cell"],
@@ -307,7 +308,8 @@ class SeriesScreen(PlaygroundScreen):
     @work(thread=True, group="series-train", exit_on_error=False)
     def _train(self, generation: int, config, session: TrainingSession, forecast: int) -> None:
         from textual.worker import get_current_worker
-        from core.series import new_series_trainer, predict
+
+        from rnn_playground.core.series import new_series_trainer, predict
         worker = get_current_worker()
 
         def plot(trainer, event) -> None:

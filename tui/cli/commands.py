@@ -15,17 +15,26 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from core.device import check_threads, device_for_flag, list_devices
-from core.errors import CheckpointError
-from core.events import ErrorEvent
-from core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
-from core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
-from core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.core.device import check_threads, device_for_flag, list_devices
+from rnn_playground.core.errors import CheckpointError
+from rnn_playground.core.events import ErrorEvent
+from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
+from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
+from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.tui.viewmodel.format import fmt_loss
 
-from .cli import (EXIT_BROKEN_PIPE, EXIT_ERROR, HelpFormatter, StopOnSignals, add_dataclass_options,
-                  explicit_options, options_from, output_console, silence_lost_output)
-from .headless import TrainDisplay
-from .widgets.format import fmt_loss
+from .main import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    HelpFormatter,
+    StopOnSignals,
+    add_dataclass_options,
+    explicit_options,
+    options_from,
+    output_console,
+    silence_lost_output,
+)
+from .render import TrainDisplay
 
 
 def register(subparsers) -> None:

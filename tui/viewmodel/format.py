@@ -1,15 +1,13 @@
-"""Formatting of values computed in core, for display only."""
+"""Formatting of values for display: words and numbers as both faces show them (plain strings)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
-from typing import Iterable
-
-from rich.text import Text
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "append_fitting", "pack_phrases"]
+           "fmt_layer", "with_default"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -85,43 +83,14 @@ def fit_clauses(text: str, width: int) -> str:
     return text[:max(width - 1, 0)] + "…"
 
 
-def _as_text(part: Text | str) -> Text:
-    return part if isinstance(part, Text) else Text(part)
+# Help text that already says what happens when the flag is left out: "(default: ...)", "(default when ...",
+# "; default 0.1 for ...", "Default: h ...", "off by default", argparse's "%(default)s".
+_STATES_DEFAULT = re.compile(r"(^|[(;.]\s*)default\b|\bby default\b|%\(default\)", re.IGNORECASE)
 
 
-def append_fitting(text: Text, parts: Iterable[Text | str], width: int) -> Text:
-    """Append `parts` to a one-line `text` in order, as far as each fits whole within `width`
-    cells (0: unknown, all of them): a part that does not fit ends the line, never half shown."""
-    for part in parts:
-        part = _as_text(part)
-        if not part.plain:
-            continue
-        if width and text.cell_len + part.cell_len > width:
-            break
-        text.append_text(part)
-    return text
-
-
-def pack_phrases(phrases: Iterable[Text | str | tuple[str, Text | str]], width: int, separator: str = "  ") -> Text:
-    """Phrases (`temperature 0.80 [t/T]`, `batch 64`) joined by `separator` on as few lines as
-    `width` cells allow: a line breaks between phrases, never inside one (one wider than the line
-    stands alone and wraps where the widget wraps it). width 0: one line. A phrase given as
-    (separator, phrase) has its own separator before it, where it does not start a line."""
-    text = Text()
-    line = 0
-    for phrase in phrases:
-        joiner = separator
-        if isinstance(phrase, tuple):
-            joiner, phrase = phrase
-        phrase = _as_text(phrase)
-        if not phrase.plain:
-            continue
-        if line and width and line + len(joiner) + phrase.cell_len > width:
-            text.append("\n")
-            line = 0
-        elif line:
-            text.append(joiner)
-            line += len(joiner)
-        text.append_text(phrase)
-        line += phrase.cell_len
-    return text
+def with_default(help_text: str, default) -> str:
+    """`help_text` plus "(default: X)", unless it already states its default or there is none worth
+    stating (None: the flag is simply off when not given; an empty string)."""
+    if default is None or default == "" or default is argparse.SUPPRESS or _STATES_DEFAULT.search(help_text):
+        return help_text
+    return f"{help_text} (default: {default})"

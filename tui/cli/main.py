@@ -6,30 +6,17 @@ import argparse
 import dataclasses
 import errno
 import os
-import re
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from rich.console import Console
 
-from core.errors import PlaygroundError
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.tui.viewmodel.format import with_default
 
 EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool killed by SIGPIPE (13; Windows has none)
-
-
-# Help text that already says what happens when the flag is left out: "(default: ...)", "(default when ...",
-# "; default 0.1 for ...", "Default: h ...", "off by default", argparse's "%(default)s".
-_STATES_DEFAULT = re.compile(r"(^|[(;.]\s*)default\b|\bby default\b|%\(default\)", re.IGNORECASE)
-
-
-def with_default(help_text: str, default) -> str:
-    """`help_text` plus "(default: X)", unless it already states its default or there is none worth
-    stating (None: the flag is simply off when not given; an empty string)."""
-    if default is None or default == "" or default is argparse.SUPPRESS or _STATES_DEFAULT.search(help_text):
-        return help_text
-    return f"{help_text} (default: {default})"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -82,7 +69,7 @@ def explicit_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[st
 
 # Subcommand modules each provide `register(subparsers)`, which adds parsers whose
 # `func(args, console) -> int` does the work.
-SUBCOMMAND_MODULES = ["tui.commands", "tui.cli_series", "tui.cli_gates"]
+SUBCOMMAND_MODULES = ["rnn_playground.tui.cli.commands", "rnn_playground.tui.cli.series", "rnn_playground.tui.cli.gates"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +103,7 @@ class StopOnSignals:
         self.signum: int | None = None
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopOnSignals":
+    def __enter__(self) -> StopOnSignals:
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
@@ -192,8 +179,6 @@ def silence_lost_output() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     console = output_console(stderr=True)
-    if not argv:
-        return open_app()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -211,7 +196,3 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]Interrupted.[/]")
         return 130
 
-
-def open_app() -> int:
-    from tui.app import run_app
-    return run_app()

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from textual.message import Message
 
-from core.events import (CheckpointSaved, ErrorEvent, Finished, Paused, Resumed, RunStarted, SampleEvent, Stopped,
-                         ValidationEvent)
-from core.trainer import TrainControl, Trainer
-from core.watch import RunMonitor, RunSnapshot
+from rnn_playground.core.events import (
+    CheckpointSaved,
+    ErrorEvent,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    SampleEvent,
+    Stopped,
+    ValidationEvent,
+)
+from rnn_playground.core.trainer import TrainControl, Trainer
+from rnn_playground.tui.viewmodel.monitor import RunMonitor, RunSnapshot
 
 POST_INTERVAL_S = 0.2      # at most about five routine updates a second
 URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, SampleEvent,
@@ -108,7 +117,7 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
                 post(TrainingUpdate(monitor.snapshot()))
                 last_post = now
     except Exception as exc:  # noqa: BLE001 - any failure is shown, the app carries on
-        from core.errors import PlaygroundError
+        from rnn_playground.core.errors import PlaygroundError
         message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
         monitor.set_status("error", message)
     finally:

@@ -12,9 +12,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from rich.text import Text
 from textual import on, work
@@ -25,12 +25,19 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
-from core.errors import PlaygroundError
-from core.sampling import SampleSettings, Sampler, resolve_weights
-from core.views import (LENGTH_CHOICES, PACE_CHOICES, TOP_K_CHOICES, StreamChunk, chunked_stream, step_choice,
-                        step_temperature)
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.sampling import Sampler, SampleSettings, resolve_weights
+from rnn_playground.tui.viewmodel.sample_view import (
+    LENGTH_CHOICES,
+    PACE_CHOICES,
+    TOP_K_CHOICES,
+    StreamChunk,
+    chunked_stream,
+    step_choice,
+    step_temperature,
+)
 
-from ..widgets.format import pack_phrases
+from ..widgets.fitting import pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.streamtext import StreamText
@@ -255,7 +262,7 @@ class SampleScreen(PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="sample-load", exit_on_error=False)
     def _load(self, run: Path) -> None:
-        from core.trainer import load_model
+        from rnn_playground.core.trainer import load_model
         try:
             model, vocab, checkpoint = load_model(run, "cpu")
             sampler = Sampler(model, vocab)

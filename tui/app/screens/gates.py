@@ -29,20 +29,34 @@ from textual.timer import Timer
 from textual.widgets import Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from core.errors import PlaygroundError
-from core.gates import GateTracer, Trace
-from core.gates_analysis import FEATURES, Saturation, UnitMatch
-from core.views import (DEFAULT_SLICE, SCALE_NOTE, SCALE_NOTE_MONO, TextSource, corpus_slice, diverging,
-                        next_char_view, next_word, previous_word, quantity_labels, read_text_file, run_corpus,
-                        unit_page, unit_values)
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.gates import GateTracer, Trace
+from rnn_playground.core.gates_analysis import FEATURES, Saturation, UnitMatch
+from rnn_playground.tui.viewmodel.format import fmt_layer
+from rnn_playground.tui.viewmodel.gates_view import (
+    DEFAULT_SLICE,
+    SCALE_NOTE,
+    SCALE_NOTE_MONO,
+    TextSource,
+    corpus_slice,
+    diverging,
+    next_char_view,
+    next_word,
+    previous_word,
+    quantity_labels,
+    read_text_file,
+    run_corpus,
+    unit_page,
+    unit_values,
+)
 
 from ..widgets.bars import NextCharBars, show_char
-from ..widgets.format import fmt_layer, pack_phrases
+from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel, HeatRow
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
-from .base import PlaygroundScreen, refresh_bindings_if_changed
 from ..widgets.unittext import UnitText
+from .base import PlaygroundScreen, refresh_bindings_if_changed
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
 CHUNK_S = 0.02             # the worker holds the trace's lock about this long per chunk of steps
@@ -64,7 +78,7 @@ class TextRequest:
 
 def load_source(request: TextRequest, meta: dict) -> TextSource:
     """The text a request asks for (raises PlaygroundError with the engine's message)."""
-    from core.errors import CorpusError
+    from rnn_playground.core.errors import CorpusError
     if request.kind == "text":
         if not request.value:
             raise CorpusError("The text is empty: type at least one character.")
@@ -293,8 +307,8 @@ class GatesScreen(PlaygroundScreen):
     @work(thread=True, exclusive=True, group="gates-load", exit_on_error=False)
     def _load(self, generation: int, run: Path | None, tracer: GateTracer | None, meta: dict,
               request: TextRequest) -> None:
-        from core.checkpoint import read_metadata
-        from core.runs import resolve_checkpoint
+        from rnn_playground.core.checkpoint import read_metadata
+        from rnn_playground.core.runs import resolve_checkpoint
         try:
             if tracer is None:
                 if run is None:

@@ -11,15 +11,23 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from core.device import device_for_flag
-from core.errors import CheckpointError, ConfigError
-from core.runs import BEST, LAST, resolve_checkpoint
-from core.series import (LAST_VALUE, Predictions, SeriesConfig, load_series, make_config,
-                         new_series_trainer, predict, resume_series)
-from core.trainer import TrainControl
+from rnn_playground.core.device import device_for_flag
+from rnn_playground.core.errors import CheckpointError, ConfigError
+from rnn_playground.core.runs import BEST, LAST, resolve_checkpoint
+from rnn_playground.core.series import (
+    LAST_VALUE,
+    Predictions,
+    SeriesConfig,
+    load_series,
+    make_config,
+    new_series_trainer,
+    predict,
+    resume_series,
+)
+from rnn_playground.core.trainer import TrainControl
 
-from .cli import EXIT_ERROR, add_dataclass_options, output_console
 from .commands import run_trainer
+from .main import EXIT_ERROR, add_dataclass_options, output_console
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

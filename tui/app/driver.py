@@ -15,7 +15,8 @@ import asyncio
 import os
 import select
 import threading
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 from textual.drivers.linux_driver import LinuxDriver
 

@@ -1,115 +1,16 @@
-"""What the Sample, Gates and Series screens show, computed here so a front end only lays it out.
-
-- Sampling: a character stream cut into timed chunks (a few a second, or paced to a typewriter
-  speed), with the characters/s of the result; the steps of the sampling settings.
-- Gates: short labels with the lesson's names, every quantity mapped onto one diverging scale
-  [-1, 1], the next-character distribution with the true character marked, unit pages, word
-  jumps in a text, slices of a run's corpus and text files to trace.
-- Series: the lines of the prediction plot and the metrics table against the naive baselines.
-
-Plain Python and numpy; no front end is imported here.
-"""
+"""What the Gates screen shows: short labels with the lesson's names, every quantity on one diverging scale
+[-1, 1], the next-character distribution with the true character marked, unit pages, word jumps in a text,
+slices of a run's corpus and text files to trace."""
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import CorpusError
-
-# --------------------------------------------------------------------------- sampling
-
-TEMPERATURE_STEP = 0.1
-TEMPERATURE_MAX = 3.0
-TOP_K_CHOICES = (0, 1, 2, 3, 5, 10, 20, 40, 80)
-LENGTH_CHOICES = (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
-PACE_CHOICES: tuple[float | None, ...] = (None, 1000.0, 300.0, 100.0, 30.0, 10.0)  # chars/s; None = as fast as it goes
-FLUSH_INTERVAL_S = 0.2          # unpaced streams are cut into about five chunks a second
-MIN_FLUSH_INTERVAL_S = 1 / 30   # paced streams flush at most thirty times a second
-
-
-def step_choice(choices: Sequence, current, delta: int):
-    """The choice `delta` places from `current` (or from the nearest choice below it), clamped."""
-    if current in choices:
-        index = list(choices).index(current)
-    else:
-        below = [i for i, c in enumerate(choices) if c is not None and current is not None and c <= current]
-        index = below[-1] if below else 0
-    return choices[max(0, min(len(choices) - 1, index + delta))]
-
-
-def step_temperature(current: float, delta: int) -> float:
-    """Temperature up or down by 0.1 within [0, 3]; 0 means argmax. Rounded so 0.1 steps stay exact."""
-    value = round(current + delta * TEMPERATURE_STEP, 2)
-    return min(TEMPERATURE_MAX, max(0.0, value))
-
-
-def flush_interval(pace: float | None) -> float:
-    """How often a stream paced at `pace` chars/s hands text to the screen."""
-    if pace is None:
-        return FLUSH_INTERVAL_S
-    return max(MIN_FLUSH_INTERVAL_S, min(FLUSH_INTERVAL_S, 1.0 / pace))
-
-
-@dataclass(frozen=True)
-class StreamChunk:
-    """New text since the previous chunk, and the totals so far."""
-    text: str
-    chars: int          # characters streamed so far, this chunk included
-    elapsed_s: float    # since the stream began
-    done: bool = False
-    stopped: bool = False  # the stream ended because it was asked to stop
-
-    @property
-    def chars_per_s(self) -> float | None:
-        return self.chars / self.elapsed_s if self.elapsed_s > 0 and self.chars else None
-
-
-def chunked_stream(chars: Iterable[str], *, interval: float | None = None, pace: float | None = None,
-                   stop: threading.Event | None = None, clock: Callable[[], float] = time.perf_counter,
-                   ) -> Iterator[StreamChunk]:
-    """Cut a character stream into chunks handed out every `interval` seconds (never one per
-    character), optionally paced to `pace` characters a second. Ends early once `stop` is set,
-    checked before every character. The last chunk has done=True (and stopped=True after a stop)."""
-    interval = flush_interval(pace) if interval is None else interval
-    start = clock()
-    last = start
-    buffer: list[str] = []
-    count = 0
-    stopped = False
-    iterator = iter(chars)
-    while True:
-        if stop is not None and stop.is_set():
-            stopped = True
-            break
-        try:
-            ch = next(iterator)
-        except StopIteration:
-            break
-        count += 1
-        buffer.append(ch)
-        if pace is not None:
-            delay = start + count / pace - clock()
-            if delay > 0:
-                if stop is not None:
-                    if stop.wait(delay):
-                        stopped = True
-                        break
-                else:
-                    time.sleep(delay)
-        now = clock()
-        if now - last >= interval:
-            yield StreamChunk("".join(buffer), count, now - start)
-            buffer.clear()
-            last = now
-    yield StreamChunk("".join(buffer), count, clock() - start, done=True, stopped=stopped)
-
+from rnn_playground.core.errors import CorpusError
 
 # --------------------------------------------------------------------------- gates: labels and scale
 
@@ -258,7 +159,7 @@ class TextSource:
 
 def read_text_file(path: Path | str, limit: int | None = None) -> TextSource:
     """A UTF-8 text file to trace (its first `limit` characters when given)."""
-    from .corpus import decode_utf8
+    from rnn_playground.core.corpus import decode_utf8
     path = Path(path).expanduser()
     if not str(path).strip() or str(path) == ".":
         raise CorpusError("Give the path of a UTF-8 text file to trace.")
@@ -282,7 +183,7 @@ def corpus_slice(spec: str, start: int | None = None, length: int = DEFAULT_SLIC
                  val_fraction: float = 0.1) -> TextSource:
     """`length` characters of a corpus from `start` (default: where its validation part begins, text
     the model did not train on). Loads the corpus as training did."""
-    from .corpus import load_corpus
+    from rnn_playground.core.corpus import load_corpus
     if length < 1:
         raise CorpusError(f"The slice must have at least 1 character, got {length}.")
     corpus = load_corpus(spec, glob=glob)
@@ -308,103 +209,6 @@ def run_corpus(meta: dict) -> tuple[str, str, float]:
         raise CorpusError("The checkpoint does not say which corpus it was trained on; type a text or load a file.")
     return spec, config.get("glob", "*"), float(config.get("val_fraction", 0.1))
 
-
-# --------------------------------------------------------------------------- series
-
-@dataclass(frozen=True)
-class PlotLine:
-    name: str
-    role: str            # "target", "one-step", "forecast", "free-run"
-    x: np.ndarray
-    y: np.ndarray
-
-
-def series_plot(pred, context: int | None = None, free_run: bool = False) -> list[PlotLine]:
-    """Lines of the prediction plot from `core.series.Predictions`: the targets over the validation
-    range (with `context` training points before it, default a quarter of the range), the one-step
-    predictions over it, the free-running forecast past the end and, optionally, the free run from
-    the split across the validation range."""
-    val = len(pred.val_index)
-    context = max(1, val // 4) if context is None else max(0, context)
-    begin = max(0, pred.split - context)
-    lines = [PlotLine("target", "target", np.arange(begin, len(pred.series)),
-                      np.asarray(pred.series[begin:], dtype=np.float64))]
-    if val:
-        lines.append(PlotLine("one-step", "one-step", np.asarray(pred.val_index),
-                              np.asarray(pred.one_step, dtype=np.float64)))
-        if free_run:
-            lines.append(PlotLine("free run", "free-run", np.asarray(pred.val_index),
-                                  np.asarray(pred.free_run, dtype=np.float64)))
-    if len(pred.forecast):
-        # joined to the last true point, so the forecast reads as a continuation
-        x = np.concatenate([[len(pred.series) - 1], pred.forecast_index])
-        y = np.concatenate([[pred.series[-1]], pred.forecast]).astype(np.float64)
-        lines.append(PlotLine("forecast", "forecast", x, y))
-    return lines
-
-
-def plot_bounds(lines: Iterable[PlotLine]) -> tuple[float, float, float, float]:
-    """(x_min, x_max, y_min, y_max) over the finite points of all lines, with a little room."""
-    xs = [line.x[np.isfinite(line.y)] for line in lines]
-    ys = [line.y[np.isfinite(line.y)] for line in lines]
-    xs = [x for x in xs if len(x)]
-    ys = [y for y in ys if len(y)]
-    if not xs:
-        return 0.0, 1.0, 0.0, 1.0
-    x0, x1 = float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
-    y0, y1 = float(min(y.min() for y in ys)), float(max(y.max() for y in ys))
-    if x1 == x0:
-        x1 = x0 + 1
-    if y1 == y0:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    pad = (y1 - y0) * 0.05
-    return x0, x1, y0 - pad, y1 + pad
-
-
-POINTS_PER_COLUMN = 4  # the plot's default window: about two points per braille dot, a readable line
-
-
-def plot_window(x_min: float, x_max: float, columns: int, span: float | None = None,
-                end: float | None = None) -> tuple[float, float]:
-    """The x range a plot `columns` wide shows: `span` points (default POINTS_PER_COLUMN a column,
-    all of them when they fit) ending at `end` (default the last point), kept inside the data."""
-    whole = x_max - x_min
-    if span is None:
-        span = columns * POINTS_PER_COLUMN
-    span = min(max(span, 4.0), whole)
-    end = x_max if end is None else min(max(end, x_min + span), x_max)
-    return end - span, end
-
-
-def window_lines(lines: Iterable[PlotLine], lo: float, hi: float) -> list[PlotLine]:
-    """The lines cut to [lo, hi], each keeping one point beyond either edge so it runs to the border."""
-    shown = []
-    for line in lines:
-        inside = np.flatnonzero((line.x >= lo) & (line.x <= hi))
-        if not len(inside):
-            continue
-        first, last = max(0, inside[0] - 1), min(len(line.x), inside[-1] + 2)
-        shown.append(PlotLine(line.name, line.role, line.x[first:last], line.y[first:last]))
-    return shown
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    name: str
-    mse: float
-    mae: float
-    vs_last: float | None   # MSE relative to the last-value baseline (below 1: better than it)
-
-
-def metric_rows(pred) -> list[MetricRow]:
-    """The metrics of `core.series.Predictions` with each MSE relative to the last-value baseline."""
-    from .series import LAST_VALUE
-    base = next((m.mse for m in pred.metrics if m.name == LAST_VALUE), None)
-    rows = []
-    for m in pred.metrics:
-        ratio = m.mse / base if base not in (None, 0.0) else None
-        rows.append(MetricRow(m.name, m.mse, m.mae, ratio))
-    return rows
 
 
 def unit_values(trace, key: str, layer: int, unit: int, start: int = 0, end: int | None = None) -> np.ndarray:

@@ -4,7 +4,7 @@ built from the bindings themselves, so a new key is in the palette without more 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from textual.actions import parse
 from textual.binding import Binding

@@ -182,7 +182,7 @@ class HeatmapPanel(Widget):
         return len(self.rows) * self.row_lines + 2 if self.rows else 1
 
     def page(self) -> tuple[int, int, int, int]:
-        from core.views import unit_page
+        from rnn_playground.tui.viewmodel.gates_view import unit_page
         return unit_page(self.units, self.units_per_page, self.unit)
 
     def render(self) -> Text:

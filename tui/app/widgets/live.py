@@ -9,9 +9,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
 
-from core.watch import RunSnapshot
+from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 
-from .format import append_fitting, fmt_loss, fmt_rate, format_duration
+from .fitting import append_fitting
 
 STATUS_MARK = {"idle": "○", "starting": "◌", "training": "●", "paused": "‖", "stopped": "■", "finished": "✓",
                "error": "✗", "pausing": "…", "resuming": "…", "stopping": "…"}

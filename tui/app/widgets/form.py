@@ -13,12 +13,19 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
-from core.device import DeviceInfo
-from core.trainer import TrainConfig
-from core.watch import (BUDGET_KINDS, FORM_FIELDS, CorpusCheck, SettingsCheck, check_corpus, check_settings,
-                        config_form_values, name_settings)
-
-from .format import fmt_memory
+from rnn_playground.core.device import DeviceInfo
+from rnn_playground.core.trainer import TrainConfig
+from rnn_playground.tui.viewmodel.format import fmt_memory
+from rnn_playground.tui.viewmodel.settings import (
+    BUDGET_KINDS,
+    FORM_FIELDS,
+    CorpusCheck,
+    SettingsCheck,
+    check_corpus,
+    check_settings,
+    config_form_values,
+    name_settings,
+)
 
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
@@ -58,7 +65,7 @@ class TrainForm(VerticalScroll, can_focus=False):
     when Enter is pressed in a field or the Start button is pressed."""
 
     class Changed(Message):
-        def __init__(self, form: "TrainForm") -> None:
+        def __init__(self, form: TrainForm) -> None:
             super().__init__()
             self.form = form
 
@@ -216,7 +223,7 @@ class TrainForm(VerticalScroll, can_focus=False):
         result = check_corpus(spec, batch=batch, seq=seq)
         self.post_message(CorpusChecked(key, result))
 
-    def on_corpus_checked(self, message: "CorpusChecked") -> None:
+    def on_corpus_checked(self, message: CorpusChecked) -> None:
         if message.key != self._current_corpus_key():
             return  # the fields changed since; a newer check is on its way
         self._corpus_key, self.corpus_check = message.key, message.result

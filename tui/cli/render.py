@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -12,11 +12,21 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from core.events import (CheckpointSaved, ErrorEvent, Event, Finished, Paused, Resumed, RunStarted, SampleEvent,
-                         Stopped, StepEvent, ValidationEvent)
-from core.watch import describe_val_sample, describe_validation
-
-from .widgets.format import fmt_loss, format_duration
+from rnn_playground.core.events import (
+    CheckpointSaved,
+    ErrorEvent,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    SampleEvent,
+    StepEvent,
+    Stopped,
+    ValidationEvent,
+)
+from rnn_playground.tui.viewmodel.format import fmt_loss, format_duration
+from rnn_playground.tui.viewmodel.monitor import describe_val_sample, describe_validation
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
 
@@ -40,7 +50,7 @@ class TrainDisplay:
         self._live: Live | None = None
         self._last_plain = 0.0
 
-    def __enter__(self) -> "TrainDisplay":
+    def __enter__(self) -> TrainDisplay:
         if self.console.is_terminal:
             # Redrawn from this thread on each event (the trainer reports a few times a second), not
             # by Rich's refresh thread, so a terminal that vanishes is noticed here (see _lose_output).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from .format import pack_phrases
+from .fitting import pack_phrases
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
 

@@ -14,12 +14,14 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from core.runs import RunInfo, writer_of
-from core.watch import RunDetails, RunSnapshot, RunWatcher, budget_of, delete_run, run_details, runs_for_display
+from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
+from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
+from rnn_playground.tui.viewmodel.settings import budget_of
 
-from ..widgets.format import append_fitting, fmt_age, fmt_loss, fmt_rate, human_size, pack_phrases
-from ..widgets.live import LossPanel, set_text
+from ..widgets.fitting import append_fitting, pack_phrases
 from ..widgets.keybar import KeyBar
+from ..widgets.live import LossPanel, set_text
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 from .confirm import ConfirmScreen
@@ -428,7 +430,7 @@ class RunsScreen(PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="runs-delete", exit_on_error=False)
     def _delete(self, run_dir: Path) -> None:
-        from core.errors import PlaygroundError
+        from rnn_playground.core.errors import PlaygroundError
         try:
             delete_run(run_dir, self.app.runs_dir)
         except (PlaygroundError, OSError) as exc:

@@ -1,0 +1,63 @@
+"""The three floors (docs/ARCHITECTURE.md) hold: import-linter's contracts from pyproject.toml pass on the
+tree, and they do fail when a forbidden import is added. ruff keeps the tree clean under the project's rules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def lint_imports(root: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "lint-imports"), "--no-cache"],
+                          cwd=root, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_import_contracts_are_kept():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout
+
+
+@pytest.fixture
+def copied_tree(tmp_path: Path) -> Path:
+    """The sources as an importable `rnn_playground` package of their own, outside the installed one."""
+    package = tmp_path / "rnn_playground"  # a namespace package, as installed (no __init__.py)
+    package.mkdir()
+    for folder in ("core", "tui"):
+        shutil.copytree(ROOT / folder, package / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+@pytest.mark.parametrize("module, forbidden, broken", [
+    ("core/model.py", "import textual", "The engine imports no floor above it"),
+    ("core/model.py", "from rnn_playground.tui.viewmodel import format", "The engine imports no floor above it"),
+    ("tui/viewmodel/format.py", "import rich.text", "The middle floor is plain Python"),
+    ("tui/cli/render.py", "from rnn_playground.tui.app.widgets import fitting", "The two faces stand side by side"),
+    ("core/errors.py", "from rnn_playground.core import trainer", "No import circles"),
+])
+def test_a_forbidden_import_breaks_a_contract(copied_tree: Path, module: str, forbidden: str, broken: str):
+    path = copied_tree / "rnn_playground" / module
+    path.write_text(path.read_text() + f"\n{forbidden}  # added by the test\n")
+    env = {**os.environ, "PYTHONPATH": str(copied_tree)}
+    result = lint_imports(copied_tree, env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{broken}" in result.stdout
+    assert "1 broken" in result.stdout, result.stdout
+    assert str(copied_tree) in subprocess.run(
+        [sys.executable, "-c", "import rnn_playground.core; print(rnn_playground.core.__file__)"],
+        env=env, capture_output=True, text=True).stdout  # the copy was checked, not the installed tree
+
+
+def test_the_tree_is_clean_under_ruff():
+    result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

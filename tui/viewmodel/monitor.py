@@ -1,0 +1,307 @@
+"""A run's events folded into one snapshot (`RunMonitor` -> `RunSnapshot`), live from a trainer in this
+process or tailed from the metrics.jsonl of a run in another, so both views of a run are the same thing.
+
+Every number a screen shows about a run (losses, best values, progress, throughput) is computed here."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnn_playground.core import runs
+from rnn_playground.core.events import (
+    CheckpointSaved,
+    ErrorEvent,
+    Event,
+    Finished,
+    Paused,
+    Resumed,
+    RunStarted,
+    SampleEvent,
+    StepEvent,
+    Stopped,
+    ValidationEvent,
+    event_from_json,
+)
+
+MAX_POINTS = 4000     # points kept per loss series; older ones are merged in pairs beyond this
+LOG_LINES = 200       # log lines kept in a snapshot
+
+
+# --------------------------------------------------------------------------- series
+
+
+class Series:
+    """(step, value) points of a loss curve; finite values only. Beyond `max_points` the oldest
+    half is merged in pairs (mean), so memory stays bounded over a long run and the shape holds."""
+
+    def __init__(self, max_points: int = MAX_POINTS):
+        self.max_points = max(4, max_points)
+        self.steps: list[int] = []
+        self.values: list[float] = []
+
+    def add(self, step: int, value: float) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        self.steps.append(int(step))
+        self.values.append(float(value))
+        if len(self.values) > self.max_points:
+            half = (len(self.values) // 2) & ~1
+            merged_v = [(self.values[i] + self.values[i + 1]) / 2 for i in range(0, half, 2)]
+            merged_s = [self.steps[i + 1] for i in range(0, half, 2)]
+            self.values[:half] = merged_v
+            self.steps[:half] = merged_s
+        return True
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    @property
+    def best(self) -> float | None:
+        return min(self.values) if self.values else None
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int          # increasing over the monitor's life: a front end appends lines with seq > the last it showed
+    time: float
+    level: str        # "info", "warning" or "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """Everything a screen shows about one run at one moment. Immutable: safe to hand across threads."""
+    run_name: str | None = None
+    run_dir: str | None = None
+    device: str | None = None
+    config: dict = field(default_factory=dict)
+    parameters: int | None = None
+    vocab_size: int | None = None
+    train_chars: int | None = None
+    val_chars: int | None = None
+    status: str = "idle"      # idle, starting, training, paused, stopped, finished, error
+    step: int = 0
+    start_step: int = 0
+    total_steps: int | None = None
+    epoch: float = 0.0
+    loss: float | None = None
+    best_loss: float | None = None
+    val_loss: float | None = None
+    best_val_loss: float | None = None
+    tokens_per_s: float | None = None
+    lr: float | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    progress: float | None = None       # 0..1 of this session's budget, None before the first step
+    skipped_steps: int = 0
+    next_val_step: int | None = None    # when the next validation comes (see StepEvent)
+    next_val_in_s: float | None = None
+    train_losses: tuple[float, ...] = ()
+    train_steps: tuple[int, ...] = ()
+    val_losses: tuple[float, ...] = ()
+    val_steps: tuple[int, ...] = ()
+    sample: str | None = None
+    sample_step: int | None = None
+    last_checkpoint: str | None = None
+    last_checkpoint_step: int | None = None
+    error: str | None = None
+    log: tuple[LogLine, ...] = ()
+    events: int = 0                     # events folded so far (a change counter)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("starting", "training", "paused")
+
+
+def describe_val_sample(event: RunStarted) -> str:
+    """What validations read, when that is a sample of the held-out split ("" when it is all of it)."""
+    if event.val_sample is None:
+        return ""
+    return (f" (each validation reads a fixed sample of {event.val_sample:,}; "
+            f"the whole split when the run finishes)")
+
+
+def describe_validation(event: ValidationEvent) -> str:
+    """ " on a sample of N chars" for a validation that read a sample of the held-out split."""
+    return f" on a sample of {event.chars:,}" if event.sampled and event.chars else ""
+
+
+def describe_event(event: Event) -> tuple[str, str] | None:
+    """(level, one line of text) for the events worth a line in a run's log; None for the rest."""
+    if isinstance(event, RunStarted):
+        resumed = f", resumed at step {event.start_step}" if event.start_step else ""
+        return "info", (f"started {event.run_name} on {event.device}: {event.parameters:,} parameters, "
+                        f"vocab {event.vocab_size}, {event.train_chars:,} train / {event.val_chars:,} "
+                        f"validation chars{describe_val_sample(event)}{resumed}")
+    if isinstance(event, ValidationEvent):
+        best = ", best so far" if event.is_best else ""
+        return "info", f"step {event.step:,}: val loss {event.val_loss:.4f}{describe_validation(event)}{best}"
+    if isinstance(event, CheckpointSaved):
+        if event.reason == "validation":
+            return None  # saved at every validation: shown as "saved at step N", not logged each time
+        reason = "" if event.reason == "best" else f" ({event.reason})"
+        return "info", f"step {event.step:,}: saved {Path(event.path).name}{reason}"
+    if isinstance(event, Paused):
+        return "info", f"paused at step {event.step:,}"
+    if isinstance(event, Resumed):
+        return "info", f"resumed at step {event.step:,}"
+    if isinstance(event, Finished):
+        best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
+        return "info", f"finished at step {event.step:,}; best validation loss {best}"
+    if isinstance(event, Stopped):
+        return "info", f"stopped ({event.reason}) at step {event.step:,}"  # asked for, and saved: not a warning
+    if isinstance(event, ErrorEvent):
+        return "error", event.message
+    return None
+
+
+class RunMonitor:
+    """Folds a run's events into a RunSnapshot. Feed it Event objects (a run in this process)
+    or metrics.jsonl records (a run in another process); both give the same picture.
+    Not thread-safe: one thread feeds it and takes snapshots; the snapshots travel."""
+
+    def __init__(self, max_points: int = MAX_POINTS, log_lines: int = LOG_LINES):
+        self.train = Series(max_points)
+        self.val = Series(max_points)
+        self._log: deque[LogLine] = deque(maxlen=log_lines)
+        self._seq = 0
+        self._fields: dict = {"status": "idle"}
+        self._session_start: float | None = None
+        self.events = 0
+
+    # -- feeding
+
+    def add(self, event: Event) -> None:
+        self.events += 1
+        f = self._fields
+        if isinstance(event, RunStarted):
+            f.update(run_name=event.run_name, run_dir=event.run_dir, device=event.device, config=event.config,
+                     parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
+                     val_chars=event.val_chars, start_step=event.start_step, step=event.start_step,
+                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None,
+                     next_val_step=None, next_val_in_s=None)
+            self._session_start = event.time
+        elif isinstance(event, StepEvent):
+            self.train.add(event.step, event.loss)
+            f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch, tokens_per_s=event.tokens_per_s,
+                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps,
+                     next_val_step=event.next_val_step, next_val_in_s=event.next_val_in_s)
+            if math.isfinite(event.loss):
+                f["loss"] = event.loss
+            f["progress"] = self._progress(event)
+            if f.get("status") not in ("paused",):
+                f["status"] = "training"
+        elif isinstance(event, ValidationEvent):
+            self.val.add(event.step, event.val_loss)
+            f.update(val_loss=event.val_loss, best_val_loss=event.best_val_loss)
+        elif isinstance(event, SampleEvent):
+            f.update(sample=event.text, sample_step=event.step)
+        elif isinstance(event, CheckpointSaved):
+            f.update(last_checkpoint=event.path, last_checkpoint_step=event.step)
+        elif isinstance(event, Paused):
+            f.update(status="paused", step=event.step)
+        elif isinstance(event, Resumed):
+            f.update(status="training", step=event.step)
+        elif isinstance(event, Finished):
+            f.update(status="finished", step=event.step, eta_s=0.0, progress=1.0)
+            if event.best_val_loss is not None:
+                f["best_val_loss"] = event.best_val_loss
+        elif isinstance(event, Stopped):
+            f.update(status="stopped", step=event.step, eta_s=None)
+        elif isinstance(event, ErrorEvent):
+            f.update(status="error", error=event.message, eta_s=None)
+        line = describe_event(event)
+        if line is not None:
+            self.log(*line, time=event.time)
+
+    def add_record(self, record: Mapping) -> bool:
+        """Fold one metrics.jsonl record; records this version does not know are skipped."""
+        try:
+            event = event_from_json(dict(record))
+        except (KeyError, TypeError, ValueError):
+            return False
+        self.add(event)
+        return True
+
+    def log(self, level: str, text: str, time: float | None = None) -> None:
+        import time as _time
+        self._seq += 1
+        self._log.append(LogLine(self._seq, _time.time() if time is None else time, level, text))
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        """For what happens outside the event stream: 'starting' before the trainer exists,
+        'error' when it could not be built."""
+        self._fields["status"] = status
+        if error is not None:
+            self._fields["error"] = error
+            self.log("error", error)
+
+    def _progress(self, event: StepEvent) -> float | None:
+        start = self._fields.get("start_step", 0)
+        if event.total_steps:
+            span = event.total_steps - start
+            return min(1.0, max(0.0, (event.step - start) / span)) if span > 0 else 1.0
+        if event.eta_s is None or self._session_start is None:
+            return None
+        done = max(0.0, event.time - self._session_start)
+        return min(1.0, done / max(done + event.eta_s, 1e-9))
+
+    # -- reading
+
+    def snapshot(self) -> RunSnapshot:
+        return RunSnapshot(
+            **self._fields,
+            best_loss=self.train.best,
+            train_losses=tuple(self.train.values), train_steps=tuple(self.train.steps),
+            val_losses=tuple(self.val.values), val_steps=tuple(self.val.steps),
+            log=tuple(self._log), events=self.events)
+
+
+# --------------------------------------------------------------------------- watching
+
+
+class RunWatcher:
+    """Tails a run folder's metrics.jsonl (written by a run in this or another process) into a
+    RunMonitor. Call poll() from a timer or a worker; it reads only what was appended."""
+
+    def __init__(self, run_dir: Path | str, max_points: int = MAX_POINTS):
+        self.run_dir = Path(run_dir)
+        self.monitor = RunMonitor(max_points)
+        self.offset = 0
+        self._inode: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def poll(self) -> int:
+        """Fold newly appended lines; returns how many records were read. A replaced or
+        truncated file is read again from the start."""
+        with self._lock:
+            path = self.run_dir / runs.METRICS
+            try:
+                stat = path.stat()
+            except OSError:
+                return 0
+            identity = (stat.st_dev, stat.st_ino)
+            if self._inode is not None and (identity != self._inode or stat.st_size < self.offset):
+                self.monitor = RunMonitor(self.monitor.train.max_points)
+                self.offset = 0
+            self._inode = identity
+            records, self.offset = runs.read_metrics(self.run_dir, self.offset)
+            for record in records:
+                self.monitor.add_record(record)
+            return len(records)
+
+    def snapshot(self) -> RunSnapshot:
+        with self._lock:
+            return self.monitor.snapshot()
