@@ -766,10 +766,11 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
 
 async def test_readme_documents_every_key():
     from rnn_playground.tui.app.keys import key_display, key_table
+    from rnn_playground.tui.app.shell import PlaygroundApp
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## The app", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")]
-    for scope, keys, description in key_table():
+    for scope, keys, description in key_table(PlaygroundApp):
         assert any(row.startswith(f"| {scope} |") and f"`{key_display(keys)}`" in row for row in rows), \
             f"README's key tables lack {key_display(keys)} ({scope})"
 

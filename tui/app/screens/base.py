@@ -11,14 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
-# Bindings on printable keys: inside a text field those keys type, so the footer leaves them out.
-TYPED_BINDING_IDS = {"app.quit", "app.help", "app.mode.train", "app.mode.sample", "app.mode.gates",
-                     "app.mode.series", "app.mode.runs", "train.start", "train.pause", "train.resume",
-                     "train.stop", "train.save", "train.restart", "runs.sample", "runs.gates", "runs.resume",
-                     "runs.delete", "runs.refresh"}
-# ... and shows these instead, which work inside a field too.
-FIELD_BINDING_IDS = {"app.quit_anywhere", "app.help_f1"}
-
+from ..keys import typed_actions, types_in_field
 
 # Unexpected errors of this process, newest last, as tracebacks: printed when the app closes
 # (run_app), and checked after every test (conftest), so a caught bug still fails its test.
@@ -98,14 +91,20 @@ class PlaygroundScreen(GuardedMessages, Screen):
     @property
     def active_bindings(self):
         bindings = super().active_bindings
-        if not isinstance(self.focused, Input):
+        field = self.focused
+        if not isinstance(field, Input):
             return bindings
+        # The field takes these keys (a binding on "d,delete" or "r,f5" goes as a whole); a hidden
+        # binding for the same action (F1 for ?, ctrl+q for q) stands in for them in the footer.
+        typed = {active.binding.id or key: active.binding for key, active in bindings.items()
+                 if active.node is not field and types_in_field(active.binding)}
+        stand_ins = {binding.action for binding in typed.values() if binding.show}
         shown = {}
         for key, active in bindings.items():
             binding = active.binding
-            if binding.id in TYPED_BINDING_IDS:
+            if active.node is not field and (binding.id or key) in typed:
                 continue
-            if binding.id in FIELD_BINDING_IDS:
+            if not binding.show and binding.action in stand_ins and active.node is not field:
                 active = active._replace(binding=replace(binding, show=True))
             elif key == "enter" and binding.action == "submit" and self.submit_description():
                 active = active._replace(binding=replace(binding, show=True, description=self.submit_description()))
@@ -128,6 +127,11 @@ class PlaygroundScreen(GuardedMessages, Screen):
     def typing_in_field(self) -> bool:
         """Whether a letter key types into the focused field rather than running its action."""
         return isinstance(self.focused, Input) and not self._by_name
+
+    def typed_in_field(self, action: str) -> bool:
+        """Whether `action`'s key goes to the focused field now (it types or edits there), so the
+        action does not apply: for check_action."""
+        return action in typed_actions(type(self)) and self.typing_in_field()
 
     def submit_description(self) -> str:
         """What Enter does in the focused text field, for the key bar (a screen whose fields

@@ -63,19 +63,16 @@ class RunsScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"runs--live", "runs--strong"}
     AUTO_FOCUS = "#runs-table"
     BINDINGS = [
-        Binding("s", "open('sample')", "Sample", id="runs.sample"),
-        Binding("g", "open('gates')", "Gates", id="runs.gates"),
-        Binding("t", "resume", "Train more", id="runs.resume"),
-        Binding("d,delete", "delete", "Delete", id="runs.delete"),
-        Binding("r,f5", "refresh", "Refresh", id="runs.refresh"),
+        Binding("s", "open('sample')", "Sample", id="runs.sample",
+                tooltip="open the selected run on the Sample screen"),
+        Binding("g", "open('gates')", "Gates", id="runs.gates", tooltip="open the selected run on the Gates screen"),
+        Binding("t", "resume", "Train more", id="runs.resume",
+                tooltip="resume training the selected run (on the Train screen: set the budget, press s)"),
+        Binding("d,delete", "delete", "Delete", id="runs.delete",
+                tooltip="delete the selected run's folder (asks first; a live run cannot be deleted)"),
+        Binding("r,f5", "refresh", "Refresh", id="runs.refresh",
+                tooltip="list the runs again (also every few seconds on its own)"),
     ]
-    HELP = {
-        "runs.sample": "open the selected run on the Sample screen",
-        "runs.gates": "open the selected run on the Gates screen",
-        "runs.resume": "resume training the selected run (on the Train screen: set the budget, press s)",
-        "runs.delete": "delete the selected run's folder (asks first; a live run cannot be deleted)",
-        "runs.refresh": "list the runs again (also every few seconds on its own)",
-    }
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
