@@ -69,10 +69,14 @@ def types_in_field(binding: Binding) -> bool:
 
 
 @cache
-def typed_actions(screen_type: type) -> frozenset[str]:
-    """The actions of `screen_type` (by name) that a key typed in a field would run."""
-    return frozenset(parse(binding.action)[1] for binding in screen_type.BINDINGS
-                     if isinstance(binding, Binding) and types_in_field(binding))
+def typed_bindings(node_type: type) -> tuple[Binding, ...]:
+    """The bindings of `node_type` (a screen or the app) whose keys a focused text field takes."""
+    return tuple(binding for binding in node_type.BINDINGS if isinstance(binding, Binding) and types_in_field(binding))
+
+
+def typed_actions(node_type: type) -> frozenset[str]:
+    """The actions of `node_type`, by name, that a key typed in a field would run."""
+    return frozenset(parse(binding.action)[1] for binding in typed_bindings(node_type))
 
 
 def _rows(scope: str, cls) -> list[tuple[str, str, str]]:

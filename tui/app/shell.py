@@ -15,7 +15,6 @@ from pathlib import Path
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -26,6 +25,7 @@ from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.format import fmt_loss
 from rnn_playground.tui.viewmodel.session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 
+from .messages import DevicesFound
 from .modes import MODES as APP_MODES
 from .modes import mode_bindings
 from .palette import ScreenBindingsProvider
@@ -39,12 +39,6 @@ from .screens.series import SeriesScreen
 from .screens.train import TrainScreen
 
 STYLES = Path(__file__).parent / "styles"
-
-
-class DevicesFound(Message):
-    def __init__(self, devices: list[DeviceInfo], auto: str) -> None:
-        super().__init__()
-        self.devices, self.auto = devices, auto
 
 
 class PlaygroundApp(GuardedMessages, App[int]):

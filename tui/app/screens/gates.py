@@ -173,6 +173,12 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="leave a field"),
     ]
 
+    BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…"}
+
+    def busy_changed(self) -> None:
+        if self._ready:
+            self.render_panels()
+
     def __init__(self, run: Path | None = None, *, text: str | None = None, name: str | None = None,
                  id: str | None = None) -> None:
         super().__init__(name=name, id=id)
@@ -433,6 +439,7 @@ class GatesScreen(PlaygroundScreen):
         self.render_panels()
 
     def _analyse(self, kind: str) -> None:
+        self.analysis_note = ""  # the text is traced: the worker's busy text says what happens now
         if kind == "saturation":
             if self.saturation is None:
                 self._saturation_worker(self.generation, self.trace)
@@ -464,7 +471,7 @@ class GatesScreen(PlaygroundScreen):
             self._need_full("search")
             return
         key = self.colour_key if self.colour_key in ("c", "h") else ("c" if self.trace.cell == "lstm" else "h")
-        self.analysis_note = "searching…"
+        self.analysis_note = ""
         self.render_panels()
         self._search_worker(self.generation, self.trace, None if feature == "regex" else feature,
                             regex if feature == "regex" else None, key)
@@ -794,7 +801,7 @@ class GatesScreen(PlaygroundScreen):
             self._forget_shape("update")
             if sat is None:
                 heatmap.show([], self.unit, self.tracer.hidden)
-                update.update(Text(self.analysis_note or "computing saturation…", muted))
+                update.update(Text(self.busy_text("gates-saturation") or self.analysis_note, muted))
             else:
                 rows = []
                 for key in sat.keys:
@@ -813,7 +820,8 @@ class GatesScreen(PlaygroundScreen):
         else:
             self._forget_shape("update")
             update.update("")
-            self.query_one("#gates-search-note", Static).update(Text(self.analysis_note, muted))
+            self.query_one("#gates-search-note", Static).update(Text(self.busy_text("gates-search") or self.analysis_note,
+                                                                     muted))
         # the most active units here: a quick way to find one worth following
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("most active h_t", muted)

@@ -11,14 +11,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
 from rnn_playground.tui.viewmodel.settings import budget_of
 
+from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, WatchUpdated
 from ..widgets.fitting import append_fitting, pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel, set_text
@@ -38,27 +39,6 @@ CELL_PADDING = 1  # the DataTable's, each side of a cell
 SETTLE_SECONDS = 5.0
 
 
-class RunsListed(Message):
-    def __init__(self, infos: list[RunInfo]) -> None:
-        super().__init__()
-        self.infos = infos
-
-
-class DetailsLoaded(Message):
-    def __init__(self, run_dir: Path, details: RunDetails | None, watcher: RunWatcher) -> None:
-        super().__init__()
-        self.run_dir, self.details, self.watcher = run_dir, details, watcher
-
-
-class WatchUpdated(Message):
-    def __init__(self, run_dir: Path, snapshot: RunSnapshot) -> None:
-        super().__init__()
-        self.run_dir, self.snapshot = run_dir, snapshot
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, WatchUpdated) and message.run_dir == self.run_dir
-
-
 class RunsScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"runs--live", "runs--strong"}
     AUTO_FOCUS = "#runs-table"
@@ -73,6 +53,8 @@ class RunsScreen(PlaygroundScreen):
         Binding("r,f5", "refresh", "Refresh", id="runs.refresh",
                 tooltip="list the runs again (also every few seconds on its own)"),
     ]
+
+    BUSY = {"runs-details": "loading…"}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -139,9 +121,9 @@ class RunsScreen(PlaygroundScreen):
             table.clear(columns=True)
             # Widths from the content, given up front: a DataTable that measures them later can
             # draw its first frame with the header's widths and keep it.
-            for index, key, label, width in columns:
+            for _, key, label, width in columns:
                 table.add_column(label, key=key, width=width)
-            for info, row in zip(self.infos, rows):
+            for info, row in zip(self.infos, rows, strict=True):
                 table.add_row(*(row[index] for index, *_ in columns), key=info.name)
             names = [info.name for info in self.infos]
             if names:
@@ -226,6 +208,9 @@ class RunsScreen(PlaygroundScreen):
         self._follow(message.watcher.snapshot())
         refresh_bindings_if_changed(self)
 
+    def busy_changed(self) -> None:
+        self._show_details()
+
     def on_watch_updated(self, message: WatchUpdated) -> None:
         if message.run_dir != self.selected:
             return
@@ -270,7 +255,7 @@ class RunsScreen(PlaygroundScreen):
         status = self.query_one("#details-status", Static)
         details, snap = self.details, self.watch_snapshot
         if details is None:
-            set_text(info, "" if self.selected is None else "loading…")
+            set_text(info, self.busy_text("runs-details"))
             set_text(status, "")
             for panel in self.query(LossPanel):
                 panel.show((), None, None)
@@ -427,17 +412,19 @@ class RunsScreen(PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="runs-delete", exit_on_error=False)
     def _delete(self, run_dir: Path) -> None:
-        from rnn_playground.core.errors import PlaygroundError
         try:
             delete_run(run_dir, self.app.runs_dir)
         except (PlaygroundError, OSError) as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), title="Not deleted", severity="error")
+            self.post_message(RunNotDeleted(run_dir, str(exc)))
             return
-        self.app.call_from_thread(self._deleted, run_dir)
+        self.post_message(RunDeleted(run_dir))
 
-    def _deleted(self, run_dir: Path) -> None:
-        self.app.notify(f"Deleted {run_dir.name}.")
-        if self.app.selected_run == run_dir:
+    def on_run_not_deleted(self, message: RunNotDeleted) -> None:
+        self.app.notify(message.reason, title="Not deleted", severity="error")
+
+    def on_run_deleted(self, message: RunDeleted) -> None:
+        self.app.notify(f"Deleted {message.run_dir.name}.")
+        if self.app.selected_run == message.run_dir:
             self.app.selected_run = None
         self.refresh_runs()
 

@@ -17,6 +17,7 @@ from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help
 
+from ..messages import TrainFormChanged, TrainFormSubmitted
 from ..widgets.form import TrainForm
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LiveView
@@ -257,11 +258,11 @@ class TrainScreen(PlaygroundScreen):
 
     # -- form events
 
-    @on(TrainForm.Submitted)
+    @on(TrainFormSubmitted)
     def _form_submitted(self) -> None:
         self.start()
 
-    @on(TrainForm.Changed)
+    @on(TrainFormChanged)
     def _form_changed(self) -> None:
         refresh_bindings_if_changed(self)
 
