@@ -12,8 +12,8 @@ import pytest
 
 from rnn_playground.core import runs
 
-from .test_tui import long_config, make_app, press, shows
-from .tui_helpers import wait_for
+from .conftest import long_config
+from .tui_helpers import make_app, press, shows, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
