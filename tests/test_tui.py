@@ -198,7 +198,8 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#start"), 5, "out of the field")
         shown = {n.identity for n in Internals.notifications(app)}
         await press(pilot, "s")  # the start key says why nothing started, and goes to the first field marked
-        notice = await wait_for(pilot, lambda: next((n for n in Internals.notifications(app) if n.identity not in shown), None),
+        notice = await wait_for(pilot, lambda: next((n for n in Internals.notifications(app)
+                                                     if n.identity not in shown), None),
                                 5, "the reason nothing started")
         assert notice.title == "Not started" and "hidden must be at least 1" in str(notice.message)
         await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#hidden"), 5, "focus on hidden")

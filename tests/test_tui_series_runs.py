@@ -58,7 +58,8 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="Runs")
         await select_run(pilot, "mellow-newt")
         await pilot.press("s")  # refused on Runs, with the reason and what to do instead
-        notes = await wait_for(pilot, lambda: [n.message for n in Internals.notifications(app) if "series forecast" in n.message],
+        notes = await wait_for(pilot, lambda: [n.message for n in Internals.notifications(app)
+                                               if "series forecast" in n.message],
                                what="the refusal")
         assert notes == [f"mellow-newt is a time-series run; the Sample screen reads character models. "
                          f"Forecast it with: rnn-playground series forecast {series}"]
