@@ -17,7 +17,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
-from rnn_playground.tui.viewmodel.settings import budget_of
+from rnn_playground.tui.viewmodel.runs_view import run_state, settings_lines
 
 from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, WatchUpdated
 from ..widgets.fitting import append_fitting, pack_phrases
@@ -262,12 +262,7 @@ class RunsScreen(PlaygroundScreen):
             return
         strong = self.get_component_rich_style("runs--strong")
         width = info.content_size.width
-        state, live = details.state or "unknown", details.info.live
-        if live and snap is not None and snap.status in ("stopped", "finished", "error"):
-            # The metrics already end the run; run.json (read for these details) follows a moment later.
-            state, live = snap.status, False
-        step = max(details.info.step, snap.step if snap is not None else 0)
-        best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
+        state, live, step, best = run_state(details, snap)
         # Each line is a list of phrases, packed to the panel's width: a line breaks between
         # phrases ("batch 64", "20,000 steps"), never inside one.
         head = [Text(details.info.name, strong), details.info.model]
@@ -288,7 +283,7 @@ class RunsScreen(PlaygroundScreen):
         lines = [head, status_phrases]
         if details.info.problem:
             lines.insert(1, [Text(f"unreadable: {details.info.problem}", "bold red")])
-        lines += self._series_lines(details) if details.info.kind == "series" else self._char_lines(details)
+        lines += settings_lines(details)
         text = Text()
         for n, phrases in enumerate(lines):
             if n:
@@ -307,46 +302,6 @@ class RunsScreen(PlaygroundScreen):
                                                               snap.step if snap.train_losses else None)
             self.query_one("#details-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
                                                             snap.val_steps[-1] if snap.val_steps else None)
-
-    @staticmethod
-    def _budget(config: dict) -> str:
-        kind, budget = budget_of(config)
-        return f"{budget:,g} {kind}"
-
-    def _char_lines(self, details: RunDetails) -> list[list[str]]:
-        config, model = details.config, details.model
-        lines = [[f"corpus {details.corpus}"]] if details.corpus else []
-        if config:
-            lines.append([f"embed {model.get('embed', config.get('embed', '?'))}",
-                          f"dropout {model.get('dropout', config.get('dropout', '?'))}",
-                          f"seed {config.get('seed', '?')}"])
-            lines.append([f"batch {config.get('batch', '?')}", f"seq {config.get('seq', '?')}",
-                          f"lr {config.get('lr', '?')}", self._budget(config)])
-        return lines
-
-    def _series_lines(self, details: RunDetails) -> list[list[str]]:
-        """A series run's own settings: its data (the CSV's file name and target column, or the
-        built-in signal), its window and training settings."""
-        series, data, config = details.series, details.data, details.config
-        names = data.get("names") or []
-        if series.get("csv"):
-            source = [f"csv {Path(series['csv']).name}",
-                      f"target {series.get('column') or (names[0] if names else '?')}"]
-            if series.get("inputs") or len(names) > 1:
-                source.append(f"inputs {series.get('inputs') or ', '.join(names[1:])}")
-        elif series:
-            source = [f"signal {series.get('signal') or 'sine'}", f"{series.get('length', 0):,} points"]
-            if series.get("noise"):
-                source.append(f"noise {series['noise']:g}")
-        else:  # no checkpoint yet: what run.json says
-            source = [str(config.get("corpus", "series")).replace(":", " ", 1)]
-        settings = series or config
-        training = [f"window {settings.get('seq', '?')}", f"batch {settings.get('batch', '?')}",
-                    f"lr {settings.get('lr', '?')}"]
-        if settings:
-            training.append(self._budget(settings))
-        training += [f"dropout {settings.get('dropout', '?')}", f"seed {settings.get('seed', '?')}"]
-        return [source, training]
 
     # -- actions
 
