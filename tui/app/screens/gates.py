@@ -820,8 +820,8 @@ class GatesScreen(PlaygroundScreen):
         else:
             self._forget_shape("update")
             update.update("")
-            self.query_one("#gates-search-note", Static).update(Text(self.busy_text("gates-search") or self.analysis_note,
-                                                                     muted))
+            note = self.busy_text("gates-search") or self.analysis_note
+            self.query_one("#gates-search-note", Static).update(Text(note, muted))
         # the most active units here: a quick way to find one worth following
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("most active h_t", muted)
