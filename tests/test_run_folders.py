@@ -224,8 +224,7 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
     it instead of starting. A folder with a bad run.json is listed as unreadable, beside the others."""
     from rnn_playground.tui.app.screens.runs import RunsScreen
     from rnn_playground.tui.app.screens.train import TrainScreen
-    from tests.test_tui import make_app, press
-    from tests.tui_helpers import screen_text, wait_for
+    from tests.tui_helpers import Internals, make_app, press, screen_text, wait_for
     bad = tiny_run.parent / "bad"
     bad.mkdir()
     (bad / runs.STATUS).write_text('["not", "a", "status"]')
@@ -249,7 +248,7 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
             app.screen.set_focus(None)
             await press(pilot, "s")
             await wait_for(pilot, lambda: any(f"process {other.pid} on" in str(n.message)
-                                              for n in app._notifications), 5, "the refusal")
+                                              for n in Internals.notifications(app)), 5, "the refusal")
             assert not app.session.active and runs.read_status(tiny_run)["state"] == "finished"
         finally:
             other.kill()
