@@ -23,18 +23,9 @@ from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSetting
 from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
 from rnn_playground.tui.viewmodel.format import fmt_loss
 
-from .main import (
-    EXIT_BROKEN_PIPE,
-    EXIT_ERROR,
-    HelpFormatter,
-    StopOnSignals,
-    add_dataclass_options,
-    explicit_options,
-    options_from,
-    output_console,
-    silence_lost_output,
-)
+from .options import HelpFormatter, add_dataclass_options, explicit_options, options_from
 from .render import TrainDisplay
+from .terminal import EXIT_BROKEN_PIPE, EXIT_ERROR, StopOnSignals, output_console, silence_lost_output
 
 
 def register(subparsers) -> None:

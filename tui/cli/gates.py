@@ -19,7 +19,8 @@ from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import fmt_layer
 
-from .main import HelpFormatter, output_console
+from .options import HelpFormatter
+from .terminal import output_console
 
 
 def register(subparsers) -> None:
