@@ -6,8 +6,10 @@ import argparse
 import math
 import re
 
+from rnn_playground.core.errors import PlaygroundError
+
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "with_default"]
+           "fmt_layer", "with_default", "error_text"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -38,6 +40,15 @@ def human_size(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def error_text(exc: BaseException, failed: str = "") -> str:
+    """An error as a user reads it: the engine's own message for a PlaygroundError (it says what went wrong
+    and what to do), else the exception's type and message, after `failed` ("Tracing failed") when given."""
+    if isinstance(exc, PlaygroundError):
+        return str(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{failed}: {text}" if failed else text
 
 
 def fmt_memory(free: int | None, total: int | None) -> str:
