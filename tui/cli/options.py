@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from rnn_playground.tui.viewmodel.format import with_default
+from rnn_playground.tui.viewmodel.settings import field_type, flag_of
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -29,16 +30,15 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
     for f in dataclasses.fields(cls):
         if f.name in skip or "help" not in f.metadata:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_of(f.name)
         default = f.default if defaults else None
         # With defaults=False the flag's own default is None, so the help names the field's default.
         help_text = f.metadata["help"] if defaults else with_default(f.metadata["help"], f.default)
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        if kind.startswith("bool"):
+        kind = field_type(f)
+        if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
             continue
-        convert = int if kind.startswith("int") else float if kind.startswith("float") else str
-        parser.add_argument(flag, type=convert, default=default, help=help_text, metavar=f.name.upper())
+        parser.add_argument(flag, type=kind, default=default, help=help_text, metavar=f.name.upper())
 
 
 def options_from(args: argparse.Namespace, cls) -> dict:

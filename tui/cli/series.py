@@ -14,7 +14,6 @@ from rnn_playground.core.device import device_for_flag
 from rnn_playground.core.errors import CheckpointError, ConfigError
 from rnn_playground.core.runs import BEST, LAST, resolve_checkpoint
 from rnn_playground.core.series import (
-    LAST_VALUE,
     Predictions,
     SeriesConfig,
     load_series,
@@ -24,6 +23,7 @@ from rnn_playground.core.series import (
     resume_series,
 )
 from rnn_playground.core.trainer import TrainControl
+from rnn_playground.tui.viewmodel.series_view import metric_rows
 
 from .commands import run_trainer
 from .options import add_dataclass_options, given_options
@@ -149,11 +149,9 @@ def metrics_table(result: Predictions, label: str = "") -> Table:
     table = Table(title=title)
     for column in ("predictor", "MSE", "MAE", "MSE vs last value"):
         table.add_column(column, justify="left" if column == "predictor" else "right")
-    baseline = result.metric(LAST_VALUE).mse if result.metrics else 0.0
-    for m in result.metrics:
-        ratio = f"{m.mse / baseline:.2%}" if baseline > 0 else "-"
-        table.add_row(m.name + (f" (period {result.period})" if m.name.startswith("seasonal") else ""),
-                      f"{m.mse:.6g}", f"{m.mae:.6g}", ratio)
+    for row in metric_rows(result):
+        table.add_row(row.name + (f" (period {result.period})" if row.name.startswith("seasonal") else ""),
+                      f"{row.mse:.6g}", f"{row.mae:.6g}", "-" if row.vs_last is None else f"{row.vs_last:.2%}")
     return table
 
 
