@@ -9,12 +9,17 @@ import re
 from rnn_playground.core.errors import PlaygroundError
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "with_default", "error_text"]
+           "fmt_layer", "layer_number", "with_default", "error_text"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
     """A 0-based layer index as people count layers: "layer 2 of 2" (layer 1 is nearest the input)."""
-    return f"layer {index + 1} of {layers}"
+    return f"layer {layer_number(index, layers)}"
+
+
+def layer_number(index: int, layers: int) -> str:
+    """fmt_layer without the word, for a column or a label headed "layer": "2 of 2"."""
+    return f"{index + 1} of {layers}"
 
 
 def fmt_loss(value: float | None) -> str:

@@ -33,7 +33,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, Saturation, UnitMatch
 from rnn_playground.core.model import describe_model
-from rnn_playground.tui.viewmodel.format import error_text, fmt_layer
+from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_view import (
     DEFAULT_SLICE,
     SCALE_NOTE,
@@ -722,7 +722,7 @@ class GatesScreen(PlaygroundScreen):
         phrases = [
             Text.assemble((self.run.name if self.run else "model", strong),
                           f" {describe_model(self.tracer)}"),
-            Text.assemble(("layer ", muted), (fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "),
+            Text.assemble(("layer ", muted), (layer_number(self.current_layer, self.tracer.layers),
                                              strong), ("[l]", key)),
             Text.assemble(("unit ", muted), (f"{self.unit}", strong), ("[,.]", key)),
             Text.assemble(("colour ", muted), (self._label(self.colour_key).symbol, strong), ("[v]", key)),
