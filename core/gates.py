@@ -42,6 +42,7 @@ from torch import nn
 from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import PlaygroundError
+from .model import describe_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -359,7 +360,7 @@ class GateTracer:
         return self.recurrence.quantities
 
     def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}, {len(self.vocab)} characters"
+        return f"{describe_model(self)}, {len(self.vocab)} characters"
 
     # --- tracing -------------------------------------------------------------------------
     def encode(self, text: str, what: str = "The text") -> torch.Tensor:

@@ -28,15 +28,16 @@ TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4",
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def start_training(tiny_corpus: Path, runs_dir: Path, name: str) -> subprocess.Popen:
     """A real `train` process that keeps training (and saving every 5 steps) until killed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10000000",
-                             "--name", name, "--runs-dir", str(runs_dir), "--val-every", "5", *TINY_FLAGS],
+    return subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus),
+                             "--steps", "10000000", "--name", name, "--runs-dir", str(runs_dir), "--val-every", "5",
+                             *TINY_FLAGS],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -288,8 +289,8 @@ def read_only(path: Path, how: str, request) -> list[str]:
 
 def cli_as(prefix: list[str], *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -45,10 +45,15 @@ class SettingsCheck:
         return not self.errors and self.config is not None
 
 
+def field_type(field: dataclasses.Field) -> type:
+    """What a config field holds, bool, int, float or str, read from its annotation (a string under
+    `from __future__ import annotations`; "int | None" is int)."""
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    return next((t for t in (bool, int, float) if kind.startswith(t.__name__)), str)
+
+
 def _field_type(name: str) -> type:
-    kind = {f.name: f.type for f in dataclasses.fields(TrainConfig)}[name]
-    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    return int if kind.startswith("int") else float if kind.startswith("float") else str
+    return field_type({f.name: f for f in dataclasses.fields(TrainConfig)}[name])
 
 
 def flag_of(name: str) -> str:
@@ -112,7 +117,7 @@ def check_settings(values: Mapping[str, str], *, budget_kind: str = "minutes", b
     parsed: dict = {}
     for name, text in values.items():
         try:
-            value = _parse(name, text) if isinstance(text, str) and _field_type(name) is not str else text
+            value = _parse(name, text) if isinstance(text, str) and _field_type(name) in (int, float) else text
             dataclasses.replace(base, **{name: value}).validate()
             parsed[name] = value
         except (ConfigError, TypeError) as exc:

@@ -32,7 +32,8 @@ from textual.widgets.option_list import Option
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, Saturation, UnitMatch
-from rnn_playground.tui.viewmodel.format import fmt_layer
+from rnn_playground.core.model import describe_model
+from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_view import (
     DEFAULT_SLICE,
     SCALE_NOTE,
@@ -400,7 +401,7 @@ class GatesScreen(PlaygroundScreen):
                     posted = time.monotonic()
                 time.sleep(0.001)
         except Exception as exc:  # noqa: BLE001 - shown on the screen, which stays usable
-            error = str(exc) if isinstance(exc, PlaygroundError) else f"Tracing failed: {type(exc).__name__}: {exc}"
+            error = error_text(exc, "Tracing failed")
         self.post_message(TraceExtended(generation, length, True, error))
 
     def on_trace_extended(self, message: TraceExtended) -> None:
@@ -714,8 +715,8 @@ class GatesScreen(PlaygroundScreen):
         # text source take the second line), never inside "layer 2 of 2" or a number.
         phrases = [
             Text.assemble((self.run.name if self.run else "model", strong),
-                          f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}"),
-            Text.assemble(("layer ", muted), (fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "),
+                          f" {describe_model(self.tracer)}"),
+            Text.assemble(("layer ", muted), (layer_number(self.current_layer, self.tracer.layers),
                                              strong), ("[l]", key)),
             Text.assemble(("unit ", muted), (f"{self.unit}", strong), ("[,.]", key)),
             Text.assemble(("colour ", muted), (self._label(self.colour_key).symbol, strong), ("[v]", key)),

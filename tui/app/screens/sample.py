@@ -26,7 +26,9 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.model import describe_model
 from rnn_playground.core.sampling import Sampler, SampleSettings, resolve_weights
+from rnn_playground.tui.viewmodel.format import error_text, fmt_rate
 from rnn_playground.tui.viewmodel.sample_view import (
     LENGTH_CHOICES,
     PACE_CHOICES,
@@ -95,7 +97,7 @@ class GhostReady(Message):
 
 def _describe_checkpoint(meta: dict, model_config) -> str:
     step = (meta.get("progress") or {}).get("step")
-    parts = [model_config.describe()]
+    parts = [describe_model(model_config)]
     if step is not None:
         parts.append(f"step {step:,}")
     if meta.get("best_val_loss") is not None:
@@ -104,18 +106,13 @@ def _describe_checkpoint(meta: dict, model_config) -> str:
 
 
 def pace_label(pace: float | None) -> str:
-    return "max" if pace is None else f"{pace:,.0f}/s"
-
-
-def error_label(exc: Exception) -> str:
-    """An error as the screen shows it: core's own message, else "Type: message"."""
-    return str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+    return "max" if pace is None else f"{fmt_rate(pace)}/s"
 
 
 def rate_label(chunk: StreamChunk | None) -> str:
     """The characters/s of a result (core times it), or '' before there is one."""
     rate = chunk.chars_per_s if chunk is not None else None
-    return "" if rate is None else f"{rate:,.0f} chars/s"
+    return "" if rate is None else f"{fmt_rate(rate)} chars/s"
 
 
 def settings_label(settings: SampleSettings) -> str:
@@ -458,7 +455,7 @@ class SampleScreen(PlaygroundScreen):
             for chunk in chunked_stream(chars(), pace=pace, stop=stop, clock=self.clock):
                 self.post_message(SampleChunkMessage(generation, chunk, settings, detail))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            self.post_message(SampleFailed(generation, error_label(exc)))
+            self.post_message(SampleFailed(generation, error_text(exc)))
 
     def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
         if message.generation != self.generation:
@@ -562,7 +559,7 @@ class SampleScreen(PlaygroundScreen):
             if not chunk.stopped:
                 self.post_message(GhostReady(generation, settings, chunk, None))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            self.post_message(GhostReady(generation, settings, None, error_label(exc)))
+            self.post_message(GhostReady(generation, settings, None, error_text(exc)))
 
     def on_ghost_ready(self, message: GhostReady) -> None:
         if not self.complete or message.prime != self.prime_input.value:

@@ -24,6 +24,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import Finished, Stopped, ValidationEvent
+from rnn_playground.core.model import describe_model
 from rnn_playground.core.series_data import SIGNALS
 from rnn_playground.core.trainer import TrainControl
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
@@ -393,7 +394,7 @@ class SeriesScreen(PlaygroundScreen):
             line.append(f"  {snap.run_name}")
         model = (snap.config or {}).get("model") or {}
         if model:
-            line.append(f"  {str(model.get('cell', '?')).upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}")
+            line.append(f"  {describe_model(model)}")
         if snap.status != "idle" and snap.step:
             total = f"/{snap.total_steps:,}" if snap.total_steps else ""
             line.append(f"  step {snap.step:,}{total}", muted)
