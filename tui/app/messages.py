@@ -9,3 +9,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message
+
+from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
+
+# -- runs
+
+
+@dataclass
+class RunUpdated(Message):
+    """A run's snapshot from its thread, for its controller (the Train screen's or the Series screen's)."""
+    controller: RunController
+    update: RunUpdate
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def can_replace(self, message: Message) -> bool:
+        # Textual asks the queued (older) message whether the next one may stand in for it. Snapshots are
+        # complete (the log travels as a numbered tail), so a newer one of the same run may; the last never.
+        return (isinstance(message, RunUpdated) and message.controller is self.controller
+                and message.update.run == self.update.run and not self.update.done)
