@@ -13,6 +13,7 @@ from textual.message import Message
 from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
 
 # -- runs
+# (no __post_init__ here: Textual's Message.__post_init__ sets the message up, and a dataclass calls it)
 
 
 @dataclass
@@ -21,11 +22,17 @@ class RunUpdated(Message):
     controller: RunController
     update: RunUpdate
 
-    def __post_init__(self) -> None:
-        super().__init__()
-
     def can_replace(self, message: Message) -> bool:
         # Textual asks the queued (older) message whether the next one may stand in for it. Snapshots are
         # complete (the log travels as a numbered tail), so a newer one of the same run may; the last never.
         return (isinstance(message, RunUpdated) and message.controller is self.controller
                 and message.update.run == self.update.run and not self.update.done)
+
+
+@dataclass
+class SeriesPredicted(Message, bubble=False):
+    """The Series screen's plot data, computed in its run's thread between two steps."""
+    generation: int      # the screen's run it belongs to
+    predictions: object  # core.series.Predictions
+    step: int
+    final: bool          # the run has ended
