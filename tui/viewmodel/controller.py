@@ -123,7 +123,7 @@ class LiveModel:
     vocab: object | None     # None for a model without a character vocabulary (a series run)
     cell: str
     hidden: int
-    device: str
+    device: object           # the torch.device it trains on
     take_sampler: Callable[[], Sampler]
 
 
@@ -197,7 +197,7 @@ class InProcessRun:
         if trainer is None:
             return None
         return LiveModel(getattr(trainer.task, "vocab", None), trainer.config.cell, trainer.config.hidden,
-                         str(trainer.device), trainer.snapshot_sampler)
+                         trainer.device, trainer.snapshot_sampler)
 
 
 class FolderRun:
