@@ -19,16 +19,16 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.worker import get_current_worker
 
 from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device
 from rnn_playground.core.runs import default_runs_dir
 from rnn_playground.core.trainer import TrainConfig
-from rnn_playground.tui.viewmodel.controller import SAVING, Body, RunController, RunState
+from rnn_playground.tui.viewmodel.controller import SAVING, RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_loss
 
 from .messages import RunUpdated
 from .palette import ScreenBindingsProvider
+from .runner import thread_controller
 from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
 from .screens.gates import GatesScreen
@@ -101,8 +101,9 @@ class PlaygroundApp(GuardedMessages, App[int]):
         self.list_interval = list_interval
         self.initial_config = initial_config or TrainConfig()
         self.start_mode = mode or self.DEFAULT_MODE
-        self.controllers: list[RunController] = []  # every run the app drives: stopped, with a save, on quit
-        self.train_controller = self.new_controller(self._train_run_changed)
+        self.train_controller = thread_controller(self, self._train_run_changed, "training")
+        # Every run the app drives, stopped with a save on quit: the Train screen's, and a screen's own (Series).
+        self.controllers: list[RunController] = [self.train_controller]
         self.quit_when_stopped = False
         self.exit_note: str | None = None
         self._last_error: str | None = None
@@ -221,23 +222,11 @@ class PlaygroundApp(GuardedMessages, App[int]):
 
     # -- runs
 
-    def new_controller(self, on_change: Callable[[RunState], None], name: str = "training") -> RunController:
-        """A RunController whose body runs in a thread worker and whose updates come back as RunUpdated
-        messages; the app stops it (with a save) on quit."""
-        def launch(body: Body) -> None:
-            def work() -> None:
-                worker = get_current_worker()
-                body(lambda: worker.is_cancelled)
-            self.run_worker(work, name=name, group=name, thread=True, exit_on_error=False)
-
-        controller = RunController(launch, lambda update: self.post_message(RunUpdated(controller, update)),
-                                   on_change)
-        self.controllers.append(controller)
-        return controller
-
     def on_run_updated(self, message: RunUpdated) -> None:
-        state = message.controller.receive(message.update)
-        if state is not None and message.update.done:
+        # The Train run's own; a screen's run (the Series screen's) was received there and bubbles up.
+        if message.controller is self.train_controller:
+            message.controller.receive(message.update)
+        if message.update.done:
             self.run_ended()
 
     def _train_run_changed(self, state: RunState) -> None:

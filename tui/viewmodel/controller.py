@@ -168,7 +168,14 @@ class InProcessRun:
     @classmethod
     def of(cls, trainer: Trainer, control: TrainControl) -> InProcessRun:
         """A trainer already built (the CLI builds it first, so a bad setting is an error before any output)."""
-        return cls(lambda _control: trainer, control, opening=None)
+        run = cls(lambda _control: trainer, control, opening=None)
+        run._trainer = trainer
+        return run
+
+    @property
+    def trainer(self) -> Trainer | None:
+        """The Trainer once built. To look at its settings; its model is read through live_model()."""
+        return self._trainer
 
     def events(self) -> Iterator[Event | LogNote]:
         trainer = self._trainer = self.make_trainer(self.control)
@@ -278,6 +285,11 @@ class RunController:
     @property
     def snapshot(self) -> RunSnapshot:
         return self._snapshot
+
+    @property
+    def backend(self) -> RunBackend | None:
+        """Where the latest run lives (None before the first)."""
+        return self._backend
 
     @property
     def active(self) -> bool:

@@ -29,7 +29,8 @@ from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 from rnn_playground.tui.viewmodel.series_view import metric_rows, series_plot
 from rnn_playground.tui.viewmodel.settings import AUTO, threads_from_text
 
-from ..messages import SeriesPredicted
+from ..messages import RunUpdated, SeriesPredicted
+from ..runner import thread_controller
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel
 from ..widgets.modebar import ModeBar
@@ -148,7 +149,10 @@ class SeriesScreen(PlaygroundScreen):
         return self.run_state.active
 
     def on_mount(self) -> None:
-        self.controller = self.app.new_controller(self._run_changed, name="series-train")
+        self.controller = thread_controller(self, self._run_changed, "series-train")
+        controllers = getattr(self.app, "controllers", None)
+        if controllers is not None:  # the app stops it, with a save, on quit
+            controllers.append(self.controller)
         self._ready = True
         self.query_one("#series-plot").border_title = "validation range and forecast"
         self.query_one(LinePlot).clear("Press s to train; the plot appears at the first validation.")
@@ -300,6 +304,10 @@ class SeriesScreen(PlaygroundScreen):
         self.controller.start(InProcessRun(make_trainer, on_event=plot))
         self.set_focus(None)
         return True
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        if message.controller is self.controller:
+            self.controller.receive(message.update)  # and on up: the app may be waiting for it to quit
 
     def _run_changed(self, state: RunState) -> None:
         ended = self.run_state.active and not state.active
