@@ -21,6 +21,7 @@ from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.runs import read_status
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.cli.render import TrainDisplay
+from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq", "8",
@@ -201,12 +202,18 @@ def test_runs_shows_a_small_series_loss_with_significant_digits(tmp_path, capsys
 def test_plain_log_gives_small_losses_significant_digits_and_no_series_samples():
     log = io.StringIO()
     display = TrainDisplay(Console(file=log), "rnn-playground series train", show_samples=False)
-    display.handle(StepEvent(step=10, total_steps=100, epoch=0.5, loss=3.2e-5, tokens_per_s=1000.0, lr=1e-3,
-                             elapsed_s=3.0, eta_s=30.0))
-    display.handle(ValidationEvent(step=10, val_loss=2.5e-5, best_val_loss=2.5e-5, is_best=True))
-    display.handle(SampleEvent(step=10, text="validation MSE: model 2.5e-05"))
+    monitor = RunMonitor()  # the one fold: the display renders its snapshots, as the app does
+    for event in (StepEvent(step=10, total_steps=100, epoch=0.5, loss=3.2e-5, tokens_per_s=1000.0, lr=1e-3,
+                            elapsed_s=3.0, eta_s=30.0),
+                  ValidationEvent(step=10, val_loss=2.5e-5, best_val_loss=2.5e-5, is_best=True),
+                  SampleEvent(step=10, text="validation MSE: model 2.5e-05"),
+                  ValidationEvent(step=20, val_loss=2.6e-5, best_val_loss=2.5e-5, is_best=False)):
+        monitor.add(event)
+        display.show(monitor.snapshot())
     text = log.getvalue()
-    assert "val loss 2.50e-05 (best 2.50e-05)" in text and "loss 3.20e-05" in text
+    # a validation that is the best says so; one that is not gives the best beside it
+    assert "step 10: val loss 2.50e-05, best so far" in text and "loss 3.20e-05" in text
+    assert "step 20: val loss 2.60e-05 (best 2.50e-05)" in text
     assert "0.0000" not in text and "sample at step" not in text
 
 
