@@ -183,7 +183,7 @@ def one_step_table(result: Predictions, name: str, rows: int = ONE_STEP_ROWS) ->
 def write_forecast_csv(result: Predictions, handle) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["index", "forecast"])
-    for index, value in zip(result.forecast_index, result.forecast):
+    for index, value in zip(result.forecast_index, result.forecast, strict=True):
         writer.writerow([int(index), f"{value:.8g}"])
 
 
@@ -229,7 +229,7 @@ def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
         table.add_column("step", justify="right")
         table.add_column("index", justify="right")
         table.add_column(data.names[0], justify="right")
-        for step, (index, value) in enumerate(zip(result.forecast_index, result.forecast), 1):
+        for step, (index, value) in enumerate(zip(result.forecast_index, result.forecast, strict=True), 1):
             table.add_row(str(step), str(int(index)), f"{value:.6g}")
         out.print(table)
     if result.metrics:
