@@ -121,7 +121,7 @@ def send_key(app, key: str) -> None:
 
 
 def status_text(app) -> str:
-    screen = app.train_screen
+    screen = app.screen
     try:
         return str(screen.query_one("#run-status").content)
     except Exception:  # noqa: BLE001 - not mounted yet
@@ -144,10 +144,10 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
         watch = FrameWatch(app)
         await pilot.pause()
         send_key(app, "s")
-        while app.session.snapshot.status != "training" or app.session.snapshot.step < 2:
+        while app.train_controller.snapshot.status != "training" or app.train_controller.snapshot.step < 2:
             await asyncio.sleep(0.1)
         keys_from = time.time() + seconds / 2
-        while app.session.active and time.time() < keys_from:
+        while app.train_controller.active and time.time() < keys_from:
             await asyncio.sleep(0.2)
         conditions = {
             "5": ("switch to Runs", lambda screen: isinstance(screen, RunsScreen)),
@@ -156,11 +156,11 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
             "escape": ("close help", lambda screen: isinstance(screen, TrainScreen)),
         }
         index = 0
-        while app.session.active and app.session.snapshot.status != "finished":
+        while app.train_controller.active and app.train_controller.snapshot.status != "finished":
             key = KEY_CYCLE[index % len(KEY_CYCLE)]
             index += 1
             if key == "space":
-                pausing = app.session.snapshot.status != "paused" and not app.session.pause_requested
+                pausing = app.train_controller.snapshot.status != "paused" and not app.train_run.pause_requested
                 label = "pause (space)" if pausing else "resume (space)"
                 word = "pausing" if pausing else "resuming"
                 condition = (lambda screen, word=word: isinstance(screen, TrainScreen)
@@ -178,11 +178,11 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
                 latencies.setdefault(label, []).append(float("inf"))
                 watch.pending = None
             await asyncio.sleep(interval if key != "space" or pausing is False else 0.3)
-        if app.session.snapshot.status == "paused":
-            app.resume_training()
-        while app.session.active:
+        if app.train_controller.snapshot.status == "paused":
+            app.train_controller.resume()
+        while app.train_controller.active:
             await asyncio.sleep(0.2)
-        run_dir = Path(app.session.snapshot.run_dir)
+        run_dir = Path(app.train_controller.snapshot.run_dir)
         frames = watch.frames
         await pilot.press("q")
     return run_dir, keys_from, latencies, frames

@@ -64,14 +64,14 @@ async def take(size: tuple[int, int], seconds: float) -> None:
         await pilot.pause(0.5)
         await pilot.press("s")
         started = time.monotonic()
-        while time.monotonic() - started < seconds or app.session.snapshot.sample is None:
+        while time.monotonic() - started < seconds or app.train_controller.snapshot.sample is None:
             await asyncio.sleep(0.5)
         await pilot.pause(0.3)
         OUT.mkdir(parents=True, exist_ok=True)
         app.save_screenshot("train.svg", str(OUT))
-        print(f"saved {OUT / 'train.svg'} at step {app.session.snapshot.step}", flush=True)
+        print(f"saved {OUT / 'train.svg'} at step {app.train_controller.snapshot.step}", flush=True)
         await pilot.press("x")
-        while app.session.active:
+        while app.train_controller.active:
             await asyncio.sleep(0.2)
         await pilot.press("5")
         screen = app.screen

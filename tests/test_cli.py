@@ -21,6 +21,7 @@ from rnn_playground.core.runs import read_status
 from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.cli.main import build_parser, main
 from rnn_playground.tui.cli.render import TrainDisplay
+from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--hidden", "32", "--embed", "16", "--batch", "8", "--seq", "16", "--val-every", "10",
@@ -153,10 +154,13 @@ def test_every_flag_states_its_default_once(capsys, monkeypatch):
 
 def test_live_progress_panel_keeps_each_part_on_its_own_lines():
     display = TrainDisplay(Console(file=io.StringIO()), "rnn-playground train")  # not a terminal: no Live
-    display.handle(StepEvent(step=50, total_steps=100, epoch=0.5, loss=1.25, tokens_per_s=1000.0, lr=1e-3,
-                             elapsed_s=30.0, eta_s=30.0))
-    display.handle(ValidationEvent(step=50, val_loss=1.5, best_val_loss=1.5, is_best=True))
-    display.handle(SampleEvent(step=50, text="the quick brown fox " * 6))
+    monitor = RunMonitor()
+    for event in (StepEvent(step=50, total_steps=100, epoch=0.5, loss=1.25, tokens_per_s=1000.0, lr=1e-3,
+                            elapsed_s=30.0, eta_s=30.0),
+                  ValidationEvent(step=50, val_loss=1.5, best_val_loss=1.5, is_best=True),
+                  SampleEvent(step=50, text="the quick brown fox " * 6)):
+        monitor.add(event)
+        display.show(monitor.snapshot())
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(display._render())  # the view the live panel shows on a terminal
     lines = console.export_text().splitlines()

@@ -21,8 +21,10 @@ from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.runs import read_status
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.cli.render import TrainDisplay
+from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "rnn_playground.tui"]  # the command line, run as `rnn-playground` is
 TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4", "--seq", "8",
               "--sample-chars", "10", "--device", "cpu", "--no-amp"]
 
@@ -45,7 +47,7 @@ def wait_for_steps(metrics: Path, steps: int, proc: subprocess.Popen, timeout: f
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_at_a_step_save_and_exit_128_plus_signum(signum, tiny_corpus, tmp_path):
     runs_dir = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps",
+    proc = subprocess.Popen([*CLI, "train", "--corpus", str(tiny_corpus), "--steps",
                              "1000000", "--name", "signalled", "--runs-dir", str(runs_dir), *TINY_FLAGS,
                              "--val-every", "100000"],
                             cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -63,7 +65,7 @@ def test_sigterm_and_sighup_stop_at_a_step_save_and_exit_128_plus_signum(signum,
 
 def test_a_hangup_during_a_sigterm_stop_does_not_cut_the_save_short(tiny_corpus, tmp_path):
     runs_dir = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps",
+    proc = subprocess.Popen([*CLI, "train", "--corpus", str(tiny_corpus), "--steps",
                              "1000000", "--name", "twice", "--runs-dir", str(runs_dir), *TINY_FLAGS,
                              "--val-every", "100000"],
                             cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -81,7 +83,7 @@ def test_a_hangup_during_a_sigterm_stop_does_not_cut_the_save_short(tiny_corpus,
 
 def test_series_train_stops_on_sigterm_and_saves(tmp_path):
     runs_dir = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "series", "train", "--signal", "sine", "--length", "400",
+    proc = subprocess.Popen([*CLI, "series", "train", "--signal", "sine", "--length", "400",
                              "--hidden", "8", "--batch", "4", "--device", "cpu", "--steps", "1000000",
                              "--val-every", "100000", "--log-every", "5", "--name", "series-term",
                              "--runs-dir", str(runs_dir)],
@@ -104,14 +106,14 @@ def pipe_into_closed_reader(args: list[str], *, stream: str = "stdout") -> subpr
     try:
         kwargs = {"stdout": write_end, "stderr": subprocess.PIPE} if stream == "stdout" else \
                  {"stdout": subprocess.PIPE, "stderr": write_end}
-        result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env(), timeout=120, **kwargs)
+        result = subprocess.run([*CLI, *args], cwd=ROOT, env=env(), timeout=120, **kwargs)
     finally:
         os.close(write_end)
     return result
 
 
 def test_sample_into_head_exits_quietly(tiny_run):
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "sample", str(tiny_run), "--length", "200000"],
+    proc = subprocess.Popen([*CLI, "sample", str(tiny_run), "--length", "200000"],
                             cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = proc.stdout.read(20)  # like `head -c 20`: read a little, then close the pipe
     proc.stdout.close()
@@ -154,7 +156,7 @@ def test_train_into_a_closed_pipe_stops_saves_and_exits_quietly(tiny_corpus, tmp
 
 def test_progress_lines_in_a_log_are_one_line_each(tiny_corpus, tmp_path):
     long_dir = tmp_path / ("a-runs-folder-with-a-long-name-" * 3)
-    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "20",
+    result = subprocess.run([*CLI, "train", "--corpus", str(tiny_corpus), "--steps", "20",
                              "--val-every", "10", "--name", "logged-run-with-a-long-name", "--runs-dir",
                              str(long_dir), *TINY_FLAGS], cwd=ROOT, env=env(), capture_output=True, text=True,
                             timeout=120)
@@ -169,14 +171,14 @@ def test_progress_lines_in_a_log_are_one_line_each(tiny_corpus, tmp_path):
 def test_runs_lists_whole_names_and_dates_without_a_terminal_and_as_json(tiny_run, tmp_path):
     long_name = tiny_run.parent / ("a-run-name-far-longer-than-eighty-columns-allow-" * 2 + "end")
     tiny_run.rename(long_name)
-    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "runs", str(long_name.parent)], cwd=ROOT, env=env(),
+    result = subprocess.run([*CLI, "runs", str(long_name.parent)], cwd=ROOT, env=env(),
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     [row] = [line for line in result.stdout.splitlines() if long_name.name in line]
     assert "LSTM 2x32" in row and len([c for c in row.split("│") if c.strip()]) >= 6
     assert __import__("re").search(r"\d{4}-\d\d-\d\d \d\d:\d\d", row)
 
-    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "runs", str(long_name.parent), "--json"], cwd=ROOT,
+    result = subprocess.run([*CLI, "runs", str(long_name.parent), "--json"], cwd=ROOT,
                             env=env(), capture_output=True, text=True, timeout=60)
     [record] = json.loads(result.stdout)
     assert record["name"] == long_name.name and record["path"] == str(long_name.resolve())
@@ -201,12 +203,18 @@ def test_runs_shows_a_small_series_loss_with_significant_digits(tmp_path, capsys
 def test_plain_log_gives_small_losses_significant_digits_and_no_series_samples():
     log = io.StringIO()
     display = TrainDisplay(Console(file=log), "rnn-playground series train", show_samples=False)
-    display.handle(StepEvent(step=10, total_steps=100, epoch=0.5, loss=3.2e-5, tokens_per_s=1000.0, lr=1e-3,
-                             elapsed_s=3.0, eta_s=30.0))
-    display.handle(ValidationEvent(step=10, val_loss=2.5e-5, best_val_loss=2.5e-5, is_best=True))
-    display.handle(SampleEvent(step=10, text="validation MSE: model 2.5e-05"))
+    monitor = RunMonitor()  # the one fold: the display renders its snapshots, as the app does
+    for event in (StepEvent(step=10, total_steps=100, epoch=0.5, loss=3.2e-5, tokens_per_s=1000.0, lr=1e-3,
+                            elapsed_s=3.0, eta_s=30.0),
+                  ValidationEvent(step=10, val_loss=2.5e-5, best_val_loss=2.5e-5, is_best=True),
+                  SampleEvent(step=10, text="validation MSE: model 2.5e-05"),
+                  ValidationEvent(step=20, val_loss=2.6e-5, best_val_loss=2.5e-5, is_best=False)):
+        monitor.add(event)
+        display.show(monitor.snapshot())
     text = log.getvalue()
-    assert "val loss 2.50e-05 (best 2.50e-05)" in text and "loss 3.20e-05" in text
+    # a validation that is the best says so; one that is not gives the best beside it
+    assert "step 10: val loss 2.50e-05, best so far" in text and "loss 3.20e-05" in text
+    assert "step 20: val loss 2.60e-05 (best 2.50e-05)" in text
     assert "0.0000" not in text and "sample at step" not in text
 
 
@@ -249,7 +257,7 @@ def test_train_in_a_terminal_that_vanishes_saves_on_sighup(tiny_corpus, tmp_path
     import pty
     runs_dir = tmp_path / "runs"
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps",
+    proc = subprocess.Popen([*CLI, "train", "--corpus", str(tiny_corpus), "--steps",
                              "1000000", "--name", "hung-up", "--runs-dir", str(runs_dir), *TINY_FLAGS,
                              "--val-every", "100000"],
                             cwd=ROOT, env={**env(), "TERM": "xterm-256color"}, stdin=slave, stdout=slave,

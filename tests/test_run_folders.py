@@ -250,7 +250,7 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
             await press(pilot, "s")
             await wait_for(pilot, lambda: any(f"process {other.pid} on" in str(n.message)
                                               for n in Internals.notifications(app)), 5, "the refusal")
-            assert not app.session.active and runs.read_status(tiny_run)["state"] == "finished"
+            assert not app.train_controller.active and runs.read_status(tiny_run)["state"] == "finished"
         finally:
             other.kill()
             other.wait(10)

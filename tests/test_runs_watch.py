@@ -1,5 +1,5 @@
-"""The monitor (snapshots, tailing metrics.jsonl), run details and safe deletion (core.runs), folding events into snapshots, tailing metrics.jsonl, run details, safe deletion,
-and the settings and corpus checks the app's form uses. Real trainers on tiny models, real files."""
+"""The monitor (events folded into snapshots, metrics.jsonl tailed), run details and safe deletion
+(core.runs), and the settings and corpus checks the app's form uses. Real trainers on tiny models, real files."""
 
 from __future__ import annotations
 

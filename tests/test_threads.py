@@ -144,14 +144,14 @@ async def test_the_train_forms_threads_field_reaches_the_run(tmp_path, tiny_corp
         await pilot.pause()
         assert "threads must be a whole number from 1" in str(app.screen.query_one("#err-threads").content)
         await pilot.press("s")
-        assert not app.session.active  # refused: the error is marked under the field
+        assert not app.train_controller.active  # refused: the error is marked under the field
         await type_into(pilot, "#threads", str(APP_THREADS))
         await wait_for(pilot, lambda: not app.screen.query_one("#form").errors, 20, "a valid form")
         app.screen.start()
-        await wait_for(pilot, lambda: app.session.snapshot.status in ("finished", "error"), 60, "the run")
-        assert read_status(Path(app.session.snapshot.run_dir))["threads"] == APP_THREADS
-        assert app.session.snapshot.config["threads"] == APP_THREADS
-        assert app.session.trainer.reserve_cores == 1  # an automatic choice would leave the UI a core
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status in ("finished", "error"), 60, "the run")
+        assert read_status(Path(app.train_controller.snapshot.run_dir))["threads"] == APP_THREADS
+        assert app.train_controller.snapshot.config["threads"] == APP_THREADS
+        assert app.train_controller.backend.trainer.reserve_cores == 1  # an automatic choice would leave the UI a core
 
 
 @pytest.mark.timeout(120)

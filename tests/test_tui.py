@@ -24,8 +24,17 @@ def plain(widget) -> str:
     return str(widget.content)
 
 
+def snap(app):
+    """The Train run's latest snapshot, as its controller received it."""
+    return app.train_controller.snapshot
+
+
+def active(app) -> bool:
+    return app.train_controller.active
+
+
 def train_steps(app) -> int:
-    return app.session.snapshot.step
+    return snap(app).step
 
 
 def spark_points(app, panel_id: str) -> int:
@@ -91,14 +100,14 @@ async def test_footer_shows_only_applicable_keys(tmp_path, tiny_corpus):
                                 "footer")
         assert "Pause" not in footer and "Stop" not in footer
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
+        await wait_for(pilot, lambda: snap(app).status == "training", 30, "training")
         footer = await wait_for(pilot, lambda: "Pause" in (line := screen_text(app).splitlines()[-1]) and line, 5,
                                 "footer update")
         assert "Stop" in footer and "Start" not in footer
         await press(pilot, "space")
         await wait_for(pilot, lambda: "Resume" in screen_text(app).splitlines()[-1], 10, "Resume in footer")
         await press(pilot, "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+        await wait_for(pilot, lambda: not active(app), 30, "stopped")
         await wait_for(pilot, lambda: "Start" in screen_text(app).splitlines()[-1], 5, "Start in footer")
         # Inside a text field, the letter keys type: the footer stops offering them.
         app.screen.set_focus(app.screen.query_one("#hidden"))
@@ -126,9 +135,9 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         await wait_for(pilot, lambda: "characters" in plain(app.screen.query_one("#corpus-info")), 20,
                        "corpus check")
         await press(pilot, "enter")  # Enter in a field starts
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training to start")
-        run_dir = Path(app.session.snapshot.run_dir)
-        config = app.session.snapshot.config
+        await wait_for(pilot, lambda: snap(app).status == "training", 30, "training to start")
+        run_dir = Path(snap(app).run_dir)
+        config = snap(app).config
         assert config["hidden"] == 24 and config["layers"] == 1 and config["seed"] == 7
         assert config["corpus"] == str(tiny_corpus)  # stored absolute: a resume works from any folder
         assert app.screen.query_one("#form").disabled  # the settings of a running run are fixed
@@ -142,7 +151,7 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
 
         # Pause: the step count stops.
         await press(pilot, "space")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "paused", 20, "paused")
+        await wait_for(pilot, lambda: snap(app).status == "paused", 20, "paused")
         paused_at = train_steps(app)
         await pilot.pause(0.6)
         assert train_steps(app) == paused_at
@@ -155,8 +164,8 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
 
         # Stop: a checkpoint is saved.
         await press(pilot, "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
-        assert app.session.snapshot.status == "stopped"
+        await wait_for(pilot, lambda: not active(app), 30, "stop")
+        assert snap(app).status == "stopped"
         assert (run_dir / runs.LAST).exists()
         await shows(pilot, "stopped (user) at step")
         assert "warning:" not in log_text(app)  # a stop asked for is information
@@ -170,7 +179,7 @@ async def test_fill_the_form_train_pause_resume_stop_and_find_the_run(tmp_path, 
         # Its details name the checkpoint the stop saved, at the step it was saved.
         from rnn_playground.core.checkpoint import read_metadata
         saved_step = read_metadata(run_dir / runs.LAST)["progress"]["step"]
-        assert saved_step == app.session.snapshot.last_checkpoint_step == app.session.snapshot.step
+        assert saved_step == snap(app).last_checkpoint_step == snap(app).step
         details = app.screen.query_one("#details-info")
         info = await wait_for(pilot, lambda: f"stopped · step {saved_step:,}" in (text := plain(details)) and text,
                               10, "the details")
@@ -203,7 +212,7 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
                                 5, "the reason nothing started")
         assert notice.title == "Not started" and "hidden must be at least 1" in str(notice.message)
         await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#hidden"), 5, "focus on hidden")
-        assert not app.session.active and app.session.snapshot.status == "idle"
+        assert not active(app) and snap(app).status == "idle"
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
         # A corpus that is too small for the batch: the engine's message, under batch, in the form's words.
         await type_into(pilot, "#hidden", "16")
@@ -220,7 +229,7 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await press(pilot, "s")
         await wait_for(pilot, lambda: any(n.identity not in shown and "needs at least" in str(n.message)
                                           for n in Internals.notifications(app)), 5, "why")
-        assert not app.session.active
+        assert not active(app)
         # A sequence no text this small can hold: under seq len.
         await type_into(pilot, "#batch", "1")
         await type_into(pilot, "#seq", "100000")
@@ -233,9 +242,9 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await type_into(pilot, "#batch", "8")
         await wait_for(pilot, lambda: not app.screen.query_one("#form").errors, 20, "errors to clear")
         await press(pilot, "enter")
-        await wait_for(pilot, lambda: app.session.active, 10, "start")
-        app.stop_training()
-        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+        await wait_for(pilot, lambda: active(app), 10, "start")
+        app.train_controller.stop()
+        await wait_for(pilot, lambda: not active(app), 30, "stop")
 
 
 async def test_training_error_is_logged_and_notified_and_the_app_carries_on(tmp_path, tiny_corpus):
@@ -245,13 +254,13 @@ async def test_training_error_is_logged_and_notified_and_the_app_carries_on(tmp_
         await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
         tiny_corpus.write_bytes(b"\xff\xfe not utf-8 " * 400)  # broken after it was checked
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
-        assert "not UTF-8" in app.session.snapshot.error
+        await wait_for(pilot, lambda: snap(app).status == "error" and not active(app), 30, "error")
+        assert "not UTF-8" in snap(app).error
         assert any("not UTF-8" in str(n.message) for n in Internals.notifications(app))
         await shows(pilot, "error: Corpus file")
         tiny_corpus.write_text("All is well again. " * 500)
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+        await wait_for(pilot, lambda: snap(app).status == "finished" and not active(app), 60,
                        "a new run to finish")
 
 
@@ -309,12 +318,12 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
         assert app.screen.form.state().device == "mps"
         await pick(pilot, select, "cpu")
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
-        assert app.session.snapshot.config["device"] == "cpu"
-        assert app.session.snapshot.device.startswith("cpu")
-        assert runs.read_status(Path(app.session.snapshot.run_dir))["config"]["device"] == "cpu"
-        app.stop_training()
-        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+        await wait_for(pilot, lambda: snap(app).status == "training", 30, "training")
+        assert snap(app).config["device"] == "cpu"
+        assert snap(app).device.startswith("cpu")
+        assert runs.read_status(Path(snap(app).run_dir))["config"]["device"] == "cpu"
+        app.train_controller.stop()
+        await wait_for(pilot, lambda: not active(app), 30, "stop")
 
 
 async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_path, tiny_corpus):
@@ -354,21 +363,21 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
         await pilot.pause()
         await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        await wait_for(pilot, lambda: snap(app).status == "error" and not active(app), 30, "error")
         message = "Out of memory on cpu at step 4. Lower --batch, --seq or --hidden and start again."
-        assert app.session.snapshot.error == message
+        assert snap(app).error == message
         await wait_for(pilot, lambda: squash(f"error: {message}") in squash(log_text(app)), 5, "the log line")
         notes = [n for n in Internals.notifications(app) if str(n.message) == message]
         assert notes and notes[0].title == "Training error" and notes[0].severity == "error"
         await shows(pilot, "✗ error")
-        first = Path(app.session.snapshot.run_dir)
+        first = Path(snap(app).run_dir)
         assert runs.read_status(first)["state"] == "error"
         assert app.is_running and not app.screen.query_one("#form").disabled
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+        await wait_for(pilot, lambda: snap(app).status == "finished" and not active(app), 60,
                        "a new run to finish")
-        assert Path(app.session.snapshot.run_dir) != first and app.session.snapshot.step == 30
-        assert len(app.session.snapshot.train_losses) == 30
+        assert Path(snap(app).run_dir) != first and snap(app).step == 30
+        assert len(snap(app).train_losses) == 30
 
 
 async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_trains(tmp_path, tiny_corpus,
@@ -400,16 +409,16 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
         await pilot.pause()
         await wait_for(pilot, lambda: app.screen.query_one("#form").corpus_check is not None, 20, "corpus check")
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
+        await wait_for(pilot, lambda: snap(app).status == "error" and not active(app), 30, "error")
         assert len(built) == 1 and not torch.isfinite(built[0].head.bias).all()
-        error = app.session.snapshot.error
+        error = snap(app).error
         assert error == (f"Stopped: the loss was NaN or infinite for {MAX_BAD_STEPS} steps in a row (step "
                          f"{MAX_BAD_STEPS}). Lower --lr, or check the data; no checkpoint was saved in this run "
                          "yet (one is saved every --val-every steps, 25 here), so there is nothing to resume from.")
         await wait_for(pilot, lambda: squash(f"error: {error}") in squash(log_text(app)), 5, "the log line")
         assert any(str(n.message) == error and n.title == "Training error" for n in Internals.notifications(app))
         await shows(pilot, "✗ error")
-        bad = Path(app.session.snapshot.run_dir)
+        bad = Path(snap(app).run_dir)
         assert runs.read_status(bad)["state"] == "error" and not list(bad.glob("*.safetensors"))
         assert app.is_running and not app.screen.query_one("#form").disabled
 
@@ -424,13 +433,13 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.form.resume_step == 40, 10,
                        "resume mode")
         await press(pilot, "escape", "r", "s")
-        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(bad), str(tiny_run)), 30,
+        await wait_for(pilot, lambda: snap(app).run_dir not in (None, str(bad), str(tiny_run)), 30,
                        "a new run")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+        await wait_for(pilot, lambda: snap(app).status == "finished" and not active(app), 60,
                        "the new run to finish")
-        snap = app.session.snapshot
-        assert snap.step == 80 and snap.skipped_steps == 0 and snap.error is None
-        assert snap.config["lr"] == 1e-2 and len(built) == 2  # the good run's settings, a model built anew
+        final = snap(app)
+        assert final.step == 80 and final.skipped_steps == 0 and final.error is None
+        assert final.config["lr"] == 1e-2 and len(built) == 2  # the good run's settings, a model built anew
 
 
 async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
@@ -439,20 +448,20 @@ async def test_save_now_and_restart_with_new_settings(tmp_path, tiny_corpus):
         await pilot.pause()
         await press(pilot, "s")
         await wait_for(pilot, lambda: train_steps(app) > 0, 30, "steps")
-        run_dir = Path(app.session.snapshot.run_dir)
+        run_dir = Path(snap(app).run_dir)
         assert not (run_dir / runs.LAST).exists()
         await press(pilot, "c")
         await wait_for(pilot, lambda: (run_dir / runs.LAST).exists(), 20, "checkpoint on request")
         await wait_for(pilot, lambda: "(requested)" in screen_text(app), 5, "log line")
         await press(pilot, "r")
-        await wait_for(pilot, lambda: not app.session.active, 30, "stopped for restart")
+        await wait_for(pilot, lambda: not active(app), 30, "stopped for restart")
         assert app.screen.focused is app.screen.query_one("#corpus")  # ready to edit
         await type_into(pilot, "#hidden", "20")
         await press(pilot, "enter")
-        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(run_dir)), 30, "new run")
-        assert app.session.snapshot.config["hidden"] == 20
-        app.stop_training()
-        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+        await wait_for(pilot, lambda: snap(app).run_dir not in (None, str(run_dir)), 30, "new run")
+        assert snap(app).config["hidden"] == 20
+        app.train_controller.stop()
+        await wait_for(pilot, lambda: not active(app), 30, "stop")
 
 
 async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, tiny_corpus):
@@ -462,17 +471,17 @@ async def test_quitting_while_training_asks_then_saves_a_checkpoint(tmp_path, ti
         await pilot.pause()
         await press(pilot, "s")
         await wait_for(pilot, lambda: train_steps(app) > 5, 30, "steps")
-        run_dir = Path(app.session.snapshot.run_dir)
+        run_dir = Path(snap(app).run_dir)
         await press(pilot, "q")
         assert isinstance(app.screen, ConfirmScreen)
         await press(pilot, "n")  # keep training
-        assert app.session.active and app.is_running
+        assert active(app) and app.is_running
         await press(pilot, "ctrl+q")
         assert isinstance(app.screen, ConfirmScreen)
         await press(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, 30, "the app to close")
     assert app.return_code == 0
-    assert app.session.finished.is_set()
+    assert app.train_controller.wait(0)
     status = runs.read_status(run_dir)
     assert status["state"] == "stopped"
     records, _ = runs.read_metrics(run_dir)
@@ -498,12 +507,12 @@ async def test_quitting_while_a_series_run_trains_asks_then_saves_a_checkpoint(t
         await press(pilot, "q")
         assert isinstance(app.screen, ConfirmScreen)
         await press(pilot, "n")  # keep training
-        assert app.series_session.active and app.is_running
+        assert screen.controller.active and app.is_running
         await press(pilot, "q")
         await press(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, 30, "the app to close")
     assert app.return_code == 0
-    assert app.series_session.finished.is_set()
+    assert screen.controller.wait(0)
     assert runs.read_status(run_dir)["state"] == "stopped"
     records, _ = runs.read_metrics(run_dir)
     stopped = [r for r in records if r["event"] == "stopped"]
@@ -702,16 +711,16 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
         assert app.screen.query_one("#hidden").disabled
         assert app.screen.query_one("#budget").value == "80"  # the budget was spent: as many steps again
         await press(pilot, "enter")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+        await wait_for(pilot, lambda: snap(app).status == "finished" and not active(app), 60,
                        "resumed run to finish")
-        assert app.session.snapshot.step == 80 and app.session.snapshot.start_step == 40
-        assert app.session.snapshot.run_dir == str(tiny_run)
+        assert snap(app).step == 80 and snap(app).start_step == 40
+        assert snap(app).run_dir == str(tiny_run)
         # r leaves resume mode: the same settings now start a new run, under a new name.
         app.screen.set_focus(None)
         await press(pilot, "r", "s")
-        await wait_for(pilot, lambda: app.session.snapshot.run_dir not in (None, str(tiny_run)), 30, "a new run")
-        assert form.resume_step is None and app.session.snapshot.start_step == 0
-        await wait_for(pilot, lambda: not app.session.active, 60, "the new run to end")
+        await wait_for(pilot, lambda: snap(app).run_dir not in (None, str(tiny_run)), 30, "a new run")
+        assert form.resume_step is None and snap(app).start_step == 0
+        await wait_for(pilot, lambda: not active(app), 60, "the new run to end")
 
 
 async def test_readme_documents_every_key():
@@ -783,20 +792,22 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
         await wait_for(pilot, lambda: "ema must be in [0, 1)" in plain(app.screen.query_one("#err-ema")), 5,
                        "ema error")
         await type_into(pilot, "#val_every", "0")
-        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-val_every")) == "eval must be at least 1, got 0.",
+        await wait_for(pilot, lambda: plain(app.screen.query_one("#err-val_every"))
+                       == "eval must be at least 1, got 0.",
                        5, "val every error")
         await type_into(pilot, "#ema", "0")
         await type_into(pilot, "#val_every", "7")
         await type_into(pilot, "#embed", "12")
         await press(pilot, "escape", "s")
-        await wait_for(pilot, lambda: app.session.trainer is not None and app.session.snapshot.val_steps, 60,
+        await wait_for(pilot, lambda: app.train_controller.backend.trainer is not None and snap(app).val_steps, 60,
                        "a validation")
-        config = app.session.trainer.config
+        trainer = app.train_controller.backend.trainer
+        config = trainer.config
         assert (config.embed, config.ema, config.val_every) == (12, 0.0, 7)
-        assert app.session.trainer.model.embed.embedding_dim == 12 and app.session.trainer.averaged is None
-        assert app.session.snapshot.val_steps[0] == 7
+        assert trainer.model.embed.embedding_dim == 12 and trainer.averaged is None
+        assert snap(app).val_steps[0] == 7
         await press(pilot, "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+        await wait_for(pilot, lambda: not active(app), 30, "stopped")
 
 
 async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(tmp_path, tiny_corpus):
@@ -804,7 +815,7 @@ async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(t
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "finished" and not app.session.active, 60,
+        await wait_for(pilot, lambda: snap(app).status == "finished" and not active(app), 60,
                        "the first run to finish")
         sample = app.screen.query_one("#sample")
         await wait_for(pilot, lambda: sample.border_title == "sample at step 10" and plain(sample), 5, "its sample")
@@ -812,12 +823,12 @@ async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(t
         await type_into(pilot, "#budget", "100000")
         await type_into(pilot, "#val_every", "50000")
         await press(pilot, "enter")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training" and train_steps(app) > 0, 30,
+        await wait_for(pilot, lambda: snap(app).status == "training" and train_steps(app) > 0, 30,
                        "the second run to train")
         assert sample.border_title == "sample" and plain(sample) == ""
         await shows(pilot, "val loss -  best -  next step 50,000")
-        app.stop_training()
-        await wait_for(pilot, lambda: not app.session.active, 30, "stop")
+        app.train_controller.stop()
+        await wait_for(pilot, lambda: not active(app), 30, "stop")
 
 
 async def test_every_form_field_describes_itself_and_f1_explains_it(tmp_path, tiny_corpus):

@@ -37,8 +37,11 @@ def live_session_with_trainer(app, tmp_path) -> None:
     corpus = tmp_path / "tiny.txt"
     corpus.write_text(TINY_TEXT, encoding="utf-8")
     feed_live_run(app)
-    app.session.trainer = Trainer(tiny_config(corpus, runs_dir=str(tmp_path / "scratch")))
-    app._session_changed()
+    # a controller whose run lives nowhere (its body never runs): the picture of a run training
+    from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController
+    trainer = Trainer(tiny_config(corpus, runs_dir=str(tmp_path / "scratch")))
+    app.train_controller = RunController(lambda body: None, lambda update: None)
+    app.train_controller.start(InProcessRun.of(trainer, trainer.control))
 
 
 async def test_train_idle_with_field_errors(tmp_path):

@@ -48,7 +48,7 @@ async def test_q_on_the_quit_question_does_not_ask_twice(tmp_path, tiny_corpus):
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus))
     async with app.run_test(size=(80, 24)) as pilot:
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training")
         await press(pilot, "q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, "the question")
         await press(pilot, "q")
@@ -56,9 +56,9 @@ async def test_q_on_the_quit_question_does_not_ask_twice(tmp_path, tiny_corpus):
         assert sum(isinstance(screen, ConfirmScreen) for screen in app.screen_stack) == 1
         await press(pilot, "n")
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), 10, "the question gone")
-        assert app.session.active  # "Keep training"
+        assert app.train_controller.active  # "Keep training"
         await press(pilot, "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "stopped")
+        await wait_for(pilot, lambda: not app.train_controller.active, 30, "stopped")
 
 
 async def open_screen(pilot, app, key: str, name: str, run) -> None:

@@ -84,10 +84,10 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await check(TrainScreen)                                    # in a field: Leave field too
         app.screen.set_focus(None)
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training")
         await check(TrainScreen)                                    # Pause, Stop, Save, Restart
         await press(pilot, "space")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "paused", 30, "paused")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "paused", 30, "paused")
         await check(TrainScreen)                                    # Resume
         await press(pilot, "space")
 
@@ -145,7 +145,7 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: not series.running, 30, "series stopped")
 
         await press(pilot, "1", "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "the run stopped")
+        await wait_for(pilot, lambda: not app.train_controller.active, 30, "the run stopped")
         await press(pilot, "5")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and runs_screen.selected_info is not None
                        and not runs_screen.selected_info.live, 20, "a saved run selected")

@@ -45,7 +45,7 @@ async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_ru
     screens = {"s": SampleScreen, "g": GatesScreen, "t": TrainScreen}
     async with app.run_test(size=(80, 24)) as pilot:
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.snapshot.status == "training", 30, "training to start")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training to start")
         opened = 0
         for order in itertools.permutations("sgt"):
             for key in order:
@@ -65,9 +65,9 @@ async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_ru
                 elif key == "s":
                     await shows(pilot, f"source {target.name}")
                 opened += 1
-        assert app.is_running and app.session.active
+        assert app.is_running and app.train_controller.active
         await press(pilot, "1", "x")
-        await wait_for(pilot, lambda: not app.session.active, 30, "the run to stop")
+        await wait_for(pilot, lambda: not app.train_controller.active, 30, "the run to stop")
     assert app.return_code in (None, 0)
 
 

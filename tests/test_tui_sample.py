@@ -294,7 +294,7 @@ async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, t
                         initial_config=config)
     async with app.run_test(size=(80, 24)) as pilot:
         await press(pilot, "s")
-        await wait_for(pilot, lambda: app.session.trainer is not None and app.session.snapshot.step > 5,
+        await wait_for(pilot, lambda: app.train_controller.live_model() and app.train_controller.snapshot.step > 5,
                        what="training")
         await press(pilot, "2")
         await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen))
@@ -305,10 +305,10 @@ async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, t
         await press(pilot, "g")
         await wait_for(pilot, lambda: not screen.streaming and len(screen.generated) == 100, what="the sample")
         assert "live" in screen.query_one("#sample-result").content.plain
-        step = app.session.snapshot.step
-        await wait_for(pilot, lambda: app.session.snapshot.step > step, what="training to go on")
-        app.stop_training("user")
-        await wait_for(pilot, lambda: not app.session.active, what="the stop")
+        step = app.train_controller.snapshot.step
+        await wait_for(pilot, lambda: app.train_controller.snapshot.step > step, what="training to go on")
+        app.train_controller.stop("user")
+        await wait_for(pilot, lambda: not app.train_controller.active, what="the stop")
         # with no run training, the screen falls back to saying so
         assert screen.check_action("generate", ()) is None
 

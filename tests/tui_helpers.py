@@ -276,17 +276,14 @@ async def settle_train(pilot) -> None:
 
 
 def feed_live_run(app) -> None:
-    """Show a run in the live view as the training worker would: a snapshot of fixed events."""
-    from rnn_playground.tui.viewmodel.session import TrainingSession
+    """Show a run in the live view as the Train run's controller would: the state after fixed events."""
+    from rnn_playground.tui.viewmodel.controller import RunState
     monitor = RunMonitor()
     events, _, _ = events_of("brisk-otter", "lstm", 2, 512, 1600, "cpu (Test CPU (2 threads))", NOW - 800,
                              total=5000)
     for event in events:
         monitor.add(event)
-    session = TrainingSession(running=True)
-    session.snapshot = monitor.snapshot()
-    app.session = session
-    app._session_changed()
+    app._train_run_changed(RunState(monitor.snapshot(), "training", active=True))
 
 
 CORPUS = ("The quick brown fox jumps over the lazy dog. \"Quoted words\" (and parens) follow.\n"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.core.runs import RunDetails, RunInfo
+    from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
     from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
 
@@ -90,3 +91,28 @@ class TrainFormSubmitted(Message):
 class CorpusChecked(Message):
     key: tuple
     result: CorpusCheck
+
+
+# -- training runs (the Train and Series screens' controllers)
+
+
+@dataclass
+class RunUpdated(Message):
+    """A run's snapshot from its thread, for its controller (the Train screen's or the Series screen's)."""
+    controller: RunController
+    update: RunUpdate
+
+    def can_replace(self, message: Message) -> bool:
+        # Textual asks the queued (older) message whether the next one may stand in for it. Snapshots are
+        # complete (the log travels as a numbered tail), so a newer one of the same run may; the last never.
+        return (isinstance(message, RunUpdated) and message.controller is self.controller
+                and message.update.run == self.update.run and not self.update.done)
+
+
+@dataclass
+class SeriesPredicted(Message, bubble=False):
+    """The Series screen's plot data, computed in its run's thread between two steps."""
+    generation: int      # the screen's run it belongs to
+    predictions: object  # core.series.Predictions
+    step: int
+    final: bool          # the run has ended

@@ -1,7 +1,8 @@
 """The Textual app: five modes (Train, Sample, Gates, Series, Runs), help, quitting safely.
 
-The app renders what core emits and holds no training logic: a `Trainer` runs in a worker
-thread (tui.session), core.watch folds its events into snapshots, and the screens show them.
+The app renders what core emits and holds no training logic: each run is a `RunController`'s (the
+middle floor), whose body runs in a thread worker the app starts; its snapshots come back as `RunUpdated`
+messages, and the Train run's state is the app variable `train_run`, which the screens watch.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
-from textual.worker import get_current_worker
 
 from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device
 from rnn_playground.core.runs import default_runs_dir
 from rnn_playground.core.trainer import TrainConfig
+from rnn_playground.tui.viewmodel.controller import SAVING, RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_loss
-from rnn_playground.tui.viewmodel.session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 
-from .messages import DevicesFound
+from .messages import DevicesFound, RunUpdated
 from .modes import MODES as APP_MODES
 from .modes import mode_bindings
 from .palette import ScreenBindingsProvider
+from .runner import thread_controller
 from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
 from .screens.gates import GatesScreen
@@ -70,6 +71,9 @@ class PlaygroundApp(GuardedMessages, App[int]):
     # the widgets that show these watch them and repaint themselves.
     status_line: var[str] = var("")
     selected_run: var[Path | None] = var(None)
+    train_run: var[RunState] = var(RunState)            # the Train screen's run, as its controller last said
+    device_choices: var[tuple[list[DeviceInfo], str] | None] = var(None)  # (devices, what auto picks) once found
+    resume_request: var[tuple[Path, dict, int] | None] = var(None)  # (run folder, config, step) to resume
 
     def __init__(self, *, runs_dir: Path | str | None = None, devices: Iterable[DeviceInfo] | None = None,
                  clock: Callable[[], float] = time.time, watch_interval: float = 1.0, list_interval: float = 5.0,
@@ -78,18 +82,14 @@ class PlaygroundApp(GuardedMessages, App[int]):
         self.freeze_gc = freeze_gc
         self.runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         self._injected_devices = list(devices) if devices is not None else None
-        self.devices: list[DeviceInfo] | None = None
-        self.auto_device = "…"
         self.clock = clock
         self.watch_interval = watch_interval
         self.list_interval = list_interval
         self.initial_config = initial_config or TrainConfig()
         self.start_mode = mode or self.DEFAULT_MODE
-        self.session = TrainingSession()  # idle: not running
-        self.series_session = TrainingSession()  # the Series screen's run, if one is training
-        self.train_screen: TrainScreen | None = None
-        self.resume_target: Path | None = None
-        self.pending_resume: tuple[Path, dict, int] | None = None
+        self.train_controller = thread_controller(self, self._train_run_changed, "training")
+        # Every run the app drives, stopped with a save on quit: the Train screen's, and a screen's own (Series).
+        self.controllers: list[RunController] = [self.train_controller]
         self.quit_when_stopped = False
         self.exit_note: str | None = None
         self._last_error: str | None = None
@@ -149,9 +149,7 @@ class PlaygroundApp(GuardedMessages, App[int]):
         self._devices_found(message.devices, message.auto)
 
     def _devices_found(self, devices: list[DeviceInfo], auto: str) -> None:
-        self.devices, self.auto_device = devices, auto
-        if self.train_screen is not None and self.train_screen.is_mounted:
-            self.train_screen.form.set_devices(devices, auto)
+        self.device_choices = (devices, auto)
 
     # -- modes, help, palette
 
@@ -170,36 +168,36 @@ class PlaygroundApp(GuardedMessages, App[int]):
         self.switch_mode(mode)
 
     def prepare_resume(self, run_dir: Path, config: dict, step: int) -> None:
-        self.pending_resume = (run_dir, config, step)
-        if self.current_mode == "train" and self.train_screen is not None:
-            self.train_screen.on_screen_resume()
-        else:
+        self.resume_request = (run_dir, config, step)  # the Train screen watches it
+        if self.current_mode != "train":
             self.switch_mode("train")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for mode in APP_MODES:
             yield SystemCommand(f"Go to {mode.label}", f"Switch to the {mode.label} screen (key {mode.key})",
                                 lambda name=mode.name: self.switch_mode(name))
-        session = self.session
-        if session.active:
-            if session.snapshot.status == "paused":
-                yield SystemCommand("Resume training", "Continue the paused run (space)", self.resume_training)
+        controller = self.train_controller
+        if controller.active:
+            if controller.snapshot.status == "paused":
+                yield SystemCommand("Resume training", "Continue the paused run (space)", controller.resume)
             else:
-                yield SystemCommand("Pause training", "Pause at the next step (space)", self.pause_training)
-            yield SystemCommand("Stop training", "Stop at the next step and save a checkpoint (x)",
-                                lambda: self.stop_training("user"))
-            yield SystemCommand("Save checkpoint now", "Save the run's last checkpoint (c)", self.save_training)
-        elif self.train_screen is not None:
+                yield SystemCommand("Pause training", "Pause at the next step (space)", controller.pause)
+            yield SystemCommand("Stop training", "Stop at the next step and save a checkpoint (x)", controller.stop)
+            yield SystemCommand("Save checkpoint now", "Save the run's last checkpoint (c)", self._palette_save)
+        else:
             yield SystemCommand("Start training", "Start a run with the Train screen's settings (s)",
                                 self._palette_start)
         yield SystemCommand("Refresh runs", "List the runs again", self._palette_refresh)
         yield SystemCommand("Help: keys", "Every key of the app (? or F1)", self.action_help)
         yield from super().get_system_commands(screen)
 
-    def _palette_start(self) -> None:
-        self.switch_mode("train")
-        if self.train_screen is not None:
-            self.train_screen.start()
+    async def _palette_start(self) -> None:
+        await self.switch_mode("train")
+        await self.run_action("screen.start")  # as the key s does
+
+    def _palette_save(self) -> None:
+        if self.train_controller.save():
+            self.notify(SAVING)
 
     def _palette_refresh(self) -> None:
         self.switch_mode("runs")
@@ -207,112 +205,46 @@ class PlaygroundApp(GuardedMessages, App[int]):
         if isinstance(screen, RunsScreen):
             screen.refresh_runs()
 
-    # -- training
+    # -- runs
 
-    def start_training(self, make_trainer: TrainerFactory, resume_from: Path | None = None) -> None:
-        self.session = TrainingSession(resume_from=resume_from, running=True)
-        self._last_error = None
-        self._train(self.session, make_trainer)
-        self._session_changed()
+    def on_run_updated(self, message: RunUpdated) -> None:
+        # The Train run's own; a screen's run (the Series screen's) was received there and bubbles up.
+        if message.controller is self.train_controller:
+            message.controller.receive(message.update)
+        if message.update.done:
+            self.run_ended()
 
-    @work(thread=True, group="train", exit_on_error=False, name="training")
-    def _train(self, session: TrainingSession, make_trainer: TrainerFactory) -> None:
-        worker = get_current_worker()
-        run_training(session, make_trainer, self.post_message, cancelled=lambda: worker.is_cancelled)
-
-    def on_training_update(self, message: TrainingUpdate) -> None:
-        session = self.session
-        session.snapshot = message.snapshot
-        snap = message.snapshot
-        if snap.status != "training":
-            session.pause_requested = False  # confirmed (paused) or moot (stopped, finished, error)
-        if snap.status != "paused":
-            session.resume_requested = False
+    def _train_run_changed(self, state: RunState) -> None:
+        snap = state.snapshot
         if snap.status == "error" and snap.error and snap.error != self._last_error:
             self._last_error = snap.error
             self.notify(snap.error, title="Training error", severity="error", timeout=12)
-        if message.done:
-            session.running = False
-            reason = session.stop_requested
+        if self.train_run.active and not state.active:  # the run has ended
             if snap.status == "finished":
                 self.notify(f"{snap.run_name} finished at step {snap.step:,}; best validation loss "
                             f"{fmt_loss(snap.best_val_loss)}.", title="Training finished")
             elif snap.status == "stopped" and snap.last_checkpoint:
                 self.exit_note = f"Stopped {snap.run_name} at step {snap.step:,}; saved {snap.last_checkpoint}"
-                if reason != "quit":
+                if state.stop_reason != "quit":
                     self.notify(f"Stopped at step {snap.step:,}; checkpoint saved.", title=snap.run_name or "")
-            if self.session_ended():
-                return
-            self._session_changed()
-            if reason == "restart" and self.train_screen is not None:
-                self.train_screen.after_restart_stop()
-            return
-        self._session_changed()
-
-    def _session_changed(self) -> None:
-        snap = self.session.snapshot
-        if self.session.active or snap.status not in ("idle",):
-            status = snap.status
-            if self.session.active and self.session.stop_requested:
-                status = "stopping"
-            elif self.session.active and self.session.pause_requested and snap.status == "training":
-                status = "pausing"
-            elif self.session.active and self.session.resume_requested and snap.status == "paused":
-                status = "resuming"
-            name = f" {snap.run_name}" if snap.run_name else ""
-            progress = f" {snap.progress:.0%}" if snap.progress is not None and self.session.active else ""
-            self.status_line = f"{status}{name}{progress}"
-        if self.train_screen is not None and self.train_screen.is_mounted:
-            self.train_screen.show_snapshot(snap)
+        elif state.active and not self.train_run.active:  # a new run
+            self._last_error = None
+        if state.active or snap.status != "idle":
+            self.status_line = state.line()
+        self.train_run = state
         refresh_bindings_if_changed(self.screen)
-
-    def pause_training(self) -> None:
-        session = self.session
-        if session.active and not session.stop_requested:
-            session.pause_requested = True
-            session.control.pause()
-            self._session_changed()
-
-    def resume_training(self) -> None:
-        session = self.session
-        if session.active:
-            session.pause_requested = False
-            session.resume_requested = session.snapshot.status == "paused"
-            session.control.resume()
-            self._session_changed()
-
-    def save_training(self) -> None:
-        session = self.session
-        if session.active and not session.stop_requested:
-            session.control.request_save()
-            self.notify("Saving a checkpoint at the next step boundary…")
-
-    def stop_training(self, reason: str = "user") -> None:
-        session = self.session
-        if session.active:
-            session.pause_requested = False
-            session.stop(reason)
-            self._session_changed()
 
     # -- quitting
 
-    @property
-    def sessions(self) -> tuple[TrainingSession, TrainingSession]:
-        """The runs the app drives: the Train screen's and the Series screen's."""
-        return self.session, self.series_session
-
-    def session_ended(self) -> bool:
+    def run_ended(self) -> bool:
         """A run's worker has finished. If we are quitting and none is left, exit (True)."""
-        if self.quit_when_stopped and not any(session.active for session in self.sessions):
+        if self.quit_when_stopped and not any(controller.active for controller in self.controllers):
             self.exit(0)
             return True
         return False
 
-    def on_series_screen_run_ended(self) -> None:
-        self.session_ended()
-
     async def action_quit(self) -> None:
-        if not any(session.active for session in self.sessions):
+        if not any(controller.active for controller in self.controllers):
             self.exit(0)
             return
         if self.quit_when_stopped:
@@ -324,8 +256,8 @@ class PlaygroundApp(GuardedMessages, App[int]):
         def answer(yes: bool | None) -> None:
             if yes:
                 self.quit_when_stopped = True
-                self.stop_training("quit")
-                self.series_session.stop("quit")
+                for controller in self.controllers:
+                    controller.stop("quit")
                 self.notify("Stopping at the next step boundary and saving a checkpoint, then quitting…",
                             timeout=30)
 
@@ -337,8 +269,8 @@ class PlaygroundApp(GuardedMessages, App[int]):
     def on_unmount(self) -> None:
         # However the app ends (quit, a closed terminal), a run still training stops at a step
         # boundary and saves; run_app waits for that before returning.
-        for session in self.sessions:
-            session.stop("quit")
+        for controller in self.controllers:
+            controller.stop("quit")
 
     def install_signal_handlers(self) -> None:
         """SIGHUP (the terminal or the SSH connection went away) and SIGTERM end the app the way
@@ -354,8 +286,8 @@ class PlaygroundApp(GuardedMessages, App[int]):
                 pass
 
     def _ended_by_signal(self, reason: str) -> None:
-        for session in self.sessions:
-            session.stop(reason)
+        for controller in self.controllers:
+            controller.stop(reason)
         self.exit(0)
 
     def terminal_lost(self) -> None:
@@ -375,11 +307,11 @@ def run_app(argv: list[str] | None = None) -> int:
     """Open the app; returns the exit status. The terminal is restored before this returns."""
     app = PlaygroundApp(freeze_gc=True)
     result = app.run()
-    for session in app.sessions:
-        if not session.finished.is_set():
-            session.stop("quit")
+    for controller in app.controllers:
+        if not controller.wait(0):
+            controller.stop("quit")
             _say("rnn-playground: saving a checkpoint of the run before exiting…")
-            session.wait()
+            controller.wait()
     if app.exit_note:
         _say(app.exit_note)
     for report in UNEXPECTED_ERRORS:

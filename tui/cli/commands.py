@@ -17,10 +17,10 @@ from rich.table import Table
 
 from rnn_playground.core.device import check_threads, device_for_flag, list_devices
 from rnn_playground.core.errors import CheckpointError
-from rnn_playground.core.events import ErrorEvent
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 
 from .options import HelpFormatter, add_dataclass_options, explicit_options, options_from
@@ -102,16 +102,19 @@ def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title
     next step and save; a closed output pipe does the same. The exit status is 128 + the signal's
     number for SIGTERM, SIGHUP and a closed pipe (as a shell reports a process those end), 0 for a
     Ctrl+C stop, 2 for an error."""
-    failed = False
     with StopOnSignals(control.stop, console) as signals, \
             TrainDisplay(console, title, show_samples=show_samples,
                          on_output_lost=lambda: control.stop("output closed")) as display:
-        for event in trainer.run():
-            display.handle(event)
-            failed = failed or isinstance(event, ErrorEvent)
+        def publish(update: RunUpdate) -> None:  # in this thread: the run's body runs inline
+            state = controller.receive(update)
+            if state is not None:
+                display.show(state.snapshot, state.status)
+
+        controller = RunController(lambda body: body(lambda: False), publish)
+        controller.start(InProcessRun.of(trainer, control))
     if display.output_lost:
         silence_lost_output()  # output still buffered for it must not fail (status 120) at exit
-    if failed:
+    if controller.snapshot.status == "error":
         return EXIT_ERROR
     if signals.signum is not None and signals.signum != signal.SIGINT:
         return 128 + signals.signum
@@ -135,8 +138,6 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
             trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
     finally:
         close()
-    for warning in trainer.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     return run_trainer(trainer, control, console, "rnn-playground train")
 
 

@@ -1,4 +1,4 @@
-"""Rich rendering of training events for the headless `train` commands."""
+"""Rich rendering of a training run for the headless `train` commands: the same RunSnapshot the app shows."""
 
 from __future__ import annotations
 
@@ -7,32 +7,21 @@ from collections.abc import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from rnn_playground.core.events import (
-    CheckpointSaved,
-    ErrorEvent,
-    Event,
-    Finished,
-    Paused,
-    Resumed,
-    RunStarted,
-    SampleEvent,
-    StepEvent,
-    Stopped,
-    ValidationEvent,
-)
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
-from rnn_playground.tui.viewmodel.monitor import describe_val_sample, describe_validation
+from rnn_playground.tui.viewmodel.monitor import LogLine, RunSnapshot
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
 
 
 class TrainDisplay:
-    """Consumes trainer events; draws a live panel on a terminal, plain lines otherwise."""
+    """Shows a run's snapshots: a live panel on a terminal, plain lines otherwise; the run's log lines
+    above either (worded by the middle floor, as in the app)."""
 
     def __init__(self, console: Console, title: str = "training", *, show_samples: bool = True,
                  on_output_lost: Callable[[], None] | None = None):
@@ -41,14 +30,13 @@ class TrainDisplay:
         self.show_samples = show_samples  # series runs' "samples" are metrics the plain lines already give
         self.on_output_lost = on_output_lost  # called once if the console can no longer be written to
         self.output_lost = False
-        self.started: RunStarted | None = None
-        self.step: StepEvent | None = None
-        self.val: ValidationEvent | None = None
-        self.sample = ""
+        self.snapshot = RunSnapshot(status="starting")
         self.status = "starting"
-        self.unit = "characters"
         self._live: Live | None = None
         self._last_plain = 0.0
+        self._log_seq = 0
+        self._sample_step: int | None = None
+        self._step_shown: int | None = None
 
     def __enter__(self) -> TrainDisplay:
         if self.console.is_terminal:
@@ -91,87 +79,71 @@ class TrainDisplay:
         if first and self.on_output_lost is not None:
             self.on_output_lost()
 
-    def handle(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.started = event
-            self.status = "training"
-            self.unit = event.unit
-            vocab = f"vocab {event.vocab_size}, " if event.vocab_size else ""
-            self.log(f"run [bold]{event.run_name}[/] in {event.run_dir} on {event.device}: "
-                     f"{event.parameters:,} parameters, {vocab}"
-                     f"{event.train_chars:,} train / {event.val_chars:,} validation {event.unit}"
-                     + describe_val_sample(event)
-                     + (f", resuming at step {event.start_step}" if event.start_step else ""))
-        elif isinstance(event, StepEvent):
-            self.step = event
-            if self._live is None and time.monotonic() - self._last_plain >= PLAIN_LINE_SECONDS:
+    def show(self, snap: RunSnapshot, status: str | None = None) -> None:
+        """Render a snapshot; `status`: the word to show, when not the snapshot's own."""
+        self.snapshot, self.status = snap, status or snap.status
+        for line in snap.log:
+            if line.seq > self._log_seq:
+                self._log_seq = line.seq
+                self._print_line(line)
+        if self._live is None:
+            if snap.tokens_per_s is not None and snap.step != self._step_shown \
+                    and time.monotonic() - self._last_plain >= PLAIN_LINE_SECONDS:
                 self._last_plain = time.monotonic()
+                self._step_shown = snap.step
                 self.log(self._plain_line())
-        elif isinstance(event, ValidationEvent):
-            self.val = event
-            if self._live is None:
-                self.log(f"step {event.step}: val loss {fmt_loss(event.val_loss)}{describe_validation(event)} "
-                         f"(best {fmt_loss(event.best_val_loss)})")
-        elif isinstance(event, SampleEvent):
-            self.sample = event.text
-            if self._live is None and self.show_samples and event.text:
-                self.log(f"sample at step {event.step}:\n{event.text}")
-        elif isinstance(event, CheckpointSaved):
-            if event.reason in ("requested", "stop", "finish"):
-                self.log(f"saved {event.path}")
-        elif isinstance(event, Paused):
-            self.status = "paused"
-        elif isinstance(event, Resumed):
-            self.status = "training"
-        elif isinstance(event, Finished):
-            self.status = "finished"
-            best = fmt_loss(event.best_val_loss) if event.best_val_loss is not None else "n/a"
-            self.log(f"[green]finished[/] at step {event.step} after {format_duration(event.elapsed_s)}; "
-                     f"best val loss {best}")
-        elif isinstance(event, Stopped):
-            self.status = "stopped"
-            self.log(f"[yellow]stopped[/] ({event.reason}) at step {event.step}")
-        elif isinstance(event, ErrorEvent):
-            self.status = "error"
-            self.log(f"[bold red]error:[/] {event.message}")
+            if self.show_samples and snap.sample and snap.sample_step != self._sample_step:
+                self.log(f"sample at step {snap.sample_step}:\n{escape(snap.sample)}")
+        self._sample_step = snap.sample_step
         if self._live is not None:
             try:
                 self._live.update(self._render(), refresh=True)
             except OSError:
                 self._lose_output()
 
+    def _print_line(self, line: LogLine) -> None:
+        if line.kind == "validation" and self._live is not None:
+            return  # the panel shows the validation loss
+        text = escape(line.text)
+        if line.level in ("error", "warning"):
+            self.log(f"[{'bold red' if line.level == 'error' else 'yellow'}]{line.level}:[/] {text}")
+        elif line.kind in ("finished", "stopped"):
+            word, _, rest = text.partition(" ")
+            self.log(f"[{'green' if line.kind == 'finished' else 'yellow'}]{word}[/] {rest}")
+        else:
+            self.log(text)
+
     def _plain_line(self) -> str:
-        s = self.step
+        s = self.snapshot
         total = f"/{s.total_steps}" if s.total_steps else ""
-        val = f" val {fmt_loss(self.val.val_loss)}" if self.val else ""
+        val = f" val {fmt_loss(s.val_loss)}" if s.val_loss is not None else ""
         return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {fmt_loss(s.loss)}{val} "
-                f"{fmt_rate(s.tokens_per_s)} {self.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
+                f"{fmt_rate(s.tokens_per_s)} {s.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
                 f"eta {format_duration(s.eta_s)}")
 
     def _render(self):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim")
         table.add_column()
-        s = self.step
-        if self.started:
-            table.add_row("run", f"{self.started.run_name} on {self.started.device}")
+        s = self.snapshot
+        if s.run_name:
+            table.add_row("run", f"{s.run_name} on {s.device}")
         table.add_row("status", self.status)
-        if s is not None:
+        if s.tokens_per_s is not None:
             total = f" / {s.total_steps}" if s.total_steps else ""
             table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
             table.add_row("loss", fmt_loss(s.loss))
-            table.add_row(f"{self.unit}/s", fmt_rate(s.tokens_per_s))
+            table.add_row(f"{s.unit}/s", fmt_rate(s.tokens_per_s))
             table.add_row("lr", f"{s.lr:.2e}")
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:
                 table.add_row("skipped", f"{s.skipped_steps} non-finite steps")
-        if self.val is not None:
-            table.add_row("val loss", f"{fmt_loss(self.val.val_loss)}  (best {fmt_loss(self.val.best_val_loss)})")
-        if s is not None and s.eta_s is not None:
+        if s.val_loss is not None:
+            table.add_row("val loss", f"{fmt_loss(s.val_loss)}  (best {fmt_loss(s.best_val_loss)})")
+        if s.progress is not None and s.tokens_per_s is not None:
             # A table cell, not a Group item: a bare ProgressBar does not end its line.
-            done = s.elapsed_s / max(s.elapsed_s + s.eta_s, 1e-9)
-            table.add_row("progress", ProgressBar(total=1.0, completed=done, width=50))
+            table.add_row("progress", ProgressBar(total=1.0, completed=s.progress, width=50))
         parts = [table]
-        if self.sample:
-            parts.append(Panel(Text(self.sample), title="sample", border_style="dim"))
+        if s.sample:
+            parts.append(Panel(Text(s.sample), title="sample", border_style="dim"))
         return Panel(Group(*parts), title=self.title)

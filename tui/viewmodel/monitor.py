@@ -28,6 +28,8 @@ from rnn_playground.core.events import (
     event_from_json,
 )
 
+from .format import fmt_loss, format_duration
+
 MAX_POINTS = 4000     # points kept per loss series; older ones are merged in pairs beyond this
 LOG_LINES = 200       # log lines kept in a snapshot
 
@@ -78,6 +80,7 @@ class LogLine:
     time: float
     level: str        # "info", "warning" or "error"
     text: str
+    kind: str = ""    # the event's kind ("validation", "stopped", ...); "" for a line no event made
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class RunSnapshot:
     vocab_size: int | None = None
     train_chars: int | None = None
     val_chars: int | None = None
+    unit: str = "characters"  # what train_chars, val_chars and tokens_per_s count
     status: str = "idle"      # idle, starting, training, paused, stopped, finished, error
     step: int = 0
     start_step: int = 0
@@ -118,7 +122,6 @@ class RunSnapshot:
     last_checkpoint_step: int | None = None
     error: str | None = None
     log: tuple[LogLine, ...] = ()
-    events: int = 0                     # events folded so far (a change counter)
 
     @property
     def active(self) -> bool:
@@ -139,38 +142,43 @@ def describe_validation(event: ValidationEvent) -> str:
 
 
 def describe_event(event: Event) -> tuple[str, str] | None:
-    """(level, one line of text) for the events worth a line in a run's log; None for the rest."""
-    if isinstance(event, RunStarted):
-        resumed = f", resumed at step {event.start_step}" if event.start_step else ""
-        return "info", (f"started {event.run_name} on {event.device}: {event.parameters:,} parameters, "
-                        f"vocab {event.vocab_size}, {event.train_chars:,} train / {event.val_chars:,} "
-                        f"validation chars{describe_val_sample(event)}{resumed}")
-    if isinstance(event, ValidationEvent):
-        best = ", best so far" if event.is_best else ""
-        return "info", f"step {event.step:,}: val loss {event.val_loss:.4f}{describe_validation(event)}{best}"
-    if isinstance(event, CheckpointSaved):
-        if event.reason == "validation":
+    """(level, one line of text) for the events worth a line in a run's log; None for the rest.
+    The app's log and the CLI's output both say it this way."""
+    match event:
+        case RunStarted():
+            vocab = f"vocab {event.vocab_size}, " if event.vocab_size else ""
+            resuming = f", resuming at step {event.start_step:,}" if event.start_step else ""
+            return "info", (f"run {event.run_name} in {event.run_dir} on {event.device}: {event.parameters:,} "
+                            f"parameters, {vocab}{event.train_chars:,} train / {event.val_chars:,} validation "
+                            f"{event.unit}{describe_val_sample(event)}{resuming}")
+        case ValidationEvent():
+            best = ", best so far" if event.is_best else f" (best {fmt_loss(event.best_val_loss)})"
+            return "info", (f"step {event.step:,}: val loss {fmt_loss(event.val_loss)}{describe_validation(event)}"
+                            f"{best}")
+        case CheckpointSaved(reason="validation"):
             return None  # saved at every validation: shown as "saved at step N", not logged each time
-        reason = "" if event.reason == "best" else f" ({event.reason})"
-        return "info", f"step {event.step:,}: saved {Path(event.path).name}{reason}"
-    if isinstance(event, Paused):
-        return "info", f"paused at step {event.step:,}"
-    if isinstance(event, Resumed):
-        return "info", f"resumed at step {event.step:,}"
-    if isinstance(event, Finished):
-        best = f"{event.best_val_loss:.4f}" if event.best_val_loss is not None else "n/a"
-        return "info", f"finished at step {event.step:,}; best validation loss {best}"
-    if isinstance(event, Stopped):
-        return "info", f"stopped ({event.reason}) at step {event.step:,}"  # asked for, and saved: not a warning
-    if isinstance(event, ErrorEvent):
-        return "error", event.message
+        case CheckpointSaved():
+            reason = "" if event.reason == "best" else f" ({event.reason})"
+            return "info", f"step {event.step:,}: saved {Path(event.path).name}{reason}"
+        case Paused():
+            return "info", f"paused at step {event.step:,}"
+        case Resumed():
+            return "info", f"resumed at step {event.step:,}"
+        case Finished():
+            best = fmt_loss(event.best_val_loss) if event.best_val_loss is not None else "n/a"
+            return "info", (f"finished at step {event.step:,} after {format_duration(event.elapsed_s)}; "
+                            f"best val loss {best}")
+        case Stopped():
+            return "info", f"stopped ({event.reason}) at step {event.step:,}"  # asked for, and saved: not a warning
+        case ErrorEvent():
+            return "error", event.message
     return None
 
 
 class RunMonitor:
-    """Folds a run's events into a RunSnapshot. Feed it Event objects (a run in this process)
-    or metrics.jsonl records (a run in another process); both give the same picture.
-    Not thread-safe: one thread feeds it and takes snapshots; the snapshots travel."""
+    """Folds a run's events into a RunSnapshot: the one fold, for the app and the CLI alike. Feed it Event
+    objects (a run in this process) or metrics.jsonl records (a run in another process); both give the
+    same picture. Not thread-safe: one thread feeds it and takes snapshots; the snapshots travel."""
 
     def __init__(self, max_points: int = MAX_POINTS, log_lines: int = LOG_LINES):
         self.train = Series(max_points)
@@ -179,52 +187,52 @@ class RunMonitor:
         self._seq = 0
         self._fields: dict = {"status": "idle"}
         self._session_start: float | None = None
-        self.events = 0
 
     # -- feeding
 
     def add(self, event: Event) -> None:
-        self.events += 1
         f = self._fields
-        if isinstance(event, RunStarted):
-            f.update(run_name=event.run_name, run_dir=event.run_dir, device=event.device, config=event.config,
-                     parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
-                     val_chars=event.val_chars, start_step=event.start_step, step=event.start_step,
-                     total_steps=event.total_steps, status="training", error=None, eta_s=None, progress=None,
-                     next_val_step=None, next_val_in_s=None)
-            self._session_start = event.time
-        elif isinstance(event, StepEvent):
-            self.train.add(event.step, event.loss)
-            f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch, tokens_per_s=event.tokens_per_s,
-                     lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s, skipped_steps=event.skipped_steps,
-                     next_val_step=event.next_val_step, next_val_in_s=event.next_val_in_s)
-            if math.isfinite(event.loss):
-                f["loss"] = event.loss
-            f["progress"] = self._progress(event)
-            if f.get("status") not in ("paused",):
-                f["status"] = "training"
-        elif isinstance(event, ValidationEvent):
-            self.val.add(event.step, event.val_loss)
-            f.update(val_loss=event.val_loss, best_val_loss=event.best_val_loss)
-        elif isinstance(event, SampleEvent):
-            f.update(sample=event.text, sample_step=event.step)
-        elif isinstance(event, CheckpointSaved):
-            f.update(last_checkpoint=event.path, last_checkpoint_step=event.step)
-        elif isinstance(event, Paused):
-            f.update(status="paused", step=event.step)
-        elif isinstance(event, Resumed):
-            f.update(status="training", step=event.step)
-        elif isinstance(event, Finished):
-            f.update(status="finished", step=event.step, eta_s=0.0, progress=1.0)
-            if event.best_val_loss is not None:
-                f["best_val_loss"] = event.best_val_loss
-        elif isinstance(event, Stopped):
-            f.update(status="stopped", step=event.step, eta_s=None)
-        elif isinstance(event, ErrorEvent):
-            f.update(status="error", error=event.message, eta_s=None)
+        match event:
+            case RunStarted():
+                f.update(run_name=event.run_name, run_dir=event.run_dir, device=event.device, config=event.config,
+                         parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
+                         val_chars=event.val_chars, unit=event.unit, start_step=event.start_step,
+                         step=event.start_step, total_steps=event.total_steps, status="training", error=None,
+                         eta_s=None, progress=None, next_val_step=None, next_val_in_s=None)
+                self._session_start = event.time
+            case StepEvent():
+                self.train.add(event.step, event.loss)
+                f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch,
+                         tokens_per_s=event.tokens_per_s, lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s,
+                         skipped_steps=event.skipped_steps, next_val_step=event.next_val_step,
+                         next_val_in_s=event.next_val_in_s)
+                if math.isfinite(event.loss):
+                    f["loss"] = event.loss
+                f["progress"] = self._progress(event)
+                if f.get("status") != "paused":
+                    f["status"] = "training"
+            case ValidationEvent():
+                self.val.add(event.step, event.val_loss)
+                f.update(val_loss=event.val_loss, best_val_loss=event.best_val_loss)
+            case SampleEvent():
+                f.update(sample=event.text, sample_step=event.step)
+            case CheckpointSaved():
+                f.update(last_checkpoint=event.path, last_checkpoint_step=event.step)
+            case Paused():
+                f.update(status="paused", step=event.step)
+            case Resumed():
+                f.update(status="training", step=event.step)
+            case Finished():
+                f.update(status="finished", step=event.step, eta_s=0.0, progress=1.0)
+                if event.best_val_loss is not None:
+                    f["best_val_loss"] = event.best_val_loss
+            case Stopped():
+                f.update(status="stopped", step=event.step, eta_s=None)
+            case ErrorEvent():
+                f.update(status="error", error=event.message, eta_s=None)
         line = describe_event(event)
         if line is not None:
-            self.log(*line, time=event.time)
+            self.log(*line, time=event.time, kind=event.kind)
 
     def add_record(self, record: Mapping) -> bool:
         """Fold one metrics.jsonl record; records this version does not know are skipped."""
@@ -235,10 +243,10 @@ class RunMonitor:
         self.add(event)
         return True
 
-    def log(self, level: str, text: str, time: float | None = None) -> None:
+    def log(self, level: str, text: str, time: float | None = None, kind: str = "") -> None:
         import time as _time
         self._seq += 1
-        self._log.append(LogLine(self._seq, _time.time() if time is None else time, level, text))
+        self._log.append(LogLine(self._seq, _time.time() if time is None else time, level, text, kind))
 
     def set_status(self, status: str, error: str | None = None) -> None:
         """For what happens outside the event stream: 'starting' before the trainer exists,
@@ -266,7 +274,7 @@ class RunMonitor:
             best_loss=self.train.best,
             train_losses=tuple(self.train.values), train_steps=tuple(self.train.steps),
             val_losses=tuple(self.val.values), val_steps=tuple(self.val.steps),
-            log=tuple(self._log), events=self.events)
+            log=tuple(self._log))
 
 
 # --------------------------------------------------------------------------- watching

@@ -312,7 +312,7 @@ class RunsScreen(PlaygroundScreen):
                 return False
             if action == "delete" and info.live:
                 return None  # greyed: a live run cannot be deleted
-            if action == "resume" and (info.live or self.app.session.active):
+            if action == "resume" and (info.live or self.app.train_run.active):
                 return None
         return True
 
@@ -331,7 +331,7 @@ class RunsScreen(PlaygroundScreen):
         info = self.selected_info
         if info is None:
             return
-        if self.app.session.active:
+        if self.app.train_run.active:
             self.app.notify("A run is training in this app; stop it first.", severity="warning")
             return
         writer = writer_of(info.path)

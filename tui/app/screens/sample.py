@@ -283,16 +283,13 @@ class SampleScreen(PlaygroundScreen):
         self.render_all()
         self._schedule_ghost()
 
-    def live_trainer(self):
-        """The Trainer the app is running now, if any (sampling takes a snapshot of its weights)."""
-        session = getattr(self.app, "session", None)
-        trainer = getattr(session, "trainer", None)
-        if session is None or trainer is None or not getattr(session, "active", False):
-            return None
-        return trainer
+    def live_model(self):
+        """The model the app's Train run is training, if any (sampling takes a copy of its weights)."""
+        controller = getattr(self.app, "train_controller", None)
+        return controller.live_model() if controller is not None else None
 
     def live_available(self) -> bool:
-        return self.live_trainer() is not None
+        return self.live_model() is not None
 
     def source_ready(self) -> bool:
         return (self.use_live and self.live_available()) or (not self.use_live and self.checkpoint is not None)
@@ -300,8 +297,8 @@ class SampleScreen(PlaygroundScreen):
     @property
     def vocab(self):
         if self.use_live:
-            trainer = self.live_trainer()
-            return getattr(trainer.task, "vocab", None) if trainer is not None else None
+            live = self.live_model()
+            return live.vocab if live is not None else None
         return self.checkpoint.sampler.vocab if self.checkpoint is not None else None
 
     # -- settings
@@ -416,17 +413,17 @@ class SampleScreen(PlaygroundScreen):
         self.result_settings = settings
         self._stop = threading.Event()
         if self.use_live:
-            trainer = self.live_trainer()
-            snapshot = getattr(self.app.session, "snapshot", None)
+            live = self.live_model()
+            snapshot = self.app.train_run.snapshot
             step = getattr(snapshot, "step", None)
             detail = f"live {snapshot.run_name if snapshot is not None else ''} at step {step:,}" if step is not None \
                 else "live model"
-            weights = resolve_weights("auto", trainer.config.cell, trainer.config.hidden, trainer.device)
+            weights = resolve_weights("auto", live.cell, live.hidden, live.device)
             if weights != "fp32":
                 detail += f", {weights} weights"
 
             def get_sampler() -> Sampler:
-                return trainer.snapshot_sampler()
+                return live.take_sampler()
         else:
             sampler = self.checkpoint.sampler
             detail = f"{self.checkpoint.name} ({self.checkpoint.detail})"
@@ -531,8 +528,7 @@ class SampleScreen(PlaygroundScreen):
         settings = replace(self.settings(self.seed if self.seed_fixed and self.seed is not None else 0),
                            length=GHOST_CHARS)
         if self.use_live:
-            trainer = self.live_trainer()
-            get_sampler = trainer.snapshot_sampler
+            get_sampler = self.live_model().take_sampler
         else:
             sampler = self.checkpoint.sampler
 
@@ -604,7 +600,7 @@ class SampleScreen(PlaygroundScreen):
         text = Text.assemble(("source ", muted))
         phrases = [text]
         if self.use_live:
-            snapshot = getattr(self.app.session, "snapshot", None)
+            snapshot = getattr(getattr(self.app, "train_run", None), "snapshot", None)
             text.append("model being trained", strong)
             if snapshot is not None and snapshot.run_name:
                 phrases.append(f"{snapshot.run_name} at step {snapshot.step:,} (a snapshot per sample)")

@@ -3,10 +3,10 @@ sparklines, pause and stop as on the Train screen; plot the targets, the one-ste
 over the validation range and the free-running forecast past the end; metrics against the
 naive baselines.
 
-Training runs core's Trainer (SeriesTask) in a worker thread through the app's one training
-loop (tui.session.run_training), which posts snapshots a few times a second. At each validation
-and when the run ends, between steps, the same thread asks core.series.predict for the plot, so
-the model is never read while it is being updated.
+Training runs core's Trainer (SeriesTask) through this screen's own RunController, as the Train
+screen's run goes through the app's; its state comes back to `run_state`, which the screen renders.
+At each validation and when the run ends, between steps, the run's thread asks core.series.predict
+for the plot, so the model is never read while it is being updated.
 """
 
 from __future__ import annotations
@@ -15,23 +15,23 @@ from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import Finished, Stopped, ValidationEvent
 from rnn_playground.core.model import describe_model
 from rnn_playground.core.series_data import SIGNALS
-from rnn_playground.core.trainer import TrainControl
+from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunState
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 from rnn_playground.tui.viewmodel.series_view import metric_rows, series_plot
-from rnn_playground.tui.viewmodel.session import TrainingSession, run_training
 from rnn_playground.tui.viewmodel.settings import AUTO, threads_from_text
 
+from ..messages import RunUpdated, SeriesPredicted
+from ..runner import thread_controller
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel
 from ..widgets.modebar import ModeBar
@@ -52,25 +52,6 @@ class SeriesForm:
     """The form's values, parsed; `errors` by field."""
     values: dict
     errors: dict
-
-
-class SeriesUpdate(Message):
-    bubble = False
-
-    def __init__(self, generation: int, snapshot: RunSnapshot, done: bool = False) -> None:
-        super().__init__()
-        self.generation, self.snapshot, self.done = generation, snapshot, done
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SeriesUpdate) and not self.done and message.generation == self.generation
-
-
-class SeriesPredicted(Message):
-    bubble = False
-
-    def __init__(self, generation: int, predictions, step: int, final: bool) -> None:
-        super().__init__()
-        self.generation, self.predictions, self.step, self.final = generation, predictions, step, final
 
 
 class SeriesScreen(PlaygroundScreen):
@@ -100,19 +81,13 @@ class SeriesScreen(PlaygroundScreen):
                 tooltip="plot: every point (the validation range and the forecast)"),
     ]
 
-    class RunEnded(Message):
-        """The run's worker has finished (its checkpoint, if any, is written)."""
-
     def __init__(self, *, name: str | None = None, id: str | None = None, **initial: str) -> None:
         super().__init__(name=name, id=id)
         self._ready = False  # composed and mounted: safe to query widgets
         self.initial = {**DEFAULTS, **initial}
-        self.control: TrainControl | None = None
-        self.running = False
-        # The app sees the run through this (quitting asks first, and waits for its checkpoint).
-        self.session = TrainingSession()
+        self.controller: RunController | None = None  # made on mount: the app keeps it, to stop it on quit
+        self.run_state = RunState()
         self.generation = 0
-        self.snapshot = RunSnapshot()
         self.predictions = None
         self.prediction_step: int | None = None
         self.show_free_run = False
@@ -160,7 +135,19 @@ class SeriesScreen(PlaygroundScreen):
                 yield Static("", id="series-metrics")
         yield KeyBar()
 
+    @property
+    def snapshot(self) -> RunSnapshot:
+        return self.run_state.snapshot
+
+    @property
+    def running(self) -> bool:
+        return self.run_state.active
+
     def on_mount(self) -> None:
+        self.controller = thread_controller(self, self._run_changed, "series-train")
+        controllers = getattr(self.app, "controllers", None)
+        if controllers is not None:  # the app stops it, with a save, on quit
+            controllers.append(self.controller)
         self._ready = True
         self.query_one("#series-plot").border_title = "validation range and forecast"
         self.query_one(LinePlot).clear("Press s to train; the plot appears at the first validation.")
@@ -263,15 +250,15 @@ class SeriesScreen(PlaygroundScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.typed_in_field(action):
             return False
-        paused = self.snapshot.status == "paused"
+        state = self.run_state
         if action == "start":
-            return False if self.running else (None if self.errors else True)
+            return False if state.active else (None if self.errors else True)
         if action == "pause":
-            return self.running and not paused and self.control is not None and not self.control.stopping
+            return state.can_pause
         if action == "resume":
-            return self.running and paused
+            return state.can_resume
         if action == "stop":
-            return self.running and self.control is not None and not self.control.stopping
+            return state.can_stop
         if action == "leave_field":
             return isinstance(self.focused, Input)
         return True
@@ -287,29 +274,17 @@ class SeriesScreen(PlaygroundScreen):
             self.app.notify("Fix the settings marked in the form first.", title="Cannot start", severity="error")
             return False
         self.generation += 1
-        self.control = TrainControl()
-        self.running = True
-        self.session = self.app.series_session = TrainingSession(control=self.control, running=True)
+        generation, forecast = self.generation, values["forecast"]
         self.predictions = None
         self.prediction_step = None
-        self.snapshot = RunSnapshot(status="starting")
         self.query_one(LinePlot).clear("training… the plot appears at the first validation")
         self.query_one("#series-metrics", Static).update("")
-        self._train(self.generation, config, self.session, values["forecast"])
-        self.set_focus(None)
-        self.render_all()
-        return True
-
-    @work(thread=True, group="series-train", exit_on_error=False)
-    def _train(self, generation: int, config, session: TrainingSession, forecast: int) -> None:
-        from textual.worker import get_current_worker
-
-        from rnn_playground.core.series import new_series_trainer, predict
-        worker = get_current_worker()
 
         def plot(trainer, event) -> None:
-            # Between steps (at each validation, and once the run ends), so the model is not being updated.
+            # In the run's thread, between steps (at each validation, and once the run ends): the model
+            # is not being updated.
             if isinstance(event, (ValidationEvent, Finished, Stopped)):
+                from rnn_playground.core.series import predict
                 task = trainer.task
                 steps = forecast if task.data.features == 1 else 0
                 predictions = predict(task.model, task.data, task.normalizer, config.val_fraction, steps=steps,
@@ -317,19 +292,23 @@ class SeriesScreen(PlaygroundScreen):
                 final = not isinstance(event, ValidationEvent)
                 self.post_message(SeriesPredicted(generation, predictions, trainer.progress.step, final))
 
-        run_training(session, lambda control: new_series_trainer(config, control),
-                     lambda update: self.post_message(SeriesUpdate(generation, update.snapshot, update.done)),
-                     cancelled=lambda: worker.is_cancelled, on_event=plot)
+        def make_trainer(control):
+            from rnn_playground.core.series import new_series_trainer
+            return new_series_trainer(config, control)
 
-    def on_series_update(self, message: SeriesUpdate) -> None:
-        if message.generation != self.generation:
-            return
-        self.snapshot = message.snapshot
-        if message.done:
-            self.running = self.session.running = False
-            if message.snapshot.status == "error" and message.snapshot.error:
-                self._show_errors({"run": message.snapshot.error})
-            self.post_message(self.RunEnded())  # the app may be waiting for it to quit
+        self.controller.start(InProcessRun(make_trainer, on_event=plot))
+        self.set_focus(None)
+        return True
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        if message.controller is self.controller:
+            self.controller.receive(message.update)  # and on up: the app may be waiting for it to quit
+
+    def _run_changed(self, state: RunState) -> None:
+        ended = self.run_state.active and not state.active
+        self.run_state = state
+        if ended and state.snapshot.status == "error" and state.snapshot.error:
+            self._show_errors({"run": state.snapshot.error})
         self.render_all()
 
     def on_series_predicted(self, message: SeriesPredicted) -> None:
@@ -341,19 +320,13 @@ class SeriesScreen(PlaygroundScreen):
         self.render_all()
 
     def action_pause(self) -> None:
-        if self.control is not None:
-            self.control.pause()
-            refresh_bindings_if_changed(self)
+        self.controller.pause()
 
     def action_resume(self) -> None:
-        if self.control is not None:
-            self.control.resume()
-            refresh_bindings_if_changed(self)
+        self.controller.resume()
 
     def action_stop(self) -> None:
-        if self.control is not None:
-            self.control.stop("user")
-            self.render_all()
+        self.controller.stop("user")
 
     def action_free_run(self) -> None:
         self.show_free_run = not self.show_free_run
@@ -372,8 +345,8 @@ class SeriesScreen(PlaygroundScreen):
         self.query_one(LinePlot).show_all()
 
     def on_unmount(self) -> None:
-        if self.control is not None and self.running:
-            self.control.stop("quit")
+        if self.controller is not None:
+            self.controller.stop("quit")
 
     # -- rendering
 
@@ -384,11 +357,7 @@ class SeriesScreen(PlaygroundScreen):
         strong = self.get_component_rich_style("series--strong")
         muted = self.get_component_rich_style("series--muted")
         line = Text(no_wrap=True, overflow="ellipsis")
-        status = snap.status
-        if self.running and self.control is not None and self.control.stopping:
-            status = "stopping"
-        elif self.running and self.control is not None and self.control.paused and status == "training":
-            status = "pausing"
+        status = self.run_state.status
         line.append(status, strong)
         if snap.run_name:
             line.append(f"  {snap.run_name}")

@@ -1,4 +1,7 @@
-"""Train: the settings form, the device picker, and the live view of the run the app drives."""
+"""Train: the settings form, the device picker, and the live view of the run the app drives.
+
+The walk of `s`: the screen asks the app's Train `RunController` to start an `InProcessRun`; the controller's
+snapshots come back to the app variable `train_run`, which this screen watches and renders."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from textual.widgets import Input, Static
 
 from rnn_playground.core.runs import writer_of
 from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.tui.viewmodel.controller import SAVING, InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
-from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help
 
 from ..messages import TrainFormChanged, TrainFormSubmitted
@@ -54,18 +57,18 @@ class TrainScreen(PlaygroundScreen):
         yield Static("", id="field-help")  # what the focused field means (F1: more)
         yield KeyBar()
 
-    def on_mount(self) -> None:
-        self.app.train_screen = self
-        if self.app.devices is not None:
-            self.form.set_devices(self.app.devices, self.app.auto_device)
-        self.render_session()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.resume_target: Path | None = None  # the run folder the form resumes, in resume mode
 
-    def on_screen_resume(self) -> None:
-        self.render_session()
-        if self.app.pending_resume is not None:
-            run_dir, config, step = self.app.pending_resume
-            self.app.pending_resume = None
-            self.prepare_resume(run_dir, config, step)
+    def on_mount(self) -> None:
+        self.watch(self.app, "device_choices", self._devices_changed)
+        self.watch(self.app, "train_run", self._run_changed)
+        self.watch(self.app, "resume_request", self._resume_requested)
+
+    @property
+    def controller(self):
+        return self.app.train_controller
 
     @property
     def form(self) -> TrainForm:
@@ -75,52 +78,44 @@ class TrainScreen(PlaygroundScreen):
     def live(self) -> LiveView:
         return self.query_one(LiveView)
 
-    # -- rendering
+    # -- what the app hands down
 
-    def ui_status(self) -> str | None:
-        session = self.app.session
-        if not session.active:
-            return None
-        if session.stop_requested:
-            return "stopping"
-        if session.pause_requested and session.snapshot.status == "training":
-            return "pausing"
-        if session.resume_requested and session.snapshot.status == "paused":
-            return "resuming"
-        return None
+    def _devices_changed(self, choices) -> None:
+        if choices is not None:
+            self.form.set_devices(*choices)
 
-    def render_session(self) -> None:
-        session = self.app.session
-        self.live.show(session.snapshot, self.ui_status())
-        locked = session.active
+    def _run_changed(self, old: RunState, state: RunState) -> None:
+        self.live.show(state.snapshot, state.status)
+        locked = state.active
         if self.form.disabled != locked:
             self.form.disabled = locked
             if not locked and self.focused is None:
                 self.set_focus(self.query_one("#start"))
+        if old.active and not state.active and state.stop_reason == "restart":
+            # the run stopped for a restart has saved: the form is for editing now
+            self.form.set_resume(None)
+            self.set_focus(self.query_one("#corpus"))
         refresh_bindings_if_changed(self)
 
-    def show_snapshot(self, snapshot: RunSnapshot) -> None:
-        self.render_session()
+    def _resume_requested(self, request) -> None:
+        if request is not None:
+            self.app.resume_request = None
+            self.prepare_resume(*request)
 
     # -- bindings
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        session = self.app.session
+        state: RunState = self.app.train_run
         if action == "start":
-            if session.active:
-                return False
-            return True  # also while the form has errors: pressing s then says why nothing starts
+            return not state.active  # also while the form has errors: pressing s then says why nothing starts
         if action == "pause":
-            return session.active and not session.stop_requested and not session.pause_requested \
-                and session.snapshot.status in ("training", "starting")
+            return state.can_pause
         if action == "resume":
-            return session.active and not session.stop_requested and (
-                session.pause_requested or session.snapshot.status == "paused")
+            return state.can_resume
         if action in ("stop", "save"):
-            return session.active and not session.stop_requested
+            return state.can_stop
         if action == "restart":
-            return (session.active and not session.stop_requested) or (
-                not session.active and self.form.resume_step is not None)
+            return state.can_stop or (not state.active and self.form.resume_step is not None)
         if action == "leave_field":
             return isinstance(self.focused, Input)
         return True
@@ -131,7 +126,7 @@ class TrainScreen(PlaygroundScreen):
     def start(self) -> bool:
         """Start (or resume) a run with the form's settings; False if something blocks it."""
         app = self.app
-        if app.session.active:
+        if self.controller.active:
             app.notify("A run is already training. Stop it first (x).", severity="warning")
             return False
         state = self.form.validate_now()
@@ -144,9 +139,9 @@ class TrainScreen(PlaygroundScreen):
                        title="Not started", severity="error")
             return False
         device = state.device
-        resume = self.form.resume_step is not None and app.resume_target is not None
+        resume = self.form.resume_step is not None and self.resume_target is not None
         if resume:
-            run_dir = app.resume_target
+            run_dir = self.resume_target
             writer = writer_of(run_dir)
             if writer is not None:  # say so now, rather than as a failed start
                 app.notify(f"{run_dir.name} is being trained by {writer.describe()}, and a run has one writer. "
@@ -168,9 +163,7 @@ class TrainScreen(PlaygroundScreen):
             def make_trainer(control: TrainControl) -> Trainer:
                 return Trainer(config, control, reserve_cores=UI_CORES)
         self.live.reset_log()
-        app.start_training(make_trainer, resume_from=app.resume_target if resume else None)
-        self.render_session()
-        return True
+        return self.controller.start(InProcessRun(make_trainer))
 
     def _budget_config(self) -> TrainConfig:
         check = self.form.state().check
@@ -178,29 +171,24 @@ class TrainScreen(PlaygroundScreen):
         return check.config
 
     def action_pause(self) -> None:
-        self.app.pause_training()
+        self.controller.pause()
 
     def action_resume(self) -> None:
-        self.app.resume_training()
+        self.controller.resume()
 
     def action_stop(self) -> None:
-        self.app.stop_training("user")
+        self.controller.stop("user")
 
     def action_save(self) -> None:
-        self.app.save_training()
+        if self.controller.save():
+            self.notify(SAVING)
 
     def action_restart(self) -> None:
-        if self.app.session.active:
-            self.app.stop_training("restart")
+        self.controller.stop("restart")
         self.form.set_resume(None)
-        self.app.resume_target = None
-        self.app.notify("Edit the settings, then press s (or Enter in a field) to start a new run.")
-        self.render_session()
-
-    def after_restart_stop(self) -> None:
-        """Called when a run stopped for a restart has saved: focus the form for editing."""
-        self.form.set_resume(None)
-        self.set_focus(self.query_one("#corpus"))
+        self.resume_target = None
+        self.notify("Edit the settings, then press s (or Enter in a field) to start a new run.")
+        refresh_bindings_if_changed(self)
 
     def action_leave_field(self) -> None:
         self.set_focus(self.query_one("#start"))
@@ -276,7 +264,7 @@ class TrainScreen(PlaygroundScreen):
         if kind == "steps" and budget <= step:
             resumed = _with(resumed, steps=step + max(int(budget), 1))  # as many steps again
         resumed = _with(resumed, device=self.form.texts()["device"])
-        self.app.resume_target = run_dir
+        self.resume_target = run_dir
         self.form.load(resumed)
         self.form.set_resume(run_dir.name, step)
         self.set_focus(self.query_one("#budget"))

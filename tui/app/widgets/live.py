@@ -103,16 +103,16 @@ class LossPanel(Vertical):
 
 
 class LiveView(Vertical):
-    """Renders RunSnapshots. `ui_status` lets the screen show 'pausing…'/'stopping…' before the
-    trainer confirms."""
+    """Renders a RunSnapshot with its status word (the controller's: 'pausing', 'stopping' before the
+    trainer confirms)."""
 
     COMPONENT_CLASSES = {"live--strong", "live--error", "live--warning"}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._log_seq = 0
-        self._run_dir: str | None = None
         self.snapshot = RunSnapshot()
+        self._status: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -131,11 +131,10 @@ class LiveView(Vertical):
         self.query_one("#event-log", RichLog).border_title = "log"
         self.show(self.snapshot)
 
-    def show(self, snap: RunSnapshot, ui_status: str | None = None) -> None:
-        self.snapshot, self._ui_status = snap, ui_status
-        if snap.run_dir != self._run_dir:  # a new run: start the log afresh
-            self._run_dir = snap.run_dir
-        status = ui_status or snap.status
+    def show(self, snap: RunSnapshot, status: str | None = None) -> None:
+        """`status`: the word to show, when not the snapshot's own."""
+        self.snapshot, self._status = snap, status
+        status = status or snap.status
         strong = self.get_component_rich_style("live--strong")
         title = Text(no_wrap=True, overflow="ellipsis")
         if snap.run_name:
@@ -198,7 +197,7 @@ class LiveView(Vertical):
                 log.write(Text(line_.text))
 
     def on_resize(self) -> None:
-        self.show(self.snapshot, getattr(self, "_ui_status", None))  # the lines fit to the new width
+        self.show(self.snapshot, self._status)  # the lines fit to the new width
 
     def reset_log(self) -> None:
         """A new session's snapshots number their log lines from 1 again."""
