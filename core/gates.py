@@ -41,15 +41,11 @@ from torch import nn
 
 from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
-from .errors import PlaygroundError
+from .errors import TraceError
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
 _PREFIX_CHUNK = 2048  # a prefix runs through in chunks, so a long one needs little memory
-
-
-class TraceError(PlaygroundError):
-    """A trace cannot be made: unsupported model, unusable text, or a bad analysis request."""
 
 
 @dataclass(frozen=True)

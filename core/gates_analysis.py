@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .gates import TraceError
+from .errors import TraceError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .gates import Trace
