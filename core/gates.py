@@ -42,6 +42,8 @@ from torch import nn
 from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import TraceError
+from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
+from .loading import load_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -329,7 +331,6 @@ class GateTracer:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, loop_threads: int | None = 1) -> GateTracer:
-        from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, "cpu")
         return cls(model, vocab, loop_threads)
 
@@ -634,23 +635,20 @@ class Trace:
                         prob, rank, bits)
 
     # --- analysis (core.gates_analysis does the work) ----------------------------------------
-    def saturation(self, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None):
+    def saturation(self, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
         """Fraction of steps each unit of each gate spends below `low` and above `high`."""
-        from .gates_analysis import saturation
         return saturation(self, low, high, keys)
 
     def feature(self, name: str | None = None, regex: str | None = None) -> np.ndarray:
         """A text feature at every step (the value after reading that step's character): [steps]."""
-        from .gates_analysis import text_feature
         if not self._length:
             raise TraceError("The trace has no steps yet: extend it with some text first.")
         return text_feature(self.prefix + self.text, name, regex)[len(self.prefix):]
 
     def find_units(self, name: str | None = None, regex: str | None = None, key: str | None = None,
-                   layer: int | None = None, top: int = 10):
+                   layer: int | None = None, top: int = 10) -> list[UnitMatch]:
         """Units of quantity `key` (default c for an LSTM, else h) ranked by |correlation| with a
         feature; all layers unless `layer` is given."""
-        from .gates_analysis import find_units
         return find_units(self, self.feature(name, regex), key, layer, top)
 
     # --- export --------------------------------------------------------------------------

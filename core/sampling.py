@@ -26,6 +26,7 @@ import torch
 from .corpus import Vocab, describe_chars
 from .device import choose_threads, step_work, supports_bf16, torch_threads
 from .errors import SamplingError
+from .loading import load_model
 from .model import CharRNN, state_tensors
 
 SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
@@ -165,7 +166,6 @@ class Sampler:
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto",
                         threads: int | None = None) -> Sampler:
-        from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, device)
         return cls(model, vocab, weights, threads)
 
@@ -272,10 +272,3 @@ class Sampler:
                 rows.append(self._step(token, state)[0].softmax(-1))
                 token = following
         return torch.stack(rows) if rows else torch.empty(0, len(self.vocab))
-
-    def next_logits(self, text: str) -> torch.Tensor:
-        """Logits for the character after `text` from the model's own forward (for checks)."""
-        with torch.inference_mode():
-            ids = self.vocab.encode(text).to(self.device).unsqueeze(0)
-            logits, _ = self._model(ids)
-            return logits[0, -1]

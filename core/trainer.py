@@ -62,6 +62,7 @@ from .events import (
     Stopped,
     ValidationEvent,
 )
+from .loading import checkpoint_model
 from .model import (
     CELLS,
     GATES,
@@ -965,37 +966,6 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) ->
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint.path}: optimizer state does not fit this model ({exc}).") from None
-
-
-def load_model(target: Path | str, device: str = "auto") -> tuple[CharRNN, Vocab, Checkpoint]:
-    """A character model and its vocabulary from a run folder or checkpoint file, on any device."""
-    checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
-    if checkpoint.meta.get("kind", "char") != "char":
-        raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.meta.get('kind')} model, not a character model.")
-    vocab, config = checkpoint_model(checkpoint)
-    model = CharRNN(config)
-    checkpoint.load_into(model)
-    return model.to(resolve_device(device)).eval(), vocab, checkpoint
-
-
-def checkpoint_model(checkpoint: Checkpoint) -> tuple[Vocab, ModelConfig]:
-    """The vocabulary and model description of a character checkpoint, checked against a strict schema
-    and against the tensors the file really holds, before anything is allocated."""
-    meta, path = checkpoint.meta, checkpoint.path
-    try:
-        config = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{path} lacks a usable model description ({exc}).") from None
-    chars = meta.get("vocab")
-    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
-        raise CheckpointError(f"{path}: its vocabulary must be a list of single characters; the file was changed "
-                              "or written by other code.")
-    if chars != sorted(set(chars)) or len(chars) != config.vocab_size:
-        raise CheckpointError(f"{path}: its vocabulary ({len(chars):,} entries) is not the sorted, distinct set of "
-                              f"{config.vocab_size:,} characters its model reads; the file was changed or written "
-                              "by other code.")
-    checkpoint.check_weights(config.parameter_count())
-    return Vocab(chars), config
 
 
 def _text_fingerprint(meta: dict) -> str | None:

@@ -384,7 +384,8 @@ def test_weights_that_do_not_fit_the_described_model_are_named(tiny_run):
     written by other code): loading, resuming and tracing say which tensors differ."""
     from rnn_playground.core.errors import CheckpointError
     from rnn_playground.core.gates import GateTracer
-    from rnn_playground.core.trainer import Trainer, load_model
+    from rnn_playground.core.loading import load_model
+    from rnn_playground.core.trainer import Trainer
     original = load_checkpoint(tiny_run / "last.safetensors")
     tensors = dict(original.tensors)
     for group in ("model", "raw"):

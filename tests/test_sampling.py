@@ -13,7 +13,8 @@ from rnn_playground.core.device import supports_bf16
 from rnn_playground.core.errors import SamplingError
 from rnn_playground.core.model import CharRNN, ModelConfig
 from rnn_playground.core.sampling import INT8_MIN_HIDDEN, Int8Matrix, Sampler, SampleSettings, resolve_weights
-from rnn_playground.core.trainer import Trainer, load_model
+from rnn_playground.core.loading import load_model
+from rnn_playground.core.trainer import Trainer
 
 from .conftest import TINY_TEXT, tiny_config
 

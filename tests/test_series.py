@@ -40,7 +40,8 @@ from rnn_playground.core.series import (
     teacher_forced,
 )
 from rnn_playground.core.series_data import SeriesError, generate_signal
-from rnn_playground.core.trainer import TrainControl, Trainer, load_model
+from rnn_playground.core.loading import load_model
+from rnn_playground.core.trainer import TrainControl, Trainer
 
 
 def tiny(**overrides) -> SeriesConfig:

@@ -106,7 +106,8 @@ def test_averaged_weights_follow_the_moving_average(tiny_corpus):
 
 
 def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
-    from rnn_playground.core.trainer import evaluate_char_model, load_model
+    from rnn_playground.core.loading import load_model
+    from rnn_playground.core.trainer import evaluate_char_model
     trainer = Trainer(tiny_config(tiny_corpus, steps=40, val_every=40, ema=0.9))
     events = run_to_end(trainer)
     val_loss = [e.val_loss for e in events if isinstance(e, ValidationEvent)][-1]
