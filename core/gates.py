@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import atomic_writer
 from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import TraceError
@@ -699,7 +699,6 @@ class Trace:
     def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
         Python lists), atomically: the file appears complete or not at all."""
-        from .checkpoint import fsync_dir, temp_file_beside
         path = Path(path)
         layers = self._layers_arg(layers)
         header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
@@ -707,12 +706,11 @@ class Trace:
         row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = temp_file_beside(path)
         except OSError as exc:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to.") from None
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with atomic_writer(path, "w", encoding="utf-8") as out:
                 out.write(header[:-1] + ', "values": {')
                 for n, quantity in enumerate(self.quantities):
                     values = self.values(quantity.key)[:, layers]
@@ -725,17 +723,9 @@ class Trace:
                         out.write(text if t == 0 else "," + text)
                     out.write("]")
                 out.write("}}")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, path)
         except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to, with enough free space.") from None
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
         return path
 
 
