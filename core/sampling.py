@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .config import MAX_SEED
 from .corpus import Vocab, describe_chars
 from .device import choose_threads, step_work, supports_bf16, torch_threads
 from .errors import SamplingError
@@ -34,7 +35,6 @@ SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
 INT8_MIN_HIDDEN = 256
 
 MAX_SAMPLE_LENGTH = 10**9  # characters in one sample (about a gigabyte of text)
-MAX_SEED = 2**63 - 1
 
 _CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 

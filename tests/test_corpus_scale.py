@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from rnn_playground.core import corpus as corpus_mod
+from rnn_playground.core.chartask import evaluate_char_model, evaluate_streams
 from rnn_playground.core.corpus import Corpus, Vocab, compact_dtype, load_corpus, validation_spans
 from rnn_playground.core.errors import CorpusError
 from rnn_playground.core.events import RunStarted, ValidationEvent
-from rnn_playground.core.trainer import Trainer, evaluate_char_model, evaluate_streams
+from rnn_playground.core.trainer import Trainer
 
 from .conftest import TINY_TEXT, run_to_end, tiny_config
 
@@ -116,7 +117,8 @@ def test_peak_memory_grows_by_about_one_byte_a_character(tmp_path):
     chars = path.stat().st_size
     script = textwrap.dedent(f"""
         import json, resource, torch
-        from rnn_playground.core.trainer import CharTask, TrainConfig
+        from rnn_playground.core.chartask import CharTask
+        from rnn_playground.core.config import TrainConfig
         from rnn_playground.core.corpus import Vocab, load_corpus
         torch.zeros(1000).sum()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from rnn_playground.core.chartask import CharTask
 from rnn_playground.core.checkpoint import load_checkpoint
 from rnn_playground.core.errors import CorpusError
 from rnn_playground.core.events import (
@@ -26,7 +27,7 @@ from rnn_playground.core.events import (
     event_from_json,
 )
 from rnn_playground.core.runs import read_status
-from rnn_playground.core.trainer import CharTask, TrainControl, Trainer, learning_rate
+from rnn_playground.core.trainer import TrainControl, Trainer, learning_rate
 
 from .conftest import run_to_end, tiny_config
 
@@ -106,8 +107,8 @@ def test_averaged_weights_follow_the_moving_average(tiny_corpus):
 
 
 def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
+    from rnn_playground.core.chartask import evaluate_char_model
     from rnn_playground.core.loading import load_model
-    from rnn_playground.core.trainer import evaluate_char_model
     trainer = Trainer(tiny_config(tiny_corpus, steps=40, val_every=40, ema=0.9))
     events = run_to_end(trainer)
     val_loss = [e.val_loss for e in events if isinstance(e, ValidationEvent)][-1]

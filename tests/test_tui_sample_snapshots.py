@@ -46,9 +46,9 @@ def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64
 
     from rnn_playground.core import runs
     from rnn_playground.core.checkpoint import save_checkpoint
+    from rnn_playground.core.config import TrainConfig
     from rnn_playground.core.corpus import Vocab
     from rnn_playground.core.model import CharRNN
-    from rnn_playground.core.trainer import TrainConfig
     Path(corpus).write_text(CORPUS, encoding="utf-8")
     vocab = Vocab.from_text(CORPUS)
     config = TrainConfig(corpus=corpus, cell=cell, hidden=hidden, layers=layers, embed=16, dropout=0.0)

@@ -18,9 +18,9 @@ import pytest
 
 from rnn_playground.core import runs
 from rnn_playground.core.checkpoint import save_checkpoint
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.events import CheckpointSaved, RunStarted, SampleEvent, StepEvent, ValidationEvent
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC: the app's clock in these tests

@@ -20,9 +20,9 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device
 from rnn_playground.core.runs import default_runs_dir
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.format import fmt_loss
 from rnn_playground.tui.viewmodel.session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 

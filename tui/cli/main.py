@@ -35,9 +35,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
 
     With defaults=False every flag defaults to None (its help still names the default), for
     commands that fill unset values from elsewhere; `explicit_options` is the other way to
-    tell which flags were typed.
+    tell which flags were typed. A config's own fields come first, then those it inherits (the
+    loop settings every kind of run shares), so `train --help` starts with the corpus.
     """
-    for f in dataclasses.fields(cls):
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in inherited):
         if f.name in skip or "help" not in f.metadata:
             continue
         flag = "--" + f.name.replace("_", "-")
