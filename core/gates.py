@@ -44,6 +44,7 @@ from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
 from .loading import load_model
+from .model import describe_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -281,7 +282,7 @@ class _Buffers:
         self.hiddens = torch.empty(capacity, rec.layers, rec.hidden, dtype=rec.dtype)
         self.log_probs = torch.empty(capacity, self.vocab_size, dtype=rec.dtype)
         if used:
-            for new, previous in zip((self.gates, self.cells, self.hiddens, self.log_probs), old):
+            for new, previous in zip((self.gates, self.cells, self.hiddens, self.log_probs), old, strict=True):
                 if new is not None:
                     new[:used] = previous[:used]
         self.capacity = capacity
@@ -356,7 +357,7 @@ class GateTracer:
         return self.recurrence.quantities
 
     def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}, {len(self.vocab)} characters"
+        return f"{describe_model(self.cell, self.layers, self.hidden)}, {len(self.vocab)} characters"
 
     # --- tracing -------------------------------------------------------------------------
     def encode(self, text: str, what: str = "The text") -> torch.Tensor:

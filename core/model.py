@@ -32,6 +32,11 @@ def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> in
     return first + (layers - 1) * (gates * 2 * hidden + 2 * gates)
 
 
+def describe_model(cell: str, layers: int | str, hidden: int | str) -> str:
+    """A model's shape as people read it, "LSTM 2x512": the one place it is spelled out."""
+    return f"{str(cell).upper()} {layers}x{hidden}"
+
+
 class RecurrentConfig:
     """Validation and (de)serialisation shared by the model configs (dataclasses with a `cell`,
     `hidden`, `layers` and `dropout`); `positive` names the fields that must be at least 1."""
@@ -62,7 +67,7 @@ class RecurrentConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}"
+        return describe_model(self.cell, self.layers, self.hidden)
 
     def parameter_count(self) -> int:
         """How many weights the model has, computed (nothing is allocated): checked against a file's tensors."""
@@ -122,11 +127,12 @@ class CharRNN(nn.Module):
         for layer in range(layers):
             if layer:
                 x = fast_dropout(x, self.config.dropout)
-            params = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            params = [getattr(self.rnn, f"{name}_l{layer}")
+                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             hx = tuple(part[layer:layer + 1] for part in parts)
             result = _LAYER_OPS[cell](x, hx if cell == "lstm" else hx[0], params, True, 1, 0.0, True, False, True)
             x = result[0]
-            for final, tensor in zip(finals, result[1:]):
+            for final, tensor in zip(finals, result[1:], strict=True):
                 final.append(tensor)
         return x, state_like(state, [torch.cat(final) for final in finals])
 

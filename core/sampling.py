@@ -97,7 +97,8 @@ def resolve_weights(weights: str, cell: str, hidden: int, device: torch.device) 
                             f"Use weights fp32 (or auto).")
     has_kernel = hasattr(torch, "_weight_int8pack_mm")
     if weights == "int8" and not has_kernel:
-        raise SamplingError(f"This torch ({torch.__version__}) lacks the int8 weight kernel. Use weights fp32 (or auto).")
+        raise SamplingError(f"This torch ({torch.__version__}) lacks the int8 weight kernel. "
+                            "Use weights fp32 (or auto).")
     if weights != "auto":
         return weights
     fast = cell == "lstm" and hidden >= INT8_MIN_HIDDEN and device.type == "cpu" and supports_bf16(device)
@@ -114,7 +115,8 @@ class Sampler:
 
     def __init__(self, model: CharRNN, vocab: Vocab, weights: str = "auto", threads: int | None = None):
         if model.config.vocab_size != len(vocab):
-            raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has {len(vocab)}.")
+            raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has "
+                                f"{len(vocab)}.")
         self.vocab = vocab
         self.config = model.config
         self.device = model.head.weight.device
@@ -220,7 +222,7 @@ class Sampler:
             # sampling tends to as the temperature falls, so that is the choice.
             return int(raw.argmax())  # the unscaled logits: several may have overflowed to inf
         point, total = rng.random() * mass, 0.0
-        for index, prob in enumerate(probs):
+        for index, prob in enumerate(probs):  # noqa: B007 (the index where the loop stops is the choice)
             total += prob
             if point < total:
                 break

@@ -2,7 +2,9 @@
 
 One loop serves every kind of model: a `Task` supplies the model, the batches,
 the loss and the evaluation; the Trainer owns the device, optimizer, mixed
-precision, schedule, budget, control, events, metrics and checkpoints.
+precision, schedule, budget, control, events, metrics and checkpoints. Its
+settings are core.config's; the character task is core.chartask's, the series
+task core.series's.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ class TrainControl:
 # --------------------------------------------------------------------------- tasks
 
 class Task(Protocol):
-    """What the Trainer needs from a kind of model (see CharTask; core.series has another).
+    """What the Trainer needs from a kind of model (core.chartask.CharTask, core.series.SeriesTask).
 
     model: an nn.Module with a `.config` that has `to_dict()`; windows: optimisation steps per
     epoch; train_chars / val_chars: sizes shown in RunStarted, counted in `unit` (optional,

@@ -102,7 +102,7 @@ def test_a_real_model_round_trips(tmp_path):
     loaded = load_checkpoint(path)
     clone = CharRNN(ModelConfig.from_dict(loaded.meta["model"]))
     clone.load_state_dict(loaded.group("model"))
-    for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
