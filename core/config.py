@@ -116,7 +116,7 @@ class LoopConfig:
             else:
                 ok, wanted = isinstance(value, str), "text"
             if not ok:
-                raise ConfigError(f"{_flag(f.name)} must be {wanted}, got {value!r}.")
+                raise ConfigError(f"{flag_of(f.name)} must be {wanted}, got {value!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -224,11 +224,12 @@ class TrainConfig(LoopConfig):
                            embed=self.embed, dropout=self.dropout)
 
 
-def _flag(name: str) -> str:
+def flag_of(name: str) -> str:
+    """The command-line flag of a setting: val_every -> --val-every (messages name settings so)."""
     return "--" + name.replace("_", "-")
 
 
 def _check_range(name: str, value: int, low: int, high: int | None = None, note: str = "") -> None:
     if value < low or (high is not None and value > high):
         bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{_flag(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")
+        raise ConfigError(f"{flag_of(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")

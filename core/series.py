@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint
-from .config import MAX_SEED, LoopConfig, TrainConfig, new_default, option
+from .config import MAX_SEED, LoopConfig, TrainConfig, flag_of, new_default, option
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig, recurrent_parameters
@@ -135,7 +135,7 @@ class SeriesConfig(LoopConfig):
         wrong = [name for name in other if name in given]
         if not wrong:
             return
-        flags = " and ".join(", ".join(f"--{name.replace('_', '-')}" for name in wrong).rsplit(", ", 1))
+        flags = " and ".join(", ".join(flag_of(name) for name in wrong).rsplit(", ", 1))
         one = len(wrong) == 1
         if self.csv:
             raise ConfigError(f"{flags} {'sets' if one else 'set'} up a built-in signal, but the data here is the "
