@@ -32,11 +32,6 @@ def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> in
     return first + (layers - 1) * (gates * 2 * hidden + 2 * gates)
 
 
-def describe_model(cell: str, layers: int | str, hidden: int | str) -> str:
-    """A model's shape as people read it, "LSTM 2x512": the one place it is spelled out."""
-    return f"{str(cell).upper()} {layers}x{hidden}"
-
-
 class RecurrentConfig:
     """Validation and (de)serialisation shared by the model configs (dataclasses with a `cell`,
     `hidden`, `layers` and `dropout`); `positive` names the fields that must be at least 1."""
@@ -67,7 +62,7 @@ class RecurrentConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def describe(self) -> str:
-        return describe_model(self.cell, self.layers, self.hidden)
+        return f"{self.cell.upper()} {self.layers}x{self.hidden}"
 
     def parameter_count(self) -> int:
         """How many weights the model has, computed (nothing is allocated): checked against a file's tensors."""
