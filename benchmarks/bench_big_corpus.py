@@ -60,6 +60,11 @@ def baseline_tree(revision: str, folder: Path) -> Path | None:
     tree = folder / "baseline"
     with tarfile.open(archive) as tar:
         tar.extractall(tree, filter="data")
+    if (tree / "tui" / "launch.py").exists():  # a revision that installs as rnn_playground: lay it out so
+        package = tree / "rnn_playground"     # PYTHONPATH finds it before the installed tree
+        package.mkdir()
+        for folder_name in ("core", "tui"):
+            (tree / folder_name).rename(package / folder_name)
     return tree
 
 
@@ -90,7 +95,9 @@ def records(path: Path) -> list[dict]:
 def measure(code: Path, corpus: Path, work: Path, label: str) -> dict:
     runs = work / f"runs-{label}-{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(corpus), "--steps", "1000", "--val-every", "1",
+    # Revisions before the rnn_playground package ran as top-level `tui`.
+    module = "rnn_playground.tui" if code == ROOT or (code / "rnn_playground").is_dir() else "tui"
+    command = [sys.executable, "-m", module, "train", "--corpus", str(corpus), "--steps", "1000", "--val-every", "1",
                "--runs-dir", str(runs), "--name", "big", *MODEL_FLAGS]
     log = work / f"{label}.log"
     started = time.time()

@@ -70,9 +70,10 @@ def main(argv: list[str]) -> None:
                 module_times.append(timed(lambda: model(ids)))
         steps = 200
         stepper = tracer.trace(text[:100])
-        step_time = timed(lambda: [stepper.extend(ch) for ch in text[100:100 + steps]]) / steps
-        saturation_time = timed(lambda: trace.saturation())
-        search_time = timed(lambda: trace.find_units("inside-quotes" if '"' in text else "vowel"))
+        # The lambdas run at once (timed calls them here), so binding the loop's current values is what is meant.
+        step_time = timed(lambda: [stepper.extend(ch) for ch in text[100:100 + steps]]) / steps  # noqa: B023
+        saturation_time = timed(lambda: trace.saturation())  # noqa: B023
+        search_time = timed(lambda: trace.find_units("inside-quotes" if '"' in text else "vowel"))  # noqa: B023
         rows.append([shown, f"{median(trace_times):.2f}", f"{median(module_times):.2f}",
                      f"{args.chars / median(trace_times):,.0f}", f"{step_time * 1e3:.2f}",
                      f"{saturation_time:.2f}", f"{search_time:.2f}"])
@@ -82,8 +83,8 @@ def main(argv: list[str]) -> None:
                  if t is not None)
     title = (f"gate tracer: {args.chars:,} characters through {args.cell.upper()} {args.layers}x{args.hidden} "
              f"(float32, median of {args.rounds}; stored arrays {stored / 2**20:,.0f} MB)")
-    print_table(title, ["threads (nn module, tracer)", "trace s", "nn module forward s", "trace chars/s", "extend ms/char",
-                        "saturation s", "unit search s"], rows)
+    print_table(title, ["threads (nn module, tracer)", "trace s", "nn module forward s", "trace chars/s",
+                        "extend ms/char", "saturation s", "unit search s"], rows)
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
                     keys.append((label, choice, busy))
             with BusyNeighbour(busy):
                 measured = run_cases(cases, args.seconds, passive, interop)
-            for key, case, result in zip(keys, cases, measured):
+            for key, result in zip(keys, measured, strict=True):
                 results.setdefault(key, []).append(result["s_per_step"])
                 print(f"round {round_ + 1} {neighbour:5} {key[0]:16} {key[1]:20} "
                       f"{result['s_per_step'] * 1000:8.1f} ms/step ({result['threads']} threads)", flush=True)

@@ -100,8 +100,8 @@ def main(argv=None) -> None:
         nb_loss, nb_steps, nb_speed = notebook(args.minutes)
         rows.insert(0, ["notebook: LSTM 2x512, batch 128, seq 100, Adam 0.001, fp32", nb_steps, round(nb_speed),
                         f"{nb_loss:.4f}"])
-    print_table(f"validation loss after {args.minutes:g} minutes on tinyshakespeare ({torch.get_num_threads()} threads)",
-                ["loop", "steps", "chars/s", "val loss (nats)"], rows)
+    title = f"validation loss after {args.minutes:g} minutes on tinyshakespeare ({torch.get_num_threads()} threads)"
+    print_table(title, ["loop", "steps", "chars/s", "val loss (nats)"], rows)
 
 
 if __name__ == "__main__":

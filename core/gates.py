@@ -44,6 +44,7 @@ from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
 from .loading import load_model
+from .model import describe_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -356,7 +357,7 @@ class GateTracer:
         return self.recurrence.quantities
 
     def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}, {len(self.vocab)} characters"
+        return f"{describe_model(self)}, {len(self.vocab)} characters"
 
     # --- tracing -------------------------------------------------------------------------
     def encode(self, text: str, what: str = "The text") -> torch.Tensor:

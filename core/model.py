@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -32,6 +33,17 @@ def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> in
     return first + (layers - 1) * (gates * 2 * hidden + 2 * gates)
 
 
+def describe_model(config) -> str:
+    """A model as both faces and the engine's messages name it: "LSTM 2x512" (cell, layers x hidden).
+    `config` has cell, layers and hidden attributes (a model config, a gate tracer) or is the "model"
+    mapping of a checkpoint or run.json, where a missing value shows as '?'."""
+    if isinstance(config, Mapping):
+        cell, layers, hidden = (config.get(key, "?") for key in ("cell", "layers", "hidden"))
+    else:
+        cell, layers, hidden = config.cell, config.layers, config.hidden
+    return f"{str(cell).upper()} {layers}x{hidden}"
+
+
 class RecurrentConfig:
     """Validation and (de)serialisation shared by the model configs (dataclasses with a `cell`,
     `hidden`, `layers` and `dropout`); `positive` names the fields that must be at least 1."""
@@ -60,9 +72,6 @@ class RecurrentConfig:
     def from_dict(cls, data: dict):
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    def describe(self) -> str:
-        return f"{self.cell.upper()} {self.layers}x{self.hidden}"
 
     def parameter_count(self) -> int:
         """How many weights the model has, computed (nothing is allocated): checked against a file's tensors."""

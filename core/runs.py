@@ -16,6 +16,7 @@ from pathlib import Path
 from .checkpoint import atomic_writer, read_metadata, temp_file_beside
 from .errors import CheckpointError, ConfigError, PlaygroundError, RunBusyError, RunFolderError
 from .events import Event
+from .model import describe_model
 
 RUNS_ENV = "RNN_PLAYGROUND_RUNS"
 LAST, BEST = "last.safetensors", "best.safetensors"
@@ -380,7 +381,7 @@ def run_info(run_dir: Path) -> RunInfo | None:
         config = meta.get("config") or status.get("config") or {}
         progress = meta.get("progress") or {}
         model = config.get("model", {})
-        model_text = f"{str(model.get('cell', '?')).upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}"
+        model_text = describe_model(model)
         step = int(status.get("step", progress.get("step", 0)))
         best = status.get("best_val_loss", meta.get("best_val_loss"))
         best = float(best) if best is not None else None

@@ -30,8 +30,9 @@ SCOPES = ("Everywhere", "Train", "Runs", "Dialogs", "Help")  # Sample, Gates, Se
 
 def key_table_markdown() -> str:
     from rnn_playground.tui.app.keys import key_display, key_table
+    from rnn_playground.tui.app.shell import PlaygroundApp
     lines = ["| Where | Key | What it does |", "|---|---|---|"]
-    for scope, keys, description in key_table():
+    for scope, keys, description in key_table(PlaygroundApp):
         if scope in SCOPES:
             lines.append(f"| {scope} | `{key_display(keys)}` | {description} |")
     return "\n".join(lines)

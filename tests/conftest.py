@@ -41,6 +41,13 @@ def tiny_config(corpus: Path, **overrides):
     return TrainConfig(**settings)
 
 
+def long_config(tiny_corpus, **overrides):
+    """A tiny model with a budget long enough that the test decides when it ends."""
+    settings = dict(steps=100_000, val_every=25, log_every=0)
+    settings.update(overrides)
+    return tiny_config(settings.pop("corpus", tiny_corpus), **settings)
+
+
 def run_to_end(trainer) -> list:
     return list(trainer.run())
 
@@ -52,6 +59,15 @@ def tiny_run(tiny_corpus, tmp_path) -> Path:
     trainer = Trainer(tiny_config(tiny_corpus, run_name="tiny", runs_dir=str(tmp_path / "runs")))
     run_to_end(trainer)
     return trainer.run_dir
+
+
+@pytest.fixture
+def deterministic(monkeypatch, tmp_path):
+    """For pictures: no animations, colour on, and the test's folder as the working directory (the
+    runs folder shows as the relative "runs")."""
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

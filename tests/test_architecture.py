@@ -61,3 +61,13 @@ def test_the_tree_is_clean_under_ruff():
     result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists the packages by hand (package-dir maps core/ and tui/ into rnn_playground): a new
+    folder left off the list would work in the editable install and be missing from a built wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"rnn_playground." + ".".join(init.parent.relative_to(ROOT).parts)
+             for folder in ("core", "tui") for init in (ROOT / folder).rglob("__init__.py")}
+    assert found == listed

@@ -13,6 +13,7 @@ from rnn_playground.core.model import (
     CharRNN,
     ModelConfig,
     StreamBatches,
+    describe_model,
     detach_state,
     fast_dropout,
     state_like,
@@ -195,7 +196,7 @@ def test_config_errors(bad, match):
 def test_config_round_trip():
     config = ModelConfig(vocab_size=9, cell="gru", hidden=33, layers=3, embed=7, dropout=0.1)
     assert ModelConfig.from_dict({**config.to_dict(), "unknown": 1}) == config
-    assert config.describe() == "GRU 3x33"
+    assert describe_model(config) == "GRU 3x33"
 
 
 # --------------------------------------------------------------------------- training-mode dropout on a CPU

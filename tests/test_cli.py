@@ -99,7 +99,7 @@ def test_every_train_flag_is_documented_with_its_default():
     result = cli("train", "--help")
     assert result.returncode == 0
     help_text = " ".join(result.stdout.split())
-    for name, field in TrainConfig.__dataclass_fields__.items():
+    for name in TrainConfig.__dataclass_fields__:
         flag = "--" + name.replace("_", "-")
         if name == "run_name":
             flag = "--name"
@@ -177,8 +177,8 @@ def test_devices_lists_cpu():
 def test_ctrl_c_stops_cleanly_and_saves(tiny_corpus, tmp_path):
     runs_dir = tmp_path / "sigint-runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps",
-                             "1000000", "--name", "interrupted", "--runs-dir", str(runs_dir), *TINY_FLAGS,
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus),
+                             "--steps", "1000000", "--name", "interrupted", "--runs-dir", str(runs_dir), *TINY_FLAGS,
                              "--val-every", "100000"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = runs_dir / "interrupted" / "metrics.jsonl"

@@ -13,7 +13,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from rnn_playground.core.checkpoint import FORMAT, _digest, _parse_header
-from rnn_playground.tui.cli.main import EXIT_ERROR, main
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.cli.terminal import EXIT_ERROR
 
 from .conftest import TINY_TEXT, tiny_config
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rnn_playground.tui.cli.main import EXIT_ERROR, build_parser, main
+from rnn_playground.tui.cli.main import build_parser, main
+from rnn_playground.tui.cli.terminal import EXIT_ERROR
 
 from .conftest import TINY_TEXT
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from rnn_playground.core.series_data import Normalizer, SeriesData, SeriesError
-from rnn_playground.tui.cli.main import EXIT_ERROR, main
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.cli.terminal import EXIT_ERROR
 
 TINY_SERIES = ["--steps", "2", "--hidden", "4", "--batch", "2", "--device", "cpu", "--val-every", "1"]
 

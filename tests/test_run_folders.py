@@ -28,15 +28,16 @@ TINY_FLAGS = ["--hidden", "16", "--layers", "1", "--embed", "8", "--batch", "4",
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def start_training(tiny_corpus: Path, runs_dir: Path, name: str) -> subprocess.Popen:
     """A real `train` process that keeps training (and saving every 5 steps) until killed."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10000000",
-                             "--name", name, "--runs-dir", str(runs_dir), "--val-every", "5", *TINY_FLAGS],
+    return subprocess.Popen([sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus),
+                             "--steps", "10000000", "--name", name, "--runs-dir", str(runs_dir), "--val-every", "5",
+                             *TINY_FLAGS],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -224,8 +225,7 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
     it instead of starting. A folder with a bad run.json is listed as unreadable, beside the others."""
     from rnn_playground.tui.app.screens.runs import RunsScreen
     from rnn_playground.tui.app.screens.train import TrainScreen
-    from tests.test_tui import make_app, press
-    from tests.tui_helpers import screen_text, wait_for
+    from tests.tui_helpers import Internals, make_app, press, screen_text, wait_for
     bad = tiny_run.parent / "bad"
     bad.mkdir()
     (bad / runs.STATUS).write_text('["not", "a", "status"]')
@@ -249,7 +249,7 @@ async def test_the_app_says_a_run_is_busy_instead_of_starting_and_lists_a_bad_ru
             app.screen.set_focus(None)
             await press(pilot, "s")
             await wait_for(pilot, lambda: any(f"process {other.pid} on" in str(n.message)
-                                              for n in app._notifications), 5, "the refusal")
+                                              for n in Internals.notifications(app)), 5, "the refusal")
             assert not app.session.active and runs.read_status(tiny_run)["state"] == "finished"
         finally:
             other.kill()
@@ -289,8 +289,8 @@ def read_only(path: Path, how: str, request) -> list[str]:
 
 def cli_as(prefix: list[str], *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from rnn_playground.core.checkpoint import load_checkpoint
 from rnn_playground.core.runs import read_status
-from rnn_playground.tui.cli.main import EXIT_ERROR, main
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.cli.terminal import EXIT_ERROR
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "8", "--batch", "4", "--device", "cpu", "--val-every", "10", "--log-every", "5"]
@@ -76,9 +77,9 @@ def test_forecast_csv_out(sine_run, tmp_path, capsys):
 
 def test_forecast_as_a_subprocess(sine_run):
     env = {**os.environ, "COLUMNS": "250"}
-    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "series", "forecast", str(sine_run), "--steps", "5",
-                             "--csv-out", "-", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "rnn_playground.tui", "series", "forecast", str(sine_run),
+                             "--steps", "5", "--csv-out", "-", "--device", "cpu"], cwd=ROOT, capture_output=True,
+                            text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert len(rows) == 6 and rows[1][0] == "400"
@@ -125,7 +126,8 @@ def test_course_preset_from_the_cli(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["series", "train", "--signal", "sine", "--csv", "x.csv"], "Give either --signal or --csv, not both"),
-    (["series", "train", "--signal", "triangle"], "--signal must be a built-in signal (sine, sines, damped, noisy-sine, square, random-walk), got 'triangle'"),
+    (["series", "train", "--signal", "triangle"],
+     "--signal must be a built-in signal (sine, sines, damped, noisy-sine, square, random-walk), got 'triangle'"),
     (["series", "train", "--csv", "{missing}"], "No CSV file at"),
     (["series", "train", "--csv", "{bad}", "--column", "v"], "line 3, column 'v' holds 'n/a'"),
     (["series", "train", "--csv", "{bad}", "--column", "w"], "has no column named 'w'; its columns are: t, v"),

@@ -134,8 +134,8 @@ APP_THREADS = min(2, CPUS)
 
 @pytest.mark.timeout(120)
 async def test_the_train_forms_threads_field_reaches_the_run(tmp_path, tiny_corpus):
-    from tests.test_tui import long_config, make_app, type_into
-    from tests.tui_helpers import wait_for
+    from tests.conftest import long_config
+    from tests.tui_helpers import make_app, type_into, wait_for
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=3))
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()

@@ -15,54 +15,10 @@ from rnn_playground.core import runs
 from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.trainer import TrainControl, Trainer
 
-from .conftest import tiny_config
-from .tui_helpers import screen_text, wait_for
+from .conftest import long_config, tiny_config
+from .tui_helpers import Internals, make_app, press, screen_text, shows, type_into, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-DEVICES = [DeviceInfo("cpu", "Test CPU (2 threads)", 16 * 2**30, 8 * 2**30)]
-
-
-def make_app(tmp_path: Path, **kwargs):
-    from rnn_playground.tui.app.shell import PlaygroundApp
-    kwargs.setdefault("devices", DEVICES)
-    kwargs.setdefault("runs_dir", tmp_path / "runs")
-    return PlaygroundApp(**kwargs)
-
-
-async def press(pilot, *keys: str) -> None:
-    """Key presses through the driver, as Pilot.press sends them, but waiting for the app to
-    handle each one rather than for the CPU to go idle (a training thread keeps it busy)."""
-    import unicodedata
-
-    from textual import events
-    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
-    app = pilot.app
-    for key in keys:
-        if len(key) == 1 and not key.isalnum():
-            key = _character_to_key(key)
-        try:
-            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
-        except KeyError:
-            char = key if len(key) == 1 else None
-        event = events.Key(key, char)
-        event.set_sender(app)
-        app._driver.send_message(event)
-        await pilot.pause(0.01)
-
-
-async def type_into(pilot, selector: str, text: str) -> None:
-    """Focus a field, clear it from the keyboard (Home, then Ctrl+K deletes to the end) and type."""
-    pilot.app.screen.set_focus(pilot.app.screen.query_one(selector))
-    await pilot.pause(0.01)
-    await press(pilot, "home", "ctrl+k", *text)
-
-
-async def shows(pilot, text: str, timeout: float = 10.0) -> str:
-    """Wait until the screen, as drawn, contains `text`."""
-    return await wait_for(pilot, lambda: (screen := screen_text(pilot.app)) and text in screen and screen,
-                          timeout, repr(text))
-
 
 def plain(widget) -> str:
     return str(widget.content)
@@ -86,13 +42,6 @@ def log_text(app) -> str:
 def squash(text: str) -> str:
     """Text without whitespace: a wrapped line loses the space where it broke."""
     return "".join(text.split())
-
-
-def long_config(tiny_corpus, **overrides):
-    """A tiny model with a budget long enough that the test decides when it ends."""
-    settings = dict(steps=100_000, val_every=25, log_every=0)
-    settings.update(overrides)
-    return tiny_config(settings.pop("corpus", tiny_corpus), **settings)
 
 
 # --------------------------------------------------------------------------- shell
@@ -247,9 +196,10 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await press(pilot, "enter")
         await press(pilot, "escape")
         await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#start"), 5, "out of the field")
-        shown = {n.identity for n in app._notifications}
+        shown = {n.identity for n in Internals.notifications(app)}
         await press(pilot, "s")  # the start key says why nothing started, and goes to the first field marked
-        notice = await wait_for(pilot, lambda: next((n for n in app._notifications if n.identity not in shown), None),
+        notice = await wait_for(pilot, lambda: next((n for n in Internals.notifications(app)
+                                                     if n.identity not in shown), None),
                                 5, "the reason nothing started")
         assert notice.title == "Not started" and "hidden must be at least 1" in str(notice.message)
         await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#hidden"), 5, "focus on hidden")
@@ -263,13 +213,13 @@ async def test_invalid_fields_block_starting(tmp_path, tiny_corpus, monkeypatch)
         await wait_for(pilot, lambda: "needs at least" in plain(batch_error), 20, "corpus size error")
         assert plain(batch_error).endswith("Use a larger text, or lower batch or seq len.")
         assert plain(corpus_error) == "" and not corpus_error.display
-        shown = {n.identity for n in app._notifications}
+        shown = {n.identity for n in Internals.notifications(app)}
         await press(pilot, "escape")
         # Out of the field before the start key (under load a quick "s" could still type into it).
         await wait_for(pilot, lambda: not isinstance(app.screen.focused, Input), 5, "out of the batch field")
         await press(pilot, "s")
         await wait_for(pilot, lambda: any(n.identity not in shown and "needs at least" in str(n.message)
-                                          for n in app._notifications), 5, "why")
+                                          for n in Internals.notifications(app)), 5, "why")
         assert not app.session.active
         # A sequence no text this small can hold: under seq len.
         await type_into(pilot, "#batch", "1")
@@ -297,7 +247,7 @@ async def test_training_error_is_logged_and_notified_and_the_app_carries_on(tmp_
         await press(pilot, "s")
         await wait_for(pilot, lambda: app.session.snapshot.status == "error" and not app.session.active, 30, "error")
         assert "not UTF-8" in app.session.snapshot.error
-        assert any("not UTF-8" in str(n.message) for n in app._notifications)
+        assert any("not UTF-8" in str(n.message) for n in Internals.notifications(app))
         await shows(pilot, "error: Corpus file")
         tiny_corpus.write_text("All is well again. " * 500)
         await press(pilot, "s")
@@ -312,7 +262,7 @@ def gib(n: float) -> int:
 async def pick(pilot, select, value: str) -> None:
     """Choose `value` in a Select from the keyboard: Enter opens the list at the current value,
     the arrows move, Enter chooses."""
-    values = [v for _, v in select._options]
+    values = [v for _, v in Internals.select_options(select)]
     pilot.app.screen.set_focus(select)
     await pilot.pause(0.01)
     await press(pilot, "enter")
@@ -335,7 +285,7 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
         await pilot.pause()
         select = app.screen.query_one("#device", Select)
         cpu_memory = f"{cpu.free_memory / 2**30:.1f}/{cpu.total_memory / 2**30:.1f} GB free"
-        assert select._options == [
+        assert Internals.select_options(select) == [
             ("auto  (picks cuda:1)", "auto"),  # the GPU with the most free memory
             (f"cpu  {cpu.name}  {cpu_memory}", "cpu"),
             ("cuda:0  NVIDIA H200  10.0/140.0 GB free", "cuda:0"),
@@ -348,7 +298,7 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
         await press(pilot, "enter")
         await shows(pilot, "Apple Metal (MPS)")
         form_column = squash("".join(line.split("▕")[0] for line in screen_text(app).splitlines()))
-        for label, _ in select._options:
+        for label, _ in Internals.select_options(select):
             assert squash(label) in form_column, label
         await press(pilot, "escape")
         await wait_for(pilot, lambda: not select.expanded, 5, "the list to close")
@@ -375,10 +325,10 @@ async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_
     app = make_app(tmp_path, devices=None, initial_config=long_config(tiny_corpus))
     async with app.run_test(size=(100, 30)) as pilot:
         select = app.screen.query_one("#device", Select)
-        await wait_for(pilot, lambda: len(select._options) > 1, 20, "devices found")
-        assert [value for _, value in select._options] == ["auto"] + [d.spec for d in found]
-        assert select._options[0][0] == f"auto  (picks {pick_auto_device(found)})"
-        for (label, _), device in zip(select._options[1:], found):
+        await wait_for(pilot, lambda: len(Internals.select_options(select)) > 1, 20, "devices found")
+        assert [value for _, value in Internals.select_options(select)] == ["auto"] + [d.spec for d in found]
+        assert Internals.select_options(select)[0][0] == f"auto  (picks {pick_auto_device(found)})"
+        for (label, _), device in zip(Internals.select_options(select)[1:], found):
             assert label.startswith(f"{device.spec}  {device.name}")
         assert select.value == "cpu"  # the initial config's
 
@@ -408,7 +358,7 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
         message = "Out of memory on cpu at step 4. Lower --batch, --seq or --hidden and start again."
         assert app.session.snapshot.error == message
         await wait_for(pilot, lambda: squash(f"error: {message}") in squash(log_text(app)), 5, "the log line")
-        notes = [n for n in app._notifications if str(n.message) == message]
+        notes = [n for n in Internals.notifications(app) if str(n.message) == message]
         assert notes and notes[0].title == "Training error" and notes[0].severity == "error"
         await shows(pilot, "✗ error")
         first = Path(app.session.snapshot.run_dir)
@@ -457,7 +407,7 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
                          f"{MAX_BAD_STEPS}). Lower --lr, or check the data; no checkpoint was saved in this run "
                          "yet (one is saved every --val-every steps, 25 here), so there is nothing to resume from.")
         await wait_for(pilot, lambda: squash(f"error: {error}") in squash(log_text(app)), 5, "the log line")
-        assert any(str(n.message) == error and n.title == "Training error" for n in app._notifications)
+        assert any(str(n.message) == error and n.title == "Training error" for n in Internals.notifications(app))
         await shows(pilot, "✗ error")
         bad = Path(app.session.snapshot.run_dir)
         assert runs.read_status(bad)["state"] == "error" and not list(bad.glob("*.safetensors"))
@@ -766,10 +716,11 @@ async def test_runs_open_in_sample_and_gates_delete_and_resume(tmp_path, tiny_ru
 
 async def test_readme_documents_every_key():
     from rnn_playground.tui.app.keys import key_display, key_table
+    from rnn_playground.tui.app.shell import PlaygroundApp
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## The app", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")]
-    for scope, keys, description in key_table():
+    for scope, keys, description in key_table(PlaygroundApp):
         assert any(row.startswith(f"| {scope} |") and f"`{key_display(keys)}`" in row for row in rows), \
             f"README's key tables lack {key_display(keys)} ({scope})"
 

@@ -1,6 +1,6 @@
 """Every screen at 80x24 shows whole words and whole numbers: each screen is put in a telling state
 (long run names, two-digit ranks, errors with advice, a live run beside a series run) and
-tests/fit_check.py compares what each widget means to show with what its region shows."""
+tui_helpers.cuts compares what each widget means to show with what its region shows."""
 
 from __future__ import annotations
 
@@ -9,36 +9,25 @@ from pathlib import Path
 import pytest
 
 from .conftest import TINY_TEXT, tiny_config
-from .fit_check import cuts
-from .test_tui_sample_snapshots import write_char_checkpoint
-from .test_tui_snapshots import _deterministic, feed_live_run, make_app, settle_train, write_run  # noqa: F401
-from .tui_helpers import screen_text, wait_for
+from .tui_helpers import (
+    cuts,
+    feed_live_run,
+    pinned_app,
+    screen_text,
+    series_run,
+    settle_train,
+    wait_for,
+    write_char_checkpoint,
+    write_run,
+)
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("deterministic")]
 SIZE = (80, 24)
 
 
 def assert_whole(app) -> None:
     problems = cuts(app)
     assert not problems, f"cut at {app.size.width}x{app.size.height}:\n" + "\n".join(problems) + "\n\n" + screen_text(app)
-
-
-def series_run(root: Path, name: str) -> Path:
-    """A real, tiny, finished series run (a CSV with a named target column)."""
-    import numpy as np
-
-    from rnn_playground.core.series import make_config, new_series_trainer
-    csv = root.parent / "daily.csv"
-    t = np.arange(300)
-    csv.write_text("day,temperature,humidity\n" + "".join(
-        f"{i},{20 + 3 * np.sin(i / 7):.4f},{50 + np.cos(i / 5):.4f}\n" for i in t))
-    config = make_config(csv=str(csv), column="temperature", inputs="humidity", hidden=8, batch=2, seq=10,
-                         steps=20, val_every=10, log_every=1, device="cpu", warmup=2, run_name=name,
-                         runs_dir=str(root))
-    trainer = new_series_trainer(config)
-    for _ in trainer.run():
-        pass
-    return trainer.run_dir
 
 
 def live_session_with_trainer(app, tmp_path) -> None:
@@ -53,7 +42,7 @@ def live_session_with_trainer(app, tmp_path) -> None:
 
 
 async def test_train_idle_with_field_errors(tmp_path):
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle_train(pilot)
         form = app.screen.query_one("#form")
@@ -65,7 +54,7 @@ async def test_train_idle_with_field_errors(tmp_path):
 
 
 async def test_train_training(tmp_path):
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle_train(pilot)
         feed_live_run(app)
@@ -77,7 +66,7 @@ async def test_train_training(tmp_path):
 async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
     from rnn_playground.tui.app.screens.sample import SampleScreen
     run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821", hidden=512, step=12_000)
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=size) as pilot:
         await settle_train(pilot)
         live_session_with_trainer(app, tmp_path)
@@ -100,7 +89,7 @@ async def gates_screen(pilot, run: Path):
 
 async def test_gates_with_a_run_at_a_two_digit_rank(tmp_path):
     run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821")
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await gates_screen(pilot, run)
         from rnn_playground.tui.app.widgets.bars import NextCharBars
@@ -117,7 +106,7 @@ async def test_gates_with_a_run_at_a_two_digit_rank(tmp_path):
 
 async def test_gates_saturation_view(tmp_path):
     run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821")
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=SIZE) as pilot:
         screen = await gates_screen(pilot, run)
         await pilot.press("right", "s")
@@ -129,7 +118,7 @@ async def test_gates_saturation_view(tmp_path):
 
 async def test_series_after_training():
     from rnn_playground.tui.app.screens.series import SeriesScreen
-    app = make_app(mode="series")
+    app = pinned_app(mode="series")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         assert isinstance(screen, SeriesScreen)
@@ -147,7 +136,7 @@ async def test_runs_with_a_live_run_and_a_series_run(tmp_path):
     write_run(root, "plucky-quokka-4821", cell="gru", hidden=1024, steps=120_000, age=26 * 3600)
     write_run(root, "eager-lynx", layers=3, steps=800, device="cuda:0", live=True, age=20.0, total=20000)
     series_run(root, "mellow-newt")
-    app = make_app(mode="runs")
+    app = pinned_app(mode="runs")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: len(screen.infos) == 3 and screen.details is not None
@@ -162,7 +151,7 @@ async def test_runs_with_a_live_run_and_a_series_run(tmp_path):
 
 
 async def test_help():
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         await pilot.pause()

@@ -199,7 +199,7 @@ async def test_units_are_paged_when_they_outnumber_the_columns(tmp_path, monkeyp
     from rnn_playground.tui.app.screens.gates import GatesScreen
     from rnn_playground.tui.app.widgets.heatmap import HeatmapPanel
 
-    from .test_tui_sample_snapshots import write_char_checkpoint
+    from .tui_helpers import write_char_checkpoint
     monkeypatch.chdir(tmp_path)
     run = write_char_checkpoint(tmp_path / "runs" / "wide", hidden=160, layers=1)
     screen = GatesScreen(run, text="def f(x):\n    return x\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from .test_tui_sample_snapshots import _deterministic, make_app, wait, write_char_checkpoint  # noqa: F401
+from .tui_helpers import plain_app, wait, write_char_checkpoint
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("deterministic")]
 
 
 async def open_gates(pilot, run: Path):
@@ -30,7 +30,7 @@ def test_gates_screen(snap_compare, size):
         await pilot.press(*["right"] * 30, "full_stop", "full_stop")
         await wait(pilot, lambda: screen.pos == 30 and screen.pending is None)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+    assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
 
 
 def test_gates_screen_unit_search(snap_compare):
@@ -42,7 +42,7 @@ def test_gates_screen_unit_search(snap_compare):
         await wait(pilot, lambda: screen.matches)
         await pilot.press("escape")
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(plain_app(), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_gates_screen_saturation_gru(snap_compare):
@@ -53,4 +53,4 @@ def test_gates_screen_saturation_gru(snap_compare):
         await pilot.press("right", "s")
         await wait(pilot, lambda: screen.saturation is not None)
 
-    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)

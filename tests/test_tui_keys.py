@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from .test_tui import long_config, make_app, press
-from .tui_helpers import screen_text, wait_for
+from .conftest import long_config
+from .tui_helpers import make_app, press, screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,8 +7,8 @@ import pytest
 from textual.actions import parse
 from textual.binding import Binding
 
-from .test_tui import long_config, make_app, press
-from .tui_helpers import wait_for
+from .conftest import long_config
+from .tui_helpers import make_app, press, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

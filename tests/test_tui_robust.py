@@ -12,8 +12,8 @@ import pytest
 
 from rnn_playground.core import runs
 
-from .test_tui import long_config, make_app, press, shows
-from .tui_helpers import wait_for
+from .conftest import long_config
+from .tui_helpers import make_app, press, screen_text, shows, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -121,3 +121,63 @@ async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_a
         assert not faults
         await press(pilot, "q")
     assert app.return_code == 0
+
+
+async def test_a_worker_that_fails_unexpectedly_is_shown_and_its_busy_text_goes(tmp_path, tiny_run, monkeypatch):
+    """Saturation's worker raises an error nobody expected while "computing saturation…" is on
+    screen: the user sees it as a notification naming the screen and the worker, and the busy
+    text goes (it stayed on screen for good before)."""
+    import threading
+
+    from rnn_playground.core.gates import Trace
+    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    release = threading.Event()
+
+    def failing_saturation(self, *args, **kwargs):
+        release.wait(30)  # until the test has seen the busy text
+        raise RuntimeError("injected saturation fault")
+
+    monkeypatch.setattr(Trace, "saturation", failing_saturation)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        app.open_run("gates", tiny_run)
+        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None, 30,
+                       "the run traced")
+        screen = app.screen
+        await press(pilot, "s")
+        await shows(pilot, "computing saturation…")
+        assert screen.busy_text() == "computing saturation…"
+        release.set()
+        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 20, "the fault")
+        assert "the Gates screen, worker gates-saturation" in base.UNEXPECTED_ERRORS[-1]
+        await shows(pilot, "injected saturation fault")
+        await wait_for(pilot, lambda: "computing saturation…" not in screen_text(app), 10, "the busy text gone")
+        assert screen.busy_text() == "" and screen.saturation is None and app.is_running
+        base.UNEXPECTED_ERRORS.clear()
+
+
+async def test_a_runs_worker_that_fails_unexpectedly_is_shown_and_leaves_no_busy_text(tmp_path, tiny_run,
+                                                                                       monkeypatch):
+    """The Runs screen's workers are covered by the same handler: the details of the selected run
+    fail to load, the user is told, and no "loading…" is left."""
+    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app.screens import runs as runs_module
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+
+    def failing_details(run_dir):
+        raise RuntimeError("injected details fault")
+
+    monkeypatch.setattr(runs_module, "run_details", failing_details)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, mode="runs", watch_interval=0, list_interval=0)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 20, "the fault")
+        assert "the Runs screen, worker runs-details" in base.UNEXPECTED_ERRORS[-1]
+        await shows(pilot, "injected details fault")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen) and screen.details is None
+        await wait_for(pilot, lambda: screen.busy_text() == "", 10, "the worker ended")
+        screen.on_resize()  # redraws the details panel, as a resize of the terminal does
+        await pilot.pause()
+        assert "loading…" not in screen_text(app)
+        base.UNEXPECTED_ERRORS.clear()

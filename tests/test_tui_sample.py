@@ -10,7 +10,7 @@ import pytest
 
 from rnn_playground.core.sampling import Sampler, SampleSettings
 
-from .tui_helpers import Host, screen_text, wait_for
+from .tui_helpers import Host, Internals, press, screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -151,7 +151,7 @@ async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkey
         await open_screen(pilot, screen)
         await pilot.press("p", *"def", "escape", "L", "L", "L", "g")
         await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="the sample")
-        driver = pilot.app._driver
+        driver = Internals.driver(pilot.app)
         written: list[str] = []
         write = driver.write
         monkeypatch.setattr(driver, "write", lambda data: (written.append(data), write(data))[1])
@@ -160,7 +160,7 @@ async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkey
         assert len(text) == 53
         escape = "\x1b]52;c;" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "\a"
         assert escape in "".join(written)
-        assert [n.message for n in pilot.app._notifications] == ["Copied 53 characters to the clipboard."]
+        assert [n.message for n in Internals.notifications(pilot.app)] == ["Copied 53 characters to the clipboard."]
 
 
 async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
@@ -283,24 +283,6 @@ async def test_a_series_checkpoint_is_refused_inline(tmp_path):
         assert "not a character model" in screen.query_one("#sample-error").content.plain
 
 
-async def send_keys(pilot, *keys: str) -> None:
-    """Key presses through the driver, waiting for each to be handled rather than for the CPU to go
-    idle (a training thread keeps it busy)."""
-    import unicodedata
-
-    from textual import events
-    from textual.keys import REPLACED_KEYS, _get_unicode_name_from_key
-    for key in keys:
-        try:
-            char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
-        except KeyError:
-            char = key if len(key) == 1 else None
-        event = events.Key(key, char)
-        event.set_sender(pilot.app)
-        pilot.app._driver.send_message(event)
-        await pilot.pause(0.01)
-
-
 async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, tiny_corpus):
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens.sample import SampleScreen
@@ -311,16 +293,16 @@ async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, t
     app = PlaygroundApp(devices=[DeviceInfo("cpu", "Test CPU", None, None)], runs_dir=tmp_path / "runs",
                         initial_config=config)
     async with app.run_test(size=(80, 24)) as pilot:
-        await send_keys(pilot, "s")
+        await press(pilot, "s")
         await wait_for(pilot, lambda: app.session.trainer is not None and app.session.snapshot.step > 5,
                        what="training")
-        await send_keys(pilot, "2")
+        await press(pilot, "2")
         await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen))
         screen = app.screen
         assert screen.check_action("source", ()) is True
-        await send_keys(pilot, "m", "L", "L")  # the live model; 100 characters
+        await press(pilot, "m", "L", "L")  # the live model; 100 characters
         assert screen.use_live and "model being trained" in screen.query_one("#sample-source").content.plain
-        await send_keys(pilot, "g")
+        await press(pilot, "g")
         await wait_for(pilot, lambda: not screen.streaming and len(screen.generated) == 100, what="the sample")
         assert "live" in screen.query_one("#sample-result").content.plain
         step = app.session.snapshot.step
@@ -339,7 +321,7 @@ async def test_the_weights_core_samples_with_are_named_beside_the_result(tmp_pat
     from rnn_playground.core.sampling import resolve_weights
     from rnn_playground.tui.app.screens.sample import SampleScreen
 
-    from .test_tui_sample_snapshots import write_char_checkpoint
+    from .tui_helpers import write_char_checkpoint
     monkeypatch.chdir(tmp_path)
     run = write_char_checkpoint(tmp_path / "runs" / "wide", hidden=256, layers=2)
     weights = resolve_weights("auto", "lstm", 256, torch.device("cpu"))

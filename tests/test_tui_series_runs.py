@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .test_tui_fit import series_run
-from .test_tui_sample_snapshots import write_char_checkpoint
-from .test_tui_snapshots import _deterministic, make_app  # noqa: F401
-from .tui_helpers import screen_text, wait_for
+from .tui_helpers import Internals, pinned_app, screen_text, series_run, wait_for, write_char_checkpoint
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("deterministic")]
 
 
 async def select_run(pilot, name: str):
@@ -30,7 +27,7 @@ async def test_a_series_run_shows_its_kind_and_its_own_settings():
     root = Path("runs")
     write_char_checkpoint(root / "brisk-otter")
     series_run(root, "mellow-newt")
-    app = make_app(mode="runs")
+    app = pinned_app(mode="runs")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await select_run(pilot, "mellow-newt")
         table = screen.query_one("#runs-table")
@@ -52,7 +49,7 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
     root = Path("runs")
     char = write_char_checkpoint(root / "brisk-otter")
     series = series_run(root, "mellow-newt")
-    app = make_app()
+    app = pinned_app()
     async with app.run_test(size=(80, 24)) as pilot:
         app.open_run("sample", char)
         sample = await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint
@@ -61,7 +58,8 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="Runs")
         await select_run(pilot, "mellow-newt")
         await pilot.press("s")  # refused on Runs, with the reason and what to do instead
-        notes = await wait_for(pilot, lambda: [n.message for n in app._notifications if "series forecast" in n.message],
+        notes = await wait_for(pilot, lambda: [n.message for n in Internals.notifications(app)
+                                               if "series forecast" in n.message],
                                what="the refusal")
         assert notes == [f"mellow-newt is a time-series run; the Sample screen reads character models. "
                          f"Forecast it with: rnn-playground series forecast {series}"]
@@ -145,7 +143,7 @@ async def test_the_series_plot_shows_a_window_with_axes_and_moves_by_key():
     import re
 
     from rnn_playground.tui.app.widgets.plot import LinePlot
-    app = make_app(mode="series")
+    app = pinned_app(mode="series")
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await train_series(pilot)
         plot = screen.query_one(LinePlot)
@@ -176,7 +174,7 @@ async def test_the_series_plot_shows_a_window_with_axes_and_moves_by_key():
 
 async def test_without_colour_the_predicted_lines_have_marks_of_their_own(monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app = make_app(mode="series")
+    app = pinned_app(mode="series")
     async with app.run_test(size=(80, 24)) as pilot:
         await train_series(pilot)
         await pilot.press("0")  # the whole range: the one-step predictions and the forecast

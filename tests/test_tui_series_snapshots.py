@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from .test_tui_sample_snapshots import _deterministic, make_app, wait  # noqa: F401
+from .tui_helpers import plain_app, wait
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("deterministic")]
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
@@ -26,4 +26,4 @@ def test_series_screen(snap_compare, size):
         await pilot.press("s")
         await wait(pilot, lambda: not screen.running and screen.predictions is not None)
 
-    assert snap_compare(make_app(mode="series"), terminal_size=size, run_before=run_before)
+    assert snap_compare(plain_app(mode="series"), terminal_size=size, run_before=run_before)

@@ -10,7 +10,7 @@ from textual.actions import parse
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .keys import key_display
+from .keys import key_display, what_it_does
 from .screens.base import PlaygroundScreen
 
 
@@ -19,7 +19,6 @@ def screen_commands(screen) -> Iterator[tuple[str, str, str]]:
     its BINDINGS. A key that types inside a field still applies by name (the palette has the focus)."""
     if not isinstance(screen, PlaygroundScreen):
         return
-    help_texts = getattr(screen, "HELP", {})
     scope = type(screen).__name__.removesuffix("Screen")
     seen = set()
     for binding in screen.BINDINGS:
@@ -30,7 +29,7 @@ def screen_commands(screen) -> Iterator[tuple[str, str, str]]:
         with screen.by_name():
             if screen.check_action(name, parameters) is not True:
                 continue
-        help_text = f"{scope}: {help_texts.get(binding.id, binding.description)} (key {key_display(binding.key)})"
+        help_text = f"{scope}: {what_it_does(binding)} (key {key_display(binding.key)})"
         yield binding.description, help_text, binding.action
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
@@ -26,6 +25,9 @@ from rnn_playground.core.runs import default_runs_dir
 from rnn_playground.tui.viewmodel.format import fmt_loss
 from rnn_playground.tui.viewmodel.session import TrainerFactory, TrainingSession, TrainingUpdate, run_training
 
+from .messages import DevicesFound
+from .modes import MODES as APP_MODES
+from .modes import mode_bindings
 from .palette import ScreenBindingsProvider
 from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
 from .screens.confirm import ConfirmScreen
@@ -39,12 +41,6 @@ from .screens.train import TrainScreen
 STYLES = Path(__file__).parent / "styles"
 
 
-class DevicesFound(Message):
-    def __init__(self, devices: list[DeviceInfo], auto: str) -> None:
-        super().__init__()
-        self.devices, self.auto = devices, auto
-
-
 class PlaygroundApp(GuardedMessages, App[int]):
     """rnn-playground. Everything injectable for tests and screenshots: the runs folder, the
     device list, the clock (for run ages), and the watch timers (0 turns them off)."""
@@ -53,31 +49,22 @@ class PlaygroundApp(GuardedMessages, App[int]):
     COMMANDS = App.COMMANDS | {ScreenBindingsProvider}
     CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss", STYLES / "sample.tcss",
                 STYLES / "gates.tcss", STYLES / "series.tcss"]
-    MODES = {"train": TrainScreen, "sample": SampleScreen, "gates": GatesScreen, "series": SeriesScreen,
-             "runs": RunsScreen}
+    # The screens of the modes, in the order of the modes' table (modes.py).
+    MODES = {mode.name: screen for mode, screen in zip(
+        APP_MODES, (TrainScreen, SampleScreen, GatesScreen, SeriesScreen, RunsScreen), strict=True)}
     DEFAULT_MODE = "train"
+    # The modal screens, by the heading the help lists their keys under.
+    DIALOGS = {"Dialogs": ConfirmScreen, "Help": HelpScreen}
     BINDINGS = [
-        Binding("1", "mode('train')", "Screens", key_display="1-5", id="app.mode.train"),
-        Binding("2", "mode('sample')", "Sample", show=False, id="app.mode.sample"),
-        Binding("3", "mode('gates')", "Gates", show=False, id="app.mode.gates"),
-        Binding("4", "mode('series')", "Series", show=False, id="app.mode.series"),
-        Binding("5", "mode('runs')", "Runs", show=False, id="app.mode.runs"),
-        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("f1", "help", "Help", key_display="F1", show=False, id="app.help_f1"),
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("ctrl+q", "quit", "Quit", key_display="^q", show=False, priority=True, id="app.quit_anywhere"),
+        *mode_bindings(),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="this help"),
+        Binding("f1", "help", "Help", key_display="F1", show=False, id="app.help_f1",
+                tooltip="this help, also from inside a form field (there, what that field means first)"),
+        Binding("q", "quit", "Quit", id="app.quit",
+                tooltip="quit; while training, asks, then stops at a step boundary and saves a checkpoint"),
+        Binding("ctrl+q", "quit", "Quit", key_display="^q", show=False, priority=True, id="app.quit_anywhere",
+                tooltip="quit, also from inside a form field"),
     ]
-    HELP = {
-        "app.mode.train": "Train screen: settings, device, live loss curves",
-        "app.mode.sample": "Sample screen",
-        "app.mode.gates": "Gates screen",
-        "app.mode.series": "Series screen",
-        "app.mode.runs": "Runs screen: saved and live runs",
-        "app.help": "this help",
-        "app.help_f1": "this help, also from inside a form field (there, what that field means first)",
-        "app.quit": "quit; while training, asks, then stops at a step boundary and saves a checkpoint",
-        "app.quit_anywhere": "quit, also from inside a form field",
-    }
 
     # vars, not reactives: a reactive on the App repaints the whole screen when it changes;
     # the widgets that show these watch them and repaint themselves.
@@ -190,10 +177,9 @@ class PlaygroundApp(GuardedMessages, App[int]):
             self.switch_mode("train")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        for index, (mode, label) in enumerate((("train", "Train"), ("sample", "Sample"), ("gates", "Gates"),
-                                               ("series", "Series"), ("runs", "Runs")), start=1):
-            yield SystemCommand(f"Go to {label}", f"Switch to the {label} screen (key {index})",
-                                lambda mode=mode: self.switch_mode(mode))
+        for mode in APP_MODES:
+            yield SystemCommand(f"Go to {mode.label}", f"Switch to the {mode.label} screen (key {mode.key})",
+                                lambda name=mode.name: self.switch_mode(name))
         session = self.session
         if session.active:
             if session.snapshot.status == "paused":

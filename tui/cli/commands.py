@@ -22,20 +22,11 @@ from rnn_playground.core.events import ErrorEvent
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from rnn_playground.core.trainer import TrainControl, Trainer
-from rnn_playground.tui.viewmodel.format import fmt_loss
+from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 
-from .main import (
-    EXIT_BROKEN_PIPE,
-    EXIT_ERROR,
-    HelpFormatter,
-    StopOnSignals,
-    add_dataclass_options,
-    explicit_options,
-    options_from,
-    output_console,
-    silence_lost_output,
-)
+from .options import HelpFormatter, add_dataclass_options, explicit_options, options_from
 from .render import TrainDisplay
+from .terminal import EXIT_BROKEN_PIPE, EXIT_ERROR, StopOnSignals, output_console, silence_lost_output
 
 
 def register(subparsers) -> None:
@@ -174,19 +165,11 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     out.write("\n")
     out.flush()
     elapsed = time.perf_counter() - started
-    console.print(f"[dim]{count} characters in {elapsed:.2f} s ({count / max(elapsed, 1e-9):,.0f} chars/s); "
+    console.print(f"[dim]{count} characters in {elapsed:.2f} s ({fmt_rate(count / max(elapsed, 1e-9))} chars/s); "
                   f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}, "
                   f"{sampler.weights} weights, {sampler.threads} thread{'s' if sampler.threads > 1 else ''}[/]",
                   highlight=False)
     return 0
-
-
-def human_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
 
 
 def cmd_runs(args: argparse.Namespace, console: Console) -> int:
@@ -202,14 +185,8 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     for column in ("name", "model", "step", "best val", "device", "size", "updated", ""):
         table.add_column(column, justify="right" if column in ("step", "best val", "size") else "left")
     for info in infos:
-        if info.problem:
-            table.add_row(info.name, "[red]unreadable[/]", str(info.step), "-", info.device,
-                          human_size(info.size_bytes), datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
-                          "[green]live[/]" if info.live else "")
-            continue
-        table.add_row(info.name, info.model, str(info.step),
-                      fmt_loss(info.best_val_loss),  # series MSEs keep their significant digits
-                      info.device, human_size(info.size_bytes),
+        model, best = ("[red]unreadable[/]", "-") if info.problem else (info.model, fmt_loss(info.best_val_loss))
+        table.add_row(info.name, model, str(info.step), best, info.device, human_size(info.size_bytes),
                       datetime.fromtimestamp(info.updated).strftime("%Y-%m-%d %H:%M"),
                       "[green]live[/]" if info.live else "")
     console = output_console()

@@ -17,9 +17,10 @@ from rnn_playground.core.errors import CorpusError, TraceError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
 from rnn_playground.core.runs import resolve_checkpoint
-from rnn_playground.tui.viewmodel.format import fmt_layer
+from rnn_playground.tui.viewmodel.format import fmt_layer, layer_number
 
-from .main import HelpFormatter, output_console
+from .options import HelpFormatter
+from .terminal import output_console
 
 
 def register(subparsers) -> None:
@@ -134,7 +135,7 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
                    "never saturated"):
         table.add_column(column, justify="left" if column == "gate" else "right")
     for row in result.rows():
-        table.add_row(f"{row.layer + 1} of {trace.layers}", row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
+        table.add_row(layer_number(row.layer, trace.layers), row.label, f"{row.mean_left:.1%}", f"{row.mean_right:.1%}",
                       f"{row.mostly_left}/{row.units}", f"{row.mostly_right}/{row.units}", f"{row.never}/{row.units}")
     return table
 
@@ -198,7 +199,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         for column in ("rank", "layer", "unit", "correlation"):
             table.add_column(column, justify="right")
         for rank, match in enumerate(matches, 1):
-            table.add_row(str(rank), f"{match.layer + 1} of {trace.layers}", str(match.unit),
+            table.add_row(str(rank), layer_number(match.layer, trace.layers), str(match.unit),
                           f"{match.correlation:+.3f}")
         out.print(table)
     else:

@@ -25,7 +25,7 @@ from rnn_playground.core.events import (
     Stopped,
     ValidationEvent,
 )
-from rnn_playground.tui.viewmodel.format import fmt_loss, format_duration
+from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
 from rnn_playground.tui.viewmodel.monitor import describe_val_sample, describe_validation
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
@@ -145,7 +145,7 @@ class TrainDisplay:
         total = f"/{s.total_steps}" if s.total_steps else ""
         val = f" val {fmt_loss(self.val.val_loss)}" if self.val else ""
         return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {fmt_loss(s.loss)}{val} "
-                f"{s.tokens_per_s:,.0f} {self.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
+                f"{fmt_rate(s.tokens_per_s)} {self.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
                 f"eta {format_duration(s.eta_s)}")
 
     def _render(self):
@@ -160,7 +160,7 @@ class TrainDisplay:
             total = f" / {s.total_steps}" if s.total_steps else ""
             table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
             table.add_row("loss", fmt_loss(s.loss))
-            table.add_row(f"{self.unit}/s", f"{s.tokens_per_s:,.0f}")
+            table.add_row(f"{self.unit}/s", fmt_rate(s.tokens_per_s))
             table.add_row("lr", f"{s.lr:.2e}")
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:

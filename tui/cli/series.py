@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from rnn_playground.core.device import device_for_flag
 from rnn_playground.core.errors import CheckpointError, ConfigError
 from rnn_playground.core.runs import BEST, LAST, resolve_checkpoint
 from rnn_playground.core.series import (
-    LAST_VALUE,
     Predictions,
     SeriesConfig,
     load_series,
@@ -25,9 +23,11 @@ from rnn_playground.core.series import (
     resume_series,
 )
 from rnn_playground.core.trainer import TrainControl
+from rnn_playground.tui.viewmodel.series_view import metric_rows
 
 from .commands import run_trainer
-from .main import EXIT_ERROR, add_dataclass_options, output_console
+from .options import add_dataclass_options, given_options
+from .terminal import EXIT_ERROR, output_console
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -87,11 +87,6 @@ def register(subparsers) -> None:
     forecast.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     forecast.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     forecast.set_defaults(func=cmd_series_forecast)
-
-
-def given_options(args: argparse.Namespace, cls) -> dict:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -154,11 +149,9 @@ def metrics_table(result: Predictions, label: str = "") -> Table:
     table = Table(title=title)
     for column in ("predictor", "MSE", "MAE", "MSE vs last value"):
         table.add_column(column, justify="left" if column == "predictor" else "right")
-    baseline = result.metric(LAST_VALUE).mse if result.metrics else 0.0
-    for m in result.metrics:
-        ratio = f"{m.mse / baseline:.2%}" if baseline > 0 else "-"
-        table.add_row(m.name + (f" (period {result.period})" if m.name.startswith("seasonal") else ""),
-                      f"{m.mse:.6g}", f"{m.mae:.6g}", ratio)
+    for row in metric_rows(result):
+        table.add_row(row.name + (f" (period {result.period})" if row.name.startswith("seasonal") else ""),
+                      f"{row.mse:.6g}", f"{row.mae:.6g}", "-" if row.vs_last is None else f"{row.vs_last:.2%}")
     return table
 
 
@@ -183,7 +176,7 @@ def one_step_table(result: Predictions, name: str, rows: int = ONE_STEP_ROWS) ->
 def write_forecast_csv(result: Predictions, handle) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(["index", "forecast"])
-    for index, value in zip(result.forecast_index, result.forecast):
+    for index, value in zip(result.forecast_index, result.forecast, strict=True):
         writer.writerow([int(index), f"{value:.8g}"])
 
 
@@ -229,7 +222,7 @@ def cmd_series_forecast(args: argparse.Namespace, console: Console) -> int:
         table.add_column("step", justify="right")
         table.add_column("index", justify="right")
         table.add_column(data.names[0], justify="right")
-        for step, (index, value) in enumerate(zip(result.forecast_index, result.forecast), 1):
+        for step, (index, value) in enumerate(zip(result.forecast_index, result.forecast, strict=True), 1):
             table.add_row(str(step), str(int(index)), f"{value:.6g}")
         out.print(table)
     if result.metrics:

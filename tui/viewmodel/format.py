@@ -6,13 +6,20 @@ import argparse
 import math
 import re
 
+from rnn_playground.core.errors import PlaygroundError
+
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "with_default"]
+           "fmt_layer", "layer_number", "with_default", "error_text"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
     """A 0-based layer index as people count layers: "layer 2 of 2" (layer 1 is nearest the input)."""
-    return f"layer {index + 1} of {layers}"
+    return f"layer {layer_number(index, layers)}"
+
+
+def layer_number(index: int, layers: int) -> str:
+    """fmt_layer without the word, for a column or a label headed "layer": "2 of 2"."""
+    return f"{index + 1} of {layers}"
 
 
 def fmt_loss(value: float | None) -> str:
@@ -38,6 +45,15 @@ def human_size(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def error_text(exc: BaseException, failed: str = "") -> str:
+    """An error as a user reads it: the engine's own message for a PlaygroundError (it says what went wrong
+    and what to do), else the exception's type and message, after `failed` ("Tracing failed") when given."""
+    if isinstance(exc, PlaygroundError):
+        return str(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{failed}: {text}" if failed else text
 
 
 def fmt_memory(free: int | None, total: int | None) -> str:

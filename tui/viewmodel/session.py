@@ -27,6 +27,7 @@ from rnn_playground.core.events import (
     ValidationEvent,
 )
 from rnn_playground.core.trainer import TrainControl, Trainer
+from rnn_playground.tui.viewmodel.format import error_text
 from rnn_playground.tui.viewmodel.monitor import RunMonitor, RunSnapshot
 
 POST_INTERVAL_S = 0.2      # at most about five routine updates a second
@@ -117,9 +118,7 @@ def run_training(session: TrainingSession, make_trainer: TrainerFactory, post: C
                 post(TrainingUpdate(monitor.snapshot()))
                 last_post = now
     except Exception as exc:  # noqa: BLE001 - any failure is shown, the app carries on
-        from rnn_playground.core.errors import PlaygroundError
-        message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
-        monitor.set_status("error", message)
+        monitor.set_status("error", error_text(exc))
     finally:
         final = monitor.snapshot()
         if final.status in ("starting", "training", "paused"):  # the loop ended without a closing event

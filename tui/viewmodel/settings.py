@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnn_playground.core.config import TrainConfig
+from rnn_playground.core.config import TrainConfig, flag_of
 from rnn_playground.core.corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus, minimum_chars
 from rnn_playground.core.download import REMOTE_CORPORA, cache_dir
 from rnn_playground.core.errors import ConfigError, PlaygroundError
@@ -45,15 +45,15 @@ class SettingsCheck:
         return not self.errors and self.config is not None
 
 
+def field_type(field: dataclasses.Field) -> type:
+    """What a config field holds, bool, int, float or str, read from its annotation (a string under
+    `from __future__ import annotations`; "int | None" is int)."""
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    return next((t for t in (bool, int, float) if kind.startswith(t.__name__)), str)
+
+
 def _field_type(name: str) -> type:
-    kind = {f.name: f.type for f in dataclasses.fields(TrainConfig)}[name]
-    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    return int if kind.startswith("int") else float if kind.startswith("float") else str
-
-
-def flag_of(name: str) -> str:
-    """The command-line flag of a TrainConfig field: val_every -> --val-every."""
-    return "--" + name.replace("_", "-")
+    return field_type({f.name: f for f in dataclasses.fields(TrainConfig)}[name])
 
 
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w-])")
@@ -112,7 +112,7 @@ def check_settings(values: Mapping[str, str], *, budget_kind: str = "minutes", b
     parsed: dict = {}
     for name, text in values.items():
         try:
-            value = _parse(name, text) if isinstance(text, str) and _field_type(name) is not str else text
+            value = _parse(name, text) if isinstance(text, str) and _field_type(name) in (int, float) else text
             dataclasses.replace(base, **{name: value}).validate()
             parsed[name] = value
         except (ConfigError, TypeError) as exc:

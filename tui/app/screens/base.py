@@ -6,19 +6,14 @@ import inspect
 import traceback
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import ClassVar
 
+from textual.actions import parse
 from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
-# Bindings on printable keys: inside a text field those keys type, so the footer leaves them out.
-TYPED_BINDING_IDS = {"app.quit", "app.help", "app.mode.train", "app.mode.sample", "app.mode.gates",
-                     "app.mode.series", "app.mode.runs", "train.start", "train.pause", "train.resume",
-                     "train.stop", "train.save", "train.restart", "runs.sample", "runs.gates", "runs.resume",
-                     "runs.delete", "runs.refresh"}
-# ... and shows these instead, which work inside a field too.
-FIELD_BINDING_IDS = {"app.quit_anywhere", "app.help_f1"}
-
+from ..keys import typed_actions, typed_bindings
 
 # Unexpected errors of this process, newest last, as tracebacks: printed when the app closes
 # (run_app), and checked after every test (conftest), so a caught bug still fails its test.
@@ -45,7 +40,8 @@ class GuardedMessages:
     Textual sends an exception from a message handler to App._handle_exception, which closes the
     app, and stops that node's message loop. Caught here, around each message, the screen keeps
     handling messages. Failed workers (exit_on_error=False) only post Worker.StateChanged, which
-    does not bubble: each node reports its own. Timer callbacks are wrapped the same way."""
+    does not bubble: the one handler below, which the app and every screen inherit, reports them.
+    Timer callbacks are wrapped the same way."""
 
     async def _dispatch_message(self, message) -> None:
         try:
@@ -62,11 +58,30 @@ class GuardedMessages:
         name = type(self).__name__.removesuffix("Screen")
         return f"the {name} screen" if isinstance(self, Screen) else "the app"
 
+    # What the node shows while a worker of a group runs ("computing saturation…"), by group: busy_text()
+    # says it while such a worker is pending or running, and nothing once it has ended, however it ended.
+    BUSY: ClassVar[dict[str, str]] = {}
+
+    def busy_text(self, *groups: str) -> str:
+        """What this node's running workers (of `groups`; of any group in BUSY if none given) are doing."""
+        for worker in self.workers:
+            if worker.node is self and worker.group in self.BUSY and (not groups or worker.group in groups) \
+                    and not worker.is_finished:
+                return self.BUSY[worker.group]
+        return ""
+
+    def busy_changed(self) -> None:
+        """A worker of a group in BUSY has ended: redraw what shows busy_text()."""
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker's end, for the app and every screen: an unexpected error is shown (the
+        worker's own errors reach the screen as messages), and a busy text goes."""
         worker = event.worker
         if event.state == WorkerState.ERROR and worker.error is not None:
             name = worker.group if worker.group != "default" else worker.name
             report_unexpected(self.app, worker.error, f"{self._where()}, worker {name}")
+        if worker.is_finished and worker.group in self.BUSY:
+            self.busy_changed()
 
     def set_timer(self, delay, callback=None, **kwargs):
         return super().set_timer(delay, guarded(self.app, callback, f"{self._where()} (timer)"), **kwargs)
@@ -98,14 +113,18 @@ class PlaygroundScreen(GuardedMessages, Screen):
     @property
     def active_bindings(self):
         bindings = super().active_bindings
-        if not isinstance(self.focused, Input):
+        field = self.focused
+        if not isinstance(field, Input):
             return bindings
+        # Textual leaves out the keys the field types; out go too the other keys of those bindings
+        # ("r,f5") and the bindings on keys it edits with (arrows, Home, Delete). A hidden binding for
+        # the same action as one left out (F1 for ?, ctrl+q for q) shows instead: it works in the field.
         shown = {}
         for key, active in bindings.items():
-            binding = active.binding
-            if binding.id in TYPED_BINDING_IDS:
+            binding, node = active.binding, active.node
+            if node is not field and binding.id and binding.id in {typed.id for typed in typed_bindings(type(node))}:
                 continue
-            if binding.id in FIELD_BINDING_IDS:
+            if not binding.show and node is not field and parse(binding.action)[1] in typed_actions(type(node)):
                 active = active._replace(binding=replace(binding, show=True))
             elif key == "enter" and binding.action == "submit" and self.submit_description():
                 active = active._replace(binding=replace(binding, show=True, description=self.submit_description()))
@@ -128,6 +147,11 @@ class PlaygroundScreen(GuardedMessages, Screen):
     def typing_in_field(self) -> bool:
         """Whether a letter key types into the focused field rather than running its action."""
         return isinstance(self.focused, Input) and not self._by_name
+
+    def typed_in_field(self, action: str) -> bool:
+        """Whether `action`'s key goes to the focused field now (it types or edits there), so the
+        action does not apply: for check_action."""
+        return action in typed_actions(type(self)) and self.typing_in_field()
 
     def submit_description(self) -> str:
         """What Enter does in the focused text field, for the key bar (a screen whose fields

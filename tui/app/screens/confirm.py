@@ -13,10 +13,9 @@ from textual.widgets import Button, Static
 class ConfirmScreen(ModalScreen[bool]):
     AUTO_FOCUS = "#no"
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="answer yes in a confirmation"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="answer no (also Escape)"),
     ]
-    HELP = {"confirm.yes": "answer yes in a confirmation", "confirm.no": "answer no (also Escape)"}
 
     def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "No") -> None:
         super().__init__()

@@ -32,7 +32,8 @@ from textual.widgets.option_list import Option
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, Saturation, UnitMatch
-from rnn_playground.tui.viewmodel.format import fmt_layer
+from rnn_playground.core.model import describe_model
+from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_view import (
     DEFAULT_SLICE,
     SCALE_NOTE,
@@ -66,8 +67,6 @@ MAX_TICKS = 30             # timer ticks a second at most; faster speeds step se
 TOP_K = 5
 ACTIVE_UNITS = 4
 SOURCES = (("corpus slice", "corpus"), ("typed text", "text"), ("text file", "file"))
-TYPED_KEY_ACTIONS = {"move", "word", "page", "edge", "play", "speed", "layer", "unit", "unit_page", "colour",
-                     "view", "open_text"}
 
 
 @dataclass(frozen=True)
@@ -133,58 +132,53 @@ class GatesScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
     # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
     BINDINGS = [
-        Binding("right", "move(1)", "Step", key_display="←→", id="gates.right"),
-        Binding("left", "move(-1)", "Back", show=False, id="gates.left"),
-        Binding("ctrl+right,w", "word(1)", "Word", show=False, id="gates.word_right"),
-        Binding("ctrl+left,b", "word(-1)", "Word back", show=False, id="gates.word_left"),
-        Binding("pagedown,ctrl+f", "page(1)", "Page", show=False, id="gates.page_down"),
-        Binding("pageup,ctrl+b", "page(-1)", "Page back", show=False, id="gates.page_up"),
-        Binding("end,G", "edge(1)", "End", show=False, id="gates.end"),
-        Binding("home,g", "edge(-1)", "Start", show=False, id="gates.home"),
-        Binding("space", "play", "Play", key_display="space", id="gates.play"),
-        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="gates.faster"),
-        Binding("minus", "speed(-1)", "Slower", show=False, id="gates.slower"),
-        Binding("l", "layer(1)", "Layer", show=False, id="gates.layer"),
-        Binding("L", "layer(-1)", "Layer back", show=False, id="gates.layer_back"),
-        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id="gates.unit_next"),
-        Binding("comma", "unit(-1)", "Unit back", show=False, id="gates.unit_previous"),
-        Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id="gates.unit_page_next"),
-        Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False,
-                id="gates.unit_page_previous"),
-        Binding("v", "colour(1)", "Quantity", show=False, id="gates.colour"),
-        Binding("V", "colour(-1)", "Quantity back", show=False, id="gates.colour_back"),
-        Binding("c", "view('cell')", "Cell", id="gates.cell"),
-        Binding("s", "view('saturation')", "Saturation", id="gates.saturation"),
-        Binding("f", "view('search')", "Find", id="gates.search"),
-        Binding("o", "open_text", "Text", show=False, id="gates.open"),
-        Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field"),
+        Binding("right", "move(1)", "Step", key_display="←→", id="gates.right",
+                tooltip="one character forward (extends the trace by one step)"),
+        Binding("left", "move(-1)", "Back", show=False, id="gates.left", tooltip="one character back"),
+        Binding("ctrl+right,w", "word(1)", "Word", show=False, id="gates.word_right", tooltip="the next word"),
+        Binding("ctrl+left,b", "word(-1)", "Word back", show=False, id="gates.word_left", tooltip="the previous word"),
+        Binding("pagedown,ctrl+f", "page(1)", "Page", show=False, id="gates.page_down",
+                tooltip="a page of text forward"),
+        Binding("pageup,ctrl+b", "page(-1)", "Page back", show=False, id="gates.page_up",
+                tooltip="a page of text back"),
+        Binding("end,G", "edge(1)", "End", show=False, id="gates.end",
+                tooltip="the end of the text (a long text is traced in the background)"),
+        Binding("home,g", "edge(-1)", "Start", show=False, id="gates.home", tooltip="the start of the text"),
+        Binding("space", "play", "Play", key_display="space", id="gates.play",
+                tooltip="play / pause: step forward on its own"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="gates.faster",
+                tooltip="auto-step faster (up to 200 characters a second)"),
+        Binding("minus", "speed(-1)", "Slower", show=False, id="gates.slower",
+                tooltip="auto-step slower (down to 1 a second)"),
+        Binding("l", "layer(1)", "Layer", show=False, id="gates.layer", tooltip="next layer"),
+        Binding("L", "layer(-1)", "Layer back", show=False, id="gates.layer_back", tooltip="previous layer"),
+        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id="gates.unit_next",
+                tooltip="next unit"),
+        Binding("comma", "unit(-1)", "Unit back", show=False, id="gates.unit_previous", tooltip="previous unit"),
+        Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id="gates.unit_page_next",
+                tooltip="next page of units, when there are more units than columns"),
+        Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False, id="gates.unit_page_previous",
+                tooltip="previous page of units"),
+        Binding("v", "colour(1)", "Quantity", show=False, id="gates.colour",
+                tooltip="next quantity the text is coloured by (g, i, f, c, o, h, kept, written for an LSTM)"),
+        Binding("V", "colour(-1)", "Quantity back", show=False, id="gates.colour_back",
+                tooltip="previous quantity for the text colours"),
+        Binding("c", "view('cell')", "Cell", id="gates.cell", tooltip="heatmaps of every quantity at this character"),
+        Binding("s", "view('saturation')", "Saturation", id="gates.saturation",
+                tooltip="gate saturation per layer and unit over the whole text"),
+        Binding("f", "view('search')", "Find", id="gates.search",
+                tooltip="find units that track a feature of the text (built-in or regex)"),
+        Binding("o", "open_text", "Text", show=False, id="gates.open",
+                tooltip="choose the text: a slice of the run's corpus, typed text, or a file"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field",
+                tooltip="leave a field"),
     ]
-    HELP = {
-        "gates.right": "one character forward (extends the trace by one step)",
-        "gates.left": "one character back",
-        "gates.word_right": "the next word",
-        "gates.word_left": "the previous word",
-        "gates.page_down": "a page of text forward",
-        "gates.page_up": "a page of text back",
-        "gates.end": "the end of the text (a long text is traced in the background)",
-        "gates.home": "the start of the text",
-        "gates.play": "play / pause: step forward on its own",
-        "gates.faster": "auto-step faster (up to 200 characters a second)",
-        "gates.slower": "auto-step slower (down to 1 a second)",
-        "gates.layer": "next layer",
-        "gates.layer_back": "previous layer",
-        "gates.unit_next": "next unit",
-        "gates.unit_previous": "previous unit",
-        "gates.unit_page_next": "next page of units, when there are more units than columns",
-        "gates.unit_page_previous": "previous page of units",
-        "gates.colour": "next quantity the text is coloured by (g, i, f, c, o, h, kept, written for an LSTM)",
-        "gates.colour_back": "previous quantity for the text colours",
-        "gates.cell": "heatmaps of every quantity at this character",
-        "gates.saturation": "gate saturation per layer and unit over the whole text",
-        "gates.search": "find units that track a feature of the text (built-in or regex)",
-        "gates.open": "choose the text: a slice of the run's corpus, typed text, or a file",
-        "gates.leave_field": "leave a field",
-    }
+
+    BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…"}
+
+    def busy_changed(self) -> None:
+        if self._ready:
+            self.render_panels()
 
     def __init__(self, run: Path | None = None, *, text: str | None = None, name: str | None = None,
                  id: str | None = None) -> None:
@@ -407,7 +401,7 @@ class GatesScreen(PlaygroundScreen):
                     posted = time.monotonic()
                 time.sleep(0.001)
         except Exception as exc:  # noqa: BLE001 - shown on the screen, which stays usable
-            error = str(exc) if isinstance(exc, PlaygroundError) else f"Tracing failed: {type(exc).__name__}: {exc}"
+            error = error_text(exc, "Tracing failed")
         self.post_message(TraceExtended(generation, length, True, error))
 
     def on_trace_extended(self, message: TraceExtended) -> None:
@@ -446,6 +440,7 @@ class GatesScreen(PlaygroundScreen):
         self.render_panels()
 
     def _analyse(self, kind: str) -> None:
+        self.analysis_note = ""  # the text is traced: the worker's busy text says what happens now
         if kind == "saturation":
             if self.saturation is None:
                 self._saturation_worker(self.generation, self.trace)
@@ -477,7 +472,7 @@ class GatesScreen(PlaygroundScreen):
             self._need_full("search")
             return
         key = self.colour_key if self.colour_key in ("c", "h") else ("c" if self.trace.cell == "lstm" else "h")
-        self.analysis_note = "searching…"
+        self.analysis_note = ""
         self.render_panels()
         self._search_worker(self.generation, self.trace, None if feature == "regex" else feature,
                             regex if feature == "regex" else None, key)
@@ -523,7 +518,7 @@ class GatesScreen(PlaygroundScreen):
         return self.tracer.cell if self.tracer is not None else "lstm"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
+        if self.typed_in_field(action):
             return False
         if action == "leave_field":
             return isinstance(self.focused, (Input, Select, OptionList))
@@ -720,8 +715,8 @@ class GatesScreen(PlaygroundScreen):
         # text source take the second line), never inside "layer 2 of 2" or a number.
         phrases = [
             Text.assemble((self.run.name if self.run else "model", strong),
-                          f" {self.cell.upper()} {self.tracer.layers}x{self.tracer.hidden}"),
-            Text.assemble(("layer ", muted), (fmt_layer(self.current_layer, self.tracer.layers).removeprefix("layer "),
+                          f" {describe_model(self.tracer)}"),
+            Text.assemble(("layer ", muted), (layer_number(self.current_layer, self.tracer.layers),
                                              strong), ("[l]", key)),
             Text.assemble(("unit ", muted), (f"{self.unit}", strong), ("[,.]", key)),
             Text.assemble(("colour ", muted), (self._label(self.colour_key).symbol, strong), ("[v]", key)),
@@ -807,7 +802,7 @@ class GatesScreen(PlaygroundScreen):
             self._forget_shape("update")
             if sat is None:
                 heatmap.show([], self.unit, self.tracer.hidden)
-                update.update(Text(self.analysis_note or "computing saturation…", muted))
+                update.update(Text(self.busy_text("gates-saturation") or self.analysis_note, muted))
             else:
                 rows = []
                 for key in sat.keys:
@@ -826,7 +821,8 @@ class GatesScreen(PlaygroundScreen):
         else:
             self._forget_shape("update")
             update.update("")
-            self.query_one("#gates-search-note", Static).update(Text(self.analysis_note, muted))
+            note = self.busy_text("gates-search") or self.analysis_note
+            self.query_one("#gates-search-note", Static).update(Text(note, muted))
         # the most active units here: a quick way to find one worth following
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("most active h_t", muted)

@@ -1,4 +1,4 @@
-"""Help: every key, from the bindings themselves (see tui.keys)."""
+"""Help: every key, from the bindings themselves (see keys.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from textual.widgets import Static
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape,q,question_mark,f1", "close", "Close", id="help.close"),
+        Binding("escape,q,question_mark,f1", "close", "Close", id="help.close",
+                tooltip="close this help (also q, ? or F1)"),
     ]
-    HELP = {"help.close": "close this help (also q, ? or F1)"}
 
     def compose(self) -> ComposeResult:
         from ..keys import key_display, key_table
@@ -23,7 +23,7 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(no_wrap=True, min_width=14)
         table.add_column()
         scope = None
-        for row_scope, keys, description in key_table():
+        for row_scope, keys, description in key_table(self.app):
             if row_scope != scope:
                 table.add_row(Text(row_scope, style="bold underline"), "")
                 scope = row_scope

@@ -11,14 +11,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
-from rnn_playground.tui.viewmodel.settings import budget_of
+from rnn_playground.tui.viewmodel.runs_view import run_state, settings_lines
 
+from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, WatchUpdated
 from ..widgets.fitting import append_fitting, pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel, set_text
@@ -38,44 +39,22 @@ CELL_PADDING = 1  # the DataTable's, each side of a cell
 SETTLE_SECONDS = 5.0
 
 
-class RunsListed(Message):
-    def __init__(self, infos: list[RunInfo]) -> None:
-        super().__init__()
-        self.infos = infos
-
-
-class DetailsLoaded(Message):
-    def __init__(self, run_dir: Path, details: RunDetails | None, watcher: RunWatcher) -> None:
-        super().__init__()
-        self.run_dir, self.details, self.watcher = run_dir, details, watcher
-
-
-class WatchUpdated(Message):
-    def __init__(self, run_dir: Path, snapshot: RunSnapshot) -> None:
-        super().__init__()
-        self.run_dir, self.snapshot = run_dir, snapshot
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, WatchUpdated) and message.run_dir == self.run_dir
-
-
 class RunsScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"runs--live", "runs--strong"}
     AUTO_FOCUS = "#runs-table"
     BINDINGS = [
-        Binding("s", "open('sample')", "Sample", id="runs.sample"),
-        Binding("g", "open('gates')", "Gates", id="runs.gates"),
-        Binding("t", "resume", "Train more", id="runs.resume"),
-        Binding("d,delete", "delete", "Delete", id="runs.delete"),
-        Binding("r,f5", "refresh", "Refresh", id="runs.refresh"),
+        Binding("s", "open('sample')", "Sample", id="runs.sample",
+                tooltip="open the selected run on the Sample screen"),
+        Binding("g", "open('gates')", "Gates", id="runs.gates", tooltip="open the selected run on the Gates screen"),
+        Binding("t", "resume", "Train more", id="runs.resume",
+                tooltip="resume training the selected run (on the Train screen: set the budget, press s)"),
+        Binding("d,delete", "delete", "Delete", id="runs.delete",
+                tooltip="delete the selected run's folder (asks first; a live run cannot be deleted)"),
+        Binding("r,f5", "refresh", "Refresh", id="runs.refresh",
+                tooltip="list the runs again (also every few seconds on its own)"),
     ]
-    HELP = {
-        "runs.sample": "open the selected run on the Sample screen",
-        "runs.gates": "open the selected run on the Gates screen",
-        "runs.resume": "resume training the selected run (on the Train screen: set the budget, press s)",
-        "runs.delete": "delete the selected run's folder (asks first; a live run cannot be deleted)",
-        "runs.refresh": "list the runs again (also every few seconds on its own)",
-    }
+
+    BUSY = {"runs-details": "loading…"}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -142,9 +121,9 @@ class RunsScreen(PlaygroundScreen):
             table.clear(columns=True)
             # Widths from the content, given up front: a DataTable that measures them later can
             # draw its first frame with the header's widths and keep it.
-            for index, key, label, width in columns:
+            for _, key, label, width in columns:
                 table.add_column(label, key=key, width=width)
-            for info, row in zip(self.infos, rows):
+            for info, row in zip(self.infos, rows, strict=True):
                 table.add_row(*(row[index] for index, *_ in columns), key=info.name)
             names = [info.name for info in self.infos]
             if names:
@@ -229,6 +208,9 @@ class RunsScreen(PlaygroundScreen):
         self._follow(message.watcher.snapshot())
         refresh_bindings_if_changed(self)
 
+    def busy_changed(self) -> None:
+        self._show_details()
+
     def on_watch_updated(self, message: WatchUpdated) -> None:
         if message.run_dir != self.selected:
             return
@@ -273,19 +255,14 @@ class RunsScreen(PlaygroundScreen):
         status = self.query_one("#details-status", Static)
         details, snap = self.details, self.watch_snapshot
         if details is None:
-            set_text(info, "" if self.selected is None else "loading…")
+            set_text(info, self.busy_text("runs-details"))
             set_text(status, "")
             for panel in self.query(LossPanel):
                 panel.show((), None, None)
             return
         strong = self.get_component_rich_style("runs--strong")
         width = info.content_size.width
-        state, live = details.state or "unknown", details.info.live
-        if live and snap is not None and snap.status in ("stopped", "finished", "error"):
-            # The metrics already end the run; run.json (read for these details) follows a moment later.
-            state, live = snap.status, False
-        step = max(details.info.step, snap.step if snap is not None else 0)
-        best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
+        state, live, step, best = run_state(details, snap)
         # Each line is a list of phrases, packed to the panel's width: a line breaks between
         # phrases ("batch 64", "20,000 steps"), never inside one.
         head = [Text(details.info.name, strong), details.info.model]
@@ -306,7 +283,7 @@ class RunsScreen(PlaygroundScreen):
         lines = [head, status_phrases]
         if details.info.problem:
             lines.insert(1, [Text(f"unreadable: {details.info.problem}", "bold red")])
-        lines += self._series_lines(details) if details.info.kind == "series" else self._char_lines(details)
+        lines += settings_lines(details)
         text = Text()
         for n, phrases in enumerate(lines):
             if n:
@@ -325,46 +302,6 @@ class RunsScreen(PlaygroundScreen):
                                                               snap.step if snap.train_losses else None)
             self.query_one("#details-val", LossPanel).show(snap.val_losses, snap.val_loss, snap.best_val_loss,
                                                             snap.val_steps[-1] if snap.val_steps else None)
-
-    @staticmethod
-    def _budget(config: dict) -> str:
-        kind, budget = budget_of(config)
-        return f"{budget:,g} {kind}"
-
-    def _char_lines(self, details: RunDetails) -> list[list[str]]:
-        config, model = details.config, details.model
-        lines = [[f"corpus {details.corpus}"]] if details.corpus else []
-        if config:
-            lines.append([f"embed {model.get('embed', config.get('embed', '?'))}",
-                          f"dropout {model.get('dropout', config.get('dropout', '?'))}",
-                          f"seed {config.get('seed', '?')}"])
-            lines.append([f"batch {config.get('batch', '?')}", f"seq {config.get('seq', '?')}",
-                          f"lr {config.get('lr', '?')}", self._budget(config)])
-        return lines
-
-    def _series_lines(self, details: RunDetails) -> list[list[str]]:
-        """A series run's own settings: its data (the CSV's file name and target column, or the
-        built-in signal), its window and training settings."""
-        series, data, config = details.series, details.data, details.config
-        names = data.get("names") or []
-        if series.get("csv"):
-            source = [f"csv {Path(series['csv']).name}",
-                      f"target {series.get('column') or (names[0] if names else '?')}"]
-            if series.get("inputs") or len(names) > 1:
-                source.append(f"inputs {series.get('inputs') or ', '.join(names[1:])}")
-        elif series:
-            source = [f"signal {series.get('signal') or 'sine'}", f"{series.get('length', 0):,} points"]
-            if series.get("noise"):
-                source.append(f"noise {series['noise']:g}")
-        else:  # no checkpoint yet: what run.json says
-            source = [str(config.get("corpus", "series")).replace(":", " ", 1)]
-        settings = series or config
-        training = [f"window {settings.get('seq', '?')}", f"batch {settings.get('batch', '?')}",
-                    f"lr {settings.get('lr', '?')}"]
-        if settings:
-            training.append(self._budget(settings))
-        training += [f"dropout {settings.get('dropout', '?')}", f"seed {settings.get('seed', '?')}"]
-        return [source, training]
 
     # -- actions
 
@@ -430,17 +367,19 @@ class RunsScreen(PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="runs-delete", exit_on_error=False)
     def _delete(self, run_dir: Path) -> None:
-        from rnn_playground.core.errors import PlaygroundError
         try:
             delete_run(run_dir, self.app.runs_dir)
         except (PlaygroundError, OSError) as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), title="Not deleted", severity="error")
+            self.post_message(RunNotDeleted(run_dir, str(exc)))
             return
-        self.app.call_from_thread(self._deleted, run_dir)
+        self.post_message(RunDeleted(run_dir))
 
-    def _deleted(self, run_dir: Path) -> None:
-        self.app.notify(f"Deleted {run_dir.name}.")
-        if self.app.selected_run == run_dir:
+    def on_run_not_deleted(self, message: RunNotDeleted) -> None:
+        self.app.notify(message.reason, title="Not deleted", severity="error")
+
+    def on_run_deleted(self, message: RunDeleted) -> None:
+        self.app.notify(f"Deleted {message.run_dir.name}.")
+        if self.app.selected_run == message.run_dir:
             self.app.selected_run = None
         self.refresh_runs()
 

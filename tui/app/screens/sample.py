@@ -26,7 +26,9 @@ from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.model import describe_model
 from rnn_playground.core.sampling import Sampler, SampleSettings, resolve_weights
+from rnn_playground.tui.viewmodel.format import error_text, fmt_rate
 from rnn_playground.tui.viewmodel.sample_view import (
     LENGTH_CHOICES,
     PACE_CHOICES,
@@ -45,8 +47,6 @@ from .base import PlaygroundScreen, refresh_bindings_if_changed
 
 GHOST_CHARS = 80           # length of the dimmed continuation in complete-as-you-type mode
 GHOST_PAUSE_S = 0.35       # a pause in typing this long updates it
-TYPED_KEY_ACTIONS = {"generate", "stop", "regenerate", "copy", "prime", "temperature", "top_k", "length",
-                     "seed_mode", "pace", "complete", "source"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class GhostReady(Message):
 
 def _describe_checkpoint(meta: dict, model_config) -> str:
     step = (meta.get("progress") or {}).get("step")
-    parts = [model_config.describe()]
+    parts = [describe_model(model_config)]
     if step is not None:
         parts.append(f"step {step:,}")
     if meta.get("best_val_loss") is not None:
@@ -106,18 +106,13 @@ def _describe_checkpoint(meta: dict, model_config) -> str:
 
 
 def pace_label(pace: float | None) -> str:
-    return "max" if pace is None else f"{pace:,.0f}/s"
-
-
-def error_label(exc: Exception) -> str:
-    """An error as the screen shows it: core's own message, else "Type: message"."""
-    return str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
+    return "max" if pace is None else f"{fmt_rate(pace)}/s"
 
 
 def rate_label(chunk: StreamChunk | None) -> str:
     """The characters/s of a result (core times it), or '' before there is one."""
     rate = chunk.chars_per_s if chunk is not None else None
-    return "" if rate is None else f"{rate:,.0f} chars/s"
+    return "" if rate is None else f"{fmt_rate(rate)} chars/s"
 
 
 def settings_label(settings: SampleSettings) -> str:
@@ -136,43 +131,39 @@ class SampleScreen(PlaygroundScreen):
     SUBMIT_DESCRIPTION = "Generate"
     COMPONENT_CLASSES = {"sample--key", "sample--strong", "sample--muted"}
     BINDINGS = [
-        Binding("g", "generate", "Generate", id="sample.generate"),
-        Binding("x,escape", "stop", "Stop", id="sample.stop"),
-        Binding("r", "regenerate", "New seed", id="sample.regenerate"),
-        Binding("c", "copy", "Copy", id="sample.copy"),
-        Binding("p", "prime", "Prime", id="sample.prime"),
-        Binding("t", "temperature(1)", "Temp+", show=False, id="sample.temperature_up"),
-        Binding("T", "temperature(-1)", "Temp-", show=False, id="sample.temperature_down"),
-        Binding("k", "top_k(1)", "Top-k+", show=False, id="sample.top_k_up"),
-        Binding("K", "top_k(-1)", "Top-k-", show=False, id="sample.top_k_down"),
-        Binding("l", "length(1)", "Longer", show=False, id="sample.length_up"),
-        Binding("L", "length(-1)", "Shorter", show=False, id="sample.length_down"),
-        Binding("s", "seed_mode", "Seed", show=False, id="sample.seed"),
-        Binding("w", "pace(1)", "Slower", show=False, id="sample.pace_slower"),
-        Binding("W", "pace(-1)", "Faster", show=False, id="sample.pace_faster"),
-        Binding("a", "complete", "Complete-as-you-type", show=False, id="sample.complete"),
-        Binding("m", "source", "Source", show=False, id="sample.source"),
-        Binding("escape", "leave_field", "Leave field", key_display="esc", id="sample.leave_field"),
+        Binding("g", "generate", "Generate", id="sample.generate",
+                tooltip="generate with the settings shown (also Enter in the prime field)"),
+        Binding("x,escape", "stop", "Stop", id="sample.stop",
+                tooltip="stop the text being generated (x, or Escape outside the prime field)"),
+        Binding("r", "regenerate", "New seed", id="sample.regenerate", tooltip="generate again with a new random seed"),
+        Binding("c", "copy", "Copy", id="sample.copy",
+                tooltip="copy the prime and the text to the clipboard (terminal escape OSC 52; works over SSH)"),
+        Binding("p", "prime", "Prime", id="sample.prime",
+                tooltip="edit the prime text (Enter generates, Escape leaves the field)"),
+        Binding("t", "temperature(1)", "Temp+", show=False, id="sample.temperature_up",
+                tooltip="temperature up by 0.1 (at most 3)"),
+        Binding("T", "temperature(-1)", "Temp-", show=False, id="sample.temperature_down",
+                tooltip="temperature down by 0.1 (0 = argmax: always the likeliest character)"),
+        Binding("k", "top_k(1)", "Top-k+", show=False, id="sample.top_k_up",
+                tooltip="top-k up: sample among the k likeliest characters"),
+        Binding("K", "top_k(-1)", "Top-k-", show=False, id="sample.top_k_down",
+                tooltip="top-k down (0 = off: sample from every character)"),
+        Binding("l", "length(1)", "Longer", show=False, id="sample.length_up",
+                tooltip="more characters (up to 20,000)"),
+        Binding("L", "length(-1)", "Shorter", show=False, id="sample.length_down", tooltip="fewer characters"),
+        Binding("s", "seed_mode", "Seed", show=False, id="sample.seed",
+                tooltip="seed: a new one each time, or fixed at the last one used"),
+        Binding("w", "pace(1)", "Slower", show=False, id="sample.pace_slower",
+                tooltip="typewriter speed: slower (down to 10 characters a second)"),
+        Binding("W", "pace(-1)", "Faster", show=False, id="sample.pace_faster",
+                tooltip="typewriter speed: faster (max = as fast as the model goes)"),
+        Binding("a", "complete", "Complete-as-you-type", show=False, id="sample.complete",
+                tooltip="complete-as-you-type: a dimmed continuation follows the prime as you type"),
+        Binding("m", "source", "Source", show=False, id="sample.source",
+                tooltip="sample from the checkpoint, or from the model being trained right now"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="sample.leave_field",
+                tooltip="leave the prime field"),
     ]
-    HELP = {
-        "sample.generate": "generate with the settings shown (also Enter in the prime field)",
-        "sample.stop": "stop the text being generated (x, or Escape outside the prime field)",
-        "sample.regenerate": "generate again with a new random seed",
-        "sample.copy": "copy the prime and the text to the clipboard (terminal escape OSC 52; works over SSH)",
-        "sample.prime": "edit the prime text (Enter generates, Escape leaves the field)",
-        "sample.temperature_up": "temperature up by 0.1 (at most 3)",
-        "sample.temperature_down": "temperature down by 0.1 (0 = argmax: always the likeliest character)",
-        "sample.top_k_up": "top-k up: sample among the k likeliest characters",
-        "sample.top_k_down": "top-k down (0 = off: sample from every character)",
-        "sample.length_up": "more characters (up to 20,000)",
-        "sample.length_down": "fewer characters",
-        "sample.seed": "seed: a new one each time, or fixed at the last one used",
-        "sample.pace_slower": "typewriter speed: slower (down to 10 characters a second)",
-        "sample.pace_faster": "typewriter speed: faster (max = as fast as the model goes)",
-        "sample.complete": "complete-as-you-type: a dimmed continuation follows the prime as you type",
-        "sample.source": "sample from the checkpoint, or from the model being trained right now",
-        "sample.leave_field": "leave the prime field",
-    }
 
     # Injectable for deterministic screenshots and tests: the clock the stream is timed by.
     clock: Callable[[], float] = staticmethod(time.perf_counter)
@@ -325,7 +316,7 @@ class SampleScreen(PlaygroundScreen):
         return random.SystemRandom().randrange(2**31)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
+        if self.typed_in_field(action):
             return False
         if action == "leave_field":
             return isinstance(self.focused, Input)
@@ -464,7 +455,7 @@ class SampleScreen(PlaygroundScreen):
             for chunk in chunked_stream(chars(), pace=pace, stop=stop, clock=self.clock):
                 self.post_message(SampleChunkMessage(generation, chunk, settings, detail))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            self.post_message(SampleFailed(generation, error_label(exc)))
+            self.post_message(SampleFailed(generation, error_text(exc)))
 
     def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
         if message.generation != self.generation:
@@ -568,7 +559,7 @@ class SampleScreen(PlaygroundScreen):
             if not chunk.stopped:
                 self.post_message(GhostReady(generation, settings, chunk, None))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            self.post_message(GhostReady(generation, settings, None, error_label(exc)))
+            self.post_message(GhostReady(generation, settings, None, error_text(exc)))
 
     def on_ghost_ready(self, message: GhostReady) -> None:
         if not self.complete or message.prime != self.prime_input.value:

@@ -24,6 +24,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import Finished, Stopped, ValidationEvent
+from rnn_playground.core.model import describe_model
 from rnn_playground.core.series_data import SIGNALS
 from rnn_playground.core.trainer import TrainControl
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
@@ -43,7 +44,6 @@ CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 DEFAULTS = {"source": "sine", "csv": "", "column": "", "preset": "none", "cell": "lstm", "hidden": "32",
             "layers": "1", "lr": "0.01", "steps": "500", "forecast": "100", "threads": AUTO}
 COURSE = {"cell": "rnn", "hidden": "32", "layers": "1", "lr": "0.01", "steps": "75"}
-TYPED_KEY_ACTIONS = {"start", "pause", "resume", "stop", "free_run"}
 NUMBERS = {"hidden": int, "layers": int, "lr": float, "steps": int, "forecast": int}
 
 
@@ -78,32 +78,27 @@ class SeriesScreen(PlaygroundScreen):
     SUBMIT_DESCRIPTION = "Start"
     COMPONENT_CLASSES = {"series--strong", "series--muted", "series--error"}
     BINDINGS = [
-        Binding("s", "start", "Start", id="series.start"),
-        Binding("space", "pause", "Pause", key_display="space", id="series.pause"),
-        Binding("space", "resume", "Resume", key_display="space", id="series.resume"),
-        Binding("x", "stop", "Stop", id="series.stop"),
-        Binding("r", "free_run", "Free run", id="series.free_run"),
-        Binding("escape", "leave_field", "Leave field", key_display="esc", id="series.leave_field"),
-        Binding("plus,equals_sign", "zoom(2)", "Zoom in", show=False, key_display="+", id="series.zoom_in"),
-        Binding("minus", "zoom(0.5)", "Zoom out", show=False, key_display="-", id="series.zoom_out"),
-        Binding("left_square_bracket", "scroll_plot(-1)", "Earlier", show=False, key_display="[",
-                id="series.earlier"),
-        Binding("right_square_bracket", "scroll_plot(1)", "Later", show=False, key_display="]", id="series.later"),
-        Binding("0", "plot_all", "Whole plot", show=False, id="series.plot_all"),
+        Binding("s", "start", "Start", id="series.start",
+                tooltip="train on the series with the settings in the form (also Enter in a field)"),
+        Binding("space", "pause", "Pause", key_display="space", id="series.pause",
+                tooltip="pause training at the next step"),
+        Binding("space", "resume", "Resume", key_display="space", id="series.resume", tooltip="resume a paused run"),
+        Binding("x", "stop", "Stop", id="series.stop", tooltip="stop at the next step, save a checkpoint and plot"),
+        Binding("r", "free_run", "Free run", id="series.free_run",
+                tooltip="also plot the free run from the split across the validation range"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="series.leave_field",
+                tooltip="leave the form field"),
+        Binding("plus,equals_sign", "zoom(2)", "Zoom in", show=False, key_display="+", id="series.zoom_in",
+                tooltip="plot: fewer points, closer (the right edge stays)"),
+        Binding("minus", "zoom(0.5)", "Zoom out", show=False, key_display="-", id="series.zoom_out",
+                tooltip="plot: more points"),
+        Binding("left_square_bracket", "scroll_plot(-1)", "Earlier", show=False, key_display="[", id="series.earlier",
+                tooltip="plot: half a window earlier"),
+        Binding("right_square_bracket", "scroll_plot(1)", "Later", show=False, key_display="]", id="series.later",
+                tooltip="plot: half a window later"),
+        Binding("0", "plot_all", "Whole plot", show=False, id="series.plot_all",
+                tooltip="plot: every point (the validation range and the forecast)"),
     ]
-    HELP = {
-        "series.start": "train on the series with the settings in the form (also Enter in a field)",
-        "series.pause": "pause training at the next step",
-        "series.resume": "resume a paused run",
-        "series.stop": "stop at the next step, save a checkpoint and plot",
-        "series.free_run": "also plot the free run from the split across the validation range",
-        "series.leave_field": "leave the form field",
-        "series.zoom_in": "plot: fewer points, closer (the right edge stays)",
-        "series.zoom_out": "plot: more points",
-        "series.earlier": "plot: half a window earlier",
-        "series.later": "plot: half a window later",
-        "series.plot_all": "plot: every point (the validation range and the forecast)",
-    }
 
     class RunEnded(Message):
         """The run's worker has finished (its checkpoint, if any, is written)."""
@@ -266,7 +261,7 @@ class SeriesScreen(PlaygroundScreen):
     # -- training
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in TYPED_KEY_ACTIONS and self.typing_in_field():
+        if self.typed_in_field(action):
             return False
         paused = self.snapshot.status == "paused"
         if action == "start":
@@ -399,7 +394,7 @@ class SeriesScreen(PlaygroundScreen):
             line.append(f"  {snap.run_name}")
         model = (snap.config or {}).get("model") or {}
         if model:
-            line.append(f"  {str(model.get('cell', '?')).upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}")
+            line.append(f"  {describe_model(model)}")
         if snap.status != "idle" and snap.step:
             total = f"/{snap.total_steps:,}" if snap.total_steps else ""
             line.append(f"  step {snap.step:,}{total}", muted)

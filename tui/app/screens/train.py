@@ -18,6 +18,7 @@ from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help
 
+from ..messages import TrainFormChanged, TrainFormSubmitted
 from ..widgets.form import TrainForm
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LiveView
@@ -33,23 +34,18 @@ class TrainScreen(PlaygroundScreen):
     AUTO_FOCUS = "#start"
     SUBMIT_DESCRIPTION = "Start"
     BINDINGS = [
-        Binding("s", "start", "Start", id="train.start"),
-        Binding("space", "pause", "Pause", key_display="space", id="train.pause"),
-        Binding("space", "resume", "Resume", key_display="space", id="train.resume"),
-        Binding("x", "stop", "Stop", id="train.stop"),
-        Binding("c", "save", "Save", id="train.save"),
-        Binding("r", "restart", "Restart", id="train.restart"),
-        Binding("escape", "leave_field", "Leave field", key_display="esc", id="train.leave_field"),
+        Binding("s", "start", "Start", id="train.start",
+                tooltip="start training with the settings in the form (also Enter in a field, or the Start button)"),
+        Binding("space", "pause", "Pause", key_display="space", id="train.pause",
+                tooltip="pause training at the next step"),
+        Binding("space", "resume", "Resume", key_display="space", id="train.resume", tooltip="resume a paused run"),
+        Binding("x", "stop", "Stop", id="train.stop", tooltip="stop at the next step and save a checkpoint"),
+        Binding("c", "save", "Save", id="train.save", tooltip="save a checkpoint now (also while paused)"),
+        Binding("r", "restart", "Restart", id="train.restart",
+                tooltip="stop the run (saving a checkpoint) and edit the settings for a new run"),
+        Binding("escape", "leave_field", "Leave field", key_display="esc", id="train.leave_field",
+                tooltip="leave the form field (Tab and Shift+Tab move between fields)"),
     ]
-    HELP = {
-        "train.start": "start training with the settings in the form (also Enter in a field, or the Start button)",
-        "train.pause": "pause training at the next step",
-        "train.resume": "resume a paused run",
-        "train.stop": "stop at the next step and save a checkpoint",
-        "train.save": "save a checkpoint now (also while paused)",
-        "train.restart": "stop the run (saving a checkpoint) and edit the settings for a new run",
-        "train.leave_field": "leave the form field (Tab and Shift+Tab move between fields)",
-    }
 
     def compose(self) -> ComposeResult:
         yield ModeBar("train")
@@ -263,11 +259,11 @@ class TrainScreen(PlaygroundScreen):
 
     # -- form events
 
-    @on(TrainForm.Submitted)
+    @on(TrainFormSubmitted)
     def _form_submitted(self) -> None:
         self.start()
 
-    @on(TrainForm.Changed)
+    @on(TrainFormChanged)
     def _form_changed(self) -> None:
         refresh_bindings_if_changed(self)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
@@ -26,6 +25,8 @@ from rnn_playground.tui.viewmodel.settings import (
     config_form_values,
     name_settings,
 )
+
+from ..messages import CorpusChecked, TrainFormChanged, TrainFormSubmitted
 
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
 LABELS = {"corpus": "corpus", "cell": "model", "hidden": "hidden", "layers": "layers", "embed": "embed",
@@ -61,16 +62,8 @@ class FormState:
 
 
 class TrainForm(VerticalScroll, can_focus=False):
-    """Run settings. Posts `TrainForm.Changed` when validity changes and `TrainForm.Submitted`
+    """Run settings. Posts `TrainFormChanged` when validity changes and `TrainFormSubmitted`
     when Enter is pressed in a field or the Start button is pressed."""
-
-    class Changed(Message):
-        def __init__(self, form: TrainForm) -> None:
-            super().__init__()
-            self.form = form
-
-    class Submitted(Message):
-        pass
 
     def __init__(self, base: TrainConfig, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -188,7 +181,7 @@ class TrainForm(VerticalScroll, can_focus=False):
                 self.query_one(f"#{name}", Input).set_class(bool(message), "-invalid")
         if errors != self._errors:
             self._errors = errors
-            self.post_message(self.Changed(self))
+            self.post_message(TrainFormChanged(self))
         return state
 
     @property
@@ -249,12 +242,12 @@ class TrainForm(VerticalScroll, can_focus=False):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.post_message(self.Submitted())
+        self.post_message(TrainFormSubmitted())
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.post_message(self.Submitted())
+        self.post_message(TrainFormSubmitted())
 
     # -- modes
 
@@ -285,10 +278,3 @@ class TrainForm(VerticalScroll, can_focus=False):
             if name in LABELS and name != "device":
                 return self.query_one(f"#{name}", Widget)
         return None
-
-
-class CorpusChecked(Message):
-    def __init__(self, key: tuple, result: CorpusCheck) -> None:
-        super().__init__()
-        self.key = key
-        self.result = result

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
 
+from rnn_playground.core.model import describe_model
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 
@@ -141,7 +142,7 @@ class LiveView(Vertical):
             title.append(snap.run_name, strong)
             model = (snap.config or {}).get("model") or {}
             if model:
-                title.append(f"  {model.get('cell', '?').upper()} {model.get('layers', '?')}x{model.get('hidden', '?')}")
+                title.append(f"  {describe_model(model)}")
             if snap.parameters:
                 title.append(f"  {snap.parameters / 1e6:.2f}M params")
         elif status == "idle":

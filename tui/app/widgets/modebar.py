@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-MODES = (("train", "Train"), ("sample", "Sample"), ("gates", "Gates"), ("series", "Series"), ("runs", "Runs"))
+from ..modes import MODES
 
 
 class ModeBar(Widget):
@@ -28,12 +28,12 @@ class ModeBar(Widget):
         text = Text(no_wrap=True, overflow="ellipsis")
         wide = self.size.width >= 100
         text.append(" rnn-playground " if wide else " ", self.get_component_rich_style("modebar--title"))
-        for index, (mode, label) in enumerate(MODES, start=1):
-            active = mode == self.mode
+        for mode in MODES:
+            active = mode.name == self.mode
             style = self.get_component_rich_style("modebar--active" if active else "modebar--mode")
             text.append(" ")
-            text.append(f"{index}", style + self.get_component_rich_style("modebar--key") if not active else style)
-            text.append(f" {label}", style)
+            text.append(mode.key, style + self.get_component_rich_style("modebar--key") if not active else style)
+            text.append(f" {mode.label}", style)
             text.append(" ", style)
         status = getattr(self.app, "status_line", "")
         if status:

@@ -187,7 +187,7 @@ class LinePlot(Widget):
                 if line.role != role:
                     continue
                 prev = None
-                for x, y in zip(line.x.tolist(), line.y.tolist()):
+                for x, y in zip(line.x.tolist(), line.y.tolist(), strict=False):
                     if not (math.isfinite(x) and math.isfinite(y)):
                         prev = None
                         continue
