@@ -11,10 +11,11 @@ import time
 import numpy as np
 import torch
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.corpus import Vocab, load_corpus
 from rnn_playground.core.events import StepEvent, ValidationEvent
 from rnn_playground.core.sampling import Sampler, SampleSettings
-from rnn_playground.core.trainer import TrainConfig, Trainer
+from rnn_playground.core.trainer import Trainer
 
 from .common import median, print_table, require_data, runs_dir
 from .notebook import NotebookCharRNN, notebook_train, sample

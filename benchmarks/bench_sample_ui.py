@@ -37,9 +37,9 @@ def make_checkpoint(root: Path, hidden: int = 256, layers: int = 2) -> Path:
     """A 2x256 LSTM character model with fixed random weights, saved as the trainer saves one."""
     from rnn_playground.core import runs
     from rnn_playground.core.checkpoint import save_checkpoint
+    from rnn_playground.core.config import TrainConfig
     from rnn_playground.core.corpus import Vocab
     from rnn_playground.core.model import CharRNN
-    from rnn_playground.core.trainer import TrainConfig
     source = SHARED_DATA / "tinyshakespeare.txt"
     text = source.read_text(encoding="utf-8") if source.exists() else \
         "".join(chr(c) for c in range(32, 127)) + "\n"

@@ -49,7 +49,8 @@ def measure(kind: str, hidden: int, threads: int | None, seconds: float) -> dict
     the threads the run used."""
     import torch
 
-    from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+    from rnn_playground.core.config import TrainConfig
+    from rnn_playground.core.trainer import TrainControl, Trainer
     control = TrainControl()
     folder = runs_dir()
     if kind == "series":

@@ -46,7 +46,7 @@ HIDDEN = 512                # --hidden: the model's hidden size (the default's 5
 
 
 def config_for(seconds: float, runs: str):
-    from rnn_playground.core.trainer import TrainConfig
+    from rnn_playground.core.config import TrainConfig
     return TrainConfig(device="cpu", minutes=seconds / 60, val_fraction=0.01, runs_dir=runs, threads=THREADS,
                        hidden=HIDDEN)
 

@@ -13,9 +13,10 @@ import time
 
 import torch
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.events import Finished, StepEvent, ValidationEvent
 from rnn_playground.core.sampling import SampleSettings
-from rnn_playground.core.trainer import TrainConfig, Trainer
+from rnn_playground.core.trainer import Trainer
 
 from .common import print_table, require_data, runs_dir
 

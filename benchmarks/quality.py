@@ -17,10 +17,13 @@ import time
 import numpy as np
 import torch
 
+from rnn_playground.core.chartask import evaluate_char_model
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.corpus import Vocab, load_corpus, split_ids
 from rnn_playground.core.events import StepEvent
+from rnn_playground.core.loading import load_model
 from rnn_playground.core.sampling import Sampler
-from rnn_playground.core.trainer import TrainConfig, Trainer, evaluate_char_model, load_model
+from rnn_playground.core.trainer import Trainer
 
 from .common import print_table, require_data, runs_dir
 from .notebook import NotebookCharRNN, notebook_train, notebook_val_loss

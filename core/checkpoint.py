@@ -12,9 +12,11 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from safetensors.torch import load as st_load
@@ -101,14 +103,19 @@ def temp_file_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
     return fd, tmp_name
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, flush, fsync, os.replace: readers see old or new, never half."""
+@contextmanager
+def atomic_writer(path: Path | str, mode: str = "wb", *, suffix: str = ".tmp",
+                  encoding: str | None = None) -> Iterator[IO]:
+    """`with atomic_writer(path) as f:` writes `path` whole or not at all. The block writes a temporary
+    file beside it (see temp_file_beside); when the block succeeds the file is flushed, fsynced and
+    renamed over `path`, so readers see the old file or the new, never half of one. When anything
+    fails, in the block or after it, the temporary is removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = temp_file_beside(path)
+    fd, tmp_name = temp_file_beside(path, suffix)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
@@ -135,7 +142,8 @@ def save_checkpoint(path: Path | str, tensors: dict[str, torch.Tensor], meta: di
     meta_json["digest"] = _digest(cpu, meta_json)
     data = st_save(cpu, metadata=meta_json)
     try:
-        atomic_write_bytes(path, data)
+        with atomic_writer(path) as handle:
+            handle.write(data)
     except OSError as exc:
         raise CheckpointError(f"Cannot write checkpoint {path}: {exc.strerror or exc}. Any previous checkpoint "
                               "there is unchanged; free some space or pick another --runs-dir.") from None

@@ -359,7 +359,7 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
     if spec in REMOTE_CORPORA:
         local = fetch(REMOTE_CORPORA[spec], cache, progress=progress)
         corpus = Corpus(spec, str(local), files=[local])
-        corpus.length  # reads it now, so a damaged file is reported here
+        _ = corpus.length  # reads it now, so a damaged file is reported here
         return corpus
     raise CorpusError(
         f"--corpus '{spec}' is neither a file, a directory, nor a known name. Use {BUILTIN_STDLIB}, "

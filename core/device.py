@@ -113,17 +113,21 @@ def describe_device(device: torch.device) -> str:
     return str(device)
 
 
-def supports_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is a win here: a GPU that has it, or a CPU with bf16 matrix units."""
+BF16_MATRIX_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 features that make bf16 matrix products fast
+
+
+def supports_bf16(device: torch.device, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether bf16 autocast is a win here: a GPU that has it, or a CPU with bf16 matrix units (as
+    `cpuinfo`, the kernel's list of CPU features, names them)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         try:
-            with open("/proc/cpuinfo") as handle:
+            with open(cpuinfo) as handle:
                 flags = next((line for line in handle if line.startswith("flags")), "")
         except OSError:
             return False
-        return "amx_bf16" in flags.split() or "avx512_bf16" in flags.split()
+        return any(flag in flags.split() for flag in BF16_MATRIX_FLAGS)
     return False
 
 

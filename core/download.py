@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import temp_file_beside
+from .checkpoint import atomic_writer
 from .errors import DownloadError
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -83,6 +83,51 @@ def _offline_hint(remote: RemoteFile, target: Path, placed: tuple[int, str | Non
     return hint + "."
 
 
+def _download(remote: RemoteFile, out, timeout: float, progress: ProgressFn | None, offline: str) -> None:
+    """Stream `remote` into the open file `out`; a DownloadError unless it arrives whole, with the
+    expected size and sha256."""
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        with urllib.request.urlopen(remote.url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or remote.size)
+            if progress:
+                progress(0, total)
+            while True:
+                block = response.read(1 << 16)
+                if not block:
+                    break
+                if done + len(block) > remote.size:
+                    raise DownloadError(
+                        f"Download of corpus '{remote.name}' from {remote.url} is larger than the expected "
+                        f"{remote.size} bytes; the server sent something else. Nothing was saved.")
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(
+            f"Download of corpus '{remote.name}' from {remote.url} failed: HTTP {exc.code} {exc.reason}. "
+            f"Try again later or pass a local file path instead. Nothing was saved. {offline}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, (socket.timeout, TimeoutError)):  # while connecting, reading headers or body
+            raise DownloadError(
+                f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
+                f"({done} bytes received). Check the network and try again, or pass a local file path "
+                f"instead. Nothing was saved. {offline}") from exc
+        raise DownloadError(
+            f"Cannot download corpus '{remote.name}' from {remote.url}: {reason}. Without network "
+            f"access, pass a local text file path instead (for example --corpus path/to/{remote.filename}). "
+            f"Nothing was saved. {offline}") from exc
+    if done != remote.size or digest.hexdigest() != remote.sha256:
+        raise DownloadError(
+            f"Download of corpus '{remote.name}' from {remote.url} failed verification: got {done} bytes "
+            f"with sha256 {digest.hexdigest()[:16]}…, expected {remote.size} bytes with sha256 "
+            f"{remote.sha256[:16]}…. The file was discarded; try again later.")
+
+
 def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float = 30.0,
           progress: ProgressFn | None = None) -> Path:
     """Return the verified local copy of `remote`, downloading it if needed.
@@ -97,60 +142,11 @@ def fetch(remote: RemoteFile, directory: Path | None = None, *, timeout: float =
         return target
     offline = _offline_hint(remote, target, placed)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         # A unique temporary name beside the target, so two downloads at once never share a partial file.
-        # With the umask's permissions, as every other file the project writes (mkstemp alone gives 0600).
-        handle, partial_name = temp_file_beside(target, suffix=".part")
-    except OSError as exc:
+        with atomic_writer(target, suffix=".part") as out:
+            _download(remote, out, timeout, progress, offline)
+    except OSError as exc:  # the cache folder or the temporary file in it, not the network
         raise DownloadError(
             f"Cannot write to the download cache {directory}: {exc.strerror or exc}. Set RNN_PLAYGROUND_CACHE "
             "to a writable folder, or pass a local file path instead.") from None
-    os.close(handle)
-    partial = Path(partial_name)
-    digest = hashlib.sha256()
-    done = 0
-    try:
-        try:
-            with urllib.request.urlopen(remote.url, timeout=timeout) as response, partial.open("wb") as out:
-                total = int(response.headers.get("Content-Length") or remote.size)
-                if progress:
-                    progress(0, total)
-                while True:
-                    block = response.read(1 << 16)
-                    if not block:
-                        break
-                    if done + len(block) > remote.size:
-                        raise DownloadError(
-                            f"Download of corpus '{remote.name}' from {remote.url} is larger than the expected "
-                            f"{remote.size} bytes; the server sent something else. Nothing was saved.")
-                    out.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-        except urllib.error.HTTPError as exc:
-            raise DownloadError(
-                f"Download of corpus '{remote.name}' from {remote.url} failed: HTTP {exc.code} {exc.reason}. "
-                f"Try again later or pass a local file path instead. Nothing was saved. {offline}") from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, (socket.timeout, TimeoutError)):  # while connecting, reading headers or body
-                raise DownloadError(
-                    f"Download of corpus '{remote.name}' from {remote.url} timed out after {timeout:g} s "
-                    f"({done} bytes received). Check the network and try again, or pass a local file path "
-                    f"instead. Nothing was saved. {offline}") from exc
-            raise DownloadError(
-                f"Cannot download corpus '{remote.name}' from {remote.url}: {reason}. Without network "
-                f"access, pass a local text file path instead (for example --corpus path/to/{remote.filename}). "
-                f"Nothing was saved. {offline}") from exc
-        if done != remote.size or digest.hexdigest() != remote.sha256:
-            raise DownloadError(
-                f"Download of corpus '{remote.name}' from {remote.url} failed verification: got {done} bytes "
-                f"with sha256 {digest.hexdigest()[:16]}…, expected {remote.size} bytes with sha256 "
-                f"{remote.sha256[:16]}…. The file was discarded; try again later.")
-        os.replace(partial, target)
-        return target
-    finally:
-        partial.unlink(missing_ok=True)
+    return target

@@ -29,6 +29,10 @@ class SamplingError(PlaygroundError):
     """Sampling settings or prime text are unusable."""
 
 
+class TraceError(PlaygroundError):
+    """A trace cannot be made: unsupported model, unusable text, or a bad analysis request."""
+
+
 class RunFolderError(PlaygroundError):
     """A run folder cannot be created or written, or its name is unusable."""
 

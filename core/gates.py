@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,18 +38,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import atomic_writer
 from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
-from .errors import PlaygroundError
+from .errors import TraceError
+from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
+from .loading import load_model
 from .model import describe_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
 _PREFIX_CHUNK = 2048  # a prefix runs through in chunks, so a long one needs little memory
-
-
-class TraceError(PlaygroundError):
-    """A trace cannot be made: unsupported model, unusable text, or a bad analysis request."""
 
 
 @dataclass(frozen=True)
@@ -284,7 +282,7 @@ class _Buffers:
         self.hiddens = torch.empty(capacity, rec.layers, rec.hidden, dtype=rec.dtype)
         self.log_probs = torch.empty(capacity, self.vocab_size, dtype=rec.dtype)
         if used:
-            for new, previous in zip((self.gates, self.cells, self.hiddens, self.log_probs), old):
+            for new, previous in zip((self.gates, self.cells, self.hiddens, self.log_probs), old, strict=True):
                 if new is not None:
                     new[:used] = previous[:used]
         self.capacity = capacity
@@ -334,7 +332,6 @@ class GateTracer:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, loop_threads: int | None = 1) -> GateTracer:
-        from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, "cpu")
         return cls(model, vocab, loop_threads)
 
@@ -639,23 +636,20 @@ class Trace:
                         prob, rank, bits)
 
     # --- analysis (core.gates_analysis does the work) ----------------------------------------
-    def saturation(self, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None):
+    def saturation(self, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
         """Fraction of steps each unit of each gate spends below `low` and above `high`."""
-        from .gates_analysis import saturation
         return saturation(self, low, high, keys)
 
     def feature(self, name: str | None = None, regex: str | None = None) -> np.ndarray:
         """A text feature at every step (the value after reading that step's character): [steps]."""
-        from .gates_analysis import text_feature
         if not self._length:
             raise TraceError("The trace has no steps yet: extend it with some text first.")
         return text_feature(self.prefix + self.text, name, regex)[len(self.prefix):]
 
     def find_units(self, name: str | None = None, regex: str | None = None, key: str | None = None,
-                   layer: int | None = None, top: int = 10):
+                   layer: int | None = None, top: int = 10) -> list[UnitMatch]:
         """Units of quantity `key` (default c for an LSTM, else h) ranked by |correlation| with a
         feature; all layers unless `layer` is given."""
-        from .gates_analysis import find_units
         return find_units(self, self.feature(name, regex), key, layer, top)
 
     # --- export --------------------------------------------------------------------------
@@ -706,7 +700,6 @@ class Trace:
     def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
         Python lists), atomically: the file appears complete or not at all."""
-        from .checkpoint import fsync_dir, temp_file_beside
         path = Path(path)
         layers = self._layers_arg(layers)
         header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
@@ -714,12 +707,11 @@ class Trace:
         row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = temp_file_beside(path)
         except OSError as exc:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to.") from None
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with atomic_writer(path, "w", encoding="utf-8") as out:
                 out.write(header[:-1] + ', "values": {')
                 for n, quantity in enumerate(self.quantities):
                     values = self.values(quantity.key)[:, layers]
@@ -732,17 +724,9 @@ class Trace:
                         out.write(text if t == 0 else "," + text)
                     out.write("]")
                 out.write("}}")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, path)
         except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to, with enough free space.") from None
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
         return path
 
 

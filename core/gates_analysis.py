@@ -6,6 +6,9 @@ right-saturated above 0.9; the fractions of steps spent in each are per unit.
 
 Unit search ranks the units of one quantity by the Pearson correlation of their values with
 a feature of the text, to find interpretable cells (inside quotes, line position, depth).
+
+The functions read a core.gates.Trace (its quantities and values); core.gates imports this module
+for Trace's own saturation() and find_units(), so this one names the Trace without importing it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,10 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .gates import TraceError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .gates import Trace
+from .errors import TraceError
 
 FEATURES: dict[str, str] = {
     "inside-quotes": "1 from a double quote up to (not including) the next one, else 0",
@@ -110,7 +109,7 @@ def correlations(values: np.ndarray, feature: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0).reshape(values.shape[1:])
 
 
-def find_units(trace: Trace, feature: np.ndarray, key: str | None = None, layer: int | None = None,
+def find_units(trace, feature: np.ndarray, key: str | None = None, layer: int | None = None,
                top: int = 10) -> list[UnitMatch]:
     """The `top` units of quantity `key` whose values correlate most strongly (either sign) with
     `feature` [steps], over all layers or one."""
@@ -172,7 +171,7 @@ class Saturation:
         return rows
 
 
-def saturation(trace: Trace, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
+def saturation(trace, low: float = 0.1, high: float = 0.9, keys: Sequence[str] | None = None) -> Saturation:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise TraceError(f"Saturation thresholds must be finite with low < high, got low {low} and high {high}.")
     if not len(trace):

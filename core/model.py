@@ -131,11 +131,12 @@ class CharRNN(nn.Module):
         for layer in range(layers):
             if layer:
                 x = fast_dropout(x, self.config.dropout)
-            params = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            params = [getattr(self.rnn, f"{name}_l{layer}")
+                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             hx = tuple(part[layer:layer + 1] for part in parts)
             result = _LAYER_OPS[cell](x, hx if cell == "lstm" else hx[0], params, True, 1, 0.0, True, False, True)
             x = result[0]
-            for final, tensor in zip(finals, result[1:]):
+            for final, tensor in zip(finals, result[1:], strict=True):
                 final.append(tensor)
         return x, state_like(state, [torch.cat(final) for final in finals])
 

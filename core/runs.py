@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes, read_metadata, temp_file_beside
+from .checkpoint import atomic_writer, read_metadata, temp_file_beside
 from .errors import CheckpointError, ConfigError, PlaygroundError, RunBusyError, RunFolderError
 from .events import Event
 from .model import describe_model
@@ -23,7 +23,7 @@ LAST, BEST = "last.safetensors", "best.safetensors"
 METRICS, STATUS = "metrics.jsonl", "run.json"
 LOCK = ".writer.lock"  # held (flock) by the one process writing the run; it also names that process
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-# What atomic_write_bytes leaves behind when its process dies mid-save: ".last.safetensors.k3j_x.tmp".
+# What atomic_writer leaves behind when its process dies mid-save: ".last.safetensors.k3j_x.tmp".
 _RUN_TEMPORARY = re.compile(r"\.(?:last\.safetensors|best\.safetensors|run\.json)\.[^/]*\.tmp")
 
 _ADJECTIVES = ("amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hardy", "ivory", "jolly",
@@ -260,8 +260,10 @@ def write_status(run_dir: Path, **fields) -> None:
     path = run_dir / STATUS
     status = read_status(run_dir)
     status.update(fields, updated=time.time())
+    data = json.dumps(status, indent=1, sort_keys=True).encode()
     try:
-        atomic_write_bytes(path, json.dumps(status, indent=1, sort_keys=True).encode())
+        with atomic_writer(path) as handle:
+            handle.write(data)
     except OSError as exc:
         exc.filename = str(path)  # not the temporary's name
         raise RunFolderError(describe_write_error(run_dir, exc)) from None

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
+from .config import MAX_SEED
 from .corpus import Vocab, describe_chars
 from .device import choose_threads, step_work, supports_bf16, torch_threads
 from .errors import SamplingError
+from .loading import load_model
 from .model import CharRNN, state_tensors
 
 SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
@@ -33,7 +35,6 @@ SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
 INT8_MIN_HIDDEN = 256
 
 MAX_SAMPLE_LENGTH = 10**9  # characters in one sample (about a gigabyte of text)
-MAX_SEED = 2**63 - 1
 
 _CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
@@ -96,7 +97,8 @@ def resolve_weights(weights: str, cell: str, hidden: int, device: torch.device) 
                             f"Use weights fp32 (or auto).")
     has_kernel = hasattr(torch, "_weight_int8pack_mm")
     if weights == "int8" and not has_kernel:
-        raise SamplingError(f"This torch ({torch.__version__}) lacks the int8 weight kernel. Use weights fp32 (or auto).")
+        raise SamplingError(f"This torch ({torch.__version__}) lacks the int8 weight kernel. "
+                            "Use weights fp32 (or auto).")
     if weights != "auto":
         return weights
     fast = cell == "lstm" and hidden >= INT8_MIN_HIDDEN and device.type == "cpu" and supports_bf16(device)
@@ -113,7 +115,8 @@ class Sampler:
 
     def __init__(self, model: CharRNN, vocab: Vocab, weights: str = "auto", threads: int | None = None):
         if model.config.vocab_size != len(vocab):
-            raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has {len(vocab)}.")
+            raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has "
+                                f"{len(vocab)}.")
         self.vocab = vocab
         self.config = model.config
         self.device = model.head.weight.device
@@ -165,7 +168,6 @@ class Sampler:
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str = "auto", weights: str = "auto",
                         threads: int | None = None) -> Sampler:
-        from .trainer import load_model  # the trainer owns how checkpoints become models
         model, vocab, _ = load_model(path, device)
         return cls(model, vocab, weights, threads)
 
@@ -220,7 +222,7 @@ class Sampler:
             # sampling tends to as the temperature falls, so that is the choice.
             return int(raw.argmax())  # the unscaled logits: several may have overflowed to inf
         point, total = rng.random() * mass, 0.0
-        for index, prob in enumerate(probs):
+        for index, prob in enumerate(probs):  # noqa: B007 (the index where the loop stops is the choice)
             total += prob
             if point < total:
                 break
@@ -272,10 +274,3 @@ class Sampler:
                 rows.append(self._step(token, state)[0].softmax(-1))
                 token = following
         return torch.stack(rows) if rows else torch.empty(0, len(self.vocab))
-
-    def next_logits(self, text: str) -> torch.Tensor:
-        """Logits for the character after `text` from the model's own forward (for checks)."""
-        with torch.inference_mode():
-            ids = self.vocab.encode(text).to(self.device).unsqueeze(0)
-            logits, _ = self._model(ids)
-            return logits[0, -1]

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import Iterable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from . import runs
 from .checkpoint import Checkpoint, load_checkpoint
+from .config import MAX_SEED, LoopConfig, TrainConfig, flag_of, new_default, option
 from .device import resolve_device
 from .errors import CheckpointError, ConfigError, PlaygroundError
 from .model import CELLS, RecurrentConfig, recurrent_parameters
@@ -36,11 +37,11 @@ from .series_data import (
     parse_freqs,
     split_point,
 )
-from .trainer import MAX_SEED, THREADS_HELP, TrainConfig, TrainControl, Trainer, _check_types, option
+from .trainer import TrainControl, Trainer
 
 __all__ = ["SeriesConfig", "SeriesModelConfig", "SeriesRNN", "SeriesTask", "Predictions", "Metric", "PRESETS",
-           "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries", "SeriesError",
-           "SeriesData", "Normalizer"]
+           "make_config", "load_data", "new_series_trainer", "predict", "resume_series", "load_series", "LoadedSeries",
+           "SeriesError", "SeriesData", "Normalizer"]
 
 KIND = "series"
 MAX_SIGNAL_POINTS = 100_000_000  # a built-in signal's --length (800 MB of float64)
@@ -50,8 +51,9 @@ EVAL_CHUNK = 4096  # teacher-forced evaluation runs the series in chunks of this
 # --------------------------------------------------------------------------- settings
 
 @dataclass
-class SeriesConfig:
-    """Everything that defines a series run. Each field's help is the CLI's help text."""
+class SeriesConfig(LoopConfig):
+    """Everything that defines a series run: its data and preset on top of the loop's settings.
+    Each field's help is the CLI's help text."""
     # data
     signal: str | None = option(None, f"built-in signal: {', '.join(SIGNALS)} (default: sine, unless --csv)")
     csv: str | None = option(None, "read the series from this CSV file instead of a built-in signal")
@@ -69,38 +71,26 @@ class SeriesConfig:
     data_seed: int = option(0, "seed for a built-in signal's noise and phases")
     period: int = option(0, "seasonal period in points for the seasonal-naive baseline "
                             "(0: the built-in signal's own period; none for CSV)")
-    val_fraction: float = option(0.2, "fraction at the end held out for validation (split by time, no shuffling)")
-    # model
     preset: str | None = option(None, "course: the lesson's settings (RNN, hidden 32, 1 layer, Adam lr 0.01 "
                                       "constant, one sequence of 20 points at a time, 75 steps)")
-    cell: str = option("lstm", "recurrent cell: lstm, gru or rnn")
-    hidden: int = option(32, "hidden units per layer")
-    layers: int = option(1, "recurrent layers")
-    dropout: float = option(0.0, "dropout between layers and before the output layer")
-    # training
+    # The loop's settings where a series run has its own default or words (the rest are LoopConfig's).
+    hidden: int = new_default(LoopConfig, "hidden", 32)
+    layers: int = new_default(LoopConfig, "layers", 1)
+    dropout: float = new_default(LoopConfig, "dropout", 0.0)
     batch: int = option(8, "parallel streams per step, each a contiguous stretch of the training part "
                            "(1 = the course's one sequence at a time)")
     seq: int = option(20, "points per window (backprop through time; the course uses 20)")
-    lr: float = option(1e-2, "peak Adam learning rate")
-    warmup: int = option(20, "steps of linear learning-rate warm-up")
-    lr_half_life: int = option(500, "steps for the learning rate to halve after warm-up (0 = constant)")
-    min_lr: float = option(1e-4, "floor the learning rate decays to (at most --lr: a higher floor holds it at --lr)")
-    clip: float = option(5.0, "gradient-norm clipping")
+    lr: float = new_default(LoopConfig, "lr", 1e-2)
+    warmup: int = new_default(LoopConfig, "warmup", 20)
+    lr_half_life: int = new_default(LoopConfig, "lr_half_life", 500)
     steps: int | None = option(None, "stop at this total step count (default when no budget is given: 2000)")
     epochs: float | None = option(None, "stop at this many passes over the training part")
     minutes: float | None = option(None, "stop after this many minutes")
+    val_fraction: float = option(0.2, "fraction at the end held out for validation (split by time, no shuffling)")
     val_every: int = option(100, "validate and save every this many steps, and also by time (see --val-seconds)")
-    val_seconds: float = option(30.0, "validate by time as well: the first within this many seconds of the start, "
-                                      "then whenever this long has passed and validation would take at most "
-                                      "about a tenth of the time since the last one (0 = by steps only)")
     seed: int = option(1234, "seed for weights and dropout")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    threads: int | None = option(None, THREADS_HELP)
     amp: bool = option(False, "bf16 mixed precision (off by default: regression needs the precision, and these "
                               "models are small)")
-    log_every: int = option(0, "steps between step events (0 = about four a second)")
-    run_name: str | None = option(None, "run folder name (default: generated)")
-    runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
     DEFAULT_STEPS = 2000
     CSV_ONLY = ("column", "inputs", "header", "drop_bad_rows")     # settings that only a CSV file uses
@@ -114,7 +104,7 @@ class SeriesConfig:
         """Refuse unusable settings. `given`: the names of the settings the user set (a CSV-only setting
         given for a built-in signal, or the reverse, is refused rather than ignored); by default, the
         settings that differ from their defaults."""
-        _check_types(self)
+        self.check_types()
         if self.csv and self.signal:
             raise ConfigError("Give either --signal or --csv, not both.")
         if not self.csv and (self.signal or "sine") not in SIGNALS:
@@ -145,7 +135,7 @@ class SeriesConfig:
         wrong = [name for name in other if name in given]
         if not wrong:
             return
-        flags = " and ".join(", ".join(f"--{name.replace('_', '-')}" for name in wrong).rsplit(", ", 1))
+        flags = " and ".join(", ".join(flag_of(name) for name in wrong).rsplit(", ", 1))
         one = len(wrong) == 1
         if self.csv:
             raise ConfigError(f"{flags} {'sets' if one else 'set'} up a built-in signal, but the data here is the "
@@ -169,8 +159,7 @@ class SeriesConfig:
         budget = {"steps": self.steps, "epochs": self.epochs, "minutes": self.minutes}
         if all(v is None for v in budget.values()):
             budget["steps"] = self.DEFAULT_STEPS
-        shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(SeriesConfig)}
-        settings = {name: getattr(self, name) for name in shared}
+        settings = {f.name: getattr(self, f.name) for f in fields(LoopConfig)}
         # No weight averaging: the lesson's small series models train to convergence, and the
         # course preset's 75 steps would mostly average the start.
         # embed 1: a series model has no embedding (its memory estimate reads the inputs directly).
@@ -180,14 +169,6 @@ class SeriesConfig:
     def model_config(self, features: int) -> SeriesModelConfig:
         return SeriesModelConfig(inputs=features, cell=self.cell, hidden=self.hidden, layers=self.layers,
                                  dropout=self.dropout)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SeriesConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _defaults(names) -> dict:

@@ -133,7 +133,7 @@ def generate_signal(name: str, length: int, *, noise: float | None = None,
         clean = np.sin(f * t)
     elif name == "sines":
         phases = rng.uniform(0.0, 2 * math.pi, len(freqs))
-        clean = sum(np.sin(fk * t + phase) / (k + 1) for k, (fk, phase) in enumerate(zip(freqs, phases)))
+        clean = sum(np.sin(fk * t + phase) / (k + 1) for k, (fk, phase) in enumerate(zip(freqs, phases, strict=True)))
     elif name == "damped":
         clean = np.exp(-i / DAMPING_POINTS) * np.sin(f * t)
     else:  # square: +1 on the first half of each period, -1 on the second (exact, no rounding at zero)

@@ -2,7 +2,9 @@
 
 One loop serves every kind of model: a `Task` supplies the model, the batches,
 the loss and the evaluation; the Trainer owns the device, optimizer, mixed
-precision, schedule, budget, control, events, metrics and checkpoints.
+precision, schedule, budget, control, events, metrics and checkpoints. Its
+settings are core.config's; the character task is core.chartask's, the series
+task core.series's.
 """
 
 from __future__ import annotations
@@ -14,41 +16,22 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields, replace
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from . import runs
+from .chartask import CharTask
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .corpus import (
-    DEFAULT_CORPUS,
-    Corpus,
-    Vocab,
-    absolute_spec,
-    check_size,
-    describe_chars,
-    load_corpus,
-    split_ids,
-    validation_spans,
-)
-from .device import (
-    check_threads,
-    choose_threads,
-    describe_device,
-    device_for_flag,
-    free_memory,
-    resolve_device,
-    step_work,
-    supports_bf16,
-    torch_threads,
-)
+from .config import DEFAULT_MINUTES, LoopConfig, TrainConfig
+from .corpus import Vocab, absolute_spec, load_corpus
+from .device import choose_threads, describe_device, resolve_device, step_work, supports_bf16, torch_threads
 from .download import REMOTE_CORPORA
-from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
+from .errors import CheckpointError, CorpusError, PlaygroundError
 from .events import (
     CheckpointSaved,
     ErrorEvent,
@@ -62,230 +45,16 @@ from .events import (
     Stopped,
     ValidationEvent,
 )
-from .model import (
-    CELLS,
-    GATES,
-    CharRNN,
-    ModelConfig,
-    StreamBatches,
-    detach_state,
-    recurrent_parameters,
-    state_like,
-    state_tensors,
-)
+from .loading import checkpoint_model
+from .model import detach_state, state_like, state_tensors
+from .sampling import Sampler
 
-DEFAULT_MINUTES = 10.0
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
 # Validation by time is spaced so it takes at most about this share of the run's time.
 VALIDATION_TIME_SHARE = 0.1
 
 
-THREADS_HELP = ("CPU threads for torch, 1 to the CPU count (default: automatic: 1, or one per free core for a "
-                "model large enough to gain from more; stays fast when other programs share the cores)")
-
-
-def option(default, help: str, more: str = ""):
-    """A config field with its help text, so the CLI documents every flag from one place. `help` is
-    the CLI's help and the app's one-line description; `more`, the longer one the app's F1 adds."""
-    return field(default=default, metadata={"help": help, "more": more})
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run. Each field's help is the CLI's help text."""
-    corpus: str = option(DEFAULT_CORPUS, "corpus: builtin:python-stdlib, tinyshakespeare, anna, a file or a folder",
-                         "The text the model learns to continue, character by character. builtin:python-stdlib "
-                         "ships with the app; tinyshakespeare and anna download once and are verified; a folder "
-                         "is read recursively (--glob picks the files). The last tenth is held out for validation "
-                         "(--val-fraction).")
-    glob: str = option("*", "file pattern when the corpus is a folder")
-    cell: str = option("lstm", "recurrent cell: lstm, gru or rnn",
-                       "LSTM and GRU have gates that decide what to keep, forget and show, and learn long-range "
-                       "patterns; RNN (tanh) is the plain recurrent cell, quicker per step but forgetful. The "
-                       "Gates screen shows the gates at work.")
-    hidden: int = option(512, "hidden units per layer",
-                         "The size of the state each layer carries from one character to the next. More units "
-                         "remember and predict more, but a step costs about the square of this.")
-    layers: int = option(2, "recurrent layers",
-                         "Recurrent layers stacked on each other, each reading the states of the one below. Two "
-                         "is usual; more can learn more but train slower.")
-    embed: int = option(64, "embedding size (the one-hot input times a learned matrix)",
-                        "Each character becomes a learned vector of this many numbers before the first layer. "
-                        "A few dozen is plenty for a vocabulary of a few hundred characters.")
-    dropout: float = option(0.3, "dropout between layers and before the output layer",
-                            "While training, this fraction of the values passed between layers (and to the "
-                            "output layer) is zeroed at random, so the model cannot lean on any one unit: less "
-                            "overfitting of small texts. Never during validation or sampling; 0 turns it off.")
-    batch: int = option(128, "parallel streams per step",
-                        "How many places in the text are read side by side in one step, each stream carrying "
-                        "its own hidden state. Larger batches give smoother updates and more characters per "
-                        "second (most on a GPU), but fewer steps per pass over the text.")
-    seq: int = option(100, "characters per window (backprop through time)",
-                      "How many characters each stream reads per step; the gradient flows back through this "
-                      "many (truncated backpropagation through time). The hidden state carries on into the "
-                      "next window, so the model can still use what came before.")
-    lr: float = option(3e-3, "peak Adam learning rate",
-                       "How far each update moves the weights at the top of the schedule: the rate warms up "
-                       "over --warmup steps, then halves every --lr-half-life steps down to --min-lr. Too high "
-                       "and the loss jumps or turns NaN; too low and it crawls.")
-    warmup: int = option(50, "steps of linear learning-rate warm-up")
-    lr_half_life: int = option(350, "steps for the learning rate to halve after warm-up (0 = constant)")
-    min_lr: float = option(1e-4, "floor the learning rate decays to (at most --lr: a higher floor holds it at --lr)")
-    clip: float = option(5.0, "gradient-norm clipping")
-    ema: float = option(0.99, "keep an exponential moving average of the weights with this decay (about the "
-                              "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)",
-                       "The average of the recent weights predicts better than the latest step's. Checkpoints "
-                       "hold the raw weights too, so resuming continues exactly.")
-    steps: int | None = option(None, "stop at this total step count")
-    epochs: float | None = option(None, "stop at this many passes over the training text")
-    minutes: float | None = option(None, "stop after this many minutes (default when no budget is given: 10)")
-    val_fraction: float = option(0.1, "fraction held out (from the end) for validation")
-    val_every: int = option(200, "validate, sample and save every this many steps, and also by time "
-                                 "(see --val-seconds)",
-                            "A validation measures the loss on the held-out text, shows a sample and saves a "
-                            "checkpoint (and the best so far). Besides every this many steps it comes by time: "
-                            "the first within --val-seconds (30) of the start, then spaced so validation takes "
-                            "at most about a tenth of the time. The live view says when the next one comes.")
-    val_seconds: float = option(30.0, "validate by time as well: the first within this many seconds of the start, "
-                                      "then whenever this long has passed and validation would take at most "
-                                      "about a tenth of the time since the last one (0 = by steps only)")
-    val_streams: int = option(32, "validation reads the split as this many parallel streams (1 = one stream)")
-    val_sample: int = option(500_000, "held-out characters each validation reads: a fixed sample spread over the "
-                                      "split when it is longer; the whole split is read when a run finishes "
-                                      "(0 = the whole split every time)")
-    sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
-    seed: int = option(1234, "seed for weights, dropout and samples",
-                       "The same seed and settings on the same device give the same run, step for step.")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps",
-                         "auto picks the CUDA GPU with the most free memory, else Apple's MPS, else the CPU.")
-    threads: int | None = option(None, THREADS_HELP)
-    amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
-    log_every: int = option(0, "steps between step events (0 = about four a second)")
-    run_name: str | None = option(None, "run folder name (default: generated)")
-    runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
-
-    def validate(self) -> None:
-        """Refuse any unusable setting, naming its flag ("--hidden must ..."), before anything is loaded
-        or allocated. The app's form shows these same messages beside its fields."""
-        _check_types(self)
-        for name in ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams"):
-            _check_range(name, getattr(self, name), 1)
-        for name in ("warmup", "lr_half_life", "log_every"):
-            _check_range(name, getattr(self, name), 0, note="0 = off")
-        _check_range("sample_chars", self.sample_chars, 0, MAX_SAMPLE_CHARS, note="0 = none")
-        _check_range("seed", self.seed, 0, MAX_SEED)
-        if not 0 < self.lr < 10:  # also refuses NaN
-            raise ConfigError(f"--lr must be positive (and sane), got {self.lr}.")
-        if not 0 <= self.min_lr < 10:
-            raise ConfigError(f"--min-lr (the floor the learning rate decays to) must be zero or positive (and "
-                              f"sane), got {self.min_lr:g}. Set --min-lr between 0 and --lr ({self.lr:g}).")
-        if self.val_sample < 0:
-            raise ConfigError(f"--val-sample must be 0 (the whole held-out split) or a number of characters, "
-                              f"got {self.val_sample}.")
-        if not 0 <= self.val_fraction < 0.9:
-            raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
-        if self.steps is not None:
-            _check_range("steps", self.steps, 1)
-        for name in ("epochs", "minutes"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value <= MAX_BUDGET:
-                raise ConfigError(f"--{name} must be a positive number (at most {MAX_BUDGET:g}), got {value}.")
-        if not 0 < self.clip < math.inf:
-            raise ConfigError(f"--clip must be a positive number, got {self.clip}.")
-        if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
-            raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
-                              f"seconds, got {self.val_seconds}.")
-        if not 0 <= self.ema < 1:
-            raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
-        if self.cell not in CELLS:
-            raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}.")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
-        if not self.corpus.strip():
-            raise ConfigError("--corpus must name a corpus: builtin:python-stdlib, a named corpus, a file or a folder.")
-        glob = Path(self.glob)
-        if not self.glob.strip() or glob.is_absolute() or ".." in glob.parts:
-            raise ConfigError(f"--glob must be a file pattern inside the corpus folder, such as '*.txt', "
-                              f"got {self.glob!r}.")
-        if self.threads is not None:
-            check_threads(self.threads)
-        ModelConfig(vocab_size=1, cell=self.cell, hidden=self.hidden, layers=self.layers, embed=self.embed,
-                    dropout=self.dropout)
-        self.check_memory(device_for_flag(self.device))
-
-    def training_bytes(self, vocab_size: int = 1) -> tuple[int, int]:
-        """About what training takes, in bytes: (the weights four or five times over: weights, gradients,
-        Adam's two moments, the weight average; the activations backprop keeps for one window)."""
-        c = self.model_config(vocab_size)
-        embed_rows = vocab_size if self.embed > 1 else 0  # a series model (embed 1) reads its inputs directly
-        weights = (embed_rows * c.embed + recurrent_parameters(c.cell, c.embed, c.hidden, c.layers)
-                   + c.hidden * vocab_size + vocab_size)
-        activations = self.batch * self.seq * c.layers * c.hidden * (GATES[c.cell] + 2)
-        return 4 * weights * (4 + (1 if self.ema else 0)), 4 * activations
-
-    def check_memory(self, device: torch.device, vocab_size: int = 1) -> None:
-        """Refuse, before allocating, a model whose training cannot fit in the memory free on `device`."""
-        weights, activations = self.training_bytes(vocab_size)
-        free = free_memory(device) if weights + activations > 64 * 2**20 else None  # small: no need to look
-        if free is not None and weights + activations > free:
-            embed = f", --embed {self.embed}" if self.embed > 1 else ""
-            raise ConfigError(f"--hidden {self.hidden}, --layers {self.layers}{embed}, --batch {self.batch} and --seq "
-                              f"{self.seq} need about {weights + activations:,} bytes to train ({weights:,} for the "
-                              f"weights and optimizer state, {activations:,} for the activations), more than the "
-                              f"{free:,} bytes free on {device}. Lower the largest of them.")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def model_config(self, vocab_size: int) -> ModelConfig:
-        return ModelConfig(vocab_size=vocab_size, cell=self.cell, hidden=self.hidden, layers=self.layers,
-                           embed=self.embed, dropout=self.dropout)
-
-
-MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
-MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
-MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _kind(cls, name: str) -> str:
-    kind = {f.name: f.type for f in fields(cls)}[name]
-    return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-
-
-def _check_types(config) -> None:
-    """Each setting has its declared type: a checkpoint's metadata or a form can hold anything."""
-    for f in fields(config):
-        value, kind = getattr(config, f.name), _kind(type(config), f.name)
-        if value is None and "None" in kind:
-            continue
-        if kind.startswith("bool"):
-            ok, wanted = isinstance(value, bool), "true or false"
-        elif kind.startswith("int"):
-            ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
-        elif kind.startswith("float"):
-            ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        else:
-            ok, wanted = isinstance(value, str), "text"
-        if not ok:
-            raise ConfigError(f"{_flag(f.name)} must be {wanted}, got {value!r}.")
-
-
-def _check_range(name: str, value: int, low: int, high: int | None = None, note: str = "") -> None:
-    if value < low or (high is not None and value > high):
-        bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{_flag(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")
-
-
-def learning_rate(config: TrainConfig, step: int) -> float:
+def learning_rate(config: LoopConfig, step: int) -> float:
     """Linear warm-up, then exponential decay by half-life, floored. Depends on the step alone,
     so a resumed run follows exactly the schedule of an uninterrupted one."""
     if step < config.warmup:
@@ -342,7 +111,7 @@ class TrainControl:
 # --------------------------------------------------------------------------- tasks
 
 class Task(Protocol):
-    """What the Trainer needs from a kind of model (see CharTask; core.series has another).
+    """What the Trainer needs from a kind of model (core.chartask.CharTask, core.series.SeriesTask).
 
     model: an nn.Module with a `.config` that has `to_dict()`; windows: optimisation steps per
     epoch; train_chars / val_chars: sizes shown in RunStarted, counted in `unit` (optional,
@@ -360,94 +129,6 @@ class Task(Protocol):
                                                            # whole: all held-out data, not a sample
     def preview(self, step: int) -> str | None: ...        # text shown at each validation
     def meta(self) -> dict: ...                            # JSON metadata for checkpoints
-
-
-class CharTask:
-    """Character-level language modelling on a corpus."""
-
-    kind = "char"
-
-    def __init__(self, config: TrainConfig, corpus: Corpus, vocab: Vocab, device: torch.device):
-        check_size(corpus, config.batch, config.seq, config.val_fraction)
-        self.config, self.corpus, self.vocab, self.device = config, corpus, vocab, device
-        lacking = vocab.missing(corpus.characters)
-        if lacking:
-            raise CorpusError(f"Corpus {corpus.source} has characters the checkpoint's vocabulary lacks: "
-                              f"{describe_chars(lacking)}. Resume with the original corpus, or start a new run.")
-        ids = corpus.ids(vocab)  # compact: 1 byte a character for up to 256 characters
-        train_ids, self.val_ids = split_ids(ids, config.val_fraction)
-        self.batches = StreamBatches(train_ids, config.batch, config.seq).to(device)
-        self.val_ids = self.val_ids.to(device)
-        self.train_chars, self.val_chars = len(train_ids), len(self.val_ids)
-        config.check_memory(device, len(vocab))  # now that the vocabulary's size is known
-        # A held-out split longer than --val-sample is validated on a fixed sample of it; a shorter
-        # one whole, exactly as always.
-        sampled = config.val_sample and len(self.val_ids) > config.val_sample
-        self.val_sample = validation_spans(self.val_ids, config.val_sample, config.val_streams) if sampled else None
-        self.val_sample_chars = self.val_sample[0].numel() if sampled else self.val_chars
-        self.model = CharRNN(config.model_config(len(vocab))).to(device)
-
-    @property
-    def windows(self) -> int:
-        return len(self.batches)
-
-    def init_state(self):
-        return self.model.init_state(self.config.batch, self.device)
-
-    def loss(self, window: int, state):
-        inputs, targets = self.batches.window(window)
-        logits, state = self.model(inputs, state)
-        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()), state
-
-    def evaluate(self, autocast, whole: bool = False) -> float | None:
-        if len(self.val_ids) < 2:
-            return None
-        if self.val_sample is not None and not whole:
-            return evaluate_streams(self.model, *self.val_sample, autocast=autocast)
-        return evaluate_char_model(self.model, self.val_ids, self.config.val_streams, autocast=autocast)
-
-    def preview(self, step: int) -> str | None:
-        if not self.config.sample_chars:
-            return None
-        from .sampling import Sampler, SampleSettings
-        settings = SampleSettings(temperature=0.8, length=self.config.sample_chars, seed=self.config.seed + step)
-        return Sampler(self.model, self.vocab).generate(settings)
-
-    def meta(self) -> dict:
-        return {"kind": self.kind, "vocab": list(self.vocab.chars),
-                "corpus": {"spec": self.corpus.spec, "source": self.corpus.source,
-                           "fingerprint": self.corpus.fingerprint, "chars": self.corpus.length}}
-
-
-def evaluate_char_model(model: CharRNN, ids: torch.Tensor, streams: int = 1, chunk: int = 1000,
-                        autocast=None) -> float:
-    """Mean cross-entropy (nats) over `ids`, dropout off, read as `streams` contiguous streams
-    whose hidden state is carried from chunk to chunk (streams=1 reads it as one stream)."""
-    streams = max(1, min(streams, (len(ids) - 1) // 2))
-    length = (len(ids) - 1) // streams
-    inputs = ids[:streams * length].view(streams, length)
-    targets = ids[1:streams * length + 1].view(streams, length)
-    return evaluate_streams(model, inputs, targets, chunk, autocast)
-
-
-def evaluate_streams(model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int = 1000,
-                     autocast=None) -> float:
-    """Mean cross-entropy (nats) of `targets` given `inputs`, both (streams, length) of ids of any
-    integer type, each row read as one stream whose hidden state is carried from chunk to chunk."""
-    streams, length = inputs.shape
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=inputs.device)
-    state = None
-    try:
-        with torch.inference_mode(), (autocast() if autocast else nullcontext()):
-            for start in range(0, length, chunk):
-                logits, state = model(inputs[:, start:start + chunk].long(), state)
-                total += F.cross_entropy(logits.float().flatten(0, 1),
-                                         targets[:, start:start + chunk].long().flatten(), reduction="sum").double()
-    finally:
-        model.train(was_training)
-    return float(total) / (streams * length)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -532,7 +213,6 @@ class Trainer:
     def snapshot_sampler(self):
         """A Sampler over a copy of the current weights (their average, when kept), taken between
         steps; safe to call from another thread while training runs (training waits only for the copy)."""
-        from .sampling import Sampler
         with self._step_lock, self._averaged_weights():
             return Sampler(self.model, self.task.vocab)
 
@@ -600,7 +280,7 @@ class Trainer:
             names = [name for name, _ in self.model.named_parameters()]
             # A run saved without an average starts one from its weights.
             self.averaged = [(saved[name] if raw else w).to(self.device).clone() for name, w in
-                             zip(names, self._weights)]
+                             zip(names, self._weights, strict=True)]
         _load_optimizer(self.optimizer, checkpoint)
         torch.set_rng_state(checkpoint.tensors["rng.torch"])
         if self.device.type == "cuda" and "rng.cuda" in checkpoint.tensors:
@@ -616,7 +296,8 @@ class Trainer:
         other_text = stored is not None and current is not None and stored != current
         if other_text or self.progress.window >= self.task.windows:
             self.progress.epoch, self.progress.window = self.progress.epoch + 1, 0
-        elif saved_state and all(s.shape == t.shape for s, t in zip(saved_state, state_tensors(self.state))):
+        elif saved_state and all(s.shape == t.shape
+                                 for s, t in zip(saved_state, state_tensors(self.state), strict=False)):
             self.state = state_like(self.state, [s.to(self.device) for s in saved_state])
 
     # -- budget
@@ -646,7 +327,8 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in weights.items()}
         if self.averaged is not None:
             tensors.update({f"raw.{k}": v for k, v in weights.items()})
-            tensors.update({f"model.{k}": v for (k, _), v in zip(self.model.named_parameters(), self.averaged)})
+            averaged = zip(self.model.named_parameters(), self.averaged, strict=True)
+            tensors.update({f"model.{k}": v for (k, _), v in averaged})
         opt_state = self.optimizer.state_dict()
         for index, state in opt_state["state"].items():
             for key, value in state.items():
@@ -967,37 +649,6 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) ->
         raise CheckpointError(f"{checkpoint.path}: optimizer state does not fit this model ({exc}).") from None
 
 
-def load_model(target: Path | str, device: str = "auto") -> tuple[CharRNN, Vocab, Checkpoint]:
-    """A character model and its vocabulary from a run folder or checkpoint file, on any device."""
-    checkpoint = load_checkpoint(runs.resolve_checkpoint(target))
-    if checkpoint.meta.get("kind", "char") != "char":
-        raise CheckpointError(f"{checkpoint.path} holds a {checkpoint.meta.get('kind')} model, not a character model.")
-    vocab, config = checkpoint_model(checkpoint)
-    model = CharRNN(config)
-    checkpoint.load_into(model)
-    return model.to(resolve_device(device)).eval(), vocab, checkpoint
-
-
-def checkpoint_model(checkpoint: Checkpoint) -> tuple[Vocab, ModelConfig]:
-    """The vocabulary and model description of a character checkpoint, checked against a strict schema
-    and against the tensors the file really holds, before anything is allocated."""
-    meta, path = checkpoint.meta, checkpoint.path
-    try:
-        config = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, AttributeError, PlaygroundError) as exc:
-        raise CheckpointError(f"{path} lacks a usable model description ({exc}).") from None
-    chars = meta.get("vocab")
-    if not isinstance(chars, list) or not all(isinstance(c, str) and len(c) == 1 for c in chars):
-        raise CheckpointError(f"{path}: its vocabulary must be a list of single characters; the file was changed "
-                              "or written by other code.")
-    if chars != sorted(set(chars)) or len(chars) != config.vocab_size:
-        raise CheckpointError(f"{path}: its vocabulary ({len(chars):,} entries) is not the sorted, distinct set of "
-                              f"{config.vocab_size:,} characters its model reads; the file was changed or written "
-                              "by other code.")
-    checkpoint.check_weights(config.parameter_count())
-    return Vocab(chars), config
-
-
 def _text_fingerprint(meta: dict) -> str | None:
     """The fingerprint of the text a run trains on (a character corpus or series data), where recorded."""
     source = meta.get("corpus") or meta.get("data")
@@ -1012,7 +663,8 @@ def _check_progress(checkpoint: Checkpoint) -> None:
     ok = isinstance(progress, dict) and all(
         isinstance(progress.get(k, 0), int) and not isinstance(progress.get(k, 0), bool) and progress.get(k, 0) >= 0
         for k in counters)
-    ok = ok and isinstance(progress.get("elapsed_s", 0.0), (int, float)) and 0 <= progress.get("elapsed_s", 0.0) < math.inf
+    elapsed = progress.get("elapsed_s", 0.0) if isinstance(progress, dict) else None
+    ok = ok and isinstance(elapsed, (int, float)) and 0 <= elapsed < math.inf
     ok = ok and (best is None or (isinstance(best, (int, float)) and math.isfinite(best)))
     if not ok:
         raise CheckpointError(f"{checkpoint.path}: its progress counters are not whole numbers of steps (or its best "

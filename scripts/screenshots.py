@@ -41,7 +41,8 @@ def key_table_markdown() -> str:
 async def take(size: tuple[int, int], seconds: float) -> None:
     import torch
 
-    from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+    from rnn_playground.core.config import TrainConfig
+    from rnn_playground.core.trainer import TrainControl, Trainer
     from rnn_playground.tui.app.shell import PlaygroundApp
     torch.set_num_threads(1)  # two runs and the UI share two cores here
     import os

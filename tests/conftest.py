@@ -32,7 +32,7 @@ def tiny_corpus(tmp_path) -> Path:
 
 
 def tiny_config(corpus: Path, **overrides):
-    from rnn_playground.core.trainer import TrainConfig
+    from rnn_playground.core.config import TrainConfig
     # Validation by steps alone (val_seconds=0): a loaded machine must not add validations by time.
     settings = dict(corpus=str(corpus), hidden=32, layers=2, embed=16, batch=8, seq=16, steps=40,
                     val_every=20, val_seconds=0, log_every=1, sample_chars=20, lr=1e-2, warmup=5, amp=False,

@@ -232,7 +232,7 @@ def test_training_forward_runs_the_modules_layers(cell, layers):
     logits, new_state = model.train()(ids, state)
     expected, expected_state = model.eval()(ids, state)
     assert torch.equal(logits, expected)
-    for got, want in zip(state_tensors(new_state), state_tensors(expected_state)):
+    for got, want in zip(state_tensors(new_state), state_tensors(expected_state), strict=True):
         assert got.shape == want.shape and torch.equal(got, want)
 
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from rnn_playground.core import checkpoint as ckpt
-from rnn_playground.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from rnn_playground.core.checkpoint import atomic_writer, load_checkpoint, read_metadata, save_checkpoint
 from rnn_playground.core.errors import CheckpointError
 
 META = {
@@ -102,7 +102,7 @@ def test_a_real_model_round_trips(tmp_path):
     loaded = load_checkpoint(path)
     clone = CharRNN(ModelConfig.from_dict(loaded.meta["model"]))
     clone.load_state_dict(loaded.group("model"))
-    for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -175,6 +175,36 @@ def test_saved_file_has_ordinary_permissions(saved):
     umask = os.umask(0)
     os.umask(umask)
     assert saved.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_atomic_writer_replaces_the_file_when_the_block_succeeds(tmp_path):
+    target = tmp_path / "sub" / "notes.txt"
+    with atomic_writer(target, "w", encoding="utf-8") as out:
+        out.write("first")
+    with atomic_writer(target, "w", encoding="utf-8") as out:
+        out.write("héllo")
+        assert target.read_text(encoding="utf-8") == "first"  # the new text is not visible while it is written
+    assert target.read_text(encoding="utf-8") == "héllo"
+    assert _folder(target) == ["notes.txt"]
+
+
+def test_atomic_writer_keeps_the_old_file_and_no_temporary_when_the_block_fails(tmp_path):
+    target = tmp_path / "status.json"
+    target.write_bytes(b"old")
+    with pytest.raises(ValueError, match="half way"):
+        with atomic_writer(target) as out:
+            out.write(b"new, but only half")
+            raise ValueError("half way")
+    assert target.read_bytes() == b"old"
+    assert _folder(target) == ["status.json"]
+
+
+def test_atomic_writer_files_get_the_umasks_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_writer(tmp_path / "a.bin") as out:
+        out.write(b"x")
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's own 0600
 
 
 def test_overwrite_replaces(saved):
@@ -384,7 +414,8 @@ def test_weights_that_do_not_fit_the_described_model_are_named(tiny_run):
     written by other code): loading, resuming and tracing say which tensors differ."""
     from rnn_playground.core.errors import CheckpointError
     from rnn_playground.core.gates import GateTracer
-    from rnn_playground.core.trainer import Trainer, load_model
+    from rnn_playground.core.loading import load_model
+    from rnn_playground.core.trainer import Trainer
     original = load_checkpoint(tiny_run / "last.safetensors")
     tensors = dict(original.tensors)
     for group in ("model", "raw"):

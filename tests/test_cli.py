@@ -16,9 +16,9 @@ import pytest
 from rich.console import Console
 
 from rnn_playground.core.checkpoint import load_checkpoint
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.events import SampleEvent, StepEvent, ValidationEvent
 from rnn_playground.core.runs import read_status
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.cli.main import build_parser, main
 from rnn_playground.tui.cli.render import TrainDisplay
 from rnn_playground.tui.viewmodel.monitor import RunMonitor

@@ -226,7 +226,7 @@ def test_split_is_configurable():
 
 
 def test_trainer_default_val_fraction_is_ten_percent():
-    from rnn_playground.core.trainer import TrainConfig
+    from rnn_playground.core.config import TrainConfig
     assert TrainConfig().val_fraction == 0.1
 
 

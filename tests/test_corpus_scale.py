@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from rnn_playground.core import corpus as corpus_mod
+from rnn_playground.core.chartask import evaluate_char_model, evaluate_streams
 from rnn_playground.core.corpus import Corpus, Vocab, compact_dtype, load_corpus, validation_spans
 from rnn_playground.core.errors import CorpusError
 from rnn_playground.core.events import RunStarted, ValidationEvent
-from rnn_playground.core.trainer import Trainer, evaluate_char_model, evaluate_streams
+from rnn_playground.core.trainer import Trainer
 
 from .conftest import TINY_TEXT, run_to_end, tiny_config
 
@@ -116,7 +117,8 @@ def test_peak_memory_grows_by_about_one_byte_a_character(tmp_path):
     chars = path.stat().st_size
     script = textwrap.dedent(f"""
         import json, resource, torch
-        from rnn_playground.core.trainer import CharTask, TrainConfig
+        from rnn_playground.core.chartask import CharTask
+        from rnn_playground.core.config import TrainConfig
         from rnn_playground.core.corpus import Vocab, load_corpus
         torch.zeros(1000).sum()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -142,7 +144,7 @@ def test_validation_spans_are_fixed_spread_and_true_next_characters():
     assert torch.equal(targets, inputs + 1)                              # each target is the next character
     assert inputs[0, 0] == 0 and targets[-1, -1] == len(ids) - 1         # from the start to the end
     starts = inputs[:, 0].tolist()
-    assert all(b - a >= 250 for a, b in zip(starts, starts[1:]))         # spans do not overlap
+    assert all(b - a >= 250 for a, b in zip(starts, starts[1:], strict=False))         # spans do not overlap
     again, _ = validation_spans(ids, 1000, 4)
     assert torch.equal(again, inputs)
 
@@ -186,9 +188,10 @@ def test_val_sample_must_not_be_negative(tiny_corpus):
 
 def test_headless_log_names_the_sample(tiny_corpus, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10", "--val-every", "5",
-         "--val-sample", "200", "--val-streams", "4", "--hidden", "16", "--embed", "8", "--batch", "8", "--seq", "16",
-         "--sample-chars", "0", "--device", "cpu", "--no-amp", "--runs-dir", str(tmp_path / "runs")],
+        [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "10",
+         "--val-every", "5", "--val-sample", "200", "--val-streams", "4", "--hidden", "16", "--embed", "8",
+         "--batch", "8", "--seq", "16", "--sample-chars", "0", "--device", "cpu", "--no-amp",
+         "--runs-dir", str(tmp_path / "runs")],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     said = " ".join(result.stderr.split())  # Rich wraps lines to the terminal's width

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -98,9 +100,51 @@ def test_describe_device():
     assert describe_device(torch.device("cpu")).startswith("cpu (")
 
 
-def test_supports_bf16_is_a_bool():
-    assert isinstance(supports_bf16(torch.device("cpu")), bool)
+def test_bf16_on_this_cpu_follows_the_bf16_matrix_units_the_kernel_lists():
+    """Read /proc/cpuinfo here independently (every CPU's flags line): bf16 autocast is chosen exactly
+    when the CPU has amx_bf16 or avx512_bf16, and then torch agrees that it computes in bf16 here."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo on this system")
+    flags = {flag for line in cpuinfo.read_text().splitlines() if line.startswith("flags")
+             for flag in line.partition(":")[2].split()}
+    has_units = bool(flags & {"amx_bf16", "avx512_bf16"})
+    assert supports_bf16(torch.device("cpu")) is has_units
+    if has_units:
+        assert torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            product = torch.ones(8, 8) @ torch.ones(8, 8)
+        assert product.dtype == torch.bfloat16 and torch.equal(product.float(), torch.full((8, 8), 8.0))
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse2 avx2 fma", False),
+    ("fpu avx2 avx512f avx512bw avx512_vnni", False),       # AVX-512 without its bf16 instructions
+    ("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+    ("fpu avx2 amx_tile amx_bf16 amx_int8", True),
+    ("fpu avx512_bf16x", False),                             # a whole flag, not a part of one
+])
+def test_bf16_on_a_cpu_is_chosen_by_its_flags(tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\n\n")
+    assert supports_bf16(torch.device("cpu"), cpuinfo=str(cpuinfo)) is expected
+
+
+def test_bf16_without_a_cpu_feature_list_or_on_other_devices_is_off(tmp_path):
+    assert supports_bf16(torch.device("cpu"), cpuinfo=str(tmp_path / "absent")) is False
+    (tmp_path / "no-flags").write_text("processor\t: 0\n")
+    assert supports_bf16(torch.device("cpu"), cpuinfo=str(tmp_path / "no-flags")) is False
     assert supports_bf16(torch.device("meta")) is False
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU here")
+def test_bf16_on_a_gpu_is_what_torch_reports_and_runs():
+    device = torch.device("cuda:0")
+    assert supports_bf16(device) is torch.cuda.is_bf16_supported()
+    if supports_bf16(device):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            product = torch.ones(8, 8, device=device) @ torch.ones(8, 8, device=device)
+        assert product.dtype == torch.bfloat16 and torch.equal(product.float().cpu(), torch.full((8, 8), 8.0))
 
 
 @pytest.mark.parametrize("spec", ["cpu:0", "CPU:0"])

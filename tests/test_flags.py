@@ -174,8 +174,8 @@ def test_series_data_seed_must_not_be_negative(capsys):
 
 
 def test_a_model_too_large_for_memory_is_refused_with_its_size_before_allocating():
+    from rnn_playground.core.config import TrainConfig
     from rnn_playground.core.errors import ConfigError
-    from rnn_playground.core.trainer import TrainConfig
     config = TrainConfig(hidden=100_000_000, device="cpu")
     weights, activations = config.training_bytes()
     assert weights > 10**17  # 4 x 10^16 LSTM weights of 4 bytes, four times over with Adam, and the average

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from rnn_playground.core.corpus import Vocab
-from rnn_playground.core.errors import PlaygroundError
-from rnn_playground.core.gates import QUANTITIES, GateTracer, RecurrentState, TraceError
+from rnn_playground.core.errors import PlaygroundError, TraceError
+from rnn_playground.core.gates import QUANTITIES, GateTracer, RecurrentState
 from rnn_playground.core.gates_analysis import FEATURES, correlations, text_feature
 
 TEXT = 'She said "run (fast)" and [then {left}].\nHe asked "why?" - no answer.\n'

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from rnn_playground.core import runs
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import StepEvent, ValidationEvent
 from rnn_playground.core.runs import delete_run, run_details
-from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.monitor import RunMonitor, RunWatcher, Series
 from rnn_playground.tui.viewmodel.settings import check_corpus, check_settings, config_form_values, name_settings
 

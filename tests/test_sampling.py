@@ -11,9 +11,10 @@ import torch
 from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.device import supports_bf16
 from rnn_playground.core.errors import SamplingError
+from rnn_playground.core.loading import load_model
 from rnn_playground.core.model import CharRNN, ModelConfig
 from rnn_playground.core.sampling import INT8_MIN_HIDDEN, Int8Matrix, Sampler, SampleSettings, resolve_weights
-from rnn_playground.core.trainer import Trainer, load_model
+from rnn_playground.core.trainer import Trainer
 
 from .conftest import TINY_TEXT, tiny_config
 
@@ -134,7 +135,7 @@ def test_top_k_at_least_the_vocab_is_plain_sampling(sampler, trained):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_single_step_logits_match_the_full_forward(cell, layers):
-    text = "the fast path must agree with nn.%s, step after step." % cell.upper()
+    text = f"the fast path must agree with nn.{cell.upper()}, step after step."
     vocab = Vocab.from_text(text)
     torch.manual_seed(11)
     model = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, hidden=24, layers=layers, embed=6, dropout=0.3))

@@ -20,6 +20,7 @@ from rnn_playground.core.events import (
     Stopped,
     ValidationEvent,
 )
+from rnn_playground.core.loading import load_model
 from rnn_playground.core.runs import list_runs, read_status
 from rnn_playground.core.series import (
     FREE_RUN,
@@ -40,7 +41,7 @@ from rnn_playground.core.series import (
     teacher_forced,
 )
 from rnn_playground.core.series_data import SeriesError, generate_signal
-from rnn_playground.core.trainer import TrainControl, Trainer, load_model
+from rnn_playground.core.trainer import TrainControl, Trainer
 
 
 def tiny(**overrides) -> SeriesConfig:
@@ -56,7 +57,7 @@ def csv_file(tmp_path, rows: int = 400):
     t = np.arange(rows)
     x = np.cos(t * np.pi / 20)
     value = 10 + 3 * np.sin(t * np.pi / 20) + 0.5 * x
-    lines = ["day,value,x"] + [f"{i},{v:.6f},{c:.6f}" for i, v, c in zip(t, value, x)]
+    lines = ["day,value,x"] + [f"{i},{v:.6f},{c:.6f}" for i, v, c in zip(t, value, x, strict=True)]
     path = tmp_path / "series.csv"
     path.write_text("\n".join(lines) + "\n")
     return path

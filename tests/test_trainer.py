@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from rnn_playground.core.chartask import CharTask
 from rnn_playground.core.checkpoint import load_checkpoint
 from rnn_playground.core.errors import CorpusError
 from rnn_playground.core.events import (
@@ -26,7 +27,7 @@ from rnn_playground.core.events import (
     event_from_json,
 )
 from rnn_playground.core.runs import read_status
-from rnn_playground.core.trainer import CharTask, TrainControl, Trainer, learning_rate
+from rnn_playground.core.trainer import TrainControl, Trainer, learning_rate
 
 from .conftest import run_to_end, tiny_config
 
@@ -99,19 +100,20 @@ def test_averaged_weights_follow_the_moving_average(tiny_corpus):
     for event in trainer.run():
         if isinstance(event, StepEvent):  # yielded right after step `event.step`
             decay = min(0.9, event.step / (9 + event.step))  # (1 + s) / (10 + s) for the step s just taken
-            for average, weight in zip(expected, trainer.model.parameters()):
+            for average, weight in zip(expected, trainer.model.parameters(), strict=True):
                 average.mul_(decay).add_(weight.detach(), alpha=1 - decay)
-    assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(trainer.averaged, expected))
-    assert not all(torch.equal(a, w) for a, w in zip(trainer.averaged, trainer.model.parameters()))
+    assert all(torch.allclose(a, e, atol=1e-6) for a, e in zip(trainer.averaged, expected, strict=True))
+    assert not all(torch.equal(a, w) for a, w in zip(trainer.averaged, trainer.model.parameters(), strict=True))
 
 
 def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
-    from rnn_playground.core.trainer import evaluate_char_model, load_model
+    from rnn_playground.core.chartask import evaluate_char_model
+    from rnn_playground.core.loading import load_model
     trainer = Trainer(tiny_config(tiny_corpus, steps=40, val_every=40, ema=0.9))
     events = run_to_end(trainer)
     val_loss = [e.val_loss for e in events if isinstance(e, ValidationEvent)][-1]
     checkpoint = load_checkpoint(trainer.run_dir / "last.safetensors")
-    for (name, weight), average in zip(trainer.model.named_parameters(), trainer.averaged):
+    for (name, weight), average in zip(trainer.model.named_parameters(), trainer.averaged, strict=True):
         assert torch.equal(checkpoint.tensors[f"model.{name}"], average)   # what sampling loads
         assert torch.equal(checkpoint.tensors[f"raw.{name}"], weight)      # what resuming continues
     model, _, _ = load_model(trainer.run_dir, "cpu")
@@ -121,8 +123,8 @@ def test_validation_samples_and_saved_models_use_the_average(tiny_corpus):
     # the live model's sampler sees the average too; the training weights are untouched by the swap
     before = [w.clone() for w in trainer.model.parameters()]
     sampler = trainer.snapshot_sampler()
-    assert all(torch.equal(s, a) for s, a in zip(sampler._model.parameters(), trainer.averaged))
-    assert all(torch.equal(w, b) for w, b in zip(trainer.model.parameters(), before))
+    assert all(torch.equal(s, a) for s, a in zip(sampler._model.parameters(), trainer.averaged, strict=True))
+    assert all(torch.equal(w, b) for w, b in zip(trainer.model.parameters(), before, strict=True))
 
 
 def test_no_averaging_saves_the_weights_alone(tiny_corpus):
@@ -135,7 +137,7 @@ def test_no_averaging_saves_the_weights_alone(tiny_corpus):
         assert torch.equal(checkpoint.tensors[f"model.{name}"], weight)
     # resuming it with averaging on starts the average from its weights
     resumed = Trainer.resume(trainer.run_dir, steps=12, ema=0.5)
-    assert all(torch.equal(a, w) for a, w in zip(resumed.averaged, resumed.model.parameters()))
+    assert all(torch.equal(a, w) for a, w in zip(resumed.averaged, resumed.model.parameters(), strict=True))
 
 
 def test_resume_refuses_corpus_with_unknown_characters(tiny_run, tmp_path):
@@ -368,7 +370,7 @@ def test_snapshots_sample_without_disturbing_training(tiny_corpus):
     assert texts and all(len(t) == 20 for t in texts)
     assert losses == plain
     final = trainer.snapshot_sampler()  # the averaged weights, what the run's checkpoints hold
-    for sampled, average in zip(final._model.parameters(), trainer.averaged):
+    for sampled, average in zip(final._model.parameters(), trainer.averaged, strict=True):
         assert torch.equal(sampled, average)
 
 
@@ -406,7 +408,7 @@ def test_slow_steps_validate_by_time_before_the_step_interval(tiny_corpus):
     assert [e.step for e in events if isinstance(e, SampleEvent)] == validated
     elapsed = {e.step: e.elapsed_s for e in events if isinstance(e, StepEvent)}
     by_time = validated[:-1]  # the last one is the end of the budget
-    gaps = [elapsed[b] - elapsed[a] for a, b in zip(by_time, by_time[1:])]
+    gaps = [elapsed[b] - elapsed[a] for a, b in zip(by_time, by_time[1:], strict=False)]
     assert gaps and min(gaps) >= 9 * 0.05, gaps
     # each step event says when the next validation comes: by time here (the step rule is far off)
     after_first = [e for e in events if isinstance(e, StepEvent) and 1 < e.step < by_time[1]]

@@ -348,7 +348,7 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
     torch.OutOfMemoryError, as CUDA's allocator does; the next run is left alone."""
     import torch
 
-    from rnn_playground.core.trainer import CharTask
+    from rnn_playground.core.chartask import CharTask
     real_loss, calls = CharTask.loss, []
 
     def loss(self, window, state):
@@ -388,11 +388,11 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
     and says so; then a run with a good run's settings trains."""
     import torch
 
-    from rnn_playground.core import trainer as trainer_module
+    from rnn_playground.core import chartask
     from rnn_playground.core.trainer import MAX_BAD_STEPS
     from rnn_playground.tui.app.screens.runs import RunsScreen
     from rnn_playground.tui.app.screens.train import TrainScreen
-    real_model, built = trainer_module.CharRNN, []
+    real_model, built = chartask.CharRNN, []
 
     def poisoned_once(config):
         model = real_model(config)
@@ -402,7 +402,7 @@ async def test_non_finite_loss_in_the_app_is_logged_and_notified_and_a_new_run_t
         built.append(model)
         return model
 
-    monkeypatch.setattr(trainer_module, "CharRNN", poisoned_once)
+    monkeypatch.setattr(chartask, "CharRNN", poisoned_once)
     app = make_app(tmp_path, runs_dir=tiny_run.parent,
                    initial_config=long_config(tiny_corpus, lr=3e-3, log_every=1))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -832,13 +832,13 @@ async def test_a_new_run_clears_the_previous_sample_and_says_when_it_validates(t
 
 
 async def test_every_form_field_describes_itself_and_f1_explains_it(tmp_path, tiny_corpus):
-    """The one-line description of the focused field is its CLI --help text (core.trainer's field
+    """The one-line description of the focused field is its CLI --help text (core.config's field
     help); F1 in the field opens the help with the longer one, the flag and the default."""
     import dataclasses
 
     from textual.widgets import Select
 
-    from rnn_playground.core.trainer import TrainConfig
+    from rnn_playground.core.config import TrainConfig
     from rnn_playground.tui.app.screens.help import HelpScreen
     helps = {f.name: f.metadata for f in dataclasses.fields(TrainConfig)}
 

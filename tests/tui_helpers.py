@@ -24,9 +24,9 @@ from textual.widgets import DataTable, Input
 
 from rnn_playground.core import runs
 from rnn_playground.core.checkpoint import save_checkpoint
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.events import CheckpointSaved, RunStarted, SampleEvent, StepEvent, ValidationEvent
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 STYLES = Path(__file__).resolve().parents[1] / "tui" / "app" / "styles"
@@ -295,9 +295,9 @@ def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64
     """A character model with fixed random weights, saved as the trainer saves one."""
     import torch
 
+    from rnn_playground.core.config import TrainConfig
     from rnn_playground.core.corpus import Vocab
     from rnn_playground.core.model import CharRNN
-    from rnn_playground.core.trainer import TrainConfig
     Path(corpus).write_text(CORPUS, encoding="utf-8")
     vocab = Vocab.from_text(CORPUS)
     config = TrainConfig(corpus=corpus, cell=cell, hidden=hidden, layers=layers, embed=16, dropout=0.0)

@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.reactive import var
 from textual.screen import Screen
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo, list_devices, pick_auto_device
 from rnn_playground.core.runs import default_runs_dir
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.controller import SAVING, RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_loss
 

@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import check_threads, device_for_flag, list_devices
 from rnn_playground.core.errors import CheckpointError
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
-from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 

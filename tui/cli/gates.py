@@ -13,8 +13,8 @@ from rich.text import Text
 
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads
-from rnn_playground.core.errors import CorpusError
-from rnn_playground.core.gates import GateTracer, Trace, TraceError
+from rnn_playground.core.errors import CorpusError, TraceError
+from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import fmt_layer, layer_number

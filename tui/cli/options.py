@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from rnn_playground.core.config import flag_of
 from rnn_playground.tui.viewmodel.format import with_default
-from rnn_playground.tui.viewmodel.settings import field_type, flag_of
+from rnn_playground.tui.viewmodel.settings import field_type
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -25,9 +26,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
 
     With defaults=False every flag defaults to None (its help still names the default), for
     commands that fill unset values from elsewhere; `explicit_options` is the other way to
-    tell which flags were typed.
+    tell which flags were typed. A config's own fields come first, then those it inherits (the
+    loop settings every kind of run shares), so `train --help` starts with the corpus.
     """
-    for f in dataclasses.fields(cls):
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in dataclasses.fields(base)}
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name in inherited):
         if f.name in skip or "help" not in f.metadata:
             continue
         flag = flag_of(f.name)

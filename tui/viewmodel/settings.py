@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnn_playground.core.config import TrainConfig, flag_of
 from rnn_playground.core.corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus, minimum_chars
 from rnn_playground.core.download import REMOTE_CORPORA, cache_dir
 from rnn_playground.core.errors import ConfigError, PlaygroundError
-from rnn_playground.core.trainer import TrainConfig
 
 # --------------------------------------------------------------------------- settings
 
@@ -54,11 +54,6 @@ def field_type(field: dataclasses.Field) -> type:
 
 def _field_type(name: str) -> type:
     return field_type({f.name: f for f in dataclasses.fields(TrainConfig)}[name])
-
-
-def flag_of(name: str) -> str:
-    """The command-line flag of a TrainConfig field: val_every -> --val-every."""
-    return "--" + name.replace("_", "-")
 
 
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)(?![\w-])")
@@ -231,7 +226,7 @@ def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:
 
 def budget_of(config: TrainConfig | Mapping) -> tuple[str, float | int]:
     """(kind, value) of a config's budget; the trainer's default (minutes) when none is set."""
-    from rnn_playground.core.trainer import DEFAULT_MINUTES
+    from rnn_playground.core.config import DEFAULT_MINUTES
     data = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
     for kind in ("steps", "epochs", "minutes"):
         if data.get(kind) is not None:

@@ -253,7 +253,7 @@ class SampleScreen(PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="sample-load", exit_on_error=False)
     def _load(self, run: Path) -> None:
-        from rnn_playground.core.trainer import load_model
+        from rnn_playground.core.loading import load_model
         try:
             model, vocab, checkpoint = load_model(run, "cpu")
             sampler = Sampler(model, vocab)

@@ -14,8 +14,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.runs import writer_of
-from rnn_playground.core.trainer import TrainConfig, TrainControl, Trainer
+from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import SAVING, InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help

@@ -12,8 +12,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.widgets.select import InvalidSelectValueError
 
+from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo
-from rnn_playground.core.trainer import TrainConfig
 from rnn_playground.tui.viewmodel.format import fmt_memory
 from rnn_playground.tui.viewmodel.settings import (
     BUDGET_KINDS,
