@@ -88,6 +88,17 @@ def diverging(values: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(np.nan_to_num(out, nan=0.0), -1.0, 1.0)
 
 
+@dataclass(frozen=True)
+class HeatRow:
+    """One heatmap line: a quantity's values over the units of a layer."""
+    label: str          # "Learn gate N_t = g_t"
+    short: str          # "Learn N_t=g_t", for narrow panels
+    standard: str       # "candidate"
+    values: np.ndarray  # on [-1, 1], one per unit
+    raw: float          # the selected unit's value, as computed (not rescaled)
+    key: str
+
+
 SCALE_NOTE = ("scale: gates 0 blue, 0.5 neutral, 1 red; tanh values -1 blue, +1 red; "
               "c, kept and written as tanh(value)")
 # Without colour (NO_COLOR) each unit is a bar whose height is its value: say that, not colours.
