@@ -119,11 +119,11 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await press(pilot, "x")
 
         app.open_run("gates", tiny_run)
-        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace, 20, "gates")
+        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace, 20, "gates")
         gates = app.screen
         await check(GatesScreen)
         await run_from_palette(pilot, "Saturation")
-        assert gates.view == "saturation"
+        assert gates.gates.view == "saturation"
         await press(pilot, "o")
         await check(GatesScreen)                                    # in the text field: Leave field
 
