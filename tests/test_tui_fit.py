@@ -85,7 +85,7 @@ async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
         screen = await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint
                                 and app.screen, what="checkpoint")
         await pilot.press("l", "g")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="a sample")
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated, what="a sample")
         await pilot.pause()
         assert_whole(app)
 

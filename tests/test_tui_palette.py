@@ -107,14 +107,14 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         sample.set_focus(sample.prime_input)
         await check(SampleScreen)                                   # in the prime: Leave field, and every key
         # Run by name from inside the field: the letter keys type there, the palette does not.
-        temperature = sample.temperature
+        temperature = sample.stream.temperature
         await run_from_palette(pilot, "Temp+")
-        assert sample.temperature > temperature and sample.prime_input.value == "The"
+        assert sample.stream.temperature > temperature and sample.prime_input.value == "The"
         sample.set_focus(None)
         for _ in range(4):
             await press(pilot, "w")                                 # a slow typewriter: it is still streaming
         await press(pilot, "g")
-        await wait_for(pilot, lambda: sample.streaming, 10, "streaming")
+        await wait_for(pilot, lambda: sample.stream.streaming, 10, "streaming")
         await check(SampleScreen)                                   # Stop
         await press(pilot, "x")
 

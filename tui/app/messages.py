@@ -7,12 +7,16 @@ queued and the UI never falls behind its workers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from textual.message import Message
 
 from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+from rnn_playground.core.sampling import SampleSettings
 from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, OpenedText
+from rnn_playground.tui.viewmodel.sample_session import SourceInfo
+from rnn_playground.tui.viewmodel.sample_view import StreamChunk
 
 # -- gates (Message.__post_init__ initialises a dataclass message: no __init__ call of its own)
 
@@ -45,5 +49,41 @@ class AnalysisReady(Message):
     """Saturation or a unit search over the whole trace, or its error."""
     job: AnalysisJob
     result: Saturation | list[UnitMatch] | None
+    error: str | None = None
+    bubble = False
+
+
+# -- sample
+
+@dataclass
+class SamplerLoaded(Message):
+    """A run's sampler loaded for the Sample screen (source None and an error when it could not be)."""
+    run: Path
+    source: SourceInfo | None
+    error: str | None = None
+    bubble = False
+
+
+@dataclass
+class SampleChunkMessage(Message):
+    """New text of the stream of generation `generation`."""
+    generation: int
+    chunk: StreamChunk
+    bubble = False
+
+
+@dataclass
+class SampleFailed(Message):
+    generation: int
+    error: str
+    bubble = False
+
+
+@dataclass
+class GhostReady(Message):
+    """A complete-as-you-type continuation made with `settings` (or its error)."""
+    generation: int
+    settings: SampleSettings
+    chunk: StreamChunk | None
     error: str | None = None
     bubble = False
