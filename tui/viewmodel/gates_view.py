@@ -63,7 +63,7 @@ CELL_UPDATE = ("kept", "written")
 def quantity_labels(cell: str) -> tuple[QuantityLabel, ...]:
     """Every quantity of a cell, those the lesson names in the lesson's order (Learn, Forget,
     Remember, Use), then the rest (the split of the cell update into kept and written) in the engine's."""
-    quantities = QUANTITIES["rnn" if cell.startswith("rnn") else cell]
+    quantities = QUANTITIES.get(cell) or QUANTITIES["rnn"]
     rest = len(LESSON_ORDER)
     ordered = sorted(quantities, key=lambda q: LESSON_ORDER.index(q.key) if q.gate and q.key in LESSON_ORDER else rest)
     return tuple(QuantityLabel(q) for q in ordered)
