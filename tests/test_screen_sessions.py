@@ -51,10 +51,10 @@ def run_jobs(session: GatesSession, jobs) -> list:
     follow = []
     for job in jobs:
         if isinstance(job, ExtendJob):
-            extend_trace(job, session.lock)
+            extend_trace(job)
             follow += session.extended(job.generation, True)
         else:
-            session.analysed(job, run_analysis(job, session.lock), None)
+            session.analysed(job, run_analysis(job), None)
     return follow
 
 
@@ -78,7 +78,7 @@ def test_the_gates_cursor_moves_by_steps_words_pages_and_ends(tiny_run):
     assert step_line(session).goal == session.pending
     # moving on while it extends asks for more: the running job keeps its target, its end asks for the rest
     assert session.edge(1) == [] and session.target == len(TEXT) - 1 and session.cursor == len(TEXT) - 1
-    extend_trace(job, session.lock)
+    extend_trace(job)
     assert len(trace) == job.target + 1
     [rest] = session.extended(job.generation, True)
     assert rest.target == len(TEXT) - 1 and session.pending == len(TEXT) - 1
@@ -135,7 +135,7 @@ def test_a_new_text_cancels_the_extension_of_the_old_one(tiny_run):
     [job] = session.edge(1)
     generation = session.start_load()
     assert job.cancel.is_set() and not session.extending
-    assert extend_trace(job, session.lock) == 2  # stops before its first chunk
+    assert extend_trace(job) == 2  # stops before its first chunk
     assert session.extended(job.generation, True) == []  # an old text's result is dropped
     tracer = session.tracer
     assert session.loaded(generation, open_text(tracer, session.meta, TextRequest("text", "def f(x):"))) == []

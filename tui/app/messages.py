@@ -33,9 +33,8 @@ class GatesLoaded(Message):
 
 @dataclass
 class TraceExtended(Message):
-    """A Gates worker's progress extending the trace, or its end."""
+    """A Gates worker's progress extending the trace (the screen reads how far under the lock), or its end."""
     generation: int
-    length: int
     done: bool
     error: str | None = None
     bubble = False

@@ -115,9 +115,11 @@ def open_text(tracer: GateTracer, meta: dict, request: TextRequest) -> OpenedTex
 
 @dataclass(frozen=True)
 class ExtendJob:
-    """Extend `trace` over `text` until it holds step `target`; `cancel` is set when the text is replaced."""
+    """Extend `trace` over `text` until it holds step `target`, under `lock` (the UI reads the trace
+    under it too); `cancel` is set when the text is replaced."""
     generation: int
     trace: Trace
+    lock: threading.Lock
     text: str
     target: int
     cancel: threading.Event
@@ -129,6 +131,7 @@ class AnalysisJob:
     generation: int
     kind: str               # "saturation" or "search"
     trace: Trace
+    lock: threading.Lock
     name: str | None = None
     regex: str | None = None
     key: str = "h"
@@ -141,11 +144,14 @@ class AnalysisJob:
 Job = ExtendJob | AnalysisJob
 
 
-def extend_trace(job: ExtendJob, lock: threading.Lock, progress: Callable[[int], None] | None = None,
+def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
                  stop: Callable[[], bool] | None = None) -> int:
-    """Extend the job's trace a chunk at a time under `lock` up to its target, or until it is
-    cancelled; `progress(length)` a few times a second. The length traced."""
-    length, chunk, reported = len(job.trace), 16, time.monotonic()
+    """Extend the job's trace a chunk at a time under its lock up to its target, or until it is
+    cancelled (or `stop()`); `progress(length)` a few times a second. The length traced."""
+    lock = job.lock
+    with lock:
+        length = len(job.trace)
+    chunk, reported = 16, time.monotonic()
     while not job.cancel.is_set() and not (stop is not None and stop()):
         with lock:
             length = len(job.trace)
@@ -166,9 +172,9 @@ def extend_trace(job: ExtendJob, lock: threading.Lock, progress: Callable[[int],
     return length
 
 
-def run_analysis(job: AnalysisJob, lock: threading.Lock) -> Saturation | list[UnitMatch]:
+def run_analysis(job: AnalysisJob) -> Saturation | list[UnitMatch]:
     """The job's saturation or unit search (raises PlaygroundError for a bad query)."""
-    with lock:
+    with job.lock:
         if job.kind == "saturation":
             if job.trace.cell == "rnn":
                 return job.trace.saturation(low=-0.9, high=0.9, keys=("h",))
@@ -392,7 +398,7 @@ class GatesSession:
         if self.extending:
             return []  # the running extension's result asks for the rest
         self.extending = True
-        return [ExtendJob(self.generation, self.trace, self.text, self.target, self._cancel)]
+        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel)]
 
     def extended(self, generation: int, done: bool, error: str | None = None) -> list[Job]:
         """A worker's report: progress, or its extension finished (or failed)."""
@@ -433,7 +439,9 @@ class GatesSession:
 
     def _analyse(self, kind: str) -> list[Job]:
         if kind == "saturation":
-            return [AnalysisJob(self.generation, "saturation", self.trace)] if self.saturation is None else []
+            if self.saturation is not None:
+                return []
+            return [AnalysisJob(self.generation, "saturation", self.trace, self.lock)]
         return self.search()
 
     def search_key(self) -> str:
@@ -451,7 +459,7 @@ class GatesSession:
             return self.need_full("search")
         self.analysis_note = "searching…"
         by_regex = self.feature == "regex"
-        return [AnalysisJob(self.generation, "search", self.trace, name=None if by_regex else self.feature,
+        return [AnalysisJob(self.generation, "search", self.trace, self.lock, name=None if by_regex else self.feature,
                             regex=self.regex if by_regex else None, key=self.search_key())]
 
     def analysed(self, job: AnalysisJob, result, error: str | None) -> None:

@@ -227,16 +227,13 @@ class GatesScreen(PlaygroundScreen):
     def _extend(self, job: ExtendJob) -> None:
         from textual.worker import get_current_worker
         worker = get_current_worker()
-        length, error = len(job.trace), None
-
-        def progress(length: int) -> None:
-            self.post_message(TraceExtended(job.generation, length, False))
-
+        error = None
         try:
-            length = extend_trace(job, self.gates.lock, progress, stop=lambda: worker.is_cancelled)
+            extend_trace(job, lambda _: self.post_message(TraceExtended(job.generation, False)),
+                         stop=lambda: worker.is_cancelled)
         except Exception as exc:  # noqa: BLE001 - shown on the screen, which stays usable
             error = error_text(exc, unexpected="Tracing failed: ")
-        self.post_message(TraceExtended(job.generation, length, True, error))
+        self.post_message(TraceExtended(job.generation, True, error))
 
     def on_trace_extended(self, message: TraceExtended) -> None:
         if not message.done:
@@ -255,7 +252,7 @@ class GatesScreen(PlaygroundScreen):
 
     def _analyse(self, job: AnalysisJob) -> None:
         try:
-            self.post_message(AnalysisReady(job, run_analysis(job, self.gates.lock)))
+            self.post_message(AnalysisReady(job, run_analysis(job)))
         except PlaygroundError as exc:
             self.post_message(AnalysisReady(job, None, str(exc)))
 
