@@ -38,30 +38,31 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens import gates
     from rnn_playground.tui.app.shell import PlaygroundApp
-    gates.CHUNK_S = chunk_s
+    from rnn_playground.tui.viewmodel import gates_session
+    gates_session.CHUNK_S = chunk_s
     app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
                         freeze_gc=freeze_gc)
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("gates", run)
-        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.trace is not None):
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
             await asyncio.sleep(0.05)
         screen: gates.GatesScreen = app.screen
 
         async def load_text() -> None:  # a fresh trace of the text, nothing traced past the cursor
-            generation = screen.generation
+            generation = screen.gates.generation
             await pilot.press("o")
             screen.query_one("#gates-source-kind").value = "text"
             screen.query_one("#gates-source-value").value = text
             screen.set_focus(screen.query_one("#gates-source-value"))
             await pilot.press("enter")
-            while screen.generation == generation or screen.text != text or screen.is_loading:
+            while screen.gates.generation == generation or screen.gates.text != text or screen.gates.is_loading:
                 await asyncio.sleep(0.05)
             await pilot.pause()
 
         async def trace_to_end() -> float:
             started = time.perf_counter()
             send_key(app, "end")
-            while screen.pos != len(text) - 1:
+            while screen.gates.pos != len(text) - 1:
                 await asyncio.sleep(0.005)
             return time.perf_counter() - started
 
@@ -71,7 +72,7 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
         watch = FrameWatch(app)
 
         async def press_unit() -> float:
-            shown = f"unit {(screen.unit + 1) % screen.tracer.hidden}["
+            shown = f"unit {(screen.gates.unit + 1) % screen.gates.tracer.hidden}["
             future = watch.expect(lambda s: shown in s.query_one("#gates-header").content.plain)
             sent = time.perf_counter()
             send_key(app, "full_stop")
@@ -86,13 +87,13 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
             idle.append(await press_unit())
             await asyncio.sleep(interval)
         send_key(app, "end")
-        while not screen.extending:
+        while not screen.gates.extending:
             await asyncio.sleep(0.001)
         tracing = []
-        while screen.extending:
+        while screen.gates.extending:
             tracing.append(await press_unit())
             await asyncio.sleep(interval)
-        while screen.pos != len(text) - 1:
+        while screen.gates.pos != len(text) - 1:
             await asyncio.sleep(0.005)
     gc.unfreeze()  # the next phase starts as a fresh app would
     return idle, tracing, quiet_s
@@ -111,7 +112,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import textual
 
-    from rnn_playground.tui.app.screens.gates import CHUNK_S
+    from rnn_playground.tui.viewmodel.gates_session import CHUNK_S
     chunks = [float(ms) / 1000 for ms in args.chunks_ms.split(",")] if args.chunks_ms else [CHUNK_S, CHUNK_S * 25]
     source = SHARED_DATA / "tinyshakespeare.txt"
     text = source.read_text(encoding="utf-8")[:args.chars] if source.exists() else \

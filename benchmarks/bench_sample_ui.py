@@ -79,22 +79,22 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         while not (isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None):
             await asyncio.sleep(0.05)
         screen: SampleScreen = app.screen
-        screen.seed, screen.seed_fixed = 1, True
-        screen.length = length
-        screen.pace = None
+        screen.stream.seed, screen.stream.seed_fixed = 1, True
+        screen.stream.length = length
+        screen.stream.pace = None
         for _ in range(pace_presses):
             await pilot.press("w")
         await pilot.pause()
         watch = FrameWatch(app)
         send_key(app, "g")
-        while not screen.streaming:
+        while not screen.stream.streaming:
             await asyncio.sleep(0.005)
         up = True
-        while screen.streaming:
+        while screen.stream.streaming:
             await asyncio.sleep(0.2)
-            if not screen.streaming:
+            if not screen.stream.streaming:
                 break
-            target = round(screen.temperature + (0.1 if up else -0.1), 2)
+            target = round(screen.stream.temperature + (0.1 if up else -0.1), 2)
             shown = f"temperature {target:.2f}"
             future = watch.expect(lambda s, shown=shown: shown in s.query_one("#sample-settings").content.plain)
             sent = time.perf_counter()
@@ -109,10 +109,10 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         result = screen.query_one("#sample-result").content.plain
         match = RATE.search(result)
         shown_rate = float(match.group(1).replace(",", "")) if match else float("nan")
-        chunks = screen.chunks_drawn
-        chunk = screen.last_chunk
+        chunks = screen.stream.chunks_drawn
+        chunk = screen.stream.last_chunk
         assert chunk is not None and chunk.chars == length, result
-        assert len(screen.generated) == length
+        assert len(screen.stream.generated) == length
     gc.unfreeze()
     return shown_rate, chunk.chars_per_s or float("nan"), latencies, chunks
 

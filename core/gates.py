@@ -60,6 +60,11 @@ class Quantity:
     lesson: str       # "Learn gate: i_t" ('' where the lesson has no name for it)
     formula: str
     kind: str         # "gate" (sigmoid, 0..1), "tanh" (-1..1), "state" (unbounded) or "derived"
+    # The lesson's names in short, for displays: its gate ("Learn gate"), its own symbol ("N_t"),
+    # and both names in a few characters ("Learn N_t=g_t").
+    gate: str = ""
+    alias: str = ""
+    short: str = ""
 
     @property
     def label(self) -> str:
@@ -69,32 +74,36 @@ class Quantity:
 
 _LSTM = (
     Quantity("i", "i_t", "input gate", "Learn gate: i_t, how much of N_t is learned",
-             "i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)", "gate"),
+             "i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)", "gate", "Learn gate", "", "Learn i_t"),
     Quantity("f", "f_t", "forget gate", "Forget gate: f_t",
-             "f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)", "gate"),
+             "f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)", "gate", "Forget gate", "", "Forget f_t"),
     Quantity("g", "g_t", "candidate", "Learn gate: N_t, the new information",
-             "g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)", "tanh"),
+             "g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)", "tanh", "Learn gate", "N_t", "Learn N_t=g_t"),
     Quantity("o", "o_t", "output gate", "Use gate, standard form: o_t",
-             "o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)", "gate"),
+             "o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)", "gate", "Use gate", "", "Use o_t"),
     Quantity("c", "c_t", "cell state", "Remember gate: LTM_t = LTM_{t-1} f_t + N_t i_t",
-             "c_t = f_t * c_{t-1} + i_t * g_t", "state"),
+             "c_t = f_t * c_{t-1} + i_t * g_t", "state", "Remember gate", "LTM_t", "Remember c_t"),
     Quantity("h", "h_t", "hidden state", "Use gate output, standard form: STM_t",
-             "h_t = o_t * tanh(c_t)", "tanh"),
+             "h_t = o_t * tanh(c_t)", "tanh", "Use gate", "STM_t", "Use STM=h_t"),
     Quantity("kept", "f_t*c_{t-1}", "kept from the cell", "Forget gate output: LTM_{t-1} f_t",
-             "kept_t = f_t * c_{t-1}", "derived"),
+             "kept_t = f_t * c_{t-1}", "derived", "Forget gate out", "", "kept f*c_{t-1}"),
     Quantity("written", "i_t*g_t", "written to the cell", "Learn gate output: N_t i_t",
-             "written_t = i_t * g_t", "derived"),
+             "written_t = i_t * g_t", "derived", "Learn gate out", "", "written i*g"),
 )
 _GRU = (
-    Quantity("r", "r_t", "reset gate", "", "r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)", "gate"),
-    Quantity("z", "z_t", "update gate", "", "z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)", "gate"),
-    Quantity("n", "n_t", "candidate", "", "n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))", "tanh"),
-    Quantity("h", "h_t", "hidden state", "STM_t", "h_t = (1 - z_t) * n_t + z_t * h_{t-1}", "tanh"),
+    Quantity("r", "r_t", "reset gate", "", "r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)", "gate",
+             short="reset r_t"),
+    Quantity("z", "z_t", "update gate", "", "z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)", "gate",
+             short="update z_t"),
+    Quantity("n", "n_t", "candidate", "", "n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))", "tanh",
+             short="candidate n_t"),
+    Quantity("h", "h_t", "hidden state", "STM_t", "h_t = (1 - z_t) * n_t + z_t * h_{t-1}", "tanh",
+             alias="STM_t", short="hidden h_t"),
 )
 _RNN_TANH = (Quantity("h", "h_t", "hidden state", "STM_t", "h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
-                      "tanh"),)
+                      "tanh", alias="STM_t", short="hidden h_t"),)
 _RNN_RELU = (Quantity("h", "h_t", "hidden state", "STM_t", "h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)",
-                      "state"),)
+                      "state", alias="STM_t", short="hidden h_t"),)
 
 QUANTITIES: dict[str, tuple[Quantity, ...]] = {"lstm": _LSTM, "gru": _GRU, "rnn": _RNN_TANH, "rnn_relu": _RNN_RELU}
 _GATE_ROWS = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}

@@ -77,7 +77,7 @@ async def test_sample_with_a_result_while_a_run_trains(tmp_path, size):
         screen = await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint
                                 and app.screen, what="checkpoint")
         await pilot.press("l", "g")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="a sample")
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated, what="a sample")
         await pilot.pause()
         assert_whole(app)
 
@@ -86,7 +86,7 @@ async def gates_screen(pilot, run: Path):
     from rnn_playground.tui.app.screens.gates import GatesScreen
     app = pilot.app
     app.open_run("gates", run)
-    return await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None
+    return await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace is not None
                           and app.screen, what="the gates trace")
 
 
@@ -113,7 +113,7 @@ async def test_gates_saturation_view(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = await gates_screen(pilot, run)
         await pilot.press("right", "s")
-        await wait_for(pilot, lambda: screen.saturation is not None, what="saturation")
+        await wait_for(pilot, lambda: screen.gates.saturation is not None, what="saturation")
         await pilot.pause()
         assert "o_t" in screen.query_one("#gates-update").render().plain  # the Use gate is summarised
         assert_whole(app)

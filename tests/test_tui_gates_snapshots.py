@@ -17,7 +17,7 @@ async def open_gates(pilot, run: Path):
     from rnn_playground.tui.app.screens.gates import GatesScreen
     app = pilot.app
     app.open_run("gates", run)
-    await wait(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None)
+    await wait(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace is not None)
     return app.screen
 
 
@@ -28,7 +28,7 @@ def test_gates_screen(snap_compare, size):
     async def run_before(pilot):
         screen = await open_gates(pilot, run)
         await pilot.press(*["right"] * 30, "full_stop", "full_stop")
-        await wait(pilot, lambda: screen.pos == 30 and screen.pending is None)
+        await wait(pilot, lambda: screen.gates.pos == 30 and screen.gates.pending is None)
 
     assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
 
@@ -39,7 +39,7 @@ def test_gates_screen_unit_search(snap_compare):
     async def run_before(pilot):
         screen = await open_gates(pilot, run)
         await pilot.press(*["right"] * 12, "f")
-        await wait(pilot, lambda: screen.matches)
+        await wait(pilot, lambda: screen.gates.matches)
         await pilot.press("escape")
 
     assert snap_compare(plain_app(), terminal_size=(120, 40), run_before=run_before)
@@ -51,6 +51,6 @@ def test_gates_screen_saturation_gru(snap_compare):
     async def run_before(pilot):
         screen = await open_gates(pilot, run)
         await pilot.press("right", "s")
-        await wait(pilot, lambda: screen.saturation is not None)
+        await wait(pilot, lambda: screen.gates.saturation is not None)
 
     assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)

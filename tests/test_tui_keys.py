@@ -69,7 +69,7 @@ async def open_screen(pilot, app, key: str, name: str, run) -> None:
     if name in ("SampleScreen", "GatesScreen"):
         app.open_run("sample" if name == "SampleScreen" else "gates", run)
         await wait_for(pilot, lambda: getattr(app.screen, "checkpoint", None) is not None
-                       or getattr(app.screen, "trace", None) is not None, 20, f"{name} loaded")
+                       or getattr(getattr(app.screen, "gates", None), "trace", None) is not None, 20, f"{name} loaded")
     app.screen.set_focus(None)
     await pilot.pause()
 
@@ -142,11 +142,11 @@ async def test_find_focuses_the_unit_list_and_enter_says_what_it_does(tmp_path, 
         await press(pilot, "f")
         await pilot.pause()
         assert isinstance(app.focused, OptionList) and app.focused.id == "gates-matches"
-        await wait_for(pilot, lambda: screen.matches, 30, "the units found")
+        await wait_for(pilot, lambda: screen.gates.matches, 30, "the units found")
         await wait_for(pilot, lambda: "Enter selects" in str(screen.query_one("#gates-search-note").content), 10,
                        "the hint")
         await press(pilot, "down", "enter")
-        assert (screen.current_layer, screen.unit) == (screen.matches[1].layer, screen.matches[1].unit)
+        assert (screen.gates.layer, screen.gates.unit) == (screen.gates.matches[1].layer, screen.gates.matches[1].unit)
         await press(pilot, "shift+tab")
         assert app.focused.id == "gates-regex"
         footer = await wait_for(pilot, lambda: "F1 Help" in (line := footer_of(app)) and line, 10, "field footer")

@@ -107,23 +107,23 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         sample.set_focus(sample.prime_input)
         await check(SampleScreen)                                   # in the prime: Leave field, and every key
         # Run by name from inside the field: the letter keys type there, the palette does not.
-        temperature = sample.temperature
+        temperature = sample.stream.temperature
         await run_from_palette(pilot, "Temp+")
-        assert sample.temperature > temperature and sample.prime_input.value == "The"
+        assert sample.stream.temperature > temperature and sample.prime_input.value == "The"
         sample.set_focus(None)
         for _ in range(4):
             await press(pilot, "w")                                 # a slow typewriter: it is still streaming
         await press(pilot, "g")
-        await wait_for(pilot, lambda: sample.streaming, 10, "streaming")
+        await wait_for(pilot, lambda: sample.stream.streaming, 10, "streaming")
         await check(SampleScreen)                                   # Stop
         await press(pilot, "x")
 
         app.open_run("gates", tiny_run)
-        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace, 20, "gates")
+        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace, 20, "gates")
         gates = app.screen
         await check(GatesScreen)
         await run_from_palette(pilot, "Saturation")
-        assert gates.view == "saturation"
+        assert gates.gates.view == "saturation"
         await press(pilot, "o")
         await check(GatesScreen)                                    # in the text field: Leave field
 

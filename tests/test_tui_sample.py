@@ -55,33 +55,34 @@ async def test_generated_text_is_the_core_samplers(tiny_run):
         await open_screen(pilot, screen)
         # prime, temperature 0.8 -> 1.0, top-k 0 -> 3, length 500 -> 200, seed fixed
         await pilot.press("p", *"The ", "escape", "t", "t", "k", "k", "k", "L", "s")
-        assert (screen.temperature, screen.top_k, screen.length, screen.seed_fixed) == (1.0, 3, 200, True)
+        stream = screen.stream
+        assert (stream.temperature, stream.top_k, stream.length, stream.seed_fixed) == (1.0, 3, 200, True)
         settings_line = screen.query_one("#sample-settings").content.plain
         assert "temperature 1.00" in settings_line and "top-k 3" in settings_line and "length 200" in settings_line
         await pilot.press("g")
-        await wait_for(pilot, lambda: not screen.streaming, what="the sample")
-        seed = screen.seed
+        await wait_for(pilot, lambda: not screen.stream.streaming, what="the sample")
+        seed = screen.stream.seed
         expected = Sampler.from_checkpoint(tiny_run, "cpu").generate(
             SampleSettings(prime="The ", temperature=1.0, top_k=3, length=200, seed=seed))
         assert len(expected) == 200
-        assert screen.generated == expected
-        assert 1 <= screen.chunks_drawn < 20  # drawn in a few chunks, never per character
+        assert screen.stream.generated == expected
+        assert 1 <= screen.stream.chunks_drawn < 20  # drawn in a few chunks, never per character
         assert on_screen(screen) == "The " + expected
         result = screen.query_one("#sample-result").content.plain
         assert "done 200 chars" in result and "chars/s" in result
         assert f"seed {seed}" in result and "temperature 1.00" in result and "top-k 3" in result
         # the same seed again gives the same text; a new seed (r) gives another
         await pilot.press("g")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated)
-        assert screen.generated == expected
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated)
+        assert screen.stream.generated == expected
         await pilot.press("r")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated)
-        assert screen.seed != seed
-        assert screen.generated == Sampler.from_checkpoint(tiny_run, "cpu").generate(
-            SampleSettings(prime="The ", temperature=1.0, top_k=3, length=200, seed=screen.seed))
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated)
+        assert screen.stream.seed != seed
+        assert screen.stream.generated == Sampler.from_checkpoint(tiny_run, "cpu").generate(
+            SampleSettings(prime="The ", temperature=1.0, top_k=3, length=200, seed=screen.stream.seed))
         # copy: the prime and the text, through the terminal's clipboard escape
         await pilot.press("c")
-        assert pilot.app.clipboard == "The " + screen.generated
+        assert pilot.app.clipboard == "The " + screen.stream.generated
 
 
 @pytest.mark.parametrize("key", ["x", "escape"])
@@ -91,21 +92,21 @@ async def test_stop_mid_stream_stops(tiny_run, key):
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("l", "l", "l", "l", "w", "w", "w")  # 10,000 chars at a typewriter 100/s
-        assert screen.length == 10000 and screen.pace == 100.0
+        assert screen.stream.length == 10000 and screen.stream.pace == 100.0
         await pilot.press("g")
-        await wait_for(pilot, lambda: len(screen.generated) >= 10, what="some text")
-        assert screen.streaming and screen.focused is None  # Escape outside the prime field stops
+        await wait_for(pilot, lambda: len(screen.stream.generated) >= 10, what="some text")
+        assert screen.stream.streaming and screen.focused is None  # Escape outside the prime field stops
         await pilot.press(key)
-        await wait_for(pilot, lambda: not screen.streaming, timeout=5, what="the stop")
-        stopped_at = len(screen.generated)
+        await wait_for(pilot, lambda: not screen.stream.streaming, timeout=5, what="the stop")
+        stopped_at = len(screen.stream.generated)
         assert 10 <= stopped_at < 1000  # far short of the 10,000 asked for, even on a loaded machine
-        assert screen.last_chunk.stopped
+        assert screen.stream.last_chunk.stopped
         assert "stopped" in screen.query_one("#sample-result").content.plain
         await pilot.pause(0.3)
-        assert len(screen.generated) == stopped_at  # nothing more arrives
+        assert len(screen.stream.generated) == stopped_at  # nothing more arrives
         full = Sampler.from_checkpoint(tiny_run, "cpu").generate(
-            SampleSettings(prime="", temperature=0.8, top_k=0, length=stopped_at, seed=screen.seed))
-        assert screen.generated == full
+            SampleSettings(prime="", temperature=0.8, top_k=0, length=stopped_at, seed=screen.stream.seed))
+        assert screen.stream.generated == full
 
 
 async def test_escape_in_the_prime_field_leaves_it_and_a_second_escape_stops(tiny_run):
@@ -114,13 +115,13 @@ async def test_escape_in_the_prime_field_leaves_it_and_a_second_escape_stops(tin
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("l", "l", "l", "l", "w", "w", "w", "p", *"The ", "enter")  # Enter in the field generates
-        await wait_for(pilot, lambda: len(screen.generated) >= 10, what="some text")
-        assert screen.streaming and screen.focused is screen.prime_input
+        await wait_for(pilot, lambda: len(screen.stream.generated) >= 10, what="some text")
+        assert screen.stream.streaming and screen.focused is screen.prime_input
         await pilot.press("escape")
         assert screen.focused is None
         await pilot.press("escape")
-        await wait_for(pilot, lambda: not screen.streaming, timeout=5, what="the stop")
-        assert screen.last_chunk.stopped and len(screen.generated) < 1000
+        await wait_for(pilot, lambda: not screen.stream.streaming, timeout=5, what="the stop")
+        assert screen.stream.last_chunk.stopped and len(screen.stream.generated) < 1000
 
 
 async def test_typewriter_pace_is_the_rate_shown(tiny_run):
@@ -129,17 +130,17 @@ async def test_typewriter_pace_is_the_rate_shown(tiny_run):
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("w", "w", "w", "L", "L")  # a typewriter at 100 chars/s; 100 chars (about 1 s)
-        assert (screen.pace, screen.length) == (100.0, 100)
+        assert (screen.stream.pace, screen.stream.length) == (100.0, 100)
         assert "speed 100/s" in screen_text(pilot.app)
         await pilot.press("g")
-        await wait_for(pilot, lambda: not screen.streaming, what="the sample")
-        assert len(screen.generated) == 100
+        await wait_for(pilot, lambda: not screen.stream.streaming, what="the sample")
+        assert len(screen.stream.generated) == 100
         shown = re.search(r"done 100 chars in ([\d.]+) s · ([\d,]+) chars/s \(paced at 100/s\)",
                           screen_text(pilot.app))
         assert shown, screen_text(pilot.app)
         seconds, rate = float(shown[1]), float(shown[2].replace(",", ""))
         assert 70 <= rate <= 130 and 0.75 <= seconds <= 1.45
-        assert screen.chunks_drawn > 5  # paced text arrives bit by bit, as a typewriter types
+        assert screen.stream.chunks_drawn > 5  # paced text arrives bit by bit, as a typewriter types
 
 
 async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkeypatch):
@@ -150,13 +151,13 @@ async def test_copy_writes_the_clipboard_escape_to_the_terminal(tiny_run, monkey
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("p", *"def", "escape", "L", "L", "L", "g")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="the sample")
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated, what="the sample")
         driver = Internals.driver(pilot.app)
         written: list[str] = []
         write = driver.write
         monkeypatch.setattr(driver, "write", lambda data: (written.append(data), write(data))[1])
         await pilot.press("c")
-        text = "def" + screen.generated
+        text = "def" + screen.stream.generated
         assert len(text) == 53
         escape = "\x1b]52;c;" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "\a"
         assert escape in "".join(written)
@@ -171,55 +172,58 @@ async def test_bad_prime_is_shown_with_the_engines_message(tiny_run):
         await pilot.press("p", *"Ω", "enter")
         error = screen.query_one("#sample-error")
         assert error.display and "vocabulary lacks" in error.content.plain and "'Ω'" in error.content.plain
-        assert not screen.streaming and screen.generated == ""
+        assert not screen.stream.streaming and screen.stream.generated == ""
 
 
 async def test_complete_as_you_type_shows_the_models_continuation(tiny_run):
-    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.viewmodel.sample_session import GHOST_CHARS
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("a")
-        assert screen.complete and screen.focused is screen.prime_input
+        assert screen.ghost.enabled and screen.focused is screen.prime_input
         await pilot.press(*"def")
         sampler = Sampler.from_checkpoint(tiny_run, "cpu")
         expected = sampler.generate(SampleSettings(prime="def", temperature=0.8, length=GHOST_CHARS, seed=0))
-        await wait_for(pilot, lambda: screen.ghost == expected, what="the continuation")
+        await wait_for(pilot, lambda: screen.ghost.text == expected, what="the continuation")
         assert on_screen(screen) == "def" + expected
         # with no fixed seed the continuation uses seed 0, and its caption says so
         caption = screen.query_one("#sample-result").content.plain
         assert "seed 0" in caption and "temperature 0.80" in caption and "chars/s" in caption
         await pilot.press(*" f")  # typing on replaces it after the next pause
         expected = sampler.generate(SampleSettings(prime="def f", temperature=0.8, length=GHOST_CHARS, seed=0))
-        await wait_for(pilot, lambda: screen.ghost == expected, what="the new continuation")
+        await wait_for(pilot, lambda: screen.ghost.text == expected, what="the new continuation")
 
 
 async def test_enter_before_the_pause_keeps_the_result_over_a_continuation(tiny_run):
-    from rnn_playground.tui.app.screens.sample import GHOST_PAUSE_S, SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.viewmodel.sample_session import GHOST_PAUSE_S
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("L", "L", "L", "a", *"def", "enter")  # Enter while a continuation is due
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="the sample")
-        result = screen.generated
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated, what="the sample")
+        result = screen.stream.generated
         await pilot.pause(GHOST_PAUSE_S + 0.3)
-        assert screen.generated == result and screen.ghost == ""
+        assert screen.stream.generated == result and screen.ghost.text == ""
         assert on_screen(screen) == "def" + result
         assert "done 50 chars" in screen.query_one("#sample-result").content.plain
 
 
 async def test_continuation_with_a_fixed_seed_is_the_core_samplers_and_its_caption_says_how(tiny_run):
-    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.viewmodel.sample_session import GHOST_CHARS
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
         await pilot.press("s", "t", "t", "k", "k", "k", "k")  # seed fixed; temperature 1.00; top-k 5
-        assert screen.seed_fixed and (screen.temperature, screen.top_k) == (1.0, 5)
-        seed = screen.seed
+        assert screen.stream.seed_fixed and (screen.stream.temperature, screen.stream.top_k) == (1.0, 5)
+        seed = screen.stream.seed
         await pilot.press("a", *"The qu")
         expected = Sampler.from_checkpoint(tiny_run, "cpu").generate(
             SampleSettings(prime="The qu", temperature=1.0, top_k=5, length=GHOST_CHARS, seed=seed))
-        await wait_for(pilot, lambda: screen.ghost == expected and screen._ghost_timer is None,
+        await wait_for(pilot, lambda: screen.ghost.text == expected and screen._ghost_timer is None,
                        what="the continuation")
         await pilot.pause()
         assert on_screen(screen) == "The qu" + expected
@@ -237,7 +241,8 @@ async def test_continuation_with_a_fixed_seed_is_the_core_samplers_and_its_capti
 
 async def test_an_unexpected_error_in_the_continuation_is_shown_and_the_screen_goes_on(tiny_run, monkeypatch):
     # A failure core never raises on purpose (a bug, a torch error): injected, as it cannot be made for real.
-    from rnn_playground.tui.app.screens.sample import GHOST_CHARS, SampleScreen
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.viewmodel.sample_session import GHOST_CHARS
     screen = SampleScreen(tiny_run)
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
@@ -252,12 +257,12 @@ async def test_an_unexpected_error_in_the_continuation_is_shown_and_the_screen_g
             await wait_for(pilot, lambda: error.display and error.content.plain, what="the error")
             assert error.content.plain == "RuntimeError: the sampler broke"
             assert "RuntimeError: the sampler broke" in screen_text(pilot.app)
-            assert screen.ghost == ""
+            assert screen.ghost.text == ""
         # the screen stays usable: typing on brings a continuation back and clears the error
         await pilot.press(*" f")
         expected = Sampler.from_checkpoint(tiny_run, "cpu").generate(
             SampleSettings(prime="def f", temperature=0.8, length=GHOST_CHARS, seed=0))
-        await wait_for(pilot, lambda: screen.ghost == expected, what="the continuation")
+        await wait_for(pilot, lambda: screen.ghost.text == expected, what="the continuation")
         assert not error.display
 
 
@@ -268,7 +273,7 @@ async def test_no_run_says_where_to_get_one(tmp_path):
         await pilot.pause()
         assert "pick a run on the Runs screen" in screen_text(pilot.app)
         await pilot.press("g")
-        assert not screen.streaming
+        assert not screen.stream.streaming
 
 
 async def test_a_series_checkpoint_is_refused_inline(tmp_path):
@@ -303,7 +308,8 @@ async def test_samples_the_model_being_trained_without_disturbing_it(tmp_path, t
         await press(pilot, "m", "L", "L")  # the live model; 100 characters
         assert screen.use_live and "model being trained" in screen.query_one("#sample-source").content.plain
         await press(pilot, "g")
-        await wait_for(pilot, lambda: not screen.streaming and len(screen.generated) == 100, what="the sample")
+        await wait_for(pilot, lambda: not screen.stream.streaming and len(screen.stream.generated) == 100,
+                       what="the sample")
         assert "live" in screen.query_one("#sample-result").content.plain
         step = app.train_controller.snapshot.step
         await wait_for(pilot, lambda: app.train_controller.snapshot.step > step, what="training to go on")
@@ -332,9 +338,10 @@ async def test_the_weights_core_samples_with_are_named_beside_the_result(tmp_pat
         source = screen.query_one("#sample-source").content.plain
         assert ("int8 weights" in source) == (weights == "int8")
         await pilot.press("s", "g")
-        await wait_for(pilot, lambda: not screen.streaming and screen.generated, what="the sample")
+        await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.generated, what="the sample")
         expected = Sampler.from_checkpoint(run, "cpu").generate(
-            SampleSettings(temperature=screen.temperature, top_k=screen.top_k, length=screen.length,
-                           seed=screen.seed))
-        assert screen.generated == expected
+            SampleSettings(temperature=screen.stream.temperature, top_k=screen.stream.top_k,
+                           length=screen.stream.length,
+                           seed=screen.stream.seed))
+        assert screen.stream.generated == expected
         assert ("int8 weights" in screen.query_one("#sample-result").content.plain) == (weights == "int8")

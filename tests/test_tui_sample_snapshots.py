@@ -44,10 +44,10 @@ def test_sample_screen(snap_compare, size, monkeypatch):
 
     async def run_before(pilot):
         screen = await open_sample(pilot, run)
-        screen.seed, screen.seed_fixed = 1234, True
+        screen.stream.seed, screen.stream.seed_fixed = 1234, True
         await pilot.press("p", *"def", "escape", "T", "T", "k", "k", "k", "k", "k", "L")
         await pilot.press("g")
-        await wait(pilot, lambda: not screen.streaming and screen.generated)
+        await wait(pilot, lambda: not screen.stream.streaming and screen.stream.generated)
 
     assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
 
@@ -61,7 +61,8 @@ def test_sample_screen_complete_as_you_type(snap_compare, monkeypatch):
         screen = await open_sample(pilot, run)
         await pilot.press("a", *"The quick")
         # The continuation of the whole prime, not of a prefix typed before a pause in typing.
-        await wait(pilot, lambda: screen.ghost and screen.ghost_prime == "The quick" and screen._ghost_timer is None)
+        await wait(pilot, lambda: screen.ghost.text and screen.ghost.prime == "The quick"
+                   and screen._ghost_timer is None)
         pilot.app.clear_notifications()  # the toast from `a` fades on a timer: not part of the screen under test
         await pilot.pause()
 

@@ -74,7 +74,7 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
                        and "Still sampling from brisk-otter" in screen_text(app), what="the kept checkpoint")
         assert sample.checkpoint.name == "brisk-otter"
         await pilot.press("g")
-        await wait_for(pilot, lambda: not sample.streaming and sample.generated, what="a sample")
+        await wait_for(pilot, lambda: not sample.stream.streaming and sample.stream.generated, what="a sample")
 
 
 def test_series_losses_keep_significant_digits_in_the_app_and_the_runs_command(capsys):

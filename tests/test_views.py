@@ -109,16 +109,23 @@ def test_labels_carry_the_lesson_and_standard_names():
     assert heatmap_keys("gru") == ("r", "z", "n", "h") and heatmap_keys("rnn_relu") == ("h",)
 
 
-def test_labels_cover_every_traced_quantity():
+def test_labels_are_the_engines_quantities_in_the_lessons_order():
     from rnn_playground.core.gates import QUANTITIES
     for cell, quantities in QUANTITIES.items():
-        assert {q.key for q in quantity_labels(cell)} == {q.key for q in quantities}
+        labels = quantity_labels(cell)
+        assert {q.key for q in labels} == {q.key for q in quantities}
+        assert sorted((label.quantity for label in labels), key=quantities.index) == list(quantities)
+        assert all(label.short and label.text and label.standard for label in labels)
+    assert [q.key for q in quantity_labels("lstm")] == ["g", "i", "f", "c", "o", "h", "kept", "written"]
+    assert [q.short for q in quantity_labels("gru")] == ["reset r_t", "update z_t", "candidate n_t", "hidden h_t"]
+    assert quantity_labels("rnn_relu")[0].symbol == "STM_t = h_t"
 
 
 def test_diverging_scale():
     assert diverging(np.array([0.0, 0.5, 1.0]), "gate").tolist() == [-1.0, 0.0, 1.0]
     assert diverging(np.array([-0.3, 0.7]), "tanh").tolist() == pytest.approx([-0.3, 0.7])
-    assert diverging(np.array([-50.0, 0.0, 2.0, np.nan]), "state").tolist() == pytest.approx([-1.0, 0.0, np.tanh(2.0), 0.0])
+    assert diverging(np.array([-50.0, 0.0, 2.0, np.nan]), "state").tolist() == \
+        pytest.approx([-1.0, 0.0, np.tanh(2.0), 0.0])
 
 
 def test_unit_pages():

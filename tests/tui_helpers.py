@@ -396,12 +396,13 @@ def intended_text(widget: Widget) -> str | None:
     if widget.id in PREVIEW_IDS:
         return None
     if type(widget).__name__ == "UnitText":  # lays out its own lines: the text of the lines it shows
-        from rnn_playground.tui.app.widgets.unittext import VISIBLE, layout_window
+        from rnn_playground.tui.app.widgets.unittext import layout_window
+        from rnn_playground.tui.viewmodel.format import show_text_char
         ranges = layout_window(widget.text, widget.pos, widget.size.width, widget.size.height)
         if not ranges:
             return None
         shown = widget.text[ranges[0][0]:ranges[-1][1]]
-        return "".join(VISIBLE.get(ch, ch if ch.isprintable() else "·") + ("\n" if ch == "\n" else "")
+        return "".join(show_text_char(ch) + ("\n" if ch == "\n" else "")
                        for ch in shown)
     if isinstance(widget, DataTable):
         labels = [column.label.plain for column in widget.ordered_columns]

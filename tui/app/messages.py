@@ -22,9 +22,15 @@ if TYPE_CHECKING:
     from textual.widget import Widget
 
     from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.gates_analysis import Saturation, UnitMatch
     from rnn_playground.core.runs import RunDetails, RunInfo
+    from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
+    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, OpenedText
     from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
+    from rnn_playground.tui.viewmodel.sample_session import SourceInfo
+    from rnn_playground.tui.viewmodel.sample_view import StreamChunk
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
 
 
@@ -116,3 +122,68 @@ class SeriesPredicted(Message, bubble=False):
     predictions: object  # core.series.Predictions
     step: int
     final: bool          # the run has ended
+
+
+# -- gates: these stay with their screen (bubble=False: the app has nothing to do with them)
+
+
+@dataclass
+class GatesLoaded(Message, bubble=False):
+    """A text opened on the Gates screen (or why not, with what was loaded before the failure)."""
+    generation: int
+    opened: OpenedText | None
+    error: str | None = None
+    tracer: GateTracer | None = None
+    meta: dict | None = None
+
+
+@dataclass
+class TraceExtended(Message, bubble=False):
+    """A Gates worker's progress extending the trace (the screen reads how far under the lock), or its end."""
+    generation: int
+    done: bool
+    error: str | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TraceExtended) and not self.done and message.generation == self.generation
+
+
+@dataclass
+class AnalysisReady(Message, bubble=False):
+    """Saturation or a unit search over the whole trace, or its error."""
+    job: AnalysisJob
+    result: Saturation | list[UnitMatch] | None
+    error: str | None = None
+
+
+# -- sample
+
+
+@dataclass
+class SamplerLoaded(Message, bubble=False):
+    """A run's sampler loaded for the Sample screen (source None and an error when it could not be)."""
+    run: Path
+    source: SourceInfo | None
+    error: str | None = None
+
+
+@dataclass
+class SampleChunkMessage(Message, bubble=False):
+    """New text of the stream of generation `generation`."""
+    generation: int
+    chunk: StreamChunk
+
+
+@dataclass
+class SampleFailed(Message, bubble=False):
+    generation: int
+    error: str
+
+
+@dataclass
+class GhostReady(Message, bubble=False):
+    """A complete-as-you-type continuation made with `settings` (or its error)."""
+    generation: int
+    settings: SampleSettings
+    chunk: StreamChunk | None
+    error: str | None = None

@@ -17,7 +17,7 @@ from rnn_playground.core.errors import CorpusError, TraceError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
 from rnn_playground.core.runs import resolve_checkpoint
-from rnn_playground.tui.viewmodel.format import fmt_layer, layer_number
+from rnn_playground.tui.viewmodel.format import escape_char, fmt_layer, layer_number
 
 from .options import HelpFormatter
 from .terminal import output_console
@@ -75,14 +75,6 @@ def read_text(args: argparse.Namespace) -> str:
     return decode_utf8(data, f"File {path}")
 
 
-def show_char(ch: str | None) -> str:
-    if ch is None:
-        return "-"
-    if ch == " ":
-        return "␣"
-    return repr(ch)[1:-1] if not ch.isprintable() or ch == "\\" else ch
-
-
 def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int) -> Table:
     quantity = trace.quantity(key)
     shown = len(trace) if rows <= 0 else min(rows, len(trace))
@@ -100,11 +92,11 @@ def step_table(trace: Trace, layer: int, key: str, rows: int, k: int, units: int
         info = trace.step_info(step, layer, k)
         active = trace.most_active(step, layer, key, units)
         table.add_row(*(Text(cell) for cell in (  # Text: characters such as '[' are never markup
-            str(step), show_char(info.char), show_char(info.next_char),
+            str(step), escape_char(info.char), escape_char(info.next_char),
             "-" if info.next_prob is None else f"{info.next_prob:.3f}",
             "-" if info.next_rank is None else str(info.next_rank),
             "-" if info.surprisal_bits is None else f"{info.surprisal_bits:.2f}",
-            "  ".join(f"{show_char(p.char)} {p.prob:.2f}" for p in info.top),
+            "  ".join(f"{escape_char(p.char)} {p.prob:.2f}" for p in info.top),
             "  ".join(f"#{a.unit} {a.value:+.2f}" for a in active))))
     return table
 
@@ -122,7 +114,7 @@ def gate_means_table(trace: Trace, layer: int, rows: int) -> Table:
     means = {key: trace.values(key)[:shown, layer].mean(axis=-1) for key in keys}
     chars = trace.chars
     for step in range(shown):
-        table.add_row(str(step), Text(show_char(chars[step])), *(f"{means[key][step]:+.2f}" for key in keys))
+        table.add_row(str(step), Text(escape_char(chars[step])), *(f"{means[key][step]:+.2f}" for key in keys))
     return table
 
 

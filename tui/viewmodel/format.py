@@ -9,7 +9,7 @@ import re
 from rnn_playground.core.errors import PlaygroundError
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "layer_number", "with_default", "error_text"]
+           "fmt_layer", "layer_number", "with_default", "show_char", "show_text_char", "escape_char", "error_text"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -110,3 +110,29 @@ def with_default(help_text: str, default) -> str:
     if default is None or default == "" or default is argparse.SUPPRESS or _STATES_DEFAULT.search(help_text):
         return help_text
     return f"{help_text} (default: {default})"
+
+
+# Control characters drawn as one visible cell wherever a character stands in a grid of cells.
+_CONTROL_GLYPHS = {"\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def show_text_char(ch: str) -> str:
+    """A character of a text drawn one cell per character: controls made visible, a space kept."""
+    return _CONTROL_GLYPHS.get(ch, ch if ch.isprintable() else "·")
+
+
+def show_char(ch: str | None) -> str:
+    """A character on its own as one readable cell: a space made visible too ("-" for none)."""
+    if ch is None:
+        return "-"
+    return "␣" if ch == " " else show_text_char(ch)
+
+
+def escape_char(ch: str | None) -> str:
+    """A character as Python escapes it ("\\n", "\\x00"), a space as "␣" ("-" for none): for tables
+    whose cells may take several columns and must tell every character apart."""
+    if ch is None:
+        return "-"
+    if ch == " ":
+        return "␣"
+    return repr(ch)[1:-1] if not ch.isprintable() or ch == "\\" else ch

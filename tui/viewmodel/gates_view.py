@@ -11,48 +11,62 @@ from pathlib import Path
 import numpy as np
 
 from rnn_playground.core.errors import CorpusError
+from rnn_playground.core.gates import QUANTITIES, Quantity
 
 # --------------------------------------------------------------------------- gates: labels and scale
 
 @dataclass(frozen=True)
 class QuantityLabel:
-    key: str
-    lesson: str      # the lesson's name ("Learn gate"), '' where it has none
-    symbol: str      # as the lesson and PyTorch write it ("N_t = g_t")
-    standard: str    # PyTorch's name ("candidate")
-    short: str       # both in a few characters, for narrow screens ("Learn N_t=g_t")
+    """How the Gates screen names an engine quantity (core.gates.QUANTITIES, the one table of them):
+    the lesson's words first, PyTorch's beside them."""
+    quantity: Quantity
+
+    @property
+    def key(self) -> str:
+        return self.quantity.key
+
+    @property
+    def kind(self) -> str:
+        return self.quantity.kind
+
+    @property
+    def lesson(self) -> str:
+        """The lesson's gate ("Learn gate"), '' where it has none."""
+        return self.quantity.gate
+
+    @property
+    def standard(self) -> str:
+        """PyTorch's name ("candidate")."""
+        return self.quantity.standard
+
+    @property
+    def symbol(self) -> str:
+        """As the lesson and PyTorch write it ("N_t = g_t")."""
+        q = self.quantity
+        return f"{q.alias} = {q.symbol}" if q.alias else q.symbol
+
+    @property
+    def short(self) -> str:
+        """Both names in a few characters, for narrow screens ("Learn N_t=g_t")."""
+        return self.quantity.short or self.text
 
     @property
     def text(self) -> str:
-        return f"{self.lesson} {self.symbol}".strip() if self.lesson else f"{self.standard} {self.symbol}"
+        return f"{self.lesson} {self.symbol}" if self.lesson else f"{self.standard} {self.symbol}"
 
 
-_LABELS = {
-    "lstm": (
-        QuantityLabel("g", "Learn gate", "N_t = g_t", "candidate", "Learn N_t=g_t"),
-        QuantityLabel("i", "Learn gate", "i_t", "input gate", "Learn i_t"),
-        QuantityLabel("f", "Forget gate", "f_t", "forget gate", "Forget f_t"),
-        QuantityLabel("c", "Remember gate", "LTM_t = c_t", "cell state", "Remember c_t"),
-        QuantityLabel("o", "Use gate", "o_t", "output gate", "Use o_t"),
-        QuantityLabel("h", "Use gate", "STM_t = h_t", "hidden state", "Use STM=h_t"),
-        QuantityLabel("kept", "Forget gate out", "f_t*c_{t-1}", "kept from the cell", "kept f*c_{t-1}"),
-        QuantityLabel("written", "Learn gate out", "i_t*g_t", "written to the cell", "written i*g"),
-    ),
-    "gru": (
-        QuantityLabel("r", "", "r_t", "reset gate", "reset r_t"),
-        QuantityLabel("z", "", "z_t", "update gate", "update z_t"),
-        QuantityLabel("n", "", "n_t", "candidate", "candidate n_t"),
-        QuantityLabel("h", "", "STM_t = h_t", "hidden state", "hidden h_t"),
-    ),
-    "rnn": (QuantityLabel("h", "", "STM_t = h_t", "hidden state", "hidden h_t"),),
-}
+# The lesson reads an LSTM as Learn (N_t = g_t, then i_t), Forget, Remember, Use.
+LESSON_ORDER = ("g", "i", "f", "c", "o", "h")
 CELL_UPDATE = ("kept", "written")
 
 
 def quantity_labels(cell: str) -> tuple[QuantityLabel, ...]:
-    """Every quantity of a cell in the lesson's order (Learn, Forget, Remember, Use; then the
-    split of the cell update into kept and written)."""
-    return _LABELS["rnn" if cell.startswith("rnn") else cell]
+    """Every quantity of a cell, those the lesson names in the lesson's order (Learn, Forget,
+    Remember, Use), then the rest (the split of the cell update into kept and written) in the engine's."""
+    quantities = QUANTITIES.get(cell) or QUANTITIES["rnn"]
+    rest = len(LESSON_ORDER)
+    ordered = sorted(quantities, key=lambda q: LESSON_ORDER.index(q.key) if q.gate and q.key in LESSON_ORDER else rest)
+    return tuple(QuantityLabel(q) for q in ordered)
 
 
 def heatmap_keys(cell: str) -> tuple[str, ...]:
@@ -72,6 +86,17 @@ def diverging(values: np.ndarray, kind: str) -> np.ndarray:
     else:
         out = np.tanh(values)
     return np.clip(np.nan_to_num(out, nan=0.0), -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    """One heatmap line: a quantity's values over the units of a layer."""
+    label: str          # "Learn gate N_t = g_t"
+    short: str          # "Learn N_t=g_t", for narrow panels
+    standard: str       # "candidate"
+    values: np.ndarray  # on [-1, 1], one per unit
+    raw: float          # the selected unit's value, as computed (not rescaled)
+    key: str
 
 
 SCALE_NOTE = ("scale: gates 0 blue, 0.5 neutral, 1 red; tanh values -1 blue, +1 red; "

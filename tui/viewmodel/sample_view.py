@@ -8,6 +8,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from rnn_playground.core.model import describe_model
+from rnn_playground.tui.viewmodel.format import fmt_rate
+
 # --------------------------------------------------------------------------- sampling
 
 TEMPERATURE_STEP = 0.1
@@ -94,3 +97,35 @@ def chunked_stream(chars: Iterable[str], *, interval: float | None = None, pace:
             buffer.clear()
             last = now
     yield StreamChunk("".join(buffer), count, clock() - start, done=True, stopped=stopped)
+
+
+# --------------------------------------------------------------------------- labels
+
+def pace_label(pace: float | None) -> str:
+    return "max" if pace is None else f"{fmt_rate(pace)}/s"
+
+
+def rate_label(chunk: StreamChunk | None) -> str:
+    """The characters/s of a result (core times it), or '' before there is one."""
+    rate = chunk.chars_per_s if chunk is not None else None
+    return "" if rate is None else f"{fmt_rate(rate)} chars/s"
+
+
+def settings_label(settings) -> str:
+    """The settings a result was made with (a core.sampling.SampleSettings), in one line."""
+    temperature = "argmax" if settings.temperature == 0 else f"{settings.temperature:.2f}"
+    top_k = "off" if settings.top_k == 0 else str(settings.top_k)
+    prime = settings.prime if len(settings.prime) <= 20 else settings.prime[:19] + "…"
+    return (f"temperature {temperature} · top-k {top_k} · length {settings.length:,} · seed {settings.seed} · "
+            f"prime {prime!r}")
+
+
+def describe_checkpoint(meta: dict, model_config) -> str:
+    """"LSTM 2x256, step 1,200, best val 1.4321": a character checkpoint in a line."""
+    step = (meta.get("progress") or {}).get("step")
+    parts = [describe_model(model_config)]
+    if step is not None:
+        parts.append(f"step {step:,}")
+    if meta.get("best_val_loss") is not None:
+        parts.append(f"best val {meta['best_val_loss']:.4f}")
+    return ", ".join(parts)

@@ -1,19 +1,16 @@
 """Sample: stream text from a checkpoint, or from the model being trained right now, one character
 at a time; settings by key; stop, regenerate, copy; complete-as-you-type.
 
-The sampler runs in a worker thread; core.views.chunked_stream cuts its characters into a few
-chunks a second (or paces them to a typewriter speed), and each chunk travels to the screen as
-one message, so the screen never redraws per character.
+The state (settings, the stream, complete-as-you-type) is viewmodel.sample_session's; the sampler
+runs in a worker thread, its characters cut into a few chunks a second (or paced to a typewriter
+speed), and each chunk travels to the screen as one message, so the screen never redraws per
+character.
 """
 
 from __future__ import annotations
 
-import math
-import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.text import Text
@@ -21,107 +18,30 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
 from rnn_playground.core.errors import PlaygroundError
-from rnn_playground.core.model import describe_model
 from rnn_playground.core.sampling import Sampler, SampleSettings, resolve_weights
-from rnn_playground.tui.viewmodel.format import error_text, fmt_rate
-from rnn_playground.tui.viewmodel.sample_view import (
-    LENGTH_CHOICES,
-    PACE_CHOICES,
-    TOP_K_CHOICES,
-    StreamChunk,
-    chunked_stream,
-    step_choice,
-    step_temperature,
+from rnn_playground.tui.viewmodel.format import error_text
+from rnn_playground.tui.viewmodel.sample_session import (
+    GHOST_PAUSE_S,
+    GhostCompletion,
+    SourceInfo,
+    StreamJob,
+    StreamSession,
+    complete,
+    output_parts,
+    stream_chunks,
 )
+from rnn_playground.tui.viewmodel.sample_view import describe_checkpoint, pace_label
 
+from ..messages import GhostReady, SampleChunkMessage, SampleFailed, SamplerLoaded
 from ..widgets.fitting import pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.streamtext import StreamText
 from .base import PlaygroundScreen, refresh_bindings_if_changed
-
-GHOST_CHARS = 80           # length of the dimmed continuation in complete-as-you-type mode
-GHOST_PAUSE_S = 0.35       # a pause in typing this long updates it
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """Where samples come from: a checkpoint, or the live run (a snapshot per sample)."""
-    kind: str                  # "checkpoint" or "live"
-    name: str                  # run name
-    detail: str                # "LSTM 2x256, step 1,200"
-    sampler: Sampler | None    # for a checkpoint; None for live (taken per sample)
-
-
-class SamplerLoaded(Message):
-    bubble = False
-
-    def __init__(self, run: Path, source: SourceInfo | None, error: str | None) -> None:
-        super().__init__()
-        self.run, self.source, self.error = run, source, error
-
-
-class SampleChunkMessage(Message):
-    bubble = False
-
-    def __init__(self, generation: int, chunk: StreamChunk, settings: SampleSettings, detail: str) -> None:
-        super().__init__()
-        self.generation, self.chunk, self.settings, self.detail = generation, chunk, settings, detail
-
-
-class SampleFailed(Message):
-    bubble = False
-
-    def __init__(self, generation: int, error: str) -> None:
-        super().__init__()
-        self.generation, self.error = generation, error
-
-
-class GhostReady(Message):
-    bubble = False
-
-    def __init__(self, generation: int, settings: SampleSettings, chunk: StreamChunk | None,
-                 error: str | None) -> None:
-        super().__init__()
-        self.generation, self.settings, self.chunk, self.error = generation, settings, chunk, error
-
-    @property
-    def prime(self) -> str:
-        return self.settings.prime
-
-
-def _describe_checkpoint(meta: dict, model_config) -> str:
-    step = (meta.get("progress") or {}).get("step")
-    parts = [describe_model(model_config)]
-    if step is not None:
-        parts.append(f"step {step:,}")
-    if meta.get("best_val_loss") is not None:
-        parts.append(f"best val {meta['best_val_loss']:.4f}")
-    return ", ".join(parts)
-
-
-def pace_label(pace: float | None) -> str:
-    return "max" if pace is None else f"{fmt_rate(pace)}/s"
-
-
-def rate_label(chunk: StreamChunk | None) -> str:
-    """The characters/s of a result (core times it), or '' before there is one."""
-    rate = chunk.chars_per_s if chunk is not None else None
-    return "" if rate is None else f"{fmt_rate(rate)} chars/s"
-
-
-def settings_label(settings: SampleSettings) -> str:
-    """The settings a result was made with, in one line."""
-    temperature = "argmax" if settings.temperature == 0 else f"{settings.temperature:.2f}"
-    top_k = "off" if settings.top_k == 0 else str(settings.top_k)
-    prime = settings.prime if len(settings.prime) <= 20 else settings.prime[:19] + "…"
-    return (f"temperature {temperature} · top-k {top_k} · length {settings.length:,} · seed {settings.seed} · "
-            f"prime {prime!r}")
 
 
 class SampleScreen(PlaygroundScreen):
@@ -174,30 +94,13 @@ class SampleScreen(PlaygroundScreen):
         self._ready = False  # composed and mounted: safe to query widgets
         self.run = Path(run) if run is not None else None
         base = settings or SampleSettings(prime="", temperature=0.8, top_k=0, length=500, seed=None)
-        self.temperature = base.temperature
-        self.top_k = base.top_k
-        self.length = base.length
-        self.seed_fixed = base.seed is not None
-        self.seed: int | None = base.seed
+        self.stream = StreamSession.from_settings(base)
+        self.ghost = GhostCompletion(self.stream)
         self._initial_prime = base.prime
-        self.pace: float | None = None
-        self.complete = False
         self.use_live = False
         self.checkpoint: SourceInfo | None = None
         self.load_error: str | None = None
         self.is_loading = False
-        self.generation = 0
-        self.streaming = False
-        self._stop: threading.Event | None = None
-        self.generated = ""
-        self.result_settings: SampleSettings | None = None
-        self.last_chunk: StreamChunk | None = None
-        self.chunks_drawn = 0   # chunks of the current result shown so far (a few a second, never per character)
-        self.result_detail = ""
-        self.ghost = ""
-        self.ghost_prime = ""  # the prime the shown continuation was made for
-        self.ghost_settings: SampleSettings | None = None  # what it was made with (seed 0 unless fixed)
-        self.ghost_chunk: StreamChunk | None = None        # its count and timing (chars/s)
         self._ghost_timer: Timer | None = None
         self._loaded_run: Path | None = None
 
@@ -257,7 +160,7 @@ class SampleScreen(PlaygroundScreen):
         try:
             model, vocab, checkpoint = load_model(run, "cpu")
             sampler = Sampler(model, vocab)
-            detail = _describe_checkpoint(checkpoint.meta, model.config)
+            detail = describe_checkpoint(checkpoint.meta, model.config)
             if sampler.weights != "fp32":
                 detail += f", {sampler.weights} weights"  # not the model's own: say so beside every result
             source = SourceInfo("checkpoint", run.name, detail, sampler)
@@ -304,13 +207,7 @@ class SampleScreen(PlaygroundScreen):
     # -- settings
 
     def settings(self, seed: int | None) -> SampleSettings:
-        return SampleSettings(prime=self.prime_input.value, temperature=self.temperature, top_k=self.top_k,
-                              length=self.length, seed=seed)
-
-    def _next_seed(self, new: bool = False) -> int:
-        if self.seed_fixed and self.seed is not None and not new:
-            return self.seed
-        return random.SystemRandom().randrange(2**31)
+        return self.stream.settings(self.prime_input.value, seed)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.typed_in_field(action):
@@ -320,41 +217,37 @@ class SampleScreen(PlaygroundScreen):
         if action in ("generate", "regenerate"):
             return True if self.source_ready() else None
         if action == "stop":
-            return self.streaming
+            return self.stream.streaming
         if action == "copy":
-            return bool(self.generated or self.prime_input.value)
+            return bool(self.stream.generated or self.prime_input.value)
         if action == "source":
             return True if (self.live_available() or self.use_live) else None
         return True
 
     def action_temperature(self, delta: int) -> None:
-        self.temperature = step_temperature(self.temperature, delta)
+        self.stream.change_temperature(delta)
         self._settings_changed()
 
     def action_top_k(self, delta: int) -> None:
-        self.top_k = step_choice(TOP_K_CHOICES, self.top_k, delta)
+        self.stream.change_top_k(delta)
         self._settings_changed()
 
     def action_length(self, delta: int) -> None:
-        self.length = step_choice(LENGTH_CHOICES, self.length, delta)
+        self.stream.change_length(delta)
         self._settings_changed()
 
     def action_seed_mode(self) -> None:
-        self.seed_fixed = not self.seed_fixed
-        if self.seed_fixed and self.seed is None:
-            self.seed = self._next_seed(new=True)
+        self.stream.toggle_seed_mode()
         self._settings_changed()
 
     def action_pace(self, delta: int) -> None:
-        self.pace = step_choice(PACE_CHOICES, self.pace, delta)
+        self.stream.change_pace(delta)
         self._settings_changed()
 
     def action_complete(self) -> None:
-        self.complete = not self.complete
-        if not self.complete:
-            self.ghost = ""
+        self.ghost.toggle()
         self._settings_changed()
-        if self.complete:
+        if self.ghost.enabled:
             self.app.notify("Complete-as-you-type: type a prime; a dimmed continuation follows each pause.")
             self.set_focus(self.prime_input)
 
@@ -380,12 +273,12 @@ class SampleScreen(PlaygroundScreen):
     # -- generating
 
     def action_generate(self) -> None:
-        self.generate(self._next_seed())
+        self.generate(self.stream.next_seed())
 
     def action_regenerate(self) -> None:
-        seed = self._next_seed(new=True)
-        if self.seed_fixed:
-            self.seed = seed
+        seed = self.stream.next_seed(new=True)
+        if self.stream.seed_fixed:
+            self.stream.seed = seed
         self.generate(seed)
 
     def generate(self, seed: int) -> bool:
@@ -401,17 +294,8 @@ class SampleScreen(PlaygroundScreen):
             self._show_error(str(exc))
             return False
         self._show_error(None)
-        self.stop_stream()
         self._cancel_ghost_timer()
-        self.generation += 1
-        self.streaming = True
-        self.seed = seed
-        self.generated = ""
-        self.ghost = ""
-        self.last_chunk = None
-        self.chunks_drawn = 0
-        self.result_settings = settings
-        self._stop = threading.Event()
+        self.ghost.text = ""
         if self.use_live:
             live = self.live_model()
             snapshot = self.app.train_run.snapshot
@@ -430,72 +314,54 @@ class SampleScreen(PlaygroundScreen):
 
             def get_sampler() -> Sampler:
                 return sampler
-        self.result_detail = detail
-        self._stream(self.generation, get_sampler, settings, self.pace, self._stop, detail)
+        self._stream(self.stream.start(settings, detail), get_sampler)
         self.render_all()
         return True
 
     @work(thread=True, group="sample-stream", exit_on_error=False)
-    def _stream(self, generation: int, get_sampler: Callable[[], Sampler], settings: SampleSettings,
-                pace: float | None, stop: threading.Event, detail: str) -> None:
+    def _stream(self, job: StreamJob, get_sampler: Callable[[], Sampler]) -> None:
         from textual.worker import get_current_worker
         worker = get_current_worker()
         try:
-            sampler = get_sampler()
-
-            def chars():
-                for ch in sampler.stream(settings):
-                    if worker.is_cancelled:
-                        stop.set()
-                    yield ch
-
-            for chunk in chunked_stream(chars(), pace=pace, stop=stop, clock=self.clock):
-                self.post_message(SampleChunkMessage(generation, chunk, settings, detail))
+            for chunk in stream_chunks(get_sampler(), job.settings, job.stop, pace=job.pace, clock=self.clock,
+                                       cancelled=lambda: worker.is_cancelled):
+                self.post_message(SampleChunkMessage(job.generation, chunk))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
-            self.post_message(SampleFailed(generation, error_text(exc)))
+            self.post_message(SampleFailed(job.generation, error_text(exc)))
 
     def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
-        if message.generation != self.generation:
+        if not self.stream.add(message.generation, message.chunk):
             return
-        chunk = message.chunk
-        self.generated += chunk.text
-        self.last_chunk = chunk
-        self.chunks_drawn += 1
         output = self.query_one(StreamText)
-        output.append(chunk.text)
-        if chunk.done:
-            self.streaming = False
+        output.append(message.chunk.text)
+        if message.chunk.done:
             output.cursor = False
             output.refresh()
             refresh_bindings_if_changed(self)
         self.render_result()
 
     def on_sample_failed(self, message: SampleFailed) -> None:
-        if message.generation != self.generation:
+        if not self.stream.failed(message.generation):
             return
-        self.streaming = False
         self._show_error(message.error)
         self.render_all()
 
-    def stop_stream(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
-
     def action_stop(self) -> None:
-        if self.streaming:
-            self.stop_stream()
+        if self.stream.streaming:
+            self.stream.stop()
 
     def action_copy(self) -> None:
-        prime = self.result_settings.prime if self.result_settings is not None and self.generated else \
+        stream = self.stream
+        prime = stream.result_settings.prime if stream.result_settings is not None and stream.generated else \
             self.prime_input.value
-        text = prime + self.generated
+        text = prime + stream.generated
         if not text:
             return
         self.app.copy_to_clipboard(text)
         self.app.notify(f"Copied {len(text):,} characters to the clipboard.")
 
     def on_unmount(self) -> None:
-        self.stop_stream()
+        self.stream.stop()
 
     # -- prime field and complete-as-you-type
 
@@ -506,7 +372,7 @@ class SampleScreen(PlaygroundScreen):
     @on(Input.Changed, "#prime")
     def _prime_changed(self) -> None:
         self._show_error(None)
-        if not self.streaming and not self.complete:
+        if not self.stream.streaming and not self.ghost.enabled:
             self.render_output()
         self._schedule_ghost()
 
@@ -517,16 +383,15 @@ class SampleScreen(PlaygroundScreen):
 
     def _schedule_ghost(self, delay: float = GHOST_PAUSE_S) -> None:
         self._cancel_ghost_timer()
-        if not self.complete or self.streaming or not self._ready:
+        if not self.ghost.wanted or not self._ready:
             return
         self._ghost_timer = self.set_timer(max(delay, 0.01), self._start_ghost)
 
     def _start_ghost(self) -> None:
         self._ghost_timer = None
-        if not self.complete or self.streaming or not self.source_ready():
+        job = self.ghost.job(self.prime_input.value) if self.source_ready() else None
+        if job is None:
             return
-        settings = replace(self.settings(self.seed if self.seed_fixed and self.seed is not None else 0),
-                           length=GHOST_CHARS)
         if self.use_live:
             get_sampler = self.live_model().take_sampler
         else:
@@ -534,43 +399,25 @@ class SampleScreen(PlaygroundScreen):
 
             def get_sampler() -> Sampler:
                 return sampler
-        self._ghost(self.generation, get_sampler, settings)
+        self._ghost(*job, get_sampler)
 
     @work(thread=True, exclusive=True, group="sample-ghost", exit_on_error=False)
-    def _ghost(self, generation: int, get_sampler: Callable[[], Sampler], settings: SampleSettings) -> None:
+    def _ghost(self, generation: int, settings: SampleSettings, get_sampler: Callable[[], Sampler]) -> None:
         from textual.worker import get_current_worker
         worker = get_current_worker()
-        stop = threading.Event()
         try:
-            sampler = get_sampler()
-
-            def chars():
-                for ch in sampler.stream(settings):
-                    if worker.is_cancelled:
-                        stop.set()  # a newer one replaces it
-                    yield ch
-
-            # One chunk (an endless flush interval): the text with its count and timing.
-            *_, chunk = chunked_stream(chars(), interval=math.inf, stop=stop, clock=self.clock)
-            if not chunk.stopped:
-                self.post_message(GhostReady(generation, settings, chunk, None))
+            # a newer one replaces it: cancelled, it posts nothing
+            chunk = complete(get_sampler(), settings, clock=self.clock, cancelled=lambda: worker.is_cancelled)
+            if chunk is not None:
+                self.post_message(GhostReady(generation, settings, chunk))
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
             self.post_message(GhostReady(generation, settings, None, error_text(exc)))
 
     def on_ghost_ready(self, message: GhostReady) -> None:
-        if not self.complete or message.prime != self.prime_input.value:
-            return  # typed on since: a newer one is coming
-        if self.streaming or message.generation != self.generation:
-            return  # asked for before the result now shown: that result stays
-        if message.error is not None:
-            self._show_error(message.error)
-            self.ghost = ""
-        else:
-            self._show_error(None)
-            self.ghost, self.ghost_prime = message.chunk.text, message.prime
-            self.ghost_settings, self.ghost_chunk = message.settings, message.chunk
-            self.generated = ""
-            self.result_settings = None
+        if not self.ghost.ready(message.generation, message.settings, message.chunk, message.error,
+                                self.prime_input.value):
+            return  # typed on since (a newer one is coming), or a result came meanwhile (it stays)
+        self._show_error(self.ghost.error)
         self.render_output()
         self.render_result()
 
@@ -629,13 +476,15 @@ class SampleScreen(PlaygroundScreen):
     def render_settings(self) -> None:
         muted = self.get_component_rich_style("sample--muted")
         strong = self.get_component_rich_style("sample--strong")
+        stream = self.stream
         items = [
-            ("temperature", "argmax" if self.temperature == 0 else f"{self.temperature:.2f}", "t/T"),
-            ("top-k", "off" if self.top_k == 0 else str(self.top_k), "k/K"),
-            ("length", f"{self.length:,}", "l/L"),
-            ("seed", f"{self.seed} fixed" if self.seed_fixed and self.seed is not None else "new each time", "s"),
-            ("speed", pace_label(self.pace), "w/W"),
-            ("complete-as-you-type", "on" if self.complete else "off", "a"),
+            ("temperature", "argmax" if stream.temperature == 0 else f"{stream.temperature:.2f}", "t/T"),
+            ("top-k", "off" if stream.top_k == 0 else str(stream.top_k), "k/K"),
+            ("length", f"{stream.length:,}", "l/L"),
+            ("seed", f"{stream.seed} fixed" if stream.seed_fixed and stream.seed is not None else "new each time",
+             "s"),
+            ("speed", pace_label(stream.pace), "w/W"),
+            ("complete-as-you-type", "on" if self.ghost.enabled else "off", "a"),
         ]
         phrases = []
         for name, value, key in items:
@@ -645,62 +494,41 @@ class SampleScreen(PlaygroundScreen):
         settings = self.query_one("#sample-settings", Static)
         settings.update(pack_phrases(phrases, settings.content_size.width))  # a setting never split over lines
 
-    def output_parts(self) -> tuple[str, str, str, bool]:
-        """What the output area shows: (prime, generated text, dimmed continuation, streaming cursor)."""
-        if self.result_settings is not None and (self.generated or self.streaming):
-            return self.result_settings.prime, self.generated, "", self.streaming
-        if self.complete:
-            return self.prime_input.value, "", self.ghost, False
-        return "", "", "", False
-
     def render_output(self) -> None:
-        prime, body, tail, cursor = self.output_parts()
+        prime, body, tail, cursor = output_parts(self.stream, self.ghost, self.prime_input.value)
         self.query_one(StreamText).set_text(prime, body, tail, cursor)
 
     def render_result(self) -> None:
         muted = self.get_component_rich_style("sample--muted")
         strong = self.get_component_rich_style("sample--strong")
         text = Text(no_wrap=False)
-        chunk, settings = self.last_chunk, self.result_settings
-        if settings is None:
-            if self.complete and self.ghost and self.ghost_settings is not None:
+        line = self.stream.result_line()
+        if line is None:
+            caption = self.ghost.caption()
+            if caption is not None:
                 # Its settings and speed, as under every result: the seed is 0 unless one is fixed.
+                what, rate, made_with = caption
                 text.append("dimmed: ", muted)
-                text.append(f"the model's continuation, {len(self.ghost):,} chars")
-                rate = rate_label(self.ghost_chunk)
+                text.append(what)
                 if rate:
                     text.append(" · ")
                     text.append(rate, strong)
                 text.append("; Enter generates\n", muted)
-                text.append(settings_label(self.ghost_settings), muted)
-            elif self.streaming:
+                text.append(made_with, muted)
+            elif self.stream.streaming:
                 text.append("starting…", muted)
             else:
                 text.append("press g to generate (Enter in the prime field)", muted)
         else:
-            count = chunk.chars if chunk is not None else 0
-            rate = rate_label(chunk)
-            if self.streaming:
-                text.append("streaming ", strong)
-                text.append(f"{count:,}/{settings.length:,} chars")
-            else:
-                state = "stopped" if chunk is not None and chunk.stopped else "done"
-                text.append(f"{state} ", strong)
-                text.append(f"{count:,} chars in {chunk.elapsed_s if chunk else 0:.2f} s")
-            if rate:
+            text.append(f"{line.state} ", strong)
+            text.append(line.count)
+            if line.rate:
                 text.append(" · ")
-                text.append(rate, strong)
-            if self.pace is not None:
-                text.append(f" (paced at {pace_label(self.pace)})", muted)
+                text.append(line.rate, strong)
+            if line.pace:
+                text.append(f" ({line.pace})", muted)
             text.append("\n")
             result = self.query_one("#sample-result", Static)
-            phrases = [Text(part, muted) for part in (*settings_label(settings).split(" · "), self.result_detail)]
-            text.append_text(pack_phrases(phrases, result.content_size.width, separator=" · "))
+            text.append_text(pack_phrases([Text(part, muted) for part in line.made_with], result.content_size.width,
+                                          separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
-
-    # -- for tests and benchmarks
-
-    @property
-    def shown_text(self) -> str:
-        """The generated characters now on screen (the prime excluded)."""
-        return self.generated

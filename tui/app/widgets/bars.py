@@ -5,16 +5,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from rnn_playground.tui.viewmodel.format import show_char
+
 from .fitting import pack_phrases
 
 EIGHTHS = " ▏▎▍▌▋▊▉█"
-
-
-def show_char(ch: str | None) -> str:
-    """A character as one readable cell: space, newline and tab made visible."""
-    if ch is None:
-        return "-"
-    return {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}.get(ch, ch if ch.isprintable() else "·")
 
 
 def bar(fraction: float, cells: int) -> str:
@@ -40,7 +35,7 @@ class NextCharBars(Widget):
         self.view = None
 
     def show(self, view) -> None:
-        """`view`: a core.views.NextCharView (None clears)."""
+        """`view`: a viewmodel.gates_view.NextCharView (None clears)."""
         width = self.size.width
         before = self.get_content_height(None, None, width) if self.view is not None else None
         self.view = view

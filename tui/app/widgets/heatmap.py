@@ -1,6 +1,6 @@
 """Heatmaps over units, drawn with half-block cells on one diverging colour scale.
 
-Values arrive already on the scale [-1, 1] (core.views.diverging). Each character cell holds two
+Values arrive already on the scale [-1, 1] (viewmodel.gates_view.diverging). Each character cell holds two
 units side by side: '▌' with the left unit as foreground and the right unit as background, so a
 row of W cells shows 2W units in order. Without colour (NO_COLOR) each cell holds one unit drawn
 as a bar whose height is its value on the scale (▁ = -1 ... █ = +1).
@@ -8,14 +8,14 @@ as a bar whose height is its value on the scale (▁ = -1 ... █ = +1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
+
+from rnn_playground.tui.viewmodel.gates_view import HeatRow, unit_page
 
 # Diverging ramp: blue (-1) through a neutral middle to red (+1). The middle follows the theme,
 # so small values recede into the background on dark and light themes alike.
@@ -37,7 +37,7 @@ class Ramp:
             v = -1.0 + 2.0 * n / (LEVELS - 1)
             end = POSITIVE if v >= 0 else NEGATIVE
             a = abs(v)
-            rgb = tuple(int(round(m + (e - m) * a)) for m, e in zip(middle, end))
+            rgb = tuple(int(round(m + (e - m) * a)) for m, e in zip(middle, end, strict=True))
             self.colors.append(Color.from_rgb(*rgb))
         self._pairs: dict[tuple[int, int], Style] = {}
 
@@ -112,16 +112,6 @@ def legend_text(ramp: Ramp, mono: bool = False, width: int = 9, fraction: bool =
     return text
 
 
-@dataclass(frozen=True)
-class HeatRow:
-    label: str          # "Learn gate N_t = g_t"
-    short: str          # "Learn N_t=g_t", for narrow panels
-    standard: str       # "candidate"
-    values: np.ndarray  # on [-1, 1], one per unit
-    raw: float          # the selected unit's value, as computed (not rescaled)
-    key: str
-
-
 class HeatmapPanel(Widget):
     """Heatmaps of one step and layer: one line per quantity, labelled on the left, the selected
     unit's value on the right, a marker over the selected unit. Shows the page of units holding
@@ -182,7 +172,6 @@ class HeatmapPanel(Widget):
         return len(self.rows) * self.row_lines + 2 if self.rows else 1
 
     def page(self) -> tuple[int, int, int, int]:
-        from rnn_playground.tui.viewmodel.gates_view import unit_page
         return unit_page(self.units, self.units_per_page, self.unit)
 
     def render(self) -> Text:

@@ -136,7 +136,7 @@ class StreamText(ScrollView, can_focus=True):
         prime = base + self.get_component_rich_style("streamtext--prime", partial=True)
         tail = base + self.get_component_rich_style("streamtext--tail", partial=True)
         cuts = sorted({start, end, min(max(self.prime_len, start), end), min(max(self.tail_start, start), end)})
-        for a, b in zip(cuts, cuts[1:]):
+        for a, b in zip(cuts, cuts[1:], strict=False):
             if a >= b:
                 continue
             piece = text[a:b]

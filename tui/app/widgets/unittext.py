@@ -8,9 +8,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
-from .heatmap import Ramp
+from rnn_playground.tui.viewmodel.format import show_text_char
 
-VISIBLE = {"\n": "↵", "\t": "→", "\r": "␍"}
+from .heatmap import Ramp
 
 
 def layout_window(text: str, pos: int, width: int, lines: int) -> list[tuple[int, int]]:
@@ -92,7 +92,7 @@ class UnitText(Widget):
                 out.append("\n")
             for i in range(a, b):
                 ch = self.text[i]
-                shown = VISIBLE.get(ch, ch if ch.isprintable() else "·")
+                shown = show_text_char(ch)
                 if i == self.pos:
                     style = cursor
                 elif first <= i < last:

@@ -1,0 +1,550 @@
+"""The Gates screen's state machine in plain Python: the cursor over a text, the layer, unit, quantity
+and view selected, play speed, and when to extend the trace (core.gates.Trace.extend, never
+recomputed) and when the whole text must be traced first (saturation, unit search).
+
+`GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`ExtendJob`,
+`AnalysisJob`) holding every input a worker thread needs, so a worker reads nothing the UI thread
+writes: it runs `extend_trace` or `run_analysis` and hands the result back to the session on the UI
+thread. The trace itself is shared, and extended and read under the session's lock.
+`gates_frame` builds what the screen draws at the cursor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnn_playground.core.errors import CorpusError, PlaygroundError
+from rnn_playground.core.gates import GateTracer, StepInfo, Trace
+from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+
+from .format import show_char
+from .gates_view import (
+    DEFAULT_SLICE,
+    HeatRow,
+    NextCharView,
+    QuantityLabel,
+    TextSource,
+    corpus_slice,
+    diverging,
+    next_char_view,
+    next_word,
+    previous_word,
+    quantity_labels,
+    read_text_file,
+    run_corpus,
+    unit_page,
+    unit_values,
+)
+
+INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
+CHUNK_S = 0.02             # a worker holds the trace's lock about this long per chunk of steps
+PROGRESS_S = 0.2           # and reports how far it has traced this often
+SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a second
+MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
+TOP_K = 5
+ACTIVE_UNITS = 4
+VIEWS = ("cell", "saturation", "search")
+NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
+
+
+# --------------------------------------------------------------------------- the text to trace
+
+@dataclass(frozen=True)
+class TextRequest:
+    kind: str           # "corpus", "text" or "file"
+    value: str = ""     # the text, the path, or "start length" for a corpus slice
+
+
+def load_source(request: TextRequest, meta: dict) -> TextSource:
+    """The text a request asks for (raises PlaygroundError with the engine's message)."""
+    if request.kind == "text":
+        if not request.value:
+            raise CorpusError("The text is empty: type at least one character.")
+        return TextSource(request.value, f"typed text ({len(request.value):,} chars)")
+    if request.kind == "file":
+        return read_text_file(request.value.strip(), limit=200_000)
+    spec, glob, val_fraction = run_corpus(meta)
+    parts = request.value.replace(",", " ").split()
+    try:
+        numbers = [int(p.replace("_", "")) for p in parts]
+    except ValueError:
+        raise CorpusError(f"A corpus slice is 'start length' in characters (both optional), "
+                          f"not {request.value!r}.") from None
+    if len(numbers) > 2:
+        raise CorpusError("A corpus slice is 'start length': at most two numbers.")
+    start = numbers[0] if numbers else None
+    length = numbers[1] if len(numbers) > 1 else DEFAULT_SLICE
+    return corpus_slice(spec, start, length, glob=glob, val_fraction=val_fraction)
+
+
+@dataclass(frozen=True)
+class OpenedText:
+    tracer: GateTracer
+    meta: dict
+    trace: Trace        # the first character and the one after it traced
+    source: TextSource
+
+
+def load_tracer(run: Path | None) -> tuple[GateTracer, dict]:
+    """The tracer of a run's checkpoint and its metadata (slow: for a worker thread)."""
+    from rnn_playground.core.checkpoint import read_metadata
+    from rnn_playground.core.runs import resolve_checkpoint
+    if run is None:
+        raise PlaygroundError(NO_RUN)
+    path = resolve_checkpoint(run)
+    return GateTracer.from_checkpoint(path), read_metadata(path)
+
+
+def open_text(tracer: GateTracer, meta: dict, request: TextRequest) -> OpenedText:
+    """A trace of the text `request` asks for, its first character and the one after it traced.
+    Raises PlaygroundError or OSError with a message for people."""
+    source = load_source(request, meta)
+    tracer.encode(source.text, "The text")  # characters outside the vocabulary: the engine's message
+    trace = tracer.start()
+    trace.extend(source.text[:2])
+    return OpenedText(tracer, meta, trace, source)
+
+
+# --------------------------------------------------------------------------- jobs for worker threads
+
+@dataclass(frozen=True)
+class ExtendJob:
+    """Extend `trace` over `text` until it holds step `target`, under `lock` (the UI reads the trace
+    under it too); `cancel` is set when the text is replaced."""
+    generation: int
+    trace: Trace
+    lock: threading.Lock
+    text: str
+    target: int
+    cancel: threading.Event
+
+
+@dataclass(frozen=True)
+class AnalysisJob:
+    """Saturation, or a unit search (`name` a built-in feature or `regex`), over the whole trace."""
+    generation: int
+    kind: str               # "saturation" or "search"
+    trace: Trace
+    lock: threading.Lock
+    name: str | None = None
+    regex: str | None = None
+    key: str = "h"
+
+    @property
+    def query(self) -> str:
+        return f"/{self.regex}/" if self.regex is not None else (self.name or "")
+
+
+Job = ExtendJob | AnalysisJob
+
+
+def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> int:
+    """Extend the job's trace a chunk at a time under its lock up to its target, or until it is
+    cancelled (or `stop()`); `progress(length)` a few times a second. The length traced."""
+    lock = job.lock
+    with lock:
+        length = len(job.trace)
+    chunk, reported = 16, time.monotonic()
+    while not job.cancel.is_set() and not (stop is not None and stop()):
+        with lock:
+            length = len(job.trace)
+            target = min(job.target, len(job.text) - 1)
+            if length > target:
+                break
+            started = time.perf_counter()
+            job.trace.extend(job.text[length:min(target + 1, length + chunk)])
+            elapsed = time.perf_counter() - started
+            length = len(job.trace)
+        # Size chunks by time, so the UI never waits long for the lock whatever the model's size;
+        # the short sleep lets a waiting UI thread take the lock before the next chunk.
+        chunk = max(1, min(4096, int(chunk * CHUNK_S / max(elapsed, 1e-5))))
+        if progress is not None and time.monotonic() - reported >= PROGRESS_S:
+            progress(length)
+            reported = time.monotonic()
+        time.sleep(0.001)
+    return length
+
+
+def run_analysis(job: AnalysisJob) -> Saturation | list[UnitMatch]:
+    """The job's saturation or unit search (raises PlaygroundError for a bad query)."""
+    with job.lock:
+        if job.kind == "saturation":
+            if job.trace.cell == "rnn":
+                return job.trace.saturation(low=-0.9, high=0.9, keys=("h",))
+            return job.trace.saturation()
+        return job.trace.find_units(name=job.name, regex=job.regex, key=job.key, top=10)
+
+
+# --------------------------------------------------------------------------- the session
+
+@dataclass
+class GatesSession:
+    """Everything the Gates screen knows, changed by its keys and by its workers' results. Methods
+    that may need a worker return the jobs to start (an empty list when none)."""
+    run: Path | None = None
+    tracer: GateTracer | None = None
+    meta: dict = field(default_factory=dict)
+    trace: Trace | None = None
+    source: TextSource | None = None
+    text: str = ""
+    generation: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pos: int = 0
+    pending: int | None = None      # where the cursor goes once the trace reaches it
+    target: int = 0                 # the trace is being extended up to this step
+    extending: bool = False
+    layer: int = 0
+    unit: int = 0
+    colour_key: str = "h"
+    view: str = "cell"
+    playing: bool = False
+    speed: int = 10
+    is_loading: bool = False
+    error: str | None = None
+    saturation: Saturation | None = None
+    matches: list[UnitMatch] = field(default_factory=list)
+    analysis_note: str = ""
+    feature: str = "inside-quotes"  # the unit search's built-in feature, or "regex"
+    regex: str = ""
+    after_full: list[str] = field(default_factory=list)   # analyses waiting for the whole text
+    loaded_run: Path | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def cell(self) -> str:
+        return self.tracer.cell if self.tracer is not None else "lstm"
+
+    @property
+    def cursor(self) -> int:
+        """Where the cursor is, or is going once the trace reaches it."""
+        return self.pending if self.pending is not None else self.pos
+
+    def traced(self) -> int:
+        with self.lock:
+            return len(self.trace) if self.trace is not None else 0
+
+    def label(self, key: str) -> QuantityLabel:
+        return next(q for q in quantity_labels(self.cell) if q.key == key)
+
+    # -- loading a checkpoint and a text
+
+    def select_run(self, run: Path) -> bool:
+        """Open `run`; whether it must be loaded (not when it is open already)."""
+        run = Path(run)
+        if run == self.loaded_run and self.tracer is not None:
+            return False
+        self.run = self.loaded_run = run
+        # Forget the previous run's model and everything traced with it before loading the new one:
+        # nothing may draw the old trace with a model that is gone (issue 10: the app closed).
+        self.tracer = None
+        self._forget_trace()
+        return True
+
+    def _forget_trace(self) -> None:
+        self.trace, self.source, self.text = None, None, ""
+        self.pos, self.pending, self.target = 0, None, 0
+        self.saturation, self.matches, self.analysis_note = None, [], ""
+        self.after_full = []
+
+    def start_load(self) -> int:
+        """A new text is being loaded: the generation its result must carry. An extension of the
+        previous text stops at its next chunk."""
+        self.generation += 1
+        self._cancel.set()
+        self._cancel = threading.Event()
+        self.extending = False
+        self.is_loading = True
+        self.playing = False
+        self.error = None
+        return self.generation
+
+    def loaded(self, generation: int, opened: OpenedText | None, error: str | None = None,
+               tracer: GateTracer | None = None, meta: dict | None = None) -> list[Job]:
+        """A load finished: its text, or its error (with the tracer and metadata it got before failing)."""
+        if generation != self.generation:
+            return []
+        self.is_loading = False
+        if opened is not None:
+            tracer, meta = opened.tracer, opened.meta
+        if tracer is not None and self.tracer is not tracer:
+            self.tracer = tracer
+            self.layer = tracer.layers - 1
+            self.unit = 0
+            self.colour_key = "c" if tracer.cell == "lstm" else "h"
+        self.meta = meta or self.meta
+        if opened is None:
+            self.error = error
+            return []
+        self.error = None
+        self._forget_trace()
+        self.trace, self.source, self.text = opened.trace, opened.source, opened.source.text
+        if self.view in ("saturation", "search"):
+            return self.need_full(self.view)
+        return []
+
+    # -- the cursor
+
+    def move_to(self, pos: int) -> list[Job]:
+        """Put the cursor on character `pos`. The trace reaches one character past the cursor, so
+        the true next character is known; a short step forward extends it at once, a long jump in a
+        worker (the cursor waits as `pending`)."""
+        if self.trace is None or not self.text:
+            return []
+        pos = max(0, min(len(self.text) - 1, pos))
+        need = min(len(self.text), pos + 2)    # steps the trace must have
+        length = self.traced()
+        if need <= length:
+            self.pos, self.pending = pos, None
+            return []
+        if need - length <= INLINE_STEPS and not self.extending:
+            with self.lock:
+                self.trace.extend(self.text[length:need])
+            self.pos, self.pending = pos, None
+            return []
+        self.pending = pos
+        return self._extend_to(need - 1)
+
+    def step(self, delta: int) -> list[Job]:
+        self.playing = False
+        return self.move_to(self.cursor + delta)
+
+    def word(self, direction: int) -> list[Job]:
+        self.playing = False
+        pos = self.cursor
+        return self.move_to(next_word(self.text, pos) if direction > 0 else previous_word(self.text, pos))
+
+    def page(self, direction: int, chars: int) -> list[Job]:
+        """A page of `chars` characters (what the text view holds) forward or back."""
+        self.playing = False
+        return self.move_to(self.cursor + direction * max(1, chars))
+
+    def edge(self, direction: int) -> list[Job]:
+        self.playing = False
+        return self.move_to(len(self.text) - 1 if direction > 0 else 0)
+
+    # -- playing
+
+    def toggle_play(self) -> list[Job]:
+        if self.playing:
+            self.playing = False
+            return []
+        jobs = self.move_to(0) if self.pos >= len(self.text) - 1 else []
+        self.playing = True
+        return jobs
+
+    @property
+    def tick_s(self) -> float:
+        """Seconds between ticks while playing."""
+        return 1.0 / min(self.speed, MAX_TICKS)
+
+    def tick(self) -> list[Job]:
+        """One tick of play: a step (several at high speeds), unless waiting for the trace; the end stops."""
+        if not self.playing or self.pending is not None:
+            return []
+        if self.pos >= len(self.text) - 1:
+            self.playing = False
+            return []
+        return self.move_to(self.pos + max(1, round(self.speed / min(self.speed, MAX_TICKS))))
+
+    def change_speed(self, delta: int) -> None:
+        index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
+        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, index + delta))]
+
+    # -- what is shown
+
+    def change_layer(self, delta: int) -> None:
+        if self.tracer is not None:
+            self.layer = (self.layer + delta) % self.tracer.layers
+
+    def change_unit(self, delta: int) -> None:
+        if self.tracer is not None:
+            self.unit = (self.unit + delta) % self.tracer.hidden
+
+    def change_unit_page(self, delta: int, per_page: int) -> None:
+        """The same place on the next (previous) page of `per_page` units."""
+        if self.tracer is None:
+            return
+        page, pages, first, _ = unit_page(self.tracer.hidden, per_page, self.unit)
+        page = (page + delta) % pages
+        self.unit = min(self.tracer.hidden - 1, page * per_page + (self.unit - first))
+
+    def change_colour(self, delta: int) -> None:
+        keys = [q.key for q in quantity_labels(self.cell)]
+        index = keys.index(self.colour_key) if self.colour_key in keys else 0
+        self.colour_key = keys[(index + delta) % len(keys)]
+
+    def select_match(self, match: UnitMatch) -> None:
+        self.layer, self.unit, self.colour_key = match.layer, match.unit, match.key
+
+    def set_view(self, view: str) -> list[Job]:
+        self.view = view
+        if view == "search" and not self.matches:
+            return self.need_full("search")
+        if view == "saturation":
+            return self.need_full("saturation")
+        return []
+
+    # -- extending the trace
+
+    def _extend_to(self, target: int) -> list[Job]:
+        self.target = max(self.target, target)
+        if self.extending:
+            return []  # the running extension's result asks for the rest
+        self.extending = True
+        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel)]
+
+    def extended(self, generation: int, done: bool, error: str | None = None) -> list[Job]:
+        """A worker's report: progress, or its extension finished (or failed)."""
+        if generation != self.generation or not done:
+            return []
+        self.extending = False
+        if error is not None:
+            self.pending, self.after_full, self.analysis_note = None, [], ""
+            self.error = error
+            return []
+        if self.traced() <= min(self.target, len(self.text) - 1):
+            return self._extend_to(self.target)  # asked for more while it ran
+        if self.pending is not None and min(len(self.text), self.pending + 2) <= self.traced():
+            self.pos, self.pending = self.pending, None
+        jobs = [job for kind in self.after_full for job in self._analyse(kind)]
+        self.after_full = []
+        return jobs
+
+    @property
+    def goal(self) -> int | None:
+        """The step being traced to, while a worker traces."""
+        if self.pending is not None:
+            return self.pending
+        return self.target if self.extending else None
+
+    # -- saturation and unit search
+
+    def need_full(self, kind: str) -> list[Job]:
+        """Saturation and unit search look at the whole text: trace it all first."""
+        if self.trace is None:
+            return []
+        if self.traced() >= len(self.text) and not self.extending:
+            return self._analyse(kind)
+        if kind not in self.after_full:
+            self.after_full.append(kind)
+        self.analysis_note = "tracing the whole text…"
+        return self._extend_to(len(self.text) - 1)
+
+    def _analyse(self, kind: str) -> list[Job]:
+        if kind == "saturation":
+            if self.saturation is not None:
+                return []
+            return [AnalysisJob(self.generation, "saturation", self.trace, self.lock)]
+        return self.search()
+
+    def search_key(self) -> str:
+        """The quantity a unit search correlates: the one colouring the text if c or h, else the state."""
+        return self.colour_key if self.colour_key in ("c", "h") else ("c" if self.cell == "lstm" else "h")
+
+    def search(self) -> list[Job]:
+        """Find the units tracking the chosen feature (`feature`, or `regex` when it is "regex")."""
+        if self.trace is None:
+            return []
+        if self.feature == "regex" and not self.regex:
+            self.analysis_note = "type a regular expression, then Enter"
+            return []
+        if self.traced() < len(self.text) or self.extending:
+            return self.need_full("search")
+        self.analysis_note = "searching…"
+        by_regex = self.feature == "regex"
+        return [AnalysisJob(self.generation, "search", self.trace, self.lock, name=None if by_regex else self.feature,
+                            regex=self.regex if by_regex else None, key=self.search_key())]
+
+    def analysed(self, job: AnalysisJob, result, error: str | None) -> None:
+        """A worker's saturation or search result (or error) for `job`."""
+        if job.generation != self.generation:
+            return
+        if job.kind == "saturation":
+            self.saturation = result
+            self.analysis_note = error or ""
+            return
+        self.matches = list(result or [])
+        self.analysis_note = error or (
+            f"units whose {self.label(job.key).symbol} tracks {job.query} best (Pearson r over "
+            f"{len(self.text):,} chars); Enter selects")
+
+
+# --------------------------------------------------------------------------- what the screen draws
+
+@dataclass(frozen=True)
+class StepLine:
+    """The line under the text: where the cursor is and how far the trace reaches."""
+    pos: int
+    last: int               # the last character's index
+    char: str               # the character at the cursor, as one readable cell
+    traced: int
+    goal: int | None        # being traced up to this step
+
+
+def step_line(session: GatesSession) -> StepLine | None:
+    if session.trace is None:
+        return None
+    return StepLine(session.pos, len(session.text) - 1, show_char(session.text[session.pos]), session.traced(),
+                    session.goal)
+
+
+@dataclass(frozen=True)
+class GatesFrame:
+    """Everything the screen draws at the cursor: the step's numbers, the heatmap rows of the view
+    (values on the diverging scale, or saturation fractions), the text's colours around the cursor,
+    the next-character distribution and the most active units."""
+    info: StepInfo
+    next_chars: NextCharView
+    rows: tuple[HeatRow, ...]           # the cell view's quantities, or the saturation's; none for search
+    fraction: bool                      # rows are fractions of steps (saturation)
+    colours: np.ndarray                 # the selected unit's colour quantity on [-1, 1], from colours_start
+    colours_start: int
+    active: tuple                       # core's most active units of h here
+    update: tuple[float, float, float] | None   # an LSTM's kept, written and c of the selected unit
+
+
+def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFrame | None:
+    """The frame at the cursor; `span`: characters the text view holds (colours are computed for a
+    window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours."""
+    trace = session.trace
+    if trace is None:
+        return None
+    pos, layer, unit = session.pos, session.layer, session.unit
+    span = max(1, span)
+    with session.lock:
+        info = trace.step_info(pos, layer, k=TOP_K)
+        start = max(0, pos - 2 * span)
+        end = min(len(trace), pos + 3 * span)
+        colours = diverging(unit_values(trace, session.colour_key, layer, unit, start, end),
+                            trace.quantity(session.colour_key).kind)
+        kinds = {q.key: q.kind for q in trace.quantities}
+        active = tuple(trace.most_active(pos, layer, "h", n=ACTIVE_UNITS))
+    rows: list[HeatRow] = []
+    if session.view == "cell":
+        rows = [HeatRow(q.text, q.short, q.standard, diverging(info.values[q.key], kinds[q.key]),
+                        float(info.values[q.key][unit]), q.key) for q in quantity_labels(session.cell)]
+    elif session.view == "saturation" and session.saturation is not None:
+        sat = session.saturation
+        for key in sat.keys:
+            label = session.label(key)
+            left, right = sat.left[key][layer], sat.right[key][layer]
+            symbol = label.quantity.symbol
+            # fractions: without colour a bar as tall as the fraction; with colour below in blue and
+            # above in red, as deep as the fraction
+            shown_left, shown_right = (2 * left - 1, 2 * right - 1) if mono else (-left, right)
+            rows.append(HeatRow(f"{label.text} <{sat.low:g}", f"{symbol} <{sat.low:g}", label.standard,
+                                shown_left, float(left[unit]), key))
+            rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard,
+                                shown_right, float(right[unit]), key))
+    update = None
+    if session.cell == "lstm":
+        update = tuple(float(info.values[key][unit]) for key in ("kept", "written", "c"))
+    return GatesFrame(info, next_char_view(info), tuple(rows), session.view == "saturation", colours, start,
+                      active, update)
