@@ -163,9 +163,10 @@ async def app_phase(seconds: float, interval: float, size=(120, 40)
                 pausing = app.train_controller.snapshot.status != "paused" and not app.train_run.pause_requested
                 label = "pause (space)" if pausing else "resume (space)"
                 word = "pausing" if pausing else "resuming"
-                condition = (lambda screen, word=word: isinstance(screen, TrainScreen)
-                             and (word in status_text(app) or ("paused" in status_text(app) if word == "pausing"
-                                                               else "training" in status_text(app))))
+                def condition(screen, word=word):
+                    shown = status_text(app)
+                    settled = "paused" if word == "pausing" else "training"  # the word may pass between frames
+                    return isinstance(screen, TrainScreen) and (word in shown or settled in shown)
             else:
                 label, condition = conditions[key]
             future = watch.expect(condition)

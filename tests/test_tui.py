@@ -337,7 +337,7 @@ async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_
         await wait_for(pilot, lambda: len(Internals.select_options(select)) > 1, 20, "devices found")
         assert [value for _, value in Internals.select_options(select)] == ["auto"] + [d.spec for d in found]
         assert Internals.select_options(select)[0][0] == f"auto  (picks {pick_auto_device(found)})"
-        for (label, _), device in zip(Internals.select_options(select)[1:], found):
+        for (label, _), device in zip(Internals.select_options(select)[1:], found, strict=True):
             assert label.startswith(f"{device.spec}  {device.name}")
         assert select.value == "cpu"  # the initial config's
 
@@ -729,7 +729,7 @@ async def test_readme_documents_every_key():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## The app", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ")]
-    for scope, keys, description in key_table(PlaygroundApp):
+    for scope, keys, _description in key_table(PlaygroundApp):
         assert any(row.startswith(f"| {scope} |") and f"`{key_display(keys)}`" in row for row in rows), \
             f"README's key tables lack {key_display(keys)} ({scope})"
 

@@ -27,7 +27,8 @@ SIZE = (80, 24)
 
 def assert_whole(app) -> None:
     problems = cuts(app)
-    assert not problems, f"cut at {app.size.width}x{app.size.height}:\n" + "\n".join(problems) + "\n\n" + screen_text(app)
+    assert not problems, (f"cut at {app.size.width}x{app.size.height}:\n" + "\n".join(problems) + "\n\n"
+                          + screen_text(app))
 
 
 def live_session_with_trainer(app, tmp_path) -> None:
@@ -170,7 +171,7 @@ def test_the_gates_text_breaks_lines_between_words_and_keeps_them_as_the_cursor_
         ranges = layout_window(text, pos, width, lines)
         assert any(a <= pos < b for a, b in ranges)                       # the cursor is shown
         assert all(b - a <= width for a, b in ranges)                     # no line passes the width
-        assert all(b1 == a2 for (_, b1), (a2, _) in zip(ranges, ranges[1:]))  # every character, in order
+        assert all(b1 == a2 for (_, b1), (a2, _) in zip(ranges, ranges[1:], strict=False))  # every character, in order
         for a, b in ranges:
             if b < len(text) and text[b - 1] not in " \n":                # a break inside a word only
                 assert text[b] in " \n" or text[a:b].count(" ") == 0      # where a word is wider than a line

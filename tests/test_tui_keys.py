@@ -29,14 +29,16 @@ async def test_every_screen_shows_help_and_quit_and_the_field_keys_at_80_columns
             if name in ("SampleScreen", "GatesScreen"):
                 app.open_run("sample" if name == "SampleScreen" else "gates", tiny_run)
                 await pilot.pause(0.3)
-            footer = await wait_for(pilot, lambda: "? Help" in (line := footer_of(app)) and line, 10, f"{name}'s footer")
+            footer = await wait_for(pilot, lambda: "? Help" in (line := footer_of(app)) and line, 10,
+                                    f"{name}'s footer")
             assert footer.rstrip().endswith("q Quit") or "q Quit " in footer, (name, footer)
             assert "1-5 Screens" in footer, (name, footer)
             fields = list(app.screen.query(Input))
             if not fields:
                 continue
             app.screen.set_focus(fields[0])
-            footer = await wait_for(pilot, lambda: "F1 Help" in (line := footer_of(app)) and line, 10, f"{name}'s footer in a field")
+            footer = await wait_for(pilot, lambda: "F1 Help" in (line := footer_of(app)) and line, 10,
+                                    f"{name}'s footer in a field")
             assert "esc Leave field" in footer and "^q Quit" in footer and "⏎ " in footer, (name, footer)
             assert "? Help" not in footer and "1-5" not in footer, (name, footer)
             app.screen.set_focus(None)

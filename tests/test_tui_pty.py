@@ -21,7 +21,8 @@ import pytest
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")]
 
-CONTROL = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P[^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78])")
+CONTROL = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|P[^\x1b]*\x1b\\"
+                     rb"|[()][0-9A-Za-z]|[=>78])")
 
 
 def command() -> list[str]:
@@ -156,7 +157,8 @@ def test_a_hangup_while_training_stops_the_run_and_saves(tmp_path):
         assert json.loads((run / "run.json").read_text())["state"] == "stopped"
         assert (run / "last.safetensors").exists()
         config = next(r for r in records if r["event"] == "started")["config"]
-        assert (config["hidden"], config["layers"], config["embed"], config["batch"], config["seq"]) == (16, 1, 8, 8, 16)
+        shape = (config["hidden"], config["layers"], config["embed"], config["batch"], config["seq"])
+        assert shape == (16, 1, 8, 8, 16)
     finally:
         terminal.close()
 
