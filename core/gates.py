@@ -540,24 +540,36 @@ class Trace:
             return b.hiddens[:n].numpy()
         if key == "c":
             return b.cells[:n].numpy()
-        gates = b.gates[:n]
-        if key == "written":
-            return (gates[:, :, 0] * gates[:, :, 2]).numpy()
-        if key == "kept":
-            previous = torch.cat([self._c0.unsqueeze(0), b.cells[:max(n - 1, 0)]]) if n else b.cells[:0]
-            return (gates[:, :, 1] * previous).numpy()
+        if key in ("kept", "written"):
+            return self.cell_update(key)
         raise AssertionError(quantity)  # pragma: no cover - every quantity is handled above
+
+    def cell_update(self, key: str, start: int = 0, end: int | None = None, layer: int | None = None,
+                    unit: int | None = None) -> np.ndarray:
+        """The LSTM cell update split in two over steps start..end-1: "kept" (f_t * c_{t-1}) or "written"
+        (i_t * g_t); [steps, layers, units], or one layer and/or one unit when given. The one place the split
+        is computed: for a window of one unit (the Gates text view), only that window is multiplied."""
+        self.quantity(key)
+        n = self._length
+        end = n if end is None else max(0, min(end, n))
+        start = max(0, min(start, end))
+        layers = slice(None) if layer is None else self.layer_index(layer)
+        units = slice(None) if unit is None else unit
+        gates = self._buffers.gates[start:end, layers]  # [steps, (layers,) gate rows, units]
+        if key == "written":
+            return (gates[..., 0, units] * gates[..., 2, units]).numpy()
+        cells = self._buffers.cells
+        if start == 0 and end > 0:  # the first step's c_{t-1} is the starting state
+            previous = torch.cat([self._c0[layers, units].unsqueeze(0), cells[:end - 1, layers, units]])
+        else:
+            previous = cells[max(start - 1, 0):max(end - 1, 0), layers, units]
+        return (gates[..., 1, units] * previous).numpy()
 
     def at(self, step: int, layer: int, key: str) -> np.ndarray:
         """Quantity `key` at one step and layer: [units]."""
         step, layer = self.step_index(step), self.layer_index(layer)
         if key in ("kept", "written"):
-            self.quantity(key)
-            gates = self._buffers.gates[step, layer]
-            if key == "written":
-                return (gates[0] * gates[2]).numpy()
-            previous = self._c0[layer] if step == 0 else self._buffers.cells[step - 1, layer]
-            return (gates[1] * previous).numpy()
+            return self.cell_update(key, step, step + 1, layer)[0]
         return self.values(key)[step, layer]
 
     @property

@@ -242,18 +242,7 @@ def unit_values(trace, key: str, layer: int, unit: int, start: int = 0, end: int
     n = len(trace)
     end = n if end is None else max(0, min(end, n))
     start = max(0, min(start, end))
+    if key in CELL_UPDATE:  # the engine computes the split for this window of this unit only
+        return trace.cell_update(key, start, end, layer, unit).astype(np.float64)
     layer = trace.layer_index(layer)
-    if key == "written":
-        i, g = trace.values("i"), trace.values("g")
-        return (i[start:end, layer, unit] * g[start:end, layer, unit]).astype(np.float64)
-    if key == "kept":
-        f, c = trace.values("f"), trace.values("c")
-        previous = np.empty(end - start, dtype=np.float64)
-        if end > start:
-            if start == 0:
-                previous[0] = trace.initial_state.c[layer, unit]
-                previous[1:] = c[0:end - 1, layer, unit]
-            else:
-                previous[:] = c[start - 1:end - 1, layer, unit]
-        return f[start:end, layer, unit] * previous
     return np.asarray(trace.values(key)[start:end, layer, unit], dtype=np.float64)
