@@ -142,7 +142,7 @@ async def test_a_worker_that_fails_unexpectedly_is_shown_and_its_busy_text_goes(
     app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         app.open_run("gates", tiny_run)
-        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.trace is not None, 30,
+        await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace is not None, 30,
                        "the run traced")
         screen = app.screen
         await press(pilot, "s")
@@ -153,7 +153,7 @@ async def test_a_worker_that_fails_unexpectedly_is_shown_and_its_busy_text_goes(
         assert "the Gates screen, worker gates-saturation" in base.UNEXPECTED_ERRORS[-1]
         await shows(pilot, "injected saturation fault")
         await wait_for(pilot, lambda: "computing saturation…" not in screen_text(app), 10, "the busy text gone")
-        assert screen.busy_text() == "" and screen.saturation is None and app.is_running
+        assert screen.busy_text() == "" and screen.gates.saturation is None and app.is_running
         base.UNEXPECTED_ERRORS.clear()
 
 

@@ -232,7 +232,8 @@ class PlaygroundApp(GuardedMessages, App[int]):
         if state.active or snap.status != "idle":
             self.status_line = state.line()
         self.train_run = state
-        refresh_bindings_if_changed(self.screen)
+        if self.screen_stack:  # none left while the app unmounts (quitting stops the run)
+            refresh_bindings_if_changed(self.screen)
 
     # -- quitting
 

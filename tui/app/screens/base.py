@@ -6,7 +6,7 @@ import inspect
 import traceback
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.actions import parse
 from textual.screen import Screen
@@ -14,6 +14,9 @@ from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from ..keys import typed_actions, typed_bindings
+
+if TYPE_CHECKING:
+    from rnn_playground.tui.viewmodel.controller import RunController, RunState
 
 # Unexpected errors of this process, newest last, as tracebacks: printed when the app closes
 # (run_app), and checked after every test (conftest), so a caught bug still fails its test.
@@ -163,6 +166,33 @@ class PlaygroundScreen(GuardedMessages, Screen):
 
     def on_descendant_blur(self) -> None:
         refresh_bindings_if_changed(self)
+
+
+class RunKeys:
+    """The run keys of a screen that drives a run through its `controller` (Train, Series): whether each
+    applies comes from the run's state, and each hands its command to the controller."""
+
+    controller: RunController
+
+    @staticmethod
+    def run_key_applies(action: str, state: RunState) -> bool | None:
+        """Whether run key `action` applies in `state`; None when `action` is not a run key."""
+        if action == "pause":
+            return state.can_pause
+        if action == "resume":
+            return state.can_resume
+        if action in ("stop", "save"):
+            return state.can_stop
+        return None
+
+    def action_pause(self) -> None:
+        self.controller.pause()
+
+    def action_resume(self) -> None:
+        self.controller.resume()
+
+    def action_stop(self) -> None:
+        self.controller.stop("user")
 
 
 def refresh_bindings_if_changed(screen: Screen) -> None:

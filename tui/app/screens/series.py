@@ -36,7 +36,7 @@ from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel
 from ..widgets.modebar import ModeBar
 from ..widgets.plot import LinePlot
-from .base import PlaygroundScreen, refresh_bindings_if_changed
+from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed
 
 SOURCES = tuple((name, name) for name in SIGNALS) + (("CSV file", "csv"),)
 PRESETS = (("none", "none"), ("course", "course"))
@@ -54,7 +54,7 @@ class SeriesForm:
     errors: dict
 
 
-class SeriesScreen(PlaygroundScreen):
+class SeriesScreen(RunKeys, PlaygroundScreen):
     AUTO_FOCUS = ""
     SUBMIT_DESCRIPTION = "Start"
     COMPONENT_CLASSES = {"series--strong", "series--muted", "series--error"}
@@ -253,12 +253,8 @@ class SeriesScreen(PlaygroundScreen):
         state = self.run_state
         if action == "start":
             return False if state.active else (None if self.errors else True)
-        if action == "pause":
-            return state.can_pause
-        if action == "resume":
-            return state.can_resume
-        if action == "stop":
-            return state.can_stop
+        if (applies := self.run_key_applies(action, state)) is not None:
+            return applies
         if action == "leave_field":
             return isinstance(self.focused, Input)
         return True
@@ -318,15 +314,6 @@ class SeriesScreen(PlaygroundScreen):
         self.prediction_step = message.step
         self.render_plot()
         self.render_all()
-
-    def action_pause(self) -> None:
-        self.controller.pause()
-
-    def action_resume(self) -> None:
-        self.controller.resume()
-
-    def action_stop(self) -> None:
-        self.controller.stop("user")
 
     def action_free_run(self) -> None:
         self.show_free_run = not self.show_free_run

@@ -26,14 +26,14 @@ from ..widgets.form import TrainForm
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LiveView
 from ..widgets.modebar import ModeBar
-from .base import PlaygroundScreen, refresh_bindings_if_changed
+from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed
 
 # Cores a run started here leaves to the app when its thread count is automatic: with every core
 # training, keys waited for a core (benchmarks/README.md, "App responsiveness": p95 102 ms on 2
 # threads against 43 ms on 1, 2x512 on this 2-core machine).
 UI_CORES = 1
 
-class TrainScreen(PlaygroundScreen):
+class TrainScreen(RunKeys, PlaygroundScreen):
     AUTO_FOCUS = "#start"
     SUBMIT_DESCRIPTION = "Start"
     BINDINGS = [
@@ -109,12 +109,8 @@ class TrainScreen(PlaygroundScreen):
         state: RunState = self.app.train_run
         if action == "start":
             return not state.active  # also while the form has errors: pressing s then says why nothing starts
-        if action == "pause":
-            return state.can_pause
-        if action == "resume":
-            return state.can_resume
-        if action in ("stop", "save"):
-            return state.can_stop
+        if (applies := self.run_key_applies(action, state)) is not None:
+            return applies
         if action == "restart":
             return state.can_stop or (not state.active and self.form.resume_step is not None)
         if action == "leave_field":
@@ -170,15 +166,6 @@ class TrainScreen(PlaygroundScreen):
         check = self.form.state().check
         assert check.config is not None
         return check.config
-
-    def action_pause(self) -> None:
-        self.controller.pause()
-
-    def action_resume(self) -> None:
-        self.controller.resume()
-
-    def action_stop(self) -> None:
-        self.controller.stop("user")
 
     def action_save(self) -> None:
         if self.controller.save():
