@@ -129,9 +129,9 @@ def named_corpus_copy(name: str, source: str, monkeypatch, tmp_path: Path):
 
 @pytest.fixture(autouse=True)
 def _no_unexpected_errors():
-    """The app reports an unexpected error and carries on (tui.screens.base.report_unexpected):
+    """The app reports an unexpected error and carries on (tui/app/guard.py, report_unexpected):
     a test that met one still fails, with its traceback."""
-    from rnn_playground.tui.app.screens.base import UNEXPECTED_ERRORS
+    from rnn_playground.tui.app.guard import UNEXPECTED_ERRORS
     UNEXPECTED_ERRORS.clear()
     yield
     errors, UNEXPECTED_ERRORS[:] = list(UNEXPECTED_ERRORS), []

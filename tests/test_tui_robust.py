@@ -76,7 +76,7 @@ async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_a
     """Faults injected where the real code has none left: a screen's message handler, a key's
     action and a worker each raise once. Each reaches the user as a notification naming the
     screen; the app stays open and the screen keeps working."""
-    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app import guard
     from rnn_playground.tui.app.screens import runs as runs_module
     from rnn_playground.tui.app.screens.runs import RunsScreen
     faults = {"handler", "action", "worker"}
@@ -99,21 +99,21 @@ async def test_an_unexpected_error_in_a_handler_an_action_or_a_worker_is_shown_a
         monkeypatch.setattr(runs_module, "runs_for_display", fail_once("worker", real_list))
         for kind, where in (("action", "Runs screen, action refresh"), ("worker", "worker runs-list"),
                             ("handler", "Runs screen (RunsListed)")):
-            base.UNEXPECTED_ERRORS.clear()
+            guard.UNEXPECTED_ERRORS.clear()
             await press(pilot, "r")
-            await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, f"the {kind} fault")
-            assert f"injected {kind} fault" in base.UNEXPECTED_ERRORS[-1]
+            await wait_for(pilot, lambda: guard.UNEXPECTED_ERRORS, 10, f"the {kind} fault")
+            assert f"injected {kind} fault" in guard.UNEXPECTED_ERRORS[-1]
             await shows(pilot, "Unexpected error")
             await shows(pilot, f"injected {kind} fault")
-            assert app.is_running and where in base.UNEXPECTED_ERRORS[-1], base.UNEXPECTED_ERRORS[-1]
+            assert app.is_running and where in guard.UNEXPECTED_ERRORS[-1], guard.UNEXPECTED_ERRORS[-1]
             app.clear_notifications()
         # A timer's callback (Gates plays with one) is guarded the same way.
-        base.UNEXPECTED_ERRORS.clear()
+        guard.UNEXPECTED_ERRORS.clear()
         app.screen.set_timer(0.01, fail_once("timer", None))
         faults.add("timer")
-        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 10, "the timer fault")
-        assert "Runs screen (timer)" in base.UNEXPECTED_ERRORS[-1] and app.is_running
-        base.UNEXPECTED_ERRORS.clear()
+        await wait_for(pilot, lambda: guard.UNEXPECTED_ERRORS, 10, "the timer fault")
+        assert "Runs screen (timer)" in guard.UNEXPECTED_ERRORS[-1] and app.is_running
+        guard.UNEXPECTED_ERRORS.clear()
         # The screen still handles its messages and keys: a refresh lists the runs again.
         app.screen.infos = []
         await press(pilot, "r")
@@ -130,7 +130,7 @@ async def test_a_worker_that_fails_unexpectedly_is_shown_and_its_busy_text_goes(
     import threading
 
     from rnn_playground.core.gates import Trace
-    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app import guard
     from rnn_playground.tui.app.screens.gates import GatesScreen
     release = threading.Event()
 
@@ -149,19 +149,19 @@ async def test_a_worker_that_fails_unexpectedly_is_shown_and_its_busy_text_goes(
         await shows(pilot, "computing saturation…")
         assert screen.busy_text() == "computing saturation…"
         release.set()
-        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 20, "the fault")
-        assert "the Gates screen, worker gates-saturation" in base.UNEXPECTED_ERRORS[-1]
+        await wait_for(pilot, lambda: guard.UNEXPECTED_ERRORS, 20, "the fault")
+        assert "the Gates screen, worker gates-saturation" in guard.UNEXPECTED_ERRORS[-1]
         await shows(pilot, "injected saturation fault")
         await wait_for(pilot, lambda: "computing saturation…" not in screen_text(app), 10, "the busy text gone")
         assert screen.busy_text() == "" and screen.gates.saturation is None and app.is_running
-        base.UNEXPECTED_ERRORS.clear()
+        guard.UNEXPECTED_ERRORS.clear()
 
 
 async def test_a_runs_worker_that_fails_unexpectedly_is_shown_and_leaves_no_busy_text(tmp_path, tiny_run,
                                                                                        monkeypatch):
     """The Runs screen's workers are covered by the same handler: the details of the selected run
     fail to load, the user is told, and no "loading…" is left."""
-    from rnn_playground.tui.app.screens import base
+    from rnn_playground.tui.app import guard
     from rnn_playground.tui.app.screens import runs as runs_module
     from rnn_playground.tui.app.screens.runs import RunsScreen
 
@@ -171,8 +171,8 @@ async def test_a_runs_worker_that_fails_unexpectedly_is_shown_and_leaves_no_busy
     monkeypatch.setattr(runs_module, "run_details", failing_details)
     app = make_app(tmp_path, runs_dir=tiny_run.parent, mode="runs", watch_interval=0, list_interval=0)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await wait_for(pilot, lambda: base.UNEXPECTED_ERRORS, 20, "the fault")
-        assert "the Runs screen, worker runs-details" in base.UNEXPECTED_ERRORS[-1]
+        await wait_for(pilot, lambda: guard.UNEXPECTED_ERRORS, 20, "the fault")
+        assert "the Runs screen, worker runs-details" in guard.UNEXPECTED_ERRORS[-1]
         await shows(pilot, "injected details fault")
         screen = app.screen
         assert isinstance(screen, RunsScreen) and screen.details is None
@@ -180,4 +180,23 @@ async def test_a_runs_worker_that_fails_unexpectedly_is_shown_and_leaves_no_busy
         screen.on_resize()  # redraws the details panel, as a resize of the terminal does
         await pilot.pause()
         assert "loading…" not in screen_text(app)
-        base.UNEXPECTED_ERRORS.clear()
+        guard.UNEXPECTED_ERRORS.clear()
+
+
+async def test_a_widgets_worker_that_fails_unexpectedly_is_shown(tmp_path, tiny_run, monkeypatch):
+    """The Train form checks the corpus in a worker of its own (a widget's, not a screen's): the same
+    handler reports an error nobody expected there, naming the form and its screen."""
+    from rnn_playground.tui.app import guard
+    from rnn_playground.tui.app.widgets import form as form_module
+
+    def failing_check(*args, **kwargs):
+        raise RuntimeError("injected corpus-check fault")
+
+    monkeypatch.setattr(form_module, "check_corpus", failing_check)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0, list_interval=0)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: guard.UNEXPECTED_ERRORS, 20, "the fault")
+        assert "the TrainForm of the Train screen, worker corpus-check" in guard.UNEXPECTED_ERRORS[-1]
+        await shows(pilot, "RuntimeError: injected")  # the notification (it wraps after this)
+        assert app.is_running
+        guard.UNEXPECTED_ERRORS.clear()

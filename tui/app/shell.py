@@ -25,12 +25,13 @@ from rnn_playground.core.runs import default_runs_dir
 from rnn_playground.tui.viewmodel.controller import SAVING, RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_loss
 
+from .guard import UNEXPECTED_ERRORS, GuardedMessages, report_unexpected
 from .messages import DevicesFound, RunUpdated
 from .modes import MODES as APP_MODES
 from .modes import mode_bindings
 from .palette import ScreenBindingsProvider
 from .runner import thread_controller
-from .screens.base import UNEXPECTED_ERRORS, GuardedMessages, refresh_bindings_if_changed, report_unexpected
+from .screens.base import refresh_bindings_if_changed
 from .screens.confirm import ConfirmScreen
 from .screens.gates import GatesScreen
 from .screens.help import HelpScreen

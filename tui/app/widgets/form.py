@@ -26,6 +26,7 @@ from rnn_playground.tui.viewmodel.settings import (
     name_settings,
 )
 
+from ..guard import GuardedMessages
 from ..messages import CorpusChecked, TrainFormChanged, TrainFormSubmitted
 
 CELLS = (("LSTM", "lstm"), ("GRU", "gru"), ("RNN (tanh)", "rnn"))
@@ -61,7 +62,7 @@ class FormState:
         return {name: name_settings(message, MESSAGE_NAMES) for name, message in errors.items()}
 
 
-class TrainForm(VerticalScroll, can_focus=False):
+class TrainForm(GuardedMessages, VerticalScroll, can_focus=False):
     """Run settings. Posts `TrainFormChanged` when validity changes and `TrainFormSubmitted`
     when Enter is pressed in a field or the Start button is pressed."""
 
