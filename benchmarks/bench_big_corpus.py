@@ -133,7 +133,10 @@ def interpreter_mb(code: Path) -> float:
     """Peak RSS of a process that only imports what `train` imports (torch imports torch._dynamo
     for the first optimizer): what any run costs."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", "import torch, core.trainer, tui.cli, tui.commands, tui.headless; "
+    packaged = code == ROOT or (code / "rnn_playground").is_dir()
+    modules = ("rnn_playground.core.trainer, rnn_playground.tui.cli.commands, rnn_playground.tui.cli.render"
+               if packaged else "core.trainer, tui.cli, tui.commands, tui.headless")
+    proc = subprocess.Popen([sys.executable, "-c", f"import torch, {modules}; "
                              "torch.optim.Adam([torch.zeros(1000, requires_grad=True)])"], env=env)
     _, _, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
