@@ -105,6 +105,15 @@ class Stopped(Event):
 
 
 @dataclass
+class ControlReceived(Event):
+    """A command from the run's control channel (core.control), applied at this step boundary."""
+    step: int
+    run_id: str
+    seq: int
+    command: str              # pause, resume, save, stop
+
+
+@dataclass
 class ErrorEvent(Event):
     step: int
     message: str
@@ -112,7 +121,7 @@ class ErrorEvent(Event):
 
 _KIND_OF = {RunStarted: "started", StepEvent: "step", ValidationEvent: "validation", SampleEvent: "sample",
             CheckpointSaved: "checkpoint", Paused: "paused", Resumed: "resumed", Finished: "finished",
-            Stopped: "stopped", ErrorEvent: "error"}
+            Stopped: "stopped", ErrorEvent: "error", ControlReceived: "control"}
 EVENT_TYPES = {kind: cls for cls, kind in _KIND_OF.items()}
 
 

@@ -21,10 +21,11 @@ from .model import describe_model
 RUNS_ENV = "RNN_PLAYGROUND_RUNS"
 LAST, BEST = "last.safetensors", "best.safetensors"
 METRICS, STATUS = "metrics.jsonl", "run.json"
+CONTROL = "control.json"  # commands for the run's trainer (core.control)
 LOCK = ".writer.lock"  # held (flock) by the one process writing the run; it also names that process
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # What atomic_writer leaves behind when its process dies mid-save: ".last.safetensors.k3j_x.tmp".
-_RUN_TEMPORARY = re.compile(r"\.(?:last\.safetensors|best\.safetensors|run\.json)\.[^/]*\.tmp")
+_RUN_TEMPORARY = re.compile(r"\.(?:last\.safetensors|best\.safetensors|run\.json|control\.json)\.[^/]*\.tmp")
 
 _ADJECTIVES = ("amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hardy", "ivory", "jolly",
                "keen", "lucid", "mellow", "nimble", "olive", "plucky", "quiet", "rustic", "sunny", "tidy",
@@ -486,7 +487,7 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
 
 
 def _is_run_file(name: str) -> bool:
-    return (name.endswith(".safetensors") or name in (METRICS, STATUS, LOCK)
+    return (name.endswith(".safetensors") or name in (METRICS, STATUS, LOCK, CONTROL)
             or (name.startswith(".") and name.endswith(".tmp")))  # atomic-write leftovers
 
 

@@ -28,12 +28,14 @@ from . import runs
 from .chartask import CharTask
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import DEFAULT_MINUTES, LoopConfig, TrainConfig
+from .control import ControlChannel, new_run_id
 from .corpus import Vocab, absolute_spec, load_corpus
 from .device import choose_threads, describe_device, resolve_device, step_work, supports_bf16, torch_threads
 from .download import REMOTE_CORPORA
 from .errors import CheckpointError, CorpusError, PlaygroundError
 from .events import (
     CheckpointSaved,
+    ControlReceived,
     ErrorEvent,
     Event,
     Finished,
@@ -365,10 +367,14 @@ class Trainer:
 
     def _run_logged(self) -> Iterator[Event]:
         log = None
+        # Fresh for each start of training: a control file written for an earlier start never acts on this one.
+        self.run_id = new_run_id()
+        self._channel = ControlChannel(self.run_dir, self.run_id)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             log = runs.MetricsLog(self.run_dir / runs.METRICS)
-            runs.write_status(self.run_dir, state="running", pid=os.getpid(), host=socket.gethostname(),
+            runs.write_status(self.run_dir, state="running", run_id=self.run_id, pid=os.getpid(),
+                              host=socket.gethostname(),
                               device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
                               threads=self.threads,
                               kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
@@ -499,11 +505,13 @@ class Trainer:
             return (by_step, None) if by_step_s <= by_time else (None, by_time)
 
         while budget_left():
+            yield from self._take_commands()
             if control.paused and not control.stopping:
                 yield Paused(p.step)
                 pause_began = time.perf_counter()
                 while control.paused and not control.stopping:
                     control.wait_while_paused(0.1)
+                    yield from self._take_commands()
                     if control.take_save_request():
                         yield CheckpointSaved(p.step, str(self.save()), "requested")
                 paused_for = time.perf_counter() - pause_began
@@ -590,6 +598,21 @@ class Trainer:
             if last_val_step != p.step:
                 yield CheckpointSaved(p.step, str(self.save()), "finish")
             yield Finished(p.step, p.best_val_loss, p.elapsed_s)
+
+    def _take_commands(self) -> Iterator[Event]:
+        """Apply a new command from the run's control channel (another process's pause, save, stop), if any."""
+        command = self._channel.poll()
+        if command is None:
+            return
+        yield ControlReceived(self.progress.step, command.run_id, command.seq, command.command)
+        if command.command == "pause":
+            self.control.pause()
+        elif command.command == "resume":
+            self.control.resume()
+        elif command.command == "save":
+            self.control.request_save()
+        elif command.command == "stop" and not self.control.stopping:
+            self.control.stop("user")
 
     def _non_finite_message(self) -> str:
         step = self.progress.step

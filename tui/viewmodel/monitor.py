@@ -15,6 +15,7 @@ from pathlib import Path
 from rnn_playground.core import runs
 from rnn_playground.core.events import (
     CheckpointSaved,
+    ControlReceived,
     ErrorEvent,
     Event,
     Finished,
@@ -172,6 +173,8 @@ def describe_event(event: Event) -> tuple[str, str] | None:
             return "info", f"stopped ({event.reason}) at step {event.step:,}"  # asked for, and saved: not a warning
         case ErrorEvent():
             return "error", event.message
+        case ControlReceived():
+            return "info", f"step {event.step:,}: {event.command} asked through the run's folder"
     return None
 
 
