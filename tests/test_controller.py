@@ -182,18 +182,22 @@ def test_start_pause_resume_save_stop_and_the_status_word_of_each(tiny_corpus, t
     assert state.snapshot.loss < first_loss - 0.5, (first_loss, state.snapshot.loss)
 
 
-def test_a_run_in_another_process_is_watched_through_its_folder_and_not_controlled(tiny_corpus, tmp_path):
+def test_a_run_elsewhere_is_watched_and_steered_through_its_folder(tiny_corpus, tmp_path):
+    """The trainer here runs in a thread, but the controller reaches it only through its folder (metrics.jsonl
+    in, control.json out), as it would a run in another process (tests/test_control.py has that one)."""
     config = tiny_config(tiny_corpus, steps=60, val_every=20, run_name="elsewhere", runs_dir=str(tmp_path / "runs"))
-    trainer = Trainer(config, TrainControl())  # holds the run's lock from here: the run is live
+    control = TrainControl()
+    control.pause()  # it waits at step 0 until the resume comes through the folder: no race with its end
+    trainer = Trainer(config, control)  # holds the run's lock from here: the run is live
     face = Face()
     controller = face.controller
     assert controller.watch(trainer.run_dir, poll_s=0.02)
     threading.Thread(target=lambda: list(trainer.run()), daemon=True).start()
-    state = face.until(lambda s: s.snapshot.step > 0, what="the first steps")
-    assert not state.controllable and not state.can_pause and not state.can_stop
-    controller.pause()
-    assert controller.state.status == state.status  # nothing asked: this version only watches
-    assert controller.live_model() is None
+    state = face.until(lambda s: s.snapshot.status == "paused", what="the paused start")
+    assert state.controllable and state.can_resume and state.can_stop  # the folder is writable
+    assert controller.live_model() is None  # the model is not in the watching process
+    controller.resume()
+    assert controller.state.status == "resuming"
     state = face.until(lambda s: not s.active, what="the run's end")
     assert state.status == "finished" and state.snapshot.step == 60
     assert state.snapshot.run_name == "elsewhere" and state.snapshot.val_steps == (20, 40, 60)

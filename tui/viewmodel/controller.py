@@ -3,8 +3,8 @@ status words the screens and the CLI show.
 
 Where the run lives is a backend's business, so the faces never know it: `InProcessRun` iterates a
 `Trainer` here (in a thread the face provides); `FolderRun` watches a run another process writes (a
-headless `rnn-playground train`) through its folder, and cannot control it yet. A distributed run would
-be a third backend.
+headless `rnn-playground train`) through its folder, and steers it through the folder's control channel
+(core.control). A distributed run would be a third backend.
 
 Threads: the run's body goes to the face's `launch` (the app starts a thread worker; the CLI calls it
 inline). The body folds every event once, through `RunMonitor`, and calls `publish` with a `RunUpdate` a
@@ -15,6 +15,7 @@ reports each new `RunState` there.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rnn_playground.core import runs
+from rnn_playground.core.control import send_command
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import (
     CheckpointSaved,
@@ -49,8 +51,8 @@ URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, Val
                  CheckpointSaved)
 WATCH_POLL_S = 0.5         # how often a watched run's metrics.jsonl is read
 SAVING = "Saving a checkpoint at the next step boundary…"
-WATCH_ONLY = ("This run trains in another process: this version can watch it, not pause, save or stop it "
-              "(stop it where it runs, e.g. Ctrl+C).")
+WATCH_ONLY = ("this user cannot write the run's folder, so the run can be watched, not paused, saved or stopped "
+              "(the folder's permissions decide who may control a run; stop it where it runs, e.g. Ctrl+C)")
 
 Cancelled = Callable[[], bool]
 Body = Callable[[Cancelled], None]
@@ -89,7 +91,7 @@ class RunState:
     snapshot: RunSnapshot = field(default_factory=RunSnapshot)
     status: str = "idle"              # see status_word
     active: bool = False              # the run's body has not finished
-    controllable: bool = True         # False: watched only (a run in another process, for now)
+    controllable: bool = True         # False: watched only (a run in a folder this user cannot write)
     stop_reason: str | None = None    # why a stop was asked: "user", "restart", "quit", a signal's name
     pause_requested: bool = False
 
@@ -208,20 +210,25 @@ class InProcessRun:
 
 
 class FolderRun:
-    """A run another process writes, watched through its folder's metrics.jsonl until it ends (or `stop`,
-    which ends the watching, not the run). Pausing, saving and stopping such a run come in a later version."""
-
-    controllable = False
+    """A run another process writes, watched through its folder's metrics.jsonl until it ends. When this user
+    may write the folder, pause, resume, save and stop reach the run through its control channel
+    (core.control), and the run's acknowledgements come back as events; otherwise it is watched only
+    (WATCH_ONLY says why). A stop asked for another reason than the user's (the face closing) ends the
+    watching, not the run."""
 
     def __init__(self, run_dir: Path | str, poll_s: float = WATCH_POLL_S) -> None:
         self.run_dir = Path(run_dir)
         self.poll_s = poll_s
-        self.opening = f"watching {self.run_dir}"
+        self.controllable = os.access(self.run_dir, os.W_OK | os.X_OK)
+        self.opening = f"watching {self.run_dir}" + ("" if self.controllable else f"; {WATCH_ONLY}")
         self._stop = threading.Event()
+        self._notes: list[LogNote] = []  # a command that could not be sent, said in the run's log
 
     def events(self) -> Iterator[Event | LogNote]:
         offset = 0
         while True:
+            while self._notes:
+                yield self._notes.pop(0)
             records, offset = runs.read_metrics(self.run_dir, offset)
             ended = False
             for record in records:
@@ -235,17 +242,28 @@ class FolderRun:
                 return
             self._stop.wait(self.poll_s)
 
+    def _send(self, command: str) -> None:
+        if not self.controllable:
+            return
+        try:
+            send_command(self.run_dir, command)
+        except PlaygroundError as exc:
+            self._notes.append(LogNote("error", str(exc)))
+
     def pause(self) -> None:
-        pass
+        self._send("pause")
 
     def resume(self) -> None:
-        pass
+        self._send("resume")
 
     def save(self) -> None:
-        pass
+        self._send("save")
 
     def stop(self, reason: str) -> None:
-        self._stop.set()
+        if self.controllable and reason == "user":
+            self._send("stop")  # the run's Stopped event ends the watching
+        else:
+            self._stop.set()
 
     def live_model(self) -> LiveModel | None:
         return None
