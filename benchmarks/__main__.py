@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-FAST = ["bench_char", "bench_gates", "bench_series", "bench_tui", "bench_sample_ui", "bench_gates_ui", "bench_threads"]
+FAST = ["bench_char", "bench_gates", "bench_series", "bench_tui", "bench_sample_ui", "bench_gates_ui", "bench_threads",
+        "bench_control"]
 
 
 def main(argv: list[str]) -> None:
