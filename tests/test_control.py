@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +19,6 @@ from rnn_playground.core.control import ControlChannel
 from rnn_playground.core.events import CheckpointSaved, ControlReceived, Finished, Paused, StepEvent, Stopped
 from rnn_playground.core.trainer import Trainer
 from rnn_playground.tui.cli.main import main
-from rnn_playground.tui.viewmodel.controller import FolderRun
 
 from .conftest import tiny_config
 from .test_controller import Face
@@ -179,20 +179,36 @@ def test_ctl_says_clearly_why_a_command_cannot_be_delivered(tiny_run, tmp_path, 
         holder.wait()
 
 
-def test_ctl_on_a_folder_this_user_cannot_write_names_the_permissions(tmp_path, capsys):
-    deaf = tmp_path / "runs" / "readonly"
-    holder = hold_lock(deaf)
+def as_a_user_who_cannot_write(folder: Path) -> list[str]:
+    """The command prefix that runs a process bound by the folder's permissions: none needed for a user the
+    permissions bind; for root, setpriv without the capabilities that override them. Skips when neither."""
+    if not os.access(folder, os.W_OK):
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("this user (root) can write a read-only folder and setpriv is missing, so the refusal "
+                    "cannot be seen here")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_ctl_on_a_folder_this_user_cannot_write_names_the_permissions(tmp_path):
+    folder = tmp_path / "runs" / "readonly"
+    holder = hold_lock(folder)
     try:
-        deaf.chmod(0o555)
-        if os.access(deaf, os.W_OK):
-            pytest.skip("this user (root?) can write a read-only folder, so the refusal cannot be seen here")
-        assert main(["ctl", str(deaf), "pause"]) == 2
-        err = capsys.readouterr().err
-        assert "cannot write to its folder" in err and "permissions decide who may control a run" in err
-        assert "belongs to" in err
-        assert FolderRun(deaf).controllable is False
+        folder.chmod(0o555)
+        prefix = as_a_user_who_cannot_write(folder)
+        result = subprocess.run([*prefix, sys.executable, "-m", "rnn_playground.tui", "ctl", str(folder), "pause"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert f"Cannot pause run {folder}: this user cannot write to its folder (Permission denied)" in result.stderr
+        assert "permissions decide who may control a run" in result.stderr and "belongs to user" in result.stderr
+        assert not (folder / runs.CONTROL).exists()
+        code = ("import sys; from rnn_playground.tui.viewmodel.controller import FolderRun; "
+                "print(FolderRun(sys.argv[1]).controllable)")
+        watcher = subprocess.run([*prefix, sys.executable, "-c", code, str(folder)], cwd=ROOT, capture_output=True,
+                                 text=True, timeout=120)
+        assert watcher.stdout.strip() == "False", watcher.stderr  # watched only
     finally:
-        deaf.chmod(0o755)
+        folder.chmod(0o755)
         holder.kill()
         holder.wait()
 
