@@ -154,10 +154,14 @@ def hold_lock(run_dir: Path) -> subprocess.Popen:
     return process
 
 
-def test_ctl_says_clearly_why_a_command_cannot_be_delivered(tiny_run, tmp_path, capsys):
+def test_ctl_says_clearly_why_a_command_cannot_be_delivered(tiny_run, tmp_path, capsys, monkeypatch):
     assert main(["ctl", str(tiny_run), "stop"]) == 2
     assert f"Run {tiny_run} is not training (it has finished), so there is nothing to stop" \
         in capsys.readouterr().err
+    monkeypatch.setenv(runs.RUNS_ENV, str(tiny_run.parent))
+    monkeypatch.chdir(tmp_path)
+    assert main(["ctl", tiny_run.name, "stop"]) == 2  # a run named, under the runs folder
+    assert f"Run {tiny_run} is not training (it has finished)" in capsys.readouterr().err
 
     empty = tmp_path / "empty"
     empty.mkdir()
