@@ -100,6 +100,15 @@ def resolve_run(target: Path | str) -> Path:
     return path
 
 
+def next_seq(previous: ControlCommand | None, run_id: str) -> int:
+    """The sequence number of the next command: the clock in nanoseconds, so a command sent after control.json
+    was deleted still outranks those the run applied; one more than the last, should the clock step back."""
+    seq = time.time_ns()
+    if previous is not None and previous.run_id == run_id:
+        seq = max(seq, previous.seq + 1)
+    return seq
+
+
 def send_command(run_dir: Path | str, command: str) -> ControlCommand:
     """Write `command` for the live run in run_dir. PlaygroundError says, in words, why it cannot be sent:
     not a run, not training, not listening, or a folder this user cannot write."""
@@ -120,8 +129,7 @@ def send_command(run_dir: Path | str, command: str) -> ControlCommand:
         raise PlaygroundError(f"Run {run_dir} is training, but was started by a version without a control "
                               "channel. Control it where it runs (Ctrl+C stops it and saves).")
     previous = read_command(run_dir)
-    seq = previous.seq + 1 if previous is not None and previous.run_id == run_id else 1
-    sent = ControlCommand(run_id, seq, command, time.time())
+    sent = ControlCommand(run_id, next_seq(previous, run_id), command, time.time())
     try:
         with atomic_writer(run_dir / CONTROL) as handle:
             handle.write(json.dumps(sent.__dict__).encode())

@@ -15,13 +15,13 @@ import pytest
 
 from rnn_playground.core import runs
 from rnn_playground.core.checkpoint import atomic_writer, read_metadata
-from rnn_playground.core.control import ControlChannel
+from rnn_playground.core.control import ControlChannel, ControlCommand, next_seq, read_command
 from rnn_playground.core.events import CheckpointSaved, ControlReceived, Finished, Paused, StepEvent, Stopped
 from rnn_playground.core.trainer import Trainer
 from rnn_playground.tui.cli.main import main
 
 from .conftest import tiny_config
-from .test_controller import Face
+from .tui_helpers import Face
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -92,7 +92,8 @@ def test_ctl_pauses_saves_resumes_and_stops_a_headless_run(tiny_corpus, tmp_path
             process.kill()
     stopped = records(run_dir, "stopped")[0]
     acks = [(r["seq"], r["command"]) for r in records(run_dir, "control")]
-    assert acks == [(1, "pause"), (2, "save"), (3, "resume"), (4, "stop")]
+    assert [command for _, command in acks] == ["pause", "save", "resume", "stop"]
+    assert all(earlier < later for (earlier, _), (later, _) in zip(acks, acks[1:], strict=False))
     assert [r["reason"] for r in records(run_dir, "checkpoint")][-1] == "stop"
     assert read_metadata(run_dir / runs.LAST)["progress"]["step"] == stopped["step"]
     assert runs.read_status(run_dir)["state"] == "stopped" and not runs.is_live(run_dir)
@@ -249,3 +250,17 @@ def test_folder_run_steers_a_run_in_another_process_through_the_controller(tiny_
             process.kill()
     assert [r["command"] for r in records(run_dir, "control")] == ["pause", "save", "resume", "stop"]
 
+
+
+def test_a_command_sent_after_the_file_was_deleted_still_applies(tmp_path):
+    """Sequence numbers come from the clock: with control.json deleted mid-run, the next command still
+    outranks the ones the run applied (and a clock that stepped back still gets one more than the last)."""
+    channel = ControlChannel(tmp_path, "me")
+    write_command(tmp_path, run_id="me", seq=next_seq(None, "me"), command="pause")
+    assert channel.poll() is not None
+    (tmp_path / runs.CONTROL).unlink()
+    write_command(tmp_path, run_id="me", seq=next_seq(read_command(tmp_path), "me"), command="resume")
+    applied = channel.poll()
+    assert applied is not None and applied.command == "resume"
+    ahead = ControlCommand("me", 10**30, "pause", 0.0)
+    assert next_seq(ahead, "me") == 10**30 + 1 and next_seq(ahead, "another run") < 10**30

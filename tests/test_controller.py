@@ -3,7 +3,6 @@ tiny Trainer; and how its batched snapshots travel through Textual's message que
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
@@ -26,6 +25,7 @@ from rnn_playground.tui.viewmodel.controller import (
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 
 from .conftest import tiny_config
+from .tui_helpers import Face
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,27 +114,6 @@ def test_updates_are_the_controllers_once_the_face_receives_them(tiny_corpus, tm
 
 
 # --------------------------------------------------------------------------- a run in a thread, step by step
-
-
-class Face:
-    """What a face does, without Textual: the body runs in a thread; its updates queue up, and the test
-    (the face's thread) hands them to the controller."""
-
-    def __init__(self) -> None:
-        self.updates: queue.Queue[RunUpdate] = queue.Queue()
-        self.controller = RunController(self.launch, self.updates.put)
-
-    def launch(self, body) -> None:
-        threading.Thread(target=body, args=(lambda: False,), daemon=True).start()
-
-    def until(self, predicate, timeout: float = 60.0, what: str = "condition") -> RunState:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.controller.state):
-            try:
-                self.controller.receive(self.updates.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                raise AssertionError(f"timed out waiting for {what}: {self.controller.state.status}") from None
-        return self.controller.state
 
 
 def test_start_pause_resume_save_stop_and_the_status_word_of_each(tiny_corpus, tmp_path):

@@ -799,8 +799,8 @@ async def test_embedding_averaging_and_validation_interval_from_the_form(tmp_pat
         await type_into(pilot, "#val_every", "7")
         await type_into(pilot, "#embed", "12")
         await press(pilot, "escape", "s")
-        await wait_for(pilot, lambda: app.train_controller.backend.trainer is not None and snap(app).val_steps, 60,
-                       "a validation")
+        await wait_for(pilot, lambda: getattr(app.train_controller.backend, "trainer", None) is not None
+                       and snap(app).val_steps, 60, "a validation")  # no backend until the key reaches the screen
         trainer = app.train_controller.backend.trainer
         config = trainer.config
         assert (config.embed, config.ema, config.val_every) == (12, 0.0, 7)

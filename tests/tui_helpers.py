@@ -8,8 +8,10 @@ import io
 import json
 import math
 import os
+import queue
 import re
 import socket
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,6 +29,7 @@ from rnn_playground.core.checkpoint import save_checkpoint
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.events import CheckpointSaved, RunStarted, SampleEvent, StepEvent, ValidationEvent
+from rnn_playground.tui.viewmodel.controller import RunController, RunState, RunUpdate
 from rnn_playground.tui.viewmodel.monitor import RunMonitor
 
 STYLES = Path(__file__).resolve().parents[1] / "tui" / "app" / "styles"
@@ -493,3 +496,24 @@ def cuts(app) -> list[str]:
                     problems.append(f"{name}: {field!r} split over two lines; "
                                     f"shows {' | '.join(line.rstrip() for line in shown_lines)!r}")
     return problems
+
+
+class Face:
+    """What a face does, without Textual: the body runs in a thread; its updates queue up, and the test
+    (the face's thread) hands them to the controller."""
+
+    def __init__(self) -> None:
+        self.updates: queue.Queue[RunUpdate] = queue.Queue()
+        self.controller = RunController(self.launch, self.updates.put)
+
+    def launch(self, body) -> None:
+        threading.Thread(target=body, args=(lambda: False,), daemon=True).start()
+
+    def until(self, predicate, timeout: float = 60.0, what: str = "condition") -> RunState:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.controller.state):
+            try:
+                self.controller.receive(self.updates.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"timed out waiting for {what}: {self.controller.state.status}") from None
+        return self.controller.state
