@@ -77,7 +77,8 @@ class PlaygroundScreen(GuardedMessages, Screen):
 
 class RunKeys:
     """The run keys of a screen that drives a run through its `controller` (Train, Series): whether each
-    applies comes from the run's state, and each hands its command to the controller."""
+    applies comes from the run's state, and each hands its command to the controller (start: to the
+    screen's own `start`, which reads its form)."""
 
     controller: RunController
 
@@ -91,6 +92,13 @@ class RunKeys:
         if action in ("stop", "save"):
             return state.can_stop
         return None
+
+    def start(self) -> bool:
+        """Start a run with the screen's settings; False if something blocks it."""
+        raise NotImplementedError
+
+    def action_start(self) -> None:
+        self.start()
 
     def action_pause(self) -> None:
         self.controller.pause()

@@ -259,9 +259,6 @@ class SeriesScreen(RunKeys, PlaygroundScreen):
             return isinstance(self.focused, Input)
         return True
 
-    def action_start(self) -> None:
-        self.start()
-
     def start(self) -> bool:
         if self.running:
             return False

@@ -117,9 +117,6 @@ class TrainScreen(RunKeys, PlaygroundScreen):
             return isinstance(self.focused, Input)
         return True
 
-    def action_start(self) -> None:
-        self.start()
-
     def start(self) -> bool:
         """Start (or resume) a run with the form's settings; False if something blocks it."""
         app = self.app
