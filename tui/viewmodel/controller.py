@@ -225,18 +225,17 @@ class FolderRun:
         self._notes: list[LogNote] = []  # a command that could not be sent, said in the run's log
 
     def events(self) -> Iterator[Event | LogNote]:
-        offset = 0
+        offset, ended = 0, False
         while True:
             while self._notes:
                 yield self._notes.pop(0)
             records, offset = runs.read_metrics(self.run_dir, offset)
-            ended = False
             for record in records:
                 try:
                     event = event_from_json(dict(record))
                 except (KeyError, TypeError, ValueError):
                     continue  # a record this version does not know
-                ended = isinstance(event, (Finished, Stopped, ErrorEvent))
+                ended = isinstance(event, (Finished, Stopped, ErrorEvent))  # the last record's says
                 yield event
             if self._stop.is_set() or (not records and (ended or not runs.is_live(self.run_dir))):
                 return

@@ -214,7 +214,6 @@ class GatesSession:
     feature: str = "inside-quotes"  # the unit search's built-in feature, or "regex"
     regex: str = ""
     after_full: list[str] = field(default_factory=list)   # analyses waiting for the whole text
-    loaded_run: Path | None = None
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -238,9 +237,9 @@ class GatesSession:
     def select_run(self, run: Path) -> bool:
         """Open `run`; whether it must be loaded (not when it is open already)."""
         run = Path(run)
-        if run == self.loaded_run and self.tracer is not None:
+        if run == self.run and self.tracer is not None:
             return False
-        self.run = self.loaded_run = run
+        self.run = run
         # Forget the previous run's model and everything traced with it before loading the new one:
         # nothing may draw the old trace with a model that is gone (issue 10: the app closed).
         self.tracer = None
