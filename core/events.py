@@ -38,6 +38,8 @@ class RunStarted(Event):
     threads: int = 0          # the torch threads the run trains on (0: not recorded)
     val_sample: int | None = None  # held-out units each validation reads when fewer than val_chars
                                    # (a fixed sample; the whole split is read when the run finishes)
+    world_size: int = 1       # processes training together (torch.distributed ranks); 1: one process
+    devices: list[str] | None = None  # each rank's device, by rank, when world_size > 1
 
 
 @dataclass
@@ -55,6 +57,7 @@ class StepEvent(Event):
     # --val-seconds): the step it is due at, or the seconds until it is due; None when not known.
     next_val_step: int | None = None
     next_val_in_s: float | None = None
+    rank_tokens_per_s: list[float] | None = None  # each rank's own speed, by rank, when world_size > 1
 
 
 @dataclass
