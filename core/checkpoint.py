@@ -205,12 +205,21 @@ def _decode_meta(path: Path, raw: dict) -> dict[str, Any]:
 
 def load_checkpoint(path: Path | str) -> Checkpoint:
     path = Path(path)
+    return checkpoint_from_bytes(path, read_checkpoint_file(path))
+
+
+def read_checkpoint_file(path: Path) -> bytes:
+    """The bytes of a checkpoint file, or a CheckpointError saying why they cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"No checkpoint at {path}. Pass a run folder or a .safetensors file.") from None
     except OSError as exc:
         raise CheckpointError(f"Cannot read checkpoint {path}: {exc.strerror or exc}.") from None
+
+
+def checkpoint_from_bytes(path: Path, data: bytes) -> Checkpoint:
+    """A checkpoint from the bytes of its file (read elsewhere: another rank's), checked as load_checkpoint checks."""
     header = _parse_header(path, data[:8], data[8:])
     raw = header.get("__metadata__")
     if not isinstance(raw, dict) or "digest" not in raw:

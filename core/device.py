@@ -166,20 +166,24 @@ def step_work(batch: int, hidden: int) -> int:
     return max(1, batch) * max(1, hidden) ** 2
 
 
-def default_threads(work: int, cpus: int, load: float, device_type: str = "cpu", reserve: int = 0) -> int:
+def default_threads(work: int, cpus: int, load: float, device_type: str = "cpu", reserve: int = 0,
+                    share: int = 1) -> int:
     """The automatic thread count: 1, unless the run is on the CPU, each step's work is large
     enough for a second thread to pay, and cores are free (CPUs minus the load average, minus the
     `reserve` kept for other work of this process, such as the app's UI); then one thread per
-    free core. A GPU run's CPU only feeds the device: 1."""
+    free core, those cores `share`d by that many processes of one run on this machine (ranks). A GPU
+    run's CPU only feeds the device: 1."""
     if device_type != "cpu" or cpus < 2 or work < TWO_THREADS_FROM_WORK:
         return 1
     free = round(cpus - reserve - max(load, 0.0))  # the 1-minute load average: processes running or waiting
-    return max(1, min(cpus, free))
+    return max(1, min(cpus, free) // max(1, share))
 
 
-def choose_threads(requested: int | None, work: int, device_type: str = "cpu", reserve: int = 0) -> int:
+def choose_threads(requested: int | None, work: int, device_type: str = "cpu", reserve: int = 0,
+                   share: int = 1) -> int:
     """`requested` when given (checked), else the automatic choice for this machine now, keeping
-    `reserve` cores for the rest of this process (the app keeps one for its UI)."""
+    `reserve` cores for the rest of this process (the app keeps one for its UI) and sharing the
+    rest among `share` ranks of one run on this machine."""
     if requested is not None:
         check_threads(requested)
         return requested
@@ -187,7 +191,7 @@ def choose_threads(requested: int | None, work: int, device_type: str = "cpu", r
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average here: assume the cores are busy
         load = float(usable_cpus())
-    return default_threads(work, usable_cpus(), load, device_type, reserve)
+    return default_threads(work, usable_cpus(), load, device_type, reserve, share)
 
 
 @contextmanager

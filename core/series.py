@@ -338,7 +338,7 @@ class SeriesTask:
     def init_state(self):
         return self.model.init_state(self.config.batch, self.device)
 
-    def loss(self, window: int, state):
+    def loss(self, window: int, state, step: int):
         start = window * self.config.seq
         inputs = self.inputs[:, start:start + self.config.seq]
         targets = self.targets[:, start:start + self.config.seq]

@@ -10,6 +10,7 @@ task core.series's.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import socket
@@ -26,13 +27,14 @@ from torch import nn
 
 from . import runs
 from .chartask import CharTask
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, checkpoint_from_bytes, read_checkpoint_file, save_checkpoint
 from .config import DEFAULT_MINUTES, LoopConfig, TrainConfig
 from .control import ControlChannel, new_run_id
 from .corpus import Vocab, absolute_spec, load_corpus
 from .device import choose_threads, describe_device, resolve_device, step_work, supports_bf16, torch_threads
+from .distributed import Solo
 from .download import REMOTE_CORPORA
-from .errors import CheckpointError, CorpusError, PlaygroundError
+from .errors import CheckpointError, ConfigError, CorpusError, PlaygroundError
 from .events import (
     CheckpointSaved,
     ControlReceived,
@@ -126,7 +128,7 @@ class Task(Protocol):
     val_chars: int
 
     def init_state(self): ...                              # state at the start of an epoch
-    def loss(self, window: int, state): ...                # -> (scalar loss tensor, new state)
+    def loss(self, window: int, state, step: int): ...     # -> (scalar loss tensor, new state)
     def evaluate(self, autocast, whole: bool = False) -> float | None: ...  # validation loss, dropout off;
                                                            # whole: all held-out data, not a sample
     def preview(self, step: int) -> str | None: ...        # text shown at each validation
@@ -162,53 +164,82 @@ class Trainer:
     """Runs a task step by step. Iterate `run()` for events; drive it with a TrainControl.
 
     A Trainer is its run folder's one writer: it holds the folder's runs.RunLock from construction
-    to the end of run() (a lock taken earlier, while loading data, may be handed in as `lock`)."""
+    to the end of run() (a lock taken earlier, while loading data, may be handed in as `lock`).
+
+    In a run of several processes (`group`, core.distributed), every rank builds a Trainer; rank 0
+    alone holds the lock and writes the folder (metrics.jsonl, run.json, checkpoints), the others
+    train their share of the streams and take part in each step's agreement."""
 
     @_releasing_the_lock_on_error
     def __init__(self, config: TrainConfig, control: TrainControl | None = None, *,
                  task=None, resume_from: Checkpoint | None = None, corpus_progress=None,
-                 lock: runs.RunLock | None = None, reserve_cores: int = 0):
+                 lock: runs.RunLock | None = None, reserve_cores: int = 0, group: Solo | None = None):
         config.validate()
         self.config = config
         self.control = control or TrainControl()
+        self.group = group = group or Solo()
         self.device = resolve_device(config.device)
         self.progress = Progress()
         self._resume = resume_from
         self._last_saved: tuple[str, int] | None = None  # (file name, step) of the latest checkpoint of the run
         # Claimed before anything loads: a busy, unwritable or misnamed folder is said at once.
-        if lock is None:
+        if lock is None and group.is_main:
             lock = (runs.RunLock.acquire(resume_from.path.parent) if resume_from is not None
                     else runs.claim_new_run(config.runs_dir, config.run_name))
         self._lock = lock
-        self.run_dir = lock.run_dir
+        self.run_dir = Path(group.from_main(lambda: str(lock.run_dir).encode()).decode())
         self.warnings: list[str] = []  # for the user before the run starts (e.g. a skipped corpus subfolder)
         if task is None:
             # Stored absolute, so that --resume from another working folder finds the same file.
             config = replace(config, corpus=absolute_spec(config.corpus))
-            corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
+
+            def load() -> bytes:
+                nonlocal corpus
+                corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
+                return b""
+
+            corpus = None
+            group.from_main(load)  # rank 0 first: one download, and its error said once
+            if corpus is None:
+                load()
             self.warnings.extend(corpus.warnings)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab(corpus.characters)
             if resume_from is None:
                 torch.manual_seed(config.seed)
-            task = CharTask(config, corpus, vocab, self.device)
+            task = CharTask(config, corpus, vocab, self.device, group)
         elif resume_from is None:
             torch.manual_seed(config.seed)
+        if group.distributed and task.kind != "char":
+            raise ConfigError("Only character models train in several processes; train this one in one.")
         self.task = task
         self.model: nn.Module = task.model
         # The torch threads this run trains on: the config's, or the automatic choice (core.device).
-        # `reserve_cores` stay with the rest of the process (the app's UI) when the choice is automatic.
+        # `reserve_cores` stay with the rest of the process (the app's UI) when the choice is automatic;
+        # the ranks on one machine share its free cores.
         self.reserve_cores = reserve_cores
-        self.threads = choose_threads(config.threads, step_work(config.batch, config.hidden), self.device.type,
-                                      reserve_cores)
+        self.threads = choose_threads(config.threads, step_work(config.batch // group.world_size, config.hidden),
+                                      self.device.type, reserve_cores, share=group.local_world_size)
         self.use_amp = bool(config.amp) and supports_bf16(self.device)
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         # The weights as tensors (no autograd), and their running average when config.ema is on.
         self._weights = [w.detach() for w in self.model.parameters()]
         self.averaged: list[torch.Tensor] | None = [w.clone() for w in self._weights] if config.ema else None
         self.state = task.init_state()
+        if group.distributed and self.device.type == "cuda" and resume_from is None:
+            # Each rank's own CUDA random stream (the fused GPU dropout draws from it); the CPU's dropout
+            # masks are keyed by stream and step instead (core.model), the same in any world size.
+            torch.cuda.manual_seed(config.seed + group.rank)
         if resume_from is not None:
             self._restore(resume_from)
             self._last_saved = (resume_from.path.name, self.progress.step)
+        if group.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # DDP averages the gradients across ranks during backward (its buckets overlap the
+            # all-reduce with the rest of the backward pass).
+            task.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.devices = group.gather_text(str(self.device)) if group.distributed else [str(self.device)]
         self.config = replace(config, run_name=self.run_dir.name, runs_dir=str(self.run_dir.parent))
         self._step_lock = threading.Lock()
 
@@ -241,13 +272,26 @@ class Trainer:
 
     @classmethod
     def resume(cls, target: Path | str, control: TrainControl | None = None, *, reserve_cores: int = 0,
-               **overrides) -> Trainer:
+               group: Solo | None = None, **overrides) -> Trainer:
         """Continue a run from its last checkpoint (or a given file). Overrides may change the budget,
-        the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary)."""
-        path = runs.resolve_checkpoint(target)
-        lock = runs.RunLock.acquire(path.parent)  # a live or unwritable run is refused before anything loads
+        the device, the threads, or the corpus (whose characters must all be in the checkpoint's vocabulary).
+        In a run of several ranks, rank 0 reads the file and hands it to the others (no shared disk needed)."""
+        group = group or Solo()
+        lock = None
+
+        def read() -> bytes:
+            nonlocal lock
+            path = runs.resolve_checkpoint(target)
+            lock = runs.RunLock.acquire(path.parent)  # a live or unwritable run is refused before anything loads
+            try:
+                return str(path).encode() + b"\0" + read_checkpoint_file(path)
+            except BaseException:
+                lock.release()
+                raise
+
+        name, _, data = group.from_main(read).partition(b"\0")
         try:
-            checkpoint = load_checkpoint(path)
+            checkpoint = checkpoint_from_bytes(Path(name.decode()), data)
             if checkpoint.meta.get("kind", "char") != "char":
                 raise CheckpointError(f"{checkpoint.path} is a {checkpoint.meta.get('kind')} checkpoint, "
                                       "not a character model.")
@@ -268,9 +312,10 @@ class Trainer:
                 config = replace(config, steps=None, epochs=None, minutes=None)
             # threads=None given is a choice too: the automatic thread count.
             config = replace(config, **{k: v for k, v in overrides.items() if v is not None or k == "threads"})
-            return cls(config, control, resume_from=checkpoint, lock=lock, reserve_cores=reserve_cores)
+            return cls(config, control, resume_from=checkpoint, lock=lock, reserve_cores=reserve_cores, group=group)
         except BaseException:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
 
     def _restore(self, checkpoint: Checkpoint) -> None:
@@ -284,10 +329,10 @@ class Trainer:
             self.averaged = [(saved[name] if raw else w).to(self.device).clone() for name, w in
                              zip(names, self._weights, strict=True)]
         _load_optimizer(self.optimizer, checkpoint)
-        torch.set_rng_state(checkpoint.tensors["rng.torch"])
-        if self.device.type == "cuda" and "rng.cuda" in checkpoint.tensors:
-            torch.cuda.set_rng_state(checkpoint.tensors["rng.cuda"], self.device)
-        saved_state = [checkpoint.tensors[f"state.{i}"] for i in range(len(state_tensors(self.state)))
+        self._restore_random_streams(checkpoint)
+        # The checkpoint holds every stream's state (all ranks'); this rank takes its block of rows.
+        rows = getattr(self.task, "streams", slice(None))
+        saved_state = [checkpoint.tensors[f"state.{i}"][:, rows] for i in range(len(state_tensors(self.state)))
                        if f"state.{i}" in checkpoint.tensors]
         progress = checkpoint.meta.get("progress", {})
         self.progress = Progress(**{k: v for k, v in progress.items() if k in Progress.__dataclass_fields__})
@@ -301,6 +346,29 @@ class Trainer:
         elif saved_state and all(s.shape == t.shape
                                  for s, t in zip(saved_state, state_tensors(self.state), strict=False)):
             self.state = state_like(self.state, [s.to(self.device) for s in saved_state])
+
+    def _restore_random_streams(self, checkpoint: Checkpoint) -> None:
+        """Each rank's random generators as saved, when the run resumes with the world size it was saved
+        with; otherwise rank 0's, and the other ranks' drawn afresh from the seed (said in a warning).
+        Dropout on the CPU does not depend on them: its masks are keyed by stream and step."""
+        rank, world = self.group.rank, self.group.world_size
+        saved_world = checkpoint.meta.get("world_size", 1)
+        suffix = f".rank{rank}" if rank else ""
+        same_world = saved_world == world and f"rng.torch{suffix}" in checkpoint.tensors
+        if same_world:
+            torch.set_rng_state(checkpoint.tensors[f"rng.torch{suffix}"])
+            if self.device.type == "cuda" and f"rng.cuda{suffix}" in checkpoint.tensors:
+                torch.cuda.set_rng_state(checkpoint.tensors[f"rng.cuda{suffix}"], self.device)
+            return
+        torch.set_rng_state(checkpoint.tensors["rng.torch"])
+        if rank:
+            torch.manual_seed(self.config.seed + rank)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(self.config.seed + rank + 1_000_003 * self.progress.step)
+        if self.group.is_main and world != saved_world:
+            self.warnings.append(f"This run was saved by {saved_world} process{'es' if saved_world > 1 else ''} and "
+                                 f"resumes in {world}: each rank's random streams were derived again from the seed. "
+                                 "The streams, their hidden states and the CPU's dropout masks continue exactly.")
 
     # -- budget
 
@@ -325,6 +393,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
 
     def save(self, name: str = runs.LAST) -> Path:
+        """Write a checkpoint of the run (rank 0 writes; every rank takes part: it holds streams' states
+        and random generators the checkpoint keeps)."""
+        group = self.group
+        full_state = [group.gather_rows(t, 1) for t in state_tensors(self.state)]
+        rng_torch = group.gather_tensors(torch.get_rng_state())
+        rng_cuda = group.gather_tensors(torch.cuda.get_rng_state(self.device)) if self.device.type == "cuda" else []
+        if not group.is_main:
+            return self.run_dir / name
         weights = self.model.state_dict()
         tensors = {f"model.{k}": v for k, v in weights.items()}
         if self.averaged is not None:
@@ -335,10 +411,12 @@ class Trainer:
         for index, state in opt_state["state"].items():
             for key, value in state.items():
                 tensors[f"optim.{index}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        for i, t in enumerate(state_tensors(self.state)):
+        for rank, (cpu_state, cuda_state) in enumerate(itertools.zip_longest(rng_torch, rng_cuda)):
+            suffix = f".rank{rank}" if rank else ""
+            tensors[f"rng.torch{suffix}"] = cpu_state
+            if cuda_state is not None:
+                tensors[f"rng.cuda{suffix}"] = cuda_state
+        for i, t in enumerate(full_state):
             tensors[f"state.{i}"] = t
         meta: dict[str, Any] = {
             **self.task.meta(),
@@ -348,6 +426,8 @@ class Trainer:
             "best_val_loss": self.progress.best_val_loss,
             "optimizer": {"param_groups": opt_state["param_groups"]},
             "device": str(self.device),
+            "world_size": group.world_size,
+            "devices": self.devices,
             "saved_at": time.time(),
         }
         path = save_checkpoint(self.run_dir / name, tensors, meta)
@@ -361,9 +441,21 @@ class Trainer:
 
     def run(self) -> Iterator[Event]:
         try:
-            yield from self._run_logged()
+            yield from self._run_logged() if self.group.is_main else self._run_unrecorded()
         finally:
-            self._lock.release()  # the run folder is free for the next writer
+            if self._lock is not None:
+                self._lock.release()  # the run folder is free for the next writer
+
+    def _run_unrecorded(self) -> Iterator[Event]:
+        """A rank other than 0 trains its share of the streams and writes nothing: rank 0 records the run."""
+        with torch_threads(self.threads):
+            try:
+                yield from self._loop()
+            except torch.OutOfMemoryError:
+                yield ErrorEvent(self.progress.step, f"Out of memory on {self.device} (rank {self.group.rank}) at "
+                                 f"step {self.progress.step}. Lower --batch, --seq or --hidden and start again.")
+            except PlaygroundError as exc:
+                yield ErrorEvent(self.progress.step, str(exc))
 
     def _run_logged(self) -> Iterator[Event]:
         log = None
@@ -376,7 +468,7 @@ class Trainer:
             runs.write_status(self.run_dir, state="running", run_id=self.run_id, pid=os.getpid(),
                               host=socket.gethostname(),
                               device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
-                              threads=self.threads,
+                              threads=self.threads, world_size=self.group.world_size, devices=self.devices,
                               kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
         except (OSError, PlaygroundError) as exc:
             if log is not None:
@@ -438,14 +530,16 @@ class Trainer:
                     pass  # already reported, or nobody is listening any more
 
     def _loop(self) -> Iterator[Event]:
-        c, task, control, p = self.config, self.task, self.control, self.progress
+        c, task, control, p, group = self.config, self.task, self.control, self.progress, self.group
         total = self._total_steps()
         minutes = self._minutes()
         n_params = sum(t.numel() for t in self.model.parameters())
+        distributed = group.distributed
         yield RunStarted(self.run_dir.name, str(self.run_dir), describe_device(self.device),
                          {**c.to_dict(), "model": self._model_dict()}, n_params, getattr(task, "vocab_size", 0)
                          or len(getattr(task, "vocab", ())), task.train_chars, task.val_chars, p.step, total,
-                         getattr(task, "unit", "characters"), self.threads, self._val_sample())
+                         getattr(task, "unit", "characters"), self.threads, self._val_sample(),
+                         group.world_size, self.devices if distributed else None)
         tokens_per_step = task.tokens_per_step if hasattr(task, "tokens_per_step") else c.batch * c.seq
         started = time.perf_counter()
         deadline = started + minutes * 60 if minutes else None
@@ -469,11 +563,6 @@ class Trainer:
             """Training time between validations by time: at least val_seconds, and enough that
             validation (which cost `cost` seconds last time) is at most VALIDATION_TIME_SHARE of it."""
             return max(c.val_seconds, cost * (1 - VALIDATION_TIME_SHARE) / VALIDATION_TIME_SHARE)
-
-        def budget_left() -> bool:
-            if total is not None and p.step >= total:
-                return False
-            return deadline is None or time.perf_counter() < deadline
 
         def eta() -> float | None:
             done = p.step - session_start_step
@@ -504,15 +593,37 @@ class Trainer:
             by_step_s = (by_step - p.step) * (now - started) / done
             return (by_step, None) if by_step_s <= by_time else (None, by_time)
 
-        while budget_left():
+        def agree(clock: bool = True) -> _Decision:
+            """What every rank does next, decided before and after each step: rank 0's clock and commands
+            (another process's through the control channel, applied here), and a stop asked of any rank."""
+            now = time.perf_counter()
+            main = group.is_main
+            time_up = clock and main and deadline is not None and now >= deadline
+            decision = _Decision(*group.agree([
+                int(control.stopping), int(main and control.paused), int(main and control.take_save_request()),
+                int(time_up), int(clock and main and val_due_time is not None and now >= val_due_time),
+                int(clock and main and now - last_report_time >= 0.25)]))
+            if decision.stop and not control.stopping:
+                control.stop("another rank stopped")
+            return decision
+
+        time_up = False
+        while not time_up and (total is None or p.step < total):
             yield from self._take_commands()
-            if control.paused and not control.stopping:
+            decision = agree()
+            if decision.time_up:
+                break
+            if decision.save:
+                yield CheckpointSaved(p.step, str(self.save()), "requested")
+            if decision.pause and not decision.stop:
                 yield Paused(p.step)
                 pause_began = time.perf_counter()
-                while control.paused and not control.stopping:
-                    control.wait_while_paused(0.1)
+                while decision.pause and not decision.stop:
+                    if group.is_main:  # the others wait in the agreement for rank 0's next word
+                        control.wait_while_paused(0.1)
                     yield from self._take_commands()
-                    if control.take_save_request():
+                    decision = agree(clock=False)
+                    if decision.save:
                         yield CheckpointSaved(p.step, str(self.save()), "requested")
                 paused_for = time.perf_counter() - pause_began
                 started += paused_for
@@ -522,9 +633,7 @@ class Trainer:
                 if val_due_time is not None:
                     val_due_time += paused_for
                 yield Resumed(p.step)
-            if control.take_save_request():
-                yield CheckpointSaved(p.step, str(self.save()), "requested")
-            if control.stopping:
+            if decision.stop:
                 break
 
             # one optimisation step (under the lock, so snapshots never see half an update)
@@ -532,16 +641,19 @@ class Trainer:
                 if p.window == 0:
                     self.state = task.init_state()
                 lr = learning_rate(c, p.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                for group_ in self.optimizer.param_groups:
+                    group_["lr"] = lr
                 with self._autocast():
-                    loss, self.state = task.loss(p.window, self.state)
+                    loss, self.state = task.loss(p.window, self.state, p.step)
                 self.state = detach_state(self.state)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
                 # Skip the update on a non-finite loss without a host sync: the fused optimizer reads found_inf.
-                found_inf = (~(torch.isfinite(loss) & torch.isfinite(grad_norm))).float()
+                # With several ranks the gradient norm alone decides: it is the same on every rank (the
+                # gradients were averaged), so all skip together; a rank's non-finite loss makes it non-finite.
+                finite = torch.isfinite(grad_norm) if distributed else torch.isfinite(loss) & torch.isfinite(grad_norm)
+                found_inf = (~finite).float()
                 if self._fused:
                     self.optimizer.found_inf = found_inf
                     self.optimizer.step()
@@ -560,23 +672,32 @@ class Trainer:
                 if p.window >= task.windows:
                     p.epoch, p.window = p.epoch + 1, 0
 
+            clock = agree()
             now = time.perf_counter()
-            last_step = not budget_left()
-            validate = (p.step % c.val_every == 0 or last_step
-                        or (val_due_time is not None and now >= val_due_time))
-            report = (p.step % c.log_every == 0) if c.log_every else (now - last_report_time >= 0.25)
+            time_up = bool(clock.time_up)
+            last_step = time_up or (total is not None and p.step >= total)
+            validate = p.step % c.val_every == 0 or last_step or clock.validation_due
+            report = (p.step % c.log_every == 0) if c.log_every else clock.report_due
             if report or validate:
                 if int(worst_streak) >= MAX_BAD_STEPS:
                     yield ErrorEvent(p.step, self._non_finite_message())
                     return
                 skipped_now = int(skipped)
                 good_steps = loss_count - (skipped_now - skipped_reported)
-                mean_loss = float(loss_sum) / good_steps if good_steps else float("nan")
+                step_loss = float(loss_sum)
+                rank_speeds = None
+                if distributed:  # each rank's mean loss is over its equal share of the streams
+                    step_loss = group.sum([step_loss])[0] / group.world_size
+                    own_speed = (p.step - last_report_step) * tokens_per_step / group.world_size / max(
+                        now - last_report_time, 1e-9)
+                    rank_speeds = [float(x) for x in group.gather_tensors(torch.tensor([own_speed]))]
+                mean_loss = step_loss / good_steps if good_steps else float("nan")
                 skipped_reported = skipped_now
                 p.elapsed_s = elapsed_before + now - started
                 yield StepEvent(p.step, total, p.epoch + p.window / task.windows, mean_loss,
                                 (p.step - last_report_step) * tokens_per_step / max(now - last_report_time, 1e-9),
-                                lr, p.elapsed_s, eta(), skipped_now, *next_validation(now, validate))
+                                lr, p.elapsed_s, eta(), skipped_now, *next_validation(now, validate),
+                                rank_tokens_per_s=rank_speeds)
                 loss_sum.zero_()
                 loss_count = 0
                 last_report_time, last_report_step = now, p.step
@@ -590,7 +711,7 @@ class Trainer:
                     val_due_time = val_ended + val_spacing(val_cost)
 
         p.elapsed_s = elapsed_before + time.perf_counter() - started
-        if control.stopping:
+        if agree(clock=False).stop:  # every rank ends the same way (a stop asked during the last step counts)
             # No validation pass here: a stop (a key, Ctrl+C, a closed terminal) must be quick.
             yield CheckpointSaved(p.step, str(self.save()), "stop")
             yield Stopped(p.step, control.stop_reason, p.elapsed_s)
@@ -601,7 +722,7 @@ class Trainer:
 
     def _take_commands(self) -> Iterator[Event]:
         """Apply a new command from the run's control channel (another process's pause, save, stop), if any."""
-        command = self._channel.poll()
+        command = self._channel.poll() if self.group.is_main else None
         if command is None:
             return
         yield ControlReceived(self.progress.step, command.run_id, command.seq, command.command)
@@ -647,6 +768,17 @@ class Trainer:
         runs.write_status(self.run_dir, step=p.step, best_val_loss=p.best_val_loss)
         if text is not None:
             yield SampleEvent(p.step, text)
+
+
+@dataclass
+class _Decision:
+    """What every rank of a run does at a step boundary (core.distributed's Solo.agree)."""
+    stop: int
+    pause: int
+    save: int
+    time_up: int
+    validation_due: int
+    report_due: int
 
 
 def _make_optimizer(model: nn.Module, lr: float) -> tuple[torch.optim.Optimizer, bool]:

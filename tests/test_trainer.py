@@ -193,9 +193,9 @@ class FlakyTask(CharTask):
 
     bad_calls: set[int] = set()
 
-    def loss(self, window, state):
+    def loss(self, window, state, step):
         self.calls = getattr(self, "calls", 0) + 1
-        loss, state = super().loss(window, state)
+        loss, state = super().loss(window, state, step)
         return (loss * float("nan") if self.calls in self.bad_calls else loss), state
 
 
@@ -302,11 +302,11 @@ def test_out_of_memory_ends_the_run_with_advice_and_keeps_the_last_checkpoint(ti
     trainer = Trainer(tiny_config(tiny_corpus, steps=50, val_every=10))
     real_loss, calls = trainer.task.loss, []
 
-    def loss(window, state):
+    def loss(window, state, step):
         calls.append(window)
         if len(calls) == 15:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_loss(window, state)
+        return real_loss(window, state, step)
 
     monkeypatch.setattr(trainer.task, "loss", loss)
     events = run_to_end(trainer)
@@ -387,9 +387,9 @@ class SlowTask(CharTask):
         super().__init__(config, corpus, Vocab.from_text(corpus.text), torch.device("cpu"))
         self.step_s, self.validation_s = step_s, validation_s
 
-    def loss(self, window, state):
+    def loss(self, window, state, step):
         time.sleep(self.step_s)
-        return super().loss(window, state)
+        return super().loss(window, state, step)
 
     def evaluate(self, autocast, whole=False):
         time.sleep(self.validation_s)

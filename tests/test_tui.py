@@ -351,11 +351,11 @@ async def test_out_of_memory_in_the_app_is_logged_and_notified_and_a_new_run_tra
     from rnn_playground.core.chartask import CharTask
     real_loss, calls = CharTask.loss, []
 
-    def loss(self, window, state):
+    def loss(self, window, state, step):
         calls.append(window)
         if len(calls) == 5:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_loss(self, window, state)
+        return real_loss(self, window, state, step)
 
     monkeypatch.setattr(CharTask, "loss", loss)
     app = make_app(tmp_path, initial_config=long_config(tiny_corpus, steps=30, log_every=1))

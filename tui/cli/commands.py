@@ -5,25 +5,35 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import check_threads, device_for_flag, list_devices
-from rnn_playground.core.errors import CheckpointError
+from rnn_playground.core.distributed import (
+    MainRankError,
+    Solo,
+    join_from_environment,
+    launched_by_torchrun,
+    rank_device,
+)
+from rnn_playground.core.errors import CheckpointError, ConfigError, PlaygroundError
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 
+from . import distributed
 from .options import HelpFormatter, add_dataclass_options, explicit_options, options_from
 from .render import TrainDisplay
 from .terminal import EXIT_BROKEN_PIPE, EXIT_ERROR, StopOnSignals, output_console, silence_lost_output
@@ -39,6 +49,7 @@ def register(subparsers) -> None:
                        help="continue a run: its folder (last checkpoint) or a checkpoint file")
     train.add_argument("--name", dest="run_name", default=None, help="run folder name (default: generated)")
     add_dataclass_options(train, TrainConfig, skip=("run_name",))
+    distributed.add_options(train)
     train.set_defaults(func=cmd_train, parser=train)
 
     sample = subparsers.add_parser(
@@ -123,23 +134,77 @@ def run_trainer(trainer: Trainer, control: TrainControl, console: Console, title
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    devices = distributed.rank_devices(args.devices, args.nproc)
+    given = explicit_options(args.parser, args.argv)
+    if devices and "device" in given:
+        raise ConfigError("Give --device for one process or --devices for several, not both.")
+    if launched_by_torchrun():
+        return train_as_rank(args, devices, console)
+    if len(devices) > 1:
+        return distributed.launch(args, devices, console)
+    if devices:
+        args.device = devices[0]
+        given.add("device")
     control = TrainControl()
+    return run_trainer(build_trainer(args, control, console, given), control, console, "rnn-playground train")
+
+
+def build_trainer(args: argparse.Namespace, control: TrainControl, console: Console, given: set[str],
+                  group: Solo | None = None, resume: str | None = None) -> Trainer:
+    """The Trainer the train command's flags describe: a new run, or --resume (`resume`) of one."""
+    resume = resume or args.resume
     progress, close = download_progress(console)
     try:
-        if args.resume:
+        if resume:
             try:
-                resolve_checkpoint(args.resume)
+                resolve_checkpoint(resume)
             except CheckpointError as exc:
-                raise CheckpointError(f"--resume {args.resume}: {exc}") from None
+                raise CheckpointError(f"--resume {resume}: {exc}") from None
             # Only the flags typed override the checkpoint's settings.
-            given = explicit_options(args.parser, args.argv) - {"run_name", "resume"}
-            overrides = {k: v for k, v in options_from(args, TrainConfig).items() if k in given}
-            trainer = Trainer.resume(args.resume, control, **overrides)
-        else:
-            trainer = Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress)
+            overrides = {k: v for k, v in options_from(args, TrainConfig).items()
+                         if k in given - {"run_name", "resume"}}
+            return Trainer.resume(resume, control, group=group, **overrides)
+        return Trainer(TrainConfig(**options_from(args, TrainConfig)), control, corpus_progress=progress, group=group)
     finally:
         close()
-    return run_trainer(trainer, control, console, "rnn-playground train")
+
+
+def train_as_rank(args: argparse.Namespace, devices: list[str], console: Console) -> int:
+    """One process of a run torchrun started: join the others, train this rank's streams. Rank 0 shows
+    the run and writes its folder; the others show only their own errors."""
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if devices:
+        args.device = rank_device(devices, local_rank)
+    device = device_for_flag(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    group = join_from_environment(device)
+    given = explicit_options(args.parser, args.argv) | {"device"}
+    try:
+        control = TrainControl()
+        root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+        folder = resolve_checkpoint(args.resume).parent if args.resume else root / (args.run_name or "")
+        restart = distributed.restart_target(folder) if args.resume or args.run_name else None
+        if group.is_main:
+            trainer = build_trainer(args, control, console, given, group, str(restart) if restart else None)
+            if restart is not None:
+                console.print(f"[yellow]Restarted by torchrun: resuming from {restart}.[/]", highlight=False)
+            return run_trainer(trainer, control, console, f"rnn-playground train · {group.world_size} processes")
+        quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - rank 0 says what the run does
+        trainer = build_trainer(args, control, quiet, given, group, str(restart) if restart else None)
+        with StopOnSignals(control.stop, quiet):
+            for _ in trainer.run():
+                pass
+        return 0
+    except MainRankError:
+        return EXIT_ERROR  # rank 0 says why
+    except PlaygroundError as exc:
+        if group.is_main:
+            raise
+        console.print(f"[bold red]error (rank {group.rank}):[/] {exc}", highlight=False)
+        return EXIT_ERROR
+    finally:
+        group.close()
 
 
 def cmd_sample(args: argparse.Namespace, console: Console) -> int:

@@ -1,0 +1,213 @@
+"""Training in several processes with torch.distributed: the ranks of a run and what they agree on.
+
+A run of W processes (ranks) is started by torchrun (`torch.distributed.run`), which sets RANK,
+WORLD_SIZE, LOCAL_RANK and the rendezvous in each process's environment; `join_from_environment`
+joins its process group (NCCL on CUDA, gloo on the CPU). Gradients are averaged by DDP
+(`torch.nn.parallel.DistributedDataParallel`); this module adds only the small collectives the
+training loop needs besides: the per-step agreement on what to do next (rank 0 reads the clock and
+the control channel, any rank may ask to stop), sums for losses, and gathers for checkpoints.
+
+`Solo` is the one-process group: the same calls, at no cost, so the loop has one shape.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .errors import PlaygroundError
+
+DEFAULT_RANK_TIMEOUT_S = 180.0  # a collective not answered this long means a rank died or hangs
+TIMEOUT_ENV = "RNN_PLAYGROUND_RANK_TIMEOUT"  # the launcher passes --rank-timeout to the ranks this way
+
+
+class RankError(PlaygroundError):
+    """Another rank of the run failed, hung or left: this one cannot go on."""
+
+
+class MainRankError(RankError):
+    """What rank 0 did for every rank failed there; rank 0 says why (this rank need not say it again)."""
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process torchrun started (it sets these for every worker)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
+
+
+def restart_count() -> int:
+    """How many times torchrun has restarted this run's workers (--max-restarts); 0 at first."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Solo:
+    """The one process of a run that trains alone."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def agree(self, flags: list[int]) -> list[int]:
+        """The flags every rank acts on: each the largest any rank gave (a stop from any rank stops all)."""
+        return flags
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Each value summed over the ranks, in float64."""
+        return values
+
+    def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """Every rank's equally shaped `tensor`, concatenated along `dim` in rank order."""
+        return tensor
+
+    def gather_tensors(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's 1-D `tensor` (any length, one dtype), by rank."""
+        return [tensor]
+
+    def gather_text(self, text: str) -> list[str]:
+        return [text]
+
+    def from_main(self, work: Callable[[], bytes]) -> bytes:
+        """`work()` done on rank 0 alone, its result given to every rank (a run folder's name, a checkpoint
+        read once for every machine). When it fails there, every rank raises: rank 0 its own error,
+        the others a MainRankError with its message, so no rank waits for an answer that never comes."""
+        return work()
+
+    def close(self) -> None:
+        pass
+
+
+class TorchGroup(Solo):
+    """This process's place in a torch.distributed process group (torchrun's workers)."""
+
+    def __init__(self, device: torch.device, timeout_s: float) -> None:
+        import torch.distributed as dist
+
+        self._dist = dist
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        # A rank's collectives wait for the others at most timeout_s: a dead or hung rank ends the
+        # run with a RankError instead of hanging it forever.
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
+                                device_id=device if device.type == "cuda" else None)
+        super().__init__(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
+                         int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
+        # NCCL moves CUDA tensors only; gloo moves CPU tensors.
+        self._wire = device if backend == "nccl" else torch.device("cpu")
+        self.timeout_s = timeout_s
+
+    def _collective(self, what: str, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except (RuntimeError, ValueError) as exc:  # DistBackendError and gloo's own are RuntimeErrors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {first}. Another "
+                            f"rank died, was stopped or hung for more than {self.timeout_s:g} s "
+                            "(--rank-timeout); the launcher's message names it.") from None
+
+    def agree(self, flags: list[int]) -> list[int]:
+        tensor = torch.tensor(flags, dtype=torch.int32, device=self._wire)
+        self._collective("agreeing on the next step", self._dist.all_reduce, tensor, op=self._dist.ReduceOp.MAX)
+        return tensor.tolist()
+
+    def sum(self, values: list[float]) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._wire)
+        self._collective("summing", self._dist.all_reduce, tensor)
+        return tensor.tolist()
+
+    def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        local = tensor.detach().to(self._wire).contiguous()
+        parts = [torch.empty_like(local) for _ in range(self.world_size)]
+        self._collective("gathering state", self._dist.all_gather, parts, local)
+        return torch.cat(parts, dim).to(tensor.device)
+
+    def gather_tensors(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        local = tensor.detach().reshape(-1).to(self._wire)
+        lengths = [torch.zeros(1, dtype=torch.int64, device=self._wire) for _ in range(self.world_size)]
+        self._collective("gathering", self._dist.all_gather, lengths,
+                         torch.tensor([local.numel()], dtype=torch.int64, device=self._wire))
+        longest = max(int(n) for n in lengths)
+        padded = torch.zeros(longest, dtype=local.dtype, device=self._wire)
+        padded[:local.numel()] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        self._collective("gathering", self._dist.all_gather, parts, padded)
+        return [part[:int(n)].cpu() for part, n in zip(parts, lengths, strict=True)]
+
+    def gather_text(self, text: str) -> list[str]:
+        data = torch.frombuffer(bytearray(text.encode() or b" "), dtype=torch.uint8)
+        return [bytes(part.tolist()).decode().strip() for part in self.gather_tensors(data)]
+
+    def from_main(self, work: Callable[[], bytes]) -> bytes:
+        if not self.is_main:
+            answer = self._broadcast(None)
+            if answer[:1] != b"\0":
+                raise MainRankError(f"Rank 0 failed: {answer[1:].decode(errors='replace')}")
+            return answer[1:]
+        try:
+            data = work()
+        except Exception as exc:
+            self._broadcast(b"\1" + (str(exc) or type(exc).__name__).encode())
+            raise
+        self._broadcast(b"\0" + data)
+        return data
+
+    def _broadcast(self, data: bytes | None) -> bytes:
+        """Rank 0's `data`, on every rank: its length, then its bytes."""
+        length = torch.tensor([len(data) if self.is_main and data else 0], dtype=torch.int64, device=self._wire)
+        self._collective("waiting for rank 0", self._dist.broadcast, length, 0)
+        buffer = torch.zeros(int(length), dtype=torch.uint8, device=self._wire)
+        if self.is_main and data:
+            buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        if int(length):
+            self._collective("waiting for rank 0", self._dist.broadcast, buffer, 0)
+        return bytes(buffer.cpu().numpy().tobytes())
+
+    def close(self) -> None:
+        if self._dist.is_initialized():
+            try:
+                self._dist.destroy_process_group()
+            except (RuntimeError, ValueError):
+                pass  # the group is broken already (a rank died): nothing left to tidy
+
+
+def rank_timeout_s() -> float:
+    """The collective timeout the launcher asked for (--rank-timeout), else the default."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_RANK_TIMEOUT_S))
+    except ValueError:
+        return DEFAULT_RANK_TIMEOUT_S
+    return value if value > 0 else DEFAULT_RANK_TIMEOUT_S
+
+
+def join_from_environment(device: torch.device) -> Solo:
+    """This process's group: torchrun's when it started this process with more than one rank, else Solo."""
+    if not launched_by_torchrun() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Solo()
+    return TorchGroup(device, rank_timeout_s())
+
+
+def rank_device(devices: list[str], local_rank: int) -> str:
+    """The device of the local rank `local_rank`, from the --devices list (one entry: shared by all)."""
+    return devices[local_rank] if len(devices) > 1 else devices[0]
+
+
+def split_rows(rows: int, rank: int, world_size: int) -> slice:
+    """The rows of `rows` that `rank` of `world_size` carries: contiguous blocks in rank order, the
+    first ones a row longer when they do not divide evenly."""
+    base, extra = divmod(rows, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
