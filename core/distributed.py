@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,7 +103,16 @@ class TorchGroup(Solo):
         backend = "nccl" if device.type == "cuda" else "gloo"
         # A rank's collectives wait for the others at most timeout_s: a dead or hung rank ends the
         # run with a RankError instead of hanging it forever.
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s),
+        timeout = datetime.timedelta(seconds=timeout_s)
+        store, rank, world_size = None, -1, -1
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # torchrun's own store, under a prefix of this attempt: after a --max-restarts restart, gloo
+            # (torch 2.13) otherwise finds the previous attempt's addresses there and never connects.
+            store = dist.PrefixStore(f"rnn-playground/attempt{restart_count()}",
+                                     dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                                                   is_master=False, timeout=timeout))
+            rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout,
                                 device_id=device if device.type == "cuda" else None)
         super().__init__(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
                          int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
@@ -114,8 +124,7 @@ class TorchGroup(Solo):
         try:
             return call(*args, **kwargs)
         except (RuntimeError, ValueError) as exc:  # DistBackendError and gloo's own are RuntimeErrors
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {first}. Another "
+            raise RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {_cause(exc)}. Another "
                             f"rank died, was stopped or hung for more than {self.timeout_s:g} s "
                             "(--rank-timeout); the launcher's message names it.") from None
 
@@ -182,6 +191,13 @@ class TorchGroup(Solo):
                 self._dist.destroy_process_group()
             except (RuntimeError, ValueError):
                 pass  # the group is broken already (a rank died): nothing left to tidy
+
+
+def _cause(exc: Exception) -> str:
+    """The backend's own words, without its source location and boilerplate advice."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\] ", "", text)  # gloo's "[.../pair.cc:537] "
+    return text.split(". This is typically")[0].rstrip(".")
 
 
 def rank_timeout_s() -> float:

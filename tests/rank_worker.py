@@ -1,0 +1,28 @@
+"""A rank of a distributed test run, started by torchrun (tests/test_distributed.py): the real Trainer in its
+process group, every rank's events written to RANK_EVENTS_DIR/rank<r>.jsonl so a test can compare the ranks.
+
+Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/rank_worker.py CONFIG_JSON OUT_DIR
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from rnn_playground.core.config import TrainConfig
+from rnn_playground.core.distributed import join_from_environment
+from rnn_playground.core.trainer import TrainControl, Trainer
+
+config = TrainConfig(**json.loads(sys.argv[1]))
+out = Path(sys.argv[2])
+torch.set_num_threads(1)
+group = join_from_environment(torch.device("cpu"))
+try:
+    trainer = Trainer(config, TrainControl(), group=group)
+    with open(out / f"rank{group.rank}.jsonl", "w") as log:
+        for event in trainer.run():
+            log.write(json.dumps(event.to_json()) + "\n")
+            log.flush()
+finally:
+    group.close()
