@@ -23,6 +23,7 @@ from .model import CELLS, GATES, ModelConfig, recurrent_parameters
 _Config = TypeVar("_Config", bound="LoopConfig")
 
 DEFAULT_MINUTES = 10.0           # the budget of a run given none
+AMP_DTYPES = ("auto", "bf16", "fp16")
 MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
 MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
 MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
@@ -96,6 +97,11 @@ class LoopConfig:
                          "auto picks the CUDA GPU with the most free memory, else Apple's MPS, else the CPU.")
     threads: int | None = option(None, THREADS_HELP)
     amp: bool = option(True, "bf16 mixed precision where the device has fast bf16")
+    amp_dtype: str = option("auto", "the type --amp computes in: auto, bf16 or fp16",
+                            "auto: bf16 where the device has fast bf16 (recent GPUs, CPUs with bf16 units), fp16 "
+                            "with a gradient scaler on a GPU without it (T4, V100), else full precision. fp16 "
+                            "scales the loss so small gradients survive, and skips a step whose gradients "
+                            "overflowed (the scale then halves).")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
     run_name: str | None = option(None, "run folder name (default: generated)")
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
@@ -117,6 +123,8 @@ class LoopConfig:
                 ok, wanted = isinstance(value, str), "text"
             if not ok:
                 raise ConfigError(f"{flag_of(f.name)} must be {wanted}, got {value!r}.")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise ConfigError(f"--amp-dtype must be one of {', '.join(AMP_DTYPES)}, got {self.amp_dtype!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)

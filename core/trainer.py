@@ -219,7 +219,13 @@ class Trainer:
         self.reserve_cores = reserve_cores
         self.threads = choose_threads(config.threads, step_work(config.batch // group.world_size, config.hidden),
                                       self.device.type, reserve_cores, share=group.local_world_size)
-        self.use_amp = bool(config.amp) and supports_bf16(self.device)
+        self.amp_dtype = autocast_dtype(config, self.device)
+        if self.amp_dtype == torch.float16 and self.device.type == "cpu" and getattr(config, "cell", None) == "lstm":
+            raise ConfigError("--amp-dtype fp16 cannot train an LSTM on the CPU: torch's CPU LSTM has no fp16 "
+                              "kernel. Use --amp-dtype bf16 or auto, or --no-amp (fp16 is for GPUs without bf16).")
+        self.use_amp = self.amp_dtype is not None
+        # fp16's narrow range needs the loss scaled up (and the step skipped when gradients overflow).
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
         self.optimizer, self._fused = _make_optimizer(self.model, config.lr)
         # The weights as tensors (no autograd), and their running average when config.ema is on.
         self._weights = [w.detach() for w in self.model.parameters()]
@@ -329,6 +335,12 @@ class Trainer:
             self.averaged = [(saved[name] if raw else w).to(self.device).clone() for name, w in
                              zip(names, self._weights, strict=True)]
         _load_optimizer(self.optimizer, checkpoint)
+        scaler_state = checkpoint.meta.get("grad_scaler")
+        if self.scaler is not None and isinstance(scaler_state, dict):
+            try:
+                self.scaler.load_state_dict(scaler_state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"{checkpoint.path}: its gradient scaler state is unusable ({exc}).") from None
         self._restore_random_streams(checkpoint)
         # The checkpoint holds every stream's state (all ranks'); this rank takes its block of rows.
         rows = getattr(self.task, "streams", slice(None))
@@ -390,7 +402,7 @@ class Trainer:
     # -- checkpoints
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp)
 
     def save(self, name: str = runs.LAST) -> Path:
         """Write a checkpoint of the run (rank 0 writes; every rank takes part: it holds streams' states
@@ -425,6 +437,7 @@ class Trainer:
             "progress": {k: v for k, v in asdict(self.progress).items() if k != "best_val_loss"},
             "best_val_loss": self.progress.best_val_loss,
             "optimizer": {"param_groups": opt_state["param_groups"]},
+            "grad_scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "device": str(self.device),
             "world_size": group.world_size,
             "devices": self.devices,
@@ -647,18 +660,30 @@ class Trainer:
                     loss, self.state = task.loss(p.window, self.state, p.step)
                 self.state = detach_state(self.state)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
-                # Skip the update on a non-finite loss without a host sync: the fused optimizer reads found_inf.
-                # With several ranks the gradient norm alone decides: it is the same on every rank (the
-                # gradients were averaged), so all skip together; a rank's non-finite loss makes it non-finite.
-                finite = torch.isfinite(grad_norm) if distributed else torch.isfinite(loss) & torch.isfinite(grad_norm)
-                found_inf = (~finite).float()
-                if self._fused:
-                    self.optimizer.found_inf = found_inf
-                    self.optimizer.step()
-                elif not bool(found_inf):  # a device without the fused kernel pays a sync here
-                    self.optimizer.step()
+                if self.scaler is not None:
+                    # fp16: the scaler skips a step whose gradients overflowed and lowers its scale; that is
+                    # calibration, not a bad step, so only a non-finite loss counts towards MAX_BAD_STEPS.
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    found_inf = (~torch.isfinite(loss)).float()
+                else:
+                    loss.backward()
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                    # Skip the update on a non-finite loss without a host sync: the fused optimizer reads
+                    # found_inf. With several ranks the gradient norm alone decides: it is the same on every
+                    # rank (the gradients were averaged), so all skip together; a rank's non-finite loss makes
+                    # it non-finite.
+                    finite = (torch.isfinite(grad_norm) if distributed
+                              else torch.isfinite(loss) & torch.isfinite(grad_norm))
+                    found_inf = (~finite).float()
+                    if self._fused:
+                        self.optimizer.found_inf = found_inf
+                        self.optimizer.step()
+                    elif not bool(found_inf):  # a device without the fused kernel pays a sync here
+                        self.optimizer.step()
                 if self.averaged is not None:  # a skipped step left the weights as they were: harmless
                     torch._foreach_lerp_(self.averaged, self._weights, 1 - self._average_decay())
                 bad_streak = (bad_streak + 1) * found_inf
@@ -779,6 +804,17 @@ class _Decision:
     time_up: int
     validation_due: int
     report_due: int
+
+
+def autocast_dtype(config: LoopConfig, device: torch.device) -> torch.dtype | None:
+    """The type mixed precision computes in on `device` (None: full precision), by --amp and --amp-dtype."""
+    if not config.amp:
+        return None
+    if config.amp_dtype == "bf16" or (config.amp_dtype == "auto" and supports_bf16(device)):
+        return torch.bfloat16
+    if config.amp_dtype == "fp16" or (config.amp_dtype == "auto" and device.type == "cuda"):
+        return torch.float16
+    return None
 
 
 def _make_optimizer(model: nn.Module, lr: float) -> tuple[torch.optim.Optimizer, bool]:
