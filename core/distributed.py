@@ -89,6 +89,9 @@ class Solo:
         the others a MainRankError with its message, so no rank waits for an answer that never comes."""
         return work()
 
+    def lost(self, exc: Exception, what: str) -> Exception:
+        return exc  # alone, nothing can be lost: the error is what it says
+
     def close(self) -> None:
         pass
 
@@ -124,9 +127,13 @@ class TorchGroup(Solo):
         try:
             return call(*args, **kwargs)
         except (RuntimeError, ValueError) as exc:  # DistBackendError and gloo's own are RuntimeErrors
-            raise RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {_cause(exc)}. Another "
-                            f"rank died, was stopped or hung for more than {self.timeout_s:g} s "
-                            "(--rank-timeout); the launcher's message names it.") from None
+            raise self.lost(exc, what) from None
+
+    def lost(self, exc: Exception, what: str) -> RankError:
+        """The error to raise when a collective failed (ours, or DDP's all-reduce in backward)."""
+        return RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {_cause(exc)}. Another "
+                         f"rank died, was stopped or hung for more than {self.timeout_s:g} s (--rank-timeout); "
+                         "the launcher's message names it.")
 
     def agree(self, flags: list[int]) -> list[int]:
         tensor = torch.tensor(flags, dtype=torch.int32, device=self._wire)

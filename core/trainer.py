@@ -660,18 +660,19 @@ class Trainer:
                     loss, self.state = task.loss(p.window, self.state, p.step)
                 self.state = detach_state(self.state)
                 self.optimizer.zero_grad(set_to_none=True)
+                try:
+                    grad_norm = self._backward(loss)
+                except RuntimeError as exc:  # with several ranks, DDP's all-reduce runs in backward
+                    if not distributed:
+                        raise
+                    raise group.lost(exc, "averaging gradients") from None
                 if self.scaler is not None:
                     # fp16: the scaler skips a step whose gradients overflowed and lowers its scale; that is
                     # calibration, not a bad step, so only a non-finite loss counts towards MAX_BAD_STEPS.
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     found_inf = (~torch.isfinite(loss)).float()
                 else:
-                    loss.backward()
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
                     # Skip the update on a non-finite loss without a host sync: the fused optimizer reads
                     # found_inf. With several ranks the gradient norm alone decides: it is the same on every
                     # rank (the gradients were averaged), so all skip together; a rank's non-finite loss makes
@@ -744,6 +745,15 @@ class Trainer:
             if last_val_step != p.step:
                 yield CheckpointSaved(p.step, str(self.save()), "finish")
             yield Finished(p.step, p.best_val_loss, p.elapsed_s)
+
+    def _backward(self, loss: torch.Tensor) -> torch.Tensor:
+        """Gradients of `loss` (unscaled, with fp16's scaler), clipped; returns their norm before clipping."""
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
 
     def _take_commands(self) -> Iterator[Event]:
         """Apply a new command from the run's control channel (another process's pause, save, stop), if any."""

@@ -10,6 +10,7 @@ Nothing here launches processes, rendezvous or reduces gradients: torchrun and D
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 from pathlib import Path
@@ -120,8 +121,9 @@ def launch(args: argparse.Namespace, devices: list[str], console: Console) -> in
         os.environ[TIMEOUT_ENV] = str(args.rank_timeout)
     # torchrun warns that it sets OMP_NUM_THREADS=1 unless set; each rank sets its own thread count anyway.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # torchrun's loggers read LOGLEVEL when created (on import, below); our own message says what failed.
-    os.environ.setdefault("LOGLEVEL", "CRITICAL")
+    # torchrun logs each failure and signal as it handles it; our own message says what failed, once.
+    os.environ.setdefault("LOGLEVEL", "CRITICAL")  # its loggers read this when created (on import, below)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     console.print(f"[dim]Starting {len(devices)} processes ({', '.join(devices)}) for run {run_dir.name}…[/]",
                   highlight=False)
     torchrun = parse_args(["--standalone", f"--nproc-per-node={len(devices)}", f"--max-restarts={args.max_restarts}",
