@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -117,6 +118,7 @@ class TorchGroup(Solo):
             rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout,
                                 device_id=device if device.type == "cuda" else None)
+        self._store = store if store is not None else dist.distributed_c10d._get_default_store()
         super().__init__(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
                          int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
         # NCCL moves CUDA tensors only; gloo moves CPU tensors.
@@ -130,10 +132,31 @@ class TorchGroup(Solo):
             raise self.lost(exc, what) from None
 
     def lost(self, exc: Exception, what: str) -> RankError:
-        """The error to raise when a collective failed (ours, or DDP's all-reduce in backward)."""
-        return RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {_cause(exc)}. Another "
-                         f"rank died, was stopped or hung for more than {self.timeout_s:g} s (--rank-timeout); "
-                         "the launcher's message names it.")
+        """The error to raise when a collective failed (ours, or DDP's all-reduce in backward), naming the
+        ranks that stopped answering where the rendezvous store can tell."""
+        silent = self._silent_ranks()
+        if silent:
+            names = ", ".join(map(str, silent))
+            who = (f"rank{'s' if len(silent) > 1 else ''} {names} stopped answering: died, was stopped, or hung for "
+                   f"more than {self.timeout_s:g} s (--rank-timeout)")
+        else:
+            who = f"another rank died, was stopped or hung for more than {self.timeout_s:g} s (--rank-timeout)"
+        return RankError(f"Rank {self.rank} lost the other ranks of the run while {what}: {who}. "
+                         f"The backend said: {_cause(exc)}.")
+
+    def _silent_ranks(self) -> list[int]:
+        """The ranks that do not report a lost collective within a few seconds through torchrun's store
+        (every rank still alive reports one when a collective fails, so the silent ones are the cause)."""
+        try:
+            self._store.set(f"lost/{self.rank}", "1")
+            deadline = time.monotonic() + min(5.0, self.timeout_s)
+            while True:
+                silent = [r for r in range(self.world_size) if not self._store.check([f"lost/{r}"])]
+                if not silent or time.monotonic() >= deadline:
+                    return silent
+                time.sleep(0.1)
+        except (RuntimeError, ValueError):
+            return []  # the store is gone too (the launcher's machine): nothing to tell
 
     def agree(self, flags: list[int]) -> list[int]:
         tensor = torch.tensor(flags, dtype=torch.int32, device=self._wire)
