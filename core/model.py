@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -75,19 +76,25 @@ _mask_generators = threading.local()  # one reseeded Generator per thread: train
 
 def stream_dropout_mask(shape: tuple[int, ...] | torch.Size, p: float, key: DropoutKey, site: int) -> torch.Tensor:
     """The keep mask (bool, `shape` = (rows, ...)) of dropout site `site` for rows key.first_stream,
-    key.first_stream + 1, ...: each row drawn as fast_dropout draws a mask (random int16s against
-    the same threshold), from a CPU generator seeded with a mix of (seed, step, stream, site). Rows
-    [0, B) drawn at once equal, bit for bit, rows [0, k) and [k, B) drawn apart with first_stream 0
-    and k. The cost over fast_dropout is two Python calls per row (reseed, draw)."""
-    levels = torch.empty(shape, dtype=torch.int16)
+    key.first_stream + 1, ...: each row drawn from a CPU generator seeded with a mix of (seed, step,
+    stream, site), then compared with fast_dropout's threshold. Rows [0, B) drawn at once equal, bit
+    for bit, rows [0, k) and [k, B) drawn apart with first_stream 0 and k.
+
+    A row's levels are the low 15 bits of each int16 lane of random int64s: torch's CPU generator
+    spends a 32-bit draw on each int16 element but only one on two lanes of an int64, so this
+    draws half as much as fast_dropout's int16 random_, which more than pays for keying: two
+    Python calls per row, reseed and draw (benchmarks/bench_dropout.py)."""
+    rows, per_row = shape[0], math.prod(shape[1:])
+    words = torch.empty((rows, -(-per_row // 4)), dtype=torch.int64)  # 4 int16 lanes per word
     generator = getattr(_mask_generators, "generator", None)
     if generator is None:
         generator = _mask_generators.generator = torch.Generator()
     prefix = key.site_prefix(site)  # the per-row work left is one splitmix64 step
-    for stream, row in enumerate(levels.unbind(0), start=key.first_stream):
+    for stream, row in enumerate(words.unbind(0), start=key.first_stream):
         generator.manual_seed(_splitmix64(prefix ^ stream) >> 1)
         row.random_(generator=generator)
-    return levels >= _threshold(p)
+    levels = words.view(torch.int16)[:, :per_row] & (_DROPOUT_LEVELS - 1)
+    return (levels >= _threshold(p)).view(shape)
 
 
 def stream_dropout(x: torch.Tensor, p: float, key: DropoutKey, site: int) -> torch.Tensor:

@@ -14,13 +14,14 @@ from rnn_playground.core.model import CharRNN, DropoutKey, ModelConfig, stream_d
 SHAPE = (8, 20, 32)  # streams x time x hidden
 
 
-@pytest.mark.parametrize("split", [1, 4, 7])
-def test_a_split_batch_draws_the_same_masks_bit_for_bit(split):
+@pytest.mark.parametrize("shape", [SHAPE, (5, 7, 3)])  # 3 x 7 = 21 levels a row: not whole int64 words
+@pytest.mark.parametrize("split", [1, 4])
+def test_a_split_batch_draws_the_same_masks_bit_for_bit(shape, split):
     key = DropoutKey(seed=1234, step=17)
-    whole = stream_dropout_mask(SHAPE, 0.3, key, site=0)
-    first = stream_dropout_mask((split, *SHAPE[1:]), 0.3, DropoutKey(1234, 17, first_stream=0), site=0)
-    rest = stream_dropout_mask((SHAPE[0] - split, *SHAPE[1:]), 0.3, DropoutKey(1234, 17, first_stream=split), site=0)
-    assert whole.dtype == torch.bool and whole.shape == SHAPE
+    whole = stream_dropout_mask(shape, 0.3, key, site=0)
+    first = stream_dropout_mask((split, *shape[1:]), 0.3, DropoutKey(1234, 17, first_stream=0), site=0)
+    rest = stream_dropout_mask((shape[0] - split, *shape[1:]), 0.3, DropoutKey(1234, 17, first_stream=split), site=0)
+    assert whole.dtype == torch.bool and whole.shape == shape
     assert torch.equal(whole, torch.cat([first, rest]))
 
 
@@ -64,6 +65,10 @@ def test_the_keep_rate_is_one_minus_p(p):
     per_stream = keep.flatten(1).float().mean(1)
     spread = (p * (1 - p) / (100 * 64)) ** 0.5  # the standard error of one stream's keep rate
     assert float((per_stream - (1 - p)).abs().max()) < 5 * spread  # each stream's own draw keeps about 1-p
+    # Four levels come from each random int64: every lane position keeps 1-p (the top one too, whose
+    # word has a bit fewer).
+    lanes = keep.flatten(1).unflatten(1, (-1, 4)).float().mean((0, 1))
+    assert float((lanes - (1 - p)).abs().max()) < 0.005
 
 
 def test_each_thread_draws_the_same_masks():
