@@ -7,8 +7,8 @@ the CPU, batch 128 x seq 100 (TrainConfig's defaults), under bf16 autocast where
 as the Trainer runs it: forward, cross-entropy and backward (no optimizer step: the same for both).
 "global" draws its masks with fast_dropout from torch's global generator; "keyed" passes a
 DropoutKey, so every stream's mask is reseeded and drawn on its own (a new step number each step).
-The two alternate, `--steps` steps each per round; medians over rounds. The mask rows time the
-masks alone: one (128, 100, H) mask, drawn both ways.
+The two alternate, `--steps` steps each per round, the first of a round taking turns; medians
+over rounds. The mask rows time the masks alone: one (128, 100, H) mask, drawn both ways.
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ def main(argv=None) -> None:
         timer.seconds(1, keyed=False)  # warm-up: allocator, oneDNN kernels
         timer.seconds(1, keyed=True)
         global_times, keyed_times = [], []
-        for _ in range(args.rounds):
-            global_times.append(timer.seconds(args.steps, keyed=False))
-            keyed_times.append(timer.seconds(args.steps, keyed=True))
+        for round_ in range(args.rounds):
+            for keyed in (False, True) if round_ % 2 == 0 else (True, False):  # neither way always goes first
+                (keyed_times if keyed else global_times).append(timer.seconds(args.steps, keyed=keyed))
         step_global, step_keyed = median(global_times), median(keyed_times)
         mask_global, mask_keyed = mask_seconds(hidden, args.rounds)
         rows.append([f"training step, LSTM 2x{hidden}", f"{step_global * 1e3:.1f}", f"{step_keyed * 1e3:.1f}",
