@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
@@ -21,9 +23,83 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout with its mask drawn as random int16s. On a CPU torch's dropout draws
     every element through bernoulli_ (about 10 ns each: a third of a 2x256 LSTM step at batch
     128 x seq 100); random_ fills the same mask 6x faster. p is rounded to a multiple of 2^-15."""
-    threshold = round(p * _DROPOUT_LEVELS)
-    keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= threshold
-    return x * keep.to(x.dtype).mul_(_DROPOUT_LEVELS / (_DROPOUT_LEVELS - threshold))
+    keep = torch.empty(x.shape, dtype=torch.int16, device=x.device).random_() >= _threshold(p)
+    return _apply_keep(x, keep, p)
+
+
+def _threshold(p: float) -> int:
+    """Levels below this are dropped: p rounded to a multiple of 2^-15."""
+    return round(p * _DROPOUT_LEVELS)
+
+
+def _apply_keep(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """x with the dropped elements zeroed and the kept ones scaled so that the mean is unchanged."""
+    return x * keep.to(x.dtype).mul_(_DROPOUT_LEVELS / (_DROPOUT_LEVELS - _threshold(p)))
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(value: int) -> int:
+    """One step of splitmix64 (Steele et al.): a 64-bit mix where every input bit moves about half the output's."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
+@dataclass(frozen=True)
+class DropoutKey:
+    """What a training step's dropout masks are a function of, so that they do not depend on the
+    process drawing them: the run's seed, the step, and the global index of the batch's first row
+    (a rank that carries streams 64..127 of the global batch passes first_stream=64). Local row i of
+    the batch is global stream first_stream + i; its masks are the same whichever process, and
+    whichever split of the batch, draws them."""
+
+    seed: int
+    step: int
+    first_stream: int = 0
+
+    def __post_init__(self):
+        for name in ("seed", "step", "first_stream"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"DropoutKey.{name} must be an integer of at least 0, got {value!r}.")
+
+    def site_prefix(self, site: int) -> int:
+        """The mix of (seed, step, site) that each stream's 63-bit generator seed is mixed from."""
+        return _splitmix64(_splitmix64(_splitmix64(self.seed) ^ self.step) ^ site)
+
+
+_mask_generators = threading.local()  # one reseeded Generator per thread: trainers may run in several threads
+
+
+def stream_dropout_mask(shape: tuple[int, ...] | torch.Size, p: float, key: DropoutKey, site: int) -> torch.Tensor:
+    """The keep mask (bool, `shape` = (rows, ...)) of dropout site `site` for rows key.first_stream,
+    key.first_stream + 1, ...: each row drawn from a CPU generator seeded with a mix of (seed, step,
+    stream, site), then compared with fast_dropout's threshold. Rows [0, B) drawn at once equal, bit
+    for bit, rows [0, k) and [k, B) drawn apart with first_stream 0 and k.
+
+    A row's levels are the low 15 bits of each int16 lane of random int64s: torch's CPU generator
+    spends a 32-bit draw on each int16 element but only one on two lanes of an int64, so this
+    draws half as much as fast_dropout's int16 random_, which more than pays for keying: two
+    Python calls per row, reseed and draw (benchmarks/bench_dropout.py)."""
+    rows, per_row = shape[0], math.prod(shape[1:])
+    words = torch.empty((rows, -(-per_row // 4)), dtype=torch.int64)  # 4 int16 lanes per word
+    generator = getattr(_mask_generators, "generator", None)
+    if generator is None:
+        generator = _mask_generators.generator = torch.Generator()
+    prefix = key.site_prefix(site)  # the per-row work left is one splitmix64 step
+    for stream, row in enumerate(words.unbind(0), start=key.first_stream):
+        generator.manual_seed(_splitmix64(prefix ^ stream) >> 1)
+        row.random_(generator=generator)
+    levels = words.view(torch.int16)[:, :per_row] & (_DROPOUT_LEVELS - 1)
+    return (levels >= _threshold(p)).view(shape)
+
+
+def stream_dropout(x: torch.Tensor, p: float, key: DropoutKey, site: int) -> torch.Tensor:
+    """fast_dropout with stream_dropout_mask's masks: x is (rows, ...), on the CPU."""
+    return _apply_keep(x, stream_dropout_mask(x.shape, p, key, site), p)
 
 
 def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> int:
@@ -112,17 +188,31 @@ class CharRNN(nn.Module):
         zeros = torch.zeros(self.config.layers, batch, self.config.hidden, device=device)
         return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
 
-    def forward(self, ids: torch.Tensor, state=None):
-        """ids (batch, time) -> logits (batch, time, vocab), new state."""
+    def forward(self, ids: torch.Tensor, state=None, dropout_key: DropoutKey | None = None):
+        """ids (batch, time) -> logits (batch, time, vocab), new state.
+
+        In training mode on a CPU the layers run one call each with dropout drawn by this module:
+        with `dropout_key`, each row's masks come from stream_dropout_mask (a function of the seed,
+        the step, the row's global stream and the site: the same under any split of the batch
+        across processes); without one, from the global RNG (fast_dropout). On any other device the
+        fused module runs with torch's own dropout, and the key is not used. Eval mode has no
+        dropout, key or not."""
         if self.training and self.config.dropout > 0 and ids.device.type == "cpu":
-            out, state = self._layers_with_fast_dropout(self.embed(ids), state)
-            return self.head(fast_dropout(out, self.config.dropout)), state
+            out, state = self._layers_with_fast_dropout(self.embed(ids), state, dropout_key)
+            return self.head(self._dropout(out, self.config.layers - 1, dropout_key)), state
         out, state = self.rnn(self.embed(ids), state)
         return self.head(self.drop(out)), state
 
-    def _layers_with_fast_dropout(self, x: torch.Tensor, state):
+    def _dropout(self, x: torch.Tensor, site: int, key: DropoutKey | None) -> torch.Tensor:
+        """Training-mode dropout of layer `site`'s output (the last layer's feeds the head)."""
+        if key is None:
+            return fast_dropout(x, self.config.dropout)
+        return stream_dropout(x, self.config.dropout, key, site)
+
+    def _layers_with_fast_dropout(self, x: torch.Tensor, state, key: DropoutKey | None = None):
         """self.rnn in training mode, one layer per call so that the dropout between layers is
-        fast_dropout rather than the module's own (a GPU keeps the fused module and its dropout)."""
+        ours (fast_dropout, or stream-keyed masks with a key) rather than the module's own (a GPU
+        keeps the fused module and its dropout)."""
         cell, layers = self.config.cell, self.config.layers
         if state is None:
             state = self.init_state(x.shape[0], x.device)
@@ -130,7 +220,7 @@ class CharRNN(nn.Module):
         finals: list[list[torch.Tensor]] = [[] for _ in parts]
         for layer in range(layers):
             if layer:
-                x = fast_dropout(x, self.config.dropout)
+                x = self._dropout(x, layer - 1, key)
             params = [getattr(self.rnn, f"{name}_l{layer}")
                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             hx = tuple(part[layer:layer + 1] for part in parts)
