@@ -12,7 +12,7 @@ from .config import TrainConfig
 from .corpus import Corpus, Vocab, check_size, describe_chars, split_ids, validation_spans
 from .distributed import Solo, split_rows
 from .errors import ConfigError, CorpusError
-from .model import CharRNN, StreamBatches
+from .model import CharRNN, DropoutKey, StreamBatches
 from .sampling import Sampler, SampleSettings
 
 
@@ -67,7 +67,9 @@ class CharTask:
 
     def loss(self, window: int, state, step: int):
         inputs, targets = self.batches.window(window)
-        logits, state = self.train_model(inputs, state)
+        # Dropout masks keyed by (seed, step, global stream): the same under any split of the streams.
+        logits, state = self.train_model(inputs, state, dropout_key=DropoutKey(self.config.seed, step,
+                                                                                self.streams.start))
         return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()), state
 
     def evaluate(self, autocast, whole: bool = False) -> float | None:

@@ -90,6 +90,17 @@ def test_two_gloo_ranks_train_as_one_process_does(one_process, two_ranks):
     assert records(two_ranks)[-1]["event"] == "finished"
 
 
+def test_with_dropout_each_streams_masks_are_the_same_in_two_ranks_as_in_one(one_process, runs_root):
+    # The default dropout: masks keyed by (seed, step, stream), so the split of the streams does not matter.
+    for name, extra in (("one-dropout", []), ("two-dropout", TWO_RANKS)):
+        result = train(runs_root, name, "--steps", "15", "--dropout", "0.3", *extra)
+        assert result.returncode == 0, result.stderr
+    one, two = runs_root / "runs" / "one-dropout", runs_root / "runs" / "two-dropout"
+    assert_same_run(one, two, 1e-5, range(1, 16))
+    # and the masks matter: without dropout the losses differ
+    assert losses(one_process)[0][15] != pytest.approx(losses(one)[0][15], abs=1e-4)
+
+
 def test_a_distributed_checkpoint_holds_every_rank_and_serves_one_cpu(one_process, two_ranks, runs_root):
     checkpoint = load_checkpoint(two_ranks / "last.safetensors")
     assert checkpoint.meta["world_size"] == 2
