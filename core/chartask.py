@@ -10,8 +10,8 @@ from torch.nn import functional as F
 
 from .config import TrainConfig
 from .corpus import Corpus, Vocab, check_size, describe_chars, split_ids, validation_spans
-from .distributed import Solo, split_rows
-from .errors import ConfigError, CorpusError
+from .distributed import Solo, check_split, split_rows
+from .errors import CorpusError
 from .model import CharRNN, DropoutKey, StreamBatches
 from .sampling import Sampler, SampleSettings
 
@@ -29,11 +29,7 @@ class CharTask:
                  group: Solo | None = None):
         check_size(corpus, config.batch, config.seq, config.val_fraction)
         self.group = group or Solo()
-        if config.batch % self.group.world_size:
-            world = self.group.world_size
-            raise ConfigError(f"--batch {config.batch} does not split evenly across {world} processes: each "
-                              f"carries the same number of streams. Use a multiple of {world}, such as "
-                              f"{max(world, config.batch // world * world)}.")
+        check_split(config.batch, self.group.world_size)
         self.config, self.corpus, self.vocab, self.device = config, corpus, vocab, device
         lacking = vocab.missing(corpus.characters)
         if lacking:

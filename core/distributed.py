@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import PlaygroundError
+from .errors import ConfigError, PlaygroundError
 
 DEFAULT_RANK_TIMEOUT_S = 180.0  # a collective not answered this long means a rank died or hangs
 TIMEOUT_ENV = "RNN_PLAYGROUND_RANK_TIMEOUT"  # the launcher passes --rank-timeout to the ranks this way
@@ -249,6 +249,14 @@ def join_from_environment(device: torch.device) -> Solo:
 def rank_device(devices: list[str], local_rank: int) -> str:
     """The device of the local rank `local_rank`, from the --devices list (one entry: shared by all)."""
     return devices[local_rank] if len(devices) > 1 else devices[0]
+
+
+def check_split(batch: int, world_size: int) -> None:
+    """A batch of streams splits evenly across the processes (each carries the same number), or a ConfigError."""
+    if batch % world_size:
+        raise ConfigError(f"--batch {batch} does not split evenly across {world_size} processes: each carries "
+                          f"the same number of streams. Use a multiple of {world_size}, such as "
+                          f"{max(world_size, batch // world_size * world_size)}.")
 
 
 def split_rows(rows: int, rank: int, world_size: int) -> slice:

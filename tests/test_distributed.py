@@ -271,3 +271,30 @@ def test_control_reaches_every_rank_at_the_same_step(tmp_path):
     assert rank_events(0, "checkpoint")[-1]["step"] == rank_events(1, "checkpoint")[-1]["step"]
     assert not (tmp_path / "rank1.jsonl").read_text().count('"control"')  # rank 0 alone reads the channel
     assert records(run_dir, "control")  # and acknowledges in metrics.jsonl
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--devices", "cpu", "--nproc", "0"], "--nproc must be at least 1"),
+    (["--nproc", "2"], "--nproc needs --devices"),
+    (["--devices", ","], "--devices is empty"),
+    (["--devices", "cuda"], "no CUDA GPU" if not torch.cuda.is_available() else "asks for more GPUs"),
+    (["--devices", "tpu:0,tpu:1"], "--devices must name a device of this machine"),
+    (["--devices", "cpu,cpu", "--nproc", "3"], "does not match the 2 devices"),
+    (["--devices", "cpu,cpu", "--device", "cpu"], "not both"),
+    (["--devices", "cpu", "--nproc", "3", "--batch", "8"], "--batch 8 does not split evenly across 3 processes"),
+])
+def test_bad_launch_flags_are_refused_before_anything_starts(argv, message, tiny_corpus, capsys):
+    from rnn_playground.tui.cli.main import main
+    if argv[:2] == ["--devices", "cuda"] and torch.cuda.is_available():
+        argv = [*argv, "--nproc", str(torch.cuda.device_count() + 1)]
+    code = main(["train", "--corpus", str(tiny_corpus), "--steps", "2", *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_workers_get_the_users_flags_with_the_run_named_and_every_device_listed():
+    from rnn_playground.tui.cli.distributed import worker_argv
+    argv = ["--corpus", "x.txt", "--nproc", "2", "--devices=cpu", "--max-restarts", "1", "--hidden", "64",
+            "--name", "mine"]
+    assert worker_argv(argv, "mine", ["cpu", "cpu"]) == ["--corpus", "x.txt", "--hidden", "64", "--devices", "cpu,cpu",
+                                                         "--name", "mine"]

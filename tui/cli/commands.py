@@ -17,16 +17,19 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import check_threads, device_for_flag, list_devices
 from rnn_playground.core.distributed import (
     MainRankError,
     Solo,
+    check_split,
     join_from_environment,
     launched_by_torchrun,
     rank_device,
 )
 from rnn_playground.core.errors import CheckpointError, ConfigError, PlaygroundError
+from rnn_playground.core.events import ErrorEvent
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
 from rnn_playground.core.trainer import TrainControl, Trainer
@@ -141,12 +144,21 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     if launched_by_torchrun():
         return train_as_rank(args, devices, console)
     if len(devices) > 1:
+        check_split(run_batch(args, given), len(devices))
         return distributed.launch(args, devices, console)
     if devices:
         args.device = devices[0]
         given.add("device")
     control = TrainControl()
     return run_trainer(build_trainer(args, control, console, given), control, console, "rnn-playground train")
+
+
+def run_batch(args: argparse.Namespace, given: set[str]) -> int:
+    """The batch the run will train with: the flag's, or a resumed run's own."""
+    if args.resume and "batch" not in given:
+        batch = read_metadata(resolve_checkpoint(args.resume)).get("config", {}).get("batch")
+        return batch if isinstance(batch, int) and batch > 0 else args.batch
+    return args.batch
 
 
 def build_trainer(args: argparse.Namespace, control: TrainControl, console: Console, given: set[str],
@@ -157,7 +169,8 @@ def build_trainer(args: argparse.Namespace, control: TrainControl, console: Cons
     try:
         if resume:
             try:
-                resolve_checkpoint(resume)
+                if group is None or group.is_main:  # only rank 0 reads the file (other machines may not have it)
+                    resolve_checkpoint(resume)
             except CheckpointError as exc:
                 raise CheckpointError(f"--resume {resume}: {exc}") from None
             # Only the flags typed override the checkpoint's settings.
@@ -171,7 +184,8 @@ def build_trainer(args: argparse.Namespace, control: TrainControl, console: Cons
 
 def train_as_rank(args: argparse.Namespace, devices: list[str], console: Console) -> int:
     """One process of a run torchrun started: join the others, train this rank's streams. Rank 0 shows
-    the run and writes its folder; the others show only their own errors."""
+    the run and writes its folder; of the others, the first on each machine shows its own errors (a machine
+    may lack the corpus), the rest nothing."""
     local_rank = int(os.environ["LOCAL_RANK"])
     if devices:
         args.device = rank_device(devices, local_rank)
@@ -180,28 +194,43 @@ def train_as_rank(args: argparse.Namespace, devices: list[str], console: Console
         torch.cuda.set_device(device)
     group = join_from_environment(device)
     given = explicit_options(args.parser, args.argv) | {"device"}
-    try:
-        control = TrainControl()
+    restarted = False
+
+    def what_to_resume() -> bytes:
+        """Rank 0 decides for all: the checkpoint to resume (--resume, or the run's last after torchrun
+        restarted the workers), or none."""
+        nonlocal restarted
         root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
         folder = resolve_checkpoint(args.resume).parent if args.resume else root / (args.run_name or "")
         restart = distributed.restart_target(folder) if args.resume or args.run_name else None
+        restarted = restart is not None
+        return str(restart or args.resume or "").encode()
+
+    try:
+        control = TrainControl()
+        resume = group.from_main(what_to_resume).decode() or None
         if group.is_main:
-            trainer = build_trainer(args, control, console, given, group, str(restart) if restart else None)
-            if restart is not None:
-                console.print(f"[yellow]Restarted by torchrun: resuming from {restart}.[/]", highlight=False)
+            trainer = build_trainer(args, control, console, given, group, resume)
+            if restarted:
+                console.print(f"[yellow]Restarted by torchrun: resuming from {resume}.[/]", highlight=False)
             return run_trainer(trainer, control, console, f"rnn-playground train · {group.world_size} processes")
         quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - rank 0 says what the run does
-        trainer = build_trainer(args, control, quiet, given, group, str(restart) if restart else None)
+        trainer = build_trainer(args, control, quiet, given, group, resume)
+        failure = None
         with StopOnSignals(control.stop, quiet):
-            for _ in trainer.run():
-                pass
-        return 0
+            for event in trainer.run():
+                if isinstance(event, ErrorEvent):
+                    failure = event.message
+        if failure is None:
+            return 0
+        raise PlaygroundError(failure)
     except MainRankError:
         return EXIT_ERROR  # rank 0 says why
     except PlaygroundError as exc:
         if group.is_main:
             raise
-        console.print(f"[bold red]error (rank {group.rank}):[/] {exc}", highlight=False)
+        if local_rank == 0:
+            console.print(f"[bold red]error (rank {group.rank}):[/] {exc}", highlight=False)
         return EXIT_ERROR
     finally:
         group.close()
