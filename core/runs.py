@@ -22,6 +22,7 @@ RUNS_ENV = "RNN_PLAYGROUND_RUNS"
 LAST, BEST = "last.safetensors", "best.safetensors"
 METRICS, STATUS = "metrics.jsonl", "run.json"
 CONTROL = "control.json"  # commands for the run's trainer (core.control)
+LAUNCH_LOG = "launch.log"  # the output of a headless run the app started in its own processes
 LOCK = ".writer.lock"  # held (flock) by the one process writing the run; it also names that process
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # What atomic_writer leaves behind when its process dies mid-save: ".last.safetensors.k3j_x.tmp".
@@ -487,7 +488,7 @@ def run_details(run_dir: Path | str) -> RunDetails | None:
 
 
 def _is_run_file(name: str) -> bool:
-    return (name.endswith(".safetensors") or name in (METRICS, STATUS, LOCK, CONTROL)
+    return (name.endswith(".safetensors") or name in (METRICS, STATUS, LOCK, CONTROL, LAUNCH_LOG)
             or (name.startswith(".") and name.endswith(".tmp")))  # atomic-write leftovers
 
 

@@ -298,3 +298,51 @@ def test_the_workers_get_the_users_flags_with_the_run_named_and_every_device_lis
             "--name", "mine"]
     assert worker_argv(argv, "mine", ["cpu", "cpu"]) == ["--corpus", "x.txt", "--hidden", "64", "--devices", "cpu,cpu",
                                                          "--name", "mine"]
+
+
+def test_a_face_launches_a_two_rank_run_and_steers_it_through_the_controller(tmp_path):
+    from rnn_playground.core.config import TrainConfig
+    from rnn_playground.tui.viewmodel.launch import LaunchedRun, train_command
+
+    from .tui_helpers import Face
+
+    (tmp_path / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
+    config = TrainConfig(corpus=str(tmp_path / "tiny.txt"), hidden=32, layers=1, embed=8, batch=8, seq=16,
+                         steps=1_000_000, val_every=100_000, val_seconds=0, sample_chars=0, amp=False, threads=1,
+                         runs_dir=str(tmp_path / "runs"), run_name="launched")
+    command = train_command(config, "cpu,cpu")
+    assert command[1:4] == ["-m", "rnn_playground.tui", "train"]
+    flags = command[4:]
+    assert "--no-amp" in flags and "--dropout" not in flags  # only what differs from the defaults
+    flags.remove("--no-amp")
+    assert dict(zip(flags[::2], flags[1::2], strict=True)) == {
+        "--corpus": str(tmp_path / "tiny.txt"), "--hidden": "32", "--layers": "1", "--embed": "8", "--batch": "8",
+        "--seq": "16", "--steps": "1000000", "--val-every": "100000", "--val-seconds": "0", "--threads": "1",
+        "--sample-chars": "0", "--runs-dir": str(tmp_path / "runs"), "--devices": "cpu,cpu", "--name": "launched"}
+    face = Face()
+    controller = face.controller
+    run_dir = tmp_path / "runs" / "launched"
+    assert controller.start(LaunchedRun(command, run_dir, poll_s=0.05))
+    state = face.until(lambda s: s.snapshot.step > 0, timeout=120, what="the first steps")
+    assert state.controllable and state.can_pause
+    controller.pause()
+    face.until(lambda s: s.snapshot.status == "paused", what="paused")
+    controller.stop("user")
+    state = face.until(lambda s: not s.active, what="the stop")
+    assert state.status == "stopped" and state.snapshot.last_checkpoint_step == state.snapshot.step
+    assert records(run_dir, "started")[0]["world_size"] == 2
+
+
+def test_a_launched_run_that_cannot_start_says_why(tmp_path):
+    from rnn_playground.core.config import TrainConfig
+    from rnn_playground.tui.viewmodel.launch import LaunchedRun, train_command
+
+    from .tui_helpers import Face
+
+    config = TrainConfig(corpus=str(tmp_path / "missing.txt"), runs_dir=str(tmp_path / "runs"), run_name="broken")
+    face = Face()
+    assert face.controller.start(LaunchedRun(train_command(config, "cpu,cpu"), tmp_path / "runs" / "broken",
+                                             poll_s=0.05))
+    state = face.until(lambda s: not s.active, timeout=120, what="the end")
+    assert state.status == "error"
+    assert "missing.txt" in state.snapshot.error

@@ -4,7 +4,8 @@ status words the screens and the CLI show.
 Where the run lives is a backend's business, so the faces never know it: `InProcessRun` iterates a
 `Trainer` here (in a thread the face provides); `FolderRun` watches a run another process writes (a
 headless `rnn-playground train`) through its folder, and steers it through the folder's control channel
-(core.control). A distributed run would be a third backend.
+(core.control). `launch.LaunchedRun` is a FolderRun whose process the face started (a run in several
+processes).
 
 Threads: the run's body goes to the face's `launch` (the app starts a thread worker; the CLI calls it
 inline). The body folds every event once, through `RunMonitor`, and calls `publish` with a `RunUpdate` a
@@ -237,9 +238,13 @@ class FolderRun:
                     continue  # a record this version does not know
                 ended = isinstance(event, (Finished, Stopped, ErrorEvent))  # the last record's says
                 yield event
-            if self._stop.is_set() or (not records and (ended or not runs.is_live(self.run_dir))):
+            if self._stop.is_set() or (not records and (ended or not self._running())):
                 return
             self._stop.wait(self.poll_s)
+
+    def _running(self) -> bool:
+        """Whether the run may still write: its writer holds the folder."""
+        return runs.is_live(self.run_dir)
 
     def _send(self, command: str) -> None:
         if not self.controllable:

@@ -1,0 +1,90 @@
+"""A headless run the face starts in its own processes, then watches and steers like any other.
+
+A run in several processes (`--devices cuda:0,cuda:1`) cannot train in the app's process: the app starts
+`rnn-playground train` with the form's settings, whose torchrun launcher starts the ranks, and follows the
+run through its folder (`LaunchedRun`, a FolderRun). The run does not depend on the app: quitting the app
+stops watching it, not the run (it goes on headless, as one started over SSH; the Runs screen finds it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from rnn_playground.core import runs
+from rnn_playground.core.config import TrainConfig, flag_of
+from rnn_playground.core.events import ErrorEvent, Event
+
+from .controller import WATCH_POLL_S, FolderRun, LogNote
+
+CLI_MODULE = "rnn_playground.tui"
+ERROR_LINE = re.compile(r"\s*error(?: \(rank \d+\))?: (.*)")  # the CLI's "error: ..." and "error (rank 1): ..."
+
+
+def train_command(config: TrainConfig, devices: str) -> list[str]:
+    """The command line of a headless run of `config` on `devices` (the --devices list): every setting
+    that differs from the default, as its flag."""
+    command = [sys.executable, "-m", CLI_MODULE, "train"]
+    defaults = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(config, field.name)
+        if field.name in ("device", "run_name") or value == getattr(defaults, field.name) or value is None:
+            continue
+        flag = "--name" if field.name == "run_name" else flag_of(field.name)
+        if isinstance(value, bool):
+            command.append(flag if value else "--no-" + flag[2:])
+        else:
+            command += [flag, str(value)]
+    return command + ["--devices", devices, "--name", str(config.run_name)]
+
+
+class LaunchedRun(FolderRun):
+    """`command` started as a process of its own session (so the terminal's hang-up or Ctrl+C reaches the
+    run only through its controls), its output kept in the run folder's launch.log, and the run then
+    watched through `run_dir` until it ends. A process that exits without ending the run's log (a refused
+    setting, a missing corpus) ends it with an ErrorEvent holding the process's own message."""
+
+    def __init__(self, command: list[str], run_dir: Path | str, poll_s: float = WATCH_POLL_S) -> None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(run_dir, poll_s)
+        self.command = command
+        self.opening = f"started {' '.join(command[2:])}; output in {self.run_dir / runs.LAUNCH_LOG}"
+        self.process: subprocess.Popen | None = None
+
+    def events(self) -> Iterator[Event | LogNote]:
+        with open(self.run_dir / runs.LAUNCH_LOG, "wb") as log:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+        ended = False
+        for event in super().events():
+            ended = ended or isinstance(event, ErrorEvent)
+            yield event
+        if self._stop.is_set():
+            return  # the face stopped watching; the run goes on
+        code = self.process.wait()
+        if code not in (0, None) and not ended and not self._log_ended():
+            yield ErrorEvent(0, self._failure(code))
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None or super()._running()
+
+    def _log_ended(self) -> bool:
+        records, _ = runs.read_metrics(self.run_dir)
+        return bool(records) and records[-1].get("event") in ("finished", "stopped", "error")
+
+    def _failure(self, code: int) -> str:
+        """The process's own error lines (the CLI prints them as "error: ..."), else its exit status."""
+        try:
+            lines = (self.run_dir / runs.LAUNCH_LOG).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [match.group(1) for match in map(ERROR_LINE.match, lines) if match]
+        if errors:
+            return " ".join(errors[-2:])
+        return f"The run's processes exited with status {code} before training; see {self.run_dir / runs.LAUNCH_LOG}."
