@@ -121,8 +121,9 @@ class TorchGroup(Solo):
         self._store = store if store is not None else dist.distributed_c10d._get_default_store()
         super().__init__(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
                          int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
-        # NCCL moves CUDA tensors only; gloo moves CPU tensors.
-        self._wire = device if backend == "nccl" else torch.device("cpu")
+        # This module's own collectives are small and go through gloo on the CPU, also beside NCCL (which
+        # DDP uses for the gradients): a CUDA tensor here would make every step wait for the device.
+        self._cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
         self.timeout_s = timeout_s
 
     def _collective(self, what: str, call, *args, **kwargs):
@@ -159,31 +160,32 @@ class TorchGroup(Solo):
             return []  # the store is gone too (the launcher's machine): nothing to tell
 
     def agree(self, flags: list[int]) -> list[int]:
-        tensor = torch.tensor(flags, dtype=torch.int32, device=self._wire)
-        self._collective("agreeing on the next step", self._dist.all_reduce, tensor, op=self._dist.ReduceOp.MAX)
+        tensor = torch.tensor(flags, dtype=torch.int32)
+        self._collective("agreeing on the next step", self._dist.all_reduce, tensor,
+                         op=self._dist.ReduceOp.MAX, group=self._cpu_group)
         return tensor.tolist()
 
     def sum(self, values: list[float]) -> list[float]:
-        tensor = torch.tensor(values, dtype=torch.float64, device=self._wire)
-        self._collective("summing", self._dist.all_reduce, tensor)
+        tensor = torch.tensor(values, dtype=torch.float64)
+        self._collective("summing", self._dist.all_reduce, tensor, group=self._cpu_group)
         return tensor.tolist()
 
     def gather_rows(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
-        local = tensor.detach().to(self._wire).contiguous()
+        local = tensor.detach().cpu().contiguous()
         parts = [torch.empty_like(local) for _ in range(self.world_size)]
-        self._collective("gathering state", self._dist.all_gather, parts, local)
+        self._collective("gathering state", self._dist.all_gather, parts, local, group=self._cpu_group)
         return torch.cat(parts, dim).to(tensor.device)
 
     def gather_tensors(self, tensor: torch.Tensor) -> list[torch.Tensor]:
-        local = tensor.detach().reshape(-1).to(self._wire)
-        lengths = [torch.zeros(1, dtype=torch.int64, device=self._wire) for _ in range(self.world_size)]
+        local = tensor.detach().reshape(-1).cpu()
+        lengths = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world_size)]
         self._collective("gathering", self._dist.all_gather, lengths,
-                         torch.tensor([local.numel()], dtype=torch.int64, device=self._wire))
+                         torch.tensor([local.numel()], dtype=torch.int64), group=self._cpu_group)
         longest = max(int(n) for n in lengths)
-        padded = torch.zeros(longest, dtype=local.dtype, device=self._wire)
+        padded = torch.zeros(longest, dtype=local.dtype)
         padded[:local.numel()] = local
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]
-        self._collective("gathering", self._dist.all_gather, parts, padded)
+        self._collective("gathering", self._dist.all_gather, parts, padded, group=self._cpu_group)
         return [part[:int(n)].cpu() for part, n in zip(parts, lengths, strict=True)]
 
     def gather_text(self, text: str) -> list[str]:
@@ -206,13 +208,13 @@ class TorchGroup(Solo):
 
     def _broadcast(self, data: bytes | None) -> bytes:
         """Rank 0's `data`, on every rank: its length, then its bytes."""
-        length = torch.tensor([len(data) if self.is_main and data else 0], dtype=torch.int64, device=self._wire)
-        self._collective("waiting for rank 0", self._dist.broadcast, length, 0)
-        buffer = torch.zeros(int(length), dtype=torch.uint8, device=self._wire)
+        length = torch.tensor([len(data) if self.is_main and data else 0], dtype=torch.int64)
+        self._collective("waiting for rank 0", self._dist.broadcast, length, 0, group=self._cpu_group)
+        buffer = torch.zeros(int(length), dtype=torch.uint8)
         if self.is_main and data:
             buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
         if int(length):
-            self._collective("waiting for rank 0", self._dist.broadcast, buffer, 0)
+            self._collective("waiting for rank 0", self._dist.broadcast, buffer, 0, group=self._cpu_group)
         return bytes(buffer.cpu().numpy().tobytes())
 
     def close(self) -> None:
