@@ -606,14 +606,15 @@ class Trainer:
             by_step_s = (by_step - p.step) * (now - started) / done
             return (by_step, None) if by_step_s <= by_time else (None, by_time)
 
-        def agree(clock: bool = True) -> _Decision:
+        def agree(clock: bool = True, commands: bool = True) -> _Decision:
             """What every rank does next, decided before and after each step: rank 0's clock and commands
             (another process's through the control channel, applied here), and a stop asked of any rank."""
             now = time.perf_counter()
             main = group.is_main
             time_up = clock and main and deadline is not None and now >= deadline
             decision = _Decision(*group.agree([
-                int(control.stopping), int(main and control.paused), int(main and control.take_save_request()),
+                int(control.stopping), int(main and control.paused),
+                int(commands and main and control.take_save_request()),  # taken where it is acted on
                 int(time_up), int(clock and main and val_due_time is not None and now >= val_due_time),
                 int(clock and main and now - last_report_time >= 0.25)]))
             if decision.stop and not control.stopping:
@@ -698,7 +699,7 @@ class Trainer:
                 if p.window >= task.windows:
                     p.epoch, p.window = p.epoch + 1, 0
 
-            clock = agree()
+            clock = agree(commands=False)
             now = time.perf_counter()
             time_up = bool(clock.time_up)
             last_step = time_up or (total is not None and p.step >= total)

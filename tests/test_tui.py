@@ -300,6 +300,8 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
             ("cuda:0  NVIDIA H200  10.0/140.0 GB free", "cuda:0"),
             ("cuda:1  NVIDIA GeForce RTX 4090  20.0/24.0 GB free", "cuda:1"),
             ("mps  Apple Metal (MPS)", "mps"),
+            ("all 2 GPUs  cuda:0..cuda:1, one process each (NCCL)", "cuda:0,cuda:1"),  # a run in several processes
+            ("cpu x2  two processes (gloo)", "cpu,cpu"),
         ]
         assert select.value == "auto"
         # Opened, the list shows them all (wrapped to the form's width).
@@ -307,8 +309,9 @@ async def test_device_picker_lists_every_device_and_the_keyboard_choice_reaches_
         await press(pilot, "enter")
         await shows(pilot, "Apple Metal (MPS)")
         form_column = squash("".join(line.split("▕")[0] for line in screen_text(app).splitlines()))
-        for label, _ in Internals.select_options(select):
-            assert squash(label) in form_column, label
+        for label, value in Internals.select_options(select):
+            if "," not in value:  # the single devices; the runs in several processes follow below them
+                assert squash(label) in form_column, label
         await press(pilot, "escape")
         await wait_for(pilot, lambda: not select.expanded, 5, "the list to close")
 
@@ -335,9 +338,11 @@ async def test_device_picker_without_injected_devices_lists_what_core_finds(tmp_
     async with app.run_test(size=(100, 30)) as pilot:
         select = app.screen.query_one("#device", Select)
         await wait_for(pilot, lambda: len(Internals.select_options(select)) > 1, 20, "devices found")
-        assert [value for _, value in Internals.select_options(select)] == ["auto"] + [d.spec for d in found]
+        singles = [(label, value) for label, value in Internals.select_options(select) if "," not in value]
+        assert [value for _, value in singles] == ["auto"] + [d.spec for d in found]
+        assert Internals.select_options(select)[-1][1] == "cpu,cpu"  # two CPU processes, on any machine
         assert Internals.select_options(select)[0][0] == f"auto  (picks {pick_auto_device(found)})"
-        for (label, _), device in zip(Internals.select_options(select)[1:], found, strict=True):
+        for (label, _), device in zip(singles[1:], found, strict=True):
             assert label.startswith(f"{device.spec}  {device.name}")
         assert select.value == "cpu"  # the initial config's
 

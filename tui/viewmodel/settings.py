@@ -12,8 +12,11 @@ from pathlib import Path
 
 from rnn_playground.core.config import TrainConfig, flag_of
 from rnn_playground.core.corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus, minimum_chars
+from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.download import REMOTE_CORPORA, cache_dir
 from rnn_playground.core.errors import ConfigError, PlaygroundError
+
+from .format import fmt_memory
 
 # --------------------------------------------------------------------------- settings
 
@@ -32,6 +35,28 @@ def threads_from_text(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise ConfigError(f"threads must be auto or a whole number of CPU threads, got '{text}'.") from None
+
+
+def device_choices(devices: list[DeviceInfo], auto: str) -> list[tuple[str, str]]:
+    """The device picker's (label, value) choices: the automatic one, each device, then runs in several
+    processes (a value with commas is a --devices list): the first 2, 4, ... GPUs and all of them, one
+    process each, and two CPU processes (gloo), to try it on any machine."""
+    choices = [(f"auto  (picks {auto})", AUTO)]
+    for info in devices:
+        memory = fmt_memory(info.free_memory, info.total_memory)
+        choices.append((f"{info.spec}  {info.name}" + (f"  {memory}" if memory else ""), info.spec))
+    gpus = [info.spec for info in devices if info.spec.startswith("cuda:")]
+    counts = sorted({n for n in (2, 4, 8, 16) if n < len(gpus)} | ({len(gpus)} if len(gpus) > 1 else set()))
+    for n in counts:
+        which = "all " if n == len(gpus) else ""
+        choices.append((f"{which}{n} GPUs  {gpus[0]}..{gpus[n - 1]}, one process each (NCCL)", ",".join(gpus[:n])))
+    choices.append(("cpu x2  two processes (gloo)", "cpu,cpu"))
+    return choices
+
+
+def several_devices(value: str) -> bool:
+    """Whether a device choice is a run in several processes (a --devices list), not one device."""
+    return "," in value
 
 
 @dataclass(frozen=True)

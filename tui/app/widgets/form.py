@@ -14,7 +14,6 @@ from textual.widgets.select import InvalidSelectValueError
 
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.device import DeviceInfo
-from rnn_playground.tui.viewmodel.format import fmt_memory
 from rnn_playground.tui.viewmodel.settings import (
     BUDGET_KINDS,
     FORM_FIELDS,
@@ -23,6 +22,7 @@ from rnn_playground.tui.viewmodel.settings import (
     check_corpus,
     check_settings,
     config_form_values,
+    device_choices,
     name_settings,
 )
 
@@ -39,11 +39,6 @@ MESSAGE_NAMES = {**LABELS, **{kind: f"budget ({kind})" for kind in BUDGET_KINDS}
 # Fields fixed by a checkpoint: a resumed run keeps them.
 MODEL_FIELDS = ("corpus", "cell", "hidden", "layers", "embed", "dropout", "batch", "seq", "lr", "seed")
 CORPUS_DEBOUNCE_S = 0.3
-
-
-def device_label(info: DeviceInfo) -> str:
-    memory = fmt_memory(info.free_memory, info.total_memory)
-    return f"{info.spec}  {info.name}" + (f"  {memory}" if memory else "")
 
 
 @dataclass(frozen=True)
@@ -147,7 +142,7 @@ class TrainForm(GuardedMessages, VerticalScroll, can_focus=False):
     def set_devices(self, devices: list[DeviceInfo], auto: str) -> None:
         select = self.query_one("#device", Select)
         current = select.value
-        options = [(f"auto  (picks {auto})", "auto")] + [(device_label(d), d.spec) for d in devices]
+        options = device_choices(devices, auto)
         select.set_options(options)
         select.set_reactive(Select.value, Select.NULL)  # so setting it redraws the (new) label
         legal = {v for _, v in options}
