@@ -346,3 +346,27 @@ def test_a_launched_run_that_cannot_start_says_why(tmp_path):
     state = face.until(lambda s: not s.active, timeout=120, what="the end")
     assert state.status == "error"
     assert "missing.txt" in state.snapshot.error
+
+
+async def test_the_train_screen_starts_a_run_in_two_processes_and_steers_it(tmp_path, tiny_corpus):
+    from rnn_playground.core.runs import read_status
+
+    from .conftest import long_config
+    from .tui_helpers import Internals, make_app, press, wait_for
+
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, hidden=16, layers=1, embed=8, threads=1))
+    async with app.run_test(size=(100, 30)) as pilot:
+        picker = app.screen.form.query_one("#device")
+        await wait_for(pilot, lambda: "cpu,cpu" in [v for _, v in Internals.select_options(picker)], 20,
+                       "the device choices")
+        app.screen.form.select_device("cpu,cpu")
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.step > 0, 120, "training in two processes")
+        run_dir = tmp_path / "runs" / app.train_controller.snapshot.run_name
+        assert read_status(run_dir)["world_size"] == 2
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "paused", 60, "paused")
+        await press(pilot, "x")
+        await wait_for(pilot, lambda: not app.train_controller.active, 60, "stopped")
+    assert records(run_dir)[-1]["event"] == "stopped"
+    assert load_checkpoint(run_dir / "last.safetensors").meta["world_size"] == 2

@@ -43,6 +43,16 @@ def train_command(config: TrainConfig, devices: str) -> list[str]:
     return command + ["--devices", devices, "--name", str(config.run_name)]
 
 
+def resume_command(run_dir: Path | str, devices: str, *, threads: int | None = None, steps: int | None = None,
+                   epochs: float | None = None, minutes: float | None = None) -> list[str]:
+    """The command line that resumes a run on `devices` with a new budget (and thread count)."""
+    command = [sys.executable, "-m", CLI_MODULE, "train", "--resume", str(run_dir), "--devices", devices]
+    for name, value in (("threads", threads), ("steps", steps), ("epochs", epochs), ("minutes", minutes)):
+        if value is not None:
+            command += [flag_of(name), str(value)]
+    return command
+
+
 class LaunchedRun(FolderRun):
     """`command` started as a process of its own session (so the terminal's hang-up or Ctrl+C reaches the
     run only through its controls), its output kept in the run folder's launch.log, and the run then

@@ -1,7 +1,8 @@
 """Train: the settings form, the device picker, and the live view of the run the app drives.
 
-The walk of `s`: the screen asks the app's Train `RunController` to start an `InProcessRun`; the controller's
-snapshots come back to the app variable `train_run`, which this screen watches and renders."""
+The walk of `s`: the screen asks the app's Train `RunController` to start an `InProcessRun` (a run in several
+processes: a `LaunchedRun`, whose processes torchrun starts); the controller's snapshots come back to the app
+variable `train_run`, which this screen watches and renders."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from rnn_playground.core.config import TrainConfig
-from rnn_playground.core.runs import writer_of
+from rnn_playground.core.runs import new_run_name, writer_of
 from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import SAVING, InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
-from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help
+from rnn_playground.tui.viewmodel.launch import LaunchedRun, resume_command, train_command
+from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help, several_devices
 
 from ..messages import TrainFormChanged, TrainFormSubmitted
 from ..widgets.form import TrainForm
@@ -144,6 +146,10 @@ class TrainScreen(RunKeys, PlaygroundScreen):
                 return False
             chosen = self._budget_config()
             budget = {k: getattr(chosen, k) for k in ("steps", "epochs", "minutes")}
+            if several_devices(device):  # in processes of its own, watched here
+                self.live.reset_log()
+                command = resume_command(run_dir, device, threads=chosen.threads, **budget)
+                return self.controller.start(LaunchedRun(command, run_dir))
 
             def make_trainer(control: TrainControl) -> Trainer:
                 return Trainer.resume(run_dir, control, device=device, threads=chosen.threads,
@@ -153,6 +159,11 @@ class TrainScreen(RunKeys, PlaygroundScreen):
             assert config is not None
             # A new run always gets a fresh name (the form may hold a resumed run's settings).
             config = _with(config, device=device, runs_dir=str(app.runs_dir), run_name=None)
+            if several_devices(device):  # in processes of its own (torchrun starts them), watched here
+                config = _with(config, device="auto", run_name=new_run_name(Path(app.runs_dir)))
+                self.live.reset_log()
+                return self.controller.start(LaunchedRun(train_command(config, device),
+                                                         Path(app.runs_dir) / config.run_name))
 
             def make_trainer(control: TrainControl) -> Trainer:
                 return Trainer(config, control, reserve_cores=UI_CORES)
