@@ -50,6 +50,7 @@ POST_INTERVAL_S = 0.2      # at most about five routine updates a second
 URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, SampleEvent,
                  CheckpointSaved)
 WATCH_POLL_S = 0.5         # how often a watched run's metrics.jsonl is read
+WATCH_IDLE_S = 1.0         # how often a watch that waits looks whether the interpreter is exiting
 SAVING = "Saving a checkpoint at the next step boundary…"
 WATCH_ONLY = ("this user cannot write the run's folder, so the run can be watched, not paused, saved or stopped "
               "(the folder's permissions decide who may control a run; stop it where it runs, e.g. Ctrl+C)")
@@ -257,8 +258,20 @@ class FolderRun:
             yield CaughtUp()
             if self._let_go or ended or not live:
                 return
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+            self._idle()
+
+    def _idle(self) -> None:
+        """Wait for the next read: poll_s, or until woken (let go, a note to say). A watch never holds up the
+        interpreter's exit, which waits for the threads the faces run it in: it lets go when the main thread ends."""
+        deadline = None if self.poll_s is None else time.monotonic() + self.poll_s
+        while threading.main_thread().is_alive():
+            wait = WATCH_IDLE_S if deadline is None else min(WATCH_IDLE_S, deadline - time.monotonic())
+            if self._wake.wait(max(wait, 0.0)):
+                self._wake.clear()
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+        self._let_go = True
 
     def _send(self, command: str) -> None:
         if not self.controllable:

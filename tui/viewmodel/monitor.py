@@ -163,7 +163,7 @@ def rank_phrases(snap: RunSnapshot) -> list[str]:
     between them): ["2 ranks (cpu, cpu)", "41.2k + 40.9k chars/s"]; [] for a run in one process."""
     if snap.world_size <= 1:
         return []
-    speeds = describe_rank_speeds(snap) if snap.active else ""
+    speeds = describe_rank_speeds(snap) if snap.status == "training" else ""
     return [describe_ranks(snap.world_size, snap.devices)] + ([speeds] if speeds else [])
 
 

@@ -141,13 +141,12 @@ class LiveView(Vertical):
         title = Text(no_wrap=True, overflow="ellipsis")
         if snap.run_name:
             title.append(snap.run_name, strong)
-            if elsewhere:
-                title.append("  in another process")
             model = (snap.config or {}).get("model") or {}
-            if model:
-                title.append(f"  {describe_model(model)}")
-            if snap.parameters:
-                title.append(f"  {snap.parameters / 1e6:.2f}M params")
+            # as far as each fits whole: a followed run says so before its model and size
+            append_fitting(title, ["  in another process" if elsewhere else "",
+                                   f"  {describe_model(model)}" if model else "",
+                                   f"  {snap.parameters / 1e6:.2f}M params" if snap.parameters else ""],
+                           self.query_one("#run-title", Static).content_size.width)
         elif status == "idle":
             title.append("No run yet. Check the settings, press s.")
         elif status == "error":
