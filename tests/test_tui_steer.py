@@ -177,6 +177,26 @@ async def test_a_run_without_the_control_channel_says_so_and_a_refused_command_i
         holder.wait()
 
 
+async def test_a_run_that_does_not_answer_is_said_to_have_not_acknowledged(tmp_path):
+    """A live run that never reads its control channel (stuck in a long step, say): the command is written, and
+    after a few seconds without its acknowledgement the Runs screen says so."""
+    run_dir = tmp_path / "runs" / "deaf"
+    holder = hold_lock(run_dir)
+    try:
+        app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await runs_screen_on(pilot, run_dir)
+            assert screen.check_action("pause", ()) is True
+            await press(pilot, "space")
+            assert json.loads((run_dir / runs.CONTROL).read_text())["command"] == "pause"
+            assert screen.watch_state.pause_requested  # asked, not yet acknowledged
+            await wait_for(pilot, lambda: any("has not acknowledged pause within 5 s" in note for note in notes(app)),
+                           20, "the silence told")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 async def test_an_ended_run_has_no_run_keys_and_t_trains_it_more(tiny_run, tmp_path):
     app = make_app(tmp_path, runs_dir=tiny_run.parent, watch_interval=0.2, list_interval=600, mode="runs")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rnn_playground.core import runs
-from rnn_playground.core.control import send_command
+from rnn_playground.core.control import ACK_TIMEOUT_S, ControlCommand, send_command
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import (
     CheckpointSaved,
+    ControlReceived,
     ErrorEvent,
     Event,
     Finished,
@@ -235,6 +236,7 @@ class FolderRun:
         self._let_go = False
         self._wake = threading.Event()   # set to read at once: let go, or a note to say
         self._notes: list[LogNote] = []  # a command that could not be sent, said in the run's log
+        self._unanswered: dict[int, tuple[ControlCommand, float]] = {}  # by seq: sent, and when (monotonic)
 
     @property
     def let_go(self) -> bool:
@@ -254,11 +256,26 @@ class FolderRun:
                 except (KeyError, TypeError, ValueError):
                     continue  # a record this version does not know
                 ended = isinstance(event, (Finished, Stopped, ErrorEvent))  # the last record's says
+                if isinstance(event, ControlReceived):
+                    self._unanswered.pop(event.seq, None)
                 yield event
+            yield from self._silence(live and not ended)
             yield CaughtUp()
             if self._let_go or ended or not live:
                 return
             self._idle()
+
+    def _silence(self, live: bool) -> Iterator[LogNote]:
+        """A note for each command the run has not acknowledged within ACK_TIMEOUT_S (once each)."""
+        now = time.monotonic()
+        for seq, (sent, at) in list(self._unanswered.items()):
+            if now - at >= ACK_TIMEOUT_S or not live:
+                del self._unanswered[seq]
+                if live:
+                    yield LogNote("warning", f"{self.run_dir.name} has not acknowledged {sent.command} within "
+                                             f"{ACK_TIMEOUT_S:g} s: it may be in a long step or validation, or be "
+                                             "stuck. The command applies at its next step boundary unless another "
+                                             "replaces it.")
 
     def _idle(self) -> None:
         """Wait for the next read: poll_s, or until woken (let go, a note to say). A watch never holds up the
@@ -277,7 +294,8 @@ class FolderRun:
         if not self.controllable:
             return
         try:
-            send_command(self.run_dir, command)
+            sent = send_command(self.run_dir, command)
+            self._unanswered[sent.seq] = (sent, time.monotonic())
         except PlaygroundError as exc:
             # Refused while the run trains (its folder, or a version without the channel): refused again
             # until it ends, so the keys stop applying; the note says why.

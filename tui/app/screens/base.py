@@ -100,7 +100,7 @@ class RunKeys:
     screen's own `start`, which reads its form)."""
 
     controller: RunController | None
-    _refusals_seen: tuple[int, int] = (0, 0)  # (the controller's run, the last log line said)
+    _refusals_seen: tuple[object, int] = (None, 0)  # ((the controller, its run), the last log line said)
 
     @staticmethod
     def run_key_applies(action: str, state: RunState) -> bool | None:
@@ -138,16 +138,21 @@ class RunKeys:
 
     def say_refusals(self, state: RunState) -> None:
         """Notify, once each, the commands a watched run's folder refused (the run ended meanwhile, or the
-        folder's permissions, or a version without the control channel): its log says them, in words."""
+        folder's permissions, or a version without the control channel) or that it left unanswered: its log
+        says them, in words."""
         if self.controller is None or not state.watched:
             return
-        run, seen = self._refusals_seen
-        if run != self.controller.run:
+        run = (self.controller, self.controller.run)
+        known, seen = self._refusals_seen
+        if known != run:
             seen = 0
         for line in state.snapshot.log:
-            if line.seq > seen and line.level == "error" and not line.kind and line.text != state.snapshot.error:
-                self.notify(line.text, title="Not sent", severity="error", timeout=12)
-        self._refusals_seen = (self.controller.run, state.snapshot.log[-1].seq if state.snapshot.log else seen)
+            if line.seq > seen and not line.kind and line.text != state.snapshot.error:
+                if line.level == "error":
+                    self.notify(line.text, title="Not sent", severity="error", timeout=12)
+                elif line.level == "warning":
+                    self.notify(line.text, title="No answer", severity="warning", timeout=12)
+        self._refusals_seen = (run, state.snapshot.log[-1].seq if state.snapshot.log else seen)
 
 
 def refresh_bindings_if_changed(screen: Screen) -> None:

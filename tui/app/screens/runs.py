@@ -214,11 +214,15 @@ class RunsScreen(RunKeys, PlaygroundScreen):
         trains on): its metrics come in as they are written; the run keys go out through its folder."""
         previous, self.controller = self.controller, None
         controllers = getattr(self.app, "controllers", [])
+        again = previous is not None and previous.backend is not None and \
+            getattr(previous.backend, "run_dir", None) == run_dir
         if previous is not None:
             previous.stop("quit")  # a watch only stops watching
             if previous in controllers:
                 controllers.remove(previous)
-        self.watch_state, self.watch_snapshot = RunState(), None
+        self.watch_state = RunState()
+        if not again:  # the same run watched again keeps showing what it showed until the new watch reads it
+            self.watch_snapshot = None
         if run_dir is None:
             return
         controller = thread_controller(self, lambda state: self._watch_changed(controller, state), "runs-watch")
