@@ -4,8 +4,6 @@ process: real processes, real files."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,44 +19,9 @@ from rnn_playground.core.trainer import Trainer
 from rnn_playground.tui.cli.main import main
 
 from .conftest import tiny_config
-from .tui_helpers import Face
+from .tui_helpers import ROOT, Face, as_a_user_who_cannot_write, hold_lock, records, start_headless_run, until
 
 pytestmark = pytest.mark.timeout(180)
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY_FLAGS = ["--hidden", "16", "--embed", "8", "--batch", "4", "--seq", "16", "--val-every", "100000",
-              "--val-seconds", "0", "--sample-chars", "10", "--device", "cpu", "--no-amp", "--threads", "1"]
-
-
-def until(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def records(run_dir: Path, event: str | None = None) -> list[dict]:
-    found, _ = runs.read_metrics(run_dir)
-    return [r for r in found if event is None or r["event"] == event]
-
-
-def start_headless_run(tiny_corpus: Path, run_dir: Path) -> subprocess.Popen:
-    """`rnn-playground train` in another process, with a budget the test ends; returns once it trains."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "1000000",
-         "--name", run_dir.name, "--runs-dir", str(run_dir.parent), *TINY_FLAGS],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        until(lambda: records(run_dir, "step") or process.poll() is not None, what="the run's first steps")
-    except AssertionError:
-        process.kill()
-        raise
-    assert process.poll() is None, process.stderr.read()
-    return process
-
 
 def write_command(run_dir: Path, **command) -> None:
     with atomic_writer(run_dir / runs.CONTROL) as handle:
@@ -143,18 +106,6 @@ def test_the_channel_reads_the_file_only_when_it_changed(tmp_path):
     assert channel.poll() is None
 
 
-def hold_lock(run_dir: Path) -> subprocess.Popen:
-    """A process that holds a run's lock (so the run is live) and never reads its control channel."""
-    code = ("import sys, time; from pathlib import Path; from rnn_playground.core import runs; "
-            "lock = runs.RunLock.acquire(Path(sys.argv[1])); "
-            "runs.write_status(lock.run_dir, state='running', run_id='deaf', step=0); "
-            "print('ready', flush=True); time.sleep(120)")
-    process = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
-                               text=True)
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
 def test_ctl_says_clearly_why_a_command_cannot_be_delivered(tiny_run, tmp_path, capsys, monkeypatch):
     assert main(["ctl", str(tiny_run), "stop"]) == 2
     assert f"Run {tiny_run} is not training (it has finished), so there is nothing to stop" \
@@ -182,17 +133,6 @@ def test_ctl_says_clearly_why_a_command_cannot_be_delivered(tiny_run, tmp_path, 
     finally:
         holder.kill()
         holder.wait()
-
-
-def as_a_user_who_cannot_write(folder: Path) -> list[str]:
-    """The command prefix that runs a process bound by the folder's permissions: none needed for a user the
-    permissions bind; for root, setpriv without the capabilities that override them. Skips when neither."""
-    if not os.access(folder, os.W_OK):
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("this user (root) can write a read-only folder and setpriv is missing, so the refusal "
-                    "cannot be seen here")
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
 
 
 def test_ctl_on_a_folder_this_user_cannot_write_names_the_permissions(tmp_path):

@@ -1,4 +1,4 @@
-"""The monitor (events folded into snapshots, metrics.jsonl tailed), run details and safe deletion
+"""The monitor (events folded into snapshots, a run folder watched), run details and safe deletion
 (core.runs), and the settings and corpus checks the app's form uses. Real trainers on tiny models, real files."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import StepEvent, ValidationEvent
 from rnn_playground.core.runs import delete_run, run_details
 from rnn_playground.core.trainer import TrainControl, Trainer
-from rnn_playground.tui.viewmodel.monitor import RunMonitor, RunWatcher, Series
+from rnn_playground.tui.viewmodel.monitor import RunMonitor, Series
 from rnn_playground.tui.viewmodel.settings import check_corpus, check_settings, config_form_values, name_settings
 
 from .conftest import tiny_config
+from .tui_helpers import Face
 
 
 def test_series_keeps_finite_values_and_bounds_memory():
@@ -62,48 +63,43 @@ def test_monitor_skips_unknown_records_and_nonfinite_losses():
     assert monitor.snapshot().val_loss == 2.5
 
 
-def test_watcher_tails_a_run_training_in_another_thread(tiny_corpus, tmp_path):
+def test_a_watch_follows_a_run_training_in_another_thread_until_it_stops(tiny_corpus, tmp_path):
+    """The watched view (a FolderRun: the run's metrics.jsonl as it grows) follows the run to its end."""
     control = TrainControl()
-    trainer = Trainer(tiny_config(tiny_corpus, steps=400, run_name="watched", runs_dir=str(tmp_path / "runs")),
+    trainer = Trainer(tiny_config(tiny_corpus, steps=100_000, run_name="watched", runs_dir=str(tmp_path / "runs")),
                       control)
-    watcher = RunWatcher(trainer.run_dir)
-    seen = threading.Event()
-
-    def train():
-        for event in trainer.run():
-            if event.kind == "step" and event.step >= 10:
-                seen.set()
-    thread = threading.Thread(target=train)
+    thread = threading.Thread(target=lambda: list(trainer.run()))
     thread.start()
     try:
-        assert seen.wait(30)
-        watcher.poll()
-        first = watcher.snapshot()
-        assert first.status == "training" and first.step >= 1
-        assert runs.is_live(trainer.run_dir)
+        face = Face()
+        assert face.controller.watch(trainer.run_dir, poll_s=0.02)
+        first = face.until(lambda s: s.snapshot.status == "training" and s.snapshot.step >= 10, what="training")
+        assert runs.is_live(trainer.run_dir) and first.watched and first.active
         control.stop()
         thread.join(30)
-        watcher.poll()
-        last = watcher.snapshot()
-        assert last.status == "stopped" and last.step >= first.step
-        assert len(last.train_losses) > len(first.train_losses) or last.step == first.step
-        assert watcher.poll() == 0  # nothing new
+        last = face.until(lambda s: not s.active, what="the watch to end with the run")
+        assert last.snapshot.status == "stopped" and last.snapshot.step >= first.snapshot.step
+        assert len(last.snapshot.train_losses) > len(first.snapshot.train_losses)
+        assert last.snapshot.last_checkpoint_step == last.snapshot.step  # the stop's checkpoint
     finally:
         control.stop()
         thread.join(30)
 
 
-def test_watcher_rereads_a_replaced_file(tmp_path):
+def test_a_watch_reads_a_run_folder_as_it_is_now_and_a_new_watch_reads_it_afresh(tmp_path):
+    """A watch of a run no process writes reads its metrics.jsonl once and ends; a replaced (shorter) file is a
+    new run's, read from its start by the next watch (the Runs screen watches a run again when it is live again)."""
     run = tmp_path / "r"
     run.mkdir()
     line = {"event": "step", "step": 1, "total_steps": None, "epoch": 0.0, "loss": 3.0, "tokens_per_s": 1.0,
             "lr": 0.1, "elapsed_s": 1.0, "eta_s": None, "skipped_steps": 0, "time": 1.0}
     (run / runs.METRICS).write_text(json.dumps(line) + "\n" + json.dumps({**line, "step": 2}) + "\n")
-    watcher = RunWatcher(run)
-    assert watcher.poll() == 2
-    (run / runs.METRICS).write_text(json.dumps({**line, "step": 7}) + "\n")  # shorter: truncated
-    assert watcher.poll() == 1
-    assert watcher.snapshot().train_steps == (7,)
+    face = Face()
+    assert face.controller.watch(run, poll_s=0.02)
+    assert face.until(lambda s: not s.active, what="the watch's end").snapshot.train_steps == (1, 2)
+    (run / runs.METRICS).write_text(json.dumps({**line, "step": 7}) + "\n")  # shorter: replaced
+    assert face.controller.watch(run, poll_s=0.02)
+    assert face.until(lambda s: not s.active, what="the second watch's end").snapshot.train_steps == (7,)
 
 
 def test_run_details_reads_config_and_vocab(tiny_run):

@@ -94,6 +94,16 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await press(pilot, "5")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) >= 2, 20, "runs")
         runs_screen = app.screen
+        live = next(row for row, info in enumerate(runs_screen.infos) if info.live)
+        runs_screen.query_one("#runs-table").move_cursor(row=live)  # the app's own run: steered by its folder too
+        await wait_for(pilot, lambda: runs_screen.reach is not None and runs_screen.watch_snapshot is not None
+                       and app.train_controller.snapshot.status == "training", 30, "the live run watched")
+        await check(RunsScreen)                                     # Pause, Stop, Save, Follow on Train
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "paused", 30, "paused through its folder")
+        await check(RunsScreen)                                     # Resume
+        await press(pilot, "space")
+        await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training again")
         while runs_screen.selected != tiny_run:
             await press(pilot, "down")
             await wait_for(pilot, lambda: runs_screen.selected is not None, 5, "a selection")

@@ -10,12 +10,16 @@ import math
 import os
 import queue
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
@@ -243,7 +247,7 @@ def write_run(root: Path, name: str, *, cell="lstm", layers=2, hidden=512, steps
     status = {"state": "running" if live else state, "device": device, "config": config, "kind": "char",
               "step": steps, "best_val_loss": best, "updated": NOW - age}
     if live:
-        status.update(pid=os.getpid(), host=socket.gethostname())
+        status.update(pid=os.getpid(), host=socket.gethostname(), run_id="0123456789abcdef")  # has the channel
         HELD_LOCKS.append(runs.RunLock.acquire(run))  # what makes it live: a writer holds its lock
     (run / runs.STATUS).write_text(json.dumps(status, indent=1, sort_keys=True))
     for path in run.iterdir():
@@ -517,3 +521,65 @@ class Face:
             except queue.Empty:
                 raise AssertionError(f"timed out waiting for {what}: {self.controller.state.status}") from None
         return self.controller.state
+
+
+# --------------------------------------------------------------------------- a run in another process
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_FLAGS = ["--hidden", "16", "--embed", "8", "--batch", "4", "--seq", "16", "--val-every", "100000",
+              "--val-seconds", "0", "--sample-chars", "10", "--device", "cpu", "--no-amp", "--threads", "1"]
+
+
+def until(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def records(run_dir: Path, event: str | None = None) -> list[dict]:
+    found, _ = runs.read_metrics(run_dir)
+    return [r for r in found if event is None or r["event"] == event]
+
+
+def start_headless_run(tiny_corpus: Path, run_dir: Path) -> subprocess.Popen:
+    """`rnn-playground train` in another process, with a budget the test ends; returns once it trains."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnn_playground.tui", "train", "--corpus", str(tiny_corpus), "--steps", "1000000",
+         "--name", run_dir.name, "--runs-dir", str(run_dir.parent), *TINY_FLAGS],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        until(lambda: records(run_dir, "step") or process.poll() is not None, what="the run's first steps")
+    except AssertionError:
+        process.kill()
+        raise
+    assert process.poll() is None, process.stderr.read()
+    return process
+
+
+def hold_lock(run_dir: Path, run_id: str | None = "deaf") -> subprocess.Popen:
+    """A process that holds a run's lock (so the run is live) and never reads its control channel; run_id None:
+    a run.json without one, as a version without the control channel writes it."""
+    channel = f", run_id={run_id!r}" if run_id is not None else ""
+    code = ("import sys, time; from pathlib import Path; from rnn_playground.core import runs; "
+            "lock = runs.RunLock.acquire(Path(sys.argv[1])); "
+            f"runs.write_status(lock.run_dir, state='running'{channel}, step=0); "
+            "print('ready', flush=True); time.sleep(120)")
+    process = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def as_a_user_who_cannot_write(folder: Path) -> list[str]:
+    """The command prefix that runs a process bound by the folder's permissions: none needed for a user the
+    permissions bind; for root, setpriv without the capabilities that override them. Skips when neither."""
+    if not os.access(folder, os.W_OK):
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("this user (root) can write a read-only folder and setpriv is missing, so the refusal "
+                    "cannot be seen here")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]

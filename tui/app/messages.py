@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
     from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, OpenedText
-    from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
+    from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
@@ -56,16 +56,7 @@ class RunsListed(Message):
 class DetailsLoaded(Message):
     run_dir: Path
     details: RunDetails | None
-    watcher: RunWatcher
-
-
-@dataclass
-class WatchUpdated(Message):
-    run_dir: Path
-    snapshot: RunSnapshot
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, WatchUpdated) and message.run_dir == self.run_dir
+    reach: ControlReach
 
 
 @dataclass
@@ -99,12 +90,13 @@ class CorpusChecked(Message):
     result: CorpusCheck
 
 
-# -- training runs (the Train and Series screens' controllers)
+# -- training runs (the Train and Series screens' controllers, and the Runs screen's watch)
 
 
 @dataclass
 class RunUpdated(Message):
-    """A run's snapshot from its thread, for its controller (the Train screen's or the Series screen's)."""
+    """A run's snapshot from its thread, for its controller (the Train screen's, the Series screen's, or the
+    Runs screen's watch of the selected run)."""
     controller: RunController
     update: RunUpdate
 

@@ -89,7 +89,8 @@ class PlaygroundApp(GuardedMessages, App[int]):
         self.initial_config = initial_config or TrainConfig()
         self.start_mode = mode or self.DEFAULT_MODE
         self.train_controller = thread_controller(self, self._train_run_changed, "training")
-        # Every run the app drives, stopped with a save on quit: the Train screen's, and a screen's own (Series).
+        # Every run the app drives, stopped with a save on quit: the Train screen's, and a screen's own (Series);
+        # and the runs it watches (the Runs screen's), which quitting only stops watching.
         self.controllers: list[RunController] = [self.train_controller]
         self.quit_when_stopped = False
         self.exit_note: str | None = None
@@ -238,15 +239,19 @@ class PlaygroundApp(GuardedMessages, App[int]):
 
     # -- quitting
 
+    def training_here(self) -> bool:
+        """Whether a run of this app's own is training (a run only watched trains on when the app closes)."""
+        return any(controller.active and not controller.watching for controller in self.controllers)
+
     def run_ended(self) -> bool:
         """A run's worker has finished. If we are quitting and none is left, exit (True)."""
-        if self.quit_when_stopped and not any(controller.active for controller in self.controllers):
+        if self.quit_when_stopped and not self.training_here():
             self.exit(0)
             return True
         return False
 
     async def action_quit(self) -> None:
-        if not any(controller.active for controller in self.controllers):
+        if not self.training_here():
             self.exit(0)
             return
         if self.quit_when_stopped:
@@ -310,7 +315,7 @@ def run_app(argv: list[str] | None = None) -> int:
     app = PlaygroundApp(freeze_gc=True)
     result = app.run()
     for controller in app.controllers:
-        if not controller.wait(0):
+        if not controller.wait(0) and not controller.watching:
             controller.stop("quit")
             _say("rnn-playground: saving a checkpoint of the run before exiting…")
             controller.wait()

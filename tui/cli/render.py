@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
-from rnn_playground.tui.viewmodel.monitor import LogLine, RunSnapshot
+from rnn_playground.tui.viewmodel.monitor import LogLine, RunSnapshot, describe_rank_speeds, describe_ranks
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
 
@@ -117,9 +117,11 @@ class TrainDisplay:
         s = self.snapshot
         total = f"/{s.total_steps}" if s.total_steps else ""
         val = f" val {fmt_loss(s.val_loss)}" if s.val_loss is not None else ""
+        ranks = describe_rank_speeds(s)  # a distributed run: each rank's own speed
+        per_rank = f" (ranks {ranks})" if ranks else ""
         return (f"step {s.step}{total} epoch {s.epoch:.2f} loss {fmt_loss(s.loss)}{val} "
-                f"{fmt_rate(s.tokens_per_s)} {s.unit}/s lr {s.lr:.2e} elapsed {format_duration(s.elapsed_s)} "
-                f"eta {format_duration(s.eta_s)}")
+                f"{fmt_rate(s.tokens_per_s)} {s.unit}/s{per_rank} lr {s.lr:.2e} "
+                f"elapsed {format_duration(s.elapsed_s)} eta {format_duration(s.eta_s)}")
 
     def _render(self):
         table = Table.grid(padding=(0, 2))
@@ -127,13 +129,15 @@ class TrainDisplay:
         table.add_column()
         s = self.snapshot
         if s.run_name:
-            table.add_row("run", f"{s.run_name} on {s.device}")
+            table.add_row("run", f"{s.run_name} on {describe_ranks(s.world_size, s.devices) or s.device}")
         table.add_row("status", self.status)
         if s.tokens_per_s is not None:
             total = f" / {s.total_steps}" if s.total_steps else ""
             table.add_row("step", f"{s.step}{total}  (epoch {s.epoch:.2f})")
             table.add_row("loss", fmt_loss(s.loss))
             table.add_row(f"{s.unit}/s", fmt_rate(s.tokens_per_s))
+            if ranks := describe_rank_speeds(s):
+                table.add_row("per rank", ranks)
             table.add_row("lr", f"{s.lr:.2e}")
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:

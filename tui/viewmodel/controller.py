@@ -4,8 +4,7 @@ status words the screens and the CLI show.
 Where the run lives is a backend's business, so the faces never know it: `InProcessRun` iterates a
 `Trainer` here (in a thread the face provides); `FolderRun` watches a run another process writes (a
 headless `rnn-playground train`) through its folder, and steers it through the folder's control channel
-(core.control). `launch.LaunchedRun` is a FolderRun whose process the face started (a run in several
-processes).
+(core.control). A distributed run would be a third backend.
 
 Threads: the run's body goes to the face's `launch` (the app starts a thread worker; the CLI calls it
 inline). The body folds every event once, through `RunMonitor`, and calls `publish` with a `RunUpdate` a
@@ -25,10 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rnn_playground.core import runs
-from rnn_playground.core.control import send_command
+from rnn_playground.core.control import ACK_TIMEOUT_S, ControlCommand, send_command
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.events import (
     CheckpointSaved,
+    ControlReceived,
     ErrorEvent,
     Event,
     Finished,
@@ -51,6 +51,7 @@ POST_INTERVAL_S = 0.2      # at most about five routine updates a second
 URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, SampleEvent,
                  CheckpointSaved)
 WATCH_POLL_S = 0.5         # how often a watched run's metrics.jsonl is read
+WATCH_IDLE_S = 1.0         # how often a watch that waits looks whether the interpreter is exiting
 SAVING = "Saving a checkpoint at the next step boundary…"
 WATCH_ONLY = ("this user cannot write the run's folder, so the run can be watched, not paused, saved or stopped "
               "(the folder's permissions decide who may control a run; stop it where it runs, e.g. Ctrl+C)")
@@ -95,6 +96,7 @@ class RunState:
     controllable: bool = True         # False: watched only (a run in a folder this user cannot write)
     stop_reason: str | None = None    # why a stop was asked: "user", "restart", "quit", a signal's name
     pause_requested: bool = False
+    watched: bool = False             # the run lives in another process: this face watches it (FolderRun)
 
     @property
     def can_pause(self) -> bool:
@@ -140,9 +142,15 @@ class LogNote:
     text: str
 
 
+@dataclass(frozen=True)
+class CaughtUp:
+    """A watching backend has handed over every event written so far (it waits for more now): publish."""
+
+
 class RunBackend(Protocol):
     controllable: bool   # pause, resume, save and stop reach the run
     opening: str | None  # the log's first line, before any event
+    history: bool        # events() first hands over what happened before (folded, then published at CaughtUp)
 
     def events(self) -> Iterator[Event | LogNote]: ...  # in the run's thread, until the run ends
     def pause(self) -> None: ...
@@ -158,6 +166,7 @@ class InProcessRun:
     event is folded: the place to read the model while nothing updates it (the Series screen's plots)."""
 
     controllable = True
+    history = False
 
     def __init__(self, make_trainer: TrainerFactory, control: TrainControl | None = None,
                  on_event: EventHook | None = None,
@@ -215,21 +224,31 @@ class FolderRun:
     may write the folder, pause, resume, save and stop reach the run through its control channel
     (core.control), and the run's acknowledgements come back as events; otherwise it is watched only
     (WATCH_ONLY says why). A stop asked for another reason than the user's (the face closing) ends the
-    watching, not the run."""
+    watching, not the run. `poll_s` None: read what is there, then wait until let go (no polling)."""
 
-    def __init__(self, run_dir: Path | str, poll_s: float = WATCH_POLL_S) -> None:
+    history = True
+
+    def __init__(self, run_dir: Path | str, poll_s: float | None = WATCH_POLL_S) -> None:
         self.run_dir = Path(run_dir)
         self.poll_s = poll_s
         self.controllable = os.access(self.run_dir, os.W_OK | os.X_OK)
         self.opening = f"watching {self.run_dir}" + ("" if self.controllable else f"; {WATCH_ONLY}")
-        self._stop = threading.Event()
+        self._let_go = False
+        self._wake = threading.Event()   # set to read at once: let go, or a note to say
         self._notes: list[LogNote] = []  # a command that could not be sent, said in the run's log
+        self._unanswered: dict[int, tuple[ControlCommand, float]] = {}  # by seq: sent, and when (monotonic)
 
-    def events(self) -> Iterator[Event | LogNote]:
+    @property
+    def let_go(self) -> bool:
+        """Whether the watching was ended here (the run itself may train on)."""
+        return self._let_go
+
+    def events(self) -> Iterator[Event | LogNote | CaughtUp]:
         offset, ended = 0, False
         while True:
             while self._notes:
                 yield self._notes.pop(0)
+            live = self._running()  # before reading: a run that ended has written all it will
             records, offset = runs.read_metrics(self.run_dir, offset)
             for record in records:
                 try:
@@ -237,22 +256,56 @@ class FolderRun:
                 except (KeyError, TypeError, ValueError):
                     continue  # a record this version does not know
                 ended = isinstance(event, (Finished, Stopped, ErrorEvent))  # the last record's says
+                if isinstance(event, ControlReceived):
+                    self._unanswered.pop(event.seq, None)
                 yield event
-            if self._stop.is_set() or (not records and (ended or not self._running())):
+            yield from self._silence(live and not ended)
+            yield CaughtUp()
+            if self._let_go or ended or not live:
                 return
-            self._stop.wait(self.poll_s)
+            self._idle()
 
     def _running(self) -> bool:
         """Whether the run may still write: its writer holds the folder."""
         return runs.is_live(self.run_dir)
 
+    def _silence(self, live: bool) -> Iterator[LogNote]:
+        """A note for each command the run has not acknowledged within ACK_TIMEOUT_S (once each)."""
+        now = time.monotonic()
+        for seq, (sent, at) in list(self._unanswered.items()):
+            if now - at >= ACK_TIMEOUT_S or not live:
+                del self._unanswered[seq]
+                if live:
+                    yield LogNote("warning", f"{self.run_dir.name} has not acknowledged {sent.command} within "
+                                             f"{ACK_TIMEOUT_S:g} s: it may be in a long step or validation, or be "
+                                             "stuck. The command applies at its next step boundary unless another "
+                                             "replaces it.")
+
+    def _idle(self) -> None:
+        """Wait for the next read: poll_s, or until woken (let go, a note to say). A watch never holds up the
+        interpreter's exit, which waits for the threads the faces run it in: it lets go when the main thread ends."""
+        deadline = None if self.poll_s is None else time.monotonic() + self.poll_s
+        while threading.main_thread().is_alive():
+            wait = WATCH_IDLE_S if deadline is None else min(WATCH_IDLE_S, deadline - time.monotonic())
+            if self._wake.wait(max(wait, 0.0)):
+                self._wake.clear()
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+        self._let_go = True
+
     def _send(self, command: str) -> None:
         if not self.controllable:
             return
         try:
-            send_command(self.run_dir, command)
+            sent = send_command(self.run_dir, command)
+            self._unanswered[sent.seq] = (sent, time.monotonic())
         except PlaygroundError as exc:
+            # Refused while the run trains (its folder, or a version without the channel): refused again
+            # until it ends, so the keys stop applying; the note says why.
+            self.controllable = not runs.is_live(self.run_dir)
             self._notes.append(LogNote("error", str(exc)))
+            self._wake.set()
 
     def pause(self) -> None:
         self._send("pause")
@@ -267,7 +320,8 @@ class FolderRun:
         if self.controllable and reason == "user":
             self._send("stop")  # the run's Stopped event ends the watching
         else:
-            self._stop.set()
+            self._let_go = True
+            self._wake.set()
 
     def live_model(self) -> LiveModel | None:
         return None
@@ -302,7 +356,7 @@ class RunController:
         return RunState(self._snapshot, status_word(self._snapshot, self._active, self._stop_reason,
                                                     self._pause_requested, self._resume_requested),
                         self._active, self._backend is None or self._backend.controllable, self._stop_reason,
-                        self._pause_requested)
+                        self._pause_requested, isinstance(self._backend, FolderRun))
 
     @property
     def snapshot(self) -> RunSnapshot:
@@ -317,6 +371,12 @@ class RunController:
     def active(self) -> bool:
         return self._active
 
+    @property
+    def watching(self) -> bool:
+        """Whether the active run is one another process trains, only watched here: letting go of it (a new
+        start, quitting) leaves it training."""
+        return self._active and isinstance(self._backend, FolderRun)
+
     def live_model(self) -> LiveModel | None:
         """The model being trained, while a run in this process trains; None otherwise."""
         return self._backend.live_model() if self._active and self._backend is not None else None
@@ -328,8 +388,10 @@ class RunController:
     # -- asking (the face's thread)
 
     def start(self, backend: RunBackend) -> bool:
-        """Start a run; False while one is still active."""
-        if self._active:
+        """Start a run; False while one is still active. A run only watched is let go first (it trains on)."""
+        if self.watching:
+            self._backend.stop("quit")  # ends the watching; its late updates carry an earlier run's number
+        elif self._active:
             return False
         self.run += 1
         self._backend = backend
@@ -343,21 +405,21 @@ class RunController:
         self.launch(lambda cancelled: self._body(backend, run, finished, cancelled))
         return True
 
-    def watch(self, run_dir: Path | str, poll_s: float = WATCH_POLL_S) -> bool:
+    def watch(self, run_dir: Path | str, poll_s: float | None = WATCH_POLL_S) -> bool:
         """Follow a run another process trains (see FolderRun)."""
         return self.start(FolderRun(run_dir, poll_s))
 
     def pause(self) -> None:
         if self.state.can_stop:
-            self._pause_requested = True
             self._backend.pause()
+            self._pause_requested = self._backend.controllable  # not when the command was refused
             self._changed()
 
     def resume(self) -> None:
         if self._active and self.state.controllable:
             self._pause_requested = False
-            self._resume_requested = self._snapshot.status == "paused"
             self._backend.resume()
+            self._resume_requested = self._snapshot.status == "paused" and self._backend.controllable
             self._changed()
 
     def save(self) -> bool:
@@ -376,8 +438,8 @@ class RunController:
             return
         if self._stop_reason is None:
             self._pause_requested = False
-            self._stop_reason = reason
             self._backend.stop(reason)
+            self._stop_reason = reason if self._backend.controllable else None
             self._changed()
 
     def receive(self, update: RunUpdate) -> RunState | None:
@@ -408,10 +470,21 @@ class RunController:
         monitor.set_status("starting")
         if backend.opening:
             monitor.log("info", backend.opening)
-        self.publish(RunUpdate(monitor.snapshot(), run=run))
-        last_post = time.monotonic()
+        # A watched run's history is folded, then published once when caught up: one snapshot, not one per
+        # urgent event of a long run's past.
+        replaying = backend.history
+        if not replaying:
+            self.publish(RunUpdate(monitor.snapshot(), run=run))
+        last_post, unposted = time.monotonic(), replaying
         try:
             for item in backend.events():
+                if isinstance(item, CaughtUp):
+                    replaying = False
+                    if unposted:
+                        self.publish(RunUpdate(monitor.snapshot(), run=run))
+                        last_post, unposted = time.monotonic(), False
+                    continue
+                unposted = True
                 if isinstance(item, LogNote):
                     monitor.log(item.level, item.text)
                     continue
@@ -419,14 +492,15 @@ class RunController:
                 if cancelled():  # the face is closing: stop at a step boundary and save
                     backend.stop("quit")
                 now = time.monotonic()
-                if isinstance(item, URGENT_EVENTS) or now - last_post >= self.interval:
+                if not replaying and (isinstance(item, URGENT_EVENTS) or now - last_post >= self.interval):
                     self.publish(RunUpdate(monitor.snapshot(), run=run))
-                    last_post = now
+                    last_post, unposted = now, False
         except Exception as exc:  # noqa: BLE001 - any failure is shown, the face carries on
             message = str(exc) if isinstance(exc, PlaygroundError) else f"{type(exc).__name__}: {exc}"
             monitor.set_status("error", message)
         finally:
-            if backend.controllable and monitor.snapshot().active:  # the loop ended without a closing event
+            let_go = isinstance(backend, FolderRun) and backend.let_go  # the watching ended, not the run
+            if backend.controllable and monitor.snapshot().active and not let_go:  # ended without a closing event
                 monitor.set_status("stopped")
             finished.set()
             self.publish(RunUpdate(monitor.snapshot(), done=True, run=run))

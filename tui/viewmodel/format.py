@@ -8,8 +8,9 @@ import re
 
 from rnn_playground.core.errors import PlaygroundError
 
-__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_age", "human_size", "fmt_memory", "fit_clauses",
-           "fmt_layer", "layer_number", "with_default", "show_char", "show_text_char", "escape_char", "error_text"]
+__all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_rate_compact", "fmt_age", "human_size", "fmt_memory",
+           "fit_clauses", "fmt_layer", "layer_number", "with_default", "show_char", "show_text_char", "escape_char",
+           "error_text"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -34,6 +35,18 @@ def fmt_loss(value: float | None) -> str:
 
 def fmt_rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_rate_compact(value: float | None) -> str:
+    """A speed in three significant digits, for a row of them: 950, 41.2k, 1.23M."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    for scale, suffix in ((1.0, ""), (1e3, "k")):
+        shown = float(f"{value / scale:.3g}")  # rounded as shown: 999.7 is 1.00k, not 1e+03
+        if abs(shown) < 1000:
+            return f"{shown:.3g}{suffix}" if suffix else f"{shown:.0f}"
+    millions = value / 1e6
+    return f"{millions:.3g}M" if abs(millions) < 999.5 else f"{millions:,.0f}M"
 
 
 def human_size(size: int | None) -> str:

@@ -75,7 +75,7 @@ class LaunchedRun(FolderRun):
         for event in super().events():
             ended = ended or isinstance(event, ErrorEvent)
             yield event
-        if self._stop.is_set():
+        if self.let_go:
             return  # the face stopped watching; the run goes on
         code = self.process.wait()
         if code not in (0, None) and not ended and not self._log_ended():

@@ -1,18 +1,17 @@
 """A run's events folded into one snapshot (`RunMonitor` -> `RunSnapshot`), live from a trainer in this
-process or tailed from the metrics.jsonl of a run in another, so both views of a run are the same thing.
+process or read from the metrics.jsonl of a run in another (controller.FolderRun), so both views of a run are
+the same thing.
 
 Every number a screen shows about a run (losses, best values, progress, throughput) is computed here."""
 
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnn_playground.core import runs
 from rnn_playground.core.events import (
     CheckpointSaved,
     ControlReceived,
@@ -29,10 +28,11 @@ from rnn_playground.core.events import (
     event_from_json,
 )
 
-from .format import fmt_loss, format_duration
+from .format import fmt_loss, fmt_rate_compact, format_duration
 
 MAX_POINTS = 4000     # points kept per loss series; older ones are merged in pairs beyond this
 LOG_LINES = 200       # log lines kept in a snapshot
+RANKS_LISTED = 4      # beyond this many ranks, their devices and speeds are summed up, not listed
 
 
 # --------------------------------------------------------------------------- series
@@ -96,6 +96,9 @@ class RunSnapshot:
     train_chars: int | None = None
     val_chars: int | None = None
     unit: str = "characters"  # what train_chars, val_chars and tokens_per_s count
+    world_size: int = 1       # processes training together (torch.distributed ranks)
+    devices: tuple[str, ...] | None = None           # each rank's device, by rank, when world_size > 1
+    rank_tokens_per_s: tuple[float, ...] | None = None  # each rank's own speed, by rank, when world_size > 1
     status: str = "idle"      # idle, starting, training, paused, stopped, finished, error
     step: int = 0
     start_step: int = 0
@@ -129,6 +132,41 @@ class RunSnapshot:
         return self.status in ("starting", "training", "paused")
 
 
+def describe_ranks(world_size: int, devices) -> str:
+    """ "2 ranks (cpu, cpu)" for a distributed run; "" for one process. Many ranks: the first two and the last."""
+    if world_size <= 1:
+        return ""
+    devices = [str(d) for d in devices or ()]
+    if len(devices) > RANKS_LISTED:
+        devices = [*devices[:2], f"… {devices[-1]}"]
+    listed = f" ({', '.join(devices)})" if devices else ""
+    return f"{world_size} ranks{listed}"
+
+
+def rate_unit(unit: str) -> str:
+    """The unit of a speed, short: chars/s, points/s."""
+    return f"{'chars' if unit == 'characters' else unit}/s"
+
+
+def describe_rank_speeds(snap: RunSnapshot) -> str:
+    """Each rank's speed: "41.2k + 40.9k chars/s"; many ranks: "40.1k-41.3k chars/s per rank"; "" for one."""
+    rates = snap.rank_tokens_per_s
+    if snap.world_size <= 1 or not rates:
+        return ""
+    if len(rates) > RANKS_LISTED:
+        return f"{fmt_rate_compact(min(rates))}-{fmt_rate_compact(max(rates))} {rate_unit(snap.unit)} per rank"
+    return f"{' + '.join(fmt_rate_compact(rate) for rate in rates)} {rate_unit(snap.unit)}"
+
+
+def rank_phrases(snap: RunSnapshot) -> list[str]:
+    """A distributed run's ranks and their speeds, as phrases a face packs to its width (a line may break
+    between them): ["2 ranks (cpu, cpu)", "41.2k + 40.9k chars/s"]; [] for a run in one process."""
+    if snap.world_size <= 1:
+        return []
+    speeds = describe_rank_speeds(snap) if snap.status == "training" else ""
+    return [describe_ranks(snap.world_size, snap.devices)] + ([speeds] if speeds else [])
+
+
 def describe_val_sample(event: RunStarted) -> str:
     """What validations read, when that is a sample of the held-out split ("" when it is all of it)."""
     if event.val_sample is None:
@@ -149,7 +187,8 @@ def describe_event(event: Event) -> tuple[str, str] | None:
         case RunStarted():
             vocab = f"vocab {event.vocab_size}, " if event.vocab_size else ""
             resuming = f", resuming at step {event.start_step:,}" if event.start_step else ""
-            return "info", (f"run {event.run_name} in {event.run_dir} on {event.device}: {event.parameters:,} "
+            where = describe_ranks(event.world_size, event.devices) or event.device
+            return "info", (f"run {event.run_name} in {event.run_dir} on {where}: {event.parameters:,} "
                             f"parameters, {vocab}{event.train_chars:,} train / {event.val_chars:,} validation "
                             f"{event.unit}{describe_val_sample(event)}{resuming}")
         case ValidationEvent():
@@ -201,14 +240,19 @@ class RunMonitor:
                          parameters=event.parameters, vocab_size=event.vocab_size, train_chars=event.train_chars,
                          val_chars=event.val_chars, unit=event.unit, start_step=event.start_step,
                          step=event.start_step, total_steps=event.total_steps, status="training", error=None,
-                         eta_s=None, progress=None, next_val_step=None, next_val_in_s=None)
+                         eta_s=None, progress=None, next_val_step=None, next_val_in_s=None,
+                         world_size=max(1, int(event.world_size or 1)),
+                         devices=tuple(str(d) for d in event.devices) if event.devices else None,
+                         rank_tokens_per_s=None)
                 self._session_start = event.time
             case StepEvent():
                 self.train.add(event.step, event.loss)
                 f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch,
                          tokens_per_s=event.tokens_per_s, lr=event.lr, elapsed_s=event.elapsed_s, eta_s=event.eta_s,
                          skipped_steps=event.skipped_steps, next_val_step=event.next_val_step,
-                         next_val_in_s=event.next_val_in_s)
+                         next_val_in_s=event.next_val_in_s,
+                         rank_tokens_per_s=tuple(float(r) for r in event.rank_tokens_per_s)
+                         if event.rank_tokens_per_s else None)
                 if math.isfinite(event.loss):
                     f["loss"] = event.loss
                 f["progress"] = self._progress(event)
@@ -278,41 +322,3 @@ class RunMonitor:
             train_losses=tuple(self.train.values), train_steps=tuple(self.train.steps),
             val_losses=tuple(self.val.values), val_steps=tuple(self.val.steps),
             log=tuple(self._log))
-
-
-# --------------------------------------------------------------------------- watching
-
-
-class RunWatcher:
-    """Tails a run folder's metrics.jsonl (written by a run in this or another process) into a
-    RunMonitor. Call poll() from a timer or a worker; it reads only what was appended."""
-
-    def __init__(self, run_dir: Path | str, max_points: int = MAX_POINTS):
-        self.run_dir = Path(run_dir)
-        self.monitor = RunMonitor(max_points)
-        self.offset = 0
-        self._inode: tuple[int, int] | None = None
-        self._lock = threading.Lock()
-
-    def poll(self) -> int:
-        """Fold newly appended lines; returns how many records were read. A replaced or
-        truncated file is read again from the start."""
-        with self._lock:
-            path = self.run_dir / runs.METRICS
-            try:
-                stat = path.stat()
-            except OSError:
-                return 0
-            identity = (stat.st_dev, stat.st_ino)
-            if self._inode is not None and (identity != self._inode or stat.st_size < self.offset):
-                self.monitor = RunMonitor(self.monitor.train.max_points)
-                self.offset = 0
-            self._inode = identity
-            records, self.offset = runs.read_metrics(self.run_dir, self.offset)
-            for record in records:
-                self.monitor.add_record(record)
-            return len(records)
-
-    def snapshot(self) -> RunSnapshot:
-        with self._lock:
-            return self.monitor.snapshot()

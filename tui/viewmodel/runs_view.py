@@ -1,13 +1,21 @@
-"""What the Runs screen shows of a run, as plain data: its state now, and the lines of its settings."""
+"""What the Runs screen shows of a run, as plain data: its state now, whether it can be steered from here
+(and why not), and the lines of its settings."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rnn_playground.core import runs
 from rnn_playground.core.runs import RunDetails
 
 from .monitor import RunSnapshot
 from .settings import budget_of
+
+if TYPE_CHECKING:
+    from .controller import RunState
 
 
 def run_state(details: RunDetails, snap: RunSnapshot | None) -> tuple[str, bool, int, float | None]:
@@ -19,6 +27,32 @@ def run_state(details: RunDetails, snap: RunSnapshot | None) -> tuple[str, bool,
     step = max(details.info.step, snap.step if snap is not None else 0)
     best = snap.best_val_loss if snap is not None and snap.best_val_loss is not None else details.info.best_val_loss
     return state, live, step, best
+
+
+@dataclass(frozen=True)
+class ControlReach:
+    """Whether commands from this process can reach a run through its folder (read in a worker: files)."""
+    channel: bool   # run.json names the run's control channel (its run_id): a version that has one
+    writable: bool  # this user may write the folder (its permissions decide who controls a run)
+
+    @classmethod
+    def of(cls, run_dir: Path) -> ControlReach:
+        return cls(isinstance(runs.read_status(run_dir).get("run_id"), str), os.access(run_dir, os.W_OK | os.X_OK))
+
+
+def control_note(live: bool, reach: ControlReach | None, state: RunState | None) -> str:
+    """Why a live run's pause, save and stop keys do not apply here, in plain words; "" when they do (or the run
+    is not training: its state says so, and there is nothing to pause)."""
+    if not live or reach is None:
+        return ""
+    if not reach.writable:
+        return ("watch only: this user cannot write the run's folder, and its permissions decide who may "
+                "control a run")
+    if not reach.channel:
+        return "watch only: started by a version without a control channel; Ctrl+C where it runs stops it"
+    if state is not None and state.active and not state.controllable:
+        return "watch only: the run's folder refused the last command (the message said why)"
+    return ""
 
 
 def settings_lines(details: RunDetails) -> list[list[str]]:

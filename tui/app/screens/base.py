@@ -7,8 +7,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual.actions import parse
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input
+
+from rnn_playground.tui.viewmodel.controller import SAVING
 
 from ..guard import GuardedMessages
 from ..keys import typed_actions, typed_bindings
@@ -75,12 +78,29 @@ class PlaygroundScreen(GuardedMessages, Screen):
         refresh_bindings_if_changed(self)
 
 
+def run_key_bindings(scope: str, which: str = "") -> list[Binding]:
+    """The keys that steer a run, the same wherever one is steered (Train, Runs): space pauses and resumes,
+    x stops with a save, c saves now. Their ids are `scope`'s ("train.pause"); `which` says, in the help,
+    which run they steer where that is not plain."""
+    return [
+        Binding("space", "pause", "Pause", key_display="space", id=f"{scope}.pause",
+                tooltip=f"pause {which or 'training'} at the next step"),
+        Binding("space", "resume", "Resume", key_display="space", id=f"{scope}.resume",
+                tooltip=f"resume {which or 'a paused run'}"),
+        Binding("x", "stop", "Stop", id=f"{scope}.stop",
+                tooltip=f"stop {which + ' ' if which else ''}at the next step and save a checkpoint"),
+        Binding("c", "save", "Save", id=f"{scope}.save",
+                tooltip=f"save a checkpoint {'of ' + which + ' ' if which else ''}now (also while paused)"),
+    ]
+
+
 class RunKeys:
-    """The run keys of a screen that drives a run through its `controller` (Train, Series): whether each
+    """The run keys of a screen that drives a run through its `controller` (Train, Series, Runs): whether each
     applies comes from the run's state, and each hands its command to the controller (start: to the
     screen's own `start`, which reads its form)."""
 
-    controller: RunController
+    controller: RunController | None
+    _refusals_seen: tuple[object, int] = (None, 0)  # ((the controller, its run), the last log line said)
 
     @staticmethod
     def run_key_applies(action: str, state: RunState) -> bool | None:
@@ -101,13 +121,38 @@ class RunKeys:
         self.start()
 
     def action_pause(self) -> None:
-        self.controller.pause()
+        if self.controller is not None:
+            self.controller.pause()
 
     def action_resume(self) -> None:
-        self.controller.resume()
+        if self.controller is not None:
+            self.controller.resume()
 
     def action_stop(self) -> None:
-        self.controller.stop("user")
+        if self.controller is not None:
+            self.controller.stop("user")
+
+    def action_save(self) -> None:
+        if self.controller is not None and self.controller.save():
+            self.notify(SAVING)
+
+    def say_refusals(self, state: RunState) -> None:
+        """Notify, once each, the commands a watched run's folder refused (the run ended meanwhile, or the
+        folder's permissions, or a version without the control channel) or that it left unanswered: its log
+        says them, in words."""
+        if self.controller is None or not state.watched:
+            return
+        run = (self.controller, self.controller.run)
+        known, seen = self._refusals_seen
+        if known != run:
+            seen = 0
+        for line in state.snapshot.log:
+            if line.seq > seen and not line.kind and line.text != state.snapshot.error:
+                if line.level == "error":
+                    self.notify(line.text, title="Not sent", severity="error", timeout=12)
+                elif line.level == "warning":
+                    self.notify(line.text, title="No answer", severity="warning", timeout=12)
+        self._refusals_seen = (run, state.snapshot.log[-1].seq if state.snapshot.log else seen)
 
 
 def refresh_bindings_if_changed(screen: Screen) -> None:

@@ -1,5 +1,7 @@
-"""Runs: the runs under checkpoints/ from core, details of the selected one, and watching a live
-run (in this process or another: a headless `rnn-playground train`) through its metrics.jsonl."""
+"""Runs: the runs under checkpoints/ from core, details of the selected one, and the selected run watched
+through a `RunController` (a `FolderRun`: its metrics.jsonl in, its control channel out), so that a live
+run, in this process or another (a headless `rnn-playground train`), is paused, saved and stopped here with
+the Train screen's keys, or followed on the Train screen (t)."""
 
 from __future__ import annotations
 
@@ -15,16 +17,18 @@ from textual.widgets import DataTable, Static
 
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
+from rnn_playground.tui.viewmodel.controller import RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
-from rnn_playground.tui.viewmodel.monitor import RunSnapshot, RunWatcher
-from rnn_playground.tui.viewmodel.runs_view import run_state, settings_lines
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases
+from rnn_playground.tui.viewmodel.runs_view import ControlReach, control_note, run_state, settings_lines
 
-from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, WatchUpdated
+from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, RunUpdated
+from ..runner import thread_controller
 from ..widgets.fitting import append_fitting, pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel, set_text
 from ..widgets.modebar import ModeBar
-from .base import PlaygroundScreen, refresh_bindings_if_changed
+from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
 from .confirm import ConfirmScreen
 
 COLUMNS = (("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
@@ -37,16 +41,22 @@ CELL_PADDING = 1  # the DataTable's, each side of a cell
 # for up to this long, until run.json agrees: a trainer writes its closing event to metrics.jsonl
 # just before it marks run.json stopped, finished or error.
 SETTLE_SECONDS = 5.0
+RUN_KEYS = ("pause", "resume", "stop", "save")
 
 
-class RunsScreen(PlaygroundScreen):
-    COMPONENT_CLASSES = {"runs--live", "runs--strong"}
+class RunsScreen(RunKeys, PlaygroundScreen):
+    COMPONENT_CLASSES = {"runs--live", "runs--strong", "runs--note"}
     AUTO_FOCUS = "#runs-table"
+    # In the footer's order: a live run's keys first (the run keys, t to follow it), then the others'.
     BINDINGS = [
+        *run_key_bindings("runs", "the selected live run"),
+        Binding("t", "follow", "Follow on Train", id="runs.follow",
+                tooltip="show the selected live run on the Train screen, whose keys then pause, save and stop it "
+                        "(s there lets go of it, and it trains on, to start a run of your own)"),
         Binding("s", "open('sample')", "Sample", id="runs.sample",
                 tooltip="open the selected run on the Sample screen"),
         Binding("g", "open('gates')", "Gates", id="runs.gates", tooltip="open the selected run on the Gates screen"),
-        Binding("t", "resume", "Train more", id="runs.resume",
+        Binding("t", "train_more", "Train more", id="runs.train_more",
                 tooltip="resume training the selected run (on the Train screen: set the budget, press s)"),
         Binding("d,delete", "delete", "Delete", id="runs.delete",
                 tooltip="delete the selected run's folder (asks first; a live run cannot be deleted)"),
@@ -62,8 +72,10 @@ class RunsScreen(PlaygroundScreen):
         self._rows: tuple | None = None
         self.selected: Path | None = None
         self.details: RunDetails | None = None
-        self.watcher: RunWatcher | None = None
-        self.watch_snapshot: RunSnapshot | None = None
+        self.reach: ControlReach | None = None       # whether commands reach the selected run (with its details)
+        self.controller: RunController | None = None  # watches the selected run; the app stops it on quit
+        self.watch_state = RunState()
+        self.watch_snapshot: RunSnapshot | None = None  # the selected run's, once its metrics were read
         self._since_list = 0.0
         self._settle_until = 0.0
 
@@ -180,41 +192,75 @@ class RunsScreen(PlaygroundScreen):
         self._select(info.path if info else None)
 
     def _select(self, run_dir: Path | None) -> None:
-        if run_dir == self.selected and self.watcher is not None:
+        if run_dir == self.selected and self.controller is not None:
             info = self.selected_info
+            if info is not None and info.live and not self.controller.active:
+                self._watch(run_dir)  # it trains again (resumed elsewhere): watched afresh
             if self.details is not None and info is not None and (info.step, info.updated, info.live) != (
                     self.details.info.step, self.details.info.updated, self.details.info.live):
-                self._load_details(run_dir, self.watcher)  # it moved on: fresh details, same watcher
+                self._load_details(run_dir)  # it moved on: fresh details, the same watch
             return
         self.selected = run_dir
-        self.details, self.watcher, self.watch_snapshot = None, None, None
+        self.details, self.reach = None, None
+        self._watch(run_dir)
         refresh_bindings_if_changed(self)
         if run_dir is None:
             self._show_details()
             return
         self._load_details(run_dir)
 
+    def _watch(self, run_dir: Path | None) -> None:
+        """Watch the selected run through a controller of its own (the previous one lets go of its run, which
+        trains on): its metrics come in as they are written; the run keys go out through its folder."""
+        previous, self.controller = self.controller, None
+        controllers = getattr(self.app, "controllers", [])
+        again = previous is not None and previous.backend is not None and \
+            getattr(previous.backend, "run_dir", None) == run_dir
+        if previous is not None:
+            previous.stop("quit")  # a watch only stops watching
+            if previous in controllers:
+                controllers.remove(previous)
+        self.watch_state = RunState()
+        if not again:  # the same run watched again keeps showing what it showed until the new watch reads it
+            self.watch_snapshot = None
+        if run_dir is None:
+            return
+        controller = thread_controller(self, lambda state: self._watch_changed(controller, state), "runs-watch")
+        self.controller = controller
+        controllers.append(controller)  # quitting lets go of it; only a run of this app's own is stopped
+        # watch_interval 0 (timers off): read the metrics once, then wait to be let go
+        controller.watch(run_dir, self.app.watch_interval or None)
+
     @work(thread=True, exclusive=True, group="runs-details", exit_on_error=False)
-    def _load_details(self, run_dir: Path, watcher: RunWatcher | None = None) -> None:
-        details = run_details(run_dir)
-        watcher = watcher or RunWatcher(run_dir)
-        watcher.poll()
-        self.post_message(DetailsLoaded(run_dir, details, watcher))
+    def _load_details(self, run_dir: Path) -> None:
+        self.post_message(DetailsLoaded(run_dir, run_details(run_dir), ControlReach.of(run_dir)))
 
     def on_details_loaded(self, message: DetailsLoaded) -> None:
         if message.run_dir != self.selected:
             return
-        self.details, self.watcher = message.details, message.watcher
-        self._follow(message.watcher.snapshot())
+        self.details, self.reach = message.details, message.reach
+        self._show_details()
         refresh_bindings_if_changed(self)
 
     def busy_changed(self) -> None:
         self._show_details()
 
-    def on_watch_updated(self, message: WatchUpdated) -> None:
-        if message.run_dir != self.selected:
+    def on_run_updated(self, message: RunUpdated) -> None:
+        # The watches' own (the app's Train run posts to the app): the current one's, or a late one of a
+        # watch let go, whose state no longer matters. On up to the app, which may be waiting to quit.
+        state = message.controller.receive(message.update)
+        if state is not None and message.controller is self.controller:
+            self._follow(state.snapshot)
+
+    def _watch_changed(self, controller: RunController, state: RunState) -> None:
+        """The watch's state: an update received, or a command asked (its status word: pausing, stopping)."""
+        if controller is not self.controller:
             return
-        self._follow(message.snapshot)
+        self.watch_state = state
+        self.say_refusals(state)
+        if self.watch_snapshot is not None:
+            self._show_details()
+        refresh_bindings_if_changed(self)
 
     def _follow(self, snapshot: RunSnapshot) -> None:
         """Show the selected run's latest snapshot. When it has just started or ended (its metrics
@@ -235,20 +281,21 @@ class RunsScreen(PlaygroundScreen):
         return any(info is not None and info.live != snap.active for info in listed)
 
     def _tick(self) -> None:
-        """Timer: poll the selected run's metrics.jsonl; now and then list the runs again."""
+        """Timer: now and then list the runs again (the watch reads the selected run's metrics itself)."""
         if not self.is_active:  # also False while the app shuts down (no screen on the stack)
             return
         self._since_list += self.app.watch_interval
         settling = time.monotonic() < self._settle_until and self._out_of_step()
         if self._since_list >= self.app.list_interval or settling:
             self.refresh_runs()
-        if self.watcher is not None:
-            self._poll(self.watcher)
 
-    @work(thread=True, exclusive=True, group="runs-watch", exit_on_error=False)
-    def _poll(self, watcher: RunWatcher) -> None:
-        if watcher.poll():
-            self.post_message(WatchUpdated(watcher.run_dir, watcher.snapshot()))
+    def on_unmount(self) -> None:
+        self._watch(None)  # let go of the selected run (it trains on)
+
+    def control_note(self) -> str:
+        """Why the selected live run cannot be steered from here ("" when it can, or is not live)."""
+        info = self.selected_info
+        return control_note(info is not None and info.live, self.reach, self.watch_state)
 
     def _show_details(self) -> None:
         info = self.query_one("#details-info", Static)
@@ -272,6 +319,8 @@ class RunsScreen(PlaygroundScreen):
         if live:
             status_phrase.append(" live", self._live_style())
         status_phrases = [status_phrase, f"step {step:,}", f"best {fmt_loss(best)}"]
+        if snap is not None:
+            status_phrases += rank_phrases(snap)  # a distributed run: its ranks and each one's speed
         hidden = {key for key in DROPPED_FIRST} - {key for _, key, *_ in (self._rows or ((), ()))[1]}
         if "device" in hidden:  # a column the table has no room for
             status_phrases.append(details.info.device)
@@ -281,6 +330,8 @@ class RunsScreen(PlaygroundScreen):
             status_phrases.append("saved " + ", ".join(name.removesuffix(".safetensors")
                                                        for name in details.checkpoints))
         lines = [head, status_phrases]
+        if note := self.control_note():
+            lines.append([Text(note, self.get_component_rich_style("runs--note"))])
         if details.info.problem:
             lines.insert(1, [Text(f"unreadable: {details.info.problem}", "bold red")])
         lines += settings_lines(details)
@@ -292,7 +343,8 @@ class RunsScreen(PlaygroundScreen):
         set_text(info, text)
         if snap is not None:
             line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(snap.status, self.get_component_rich_style("runs--strong"))
+            word = self.watch_state.status if self.watch_state.active else snap.status  # pausing, stopping…
+            line.append(word, self.get_component_rich_style("runs--strong"))
             total = f"/{snap.total_steps:,}" if snap.total_steps else ""
             unit = "points" if details.info.kind == "series" else "chars"
             rate = f"  {fmt_rate(snap.tokens_per_s)} {unit}/s" if snap.tokens_per_s is not None and snap.active else ""
@@ -306,14 +358,25 @@ class RunsScreen(PlaygroundScreen):
     # -- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("open", "resume", "delete"):
+        if action in ("open", "train_more", "follow", "delete", *RUN_KEYS):
             info = self.selected_info
             if info is None:
                 return False
             if action == "delete" and info.live:
                 return None  # greyed: a live run cannot be deleted
-            if action == "resume" and (info.live or self.app.train_run.active):
-                return None
+            if action == "follow":
+                return info.live  # t: Follow on Train for a live run, Train more for the others
+            if action == "train_more":
+                if info.live:
+                    return False
+                train = self.app.train_run
+                return None if train.active and not train.watched else True
+            if action in RUN_KEYS:
+                if not info.live or self.controller is None:
+                    return False  # not training: nothing to pause or stop (its state says so)
+                if self.control_note():
+                    return None if action != "resume" else False  # greyed: the details say why
+                return self.run_key_applies(action, self.watch_state)
         return True
 
     def action_open(self, mode: str) -> None:
@@ -327,17 +390,39 @@ class RunsScreen(PlaygroundScreen):
         if self.selected is not None:
             self.app.open_run(mode, self.selected)
 
-    def action_resume(self) -> None:
+    def action_follow(self) -> None:
+        """The selected live run on the Train screen: the app's Train controller watches it, and the Train
+        screen's keys steer it (its own run, if one trains, is not given up for it)."""
+        info = self.selected_info
+        if info is None or not info.live:
+            return
+        app = self.app
+        train = app.train_controller
+
+        def same(path) -> bool:
+            return path is not None and Path(path).resolve() == info.path.resolve()
+
+        if train.active and not train.watching:
+            if not same(train.snapshot.run_dir):
+                app.notify(f"A run of this app's own is training on the Train screen; stop it there (x) to follow "
+                           f"{info.name} instead.", title="Not followed", severity="warning")
+                return
+        elif not (train.watching and same(train.backend.run_dir)):
+            train.watch(info.path, app.watch_interval or None)  # lets go of a run it followed before
+        app.switch_mode("train")
+
+    def action_train_more(self) -> None:
         info = self.selected_info
         if info is None:
             return
-        if self.app.train_run.active:
+        train = self.app.train_run
+        if train.active and not train.watched:
             self.app.notify("A run is training in this app; stop it first.", severity="warning")
             return
         writer = writer_of(info.path)
         if writer is not None:  # the lock says, even if the listing is a moment old
             self.app.notify(f"{info.name} is being trained by {writer.describe()}, and a run has one writer: "
-                            "watch it here, or stop it there to train more.", severity="warning")
+                            "stop it first (x here) to train more.", severity="warning")
             return
         details = self.details if self.details is not None and self.details.info.path == info.path else None
         if details is None:

@@ -2,7 +2,9 @@
 
 The walk of `s`: the screen asks the app's Train `RunController` to start an `InProcessRun` (a run in several
 processes: a `LaunchedRun`, whose processes torchrun starts); the controller's snapshots come back to the app
-variable `train_run`, which this screen watches and renders."""
+variable `train_run`, which this screen watches and renders. The same controller may instead follow a run
+another process trains (`t` on the Runs screen: a `FolderRun`); the run keys then steer that run through its
+folder, and `s` lets go of it (it trains on) to start a run here."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from textual.widgets import Input, Static
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.runs import new_run_name, writer_of
 from rnn_playground.core.trainer import TrainControl, Trainer
-from rnn_playground.tui.viewmodel.controller import SAVING, InProcessRun, RunState
+from rnn_playground.tui.viewmodel.controller import InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.launch import LaunchedRun, resume_command, train_command
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help, several_devices
@@ -28,7 +30,7 @@ from ..widgets.form import TrainForm
 from ..widgets.keybar import KeyBar
 from ..widgets.live import LiveView
 from ..widgets.modebar import ModeBar
-from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed
+from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
 
 # Cores a run started here leaves to the app when its thread count is automatic: with every core
 # training, keys waited for a core (benchmarks/README.md, "App responsiveness": p95 102 ms on 2
@@ -41,11 +43,7 @@ class TrainScreen(RunKeys, PlaygroundScreen):
     BINDINGS = [
         Binding("s", "start", "Start", id="train.start",
                 tooltip="start training with the settings in the form (also Enter in a field, or the Start button)"),
-        Binding("space", "pause", "Pause", key_display="space", id="train.pause",
-                tooltip="pause training at the next step"),
-        Binding("space", "resume", "Resume", key_display="space", id="train.resume", tooltip="resume a paused run"),
-        Binding("x", "stop", "Stop", id="train.stop", tooltip="stop at the next step and save a checkpoint"),
-        Binding("c", "save", "Save", id="train.save", tooltip="save a checkpoint now (also while paused)"),
+        *run_key_bindings("train"),
         Binding("r", "restart", "Restart", id="train.restart",
                 tooltip="stop the run (saving a checkpoint) and edit the settings for a new run"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="train.leave_field",
@@ -63,6 +61,7 @@ class TrainScreen(RunKeys, PlaygroundScreen):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.resume_target: Path | None = None  # the run folder the form resumes, in resume mode
+        self._log_run = 0  # the controller's run whose log lines the live view shows
 
     def on_mount(self) -> None:
         self.watch(self.app, "device_choices", self._devices_changed)
@@ -88,8 +87,12 @@ class TrainScreen(RunKeys, PlaygroundScreen):
             self.form.set_devices(*choices)
 
     def _run_changed(self, old: RunState, state: RunState) -> None:
-        self.live.show(state.snapshot, state.status)
-        locked = state.active
+        if self.controller.run != self._log_run:  # a new run (started here, or followed): its log from line 1
+            self._log_run = self.controller.run
+            self.live.reset_log()
+        self.live.show(state.snapshot, state.status, elsewhere=state.watched and state.active)
+        self.say_refusals(state)
+        locked = state.active and not state.watched  # a followed run leaves the form free: s starts a new one
         if self.form.disabled != locked:
             self.form.disabled = locked
             if not locked and self.focused is None:
@@ -110,10 +113,13 @@ class TrainScreen(RunKeys, PlaygroundScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state: RunState = self.app.train_run
         if action == "start":
-            return not state.active  # also while the form has errors: pressing s then says why nothing starts
+            # also while the form has errors: pressing s then says why nothing starts
+            return not state.active or state.watched
         if (applies := self.run_key_applies(action, state)) is not None:
             return applies
         if action == "restart":
+            if state.active and state.watched:
+                return False  # it would only let go of a run that trains elsewhere: s does that, and starts
             return state.can_stop or (not state.active and self.form.resume_step is not None)
         if action == "leave_field":
             return isinstance(self.focused, Input)
@@ -122,7 +128,7 @@ class TrainScreen(RunKeys, PlaygroundScreen):
     def start(self) -> bool:
         """Start (or resume) a run with the form's settings; False if something blocks it."""
         app = self.app
-        if self.controller.active:
+        if self.controller.active and not self.controller.watching:
             app.notify("A run is already training. Stop it first (x).", severity="warning")
             return False
         state = self.form.validate_now()
@@ -167,17 +173,17 @@ class TrainScreen(RunKeys, PlaygroundScreen):
 
             def make_trainer(control: TrainControl) -> Trainer:
                 return Trainer(config, control, reserve_cores=UI_CORES)
-        self.live.reset_log()
-        return self.controller.start(InProcessRun(make_trainer))
+        followed = self.controller.snapshot.run_name if self.controller.watching else None
+        started = self.controller.start(InProcessRun(make_trainer))  # lets go of a followed run first
+        if started and followed:
+            app.notify(f"No longer following {followed}: it trains on in its own process (the Runs screen shows "
+                       "it). Started a new run here.")
+        return started
 
     def _budget_config(self) -> TrainConfig:
         check = self.form.state().check
         assert check.config is not None
         return check.config
-
-    def action_save(self) -> None:
-        if self.controller.save():
-            self.notify(SAVING)
 
     def action_restart(self) -> None:
         self.controller.stop("restart")

@@ -11,7 +11,7 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
 
 from rnn_playground.core.model import describe_model
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
-from rnn_playground.tui.viewmodel.monitor import RunSnapshot
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases
 
 from .fitting import append_fitting
 
@@ -113,6 +113,7 @@ class LiveView(Vertical):
         self._log_seq = 0
         self.snapshot = RunSnapshot()
         self._status: str | None = None
+        self._elsewhere = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -131,19 +132,21 @@ class LiveView(Vertical):
         self.query_one("#event-log", RichLog).border_title = "log"
         self.show(self.snapshot)
 
-    def show(self, snap: RunSnapshot, status: str | None = None) -> None:
-        """`status`: the word to show, when not the snapshot's own."""
-        self.snapshot, self._status = snap, status
+    def show(self, snap: RunSnapshot, status: str | None = None, elsewhere: bool = False) -> None:
+        """`status`: the word to show, when not the snapshot's own; `elsewhere`: the run trains in another
+        process (followed from the Runs screen)."""
+        self.snapshot, self._status, self._elsewhere = snap, status, elsewhere
         status = status or snap.status
         strong = self.get_component_rich_style("live--strong")
         title = Text(no_wrap=True, overflow="ellipsis")
         if snap.run_name:
             title.append(snap.run_name, strong)
             model = (snap.config or {}).get("model") or {}
-            if model:
-                title.append(f"  {describe_model(model)}")
-            if snap.parameters:
-                title.append(f"  {snap.parameters / 1e6:.2f}M params")
+            # as far as each fits whole: a followed run says so before its model and size
+            append_fitting(title, ["  in another process" if elsewhere else "",
+                                   f"  {describe_model(model)}" if model else "",
+                                   f"  {snap.parameters / 1e6:.2f}M params" if snap.parameters else ""],
+                           self.query_one("#run-title", Static).content_size.width)
         elif status == "idle":
             title.append("No run yet. Check the settings, press s.")
         elif status == "error":
@@ -153,9 +156,13 @@ class LiveView(Vertical):
         set_text(self.query_one("#run-title", Static), title)
         # One line each: what does not fit whole is left out (the log says it too), never cut.
         device_line = self.query_one("#run-device", Static)
-        device = Text(f"device {snap.device}" if snap.device else "", no_wrap=True, overflow="ellipsis")
+        ranks = rank_phrases(snap)  # a distributed run: its ranks' devices and speeds instead of one device
+        device = Text(ranks[0] if ranks else f"device {snap.device}" if snap.device else "", no_wrap=True,
+                      overflow="ellipsis")
+        parts = [f" · {phrase}" for phrase in ranks[1:]]
         if snap.last_checkpoint_step is not None:
-            append_fitting(device, [f" · saved at step {snap.last_checkpoint_step:,}"], device_line.content_size.width)
+            parts.append(f" · saved at step {snap.last_checkpoint_step:,}")
+        append_fitting(device, parts, device_line.content_size.width)
         set_text(device_line, device)
 
         status_line = self.query_one("#run-status", Static)
@@ -197,7 +204,7 @@ class LiveView(Vertical):
                 log.write(Text(line_.text))
 
     def on_resize(self) -> None:
-        self.show(self.snapshot, self._status)  # the lines fit to the new width
+        self.show(self.snapshot, self._status, self._elsewhere)  # the lines fit to the new width
 
     def reset_log(self) -> None:
         """A new session's snapshots number their log lines from 1 again."""
