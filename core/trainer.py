@@ -243,8 +243,11 @@ class Trainer:
 
             # DDP averages the gradients across ranks during backward (its buckets overlap the
             # all-reduce with the rest of the backward pass).
-            task.train_model = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            try:
+                task.train_model = DistributedDataParallel(
+                    self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            except RuntimeError as exc:  # its first collective: the ranks check the weights' shapes
+                raise group.lost(exc, "setting up DDP") from None
         self.devices = group.gather_text(str(self.device)) if group.distributed else [str(self.device)]
         self.config = replace(config, run_name=self.run_dir.name, runs_dir=str(self.run_dir.parent))
         self._step_lock = threading.Lock()
@@ -801,7 +804,8 @@ class Trainer:
             if is_best:
                 yield CheckpointSaved(p.step, str(self.save(runs.BEST)), "best")
         yield CheckpointSaved(p.step, str(self.save()), "validation")
-        runs.write_status(self.run_dir, step=p.step, best_val_loss=p.best_val_loss)
+        if self.group.is_main:  # rank 0 alone writes the run's folder
+            runs.write_status(self.run_dir, step=p.step, best_val_loss=p.best_val_loss)
         if text is not None:
             yield SampleEvent(p.step, text)
 

@@ -5,6 +5,7 @@ Usage: python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ran
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,11 @@ from rnn_playground.core.distributed import join_from_environment
 from rnn_playground.core.trainer import TrainControl, Trainer
 
 config = TrainConfig(**json.loads(sys.argv[1]))
-out = Path(sys.argv[2])
+out = Path(sys.argv[2]).resolve()
+# Each rank in a folder of its own: a relative runs folder then shows whether a rank other than 0 wrote anything.
+home = out / f"cwd{os.environ['RANK']}"
+home.mkdir(exist_ok=True)
+os.chdir(home)
 torch.set_num_threads(1)
 group = join_from_environment(torch.device("cpu"))
 try:

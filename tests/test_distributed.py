@@ -234,12 +234,12 @@ def test_max_restarts_resumes_a_run_after_a_rank_dies(tmp_path):
 def test_control_reaches_every_rank_at_the_same_step(tmp_path):
     config = dict(corpus=str(tmp_path / "tiny.txt"), hidden=32, layers=1, embed=8, batch=8, seq=16,
                   steps=1_000_000, val_every=100_000, val_seconds=0, log_every=0, sample_chars=0, amp=False,
-                  device="cpu", threads=1, runs_dir=str(tmp_path / "runs"), run_name="steered")
+                  device="cpu", threads=1, runs_dir="runs", run_name="steered")  # relative: see rank_worker.py
     (tmp_path / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
     worker = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                                str(ROOT / "tests" / "rank_worker.py"), json.dumps(config), str(tmp_path)],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    run_dir = tmp_path / "runs" / "steered"
+    run_dir = tmp_path / "cwd0" / "runs" / "steered"
 
     def rank_events(rank: int, kind: str) -> list[dict]:
         try:
@@ -271,6 +271,7 @@ def test_control_reaches_every_rank_at_the_same_step(tmp_path):
     assert rank_events(0, "checkpoint")[-1]["step"] == rank_events(1, "checkpoint")[-1]["step"]
     assert not (tmp_path / "rank1.jsonl").read_text().count('"control"')  # rank 0 alone reads the channel
     assert records(run_dir, "control")  # and acknowledges in metrics.jsonl
+    assert not (tmp_path / "cwd1" / "runs").exists()  # rank 1 wrote nothing: no run.json, no checkpoint
 
 
 @pytest.mark.parametrize(("argv", "message"), [
