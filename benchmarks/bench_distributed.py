@@ -21,7 +21,9 @@ pause, save, time up, validation due, report due). Timed alone, quiet and beside
 2 gloo ranks launched by torchrun (`python -m torch.distributed.run --standalone`) call it `--calls`
 times in a loop; also the sum and gather each step event adds (about four a second, or every step
 with --log-every 1). The per-step figure is set against the default model's step on 2 ranks,
-measured above. The gathers of a checkpoint or a validation are not per step and not timed here.
+measured above; for scale, a byte's round trip between two processes over TCP on this machine
+(the floor under any exchange between ranks) is timed beside it. The gathers of a checkpoint or a
+validation are not per step and not timed here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,6 +94,36 @@ def agree_worker(calls: int) -> None:
         group.close()
 
 
+def loopback_round_trip(trips: int) -> float:
+    """Seconds for one byte to go to another process over TCP on this machine and back: the floor
+    under any exchange between two ranks, for scale."""
+    server = socket.create_server(("127.0.0.1", 0))
+    child = subprocess.Popen([sys.executable, "-c", ECHO, str(server.getsockname()[1])])
+    try:
+        peer, _ = server.accept()
+        peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(200):
+            peer.sendall(b"x")
+            peer.recv(1)
+        began = time.perf_counter()
+        for _ in range(trips):
+            peer.sendall(b"x")
+            peer.recv(1)
+        return (time.perf_counter() - began) / trips
+    finally:
+        server.close()
+        child.kill()
+        child.wait()
+
+
+ECHO = """import socket, sys
+peer = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+peer.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+while data := peer.recv(1):
+    peer.sendall(data)
+"""
+
+
 def time_agreement(calls: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", LOGLEVEL="CRITICAL")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -141,7 +174,7 @@ def main(argv: list[str]) -> None:
                           f"{rate:9,.0f} chars/s over {steps} steps", flush=True)
         for busy in (False, True):
             with BusyNeighbour(busy):
-                agreements[busy].append(time_agreement(args.calls))
+                agreements[busy].append(time_agreement(args.calls) | {"loopback_s": loopback_round_trip(args.calls)})
         print(f"round {round_ + 1}: agreement {agreements[False][-1]['agree_s'] * 1e6:.1f} us quiet, "
               f"{agreements[True][-1]['agree_s'] * 1e6:.1f} us busy; load average {os.getloadavg()[0]:.2f}",
               flush=True)
@@ -155,9 +188,10 @@ def main(argv: list[str]) -> None:
         rows.append([model_label(hidden), "busy neighbour" if busy else "quiet", f"{single:,.0f}", f"{threads:,.0f}",
                      f"{ranks:,.0f}", " / ".join(f"{r:,.0f}" for r in rates[(hidden, busy, TWO_RANKS)]),
                      f"{(ranks / threads - 1) * 100:+.1f}%", f"{ranks / single:.2f}x"])
-    print_table(f"chars/s at a global batch of 128, median of {args.rounds}",
-                ["model", "neighbour", ONE_THREAD, TWO_THREADS, TWO_RANKS, "2 ranks per round",
-                 "2 ranks vs 2 threads", "2 ranks / 1 thread"], rows)
+    if rows:
+        print_table(f"chars/s at a global batch of 128, median of {args.rounds}",
+                    ["model", "neighbour", ONE_THREAD, TWO_THREADS, TWO_RANKS, "2 ranks per round",
+                     "2 ranks vs 2 threads", "2 ranks / 1 thread"], rows)
 
     step_key = (DEFAULT_HIDDEN, False, TWO_RANKS)
     step_s = 128 * 100 / rate(step_key) if step_key in rates else None  # TrainConfig's batch x seq per step
@@ -165,14 +199,15 @@ def main(argv: list[str]) -> None:
     for busy in (False, True):
         agree_s = statistics.median(a["agree_s"] for a in agreements[busy])
         report_s = statistics.median(a["report_s"] for a in agreements[busy])
+        loopback_s = statistics.median(a["loopback_s"] for a in agreements[busy])
         share = f"{2 * agree_s / step_s:.4%}" if step_s else "-"
         rows.append(["busy neighbour" if busy else "quiet", f"{agree_s * 1e6:.1f}", f"{2 * agree_s * 1e6:.1f}",
-                     share, f"{report_s * 1e6:.1f}"])
+                     share, f"{report_s * 1e6:.1f}", f"{loopback_s * 1e6:.1f}", f"{agree_s / loopback_s:.0f}x"])
     if step_s:
         print(f"\nA default-model step on 2 ranks: {step_s * 1e3:.0f} ms (from the speed above)")
     print_table(f"Per-step agreement, 2 gloo ranks, {args.calls:,} calls, median of {args.rounds}",
                 ["neighbour", "us per agree", "us per step (2 calls)", "of a default step",
-                 "us per step event (sum + gather)"], rows)
+                 "us per step event (sum + gather)", "us per TCP round trip", "agree / round trip"], rows)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 
