@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -168,7 +169,9 @@ def main(argv: list[str]) -> None:
         for hidden, busy in settings:
             with BusyNeighbour(busy):
                 for label, flags in order:
-                    rate, steps = chars_per_second(train(corpus, hidden, args.seconds, flags))
+                    run_dir = train(corpus, hidden, args.seconds, flags)
+                    rate, steps = chars_per_second(run_dir)
+                    shutil.rmtree(run_dir.parent, ignore_errors=True)
                     rates.setdefault((hidden, busy, label), []).append(rate)
                     print(f"round {round_ + 1} {model_label(hidden):22} {'busy' if busy else 'quiet':5} {label:24} "
                           f"{rate:9,.0f} chars/s over {steps} steps", flush=True)
