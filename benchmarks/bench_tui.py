@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import BusyNeighbour, print_table, runs_dir
+from benchmarks.common import BusyNeighbour, chars_per_second, print_table, runs_dir
 
 KEY_CYCLE = ("5", "1", "question_mark", "escape", "space", "space")
 
@@ -49,21 +49,6 @@ def config_for(seconds: float, runs: str):
     from rnn_playground.core.config import TrainConfig
     return TrainConfig(device="cpu", minutes=seconds / 60, val_fraction=0.01, runs_dir=runs, threads=THREADS,
                        hidden=HIDDEN)
-
-
-def chars_per_second(run_dir: Path, skip: int = 2, since: float = 0.0, until: float = float("inf")
-                     ) -> tuple[float, int]:
-    """Training throughput from metrics.jsonl step events (elapsed_s excludes pauses), optionally
-    only between two wall-clock times."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    config = next(r for r in records if r["event"] == "started")["config"]
-    steps = [r for r in records if r["event"] == "step"][skip:]
-    steps = [r for r in steps if since <= r["time"] <= until]
-    if len(steps) < 2:
-        return float("nan"), len(steps)
-    first, last = steps[0], steps[-1]
-    chars = (last["step"] - first["step"]) * config["batch"] * config["seq"]
-    return chars / max(last["elapsed_s"] - first["elapsed_s"], 1e-9), last["step"] - first["step"]
 
 
 def run_threads(run_dir: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -37,6 +38,21 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * width for width in widths))
+
+
+def chars_per_second(run_dir: Path, skip: int = 2, since: float = 0.0, until: float = float("inf")
+                     ) -> tuple[float, int]:
+    """Training throughput from metrics.jsonl step events (elapsed_s excludes pauses), optionally
+    only between two wall-clock times."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    config = next(r for r in records if r["event"] == "started")["config"]
+    steps = [r for r in records if r["event"] == "step"][skip:]
+    steps = [r for r in steps if since <= r["time"] <= until]
+    if len(steps) < 2:
+        return float("nan"), len(steps)
+    first, last = steps[0], steps[-1]
+    chars = (last["step"] - first["step"]) * config["batch"] * config["seq"]
+    return chars / max(last["elapsed_s"] - first["elapsed_s"], 1e-9), last["step"] - first["step"]
 
 
 class BusyNeighbour:
