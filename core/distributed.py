@@ -41,7 +41,8 @@ def launched_by_torchrun() -> bool:
 
 
 def restart_count() -> int:
-    """How many times torchrun has restarted this run's workers (--max-restarts); 0 at first."""
+    """How many times this machine's torchrun restarted its workers (--max-restarts); 0 at first. On several
+    machines a machine whose own processes did not fail keeps 0: TorchGroup.attempt is the run's count."""
     try:
         return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     except ValueError:
@@ -56,6 +57,7 @@ class Solo:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    attempt: int = 1  # torchrun's start of this run's processes: 2 and up after --max-restarts restarted them
 
     @property
     def is_main(self) -> bool:
@@ -108,19 +110,22 @@ class TorchGroup(Solo):
         # A rank's collectives wait for the others at most timeout_s: a dead or hung rank ends the
         # run with a RankError instead of hanging it forever.
         timeout = datetime.timedelta(seconds=timeout_s)
-        store, rank, world_size = None, -1, -1
+        store, rank, world_size, attempt = None, -1, -1, 1 + restart_count()
         if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            # torchrun's own store, under a prefix of this attempt: after a --max-restarts restart, gloo
-            # (torch 2.13) otherwise finds the previous attempt's addresses there and never connects.
-            store = dist.PrefixStore(f"rnn-playground/attempt{restart_count()}",
-                                     dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
-                                                   is_master=False, timeout=timeout))
+            # torchrun's own store, under a prefix of this attempt: after a --max-restarts restart it is the same
+            # store, and gloo (torch 2.13) would find the previous attempt's addresses there and never connect.
+            # Every attempt starts every rank once, so a count of this rank's joins names the attempt alike on
+            # every machine (torchrun's restart count does not: a machine whose processes did not fail keeps 0).
+            agent_store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                        timeout=timeout)
             rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+            attempt = agent_store.add(f"rnn-playground/joins/rank{rank}", 1)
+            store = dist.PrefixStore(f"rnn-playground/attempt{attempt}", agent_store)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout,
                                 device_id=device if device.type == "cuda" else None)
         self._store = store if store is not None else dist.distributed_c10d._get_default_store()
         super().__init__(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
-                         int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
+                         int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())), attempt)
         # This module's own collectives are small and go through gloo on the CPU, also beside NCCL (which
         # DDP uses for the gradients): a CUDA tensor here would make every step wait for the device.
         self._cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None

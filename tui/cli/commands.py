@@ -202,7 +202,7 @@ def train_as_rank(args: argparse.Namespace, devices: list[str], console: Console
         nonlocal restarted
         root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
         folder = resolve_checkpoint(args.resume).parent if args.resume else root / (args.run_name or "")
-        restart = distributed.restart_target(folder) if args.resume or args.run_name else None
+        restart = distributed.restart_target(folder, group.attempt) if args.resume or args.run_name else None
         restarted = restart is not None
         return str(restart or args.resume or "").encode()
 

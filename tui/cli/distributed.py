@@ -21,7 +21,7 @@ from rich.console import Console
 from rnn_playground.core import runs
 from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.device import device_for_flag
-from rnn_playground.core.distributed import TIMEOUT_ENV, restart_count
+from rnn_playground.core.distributed import TIMEOUT_ENV
 from rnn_playground.core.errors import CheckpointError, ConfigError, PlaygroundError
 
 from .terminal import EXIT_ERROR
@@ -164,9 +164,9 @@ def last_checkpoint(run_dir: Path) -> str:
             f"--resume {run_dir}.")
 
 
-def restart_target(run_dir: Path) -> Path | None:
-    """After torchrun restarted the workers (--max-restarts), the run's last checkpoint to resume from."""
-    if restart_count() == 0:
+def restart_target(run_dir: Path, attempt: int) -> Path | None:
+    """After torchrun restarted the workers (--max-restarts: `attempt` 2 and up), the run's last checkpoint."""
+    if attempt <= 1:
         return None
     try:
         return runs.resolve_checkpoint(run_dir)
