@@ -19,6 +19,7 @@ from rnn_playground.core.checkpoint import load_checkpoint
 from rnn_playground.core.distributed import split_rows
 
 from .conftest import TINY_TEXT
+from .tui_helpers import records, until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -38,11 +39,6 @@ def train(root: Path, name: str, *args: str, timeout: float = 180) -> subprocess
                              "--runs-dir", str(root / "runs"), "--name", name, *FLAGS, *args],
                             cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     return result
-
-
-def records(run_dir: Path, event: str | None = None) -> list[dict]:
-    found, _ = runs.read_metrics(run_dir)
-    return [r for r in found if event is None or r["event"] == event]
 
 
 def losses(run_dir: Path) -> tuple[dict[int, float], dict[int, float]]:
@@ -158,16 +154,6 @@ def rank_pid(launcher: subprocess.Popen, rank: int) -> int:
     raise AssertionError(f"no worker of local rank {rank}")
 
 
-def until(predicate, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def start_two_ranks(root: Path, name: str, *args: str) -> subprocess.Popen:
     corpus = root / "tiny.txt"
     if not corpus.exists():
@@ -182,7 +168,7 @@ def test_a_killed_rank_ends_the_run_with_its_name_and_keeps_the_last_checkpoint(
     launcher = start_two_ranks(tmp_path, "killed", "--val-every", "5")
     run_dir = tmp_path / "runs" / "killed"
     try:
-        until(lambda: (run_dir / "last.safetensors").exists(), what="a first checkpoint")
+        until(lambda: (run_dir / "last.safetensors").exists(), 120, what="a first checkpoint")
         os.kill(rank_pid(launcher, 1), signal.SIGKILL)
         _, stderr = launcher.communicate(timeout=90)
     finally:
@@ -198,7 +184,7 @@ def test_a_signal_to_the_launcher_stops_every_rank_with_one_checkpoint(tmp_path)
     launcher = start_two_ranks(tmp_path, "signalled")
     run_dir = tmp_path / "runs" / "signalled"
     try:
-        until(lambda: records(run_dir, "started") if run_dir.exists() else None, what="the run to start")
+        until(lambda: records(run_dir, "started") if run_dir.exists() else None, 120, what="the run to start")
         time.sleep(1.0)
         launcher.send_signal(signal.SIGTERM)
         _, stderr = launcher.communicate(timeout=90)
@@ -217,9 +203,9 @@ def test_max_restarts_resumes_a_run_after_a_rank_dies(tmp_path):
     launcher = start_two_ranks(tmp_path, "restarted", "--val-every", "5", "--max-restarts", "1")
     run_dir = tmp_path / "runs" / "restarted"
     try:
-        until(lambda: (run_dir / "last.safetensors").exists(), what="a first checkpoint")
+        until(lambda: (run_dir / "last.safetensors").exists(), 120, what="a first checkpoint")
         os.kill(rank_pid(launcher, 1), signal.SIGKILL)
-        restarted = until(lambda: len(records(run_dir, "started")) >= 2, what="the restart")
+        restarted = until(lambda: len(records(run_dir, "started")) >= 2, 120, what="the restart")
         assert restarted
         start = records(run_dir, "started")[-1]
         assert start["start_step"] > 0
@@ -254,13 +240,13 @@ def test_control_reaches_every_rank_at_the_same_step(tmp_path):
         assert result.returncode == 0, result.stderr
 
     try:
-        until(lambda: rank_events(0, "step") and rank_events(1, "step"), what="both ranks training")
+        until(lambda: rank_events(0, "step") and rank_events(1, "step"), 120, what="both ranks training")
         ctl("pause")
-        until(lambda: rank_events(0, "paused") and rank_events(1, "paused"), what="both ranks paused")
+        until(lambda: rank_events(0, "paused") and rank_events(1, "paused"), 120, what="both ranks paused")
         ctl("save")
-        until(lambda: [r for r in records(run_dir, "checkpoint") if r["reason"] == "requested"], what="the save")
+        until(lambda: [r for r in records(run_dir, "checkpoint") if r["reason"] == "requested"], 120, what="the save")
         ctl("resume")
-        until(lambda: rank_events(0, "resumed") and rank_events(1, "resumed"), what="both ranks resumed")
+        until(lambda: rank_events(0, "resumed") and rank_events(1, "resumed"), 120, what="both ranks resumed")
         ctl("stop")
         _, stderr = worker.communicate(timeout=90)
     finally:
