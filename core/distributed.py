@@ -18,11 +18,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
 from .errors import ConfigError, PlaygroundError
 
+T = TypeVar("T")
 DEFAULT_RANK_TIMEOUT_S = 180.0  # a collective not answered this long means a rank died or hangs
 TIMEOUT_ENV = "RNN_PLAYGROUND_RANK_TIMEOUT"  # the launcher passes --rank-timeout to the ranks this way
 
@@ -91,6 +93,13 @@ class Solo:
         read once for every machine). When it fails there, every rank raises: rank 0 its own error,
         the others a MainRankError with its message, so no rank waits for an answer that never comes."""
         return work()
+
+    def main_first(self, work: Callable[[], T]) -> T:
+        """`work()` on rank 0, then on the others once it succeeded there (one download of a corpus, and
+        its error said once: the others raise a MainRankError)."""
+        done: list[T] = []
+        self.from_main(lambda: done.append(work()) or b"")
+        return done[0] if done else work()
 
     def lost(self, exc: Exception, what: str) -> Exception:
         return exc  # alone, nothing can be lost: the error is what it says

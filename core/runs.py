@@ -51,16 +51,28 @@ def new_run_name(runs_dir: Path, rng: random.Random | None = None) -> str:
     raise RuntimeError("could not find an unused run name")  # 500 x 9000 names taken: unreachable in practice
 
 
-def claim_new_run(runs_dir: Path | str | None, name: str | None) -> RunLock:
-    """The lock of a new run's folder (runs_dir/name; a generated name when None), taken before anything
-    loads. Refuses an unsafe name, a folder another process is writing, and a finished run's folder."""
+def new_run_dir(runs_dir: Path | str | None, name: str | None) -> Path:
+    """The folder of a new run: runs_dir/name, a generated name when None. Refuses an unsafe name."""
     root = Path(runs_dir) if runs_dir else default_runs_dir()
-    run_dir = root / check_run_name(name if name is not None else new_run_name(root))
-    lock = RunLock.acquire(run_dir)
+    return root / check_run_name(name if name is not None else new_run_name(root))
+
+
+def check_unused(run_dir: Path) -> None:
+    """Refuse to start a new run in a finished run's folder."""
     if any(run_dir.glob("*.safetensors")):
-        lock.release()
         raise ConfigError(f"Run folder {run_dir} already holds checkpoints. Pick another --name, "
                           f"or continue it with --resume {run_dir}.")
+
+
+def claim_new_run(runs_dir: Path | str | None, name: str | None) -> RunLock:
+    """The lock of a new run's folder (new_run_dir), taken before anything loads. Refuses an unsafe name, a
+    folder another process is writing, and a finished run's folder."""
+    lock = RunLock.acquire(new_run_dir(runs_dir, name))
+    try:
+        check_unused(lock.run_dir)
+    except ConfigError:
+        lock.release()
+        raise
     return lock
 
 

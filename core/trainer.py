@@ -192,16 +192,7 @@ class Trainer:
         if task is None:
             # Stored absolute, so that --resume from another working folder finds the same file.
             config = replace(config, corpus=absolute_spec(config.corpus))
-
-            def load() -> bytes:
-                nonlocal corpus
-                corpus = load_corpus(config.corpus, glob=config.glob, progress=corpus_progress)
-                return b""
-
-            corpus = None
-            group.from_main(load)  # rank 0 first: one download, and its error said once
-            if corpus is None:
-                load()
+            corpus = group.main_first(lambda: load_corpus(config.corpus, glob=config.glob, progress=corpus_progress))
             self.warnings.extend(corpus.warnings)
             vocab = Vocab(resume_from.meta["vocab"]) if resume_from else Vocab(corpus.characters)
             if resume_from is None:

@@ -108,11 +108,8 @@ def launch(args: argparse.Namespace, devices: list[str], console: Console) -> in
     if args.resume:
         run_dir = runs.resolve_checkpoint(args.resume).parent
     else:
-        root = Path(args.runs_dir) if args.runs_dir else runs.default_runs_dir()
-        run_dir = root / runs.check_run_name(args.run_name or runs.new_run_name(root))
-        if any(run_dir.glob("*.safetensors")):
-            raise ConfigError(f"Run folder {run_dir} already holds checkpoints. Pick another --name, "
-                              f"or continue it with --resume {run_dir}.")
+        run_dir = runs.new_run_dir(args.runs_dir, args.run_name)
+        runs.check_unused(run_dir)
     if args.max_restarts < 0:
         raise ConfigError(f"--max-restarts must be 0 or more, got {args.max_restarts}.")
     if args.rank_timeout is not None:
