@@ -12,6 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from .checkpoint import atomic_writer, read_metadata, temp_file_beside
 from .errors import CheckpointError, ConfigError, PlaygroundError, RunBusyError, RunFolderError
@@ -366,6 +367,22 @@ def _json_kind(value) -> str:
     return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
+def _file_sizes(run_dir: Path) -> list[tuple[int, float]]:
+    """(size, mtime) of each file in run_dir but the lock. A file replaced or removed between the listing and
+    its stat (a writer's temporary, renamed into place) is skipped: the folder is still there."""
+    sizes = []
+    for path in run_dir.iterdir():
+        if path.name == LOCK:  # the lock is bookkeeping
+            continue
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if S_ISREG(stat.st_mode):
+            sizes.append((stat.st_size, stat.st_mtime))
+    return sizes
+
+
 def run_info(run_dir: Path) -> RunInfo | None:
     """What a run folder holds, or None if it is not a run. A run whose run.json is unusable is listed
     with `problem` saying why (and what the checkpoint tells), so one bad folder never hides the others."""
@@ -384,10 +401,9 @@ def run_info(run_dir: Path) -> RunInfo | None:
     # The lock decides liveness; with no writer, a killed writer's temporaries go before sizes are summed.
     live = writer_of(run_dir, clean=True) is not None
     try:
-        files = [p for p in run_dir.iterdir() if p.is_file() and p.name != LOCK]  # the lock is bookkeeping
-        sizes = [(p.stat().st_size, p.stat().st_mtime) for p in files]
+        sizes = _file_sizes(run_dir)
     except FileNotFoundError:
-        raise  # deleted while being listed: the caller lists again (watch.runs_for_display)
+        raise  # the folder itself went while being listed: the caller lists again
     except OSError as exc:
         problem = problem or f"the folder cannot be read ({exc.strerror or exc})"
         sizes = []

@@ -180,6 +180,30 @@ def test_temporaries_of_a_dead_writer_go_when_the_run_is_opened_or_listed(tiny_r
     assert not any(p.exists() for p in leftovers)
 
 
+def test_a_live_writers_temporaries_coming_and_going_never_break_a_listing(tiny_run):
+    """A writer's temporary can be renamed into place between the listing of the folder and its stat (CI
+    caught the app's pause failing so). Every listing must still answer, with the live run's real files."""
+    import threading
+
+    from rnn_playground.core.checkpoint import atomic_writer
+    done = threading.Event()
+
+    def churn():  # what a training run does to run.json, as fast as it can
+        while not done.is_set():
+            with atomic_writer(tiny_run / "scratch.json") as handle:
+                handle.write(b"{}")
+
+    with runs.RunLock.acquire(tiny_run):
+        writer = threading.Thread(target=churn)
+        writer.start()
+        try:
+            infos = [runs.run_info(tiny_run) for _ in range(3000)]
+        finally:
+            done.set()
+            writer.join()
+    assert all(info is not None and info.live and info.size_bytes > 0 for info in infos)
+
+
 # --------------------------------------------------------------------------- unusable run.json
 
 
