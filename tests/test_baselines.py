@@ -100,6 +100,8 @@ def test_a_character_outside_the_vocabulary_is_named_and_costs_at_least_log_v_pl
     model = ngram(ABRA, 3)
     assert model.unknown_chars("abXracYX") == {"X": 2, "Y": 1}
     assert model.unknown_chars("abra") == {}
+    # A lone surrogate (from surrogateescape decoding) is one more character, not an encoding error.
+    assert model.unknown_chars("a\udcffb") == {"\udcff": 1} and model.surprisals("a\udcffb").shape == (2,)
     surprisals = model.surprisals("abXra")
     assert surprisals[1] >= math.log(model.vocab_size + 1)
     # After the unknown character the context is unseen at every order: r is scored by the unigram.
