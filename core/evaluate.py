@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from .config import TrainConfig
 from .corpus import Vocab, load_corpus, split_parts
+from .device import choose_threads, step_work, torch_threads
 from .errors import CorpusError
 from .model import CharRNN
 
@@ -48,13 +49,15 @@ class Surprisals:
 
 
 def char_surprisals(model: CharRNN, vocab: Vocab, text: str, *, exact: bool = False, warmup: int = WARMUP,
-                    min_chunk: int = MIN_CHUNK, max_streams: int = MAX_STREAMS) -> Surprisals:
+                    min_chunk: int = MIN_CHUNK, max_streams: int = MAX_STREAMS, threads: int | None = None
+                    ) -> Surprisals:
     """Surprisal (nats) of each character of text[1:] given all before it, dropout off.
 
     exact=True reads the text as one stream. Otherwise the known characters are cut into up to
     `max_streams` contiguous chunks of at least `min_chunk`, run as a batch; each chunk after the
     first first reads the `warmup` characters before it (unscored), so its state is nearly the one
-    stream's (tests/test_evaluate.py bounds the difference)."""
+    stream's (tests/test_evaluate.py bounds the difference). `threads`: torch's CPU threads (None: the
+    automatic choice, 1 on a busy machine, where more threads wait on each other at every step)."""
     penalty = unknown_penalty(len(vocab))
     scored = max(len(text) - 1, 0)
     nats = np.full(scored, penalty)
@@ -64,8 +67,9 @@ def char_surprisals(model: CharRNN, vocab: Vocab, text: str, *, exact: bool = Fa
     if len(positions) >= 2:
         ids = torch.tensor([vocab.index[text[i]] for i in positions], dtype=torch.long)
         device = next(model.parameters()).device
-        known_nats = _stream_nats(model, ids.to(device), 1 if exact else _streams(len(ids) - 1, warmup, min_chunk,
-                                                                                  max_streams), warmup)
+        streams = 1 if exact else _streams(len(ids) - 1, warmup, min_chunk, max_streams)
+        with torch_threads(choose_threads(threads, step_work(streams, model.config.hidden), device.type)):
+            known_nats = _stream_nats(model, ids.to(device), streams, warmup)
         # The first known character has no known context (it keeps the uniform guess unless it is text[0]).
         nats[positions[1:] - 1] = known_nats
     return Surprisals(nats, unknown, tuple(sorted(set(text) - vocab.index.keys())), penalty)
@@ -167,10 +171,10 @@ def summarize(run: str, model: str, nats: np.ndarray, *, unknown: np.ndarray | N
 
 
 def evaluate_text(model: CharRNN, vocab: Vocab, text: str, *, run: str, name: str, exact: bool = False,
-                  text_name: str = "") -> Evaluation:
+                  text_name: str = "", threads: int | None = None) -> Evaluation:
     """Score `text` with a model (char_surprisals), timed, as an Evaluation."""
     started = time.perf_counter()
-    scores = char_surprisals(model, vocab, text, exact=exact)
+    scores = char_surprisals(model, vocab, text, exact=exact, threads=threads)
     seconds = time.perf_counter() - started
     return summarize(run, name, scores.nats, unknown=scores.unknown, unknown_chars=scores.unknown_chars,
                      penalty=scores.penalty, seconds=seconds, exact=exact, text=text_name)

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.corpus import decode_utf8
-from rnn_playground.core.device import device_for_flag
+from rnn_playground.core.device import check_threads, device_for_flag
 from rnn_playground.core.errors import ConfigError, CorpusError
 from rnn_playground.core.evaluate import SPLITS, Evaluation, SplitText, evaluate_text, run_split_text
 from rnn_playground.core.loading import load_model
@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     parser.add_argument("--show", type=int, default=3000,
                         help="with --diff, characters of the text shown (0 = all); the summary covers all of it")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch, 1 to the CPU count (default: automatic: 1 on a busy machine, "
+                             "else one per free core)")
     parser.set_defaults(func=cmd_eval)
 
 
@@ -88,6 +91,8 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if args.show < 0:
         raise ConfigError(f"--show must be 0 (all) or a number of characters, got {args.show}.")
     device_for_flag(args.device)
+    if args.threads is not None:
+        check_threads(args.threads)
     file_text = SplitText(read_text_file(args.file), Path(args.file).name, ("file",)) if args.file else None
     split = args.split or "val"
     prefer = BEST if args.best else LAST
@@ -100,7 +105,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     for path, text in zip(paths, texts, strict=True):
         model, vocab, _ = load_model(path, args.device)
         rows.append(evaluate_text(model, vocab, text.text, run=_run_name(path), name=describe_model(model.config),
-                                  exact=args.exact, text_name=text.name))
+                                  exact=args.exact, text_name=text.name, threads=args.threads))
     out = output_console()
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=1))
