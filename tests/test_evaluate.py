@@ -243,3 +243,21 @@ def test_diff_without_colour_reads_by_markers(tiny_run, tmp_path, capsys, monkey
 def test_diff_needs_two_runs(tiny_run, capsys):
     assert main(["eval", str(tiny_run), "--diff", "--device", "cpu"]) == EXIT_ERROR
     assert "--diff compares two runs; got 1." in capsys.readouterr().err
+
+
+def test_a_series_run_is_refused_before_any_corpus_loads(tmp_path, capsys):
+    from .tui_helpers import series_run
+    run = series_run(tmp_path / "runs", "waves")
+    assert main(["eval", str(run), "--device", "cpu"]) == EXIT_ERROR
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not a character model" in err and "Traceback" not in err
+
+
+def test_diff_of_runs_whose_splits_differ_asks_for_a_file(tiny_run, tiny_corpus, tmp_path, capsys):
+    trainer = Trainer(tiny_config(tiny_corpus, run_name="held", runs_dir=str(tmp_path / "runs"), steps=3,
+                                  test_fraction=0.2))
+    run_to_end(trainer)
+    assert main(["eval", str(tiny_run), str(trainer.run_dir), "--diff", "--device", "cpu"]) == EXIT_ERROR
+    assert "--diff needs both runs to score the same text" in " ".join(capsys.readouterr().err.split())
+    assert main(["eval", str(tiny_run), str(trainer.run_dir), "--device", "cpu"]) == 0  # each on its own split
+    assert "not directly comparable" in capsys.readouterr().out

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads, device_for_flag
 from rnn_playground.core.errors import ConfigError, CorpusError
@@ -97,13 +96,14 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     split = args.split or "val"
     prefer = BEST if args.best else LAST
     paths = [resolve_checkpoint(run, prefer) for run in args.runs]
-    texts = [file_text or run_split_text(read_metadata(path), split, _run_name(path)) for path in paths]
+    loaded = [load_model(path, args.device) for path in paths]  # refuses a series run before its "corpus" loads
+    texts = [file_text or run_split_text(checkpoint.meta, split, _run_name(path))
+             for path, (_, _, checkpoint) in zip(paths, loaded, strict=True)]
     if args.diff and texts[0].key != texts[1].key:
         raise CorpusError(f"--diff needs both runs to score the same text, but their {split} splits differ (other "
                           "corpora or fractions). Give --file PATH to score one text with both.")
     rows: list[Evaluation] = []
-    for path, text in zip(paths, texts, strict=True):
-        model, vocab, _ = load_model(path, args.device)
+    for path, text, (model, vocab, _) in zip(paths, texts, loaded, strict=True):
         rows.append(evaluate_text(model, vocab, text.text, run=_run_name(path), name=describe_model(model.config),
                                   exact=args.exact, text_name=text.name, threads=args.threads))
     out = output_console()
