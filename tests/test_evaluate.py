@@ -26,8 +26,9 @@ from rnn_playground.tui.viewmodel.eval_view import A_WINS, B_WINS, TIE, diff_spa
 from .conftest import TINY_TEXT, run_to_end, tiny_config
 
 # The batched reading (chunks side by side, each warmed up on the characters before it) against one
-# stream, on the tiny trained model: the mean may differ by at most this many nats per character.
-BATCHED_TOLERANCE = 0.01
+# stream, on the tiny trained model: the mean may differ by at most this many nats per character
+# (measured: 5e-9 with a 64-character warm-up, 5e-6 with 16; the largest single character 1e-6 and 0.02).
+BATCHED_TOLERANCE = 1e-4
 
 
 @pytest.fixture
