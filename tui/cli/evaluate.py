@@ -40,14 +40,14 @@ def register(subparsers) -> None:
         "eval", help="score a text with runs: bits per character with a 95%% interval; --diff compares two",
         description="Score a text with each run: the surprisal of every character given all before it, the text "
                     "read as one stream with the hidden state carried, as bits (and nats) per character with a "
-                    "95%% interval from a block bootstrap (blocks of 1,000 characters, 1,000 resamples). "
+                    "95% interval from a block bootstrap (blocks of 1,000 characters, 1,000 resamples). "
                     "The text is a file (--file), or each run's own validation or test split (--split). Characters "
                     "outside a run's vocabulary are counted and scored log(V+1) nats each (a uniform guess over "
                     "its V characters plus one unknown); the model skips them as input.\n\n"
                     "With --diff and two runs, the text is shown coloured by which run predicts each character "
-                    f"better (green: the first, red: the second; brighter: {LARGE_BITS:g} bits or more; under "
-                    f"{TIE_BITS:g} bits: a tie), and where each wins most. Without colour (NO_COLOR, a pipe), a "
-                    "line of markers under each line of text: a/A where the first wins, b/B the second.",
+                    f"better (green: the first, red: the second; on a green or red ground: {LARGE_BITS:g} bits or "
+                    f"more; under {TIE_BITS:g} bits: a tie), and where each wins most. Without colour (NO_COLOR, "
+                    "a pipe), a line of markers under each line of text: a/A where the first wins, b/B the second.",
         formatter_class=HelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN",
                         help="run folders (their last checkpoint) or .safetensors files")
@@ -153,7 +153,7 @@ def show_diff(out: Console, text: str, a: Evaluation, b: Evaluation, show: int) 
               highlight=False)
     if colour:
         out.print(f"[green]green[/]: A predicts better, [red]red[/]: B does (by {TIE_BITS:g} bits or more; "
-                  f"bold: {LARGE_BITS:g} or more)", highlight=False)
+                  f"[bold black on green]on a ground[/]: {LARGE_BITS:g} or more)", highlight=False)
         line = Text()
         for span in spans:
             line.append(span.text, style=_STYLES.get((span.winner, span.level), ""))
