@@ -27,7 +27,7 @@ class CharTask:
 
     def __init__(self, config: TrainConfig, corpus: Corpus, vocab: Vocab, device: torch.device,
                  group: Solo | None = None):
-        check_size(corpus, config.batch, config.seq, config.val_fraction)
+        check_size(corpus, config.batch, config.seq, config.val_fraction, config.test_fraction)
         self.group = group or Solo()
         check_split(config.batch, self.group.world_size)
         self.config, self.corpus, self.vocab, self.device = config, corpus, vocab, device
@@ -36,7 +36,7 @@ class CharTask:
             raise CorpusError(f"Corpus {corpus.source} has characters the checkpoint's vocabulary lacks: "
                               f"{describe_chars(lacking)}. Resume with the original corpus, or start a new run.")
         ids = corpus.ids(vocab)  # compact: 1 byte a character for up to 256 characters
-        train_ids, self.val_ids = split_ids(ids, config.val_fraction)
+        train_ids, self.val_ids = split_ids(ids, config.val_fraction, config.test_fraction)  # the test part unseen
         self.batches = StreamBatches(train_ids, config.batch, config.seq)
         # This rank's streams: a contiguous block of rows, a view (nothing is copied on the CPU).
         self.streams = split_rows(config.batch, self.group.rank, self.group.world_size)

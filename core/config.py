@@ -156,6 +156,8 @@ class TrainConfig(LoopConfig):
                                       "split when it is longer; the whole split is read when a run finishes "
                                       "(0 = the whole split every time)")
     sample_chars: int = option(200, "length of the sample shown at each validation (0 = none)")
+    test_fraction: float = option(0.0, "fraction held out at the very end, after the validation part, as a test "
+                                       "split that training and validation never see (`eval --split test`)")
 
     def validate(self) -> None:
         """Refuse any unusable setting, naming its flag ("--hidden must ..."), before anything is loaded
@@ -177,6 +179,9 @@ class TrainConfig(LoopConfig):
                               f"got {self.val_sample}.")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"--val-fraction must be in [0, 0.9), got {self.val_fraction}.")
+        if not (0 <= self.test_fraction and self.test_fraction + self.val_fraction < 0.9):  # also refuses NaN
+            raise ConfigError(f"--test-fraction must be 0 or more, and with --val-fraction ({self.val_fraction:g}) "
+                              f"below 0.9, got {self.test_fraction:g}.")
         if self.steps is not None:
             _check_range("steps", self.steps, 1)
         for name in ("epochs", "minutes"):

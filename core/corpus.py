@@ -8,6 +8,7 @@ import sysconfig
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -366,41 +367,63 @@ def load_corpus(spec: str = DEFAULT_CORPUS, *, glob: str = "*", cache: Path | No
         f"{', '.join(REMOTE_CORPORA)}, or a path to a UTF-8 text file or a folder.")
 
 
-def _fits(total: int, train_needed: int, val_fraction: float) -> bool:
-    n_val = int(total * val_fraction)
-    return total - n_val >= train_needed and (val_fraction <= 0 or n_val >= 2)
+def _fits(total: int, train_needed: int, val_fraction: float, test_fraction: float = 0.0) -> bool:
+    n_val, n_test = int(total * val_fraction), int(total * test_fraction)
+    return (total - n_val - n_test >= train_needed and (val_fraction <= 0 or n_val >= 2)
+            and (test_fraction <= 0 or n_test >= 2))
 
 
-def minimum_chars(batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> int:
-    """The smallest corpus that gives one full training batch and some validation text (exact)."""
+def minimum_chars(batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION, test_fraction: float = 0.0) -> int:
+    """The smallest corpus that gives one full training batch and some validation (and test) text (exact)."""
     train_needed = batch * seq + 1
     low, high = train_needed, train_needed
-    while not _fits(high, train_needed, val_fraction):  # the training part grows with the total,
+    while not _fits(high, train_needed, val_fraction, test_fraction):  # the training part grows with the total,
         low, high = high, high * 2                      # so a binary search finds the exact minimum
     while low < high:
         middle = (low + high) // 2
-        if _fits(middle, train_needed, val_fraction):
+        if _fits(middle, train_needed, val_fraction, test_fraction):
             high = middle
         else:
             low = middle + 1
     return high
 
 
-def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> None:
+def check_size(corpus: Corpus, batch: int, seq: int, val_fraction: float = DEFAULT_VAL_FRACTION,
+               test_fraction: float = 0.0) -> None:
     if not corpus.length:
         raise CorpusError(f"Corpus {corpus.source} is empty. Pick a file with some text in it.")
-    needed = minimum_chars(batch, seq, val_fraction)
+    needed = minimum_chars(batch, seq, val_fraction, test_fraction)
     if corpus.length < needed:
+        test = f" and {test_fraction:.0%} for testing" if test_fraction > 0 else ""
         raise CorpusError(
             f"Corpus {corpus.source} has {corpus.length:,} characters, but batch {batch} x sequence {seq} "
-            f"with {val_fraction:.0%} held out for validation needs at least {needed:,}. "
+            f"with {val_fraction:.0%} held out for validation{test} needs at least {needed:,}. "
             "Use a larger text, or lower --batch or --seq.")
 
 
-def split_ids(ids: torch.Tensor, val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train on the first part, validate on the last `val_fraction` (no shuffling across the split)."""
-    n_val = int(len(ids) * val_fraction)
-    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+class Splits(NamedTuple):
+    """Parts of the type split (a tensor of ids or a str); not Generic: Python 3.10 has no generic NamedTuple."""
+    train: Any
+    val: Any
+    test: Any
+
+
+def split_parts(ids: torch.Tensor | str, val_fraction: float = DEFAULT_VAL_FRACTION,
+                test_fraction: float = 0.0) -> Splits:
+    """A text (ids or a str) as train, validation and test parts, in that order, unshuffled: the test part
+    is the last `test_fraction`, the validation part the `val_fraction` before it (both of the whole).
+    With no test part the split is exactly split_ids' of old."""
+    n_val, n_test = int(len(ids) * val_fraction), int(len(ids) * test_fraction)
+    val_start, test_start = len(ids) - n_test - n_val, len(ids) - n_test
+    return Splits(ids[:val_start], ids[val_start:test_start], ids[test_start:])
+
+
+def split_ids(ids: torch.Tensor, val_fraction: float = DEFAULT_VAL_FRACTION,
+              test_fraction: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train on the first part, validate on the next `val_fraction` (no shuffling across the split);
+    the last `test_fraction` is neither (split_parts)."""
+    train, val, _ = split_parts(ids, val_fraction, test_fraction)
+    return train, val
 
 
 def validation_spans(ids: torch.Tensor, limit: int, streams: int) -> tuple[torch.Tensor, torch.Tensor]:

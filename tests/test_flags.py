@@ -60,7 +60,7 @@ CASES = list(cases())
 
 def test_the_table_covers_every_command():
     covered = {path for path, _, _ in (case.values for case in CASES)}
-    assert {("train",), ("sample",), ("gates",), ("series", "train"), ("series", "forecast")} <= covered
+    assert {("train",), ("sample",), ("gates",), ("eval",), ("series", "train"), ("series", "forecast")} <= covered
     assert len(CASES) > 200
 
 
@@ -108,6 +108,8 @@ def base_argv(path: tuple[str, ...], flag: str, made: dict) -> list[str]:
         csv_only = flag.lstrip("-").replace("-", "_") in SeriesConfig.CSV_ONLY or flag == "--csv"
         source = ["--csv", str(made["csv"]), "--column", "v"] if csv_only else ["--signal", "sine", "--length", "200"]
         return ["series", "train", *source, *TINY_SERIES]
+    if path == ("eval",):
+        return ["eval", str(made["char"]), "--device", "cpu"]
     if path == ("series", "forecast"):
         return ["series", "forecast", str(made["series"]), "--steps", "3"]
     return list(path)
