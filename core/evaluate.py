@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from . import baselines
 from .config import TrainConfig
-from .corpus import Vocab, load_corpus, split_parts
+from .corpus import Splits, Vocab, load_corpus, split_parts
 from .device import choose_threads, step_work, torch_threads
 from .errors import CorpusError
 from .model import CharRNN
@@ -146,6 +147,7 @@ class Evaluation:
     seconds: float = 0.0
     exact: bool = True
     text: str = ""                   # what was scored: a file, a split
+    kind: str = "model"              # "model" (a run), or "baseline" (core.baselines, on a run's training text)
     surprisals: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
 
     @property
@@ -157,17 +159,17 @@ class Evaluation:
                 "bits_per_char": self.bits_per_char, "nats_per_char": self.nats_per_char,
                 "interval_bits": list(self.interval), "unknown_count": self.unknown_count,
                 "unknown_chars": list(self.unknown_chars), "unknown_penalty_nats": self.penalty_nats,
-                "seconds": self.seconds, "exact": self.exact}
+                "seconds": self.seconds, "exact": self.exact, "kind": self.kind}
 
 
-def summarize(run: str, model: str, nats: np.ndarray, *, unknown: np.ndarray | None = None,
+def summarize(run: str, model: str, nats: np.ndarray, *, unknown_count: int = 0,
               unknown_chars: tuple[str, ...] = (), penalty: float | None = None, seconds: float = 0.0,
-              exact: bool = True, text: str = "") -> Evaluation:
+              exact: bool = True, text: str = "", kind: str = "model") -> Evaluation:
     """An Evaluation from per-character surprisals (nats): a model's, or a baseline's."""
     low, high = block_bootstrap(nats)
     return Evaluation(run, model, len(nats), float(nats.mean()) if len(nats) else math.nan,
-                      (low / math.log(2), high / math.log(2)), int(unknown.sum()) if unknown is not None else 0,
-                      unknown_chars, penalty, seconds, exact, text, nats)
+                      (low / math.log(2), high / math.log(2)), unknown_count, unknown_chars, penalty, seconds,
+                      exact, text, kind, nats)
 
 
 def evaluate_text(model: CharRNN, vocab: Vocab, text: str, *, run: str, name: str, exact: bool = False,
@@ -176,7 +178,8 @@ def evaluate_text(model: CharRNN, vocab: Vocab, text: str, *, run: str, name: st
     started = time.perf_counter()
     scores = char_surprisals(model, vocab, text, exact=exact, threads=threads)
     seconds = time.perf_counter() - started
-    return summarize(run, name, scores.nats, unknown=scores.unknown, unknown_chars=scores.unknown_chars,
+    return summarize(run, name, scores.nats, unknown_count=int(scores.unknown.sum()),
+                     unknown_chars=scores.unknown_chars,
                      penalty=scores.penalty, seconds=seconds, exact=exact, text=text_name)
 
 
@@ -190,27 +193,68 @@ class SplitText:
     key: tuple            # equal for two runs exactly when they split the same text the same way
 
 
-def run_split_text(meta: dict, which: str, run: str) -> SplitText:
-    """The validation or test part of the corpus a run trained on (checkpoint metadata `meta`), reloaded
-    and split as its training split it. Refuses a split the run does not have, and a corpus whose text
-    changed since (its split would not be the text the run held out)."""
+@dataclass(frozen=True)
+class RunCorpus:
+    """The corpus a run trained on, reloaded and split as its training split it."""
+    spec: str
+    label: str            # the file name, or the built-in corpus's name
+    fingerprint: str
+    config: TrainConfig
+    parts: Splits
+
+
+def run_corpus(meta: dict, run: str, why: str) -> RunCorpus:
+    """The corpus of a run (checkpoint metadata `meta`), split as training split it. Refuses a corpus whose
+    text changed since: its parts would not be the ones the run trained and held out on. `why` names what
+    needs it, for the message."""
     config = TrainConfig.from_dict(meta.get("config") or {})  # a checkpoint from before --test-fraction: 0
+    stored = meta.get("corpus") or {}
+    spec = stored.get("spec") or config.corpus
+    corpus = load_corpus(spec, glob=config.glob)
+    if stored.get("fingerprint") and stored["fingerprint"] != corpus.fingerprint:
+        raise CorpusError(f"{why}: the corpus of run {run} ({spec}) has changed since it trained, so its parts are no "
+                          "longer the text it trained and held out on. Score a file with --file PATH.")
+    label = Path(spec).name if not spec.startswith("builtin:") else spec
+    return RunCorpus(spec, label, corpus.fingerprint, config,
+                     split_parts(corpus.text, config.val_fraction, config.test_fraction))
+
+
+def run_split_text(meta: dict, which: str, run: str) -> SplitText:
+    """The validation or test part of the corpus a run trained on (run_corpus)."""
+    return split_text(run_corpus(meta, run, f"--split {which}"), which, run)
+
+
+def split_text(corpus: RunCorpus, which: str, run: str) -> SplitText:
+    """The validation or test part of a run's corpus. Refuses a split the run does not have."""
+    config = corpus.config
     fraction = config.test_fraction if which == "test" else config.val_fraction
     if fraction <= 0:
         flag = "--test-fraction" if which == "test" else "--val-fraction"
         raise CorpusError(f"--split {which}: run {run} has no {which} split (it trained with {flag} 0). "
                           + ("Train with --test-fraction (e.g. 0.1) to hold one out, " if which == "test" else "")
                           + "or score a file with --file PATH.")
-    stored = meta.get("corpus") or {}
-    spec = stored.get("spec") or config.corpus
-    corpus = load_corpus(spec, glob=config.glob)
-    if stored.get("fingerprint") and stored["fingerprint"] != corpus.fingerprint:
-        raise CorpusError(f"--split {which}: the corpus of run {run} ({spec}) has changed since it trained, so its "
-                          f"{which} split is no longer the text it held out. Score a file with --file PATH.")
-    part = getattr(split_parts(corpus.text, config.val_fraction, config.test_fraction), which)
+    part = getattr(corpus.parts, which)
     if len(part) < 2:
         raise CorpusError(f"--split {which}: the {which} split of run {run} has {len(part)} character(s); at least 2 "
                           "are needed to predict one. Score a file with --file PATH.")
-    label = Path(spec).name if not spec.startswith("builtin:") else spec
-    return SplitText(part, f"{which} split of {label}",
+    return SplitText(part, f"{which} split of {corpus.label}",
                      (corpus.fingerprint, config.val_fraction, config.test_fraction, which))
+
+
+def baseline_rows(corpus: RunCorpus, text: str, *, text_name: str = "") -> list[Evaluation]:
+    """The unigram and the interpolated n-gram of the run's training text (order chosen on its validation
+    split; on the last tenth of the training text when it has none), scoring `text`, as Evaluations whose
+    `run` says whose corpus they learned."""
+    train, val = corpus.parts.train, corpus.parts.val
+    if len(val) < 2:  # no validation split: the order is chosen on the training text's last tenth
+        cut = len(train) - max(2, len(train) // 10)
+        train, val = train[:cut], train[cut:]
+    rows = []
+    for model in (baselines.unigram(train), baselines.fit_ngram(train, val)):
+        started = time.perf_counter()
+        nats = model.surprisals(text)
+        unknown = model.unknown_chars(text)
+        rows.append(summarize(f"baseline: {corpus.label}", model.name, nats, unknown_count=sum(unknown.values()),
+                              unknown_chars=tuple(unknown), penalty=None, seconds=time.perf_counter() - started,
+                              text=text_name, kind="baseline"))
+    return rows

@@ -201,6 +201,27 @@ def test_eval_on_the_test_split(tiny_corpus, tmp_path, capsys):
     assert row["text"] == "test split of tiny.txt" and row["chars"] == int(len(TINY_TEXT) * 0.2) - 1
 
 
+def test_eval_scores_the_baselines_of_the_runs_training_text(tiny_run, tiny_corpus, tmp_path, capsys):
+    from rnn_playground.core import baselines
+    train, val, _ = split_parts(TINY_TEXT, 0.1)
+    assert main(["eval", str(tiny_run), "--device", "cpu", "--json"]) == 0
+    model, *rest = json.loads(capsys.readouterr().out)
+    assert model["kind"] == "model" and [row["kind"] for row in rest] == ["baseline", "baseline"]
+    expected = [baselines.unigram(train), baselines.fit_ngram(train, val)]
+    for row, baseline in zip(rest, expected, strict=True):  # fitted on the training part, scoring the val part
+        assert row["model"] == baseline.name and row["chars"] == len(val) - 1
+        assert row["bits_per_char"] == pytest.approx(baseline.bits_per_char(val), abs=1e-12)
+    assert main(["eval", str(tiny_run), "--device", "cpu", "--json", "--no-baselines"]) == 0
+    assert [row["kind"] for row in json.loads(capsys.readouterr().out)] == ["model"]
+    # A file scored while the run's corpus is gone: the run's score stands, the baselines get a note.
+    scored = tmp_path / "other.txt"
+    scored.write_text(TINY_TEXT[:300], encoding="utf-8")
+    tiny_corpus.unlink()
+    assert main(["eval", str(tiny_run), "--device", "cpu", "--file", str(scored)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "No baselines for tiny:" in out and "LSTM" in out
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "--file {path}: cannot read it"),
     (b"", "--file {path} is empty"),

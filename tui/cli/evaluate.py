@@ -13,8 +13,16 @@ from rich.text import Text
 
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads, device_for_flag
-from rnn_playground.core.errors import ConfigError, CorpusError
-from rnn_playground.core.evaluate import SPLITS, Evaluation, SplitText, evaluate_text, run_split_text
+from rnn_playground.core.errors import ConfigError, CorpusError, PlaygroundError
+from rnn_playground.core.evaluate import (
+    SPLITS,
+    Evaluation,
+    SplitText,
+    baseline_rows,
+    evaluate_text,
+    run_corpus,
+    split_text,
+)
 from rnn_playground.core.loading import load_model
 from rnn_playground.core.model import describe_model
 from rnn_playground.core.runs import BEST, LAST, resolve_checkpoint
@@ -60,6 +68,9 @@ def register(subparsers) -> None:
                         help="read the text as one stream (slower); by default it runs in chunks side by side, "
                              "each warmed up on the 256 characters before it")
     parser.add_argument("--best", action="store_true", help="use each run's best checkpoint instead of the last")
+    parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score the text with a unigram and an interpolated Witten-Bell n-gram of each "
+                             "run's training text (order chosen on its validation split)")
     parser.add_argument("--diff", action="store_true", help="compare two runs character by character")
     parser.add_argument("--show", type=int, default=3000,
                         help="with --diff, characters of the text shown (0 = all); the summary covers all of it")
@@ -97,8 +108,11 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     prefer = BEST if args.best else LAST
     paths = [resolve_checkpoint(run, prefer) for run in args.runs]
     loaded = [load_model(path, args.device) for path in paths]  # refuses a series run before its "corpus" loads
-    texts = [file_text or run_split_text(checkpoint.meta, split, _run_name(path))
-             for path, (_, _, checkpoint) in zip(paths, loaded, strict=True)]
+    # The corpus is read for a run's own split, and for the baselines fitted on its training text.
+    corpora = [run_corpus(checkpoint.meta, _run_name(path), f"--split {split}") if not file_text else None
+               for path, (_, _, checkpoint) in zip(paths, loaded, strict=True)]
+    texts = [file_text or split_text(corpus, split, _run_name(path))
+             for path, corpus in zip(paths, corpora, strict=True)]
     if args.diff and texts[0].key != texts[1].key:
         raise CorpusError(f"--diff needs both runs to score the same text, but their {split} splits differ (other "
                           "corpora or fractions). Give --file PATH to score one text with both.")
@@ -107,16 +121,38 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         rows.append(evaluate_text(model, vocab, text.text, run=_run_name(path), name=describe_model(model.config),
                                   exact=args.exact, text_name=text.name, threads=args.threads))
     out = output_console()
+    notes = []
+    if args.baselines:
+        rows += _baselines(args, paths, loaded, corpora, texts, notes)
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=1))
         return 0
     show_table(out, rows)
+    for note in notes:
+        out.print(f"[yellow]{note}[/]", highlight=False)
     if len({text.key for text in texts}) > 1:
         out.print("[yellow]The runs were scored on different texts (each its own split): their figures are not "
                   "directly comparable.[/]", highlight=False)
     if args.diff:
         show_diff(out, texts[0].text, rows[0], rows[1], args.show)
     return 0
+
+
+def _baselines(args, paths, loaded, corpora, texts, notes: list[str]) -> list[Evaluation]:
+    """Baseline rows, once per (training text, scored text). A run whose corpus cannot be read again (moved,
+    changed) while scoring a file gets a note instead: the models' scores stand without it."""
+    rows, done = [], set()
+    for index, (path, text) in enumerate(zip(paths, texts, strict=True)):
+        try:
+            corpus = corpora[index] or run_corpus(loaded[index][2].meta, _run_name(path), "the baselines")
+        except PlaygroundError as exc:
+            notes.append(f"No baselines for {_run_name(path)}: {exc}")
+            continue
+        key = (corpus.fingerprint, corpus.config.val_fraction, corpus.config.test_fraction, text.key)
+        if key not in done:
+            done.add(key)
+            rows += baseline_rows(corpus, text.text, text_name=text.name)
+    return rows
 
 
 def _run_name(path: Path) -> str:
@@ -127,14 +163,22 @@ def show_table(out: Console, rows: list[Evaluation]) -> None:
     table = Table(title="bits per character (lower is better)")
     for column in ("run", "model", "text", "chars", "bits/char", "95% interval", "nats/char", "unknown chars"):
         table.add_column(column, justify="right" if column in ("chars", "bits/char", "nats/char") else "left")
-    for row in rows:
+    for index, row in enumerate(rows):
         low, high = row.interval
         unknown = (f"{row.unknown_count:,}: " + " ".join(escape_char(c) for c in row.unknown_chars[:12])
                    + (" …" if len(row.unknown_chars) > 12 else "")) if row.unknown_count else "0"
+        first_baseline = row.kind == "baseline" and (index == 0 or rows[index - 1].kind != "baseline")
         table.add_row(row.run, row.model, row.text, f"{row.chars:,}", f"{row.bits_per_char:.4f}",
-                      f"{low:.4f} – {high:.4f}", f"{row.nats_per_char:.4f}", unknown)
+                      f"{low:.4f} – {high:.4f}", f"{row.nats_per_char:.4f}", unknown,
+                      style="dim" if row.kind == "baseline" else None, end_section=False)
+        if first_baseline and index:
+            table.rows[index - 1].end_section = True  # a rule between the runs and the baselines
     out.print(table)
-    penalized = [row for row in rows if row.unknown_count]
+    if any(row.kind == "baseline" for row in rows):
+        out.print("[dim]Baselines learn each run's training text: a unigram and an interpolated Witten-Bell n-gram "
+                  "whose order is the best on its validation split; a character they never saw is one unknown "
+                  "symbol (--no-baselines leaves them out).[/]", highlight=False)
+    penalized = [row for row in rows if row.unknown_count and row.kind == "model"]
     if penalized:
         out.print("Characters outside a run's vocabulary are scored log(V+1) nats each (a uniform guess over its V "
                   "characters plus one unknown: " + ", ".join(f"{row.run} {row.penalty_nats:.3f}" for row in penalized)
