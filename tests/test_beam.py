@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 
 import pytest
@@ -13,8 +14,10 @@ import torch
 from rnn_playground.core.beam import beam_search, iter_beams
 from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.errors import SamplingError
+from rnn_playground.core.loading import load_model
 from rnn_playground.core.model import CharRNN, ModelConfig
 from rnn_playground.core.sampling import Sampler
+from rnn_playground.tui.cli.main import main
 
 CELLS = ("lstm", "gru", "rnn")
 
@@ -246,3 +249,49 @@ def test_unusable_settings_are_refused_naming_the_flag(width, length, norm, stop
 def test_a_prime_outside_the_vocabulary_is_refused():
     with pytest.raises(SamplingError, match="--prime.*'z'"):
         beam_search(tiny_model("gru", 3), Vocab("abc"), "az", 2, 4)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def test_sample_beam_prints_the_best_continuation_and_its_log_probability(tiny_run, capsys):
+    assert main(["sample", str(tiny_run), "--beam", "3", "--length", "30", "--prime", "The "]) == 0
+    captured = capsys.readouterr()
+    model, vocab, _ = load_model(tiny_run, "cpu")
+    expected = beam_search(model, vocab, "The ", 3, 30)
+    assert captured.out == "The " + expected.best.text + "\n"
+    summary = " ".join(captured.err.split())
+    assert f"beam 3: log-prob {expected.best.logprob:.3f} nats ({expected.best.bits_per_char():.3f} bits/char)" \
+        in summary
+    assert "over 30 characters, 2 runners-up; length-norm 0" in summary
+
+
+def test_sample_beam_json_gives_text_settings_and_per_character_log_probabilities(tiny_run, capsys):
+    assert main(["sample", str(tiny_run), "--beam", "2", "--length", "12", "--prime", "def", "--json",
+                 "--length-norm", "0.5"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["settings"]["beam"] == 2 and record["settings"]["length_norm"] == 0.5
+    assert record["settings"]["prime"] == "def" and record["settings"]["length"] == 12
+    assert len(record["text"]) == 12 and len(record["char_logprobs"]) == 12
+    assert sum(record["char_logprobs"]) == pytest.approx(record["logprob_nats"], abs=1e-4)
+    assert record["bits_per_char"] == pytest.approx(-record["logprob_nats"] / 12 / math.log(2))
+    assert [beam["text"] for beam in record["beams"]][0] == record["text"] and len(record["beams"]) == 2
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--beam", "0"], "--beam must be a width of at least 1, got 0"),
+    (["--beam", "-3"], "--beam must be a width of at least 1, got -3"),
+    (["--beam", "999", "--length", "0"], "--beam 999 is wider than the vocabulary"),
+    (["--beam", "2", "--length", "0"], "--beam with --length 0 searches up to a stop string"),
+    (["--beam", "2", "--temperature", "0.5"], "leave out --temperature"),
+    (["--beam", "2", "--top-k", "3"], "leave out --top-k"),
+    (["--beam", "2", "--seed", "3"], "leave out --seed"),
+    (["--beam", "2", "--weights", "int8"], "--weights int8"),
+    (["--beam", "2", "--length-norm", "-1"], "--length-norm must be 0 (off) or a positive number"),
+    (["--length-norm", "1"], "give --beam W with it"),
+])
+def test_sample_beam_refuses_bad_flags_in_one_line(tiny_run, capsys, flags, message):
+    assert main(["sample", str(tiny_run), *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in " ".join(captured.err.split())
+    assert "Traceback" not in captured.err
