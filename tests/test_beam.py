@@ -199,6 +199,13 @@ def test_the_search_ends_once_no_live_beam_can_win():
     assert beam_search(model, vocab, "a", 3, 0, stop=first_stop("b")).best.text == "b"
 
 
+def test_ties_go_to_the_higher_ranked_parent_then_the_lower_vocabulary_index():
+    model, vocab = constant_model({"a": 0.4, "b": 0.4, "c": 0.2})  # every a/b string is equally likely
+    assert beam_search(model, vocab, "c", 1, 3).best.text == "aaa"
+    assert [beam.text for beam in beam_search(model, vocab, "c", 2, 3).beams] == ["aaa", "aab"]
+    assert [beam.text for beam in beam_search(model, vocab, "c", 3, 2).beams] == ["aa", "ab", "ba"]
+
+
 # --------------------------------------------------------------------------- the generator form
 
 def test_iter_beams_yields_each_step_and_its_last_value_is_the_search():
