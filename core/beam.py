@@ -36,6 +36,11 @@ from .errors import SamplingError
 from .model import CharRNN, state_tensors
 from .sampling import MAX_SAMPLE_LENGTH, Sampler
 
+# Wider searches cost memory and time in proportion (W x vocabulary candidates a step) and gain
+# nothing here: a character model's best continuation is settled by far fewer beams.
+MAX_BEAM_WIDTH = 1000
+MAX_LENGTH_NORM = 10.0  # beyond this, len**alpha ranks by length alone (GNMT used alpha 0.6 to 1)
+
 # Returns the end index of the text to keep when a stop condition matched the generated text, else None.
 StopFn = Callable[[str], int | None]
 
@@ -106,8 +111,8 @@ class BeamStep:
 
 def check_beam(width: int, length: int, vocab_size: int, length_norm: float = 0.0, has_stop: bool = False) -> None:
     """Refuse unusable beam settings, naming the flag."""
-    if width < 1:
-        raise SamplingError(f"--beam must be a width of at least 1, got {width}.")
+    if not 1 <= width <= MAX_BEAM_WIDTH:
+        raise SamplingError(f"--beam must be a width from 1 to {MAX_BEAM_WIDTH:,}, got {width}.")
     if not 0 <= length <= MAX_SAMPLE_LENGTH:
         raise SamplingError(f"--length must be from 0 to {MAX_SAMPLE_LENGTH:,} characters, got {length}.")
     if length == 0 and width > vocab_size:
@@ -116,8 +121,8 @@ def check_beam(width: int, length: int, vocab_size: int, length_norm: float = 0.
     if length == 0 and not has_stop:
         raise SamplingError("--beam with --length 0 searches up to a stop string, and none was given: "
                             "give a --length of at least 1.")
-    if not (length_norm >= 0 and length_norm < float("inf")):
-        raise SamplingError(f"--length-norm must be 0 (off) or a positive number, got {length_norm}.")
+    if not 0 <= length_norm <= MAX_LENGTH_NORM:  # NaN fails too
+        raise SamplingError(f"--length-norm must be from 0 (off) to {MAX_LENGTH_NORM:g}, got {length_norm}.")
 
 
 def _frozen_model(model_or_sampler: CharRNN | Sampler) -> CharRNN:

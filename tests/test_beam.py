@@ -240,12 +240,14 @@ def test_a_sampler_or_a_training_model_gives_the_same_search_and_is_left_as_it_w
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize(("width", "length", "norm", "stop", "flag"), [
-    (0, 5, 0.0, None, "--beam"),
+    (0, 5, 0.0, None, "--beam must be a width from 1 to 1,000, got 0"),
     (-2, 5, 0.0, None, "--beam"),
+    (1001, 5, 0.0, None, "--beam"),
     (5, 0, 0.0, first_stop("a"), "--beam 5 is wider than the vocabulary"),
     (2, 0, 0.0, None, "--length"),
     (2, 5, -1.0, None, "--length-norm"),
     (2, 5, float("nan"), None, "--length-norm"),
+    (2, 5, 1e308, None, "--length-norm must be from 0 [(]off[)] to 10"),
 ])
 def test_unusable_settings_are_refused_naming_the_flag(width, length, norm, stop, flag):
     vocab = Vocab("abc")
@@ -285,15 +287,17 @@ def test_sample_beam_json_gives_text_settings_and_per_character_log_probabilitie
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--beam", "0"], "--beam must be a width of at least 1, got 0"),
-    (["--beam", "-3"], "--beam must be a width of at least 1, got -3"),
+    (["--beam", "0"], "--beam must be a width from 1 to 1,000, got 0"),
+    (["--beam", "-3"], "--beam must be a width from 1 to 1,000, got -3"),
+    (["--beam", "1" + "0" * 30], "--beam must be a width from 1 to 1,000"),
     (["--beam", "999", "--length", "0"], "--beam 999 is wider than the vocabulary"),
     (["--beam", "2", "--length", "0"], "--beam with --length 0 searches up to a stop string"),
     (["--beam", "2", "--temperature", "0.5"], "leave out --temperature"),
     (["--beam", "2", "--top-k", "3"], "leave out --top-k"),
     (["--beam", "2", "--seed", "3"], "leave out --seed"),
     (["--beam", "2", "--weights", "int8"], "--weights int8"),
-    (["--beam", "2", "--length-norm", "-1"], "--length-norm must be 0 (off) or a positive number"),
+    (["--beam", "2", "--length-norm", "-1"], "--length-norm must be from 0 (off) to 10, got -1.0"),
+    (["--beam", "2", "--length-norm", "1e308"], "--length-norm must be from 0 (off) to 10"),
     (["--length-norm", "1"], "give --beam W with it"),
 ])
 def test_sample_beam_refuses_bad_flags_in_one_line(tiny_run, capsys, flags, message):
