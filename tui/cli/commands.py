@@ -36,7 +36,7 @@ from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 
-from . import distributed
+from . import beam, distributed
 from .options import HelpFormatter, add_dataclass_options, explicit_options, options_from
 from .render import TrainDisplay
 from .terminal import EXIT_BROKEN_PIPE, EXIT_ERROR, StopOnSignals, output_console, silence_lost_output
@@ -75,6 +75,10 @@ def register(subparsers) -> None:
                              "scale per row, about 2x faster for large models on a CPU with bf16 units, "
                              "validation loss within 0.0003 nats of fp32; auto: int8 where that is the case "
                              "(LSTM, hidden >= 256, such a CPU), else fp32 (default: %(default)s)")
+    beam.add_options(sample)
+    sample.add_argument("--json", action="store_true",
+                        help="with --beam: print the text, the settings and each character's log-probability "
+                             "as JSON")
     sample.set_defaults(func=cmd_sample)
 
     runs = subparsers.add_parser("runs", help="list training runs", formatter_class=HelpFormatter,
@@ -245,6 +249,8 @@ def train_as_rank(args: argparse.Namespace, devices: list[str], console: Console
 
 
 def cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    if beam.wants_beam(args):
+        return beam.run_beam(args, console)
     settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
                               length=args.length, seed=args.seed)
     settings.validate()  # every flag before the checkpoint is read; the prime once its vocabulary is known
