@@ -103,6 +103,11 @@ class LoopConfig:
                             "scales the loss so small gradients survive, and skips a step whose gradients "
                             "overflowed (the scale then halves).")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
+    system_every: float = option(5.0, "seconds between readings of CPU, memory and GPU figures, recorded with the "
+                                      "run (0 = off)",
+                                 "A thread beside training reads the process's CPU use and memory and, on a GPU, its "
+                                 "utilisation, memory, power and temperature (NVML, where nvidia-ml-py is "
+                                 "installed); they go into metrics.jsonl and show under the run's header.")
     run_name: str | None = option(None, "run folder name (default: generated)")
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
@@ -188,6 +193,9 @@ class TrainConfig(LoopConfig):
         if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
             raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
                               f"seconds, got {self.val_seconds}.")
+        if not 0 <= self.system_every < math.inf:  # also refuses NaN
+            raise ConfigError(f"--system-every must be zero (no system figures) or a positive number of seconds, "
+                              f"got {self.system_every}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         if self.cell not in CELLS:
