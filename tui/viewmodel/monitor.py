@@ -29,7 +29,7 @@ from rnn_playground.core.events import (
     event_from_json,
 )
 
-from .format import fmt_gb, fmt_loss, fmt_percent, fmt_rate_compact, format_duration, sparkline
+from .format import fmt_gb, fmt_loss, fmt_percent, fmt_rate_compact, format_duration, human_size, sparkline
 
 MAX_POINTS = 4000     # points kept per loss series; older ones are merged in pairs beyond this
 LOG_LINES = 200       # log lines kept in a snapshot
@@ -233,7 +233,7 @@ def _figure_phrases(f: DeviceFigures, cells: int) -> list[str]:
             high = max([100.0, *f.load_history])  # percent of one core: several busy cores go past 100
             phrases.append(f"proc {fmt_percent(f.load_percent)} {sparkline(f.load_history, high, cells)}")
         if f.memory_bytes is not None:
-            phrases.append(f"rss {fmt_gb(f.memory_bytes)} {memory_spark}")
+            phrases.append(f"rss {human_size(f.memory_bytes)} {memory_spark}")
         if f.system_cpu_percent is not None:
             phrases.append(f"sys {fmt_percent(f.system_cpu_percent)}")
     return [phrase.rstrip() for phrase in phrases]
