@@ -98,11 +98,13 @@ def main(argv: list[str]) -> None:
     rows = []
     for name, busy in cases:
         off, on = median(speeds[((name, busy), 0.0)]), median(speeds[((name, busy), args.every)])
+        step_s = MODELS[name]["batch"] * MODELS[name]["seq"] / off
         rows.append([name, "busy" if busy else "quiet", round(off), round(on), f"{on / off:.3f}",
-                     recorded[((name, busy), args.every)]])
+                     recorded[((name, busy), args.every)], f"{step_s * 1e3:.2f}", f"{take / step_s:.4%}"])
     print_table(f"Training with system figures off and every {args.every:g} s: chars/s, medians of {args.rounds} "
                 f"runs of {args.seconds:g} s, interleaved",
-                ["model", "neighbour", "off", "on", "on/off", "readings in a run"], rows)
+                ["model", "neighbour", "off", "on", "on/off", "readings in a run", "ms per step",
+                 "take() of a step"], rows)
     print_table("The parts, timed directly", ["part", "cost", "share"],
                 [["take() at each step boundary", f"{take * 1e6:.2f} us", "per step"],
                  ["one reading (sampler's thread)", f"{read * 1e3:.3f} ms",
