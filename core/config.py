@@ -26,6 +26,7 @@ DEFAULT_MINUTES = 10.0           # the budget of a run given none
 AMP_DTYPES = ("auto", "bf16", "fp16")
 MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
 MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
+MAX_SYSTEM_EVERY = 86_400        # seconds between system readings, at most (a thread's wait overflows far beyond)
 MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
 
 
@@ -193,9 +194,9 @@ class TrainConfig(LoopConfig):
         if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
             raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
                               f"seconds, got {self.val_seconds}.")
-        if not 0 <= self.system_every < math.inf:  # also refuses NaN
+        if not 0 <= self.system_every <= MAX_SYSTEM_EVERY:  # also refuses NaN
             raise ConfigError(f"--system-every must be zero (no system figures) or a positive number of seconds, "
-                              f"got {self.system_every}.")
+                              f"at most {MAX_SYSTEM_EVERY:,} (a day), got {self.system_every}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         if self.cell not in CELLS:

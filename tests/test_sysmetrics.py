@@ -67,7 +67,7 @@ def test_system_every_0_records_none(tiny_corpus, tmp_path):
     assert "system" not in {json.loads(line)["event"] for line in (trainer.run_dir / runs.METRICS).open()}
 
 
-@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), 1e308])
 def test_a_bad_interval_is_refused_naming_the_flag(tiny_corpus, value):
     with pytest.raises(ConfigError, match=r"--system-every must be zero \(no system figures\) or a positive"):
         tiny_config(tiny_corpus, system_every=value).validate()
