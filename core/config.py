@@ -26,6 +26,7 @@ DEFAULT_MINUTES = 10.0           # the budget of a run given none
 AMP_DTYPES = ("auto", "bf16", "fp16")
 MAX_SEED = 2**63 - 1             # torch, numpy and random all take seeds in this range
 MAX_SAMPLE_CHARS = 100_000       # a preview at each validation; longer samples: `rnn-playground sample`
+MAX_SYSTEM_EVERY = 86_400        # seconds between system readings, at most (a thread's wait overflows far beyond)
 MAX_BUDGET = 1e9                 # epochs or minutes: beyond this a budget means "forever" and overflows the arithmetic
 
 
@@ -103,6 +104,11 @@ class LoopConfig:
                             "scales the loss so small gradients survive, and skips a step whose gradients "
                             "overflowed (the scale then halves).")
     log_every: int = option(0, "steps between step events (0 = about four a second)")
+    system_every: float = option(5.0, "seconds between readings of CPU, memory and GPU figures, recorded with the "
+                                      "run (0 = off)",
+                                 "A thread beside training reads the process's CPU use and memory and, on a GPU, its "
+                                 "utilisation, memory, power and temperature (NVML, where nvidia-ml-py is "
+                                 "installed); they go into metrics.jsonl and show under the run's header.")
     run_name: str | None = option(None, "run folder name (default: generated)")
     runs_dir: str | None = option(None, "where runs live (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
 
@@ -193,6 +199,9 @@ class TrainConfig(LoopConfig):
         if not 0 <= self.val_seconds < math.inf:  # also refuses NaN
             raise ConfigError(f"--val-seconds must be zero (validate by steps only) or a positive number of "
                               f"seconds, got {self.val_seconds}.")
+        if not 0 <= self.system_every <= MAX_SYSTEM_EVERY:  # also refuses NaN
+            raise ConfigError(f"--system-every must be zero (no system figures) or a positive number of seconds, "
+                              f"at most {MAX_SYSTEM_EVERY:,} (a day), got {self.system_every}.")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1) (0 = no weight averaging), got {self.ema}.")
         if self.cell not in CELLS:

@@ -117,6 +117,20 @@ class ControlReceived(Event):
 
 
 @dataclass
+class SystemEvent(Event):
+    """The machine while the run trains, read every --system-every seconds off the training step
+    (core.sysmetrics) and recorded at the next step boundary. A figure that could not be read is None."""
+    step: int
+    process_cpu_percent: float | None = None  # this process, percent of one core (above 100 on several)
+    rss_bytes: int | None = None              # this process's resident memory
+    system_cpu_percent: float | None = None   # the whole machine, percent of all its cores
+    # Per CUDA device the run uses: a dict with device ("cuda:0"), name, util_percent, mem_used_bytes,
+    # mem_total_bytes, power_w, temp_c (NVML) and peak_allocated_bytes (torch's allocator). None on a CPU.
+    gpus: list[dict] | None = None
+    note: str | None = None                   # once, on the first reading: figures missing and why ("no NVML: ...")
+
+
+@dataclass
 class ErrorEvent(Event):
     step: int
     message: str
@@ -124,7 +138,7 @@ class ErrorEvent(Event):
 
 _KIND_OF = {RunStarted: "started", StepEvent: "step", ValidationEvent: "validation", SampleEvent: "sample",
             CheckpointSaved: "checkpoint", Paused: "paused", Resumed: "resumed", Finished: "finished",
-            Stopped: "stopped", ErrorEvent: "error", ControlReceived: "control"}
+            Stopped: "stopped", ErrorEvent: "error", ControlReceived: "control", SystemEvent: "system"}
 EVENT_TYPES = {kind: cls for cls, kind in _KIND_OF.items()}
 
 

@@ -47,11 +47,13 @@ from .events import (
     SampleEvent,
     StepEvent,
     Stopped,
+    SystemEvent,
     ValidationEvent,
 )
 from .loading import checkpoint_model
 from .model import detach_state, state_like, state_tensors
 from .sampling import Sampler
+from .sysmetrics import SystemSampler, environment
 
 MAX_BAD_STEPS = 5  # this many non-finite losses in a row stop the run
 # Validation by time is spaced so it takes at most about this share of the run's time.
@@ -242,6 +244,7 @@ class Trainer:
         self.devices = group.gather_text(str(self.device)) if group.distributed else [str(self.device)]
         self.config = replace(config, run_name=self.run_dir.name, runs_dir=str(self.run_dir.parent))
         self._step_lock = threading.Lock()
+        self._sampler: SystemSampler | None = None  # rank 0's system figures while run() runs (--system-every)
 
     def snapshot_sampler(self):
         """A Sampler over a copy of the current weights (their average, when kept), taken between
@@ -476,7 +479,8 @@ class Trainer:
                               host=socket.gethostname(),
                               device=str(self.device), config={**self.config.to_dict(), "model": self._model_dict()},
                               threads=self.threads, world_size=self.group.world_size, devices=self.devices,
-                              kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss)
+                              kind=self.task.kind, step=self.progress.step, best_val_loss=self.progress.best_val_loss,
+                              environment=environment(self.devices))
         except (OSError, PlaygroundError) as exc:
             if log is not None:
                 log.close()
@@ -501,6 +505,8 @@ class Trainer:
         threads = ExitStack()  # the run's thread count while it runs (and in the thread running it)
         threads.enter_context(torch_threads(self.threads))
         try:
+            if self.config.system_every > 0:
+                self._sampler = SystemSampler(self.config.system_every, self.device).start()
             for event in self._loop():
                 if isinstance(event, Stopped):
                     final_state = "stopped"
@@ -528,6 +534,9 @@ class Trainer:
                 yield ErrorEvent(self.progress.step, str(exc))
         finally:
             threads.close()
+            if self._sampler is not None:
+                self._sampler.stop()
+                self._sampler = None
             if not closed:  # an error, or the caller stopped iterating: record the end as well as we can
                 log.close()
                 try:
@@ -630,6 +639,7 @@ class Trainer:
                     if group.is_main:  # the others wait in the agreement for rank 0's next word
                         control.wait_while_paused(0.1)
                     yield from self._take_commands()
+                    yield from self._system_events()
                     decision = agree(clock=False)
                     if decision.save:
                         yield CheckpointSaved(p.step, str(self.save()), "requested")
@@ -722,6 +732,8 @@ class Trainer:
                 loss_sum.zero_()
                 loss_count = 0
                 last_report_time, last_report_step = now, p.step
+            if self._sampler is not None:  # a reading the sampler's thread took since the last step
+                yield from self._system_events()
             if validate:
                 val_began = time.perf_counter()
                 yield from self._validate(whole=last_step)  # a run that finishes reads the whole split
@@ -749,6 +761,12 @@ class Trainer:
         else:
             loss.backward()
         return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+
+    def _system_events(self) -> Iterator[Event]:
+        """The system figures read since the last step boundary, if any (core.sysmetrics)."""
+        reading = self._sampler.take() if self._sampler is not None else None
+        if reading is not None:
+            yield SystemEvent(self.progress.step, **reading)
 
     def _take_commands(self) -> Iterator[Event]:
         """Apply a new command from the run's control channel (another process's pause, save, stop), if any."""

@@ -14,9 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
-from rnn_playground.tui.viewmodel.monitor import LogLine, RunSnapshot, describe_rank_speeds, describe_ranks
+from rnn_playground.tui.viewmodel.monitor import (
+    LogLine,
+    RunSnapshot,
+    describe_rank_speeds,
+    describe_ranks,
+    system_lines,
+)
 
 PLAIN_LINE_SECONDS = 10.0  # without a terminal (nohup, CI logs), one progress line this often
+SYSTEM_LINE_SECONDS = 60.0  # and the system figures (a line per device) this often, the first as soon as read
 
 
 class TrainDisplay:
@@ -37,6 +44,8 @@ class TrainDisplay:
         self._log_seq = 0
         self._sample_step: int | None = None
         self._step_shown: int | None = None
+        self._system_shown: tuple | None = None  # the figures last printed
+        self._last_system = -SYSTEM_LINE_SECONDS
 
     def __enter__(self) -> TrainDisplay:
         if self.console.is_terminal:
@@ -92,6 +101,12 @@ class TrainDisplay:
                 self._last_plain = time.monotonic()
                 self._step_shown = snap.step
                 self.log(self._plain_line())
+            if snap.system and snap.system != self._system_shown \
+                    and time.monotonic() - self._last_system >= SYSTEM_LINE_SECONDS:
+                self._last_system = time.monotonic()
+                self._system_shown = snap.system
+                for line in system_lines(snap, max(40, self.console.width)):
+                    self.log(escape(line))
             if self.show_samples and snap.sample and snap.sample_step != self._sample_step:
                 self.log(f"sample at step {snap.sample_step}:\n{escape(snap.sample)}")
         self._sample_step = snap.sample_step
@@ -142,6 +157,8 @@ class TrainDisplay:
             table.add_row("elapsed / eta", f"{format_duration(s.elapsed_s)} / {format_duration(s.eta_s)}")
             if s.skipped_steps:
                 table.add_row("skipped", f"{s.skipped_steps} non-finite steps")
+        if s.system and s.active:
+            table.add_row("system", Text("\n".join(system_lines(s, max(40, self.console.width - 20)))))
         if s.val_loss is not None:
             table.add_row("val loss", f"{fmt_loss(s.val_loss)}  (best {fmt_loss(s.best_val_loss)})")
         if s.progress is not None and s.tokens_per_s is not None:

@@ -10,7 +10,7 @@ from rnn_playground.core.errors import PlaygroundError
 
 __all__ = ["format_duration", "fmt_loss", "fmt_rate", "fmt_rate_compact", "fmt_age", "human_size", "fmt_memory",
            "fit_clauses", "fmt_layer", "layer_number", "with_default", "show_char", "show_text_char", "escape_char",
-           "error_text"]
+           "error_text", "sparkline", "fmt_gb", "fmt_percent"]
 
 
 def fmt_layer(index: int, layers: int) -> str:
@@ -75,6 +75,32 @@ def fmt_memory(free: int | None, total: int | None) -> str:
     if free is None:
         return human_size(total)
     return f"{free / 2**30:.1f}/{total / 2**30:.1f} GB free"
+
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values, high: float, width: int = 8) -> str:
+    """The last `width` values as bars from 0 (▁) to `high` (█): a trend in a few cells; "" for none."""
+    values = [v for v in values if v is not None and math.isfinite(v)][-width:]
+    if not values or not high > 0:
+        return ""
+    top = len(SPARK_BARS) - 1
+    return "".join(SPARK_BARS[min(top, max(0, round(v / high * top)))] for v in values)
+
+
+def fmt_gb(size: float | None, total: float | None = None) -> str:
+    """Memory in GB (2**30 bytes), one decimal: "1.2 GB"; with a total, "31.2/80.0 GB"; "-" for none."""
+    if size is None:
+        return "-"
+    if total is None:
+        return f"{size / 2**30:.1f} GB"
+    return f"{size / 2**30:.1f}/{total / 2**30:.1f} GB"
+
+
+def fmt_percent(value: float | None) -> str:
+    """A percentage, whole: "97%"; "-" for none."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.0f}%"
 
 
 def fmt_age(seconds: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rnn_playground.core.events import (
@@ -24,15 +24,18 @@ from rnn_playground.core.events import (
     SampleEvent,
     StepEvent,
     Stopped,
+    SystemEvent,
     ValidationEvent,
     event_from_json,
 )
 
-from .format import fmt_loss, fmt_rate_compact, format_duration
+from .format import fmt_gb, fmt_loss, fmt_percent, fmt_rate_compact, format_duration, human_size, sparkline
 
 MAX_POINTS = 4000     # points kept per loss series; older ones are merged in pairs beyond this
 LOG_LINES = 200       # log lines kept in a snapshot
 RANKS_LISTED = 4      # beyond this many ranks, their devices and speeds are summed up, not listed
+SYSTEM_HISTORY = 60   # system readings kept per device, for its sparklines
+SPARK_CELLS = 8       # readings a device line's sparkline shows
 
 
 # --------------------------------------------------------------------------- series
@@ -85,6 +88,28 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class DeviceFigures:
+    """One device's latest system figures (core.sysmetrics, SystemEvent) and its recent history.
+    The cpu: this process's load and resident memory; a GPU: its utilisation and memory (NVML's used, or
+    torch's allocated peak where NVML is missing; memory_history follows that figure)."""
+    device: str                               # "cpu", "cuda:0"
+    load_percent: float | None = None         # the process's CPU (percent of one core) or the GPU's utilisation
+    memory_bytes: int | None = None           # resident memory; a GPU's used memory
+    memory_total_bytes: int | None = None     # a GPU's memory
+    system_cpu_percent: float | None = None   # the cpu: the whole machine's load
+    peak_allocated_bytes: int | None = None   # a GPU: torch's allocator peak
+    power_w: float | None = None
+    temp_c: float | None = None
+    name: str | None = None
+    load_history: tuple[float, ...] = ()
+    memory_history: tuple[float, ...] = ()
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device != "cpu"
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     """Everything a screen shows about one run at one moment. Immutable: safe to hand across threads."""
     run_name: str | None = None
@@ -125,6 +150,7 @@ class RunSnapshot:
     last_checkpoint: str | None = None
     last_checkpoint_step: int | None = None
     error: str | None = None
+    system: tuple[DeviceFigures, ...] = ()   # the latest system figures, the cpu first, then each GPU
     log: tuple[LogLine, ...] = ()
 
     @property
@@ -165,6 +191,57 @@ def rank_phrases(snap: RunSnapshot) -> list[str]:
         return []
     speeds = describe_rank_speeds(snap) if snap.status == "training" else ""
     return [describe_ranks(snap.world_size, snap.devices)] + ([speeds] if speeds else [])
+
+
+def describe_device_figures(figures: DeviceFigures, width: int = 80) -> str:
+    """One compact line for a device, fitted to `width`: its sparklines shortened first, then its phrases
+    dropped from the end: "cpu    proc 187% ▂▃▅▇ · rss 1.2 GB ▃▃▄▄ · sys 45%",
+    "cuda:0 util 97% ▅▇▇ · mem 31.2/80.0 GB ▃▄▅ · 287 W · 71°C · peak 28.1 GB"."""
+    head = f"{figures.device:<6} "
+    for cells in (SPARK_CELLS, SPARK_CELLS // 2):
+        phrases = _figure_phrases(figures, cells)
+        line = head + " · ".join(phrases)
+        if len(line) <= width:
+            return line
+    line = head
+    for i, phrase in enumerate(phrases):
+        more = (" · " if i else "") + phrase
+        if len(line) + len(more) > width:
+            break
+        line += more
+    return line.rstrip()[:width]
+
+
+def _figure_phrases(f: DeviceFigures, cells: int) -> list[str]:
+    memory_spark = sparkline(f.memory_history, f.memory_total_bytes or max(f.memory_history, default=0), cells)
+    phrases = []
+    if f.is_gpu:
+        if f.load_percent is not None:
+            phrases.append(f"util {fmt_percent(f.load_percent)} {sparkline(f.load_history, 100, cells)}")
+        if f.memory_bytes is not None:
+            phrases.append(f"mem {fmt_gb(f.memory_bytes, f.memory_total_bytes)} {memory_spark}")
+        if f.power_w is not None:
+            phrases.append(f"{f.power_w:.0f} W")
+        if f.temp_c is not None:
+            phrases.append(f"{f.temp_c:.0f}°C")
+        if f.peak_allocated_bytes is not None and f.memory_bytes is None:  # no NVML: the allocator's figure
+            phrases.append(f"peak {fmt_gb(f.peak_allocated_bytes, f.memory_total_bytes)} {memory_spark}")
+        elif f.peak_allocated_bytes is not None:
+            phrases.append(f"peak {fmt_gb(f.peak_allocated_bytes)}")
+    else:
+        if f.load_percent is not None:
+            high = max([100.0, *f.load_history])  # percent of one core: several busy cores go past 100
+            phrases.append(f"proc {fmt_percent(f.load_percent)} {sparkline(f.load_history, high, cells)}")
+        if f.memory_bytes is not None:
+            phrases.append(f"rss {human_size(f.memory_bytes)} {memory_spark}")
+        if f.system_cpu_percent is not None:
+            phrases.append(f"sys {fmt_percent(f.system_cpu_percent)}")
+    return [phrase.rstrip() for phrase in phrases]
+
+
+def system_lines(snap: RunSnapshot, width: int = 80) -> list[str]:
+    """The run's system figures, a line per device (describe_device_figures); [] before the first reading."""
+    return [describe_device_figures(figures, width) for figures in snap.system]
 
 
 def describe_val_sample(event: RunStarted) -> str:
@@ -214,6 +291,8 @@ def describe_event(event: Event) -> tuple[str, str] | None:
             return "error", event.message
         case ControlReceived():
             return "info", f"step {event.step:,}: {event.command} asked through the run's folder"
+        case SystemEvent(note=str()):
+            return "info", event.note  # figures missing and why ("no NVML: ..."), said once
     return None
 
 
@@ -229,6 +308,8 @@ class RunMonitor:
         self._seq = 0
         self._fields: dict = {"status": "idle"}
         self._session_start: float | None = None
+        self._system: dict[str, DeviceFigures] = {}
+        self._system_history: dict[str, tuple[deque, deque]] = {}
 
     # -- feeding
 
@@ -245,6 +326,10 @@ class RunMonitor:
                          devices=tuple(str(d) for d in event.devices) if event.devices else None,
                          rank_tokens_per_s=None)
                 self._session_start = event.time
+                self._system.clear()  # a resumed run may train elsewhere
+                self._system_history.clear()
+            case SystemEvent():
+                self._add_system(event)
             case StepEvent():
                 self.train.add(event.step, event.loss)
                 f.update(step=event.step, total_steps=event.total_steps, epoch=event.epoch,
@@ -280,6 +365,28 @@ class RunMonitor:
         line = describe_event(event)
         if line is not None:
             self.log(*line, time=event.time, kind=event.kind)
+
+    def _add_system(self, event: SystemEvent) -> None:
+        if event.process_cpu_percent is not None or event.rss_bytes is not None:
+            self._add_figures(DeviceFigures("cpu", event.process_cpu_percent, event.rss_bytes,
+                                            system_cpu_percent=event.system_cpu_percent))
+        for gpu in event.gpus or ():
+            if not isinstance(gpu, Mapping) or not gpu.get("device"):
+                continue
+            self._add_figures(DeviceFigures(
+                str(gpu["device"]), gpu.get("util_percent"), gpu.get("mem_used_bytes"), gpu.get("mem_total_bytes"),
+                peak_allocated_bytes=gpu.get("peak_allocated_bytes"), power_w=gpu.get("power_w"),
+                temp_c=gpu.get("temp_c"), name=gpu.get("name")))
+
+    def _add_figures(self, figures: DeviceFigures) -> None:
+        loads, memory = self._system_history.setdefault(
+            figures.device, (deque(maxlen=SYSTEM_HISTORY), deque(maxlen=SYSTEM_HISTORY)))
+        if figures.load_percent is not None:
+            loads.append(float(figures.load_percent))
+        in_use = figures.memory_bytes if figures.memory_bytes is not None else figures.peak_allocated_bytes
+        if in_use is not None:  # without NVML, the allocator's peak is the memory trend there is
+            memory.append(float(in_use))
+        self._system[figures.device] = replace(figures, load_history=tuple(loads), memory_history=tuple(memory))
 
     def add_record(self, record: Mapping) -> bool:
         """Fold one metrics.jsonl record; records this version does not know are skipped."""
@@ -321,4 +428,5 @@ class RunMonitor:
             best_loss=self.train.best,
             train_losses=tuple(self.train.values), train_steps=tuple(self.train.steps),
             val_losses=tuple(self.val.values), val_steps=tuple(self.val.steps),
+            system=tuple(sorted(self._system.values(), key=lambda f: (f.is_gpu, f.device))),
             log=tuple(self._log))

@@ -19,7 +19,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
 from rnn_playground.tui.viewmodel.controller import RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
-from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases, system_lines
 from rnn_playground.tui.viewmodel.runs_view import ControlReach, control_note, run_state, settings_lines
 
 from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, RunUpdated
@@ -330,6 +330,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
             status_phrases.append("saved " + ", ".join(name.removesuffix(".safetensors")
                                                        for name in details.checkpoints))
         lines = [head, status_phrases]
+        if live and snap is not None:  # the machine while it trains: a line per device, once recorded
+            lines += [[line] for line in system_lines(snap, width or 80)]
         if note := self.control_note():
             lines.append([Text(note, self.get_component_rich_style("runs--note"))])
         if details.info.problem:

@@ -11,7 +11,7 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline, Static
 
 from rnn_playground.core.model import describe_model
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, format_duration
-from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases, system_lines
 
 from .fitting import append_fitting
 
@@ -118,6 +118,7 @@ class LiveView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
         yield Static("", id="run-device")
+        yield Static("", id="run-system")  # a line per device (CPU, GPU figures) once the run records them
         yield Static("", id="run-status")
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=1.0, show_eta=False, show_percentage=True, id="progress")
@@ -164,6 +165,13 @@ class LiveView(Vertical):
             parts.append(f" · saved at step {snap.last_checkpoint_step:,}")
         append_fitting(device, parts, device_line.content_size.width)
         set_text(device_line, device)
+        system = self.query_one("#run-system", Static)
+        lines = system_lines(snap, system.content_size.width or self.content_size.width) if snap.active else []
+        if system.display != bool(lines):
+            system.display = bool(lines)
+        resized = len(lines) != getattr(system, "_line_count", 0)  # a layout pass only when its height changes
+        system._line_count = len(lines)
+        set_text(system, Text("\n".join(lines), no_wrap=True, overflow="ellipsis"), layout=resized)
 
         status_line = self.query_one("#run-status", Static)
         line = Text(no_wrap=True, overflow="ellipsis")
