@@ -172,7 +172,7 @@ class SampleResult:
         return -self.total / self.length / math.log(2) if self.length else 0.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Stream:
     """One stream's running state in a pass."""
     index: int
@@ -204,16 +204,23 @@ class SampleRun:
     go on. With a stop text cut from the end (include_stop off), text is handed out only once no
     match can take it back: up to len(stop) - 1 characters late, STOP_LOOKBACK - 1 for a regex.
     `keep=False` keeps no text or per-character log-probabilities (constant memory, for endless
-    streams); totals and stop reasons stay."""
+    streams); totals and stop reasons stay. `score=False` skips the log-probabilities (totals 0):
+    for `Sampler.stream`, which hands out characters only."""
 
-    def __init__(self, sampler: Sampler, settings: SampleSettings, keep: bool = True):
+    def __init__(self, sampler: Sampler, settings: SampleSettings, keep: bool = True, score: bool = True):
         settings.validate(sampler.vocab)
         self.settings = settings.with_seed()
         self.results: list[SampleResult] = []
-        self._updates = sampler._updates(self, keep)
+        # The body gets the list, not this object: no reference cycle, so a pass dropped midway is closed
+        # at once (leaving inference mode then, not whenever the garbage collector comes by).
+        self._updates = sampler._updates(self.settings, self.results, keep, score)
 
     def __iter__(self) -> Iterator[dict[int, str]]:
         return self._updates
+
+    def close(self) -> None:
+        """End the pass here (results hold what was drawn)."""
+        self._updates.close()
 
 
 class Int8Matrix:
@@ -397,12 +404,17 @@ class Sampler:
         Settings must carry a seed to be reproducible; call `settings.with_seed()` first
         to pick one and keep it.
         """
-        for update in SampleRun(self, replace(settings, samples=1), keep=False):
-            yield from update[0]
+        run = SampleRun(self, replace(settings, samples=1), keep=False, score=False)
+        try:
+            for update in run:
+                yield from update[0]
+        finally:
+            run.close()
 
-    def _updates(self, run: SampleRun, keep: bool) -> Iterator[dict[int, str]]:
-        """SampleRun's body: every stream steps together, one batched product per layer a step."""
-        settings = run.settings
+    def _updates(self, settings: SampleSettings, results: list[SampleResult], keep: bool,
+                 score: bool) -> Iterator[dict[int, str]]:
+        """SampleRun's body: every stream steps together, one batched product per layer a step; fills
+        `results` when it ends."""
         streams = []
         for index in range(settings.samples):
             seed = stream_seed(settings.seed, index)
@@ -413,7 +425,7 @@ class Sampler:
             holdback = STOP_LOOKBACK - 1 if settings.stop_regex else len(settings.stop) - 1
         reach = STOP_LOOKBACK if settings.stop_regex else len(settings.stop)  # the longest match
         penalised = settings.repetition_penalty != 1
-        chars, vocab_size = self.vocab.chars, len(self.vocab)
+        chars, vocab_size, draw = self.vocab.chars, len(self.vocab), self._draw
         active, pending = list(streams), []
         try:
             with torch.inference_mode(), torch_threads(self.threads):
@@ -437,23 +449,28 @@ class Sampler:
                     probs, indices = next_distribution(logits, settings, seen)
                     probs = probs.tolist()
                     indices = indices.tolist() if indices is not None else None
-                    tokens = [self._draw(probs[row], indices[row] if indices is not None else None, stream.rng)
+                    tokens = [draw(probs[row], indices[row] if indices is not None else None, stream.rng)
                               for row, stream in enumerate(active)]
-                    pending.append((logits, tokens))
-                    if len(pending) == SCORE_CHUNK:
-                        self._score(active, pending)
+                    if score:
+                        pending.append((logits, tokens))
+                        if len(pending) == SCORE_CHUNK:
+                            self._score(active, pending)
                     update, stopped = {}, False
                     for stream, token in zip(active, tokens, strict=True):
                         char = chars[token]
                         stream.count += 1
-                        stream.tail = (stream.tail + char)[-STOP_LOOKBACK:]
                         if keep:
                             stream.chars.append(char)
                         if penalised:
                             stream.window.append(token)
                             if len(stream.window) > PENALTY_WINDOW:
                                 stream.window.popleft()
-                        if pattern is not None and stream.count >= settings.min_length:
+                        if pattern is None:  # nothing to hold back or search: the character goes out now
+                            update[stream.index] = char
+                            stream.emitted = stream.count
+                            continue
+                        stream.tail = (stream.tail + char)[-STOP_LOOKBACK:]
+                        if stream.count >= settings.min_length:
                             stopped |= self._find_stop(stream, pattern, reach, settings)
                         release = stream.count - holdback if stream.cut is None else stream.cut
                         if release > stream.emitted:
@@ -487,7 +504,8 @@ class Sampler:
                 if update:
                     yield update
         finally:
-            run.results = [stream.result() for stream in streams]
+            self._score(active, pending)  # a pass closed midway: the characters drawn so far
+            results[:] = [stream.result() for stream in streams]
 
     @staticmethod
     def _score(active: list[_Stream], pending: list) -> None:

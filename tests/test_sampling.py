@@ -4,6 +4,7 @@ streams at once, log-probabilities, the fast path, errors."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 import time
@@ -28,6 +29,7 @@ from rnn_playground.core.sampling import (
     stream_seed,
 )
 from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.cli.main import main
 
 from .conftest import TINY_TEXT, tiny_config
 
@@ -295,6 +297,22 @@ def test_stream_is_lazy(sampler):
     assert len(first) == 5 and time.monotonic() - started < 5
 
 
+def test_a_stream_dropped_midway_leaves_inference_mode_at_once(sampler):
+    stream = sampler.stream(SampleSettings(length=100, seed=1))
+    assert len([next(stream) for _ in range(3)]) == 3 and torch.is_inference_mode_enabled()
+    del stream  # no reference cycle keeps it suspended inside inference mode until a garbage collection
+    assert not torch.is_inference_mode_enabled()
+    run = sampler.start(SampleSettings(length=100, seed=1, samples=2))
+    next(iter(run))
+    del run
+    assert not torch.is_inference_mode_enabled()
+    run = sampler.start(SampleSettings(length=100, seed=1, samples=2))
+    first = next(iter(run))
+    run.close()
+    assert not torch.is_inference_mode_enabled()
+    assert [(r.text, len(r.logprobs)) for r in run.results] == [(first[0], 1), (first[1], 1)]
+
+
 def test_length_zero(sampler):
     assert sampler.generate(SampleSettings(prime="The", length=0, seed=1)) == ""
 
@@ -547,3 +565,59 @@ def test_bad_decoding_settings(settings, match):
     with pytest.raises(SamplingError, match=match) as info:
         SampleSettings(**settings).validate()
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- the sample command
+
+def test_sample_command_json_and_score_line(tiny_run, capsys):
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "40", "--seed", "3", "--device", "cpu",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    [result] = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
+        SampleSettings(prime="The ", length=40, seed=3))
+    assert record["text"] == result.text and record["prime"] == "The " and record["stop_reason"] == "length"
+    assert record["settings"]["seed"] == 3 and record["settings"]["top_p"] == 1.0 and record["seed"] == 3
+    assert len(record["logprobs"]) == 40 and record["logprobs"] == pytest.approx(list(result.logprobs))
+    assert record["total_nats"] == pytest.approx(math.fsum(record["logprobs"]))
+    assert record["bits_per_char"] == pytest.approx(-record["total_nats"] / 40 / math.log(2))
+    assert f"log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} bits/char" in captured.err
+    # streamed, the same text and the same score
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "40", "--seed", "3", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "The " + result.text + "\n"
+    assert f"log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} bits/char" in captured.err
+
+
+def test_sample_command_several_samples_and_a_stop(tiny_run, capsys):
+    common = ["sample", str(tiny_run), "--prime", "The ", "--length", "60", "--seed", "5", "--device", "cpu",
+              "--samples", "3", "--stop", "e", "--min-length", "2"]
+    assert main([*common, "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    results = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
+        SampleSettings(prime="The ", length=60, seed=5, samples=3, stop="e", min_length=2))
+    assert [r["text"] for r in records] == [r.text for r in results]
+    assert [r["seed"] for r in records] == [stream_seed(5, i) for i in range(3)]
+    assert [r["stop_reason"] for r in records] == [r.stop_reason for r in results]
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    for result in results:
+        assert (f"--- sample {result.index + 1}: log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} "
+                f"bits/char, seed {result.seed}\nThe {result.text}\n") in out
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "60", "--seed", "5", "--device", "cpu",
+                 "--stop", "e", "--min-length", "2"]) == 0
+    assert capsys.readouterr().out == "The " + results[0].text + "\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--top-p", "0"], "--top-p must be above 0 and at most 1"),
+    (["--repetition-penalty", "-1"], "--repetition-penalty must be a positive number"),
+    (["--stop", "(", "--stop-regex"], "--stop '(' is not a regular expression: missing ), unterminated"),
+    (["--samples", "0"], "--samples must be from 1"),
+    (["--min-length", "20", "--length", "10"], "--min-length must be from 0 to --length (10), got 20"),
+])
+def test_sample_command_refuses_bad_decoding_flags(tiny_run, capsys, flags, message):
+    assert main(["sample", str(tiny_run), "--device", "cpu", *flags]) == 2
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert message in err and "Traceback" not in err and captured.out == ""
