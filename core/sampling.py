@@ -407,7 +407,11 @@ class Sampler:
         run = SampleRun(self, replace(settings, samples=1), keep=False, score=False)
         try:
             for update in run:
-                yield from update[0]
+                text = update[0]
+                if len(text) == 1:
+                    yield text
+                else:  # characters held back for a stop text, released together
+                    yield from text
         finally:
             run.close()
 
@@ -449,8 +453,11 @@ class Sampler:
                     probs, indices = next_distribution(logits, settings, seen)
                     probs = probs.tolist()
                     indices = indices.tolist() if indices is not None else None
-                    tokens = [draw(probs[row], indices[row] if indices is not None else None, stream.rng)
-                              for row, stream in enumerate(active)]
+                    if len(active) == 1:  # the single stream's path, kept lean
+                        tokens = [draw(probs[0], indices[0] if indices is not None else None, active[0].rng)]
+                    else:
+                        tokens = [draw(probs[row], indices[row] if indices is not None else None, stream.rng)
+                                  for row, stream in enumerate(active)]
                     if score:
                         pending.append((logits, tokens))
                         if len(pending) == SCORE_CHUNK:
