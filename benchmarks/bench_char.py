@@ -115,16 +115,16 @@ def legacy_stream(sampler: Sampler, settings: SampleSettings):
             yield sampler.vocab.chars[token]
 
 
-def bench_decoding(hidden: int, rounds: int, length: int, samples: int) -> dict[str, float]:
+def bench_decoding(hidden: int, rounds: int, length: int, samples: int, weights: str = "auto") -> dict[str, float]:
     """Microseconds per step, alternating: the old single-stream loop (legacy_stream), today's
     `Sampler.stream`, and one batched pass of 1 and of `samples` streams (`sample_many`, which
-    also keeps every stream's text and log-probabilities). Weights as `--weights auto` picks.
+    also keeps every stream's text and log-probabilities). `weights` as for `--weights`.
     Timed in this process's CPU time: the sampler runs on one thread, and on a shared machine the
     wall clock also counts the time other programs held the core."""
     vocab = Vocab.from_text(load_corpus(str(require_data())).text)
     from rnn_playground.core.model import CharRNN, ModelConfig
     torch.manual_seed(0)
-    sampler = Sampler(CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2)), vocab)
+    sampler = Sampler(CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2)), vocab, weights)
     settings = SampleSettings(prime="The", temperature=1.0, top_k=5, length=length, seed=1)
     runs = {"before": lambda: sum(1 for _ in legacy_stream(sampler, settings)),
             "stream": lambda: sum(1 for _ in sampler.stream(settings)),
@@ -166,8 +166,10 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}, seq {SEQ}, "
           f"tinyshakespeare; medians of {args.rounds} alternating rounds")
     decoding = []
-    for hidden in sizes:
-        us = bench_decoding(hidden, args.rounds, args.sample_length, args.samples)
+    for hidden, weights in [(hidden, weights) for hidden in sizes for weights in ("auto", "fp32")]:
+        us = bench_decoding(hidden, args.rounds, args.sample_length, args.samples, weights)
+        if weights == "fp32" and us["weights"] == "fp32" and any(f"2x{hidden} (fp32)" in row[0] for row in decoding):
+            continue  # auto already picked fp32 here
         many = f"batch {args.samples}"
         decoding.append([f"LSTM 2x{hidden} ({us['weights']})", f"{us['before']:.0f}", f"{us['stream']:.0f}",
                          f"{us['before'] / us['stream']:.2f}x", f"{us['batch 1']:.0f}", f"{us[many]:.0f}",
