@@ -168,8 +168,6 @@ def main(argv=None) -> None:
     decoding = []
     for hidden, weights in [(hidden, weights) for hidden in sizes for weights in ("auto", "fp32")]:
         us = bench_decoding(hidden, args.rounds, args.sample_length, args.samples, weights)
-        if weights == "fp32" and us["weights"] == "fp32" and any(f"2x{hidden} (fp32)" in row[0] for row in decoding):
-            continue  # auto already picked fp32 here
         many = f"batch {args.samples}"
         decoding.append([f"LSTM 2x{hidden} ({us['weights']})", f"{us['before']:.0f}", f"{us['stream']:.0f}",
                          f"{us['before'] / us['stream']:.2f}x", f"{us['batch 1']:.0f}", f"{us[many]:.0f}",
