@@ -10,6 +10,11 @@ At batch 1 a step costs what it takes to stream the recurrent weights from memor
 float32 per character at 2x512), so on a CPU with bf16 matrix units a large LSTM samples with
 int8 copies of them (one scale per row, bf16 activations in the product): a quarter of the
 bytes. `weights="fp32"` keeps the model's own weights, whose logits match its forward exactly.
+
+Decoding: `next_distribution` is the one transform from logits to what is drawn (temperature,
+repetition penalty, top-k, top-p); the draw happens on the host. `SampleRun` draws several
+streams in one pass: the step takes a batch of tokens and (n, hidden) states, so each layer is one
+product for all of them; each stream has its own seed (`stream_seed`), stop and log-probabilities.
 """
 
 from __future__ import annotations
@@ -189,7 +194,6 @@ class _Stream:
     total: float = 0.0
     cut: int | None = None            # where the text ends, once stopped
     window: deque = field(default_factory=deque)  # the penalty's window of tokens
-    counts: dict = field(default_factory=dict)
 
     def result(self) -> SampleResult:
         length = self.count if self.cut is None else self.cut
@@ -200,9 +204,10 @@ class _Stream:
 class SampleRun:
     """One sampling pass of `settings.samples` streams, drawn together. Iterate it for updates,
     {stream index: new text} (only the streams that have some, in order); `results` then holds each
-    stream's SampleResult, by index. A stream that meets its stop text stays finished while the rest
-    go on. With a stop text cut from the end (include_stop off), text is handed out only once no
-    match can take it back: up to len(stop) - 1 characters late, STOP_LOOKBACK - 1 for a regex.
+    stream's SampleResult, by index (filled when the iteration ends or `close()` ends it). A stream
+    that meets its stop text stays finished while the rest go on. With a stop text cut from the end
+    (include_stop off), text is handed out only once no match can take it back: up to len(stop) - 1
+    characters late, STOP_LOOKBACK - 1 for a regex.
     `keep=False` keeps no text or per-character log-probabilities (constant memory, for endless
     streams); totals and stop reasons stay. `score=False` skips the log-probabilities (totals 0):
     for `Sampler.stream`, which hands out characters only."""
