@@ -1,18 +1,21 @@
 """Char-RNN speed: our trainer and sampler against the course notebook's, alternating in one run.
 
-    python -m benchmarks.bench_char [--rounds 3] [--steps 5] [--sizes 256,512]
+    python -m benchmarks.bench_char [--rounds 3] [--steps 5] [--sizes 256,512] [--decoding-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.corpus import Vocab, load_corpus
+from rnn_playground.core.device import torch_threads
 from rnn_playground.core.events import StepEvent, ValidationEvent
 from rnn_playground.core.sampling import Sampler, SampleSettings
 from rnn_playground.core.trainer import Trainer
@@ -92,6 +95,52 @@ def bench_sampling(hidden: int, rounds: int, length: int) -> tuple[dict[str, flo
     return {weights: median(rates) for weights, rates in ours_rates.items()}, median(notebook_rates)
 
 
+def legacy_stream(sampler: Sampler, settings: SampleSettings):
+    """The single-stream loop as it was before decoding grew top-p, stops, several streams and
+    log-probabilities (git main, 2026-11-30): step, top-k softmax, draw on the host. The baseline
+    the new path must not fall behind."""
+    rng = random.Random(settings.seed)
+    with torch.inference_mode(), torch_threads(sampler.threads):
+        state, token = sampler._prime(settings.prime)
+        for _ in range(settings.length):
+            logits = sampler._step(token, state)[0] / settings.temperature
+            values, indices = logits.topk(settings.top_k)
+            probs, choices = values.softmax(-1).tolist(), indices.tolist()
+            point, total = rng.random() * sum(probs), 0.0
+            for index, prob in enumerate(probs):  # noqa: B007
+                total += prob
+                if point < total:
+                    break
+            token = choices[index]
+            yield sampler.vocab.chars[token]
+
+
+def bench_decoding(hidden: int, rounds: int, length: int, samples: int, weights: str = "auto") -> dict[str, float]:
+    """Microseconds per step, alternating: the old single-stream loop (legacy_stream), today's
+    `Sampler.stream`, and one batched pass of 1 and of `samples` streams (`sample_many`, which
+    also keeps every stream's text and log-probabilities). `weights` as for `--weights`.
+    Timed in this process's CPU time: the sampler runs on one thread, and on a shared machine the
+    wall clock also counts the time other programs held the core."""
+    vocab = Vocab.from_text(load_corpus(str(require_data())).text)
+    from rnn_playground.core.model import CharRNN, ModelConfig
+    torch.manual_seed(0)
+    sampler = Sampler(CharRNN(ModelConfig(vocab_size=len(vocab), hidden=hidden, layers=2)), vocab, weights)
+    settings = SampleSettings(prime="The", temperature=1.0, top_k=5, length=length, seed=1)
+    runs = {"before": lambda: sum(1 for _ in legacy_stream(sampler, settings)),
+            "stream": lambda: sum(1 for _ in sampler.stream(settings)),
+            "batch 1": lambda: sampler.sample_many(settings),
+            f"batch {samples}": lambda: sampler.sample_many(replace(settings, samples=samples))}
+    for run in runs.values():  # warm-up
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.process_time()
+            run()
+            times[name].append((time.process_time() - started) / length * 1e6)
+    return {name: median(values) for name, values in times.items()} | {"weights": sampler.weights}
+
+
 def bench_precision(hidden: int, steps: int) -> tuple[float, float]:
     """Validation loss after equal steps, bf16 autocast against fp32 (same seed, same data)."""
     losses = []
@@ -109,10 +158,25 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="256,512", help="hidden sizes (2 layers each)")
     parser.add_argument("--precision-steps", type=int, default=300,
                         help="steps for the bf16-vs-fp32 validation check (0 = skip)")
+    parser.add_argument("--samples", type=int, default=8, help="streams in the batched decoding row")
+    parser.add_argument("--decoding-only", action="store_true",
+                        help="only the decoding rows: single stream before and after, batch of N against 1")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}, seq {SEQ}, "
           f"tinyshakespeare; medians of {args.rounds} alternating rounds")
+    decoding = []
+    for hidden, weights in [(hidden, weights) for hidden in sizes for weights in ("auto", "fp32")]:
+        us = bench_decoding(hidden, args.rounds, args.sample_length, args.samples, weights)
+        many = f"batch {args.samples}"
+        decoding.append([f"LSTM 2x{hidden} ({us['weights']})", f"{us['before']:.0f}", f"{us['stream']:.0f}",
+                         f"{us['before'] / us['stream']:.2f}x", f"{us['batch 1']:.0f}", f"{us[many]:.0f}",
+                         f"{us[many] / us['batch 1']:.2f}x", f"{us[many] / args.samples:.0f}"])
+    print_table(f"decoding, CPU microseconds per step (top-k 5, {args.sample_length} characters)",
+                ["model", "before", "stream", "speed kept", "N=1", f"N={args.samples}", f"N={args.samples} / N=1",
+                 "per char per stream"], decoding)
+    if args.decoding_only:
+        return
     rows = []
     for hidden in sizes:
         ours, notebook = bench_training(hidden, args.rounds, args.steps)

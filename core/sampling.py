@@ -10,6 +10,11 @@ At batch 1 a step costs what it takes to stream the recurrent weights from memor
 float32 per character at 2x512), so on a CPU with bf16 matrix units a large LSTM samples with
 int8 copies of them (one scale per row, bf16 activations in the product): a quarter of the
 bytes. `weights="fp32"` keeps the model's own weights, whose logits match its forward exactly.
+
+Decoding: `next_distribution` is the one transform from logits to what is drawn (temperature,
+repetition penalty, top-k, top-p); the draw happens on the host. `SampleRun` draws several
+streams in one pass: the step takes a batch of tokens and (n, hidden) states, so each layer is one
+product for all of them; each stream has its own seed (`stream_seed`), stop and log-probabilities.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from __future__ import annotations
 import copy
 import math
 import random
+import re
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +42,19 @@ SAMPLER_WEIGHTS = ("auto", "fp32", "int8")
 INT8_MIN_HIDDEN = 256
 
 MAX_SAMPLE_LENGTH = 10**9  # characters in one sample (about a gigabyte of text)
+MAX_SAMPLES = 1024         # streams drawn together in one batched pass
+
+# A repetition penalty looks back over this many characters (the prime's included). Over the whole
+# text so far, a character model would soon penalise every common letter alike, which changes little
+# but the temperature; 32 characters is a few words: enough to see a loop such as "the the the".
+PENALTY_WINDOW = 32
+# A stop match may span at most this many characters: the stream searches only its last ones.
+STOP_LOOKBACK = 256
+# Below this temperature sampling is argmax: its limit, and logits / T would overflow float32 (NaN softmax).
+TINY_TEMPERATURE = 1e-20
+# Log-probabilities are computed for this many steps at once (one softmax over them all, not one a step).
+SCORE_CHUNK = 64
+STOP_REASONS = ("length", "stop")
 
 _CELL_STEP = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
@@ -46,6 +66,13 @@ class SampleSettings:
     top_k: int = 0            # 0 = off
     length: int = 500
     seed: int | None = None   # None = a new random seed each time
+    top_p: float = 1.0        # nucleus: the likeliest characters holding this much probability; 1 = off
+    repetition_penalty: float = 1.0  # CTRL's rule over the last PENALTY_WINDOW characters; 1 = off
+    stop: str = ""            # end a stream where this text (or regex) appears in it; "" = none
+    stop_regex: bool = False  # `stop` is a regular expression
+    include_stop: bool = False  # keep the stop text at the end of the sample
+    min_length: int = 0       # characters before a stop match counts
+    samples: int = 1          # streams drawn together (one batched pass)
 
     def validate(self, vocab: Vocab | None = None) -> None:
         """Refuse unusable settings, naming the flag; the prime is checked against `vocab` when given."""
@@ -53,8 +80,18 @@ class SampleSettings:
             raise SamplingError(f"--temperature must be 0 (argmax) or a positive number, got {self.temperature}.")
         if self.top_k < 0:
             raise SamplingError(f"--top-k must be 0 (off) or positive, got {self.top_k}.")
+        if not 0 < self.top_p <= 1:  # NaN fails too
+            raise SamplingError(f"--top-p must be above 0 and at most 1 (1 = off), got {self.top_p}.")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise SamplingError(f"--repetition-penalty must be a positive number (1 = off, above 1 discourages "
+                                f"repeats), got {self.repetition_penalty}.")
         if not 0 <= self.length <= MAX_SAMPLE_LENGTH:
             raise SamplingError(f"--length must be from 0 to {MAX_SAMPLE_LENGTH:,} characters, got {self.length}.")
+        if not 0 <= self.min_length <= self.length:
+            raise SamplingError(f"--min-length must be from 0 to --length ({self.length}), got {self.min_length}.")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise SamplingError(f"--samples must be from 1 to {MAX_SAMPLES}, got {self.samples}.")
+        self.stop_pattern()
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise SamplingError(f"--seed must be from 0 to {MAX_SEED:,}, got {self.seed}.")
         lacking = vocab.missing(self.prime) if vocab is not None else None
@@ -65,6 +102,130 @@ class SampleSettings:
     def with_seed(self) -> SampleSettings:
         """A copy with a concrete seed, so the result can be reproduced."""
         return self if self.seed is not None else replace(self, seed=random.SystemRandom().randrange(2**31))
+
+    def stop_pattern(self) -> re.Pattern | None:
+        """The compiled stop text (escaped unless `stop_regex`), or None without one."""
+        if not self.stop:
+            return None
+        if len(self.stop) > STOP_LOOKBACK and not self.stop_regex:
+            raise SamplingError(f"--stop must be at most {STOP_LOOKBACK} characters, got {len(self.stop)}.")
+        try:
+            pattern = re.compile(self.stop if self.stop_regex else re.escape(self.stop))
+        except re.error as exc:
+            raise SamplingError(f"--stop {self.stop!r} is not a regular expression: {exc}.") from None
+        if pattern.fullmatch(""):
+            raise SamplingError(f"--stop {self.stop!r} matches empty text, so every sample would stop at once: "
+                                f"make it match at least one character.")
+        return pattern
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """Stream `index`'s own seed among several drawn with `seed`: the seed itself for stream 0 (one
+    sample is what it always was), a seed derived from both for the others. Stream i of a seed is the
+    same whatever the number of streams, and a single-sample run with its seed draws it alone."""
+    return seed if index == 0 else random.Random(f"{seed}:{index}").randrange(MAX_SEED + 1)
+
+
+def next_distribution(logits: torch.Tensor, settings: SampleSettings,
+                      seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The distribution the next character is drawn from, for each row of (n, vocab) `logits`:
+    (probs, indices), probs (n, m) summing to 1 per row and indices (n, m) the characters they belong
+    to, or None when they are the whole vocabulary in its order. The one transform every sampler uses.
+
+    In this order: temperature (logits / T), repetition penalty (CTRL: a logit of a character `seen`,
+    a (n, vocab) bool mask, is divided by the penalty when positive and multiplied when negative),
+    top-k (the k likeliest), top-p (the fewest likeliest whose probability reaches p, ties at the cut
+    by order). Temperature 0 (or below TINY_TEMPERATURE) is the argmax of the penalised logits: one
+    index with probability 1.
+    Dividing by T > 0 commutes with the penalty and keeps the order, so the code divides last."""
+    penalty = settings.repetition_penalty
+    if penalty != 1 and seen is not None:
+        logits = torch.where(seen, torch.where(logits > 0, logits / penalty, logits * penalty), logits)
+    if settings.temperature < TINY_TEMPERATURE:
+        indices = logits.argmax(-1, keepdim=True)
+        return torch.ones(indices.shape, dtype=logits.dtype, device=logits.device), indices
+    indices = None
+    if 0 < settings.top_k < logits.shape[-1]:
+        logits, indices = logits.topk(settings.top_k)
+    probs = (logits / settings.temperature).softmax(-1)
+    if settings.top_p < 1:
+        if indices is None:
+            probs, indices = probs.sort(-1, descending=True)
+        # topk's values come sorted, likeliest first: keep each whose predecessors hold less than p.
+        probs = probs * (probs.cumsum(-1) - probs < settings.top_p)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs, indices
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One stream of a sampling pass. `logprobs` are, per character of `text`, the natural log of the
+    probability the model itself gave it: the softmax of its logits at temperature 1, before any
+    penalty, top-k or top-p. That is the text's likelihood under the model, comparable across
+    settings (the sampling distribution's own would reward a low temperature for being sure).
+    A stop text cut from the end takes its characters' log-probabilities with it."""
+    index: int                 # the stream's number, 0 to samples - 1
+    seed: int                  # its own seed (stream_seed): a single-sample run with it draws this text
+    text: str                  # generated, the prime not included ("" when the pass did not keep text)
+    length: int                # characters generated (kept or not)
+    total: float               # nats: the sum of the log-probabilities
+    stop_reason: str           # "length" or "stop"
+    logprobs: tuple[float, ...] = ()  # nats per character (empty when the pass did not keep them)
+
+    @property
+    def bits_per_char(self) -> float:
+        return -self.total / self.length / math.log(2) if self.length else 0.0
+
+
+@dataclass(eq=False, slots=True)
+class _Stream:
+    """One stream's running state in a pass."""
+    index: int
+    seed: int
+    rng: random.Random
+    keep: bool
+    count: int = 0                    # characters generated
+    emitted: int = 0                  # characters handed out in updates
+    tail: str = ""                    # the last STOP_LOOKBACK characters, for the stop search
+    search_from: int = 0              # where the next stop search starts (absolute)
+    chars: list[str] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    recent_logprobs: deque = field(default_factory=lambda: deque(maxlen=STOP_LOOKBACK))
+    total: float = 0.0
+    cut: int | None = None            # where the text ends, once stopped
+    window: deque = field(default_factory=deque)  # the penalty's window of tokens
+
+    def result(self) -> SampleResult:
+        length = self.count if self.cut is None else self.cut
+        return SampleResult(self.index, self.seed, "".join(self.chars[:length]), length, self.total,
+                            "length" if self.cut is None else "stop", tuple(self.logprobs[:length]))
+
+
+class SampleRun:
+    """One sampling pass of `settings.samples` streams, drawn together. Iterate it for updates,
+    {stream index: new text} (only the streams that have some, in order); `results` then holds each
+    stream's SampleResult, by index (filled when the iteration ends or `close()` ends it). A stream
+    that meets its stop text stays finished while the rest go on. With a stop text cut from the end
+    (include_stop off), text is handed out only once no match can take it back: up to len(stop) - 1
+    characters late, STOP_LOOKBACK - 1 for a regex.
+    `keep=False` keeps no text or per-character log-probabilities (constant memory, for endless
+    streams); totals and stop reasons stay. `score=False` skips the log-probabilities (totals 0):
+    for `Sampler.stream`, which hands out characters only."""
+
+    def __init__(self, sampler: Sampler, settings: SampleSettings, keep: bool = True, score: bool = True):
+        settings.validate(sampler.vocab)
+        self.settings = settings.with_seed()
+        self.results: list[SampleResult] = []
+        # The body gets the list, not this object: no reference cycle, so a pass dropped midway is closed
+        # at once (leaving inference mode then, not whenever the garbage collector comes by).
+        self._updates = sampler._updates(self.settings, self.results, keep, score)
+
+    def __iter__(self) -> Iterator[dict[int, str]]:
+        return self._updates
+
+    def close(self) -> None:
+        """End the pass here (results hold what was drawn)."""
+        self._updates.close()
 
 
 class Int8Matrix:
@@ -171,30 +332,41 @@ class Sampler:
         model, vocab, _ = load_model(path, device)
         return cls(model, vocab, weights, threads)
 
-    def _step(self, token: int, state: list) -> torch.Tensor:
-        """One character through every layer; updates `state` in place, returns (1, vocab) logits."""
+    def _inputs(self, token: int | list[int]) -> torch.Tensor:
+        """The first layer's input rows, (n, gates): one per character."""
+        if isinstance(token, list):
+            if len(token) > 1:
+                return self._input_table[torch.tensor(token, device=self.device)]
+            token = token[0]
+        return self._input_table[token:token + 1]  # a slice: cheaper than an index op at batch 1
+
+    def _step(self, token: int | list[int], state: list) -> torch.Tensor:
+        """One character per stream through every layer: `token` for a batch of 1, or a list of one
+        per row of the state, (n, hidden) per layer. All n go through each product together. Updates
+        `state` in place, returns (n, vocab) logits."""
+        inputs = self._inputs(token)
         if self.config.cell == "lstm":
-            return self._lstm_step(token, state)
+            return self._lstm_step(inputs, state)
         step = _CELL_STEP[self.config.cell]
+        empty_x = self._empty_x if len(inputs) == 1 else inputs.new_empty(len(inputs), 0)
         x = None
         for layer, (w_ih, w_hh, b_ih, b_hh) in enumerate(self._layers):
-            if layer == 0:
-                x = step(self._empty_x, state[0], self._empty_w, w_hh, self._input_table[token], b_hh)
+            if layer == 0:  # the table rows are the input projection: passed as the input bias
+                x = step(empty_x, state[0], self._empty_w, w_hh, inputs, b_hh)
             else:
                 x = step(x, state[layer], w_ih, w_hh, b_ih, b_hh)
             state[layer] = x
         return torch.addmm(self._head_b, x, self._head_w)
 
-    def _lstm_step(self, token: int, state: list) -> torch.Tensor:
+    def _lstm_step(self, inputs: torch.Tensor, state: list) -> torch.Tensor:
         hidden = self.config.hidden
         x = None
         for layer, (w_ih_t, w_hh_t, bias) in enumerate(self._lstm):
             h, c = state[layer]
             if w_ih_t is None:  # int8: w_hh_t is an Int8Matrix, over [x, h] above the first layer
-                gates = (self._input_table[token:token + 1] + w_hh_t(h) if layer == 0
-                         else w_hh_t(torch.cat([x, h], dim=1)).add_(bias))
+                gates = inputs + w_hh_t(h) if layer == 0 else w_hh_t(torch.cat([x, h], dim=1)).add_(bias)
             elif layer == 0:
-                gates = torch.addmm(self._input_table[token:token + 1], h, w_hh_t)
+                gates = torch.addmm(inputs, h, w_hh_t)
             else:
                 gates = torch.addmm(bias, x, w_ih_t).addmm_(h, w_hh_t)
             sig = gates[:, :3 * hidden].sigmoid()
@@ -204,44 +376,179 @@ class Sampler:
         return torch.addmm(self._head_b, x, self._head_w)
 
     @staticmethod
-    def _choose(logits: torch.Tensor, settings: SampleSettings, rng: random.Random) -> int:
-        """Argmax at temperature 0; else draw from the (top-k) softmax. The draw happens on
-        the host from a seeded random.Random: a handful of floats, cheaper than a multinomial
-        kernel, and the same on every device."""
-        if settings.temperature == 0:
-            return int(logits.argmax())
-        raw, logits = logits[0], logits[0] / settings.temperature
-        if 0 < settings.top_k < logits.shape[-1]:
-            values, indices = logits.topk(settings.top_k)
-            probs, choices = values.softmax(-1).tolist(), indices.tolist()
-        else:
-            probs, choices = logits.softmax(-1).tolist(), None
+    def _draw(probs: list[float], indices: list[int] | None, rng: random.Random) -> int:
+        """One character from a row of next_distribution. The draw happens on the host from a seeded
+        random.Random: a handful of floats, cheaper than a multinomial kernel, the same on every device."""
+        if len(probs) == 1:
+            return indices[0] if indices is not None else 0
         mass = sum(probs)
-        if not mass > 0:
-            # NaN: a temperature so small that the float32 logits overflowed. Argmax is the limit
-            # sampling tends to as the temperature falls, so that is the choice.
-            return int(raw.argmax())  # the unscaled logits: several may have overflowed to inf
         point, total = rng.random() * mass, 0.0
         for index, prob in enumerate(probs):  # noqa: B007 (the index where the loop stops is the choice)
             total += prob
             if point < total:
                 break
-        return choices[index] if choices is not None else index
+        else:  # rounding put the point at the very end: the last character with any probability
+            index = max(i for i, prob in enumerate(probs) if prob > 0) if mass > 0 else 0
+        return indices[index] if indices is not None else index
+
+    def start(self, settings: SampleSettings, keep: bool = True) -> SampleRun:
+        """A sampling pass of `settings.samples` streams, to iterate (see SampleRun). Checks the settings now."""
+        return SampleRun(self, settings, keep)
+
+    def sample_many(self, settings: SampleSettings) -> list[SampleResult]:
+        """`settings.samples` streams drawn together, each with its text, log-probabilities and stop reason."""
+        run = self.start(settings)
+        for _ in run:
+            pass
+        return run.results
 
     def stream(self, settings: SampleSettings) -> Iterator[str]:
-        """Yield generated characters one at a time (the prime itself is not yielded).
+        """Yield generated characters one at a time (the prime itself is not yielded): one stream,
+        whatever `settings.samples`, in constant memory.
 
         Settings must carry a seed to be reproducible; call `settings.with_seed()` first
         to pick one and keep it.
         """
-        settings.validate(self.vocab)
-        settings = settings.with_seed()
-        rng = random.Random(settings.seed)
-        with torch.inference_mode(), torch_threads(self.threads):
-            state, token = self._prime(settings.prime)
-            for _ in range(settings.length):
-                token = self._choose(self._step(token, state), settings, rng)
-                yield self.vocab.chars[token]
+        run = SampleRun(self, replace(settings, samples=1), keep=False, score=False)
+        try:
+            for update in run:
+                text = update[0]
+                if len(text) == 1:
+                    yield text
+                else:  # characters held back for a stop text, released together
+                    yield from text
+        finally:
+            run.close()
+
+    def _updates(self, settings: SampleSettings, results: list[SampleResult], keep: bool,
+                 score: bool) -> Iterator[dict[int, str]]:
+        """SampleRun's body: every stream steps together, one batched product per layer a step; fills
+        `results` when it ends."""
+        streams = []
+        for index in range(settings.samples):
+            seed = stream_seed(settings.seed, index)
+            streams.append(_Stream(index, seed, random.Random(seed), keep))
+        pattern = settings.stop_pattern()
+        holdback = 0
+        if pattern is not None and not settings.include_stop:
+            holdback = STOP_LOOKBACK - 1 if settings.stop_regex else len(settings.stop) - 1
+        reach = STOP_LOOKBACK if settings.stop_regex else len(settings.stop)  # the longest match
+        penalised = settings.repetition_penalty != 1
+        chars, vocab_size, draw = self.vocab.chars, len(self.vocab), self._draw
+        active, pending = list(streams), []
+        try:
+            with torch.inference_mode(), torch_threads(self.threads):
+                state, token = self._prime(settings.prime)
+                if len(active) > 1:
+                    state = [tuple(t.expand(len(active), -1).contiguous() for t in layer) if isinstance(layer, tuple)
+                             else layer.expand(len(active), -1).contiguous() for layer in state]
+                tokens = [token] * len(active)
+                if penalised:
+                    for stream in streams:
+                        stream.window.extend(self.vocab.index[ch] for ch in settings.prime[-PENALTY_WINDOW:])
+                for _ in range(settings.length):
+                    seen = None
+                    if penalised:
+                        seen = torch.zeros(len(active), vocab_size, dtype=torch.bool, device=self.device)
+                        pairs = [(row, col) for row, stream in enumerate(active) for col in set(stream.window)]
+                        if pairs:
+                            rows, cols = zip(*pairs, strict=True)
+                            seen[torch.tensor(rows), torch.tensor(cols)] = True
+                    logits = self._step(tokens, state)
+                    probs, indices = next_distribution(logits, settings, seen)
+                    probs = probs.tolist()
+                    indices = indices.tolist() if indices is not None else None
+                    if len(active) == 1:  # the single stream's path, kept lean
+                        tokens = [draw(probs[0], indices[0] if indices is not None else None, active[0].rng)]
+                    else:
+                        tokens = [draw(probs[row], indices[row] if indices is not None else None, stream.rng)
+                                  for row, stream in enumerate(active)]
+                    if score:
+                        pending.append((logits, tokens))
+                        if len(pending) == SCORE_CHUNK:
+                            self._score(active, pending)
+                    update, stopped = {}, False
+                    for stream, token in zip(active, tokens, strict=True):
+                        char = chars[token]
+                        stream.count += 1
+                        if keep:
+                            stream.chars.append(char)
+                        if penalised:
+                            stream.window.append(token)
+                            if len(stream.window) > PENALTY_WINDOW:
+                                stream.window.popleft()
+                        if pattern is None:  # nothing to hold back or search: the character goes out now
+                            update[stream.index] = char
+                            stream.emitted = stream.count
+                            continue
+                        stream.tail = (stream.tail + char)[-STOP_LOOKBACK:]
+                        if stream.count >= settings.min_length:
+                            stopped |= self._find_stop(stream, pattern, reach, settings)
+                        release = stream.count - holdback if stream.cut is None else stream.cut
+                        if release > stream.emitted:
+                            offset = stream.count - len(stream.tail)
+                            update[stream.index] = stream.tail[stream.emitted - offset:release - offset]
+                            stream.emitted = release
+                    if stopped:
+                        self._score(active, pending)
+                        rows = [row for row, stream in enumerate(active) if stream.cut is None]
+                        for stream in active:
+                            if stream.cut is not None and stream.cut < stream.count:
+                                cut_off = list(stream.recent_logprobs)[stream.cut - stream.count:]
+                                stream.total -= math.fsum(cut_off)
+                        if rows and len(rows) < len(active):
+                            kept = torch.tensor(rows, device=self.device)
+                            state = [tuple(t[kept] for t in layer) if isinstance(layer, tuple) else layer[kept]
+                                     for layer in state]
+                        active = [active[row] for row in rows]
+                        tokens = [tokens[row] for row in rows]
+                    if update:
+                        yield update
+                    if not active:
+                        break
+                self._score(active, pending)
+                update = {}
+                for stream in active:  # text held back for a stop that never came
+                    if stream.count > stream.emitted:
+                        offset = stream.count - len(stream.tail)
+                        update[stream.index] = stream.tail[stream.emitted - offset:]
+                        stream.emitted = stream.count
+                if update:
+                    yield update
+        finally:
+            self._score(active, pending)  # a pass closed midway: the characters drawn so far
+            results[:] = [stream.result() for stream in streams]
+
+    @staticmethod
+    def _score(active: list[_Stream], pending: list) -> None:
+        """The model's log-probabilities of the characters drawn in the `pending` steps, all in one
+        softmax (a few kernels per SCORE_CHUNK steps, not per step); then `pending` is emptied."""
+        if not pending:
+            return
+        logits = torch.cat([step_logits for step_logits, _ in pending])
+        chosen = torch.tensor([token for _, tokens in pending for token in tokens], device=logits.device)
+        values = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0].tolist()
+        pending.clear()
+        for row, stream in enumerate(active):
+            mine = values[row::len(active)]
+            stream.total += math.fsum(mine)
+            stream.recent_logprobs.extend(mine)
+            if stream.keep:
+                stream.logprobs.extend(mine)
+
+    @staticmethod
+    def _find_stop(stream: _Stream, pattern: re.Pattern, reach: int, settings: SampleSettings) -> bool:
+        """Whether a stop match ending at or after min_length has appeared; marks where the text ends.
+        Matches that end before min_length are passed over."""
+        offset = stream.count - len(stream.tail)
+        position = max(stream.search_from, stream.count - reach, offset)
+        while (match := pattern.search(stream.tail, position - offset)) is not None:
+            start, end = offset + match.start(), offset + match.end()
+            if end > start and end >= settings.min_length:
+                stream.cut = end if settings.include_stop else start
+                return True
+            position = stream.search_from = start + 1
+        return False
 
     def _prime(self, prime: str) -> tuple[list, int]:
         """Per-layer state after all but the last prime character, and that last character."""

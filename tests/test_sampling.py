@@ -1,9 +1,14 @@
-"""The streaming sampler on real (tiny) models: determinism, argmax, top-k, the fast path, errors."""
+"""The streaming sampler on real (tiny) models: determinism, argmax, top-k, top-p, penalty, stops, several
+streams at once, log-probabilities, the fast path, errors."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import re
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,8 +18,18 @@ from rnn_playground.core.device import supports_bf16
 from rnn_playground.core.errors import SamplingError
 from rnn_playground.core.loading import load_model
 from rnn_playground.core.model import CharRNN, ModelConfig
-from rnn_playground.core.sampling import INT8_MIN_HIDDEN, Int8Matrix, Sampler, SampleSettings, resolve_weights
+from rnn_playground.core.sampling import (
+    INT8_MIN_HIDDEN,
+    PENALTY_WINDOW,
+    Int8Matrix,
+    Sampler,
+    SampleSettings,
+    next_distribution,
+    resolve_weights,
+    stream_seed,
+)
 from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.cli.main import main
 
 from .conftest import TINY_TEXT, tiny_config
 
@@ -282,6 +297,22 @@ def test_stream_is_lazy(sampler):
     assert len(first) == 5 and time.monotonic() - started < 5
 
 
+def test_a_stream_dropped_midway_leaves_inference_mode_at_once(sampler):
+    stream = sampler.stream(SampleSettings(length=100, seed=1))
+    assert len([next(stream) for _ in range(3)]) == 3 and torch.is_inference_mode_enabled()
+    del stream  # no reference cycle keeps it suspended inside inference mode until a garbage collection
+    assert not torch.is_inference_mode_enabled()
+    run = sampler.start(SampleSettings(length=100, seed=1, samples=2))
+    next(iter(run))
+    del run
+    assert not torch.is_inference_mode_enabled()
+    run = sampler.start(SampleSettings(length=100, seed=1, samples=2))
+    first = next(iter(run))
+    run.close()
+    assert not torch.is_inference_mode_enabled()
+    assert [(r.text, len(r.logprobs)) for r in run.results] == [(first[0], 1), (first[1], 1)]
+
+
 def test_length_zero(sampler):
     assert sampler.generate(SampleSettings(prime="The", length=0, seed=1)) == ""
 
@@ -327,3 +358,266 @@ def test_checkpoint_sampled_on_cpu(tiny_run):
     model, vocab, checkpoint = load_model(tiny_run, "cpu")
     assert Sampler(model, vocab).generate(SampleSettings(prime="The ", length=40, seed=2)) == text
 
+
+
+# --------------------------------------------------------------------------- the distribution transform
+
+LOGITS = [2.0, 1.0, 0.5, -1.0]
+
+
+def softmax(values: list[float]) -> list[float]:
+    exps = [math.exp(v) for v in values]
+    return [e / sum(exps) for e in exps]
+
+
+def distribution(settings: SampleSettings, seen: set[int] = frozenset()) -> dict[int, float]:
+    """next_distribution on LOGITS as {character index: probability}, zeros left out."""
+    mask = torch.tensor([[i in seen for i in range(len(LOGITS))]])
+    probs, indices = next_distribution(torch.tensor([LOGITS]), settings, mask)
+    indices = indices[0].tolist() if indices is not None else range(len(LOGITS))
+    return {i: p for i, p in zip(indices, probs[0].tolist(), strict=True) if p > 0}
+
+
+def assert_close(got: dict[int, float], expected: dict[int, float]) -> None:
+    assert got.keys() == expected.keys(), (got, expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-6), (key, got, expected)
+
+
+def test_each_step_of_the_distribution_against_a_hand_computation():
+    plain = softmax(LOGITS)  # 0.6095, 0.2242, 0.1360, 0.0303
+    assert_close(distribution(SampleSettings(temperature=1.0)), dict(enumerate(plain)))
+    # temperature 0.5: the logits doubled
+    assert_close(distribution(SampleSettings(temperature=0.5)), dict(enumerate(softmax([4.0, 2.0, 1.0, -2.0]))))
+    # penalty 2 on characters 0 and 3: 2.0 / 2 (positive: divided), -1.0 * 2 (negative: multiplied)
+    assert_close(distribution(SampleSettings(temperature=1.0, repetition_penalty=2.0), {0, 3}),
+                 dict(enumerate(softmax([1.0, 1.0, 0.5, -2.0]))))
+    # top-k 2: the two likeliest, renormalised
+    assert_close(distribution(SampleSettings(temperature=1.0, top_k=2)), dict(enumerate(softmax([2.0, 1.0]))))
+    # top-p 0.7: 0.6095 is short of 0.7, 0.6095 + 0.2242 reaches it: those two, renormalised
+    assert_close(distribution(SampleSettings(temperature=1.0, top_p=0.7)),
+                 {0: plain[0] / (plain[0] + plain[1]), 1: plain[1] / (plain[0] + plain[1])})
+    assert_close(distribution(SampleSettings(temperature=1.0, top_p=0.5)), {0: 1.0})
+    # temperature 0: the argmax, after the penalty (2.0 / 4 = 0.5 falls behind 1.0)
+    assert_close(distribution(SampleSettings(temperature=0)), {0: 1.0})
+    assert_close(distribution(SampleSettings(temperature=0, repetition_penalty=4.0), {0}), {1: 1.0})
+
+
+def test_all_steps_together_in_their_documented_order():
+    # temperature 0.5: [4, 2, 1, -2]; penalty 2 on {0, 3}: [2, 2, 1, -4]; top-k 3: [2, 2, 1] -> 0.4223,
+    # 0.4223, 0.1554; top-p 0.6: 0.4223 short, 0.8446 reaches it: characters 0 and 1, half each.
+    settings = SampleSettings(temperature=0.5, repetition_penalty=2.0, top_k=3, top_p=0.6)
+    assert_close(distribution(settings, {0, 3}), {0: 0.5, 1: 0.5})
+    # the same with top-p off: the three of top-k
+    assert_close(distribution(replace(settings, top_p=1.0), {0, 3}), dict(enumerate(softmax([2.0, 2.0, 1.0]))))
+
+
+def test_top_p_restricts_to_the_nucleus(trained):
+    model, vocab = trained
+    sampler, prime, p = Sampler(model, vocab, "fp32"), "The ", 0.5
+    text = prime
+    for char in sampler.stream(SampleSettings(prime=prime, temperature=1.0, top_p=p, length=80, seed=7)):
+        probs, order = reference_next_logits(model, vocab, text).softmax(-1).sort(descending=True)
+        nucleus = {vocab.chars[i] for i, before in zip(order.tolist(), (probs.cumsum(0) - probs).tolist(),
+                                                       strict=True) if before < p}
+        assert char in nucleus, (text, char, nucleus)
+        text += char
+
+
+def test_repetition_penalty_at_temperature_zero_follows_the_ctrl_rule(trained):
+    model, vocab = trained
+    prime, penalty = "The ", 1.6
+    generated = Sampler(model, vocab, "fp32").generate(
+        SampleSettings(prime=prime, temperature=0, repetition_penalty=penalty, length=60))
+    text = prime
+    for _ in range(60):
+        logits = reference_next_logits(model, vocab, text)
+        for index in {vocab.index[c] for c in text[-PENALTY_WINDOW:]}:
+            logits[index] = logits[index] / penalty if logits[index] > 0 else logits[index] * penalty
+        text += vocab.chars[int(logits.argmax())]
+    assert generated == text[len(prime):]
+    assert generated != Sampler(model, vocab, "fp32").generate(SampleSettings(prime=prime, temperature=0, length=60))
+
+
+# --------------------------------------------------------------------------- log-probabilities
+
+def test_log_probs_are_the_models_own(trained):
+    model, vocab = trained
+    prime = "The "
+    [result] = Sampler(model, vocab, "fp32").sample_many(
+        SampleSettings(prime=prime, temperature=1.4, top_k=4, top_p=0.9, repetition_penalty=1.3, length=50, seed=3))
+    assert len(result.text) == len(result.logprobs) == result.length == 50 and result.stop_reason == "length"
+    for position, (char, logprob) in enumerate(zip(result.text, result.logprobs, strict=True)):
+        # at temperature 1, before penalty, top-k and top-p: the unmodified model
+        expected = reference_next_logits(model, vocab, prime + result.text[:position]).log_softmax(-1)
+        assert logprob == pytest.approx(float(expected[vocab.index[char]]), abs=1e-5), position
+    assert result.total == pytest.approx(math.fsum(result.logprobs))
+    assert result.bits_per_char == pytest.approx(-result.total / 50 / math.log(2))
+
+
+# --------------------------------------------------------------------------- stop texts
+
+def test_stop_text_ends_the_stream(trained):
+    model, vocab = trained
+    sampler = Sampler(model, vocab, "fp32")
+    base = SampleSettings(prime="The ", temperature=1.0, length=300, seed=4)
+    [full] = sampler.sample_many(base)
+    stop = "e "
+    at = full.text.index(stop)
+    [cut] = sampler.sample_many(replace(base, stop=stop))
+    assert cut.text == full.text[:at] and cut.stop_reason == "stop"
+    assert cut.logprobs == full.logprobs[:at] and cut.total == pytest.approx(math.fsum(full.logprobs[:at]))
+    assert "".join(sampler.stream(replace(base, stop=stop))) == cut.text  # held back, never taken back
+    [kept] = sampler.sample_many(replace(base, stop=stop, include_stop=True))
+    assert kept.text == full.text[:at + 2] and kept.logprobs == full.logprobs[:at + 2]
+    # min_length: a match ending before it is passed over
+    later = full.text.index(stop, at + 1)
+    [long] = sampler.sample_many(replace(base, stop=stop, include_stop=True, min_length=at + 3))
+    assert long.text == full.text[:later + 2]
+    # a regular expression, and one that never matches
+    [regex] = sampler.sample_many(replace(base, stop=r"[aeiou] ", stop_regex=True))
+    match = re.search(r"[aeiou] ", full.text)
+    assert regex.text == full.text[:match.start()] and regex.stop_reason == "stop"
+    [never] = sampler.sample_many(replace(base, stop="Ω", include_stop=False))
+    assert never.text == full.text and never.stop_reason == "length"
+    assert "".join(sampler.stream(replace(base, stop="zq!", stop_regex=True))) == full.text
+
+
+# --------------------------------------------------------------------------- several streams at once
+
+def test_stream_seeds():
+    assert stream_seed(5, 0) == 5 and stream_seed(5, 1) == stream_seed(5, 1) != stream_seed(6, 1)
+    assert len({stream_seed(5, i) for i in range(100)}) == 100
+
+
+def random_model(cell: str, layers: int, text: str) -> tuple[CharRNN, Vocab]:
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(3)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, hidden=32, layers=layers, embed=8))
+    with torch.no_grad():  # livelier than the default init, so that the streams differ (not so far as to
+        for parameter in model.parameters():  # saturate: equal logits would leave top-k's order to rounding)
+            parameter.mul_(2)
+    return model, vocab
+
+
+def assert_streams_are_single_runs(sampler: Sampler, settings: SampleSettings) -> list:
+    results = sampler.sample_many(settings)
+    assert [r.index for r in results] == list(range(settings.samples))
+    for result in results:
+        [alone] = sampler.sample_many(replace(settings, samples=1, seed=result.seed))
+        assert alone.text == result.text and alone.stop_reason == result.stop_reason, result.index
+        assert alone.logprobs == pytest.approx(result.logprobs, abs=1e-5)
+    return results
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_several_streams_equal_single_runs_of_their_seeds(cell, layers):
+    text = "several streams at once, each its own: the quick brown fox jumps over the lazy dog."
+    sampler = Sampler(*random_model(cell, layers, text), "fp32")
+    settings = SampleSettings(prime="the ", temperature=1.0, length=60, seed=11, samples=5)
+    results = assert_streams_are_single_runs(sampler, settings)
+    assert len({r.text for r in results}) == 5 and results[0].seed == 11
+    # with stops, streams end apart: the finished stay finished while the rest go on
+    stops = assert_streams_are_single_runs(sampler, replace(settings, stop="[eo]", stop_regex=True, top_k=6,
+                                                                   repetition_penalty=1.2))
+    assert len({r.length for r in stops}) > 1 and any(r.stop_reason == "stop" for r in stops)
+    # stream i is the same whatever the number of streams
+    second = sampler.sample_many(replace(settings, samples=2))[1]
+    assert second.text == results[1].text and second.logprobs == pytest.approx(results[1].logprobs, abs=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(torch, "_weight_int8pack_mm"), reason="this torch lacks the int8 weight kernel")
+def test_several_int8_streams_equal_single_runs():
+    text = "int8 weights, several streams at once: the quick brown fox jumps over the lazy dog."
+    sampler = Sampler(*random_model("lstm", 2, text), "int8")
+    assert_streams_are_single_runs(sampler, SampleSettings(prime="the ", temperature=1.0, length=60, seed=2,
+                                                           samples=4, stop="o"))
+
+
+def test_updates_carry_each_streams_new_text(trained):
+    model, vocab = trained
+    sampler = Sampler(model, vocab)
+    run = sampler.start(SampleSettings(prime="The ", temperature=1.0, length=40, seed=8, samples=3, stop="e"))
+    texts = {}
+    for update in run:
+        assert update and all(text for text in update.values())
+        for index, text in update.items():
+            texts[index] = texts.get(index, "") + text
+    assert [texts.get(r.index, "") for r in run.results] == [r.text for r in run.results]
+    assert sampler.generate(SampleSettings(prime="The ", temperature=1.0, length=40, seed=8, stop="e")) == \
+        run.results[0].text
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(top_p=0), "--top-p must be above 0 and at most 1"),
+    (dict(top_p=1.5), "--top-p must be"),
+    (dict(top_p=float("nan")), "--top-p must be"),
+    (dict(repetition_penalty=0), "--repetition-penalty must be a positive number"),
+    (dict(repetition_penalty=-1.2), "--repetition-penalty must be"),
+    (dict(stop="(ab", stop_regex=True), r"--stop '\(ab' is not a regular expression: missing \), unterminated"),
+    (dict(stop="x*", stop_regex=True), "--stop 'x\\*' matches empty text"),
+    (dict(min_length=-1), "--min-length must be from 0 to --length"),
+    (dict(min_length=501), r"--min-length must be from 0 to --length \(500\), got 501"),
+    (dict(samples=0), "--samples must be from 1"),
+])
+def test_bad_decoding_settings(settings, match):
+    with pytest.raises(SamplingError, match=match) as info:
+        SampleSettings(**settings).validate()
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- the sample command
+
+def test_sample_command_json_and_score_line(tiny_run, capsys):
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "40", "--seed", "3", "--device", "cpu",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    record = json.loads(captured.out)
+    [result] = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
+        SampleSettings(prime="The ", length=40, seed=3))
+    assert record["text"] == result.text and record["prime"] == "The " and record["stop_reason"] == "length"
+    assert record["settings"]["seed"] == 3 and record["settings"]["top_p"] == 1.0 and record["seed"] == 3
+    assert len(record["logprobs"]) == 40 and record["logprobs"] == pytest.approx(list(result.logprobs))
+    assert record["total_nats"] == pytest.approx(math.fsum(record["logprobs"]))
+    assert record["bits_per_char"] == pytest.approx(-record["total_nats"] / 40 / math.log(2))
+    assert f"log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} bits/char" in captured.err
+    # streamed, the same text and the same score
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "40", "--seed", "3", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "The " + result.text + "\n"
+    assert f"log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} bits/char" in captured.err
+
+
+def test_sample_command_several_samples_and_a_stop(tiny_run, capsys):
+    common = ["sample", str(tiny_run), "--prime", "The ", "--length", "60", "--seed", "5", "--device", "cpu",
+              "--samples", "3", "--stop", "e", "--min-length", "2"]
+    assert main([*common, "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    results = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
+        SampleSettings(prime="The ", length=60, seed=5, samples=3, stop="e", min_length=2))
+    assert [r["text"] for r in records] == [r.text for r in results]
+    assert [r["seed"] for r in records] == [stream_seed(5, i) for i in range(3)]
+    assert [r["stop_reason"] for r in records] == [r.stop_reason for r in results]
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    for result in results:
+        assert (f"--- sample {result.index + 1}: log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} "
+                f"bits/char, seed {result.seed}\nThe {result.text}\n") in out
+    assert main(["sample", str(tiny_run), "--prime", "The ", "--length", "60", "--seed", "5", "--device", "cpu",
+                 "--stop", "e", "--min-length", "2"]) == 0
+    assert capsys.readouterr().out == "The " + results[0].text + "\n"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--top-p", "0"], "--top-p must be above 0 and at most 1"),
+    (["--repetition-penalty", "-1"], "--repetition-penalty must be a positive number"),
+    (["--stop", "(", "--stop-regex"], "--stop '(' is not a regular expression: missing ), unterminated"),
+    (["--samples", "0"], "--samples must be from 1"),
+    (["--min-length", "20", "--length", "10"], "--min-length must be from 0 to --length (10), got 20"),
+])
+def test_sample_command_refuses_bad_decoding_flags(tiny_run, capsys, flags, message):
+    assert main(["sample", str(tiny_run), "--device", "cpu", *flags]) == 2
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())
+    assert message in err and "Traceback" not in err and captured.out == ""

@@ -31,7 +31,7 @@ from rnn_playground.core.distributed import (
 from rnn_playground.core.errors import CheckpointError, ConfigError, PlaygroundError
 from rnn_playground.core.events import ErrorEvent
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
-from rnn_playground.core.sampling import SAMPLER_WEIGHTS, Sampler, SampleSettings
+from rnn_playground.core.sampling import PENALTY_WINDOW, SAMPLER_WEIGHTS, Sampler, SampleResult, SampleSettings
 from rnn_playground.core.trainer import TrainControl, Trainer
 from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
@@ -63,7 +63,22 @@ def register(subparsers) -> None:
     sample.add_argument("--temperature", type=float, default=SampleSettings.temperature,
                         help="randomness: 0 picks the likeliest character every time")
     sample.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest characters (0 = off)")
+    sample.add_argument("--top-p", type=float, default=SampleSettings.top_p,
+                        help="nucleus: sample among the fewest likeliest characters holding this much probability, "
+                             "above 0 and at most 1 (1 = off; applied after temperature, penalty and top-k)")
+    sample.add_argument("--repetition-penalty", type=float, default=SampleSettings.repetition_penalty,
+                        help=f"divide the positive logits (multiply the negative) of characters among the last "
+                             f"{PENALTY_WINDOW} (prime included) by this: above 1 breaks loops (1 = off)")
+    sample.add_argument("--stop", default="", help="end each sample where this text appears in it (default: none)")
+    sample.add_argument("--stop-regex", action="store_true", help="--stop is a regular expression")
+    sample.add_argument("--include-stop", action="store_true", help="keep the stop text at the end of the sample")
+    sample.add_argument("--min-length", type=int, default=0, help="characters before a --stop match counts")
     sample.add_argument("--length", type=int, default=SampleSettings.length, help="characters to generate")
+    sample.add_argument("--samples", type=int, default=1,
+                        help="samples drawn together in one batched pass, printed one after another")
+    sample.add_argument("--json", action="store_true",
+                        help="print one JSON object (a list with --samples above 1): text, prime, settings, "
+                             "per-character log-probabilities (nats), total nats, bits per character, stop reason")
     sample.add_argument("--seed", type=int, default=None, help="seed for a reproducible sample (default: random)")
     sample.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sample.add_argument("--threads", type=int, default=None,
@@ -252,7 +267,9 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     if beam.wants_beam(args):
         return beam.run_beam(args, console)
     settings = SampleSettings(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
-                              length=args.length, seed=args.seed)
+                              length=args.length, seed=args.seed, top_p=args.top_p,
+                              repetition_penalty=args.repetition_penalty, stop=args.stop, stop_regex=args.stop_regex,
+                              include_stop=args.include_stop, min_length=args.min_length, samples=args.samples)
     settings.validate()  # every flag before the checkpoint is read; the prime once its vocabulary is known
     device_for_flag(args.device)
     if args.threads is not None:
@@ -263,22 +280,48 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
     settings = settings.with_seed()
     settings.validate(sampler.vocab)  # a refused prime is never echoed to stdout before the error
     out = sys.stdout
-    out.write(settings.prime)
-    out.flush()
-    started = time.perf_counter()
-    count = 0
-    for char in sampler.stream(settings):
-        out.write(char)
+    streaming = settings.samples == 1 and not args.json
+    if streaming:
+        out.write(settings.prime)
         out.flush()
-        count += 1
-    out.write("\n")
-    out.flush()
+    started = time.perf_counter()
+    run = sampler.start(settings, keep=not streaming)  # one streamed sample may be endless: keep nothing
+    for update in run:
+        if streaming:
+            out.write(update[0])
+            out.flush()
     elapsed = time.perf_counter() - started
-    console.print(f"[dim]{count} characters in {elapsed:.2f} s ({fmt_rate(count / max(elapsed, 1e-9))} chars/s); "
-                  f"seed {settings.seed}, temperature {settings.temperature:g}, top-k {settings.top_k}, "
-                  f"{sampler.weights} weights, {sampler.threads} thread{'s' if sampler.threads > 1 else ''}[/]",
-                  highlight=False)
+    results = run.results
+    if args.json:
+        records = [sample_json(result, settings) for result in results]
+        out.write(json.dumps(records[0] if settings.samples == 1 else records, ensure_ascii=False) + "\n")
+    elif streaming:
+        out.write("\n")
+    else:
+        for result in results:
+            out.write(f"--- sample {result.index + 1}: {sample_score(result)}, seed {result.seed}\n")
+            out.write(settings.prime + result.text + "\n")
+    out.flush()
+    count = sum(result.length for result in results)
+    stopped = sum(result.stop_reason == "stop" for result in results)
+    score = f"; {sample_score(results[0])}" if settings.samples == 1 else ""
+    ended = f", {stopped} of {len(results)} at the stop text" if settings.stop else ""
+    console.print(f"[dim]{count} characters in {elapsed:.2f} s ({fmt_rate(count / max(elapsed, 1e-9))} chars/s)"
+                  f"{score}{ended}; seed {settings.seed}, temperature {settings.temperature:g}, "
+                  f"top-k {settings.top_k}, top-p {settings.top_p:g}, penalty {settings.repetition_penalty:g}, "
+                  f"{sampler.weights} weights, "
+                  f"{sampler.threads} thread{'s' if sampler.threads > 1 else ''}[/]", highlight=False)
     return 0
+
+
+def sample_score(result: SampleResult) -> str:
+    return f"log-prob {result.total:.1f} nats, {result.bits_per_char:.2f} bits/char"
+
+
+def sample_json(result: SampleResult, settings: SampleSettings) -> dict:
+    return {"text": result.text, "prime": settings.prime, "seed": result.seed, "settings": dataclasses.asdict(settings),
+            "logprobs": list(result.logprobs), "total_nats": result.total, "bits_per_char": result.bits_per_char,
+            "stop_reason": result.stop_reason}
 
 
 def cmd_runs(args: argparse.Namespace, console: Console) -> int:
