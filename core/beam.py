@@ -1,10 +1,11 @@
 """Beam search: the most likely continuation of a prime under a CharRNN, W beams batched.
 
 The prime runs through the model's own nn module in one call. Then each step runs ONE batched step
-of the model over all live beams (a batch of up to W rows, one character each: the module's own
-weights through torch's fused cells, as nn.LSTM/GRU/RNN compute them, since a call of the module
-for one time step costs about 4x as much on a CPU), reorders the hidden state by the chosen parents
-and expands with the best W of the W x vocab candidates. Scores are log-probabilities in nats, computed in float32 on
+of the sampler (core.sampling.Sampler, the step its several streams share: a call of the module for
+one time step costs about 4x as much on a CPU) over all live beams, a batch of up to W rows, one
+character each; reorders the hidden state by the chosen parents and expands with the best W of the
+W x vocab candidates. Given a model, the search samples with its fp32 weights (exact logits); given a
+Sampler, with the Sampler's weights. Scores are log-probabilities in nats, computed in float32 on
 the model's device.
 
 Ranking. A beam's score is its total log-probability, or with `length_norm` = alpha > 0 that total
@@ -24,7 +25,6 @@ them beats every live beam's score now (a heuristic, as in most beam search libr
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ import torch
 
 from .corpus import Vocab, describe_chars
 from .errors import SamplingError
-from .model import CharRNN, state_tensors
+from .model import CharRNN
 from .sampling import MAX_SAMPLE_LENGTH, Sampler
 
 # Wider searches cost memory and time in proportion (W x vocabulary candidates a step) and gain
@@ -125,14 +125,12 @@ def check_beam(width: int, length: int, vocab_size: int, length_norm: float = 0.
         raise SamplingError(f"--length-norm must be from 0 (off) to {MAX_LENGTH_NORM:g}, got {length_norm}.")
 
 
-def _frozen_model(model_or_sampler: CharRNN | Sampler) -> CharRNN:
-    """The model to search with, in eval mode (no dropout) and float32. A Sampler's own copy is
-    already frozen; a model is copied, so that it can go on training while the search runs."""
+def _sampler(model_or_sampler: CharRNN | Sampler, vocab: Vocab) -> Sampler:
+    """A Sampler to search with: the one given, or one of the model's own weights (its own frozen copy
+    in eval mode, so the model can go on training while the search runs)."""
     if isinstance(model_or_sampler, Sampler):
-        model = model_or_sampler._model
-    else:
-        model = copy.deepcopy(model_or_sampler)
-    return model.eval().float()
+        return model_or_sampler
+    return Sampler(model_or_sampler, vocab, weights="fp32")
 
 
 def iter_beams(model_or_sampler: CharRNN | Sampler, vocab: Vocab, prime: str, width: int, length: int, *,
@@ -142,10 +140,7 @@ def iter_beams(model_or_sampler: CharRNN | Sampler, vocab: Vocab, prime: str, wi
     `length`: characters to generate; 0 = no limit (then `stop` must end the beams). `stop(generated)`
     returns the end index of the text to keep if a stop condition matched, else None; a beam it matches
     is finished. See the module's note for the ranking, the tie rule and when the search ends."""
-    model = _frozen_model(model_or_sampler)
-    if model.config.vocab_size != len(vocab):
-        raise SamplingError(f"Model expects {model.config.vocab_size} characters but the vocabulary has "
-                            f"{len(vocab)}.")
+    sampler = _sampler(model_or_sampler, vocab)  # refuses a vocabulary of another size
     check_beam(width, length, len(vocab), length_norm, stop is not None)
     lacking = vocab.missing(prime)
     if lacking:
@@ -153,7 +148,7 @@ def iter_beams(model_or_sampler: CharRNN | Sampler, vocab: Vocab, prime: str, wi
                             f"{describe_chars(lacking)}. Remove them or use another checkpoint.")
     limit = length or MAX_SAMPLE_LENGTH
     with torch.inference_mode():
-        yield from _search(model, vocab, prime, width, limit, length_norm, stop, bounded=length > 0)
+        yield from _search(sampler, prime, width, limit, length_norm, stop, bounded=length > 0)
 
 
 def beam_search(model_or_sampler: CharRNN | Sampler, vocab: Vocab, prime: str, width: int, length: int, *,
@@ -164,48 +159,18 @@ def beam_search(model_or_sampler: CharRNN | Sampler, vocab: Vocab, prime: str, w
     return deque(steps, maxlen=1)[0]
 
 
-class _BatchedStep:
-    """One character for a batch of beams through every layer, with the model's own weights and
-    torch's fused cells (the functions nn.LSTM, nn.GRU and nn.RNN compute). The state is a list of
-    per-layer tuples of (beams, hidden) tensors: (h, c) for an LSTM, (h,) otherwise."""
-
-    CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
-
-    def __init__(self, model: CharRNN):
-        self.model, self.cell, self.config = model, self.CELLS[model.config.cell], model.config
-        rnn = model.rnn
-        self.layers = [tuple(getattr(rnn, f"{name}_l{layer}").detach()
-                             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-                       for layer in range(model.config.layers)]
-
-    def zero_state(self, device) -> list[tuple[torch.Tensor, ...]]:
-        zero = torch.zeros(1, self.config.hidden, device=device)
-        return [(zero, zero) if self.config.cell == "lstm" else (zero,) for _ in range(self.config.layers)]
-
-    def state_after(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-        """The state after `ids` (1, time), by the model's own module in one call."""
-        parts = state_tensors(self.model(ids)[1])  # each (layers, 1, hidden)
-        return [tuple(part[layer] for part in parts) for layer in range(self.config.layers)]
-
-    def __call__(self, tokens: torch.Tensor, state: list) -> torch.Tensor:
-        """(beams, vocab) logits for `tokens` (beams,); updates `state` in place."""
-        x = self.model.embed(tokens)
-        for layer, weights in enumerate(self.layers):
-            hx = state[layer] if self.config.cell == "lstm" else state[layer][0]
-            out = self.cell(x, hx, *weights)
-            state[layer] = out if isinstance(out, tuple) else (out,)
-            x = state[layer][0]
-        return self.model.head(x)
+def _reorder(layer_state, parents: torch.Tensor):
+    """One layer's state (an LSTM's (h, c), or h) with its rows taken from the chosen parents."""
+    if isinstance(layer_state, tuple):
+        return tuple(part.index_select(0, parents) for part in layer_state)
+    return layer_state.index_select(0, parents)
 
 
-def _search(model: CharRNN, vocab: Vocab, prime: str, width: int, limit: int, alpha: float,
+def _search(sampler: Sampler, prime: str, width: int, limit: int, alpha: float,
             stop: StopFn | None, bounded: bool) -> Iterator[BeamStep]:
-    device, chars, size = model.head.weight.device, vocab.chars, len(vocab)
-    prime = prime or ("\n" if "\n" in vocab.index else chars[0])  # as the sampler starts
-    ids = vocab.encode(prime).to(device).unsqueeze(0)
-    step_model = _BatchedStep(model)
-    state = step_model.state_after(ids[:, :-1]) if len(prime) > 1 else step_model.zero_state(device)
-    tokens = ids[0, -1:]                               # (beams,): each live beam's last character
+    device, chars, size = sampler.device, sampler.vocab.chars, len(sampler.vocab)
+    state, last = sampler._prime(prime)
+    tokens = [last]                                    # each live beam's last character
     totals = torch.zeros(1, device=device)             # (beams,): each live beam's log-probability
     texts: list[str] = [""]
     trails: list[_Trail | None] = [None]
@@ -215,7 +180,7 @@ def _search(model: CharRNN, vocab: Vocab, prime: str, width: int, limit: int, al
         return logprob / chars_count ** alpha if alpha and chars_count else logprob
 
     for step in range(1, limit + 1):
-        logits = step_model(tokens, state)
+        logits = sampler._step(tokens, state)
         logprobs = torch.log_softmax(logits, dim=-1)                         # (beams, vocab)
         candidates = (totals[:, None] + logprobs).flatten()
         ranked_totals, order = torch.sort(candidates, descending=True, stable=True)
@@ -246,9 +211,9 @@ def _search(model: CharRNN, vocab: Vocab, prime: str, width: int, limit: int, al
             return
         flat_ids = torch.tensor([entry[0] for entry in live], device=device)
         parents = flat_ids // size
-        tokens = flat_ids % size
+        tokens = [flat % size for flat, _, _, _ in live]
         totals = candidates[flat_ids]
-        state = [tuple(part.index_select(0, parents) for part in layer) for layer in state]
+        state = [_reorder(layer, parents) for layer in state]
         trails = [_Trail(trails[parent], char_logprob) for _, parent, char_logprob, _ in live]
         texts = [texts[parent] + chars[flat % size] for flat, parent, _, _ in live]
         at_limit = step == limit

@@ -24,7 +24,7 @@ import math
 import random
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -117,6 +117,23 @@ class SampleSettings:
             raise SamplingError(f"--stop {self.stop!r} matches empty text, so every sample would stop at once: "
                                 f"make it match at least one character.")
         return pattern
+
+
+def stop_rule(settings: SampleSettings) -> Callable[[str], int | None] | None:
+    """The stop rule of `settings` as a function of a whole generated text: where that text ends (the end
+    of the first stop match ending at or after min_length, or its start without include_stop), or None
+    if it does not stop. For callers holding whole texts (beam search); the sampler's streams search only
+    their new tail (Sampler._find_stop). None when there is no stop text."""
+    pattern = settings.stop_pattern()
+    if pattern is None:
+        return None
+
+    def end_of(text: str) -> int | None:
+        for match in pattern.finditer(text):
+            if match.end() > match.start() and match.end() >= settings.min_length:
+                return match.end() if settings.include_stop else match.start()
+        return None
+    return end_of
 
 
 def stream_seed(seed: int, index: int) -> int:

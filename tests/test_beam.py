@@ -16,7 +16,7 @@ from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.errors import SamplingError
 from rnn_playground.core.loading import load_model
 from rnn_playground.core.model import CharRNN, ModelConfig
-from rnn_playground.core.sampling import Sampler
+from rnn_playground.core.sampling import Sampler, SampleSettings, stop_rule
 from rnn_playground.tui.cli.main import main
 
 CELLS = ("lstm", "gru", "rnn")
@@ -286,6 +286,23 @@ def test_sample_beam_json_gives_text_settings_and_per_character_log_probabilitie
     assert [beam["text"] for beam in record["beams"]][0] == record["text"] and len(record["beams"]) == 2
 
 
+@pytest.mark.parametrize("include", [False, True])
+def test_sample_beam_ends_at_the_stop_text_as_sampling_does(tiny_run, capsys, include):
+    model, vocab, _ = load_model(tiny_run, "cpu")
+    unbounded = beam_search(model, vocab, "The ", 3, 40).best.text
+    stop = unbounded[5:7]  # text the best continuation reaches: the stopped search must end there or before
+    flags = ["--include-stop"] if include else []
+    assert main(["sample", str(tiny_run), "--beam", "3", "--length", "40", "--prime", "The ", "--stop", stop,
+                 "--json", *flags]) == 0
+    record = json.loads(capsys.readouterr().out)
+    expected = beam_search(model, vocab, "The ", 3, 40, stop=stop_rule(
+        SampleSettings(stop=stop, include_stop=include)))
+    assert record["text"] == expected.best.text and record["settings"]["stop"] == stop
+    generated = record["generated"]
+    assert stop in generated and generated.index(stop) + len(stop) == len(generated)  # ends at its first stop
+    assert record["text"] == (generated if include else generated[:-len(stop)])
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["--beam", "0"], "--beam must be a width from 1 to 1,000, got 0"),
     (["--beam", "-3"], "--beam must be a width from 1 to 1,000, got -3"),
@@ -299,6 +316,8 @@ def test_sample_beam_json_gives_text_settings_and_per_character_log_probabilitie
     (["--beam", "2", "--length-norm", "-1"], "--length-norm must be from 0 (off) to 10, got -1.0"),
     (["--beam", "2", "--length-norm", "1e308"], "--length-norm must be from 0 (off) to 10"),
     (["--length-norm", "1"], "give --beam W with it"),
+    (["--beam", "2", "--min-length", "3"], "give --stop with it"),
+    (["--beam", "2", "--stop", "(", "--stop-regex"], "is not a regular expression"),
 ])
 def test_sample_beam_refuses_bad_flags_in_one_line(tiny_run, capsys, flags, message):
     assert main(["sample", str(tiny_run), *flags]) == 2

@@ -14,7 +14,7 @@ from rnn_playground.core.device import check_threads, choose_threads, device_for
 from rnn_playground.core.errors import SamplingError
 from rnn_playground.core.loading import load_model
 from rnn_playground.core.runs import resolve_checkpoint
-from rnn_playground.core.sampling import SampleSettings
+from rnn_playground.core.sampling import SampleSettings, stop_rule
 from rnn_playground.tui.viewmodel.format import fmt_rate
 
 # Flags that shape a random draw: a beam search draws nothing, so it refuses them rather than
@@ -54,8 +54,12 @@ def run_beam(args: argparse.Namespace, console: Console) -> int:
     refuse_draw_flags(args)
     if args.weights == "int8":
         raise SamplingError("--beam runs the model's own fp32 weights: leave out --weights int8.")
+    stop = stop_rule(SampleSettings(stop=args.stop, stop_regex=args.stop_regex, include_stop=args.include_stop,
+                                    min_length=args.min_length))
+    if args.min_length and stop is None:
+        raise SamplingError("--min-length delays a --stop match: give --stop with it.")
     # Every flag before the checkpoint is read; the width against the vocabulary once it is known.
-    check_beam(width, length or 1, vocab_size=max(width, 1), length_norm=alpha)
+    check_beam(width, length or 1, vocab_size=max(width, 1), length_norm=alpha, has_stop=stop is not None)
     device = device_for_flag(args.device)
     if args.threads is not None:
         check_threads(args.threads)
@@ -64,7 +68,7 @@ def run_beam(args: argparse.Namespace, console: Console) -> int:
     threads = choose_threads(args.threads, step_work(width, model.config.hidden), device.type)
     started = time.perf_counter()
     with torch_threads(threads):
-        result = beam_search(model, vocab, args.prime, width, length, length_norm=alpha)
+        result = beam_search(model, vocab, args.prime, width, length, length_norm=alpha, stop=stop)
     elapsed = time.perf_counter() - started
     best = result.best
     if getattr(args, "json", False):
@@ -86,7 +90,8 @@ def beam_json(args: argparse.Namespace, checkpoint: str, result) -> dict:
         "text": best.text,
         "generated": best.generated,
         "settings": {"checkpoint": checkpoint, "prime": args.prime, "beam": args.beam, "length": args.length,
-                     "length_norm": args.length_norm, "device": args.device},
+                     "length_norm": args.length_norm, "stop": args.stop, "stop_regex": args.stop_regex,
+                     "include_stop": args.include_stop, "min_length": args.min_length, "device": args.device},
         "logprob_nats": best.logprob,
         "bits_per_char": best.bits_per_char(),
         "char_logprobs": best.char_logprobs(),

@@ -91,9 +91,6 @@ def register(subparsers) -> None:
                              "validation loss within 0.0003 nats of fp32; auto: int8 where that is the case "
                              "(LSTM, hidden >= 256, such a CPU), else fp32 (default: %(default)s)")
     beam.add_options(sample)
-    sample.add_argument("--json", action="store_true",
-                        help="with --beam: print the text, the settings and each character's log-probability "
-                             "as JSON")
     sample.set_defaults(func=cmd_sample)
 
     runs = subparsers.add_parser("runs", help="list training runs", formatter_class=HelpFormatter,
