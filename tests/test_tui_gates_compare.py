@@ -66,8 +66,9 @@ async def test_compare_view_shows_the_engines_surprisals_and_jumps_to_spans(tiny
         a_bits = comparison.a.nats.sum() / math.log(2) / (len(text) - 1)
         b_bits = comparison.b.nats.sum() / math.log(2) / (len(text) - 1)
         panel = screen.query_one("#gates-compare-panel").content.plain
-        assert f"A {a_bits:.3f}  B {b_bits:.3f}  A-B {a_bits - b_bits:+.3f}" in panel
-        assert "red where A predicts better, blue where B does" in panel
+        assert f"{a_bits:.3f} bits/char" in panel and f"{b_bits:.3f} bits/char" in panel
+        assert f"A-B {a_bits - b_bits:+.3f} bits/char" in panel
+        assert "text red: A predicts better, blue: B does" in panel
         # the text is coloured by who predicts each character better
         saved = (comparison.b.nats - comparison.a.nats) / math.log(2)
         expected = np.where(np.abs(saved) < TIE_BITS, 0.0, np.clip(saved / COLOUR_BITS, -1, 1))
@@ -113,8 +114,10 @@ async def test_compare_view_shows_the_engines_surprisals_and_jumps_to_spans(tiny
         assert np.allclose(screen.gates.comparison.b.nats, model_nats(other_run, screen.gates.text), atol=1e-9)
 
 
-async def test_a_run_whose_corpus_is_gone_compares_with_the_other_runs(tiny_run, other_run, tiny_corpus):
+async def test_a_run_whose_corpus_is_gone_compares_with_the_other_runs(tiny_run, other_run, tiny_corpus, monkeypatch):
+    """At 80x24 without colour, too: the legend names the strip's mono marks."""
     from rnn_playground.tui.app.screens.gates import GatesScreen
+    monkeypatch.setenv("NO_COLOR", "1")
     tiny_corpus.unlink()
     text = "The quick brown fox jumps over the lazy dog."
     screen = GatesScreen(tiny_run, text=text)
@@ -131,3 +134,6 @@ async def test_a_run_whose_corpus_is_gone_compares_with_the_other_runs(tiny_run,
         comparison = await compared(pilot, screen, "other")
         assert np.allclose(comparison.b.nats, model_nats(other_run, text), rtol=0, atol=1e-9)
         assert np.allclose(comparison.a.nats, model_nats(tiny_run, text), rtol=0, atol=1e-9)
+        panel = screen.query_one("#gates-compare-panel").content.plain
+        assert "text underlined: A better by 2+ bits" in panel and "dim: B better by 2+" in panel
+        assert "B other GRU 2x24" in panel

@@ -166,53 +166,60 @@ def _bits(nats: float) -> float:
 
 @dataclass(frozen=True)
 class CompareLines:
-    """The compare view's panel, as plain lines (the face styles them)."""
-    totals: str
-    legend: str
-    cursor: str
-    a_spans: tuple[str, ...]
+    """The compare view's panel in plain words (the face styles them and packs each tuple's phrases
+    to its width, breaking lines between phrases)."""
+    a_total: tuple[str, ...]      # ("A", "brisk-otter LSTM 2x64", "2.134 bits/char")
+    b_total: tuple[str, ...]
+    difference: tuple[str, ...]
+    cursor: tuple[str, ...]
+    legend: tuple[str, ...]
+    a_spans: tuple[str, ...]      # where A wins most, one line each (the span the cursor is in marked ▸)
     b_spans: tuple[str, ...]
 
 
-def _span_line(span: DiffSpan, current: bool, limit: int = 40) -> str:
+def span_line(span: DiffSpan, current: bool, width: int = 60) -> str:
+    """One top span in at most `width` cells: its bits, where it starts and its text (cut with …)."""
+    head = f"{'▸' if current else ' '}{abs(span.bits):.1f} bits at {span.start:,}: "
+    room = max(4, width - len(head))
     shown = "".join(show_text_char(c) for c in span.text)
-    shown = shown if len(shown) <= limit else shown[:limit - 1] + "…"
-    return f"{'▸' if current else ' '}{abs(span.bits):6.1f} bits at {span.start:,}: {shown}"
+    return head + (shown if len(shown) <= room else shown[:room - 1] + "…")
 
 
-def compare_lines(comparison: Comparison, pos: int, mono: bool = False) -> CompareLines:
-    """The panel at cursor `pos`: the totals over the text, the legend, the character at the cursor with
-    each model's surprisal and probability, the top spans of each side (the one the cursor is in marked)."""
+def compare_lines(comparison: Comparison, pos: int, mono: bool = False, width: int = 60) -> CompareLines:
+    """The panel at cursor `pos`: each model's bits per character over the text and the difference, the
+    character at the cursor with each model's surprisal and the probability it gave it, the legend, and
+    the top spans of each side as lines of at most `width` cells."""
     summary = comparison.summary
     chars = max(summary.chars, 1)
     a_rate, b_rate = summary.a_bits / chars, summary.b_bits / chars
     better = "A better" if a_rate < b_rate else "B better" if b_rate < a_rate else "even"
-    totals = (f"bits/char over {summary.chars:,} chars: A {a_rate:.3f}  B {b_rate:.3f}  "
-              f"A-B {a_rate - b_rate:+.3f} ({better}); A predicts {summary.a_better:,} chars better, "
-              f"B {summary.b_better:,}")
+    difference = (f"A-B {a_rate - b_rate:+.3f} bits/char ({better})",
+                  f"A wins {summary.a_better:,} chars, B {summary.b_better:,}, of {summary.chars:,}")
     if mono:
-        legend = (f"text: underlined where A predicts {LARGE_BITS:g}+ bits better, dim where B does; "
-                  f"plain otherwise")
+        legend: tuple[str, ...] = (f"text underlined: A better by {LARGE_BITS:g}+ bits",
+                                   f"dim: B better by {LARGE_BITS:g}+")
     else:
-        legend = (f"text: red where A predicts better, blue where B does, deeper to {COLOUR_BITS:g}+ bits; "
+        legend = ("text red: A predicts better", "blue: B does", f"deeper to {COLOUR_BITS:g}+ bits",
                   f"under {TIE_BITS:g}: neutral")
     if pos <= 0 or pos >= len(comparison.text):
-        cursor = f"at 0 {show_char(comparison.text[:1] or None)}: the first character, nothing to predict it from"
+        cursor: tuple[str, ...] = (f"at 0 {show_char(comparison.text[:1] or None)}:",
+                                   "the first character, nothing to predict it from")
     else:
         index = pos - 1
-        parts = []
+        parts = [f"at {pos:,} {show_char(comparison.text[pos])}:"]
         for label, scores in (("A", comparison.a), ("B", comparison.b)):
             nats = float(scores.nats[index])
-            unknown = " unknown" if bool(scores.unknown[index]) else ""
+            unknown = ", unknown" if bool(scores.unknown[index]) else ""
             parts.append(f"{label} {_bits(nats):.2f} bits (p {math.exp(-nats):.3f}{unknown})")
         saved = float(comparison.saved[index])
-        who = "A" if saved > 0 else "B"
-        cursor = (f"at {pos:,} {show_char(comparison.text[pos])}: " + "  ".join(parts)
-                  + f"  {who} saves {abs(saved):.2f}")
+        parts.append(f"{'A' if saved > 0 else 'B'} saves {abs(saved):.2f}" if abs(saved) >= TIE_BITS else "a tie")
+        cursor = tuple(parts)
     inside = [span for span in comparison.jumps if span.start <= pos < span.start + len(span.text)]
-    lines = {side: tuple(_span_line(span, span in inside) for span in top)
+    lines = {side: tuple(span_line(span, span in inside, width) for span in top)
              for side, top in ((A_WINS, summary.a_top), (B_WINS, summary.b_top))}
-    return CompareLines(totals, legend, cursor, lines[A_WINS], lines[B_WINS])
+    return CompareLines(("A", comparison.a.name, f"{a_rate:.3f} bits/char"),
+                        ("B", comparison.b.name, f"{b_rate:.3f} bits/char"), difference, cursor, legend,
+                        lines[A_WINS], lines[B_WINS])
 
 
 # --------------------------------------------------------------------------- model B

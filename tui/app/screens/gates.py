@@ -533,7 +533,8 @@ class GatesScreen(PlaygroundScreen):
             Text.assemble(("layer ", muted), (layer_number(gates.layer, gates.tracer.layers),
                                              strong), ("[l]", key)),
             Text.assemble(("unit ", muted), (f"{gates.unit}", strong), ("[,.]", key)),
-            Text.assemble(("colour ", muted), (gates.label(gates.colour_key).symbol, strong), ("[v]", key)),
+            Text.assemble(("colour ", muted), (gates.label(gates.colour_key).symbol, strong), ("[v]", key))
+            if gates.view != "compare" else Text.assemble(("colour ", muted), ("A vs B", strong), ("[d]", key)),
         ]
         if gates.source is not None:
             phrases.append(Text.assemble((gates.source.description, muted), ("[o]", key)))
@@ -645,24 +646,31 @@ class GatesScreen(PlaygroundScreen):
         muted = self.get_component_rich_style("gates--muted")
         strong = self.get_component_rich_style("gates--strong")
         key = self.get_component_rich_style("gates--key")
-        text = Text()
+        panel = self.query_one("#gates-compare-panel", Static)
+        width, height = panel.content_size.width, panel.content_size.height
         comparison = gates.comparison
         if comparison is None:
-            text.append(gates.compare_note or "", strong if gates.baseline_error else muted)
-            return text
-        mono = bool(getattr(self.app, "no_color", False))
-        lines = compare_lines(comparison, gates.pos, mono=mono)
-        text.append("A ", strong)
-        text.append(f"{comparison.a.name}  ")
-        text.append("B ", strong)
-        text.append(comparison.b.name)
-        text.append(f"\n{lines.totals}")
-        text.append(f"\n{lines.cursor}", strong)
-        text.append(f"\n{lines.legend}", muted)
+            return Text(gates.compare_note, strong if gates.baseline_error else muted)
+        lines = compare_lines(comparison, gates.pos, mono=bool(getattr(self.app, "no_color", False)),
+                              width=width or 60)
+        text = Text()
+        for label, name, rate in (lines.a_total, lines.b_total):
+            text.append_text(pack_phrases([Text.assemble((label, strong), " ", name), rate], width))
+            text.append("\n")
+        text.append_text(pack_phrases(lines.difference, width))
+        text.append("\n")
+        text.append_text(pack_phrases([Text(part, strong) for part in lines.cursor], width))
+        text.append("\n")
+        text.append_text(pack_phrases([Text(part, muted) for part in lines.legend], width, separator=", "))
+        # the spans each side wins most, as many as the panel has lines for (the n/N keys reach them all)
+        used = text.plain.count("\n") + 1
+        per_side = max(1, (height - used - 2) // 2) if height else len(lines.a_spans)
         for side, spans in (("A", lines.a_spans), ("B", lines.b_spans)):
             text.append(f"\n{side} wins most ", muted)
             text.append("[n N]", key)
-            for line in spans:
+            if not spans:
+                text.append(": nowhere", muted)
+            for line in spans[:per_side]:
                 text.append(f"\n{line}")
         return text
 
