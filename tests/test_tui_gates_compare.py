@@ -14,7 +14,7 @@ import pytest
 from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.evaluate import baseline_models, char_surprisals, run_corpus
 from rnn_playground.core.loading import load_model
-from rnn_playground.core.runs import resolve_checkpoint
+from rnn_playground.core.runs import list_runs, resolve_checkpoint
 from rnn_playground.tui.viewmodel.eval_view import BASELINE, COLOUR_BITS, TIE_BITS
 
 from .conftest import tiny_config
@@ -137,3 +137,48 @@ async def test_a_run_whose_corpus_is_gone_compares_with_the_other_runs(tiny_run,
         panel = screen.query_one("#gates-compare-panel").content.plain
         assert "text underlined: A better by 2+ bits" in panel and "dim: B better by 2+" in panel
         assert "B other GRU 2x24" in panel
+
+
+def test_the_session_runs_one_comparison_at_a_time_and_drops_stale_ones(tiny_run, other_run):
+    """The middle floor alone: a B chosen, or a text loaded, while a comparison runs waits for it; its
+    stale result is dropped (its loaded models kept) and the wanted comparison starts."""
+    from rnn_playground.tui.viewmodel.gates_session import (
+        CompareJob,
+        GatesSession,
+        TextRequest,
+        load_tracer,
+        open_text,
+        run_comparison,
+    )
+    session = GatesSession(run=tiny_run)
+    tracer, meta = load_tracer(tiny_run)
+    session.loaded(session.start_load(), open_text(tracer, meta, TextRequest("text", "The lazy dog. (x)")))
+    [first] = session.set_view("compare")
+    assert isinstance(first, CompareJob) and first.choice.key == BASELINE and session.comparing
+    session.runs_listed([])  # B's choices come from the runs folder; the n-gram is always first
+    assert [c.key for c in session.compare_choices] == [BASELINE]
+    session.runs_listed(list_runs(tiny_run.parent))
+    assert session.choose(str(other_run)) == []           # waits for the running one
+    [second] = session.compared(run_comparison(first))    # stale: B changed meanwhile
+    assert session.comparison is None and second.choice.key == str(other_run)
+    assert str(tiny_run) in second.scorers                # A's model, loaded once, goes to the next job
+    session.loaded(session.start_load(), open_text(tracer, meta, TextRequest("text", "def f(x): return x")))
+    [third] = session.compared(run_comparison(second))    # stale: the text changed meanwhile
+    assert third.text == "def f(x): return x" and session.comparison is None
+    session.compared(run_comparison(third))
+    comparison = session.comparison
+    assert comparison.text == "def f(x): return x" and not session.comparing
+    assert np.allclose(comparison.b.nats, model_nats(other_run, comparison.text), rtol=0, atol=1e-9)
+    # the jumps: the next and previous top span round the ends of the text
+    starts = [span.start for span in comparison.jumps]
+    session.move_to(0)
+    session.jump(1)
+    assert session.pos == starts[0]
+    session.jump(-1)
+    assert session.pos == starts[-1]
+
+
+def test_diff_values_follow_the_ties_and_the_scale():
+    from rnn_playground.tui.viewmodel.eval_view import diff_values
+    values = diff_values(np.array([0.1, -0.4, 1.0, -2.0, 8.0, -5.0]))
+    assert np.allclose(values, [0.0, 0.0, 0.0, 1.0 / COLOUR_BITS, -2.0 / COLOUR_BITS, 1.0, -1.0])
