@@ -12,6 +12,11 @@ time from sending it to the first frame that shows the new unit in the header:
   holding the trace's lock for about CHUNK_S at a time; once with the screen's default and once
   with chunks 25 times longer (about what a fixed 256 steps a chunk took here at this size).
 
+The compare case (`--compare`, also run alone with `--compare-only`): the same model and text in the
+compare view (`d`: A against the n-gram of tinyshakespeare's training part), `Right` sent every
+`--interval` seconds, a key's latency running to the first frame whose step line shows the new
+position: while the worker fits the n-gram and scores the text with both models, then once it is done.
+
 Headless, frames are not encoded to escape sequences; everything before that is the real path.
 """
 
@@ -99,6 +104,86 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
     return idle, tracing, quiet_s
 
 
+def with_real_fingerprint(run: Path) -> None:
+    """make_checkpoint stores a dummy corpus fingerprint; the n-gram baseline needs the real one (a corpus
+    whose fingerprint differs counts as changed since training)."""
+    from rnn_playground.core import runs
+    from rnn_playground.core.checkpoint import load_checkpoint, save_checkpoint
+    from rnn_playground.core.corpus import load_corpus
+    checkpoint = load_checkpoint(run / runs.LAST)
+    meta = checkpoint.meta
+    meta["corpus"]["fingerprint"] = load_corpus(meta["corpus"]["spec"]).fingerprint
+    save_checkpoint(run / runs.LAST, checkpoint.tensors, meta)
+
+
+async def compare_phase(run: Path, text: str, interval: float, presses: int
+                        ) -> tuple[list[float], list[float], float]:
+    """(latencies ms while the comparison computes, latencies ms once it is shown, seconds it took)."""
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens import gates
+    from rnn_playground.tui.app.shell import PlaygroundApp
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("gates", run)
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
+            await asyncio.sleep(0.05)
+        screen: gates.GatesScreen = app.screen
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = text
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        while screen.gates.text != text or screen.gates.is_loading:
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        watch = FrameWatch(app)
+
+        async def press_right() -> float:
+            shown = f"step {screen.gates.pos + 1:,}/"
+            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
+            sent = time.perf_counter()
+            send_key(app, "right")
+            try:
+                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+            except asyncio.TimeoutError:
+                watch.pending = None
+                return float("inf")
+
+        started = time.perf_counter()
+        send_key(app, "d")
+        while not screen.gates.comparing:
+            await asyncio.sleep(0.001)
+        computing = []
+        while screen.gates.comparing:
+            computing.append(await press_right())
+            await asyncio.sleep(interval)
+        seconds = time.perf_counter() - started
+        assert screen.gates.comparison is not None, screen.gates.compare_note
+        shown = []
+        for _ in range(presses):
+            shown.append(await press_right())
+            await asyncio.sleep(interval)
+    gc.unfreeze()
+    return computing, shown, seconds
+
+
+def compare_rows(run: Path, text: str, args) -> list[list]:
+    computing, shown, seconds = [], [], []
+    for round_ in range(args.rounds):
+        busy, done, took = asyncio.run(compare_phase(run, text, args.interval, args.presses))
+        computing.extend(busy)
+        shown.extend(done)
+        seconds.append(took)
+        print(f"round {round_ + 1}, compare view: {len(busy)} presses while computing ({took:.2f} s), median "
+              f"{statistics.median(busy) if busy else float('nan'):.1f} ms; shown: median "
+              f"{statistics.median(done):.1f} ms", flush=True)
+    base = statistics.median(shown)
+    return [[name, len(values), statistics.median(values), percentile(values, 0.95), max(values),
+             f"{statistics.median(seconds):.2f}", f"{statistics.median(values) / base:.2f}"]
+            for name, values in (("compare view, comparison shown", shown),
+                                 ("compare view, while computing", computing)) if values]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
@@ -109,6 +194,9 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--chunks-ms", default=None,
                         help="comma-separated chunk lengths to compare (default: the screen's and 25 times it)")
+    parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the compare view's case (Right pressed while A and the n-gram score the text)")
+    parser.add_argument("--compare-only", action="store_true", help="only the compare view's case")
     args = parser.parse_args(argv)
     import textual
 
@@ -120,6 +208,13 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
+    if args.compare or args.compare_only:
+        with_real_fingerprint(run)
+        rows = compare_rows(run, text, args)
+        print_table("Gates screen, compare view: key (Right) -> frame showing the step, ms",
+                    ["case", "presses", "median", "p95", "max", "comparison s", "median / shown median"], rows)
+        if args.compare_only:
+            return
     settings = [(chunk_s, True, f"chunks of {chunk_s * 1000:.0f} ms" + (" (default)" if chunk_s == CHUNK_S else ""))
                 for chunk_s in chunks]
     settings.append((CHUNK_S, False, f"chunks of {CHUNK_S * 1000:.0f} ms, gc not frozen"))

@@ -241,16 +241,21 @@ def split_text(corpus: RunCorpus, which: str, run: str) -> SplitText:
                      (corpus.fingerprint, config.val_fraction, config.test_fraction, which))
 
 
-def baseline_rows(corpus: RunCorpus, text: str, *, text_name: str = "") -> list[Evaluation]:
-    """The unigram and the interpolated n-gram of the run's training text (order chosen on its validation
-    split; on the last tenth of the training text when it has none), scoring `text`, as Evaluations whose
-    `run` says whose corpus they learned."""
+def baseline_models(corpus: RunCorpus) -> tuple[baselines.CharBaseline, baselines.CharBaseline]:
+    """The unigram and the interpolated n-gram of a run's training text, the n-gram's order chosen on its
+    validation split (on the last tenth of the training text when it has none)."""
     train, val = corpus.parts.train, corpus.parts.val
     if len(val) < 2:  # no validation split: the order is chosen on the training text's last tenth
         cut = len(train) - max(2, len(train) // 10)
         train, val = train[:cut], train[cut:]
+    return baselines.unigram(train), baselines.fit_ngram(train, val)
+
+
+def baseline_rows(corpus: RunCorpus, text: str, *, text_name: str = "") -> list[Evaluation]:
+    """The baselines of the run's training text (baseline_models) scoring `text`, as Evaluations whose `run`
+    says whose corpus they learned."""
     rows = []
-    for model in (baselines.unigram(train), baselines.fit_ngram(train, val)):
+    for model in baseline_models(corpus):
         started = time.perf_counter()
         nats = model.surprisals(text)
         unknown = model.unknown_chars(text)

@@ -54,3 +54,26 @@ def test_gates_screen_saturation_gru(snap_compare):
         await wait(pilot, lambda: screen.gates.saturation is not None)
 
     assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+COMPARED = ('The lazy dog jumps over the quick brown fox. "Quoted (words)" follow.\n'
+            "def g(y):\n    return [y, (y + 1), {'k': y}]\n")
+
+
+def test_gates_screen_compare(snap_compare):
+    """The compare view at 80x24: A against the n-gram of its training text, the cursor in the text."""
+    run = write_char_checkpoint(Path("runs") / "brisk-otter", fingerprint="real")
+    write_char_checkpoint(Path("runs") / "calm-heron", cell="gru", hidden=32, seed=5, fingerprint="real")
+
+    async def run_before(pilot):
+        screen = await open_gates(pilot, run)
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = COMPARED
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        await wait(pilot, lambda: screen.gates.text == COMPARED and screen.gates.trace is not None)
+        await pilot.press(*["right"] * 30, "d")
+        await wait(pilot, lambda: screen.gates.comparison is not None and len(screen.gates.compare_choices) == 2)
+
+    assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)

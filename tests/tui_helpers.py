@@ -298,14 +298,19 @@ CORPUS = ("The quick brown fox jumps over the lazy dog. \"Quoted words\" (and pa
 
 
 def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64, layers: int = 2,
-                          seed: int = 3, step: int = 1200, corpus: str = "corpus.txt") -> Path:
-    """A character model with fixed random weights, saved as the trainer saves one."""
+                          seed: int = 3, step: int = 1200, corpus: str = "corpus.txt",
+                          fingerprint: str = "0" * 64) -> Path:
+    """A character model with fixed random weights, saved as the trainer saves one (`fingerprint`: its
+    corpus's as stored; "real" stores the corpus file's own, so its text counts as unchanged)."""
     import torch
 
     from rnn_playground.core.config import TrainConfig
     from rnn_playground.core.corpus import Vocab
     from rnn_playground.core.model import CharRNN
     Path(corpus).write_text(CORPUS, encoding="utf-8")
+    if fingerprint == "real":
+        from rnn_playground.core.corpus import load_corpus
+        fingerprint = load_corpus(corpus).fingerprint
     vocab = Vocab.from_text(CORPUS)
     config = TrainConfig(corpus=corpus, cell=cell, hidden=hidden, layers=layers, embed=16, dropout=0.0)
     torch.manual_seed(seed)
@@ -316,7 +321,7 @@ def write_char_checkpoint(run_dir: Path, *, cell: str = "lstm", hidden: int = 64
     tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
     meta = {"kind": "char", "vocab": list(vocab.chars), "config": {**config.to_dict(), "model": model.config.to_dict()},
             "model": model.config.to_dict(), "progress": {"step": step}, "best_val_loss": 1.4321, "device": "cpu",
-            "corpus": {"spec": corpus, "source": corpus, "fingerprint": "0" * 64, "chars": len(CORPUS)}}
+            "corpus": {"spec": corpus, "source": corpus, "fingerprint": fingerprint, "chars": len(CORPUS)}}
     run_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(run_dir / runs.LAST, tensors, meta)
     return run_dir

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rnn_playground.core.runs import RunDetails, RunInfo
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
-    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, OpenedText
+    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
@@ -146,6 +146,18 @@ class AnalysisReady(Message, bubble=False):
     job: AnalysisJob
     result: Saturation | list[UnitMatch] | None
     error: str | None = None
+
+
+@dataclass
+class CompareReady(Message, bubble=False):
+    """The compare view's A-against-B surprisals over the text, or why not."""
+    result: CompareResult
+
+
+@dataclass
+class CompareRunsListed(Message, bubble=False):
+    """The runs folder's runs, for the compare view's choice of model B."""
+    runs: list[RunInfo]
 
 
 # -- sample

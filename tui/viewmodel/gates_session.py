@@ -3,9 +3,9 @@ and view selected, play speed, and when to extend the trace (core.gates.Trace.ex
 recomputed) and when the whole text must be traced first (saturation, unit search).
 
 `GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`ExtendJob`,
-`AnalysisJob`) holding every input a worker thread needs, so a worker reads nothing the UI thread
-writes: it runs `extend_trace` or `run_analysis` and hands the result back to the session on the UI
-thread. The trace itself is shared, and extended and read under the session's lock.
+`AnalysisJob`, `CompareJob`) holding every input a worker thread needs, so a worker reads nothing the
+UI thread writes: it runs `extend_trace`, `run_analysis` or `run_comparison` and hands the result back
+to the session on the UI thread. The trace itself is shared, and extended and read under the session's lock.
 `gates_frame` builds what the screen draws at the cursor.
 """
 
@@ -23,6 +23,7 @@ from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import Saturation, UnitMatch
 
+from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
 from .gates_view import (
     DEFAULT_SLICE,
@@ -49,7 +50,8 @@ SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a seco
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
 ACTIVE_UNITS = 4
-VIEWS = ("cell", "saturation", "search")
+VIEWS = ("cell", "saturation", "search", "compare")
+EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
 
@@ -141,7 +143,80 @@ class AnalysisJob:
         return f"/{self.regex}/" if self.regex is not None else (self.name or "")
 
 
-Job = ExtendJob | AnalysisJob
+class Scorer:
+    """Model A or B of a comparison: a run's model (core.evaluate.char_surprisals) or the n-gram of a
+    run's training text (core.baselines). Loaded once in a worker, kept by the session for the next text."""
+
+    def __init__(self, name: str, model=None, vocab=None, baseline=None) -> None:
+        self.name, self.model, self.vocab, self.baseline = name, model, vocab, baseline
+
+    def score(self, text: str) -> Scores:
+        if self.baseline is not None:
+            known = set(self.baseline.vocab)
+            unknown = np.array([c not in known for c in text[1:]], dtype=bool)
+            return Scores(self.name, np.asarray(self.baseline.surprisals(text), dtype=np.float64), unknown)
+        from rnn_playground.core.evaluate import char_surprisals
+        # one torch thread, as the tracer uses: the UI's worker never competes with a run training beside it
+        scores = char_surprisals(self.model, self.vocab, text, exact=len(text) <= EXACT_CHARS, threads=1)
+        return Scores(self.name, scores.nats, scores.unknown)
+
+
+def load_scorer(choice: CompareChoice, run: Path | None, meta: dict) -> Scorer:
+    """B (or A: `choice` of the open run) as a Scorer (slow: for a worker). Raises PlaygroundError."""
+    if choice.key == BASELINE:
+        from rnn_playground.core.evaluate import baseline_models, run_corpus
+        name = run.name if run is not None else "A"
+        corpus = run_corpus(meta, name, "The n-gram baseline")
+        ngram = baseline_models(corpus)[1]
+        return Scorer(f"{ngram.name} of {corpus.label}", baseline=ngram)
+    from rnn_playground.core.loading import load_model
+    from rnn_playground.core.model import describe_model
+    model, vocab, _ = load_model(choice.path, "cpu")
+    return Scorer(f"{choice.path.name} {describe_model(model.config)}", model, vocab)
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """Score `text` with A (the open run) and B; `scorers` holds those already loaded (by choice key)."""
+    generation: int
+    text: str
+    run: Path
+    meta: dict
+    choice: CompareChoice
+    scorers: dict
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    job: CompareJob
+    comparison: Comparison | None
+    scorers: dict                   # every scorer loaded, for the next job
+    error: str | None = None
+    baseline_failed: bool = False   # B, the n-gram, could not be fitted: A's corpus cannot be read
+
+
+def run_comparison(job: CompareJob) -> CompareResult:
+    """A and B's surprisals over the job's text, compared (errors as a result with a message for people)."""
+    scorers = dict(job.scorers)
+    own = CompareChoice(str(job.run), job.run.name, job.run)
+    try:
+        if own.key not in scorers:
+            scorers[own.key] = load_scorer(own, job.run, job.meta)
+        a = scorers[own.key].score(job.text)
+    except (PlaygroundError, OSError) as exc:
+        return CompareResult(job, None, scorers, f"Cannot score the text with A: {exc}")
+    try:
+        if job.choice.key not in scorers:
+            scorers[job.choice.key] = load_scorer(job.choice, job.run, job.meta)
+        b = scorers[job.choice.key].score(job.text)
+    except (PlaygroundError, OSError) as exc:
+        if job.choice.key == BASELINE:
+            return CompareResult(job, None, scorers, f"No n-gram baseline: {exc} Pick a run to compare with.", True)
+        return CompareResult(job, None, scorers, f"Cannot score the text with {job.choice.label}: {exc}")
+    return CompareResult(job, compare(job.text, a, b), scorers)
+
+
+Job = ExtendJob | AnalysisJob | CompareJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -214,6 +289,15 @@ class GatesSession:
     feature: str = "inside-quotes"  # the unit search's built-in feature, or "regex"
     regex: str = ""
     after_full: list[str] = field(default_factory=list)   # analyses waiting for the whole text
+    compare_choice: CompareChoice | None = field(default_factory=lambda: compare_choices([], None)[0])
+    compare_choices: list[CompareChoice] = field(default_factory=lambda: compare_choices([], None))
+    comparison: Comparison | None = None
+    comparing: bool = False
+    compare_note: str = ""
+    baseline_error: str | None = None    # why A's n-gram cannot be B (its corpus cannot be read)
+    _scorers: dict = field(default_factory=dict)
+    _compare_job: CompareJob | None = None
+    _runs: list = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -244,6 +328,9 @@ class GatesSession:
         # nothing may draw the old trace with a model that is gone (issue 10: the app closed).
         self.tracer = None
         self._forget_trace()
+        self._scorers, self.baseline_error, self._compare_job = {}, None, None
+        self.compare_choice = compare_choices([], None)[0]
+        self.compare_choices = compare_choices(self._runs, run)
         return True
 
     def _forget_trace(self) -> None:
@@ -251,6 +338,7 @@ class GatesSession:
         self.pos, self.pending, self.target = 0, None, 0
         self.saturation, self.matches, self.analysis_note = None, [], ""
         self.after_full = []
+        self.comparison, self.comparing, self.compare_note = None, False, ""
 
     def start_load(self) -> int:
         """A new text is being loaded: the generation its result must carry. An extension of the
@@ -286,6 +374,8 @@ class GatesSession:
         self.trace, self.source, self.text = opened.trace, opened.source, opened.source.text
         if self.view in ("saturation", "search"):
             return self.need_full(self.view)
+        if self.view == "compare":
+            return self.compare()
         return []
 
     # -- the cursor
@@ -388,6 +478,8 @@ class GatesSession:
             return self.need_full("search")
         if view == "saturation":
             return self.need_full("saturation")
+        if view == "compare":
+            return self.compare()
         return []
 
     # -- extending the trace
@@ -475,6 +567,71 @@ class GatesSession:
             f"{len(self.text):,} chars); Enter selects")
 
 
+    # -- comparing A (the open run) with B over the text
+
+    def runs_listed(self, runs: list) -> None:
+        """The runs folder's runs (core.runs.RunInfo, newest first): the choices of B."""
+        self._runs = list(runs)
+        self.compare_choices = compare_choices(self._runs, self.run, baseline=self.baseline_error is None)
+
+    def choose(self, key: str) -> list[Job]:
+        """B is the choice with this key (BASELINE or a run's path)."""
+        choice = next((c for c in self.compare_choices if c.key == key), None)
+        if choice is None or choice == self.compare_choice:
+            return []
+        self.compare_choice, self.comparison = choice, None
+        return self.compare()
+
+    def compare(self) -> list[Job]:
+        """Score the text with A and B in a worker, unless done or under way (one job at a time: a
+        comparison asked for while another runs starts when that one ends)."""
+        if self.trace is None or self.run is None:
+            return []
+        if self.compare_choice is None:
+            self.compare_note = self.baseline_error or "Pick a model B to compare with."
+            return []
+        if self.comparison is not None:
+            return []
+        self.comparing = True
+        self.compare_note = f"computing: A and {self.compare_choice.label} over {len(self.text):,} chars…"
+        if self._compare_job is not None:
+            return []
+        self._compare_job = CompareJob(self.generation, self.text, self.run, self.meta, self.compare_choice,
+                                       dict(self._scorers))
+        return [self._compare_job]
+
+    def compared(self, result: CompareResult) -> list[Job]:
+        """A worker's comparison. One for another text or another B (changed while it ran) is dropped, the
+        scorers it loaded kept, and the comparison the session now wants asked for."""
+        job = result.job
+        if job is not self._compare_job:
+            return []
+        self._compare_job = None
+        if job.run == self.run:
+            self._scorers.update(result.scorers)
+        current = job.generation == self.generation and job.text == self.text and job.choice == self.compare_choice
+        if not current:
+            return self.compare() if self.comparing else []
+        self.comparing = False
+        self.comparison = result.comparison
+        self.compare_note = result.error or ""
+        if result.baseline_failed:
+            self.baseline_error = result.error
+            self.compare_choice = None
+            self.compare_choices = compare_choices(self._runs, self.run, baseline=False)
+        return []
+
+    def jump(self, direction: int) -> list[Job]:
+        """The cursor to the start of the next (previous) span where A or B wins most."""
+        if self.comparison is None:
+            return []
+        span = next_jump(self.comparison, self.cursor, direction)
+        if span is None:
+            return []
+        self.playing = False
+        return self.move_to(span.start)
+
+
 # --------------------------------------------------------------------------- what the screen draws
 
 @dataclass(frozen=True)
@@ -497,7 +654,8 @@ def step_line(session: GatesSession) -> StepLine | None:
 @dataclass(frozen=True)
 class GatesFrame:
     """Everything the screen draws at the cursor: the step's numbers, the heatmap rows of the view
-    (values on the diverging scale, or saturation fractions), the text's colours around the cursor,
+    (values on the diverging scale, or saturation fractions), the text's colours around the cursor (the
+    selected unit's, or in the compare view who predicts each character better),
     the next-character distribution and the most active units."""
     info: StepInfo
     next_chars: NextCharView
@@ -521,8 +679,13 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
         info = trace.step_info(pos, layer, k=TOP_K)
         start = max(0, pos - 2 * span)
         end = min(len(trace), pos + 3 * span)
-        colours = diverging(unit_values(trace, session.colour_key, layer, unit, start, end),
-                            trace.quantity(session.colour_key).kind)
+        if session.view == "compare":  # who predicts each character better, once the comparison is done
+            values = session.comparison.values if session.comparison is not None else np.zeros(0)
+            start = min(start, len(values))
+            colours = values[start:pos + 3 * span]
+        else:
+            colours = diverging(unit_values(trace, session.colour_key, layer, unit, start, end),
+                                trace.quantity(session.colour_key).kind)
         kinds = {q.key: q.kind for q in trace.quantities}
         active = tuple(trace.most_active(pos, layer, "h", n=ACTIVE_UNITS))
     rows: list[HeatRow] = []

@@ -4,7 +4,8 @@ For the current character and the selected layer: heatmaps over units of every q
 i, f, g, o, c, h and the cell update split into kept and written; GRU r, z, n, h; RNN h) on one
 diverging scale, the selected unit's numbers, the next-character distribution, and the text
 coloured by the selected unit (Karpathy's interpretable-cell view). Saturation and unit search
-come from core.gates_analysis.
+come from core.gates_analysis. The compare view colours the text by which of two models predicts
+each character better: the open run (A) or B, another run or the n-gram of A's training text.
 
 The state (cursor, selection, when to extend the trace) is viewmodel.gates_session.GatesSession;
 this screen turns keys into its methods, starts the workers its jobs ask for, hands their results
@@ -29,10 +30,14 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.gates_analysis import FEATURES, Saturation
 from rnn_playground.core.model import describe_model
+from rnn_playground.core.runs import runs_for_display
+from rnn_playground.tui.viewmodel.eval_view import compare_lines
 from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_session import (
     NO_RUN,
     AnalysisJob,
+    CompareJob,
+    CompareResult,
     ExtendJob,
     GatesFrame,
     GatesSession,
@@ -43,11 +48,12 @@ from rnn_playground.tui.viewmodel.gates_session import (
     load_tracer,
     open_text,
     run_analysis,
+    run_comparison,
     step_line,
 )
 from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO
 
-from ..messages import AnalysisReady, GatesLoaded, TraceExtended
+from ..messages import AnalysisReady, CompareReady, CompareRunsListed, GatesLoaded, TraceExtended
 from ..widgets.bars import NextCharBars
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
@@ -100,13 +106,22 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="gate saturation per layer and unit over the whole text"),
         Binding("f", "view('search')", "Find", id="gates.search",
                 tooltip="find units that track a feature of the text (built-in or regex)"),
+        Binding("d", "view('compare')", "Compare", id="gates.compare",
+                tooltip="compare the run (A) with B, the n-gram of its training text or another run: the text "
+                        "coloured by which predicts each character better, bits/char of each, the spans each "
+                        "wins most (Tab reaches the choice of B)"),
+        Binding("n", "jump(1)", "Next span", show=False, id="gates.jump_next",
+                tooltip="compare view: the cursor to the next span where A or B wins most"),
+        Binding("N", "jump(-1)", "Previous span", show=False, id="gates.jump_previous",
+                tooltip="compare view: the cursor to the previous span where A or B wins most"),
         Binding("o", "open_text", "Text", show=False, id="gates.open",
                 tooltip="choose the text: a slice of the run's corpus, typed text, or a file"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field",
                 tooltip="leave a field"),
     ]
 
-    BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…"}
+    BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…",
+            "gates-compare": "comparing…"}
 
     def busy_changed(self) -> None:
         if self._ready:
@@ -122,6 +137,7 @@ class GatesScreen(PlaygroundScreen):
         self._play_timer: Timer | None = None
         self._timer_tick_s = 0.0
         self._listed: list | None = None   # the matches the option list shows
+        self._choices_listed: list | None = None   # the choices of B the compare view's select shows
 
     # -- layout
 
@@ -147,6 +163,12 @@ class GatesScreen(PlaygroundScreen):
                         yield Input("", id="gates-regex", compact=True, placeholder="regex, Enter searches")
                     yield Static("", id="gates-search-note")
                     yield OptionList(id="gates-matches", compact=True)
+                with Vertical(id="gates-compare"):
+                    with Horizontal(id="gates-compare-row"):
+                        yield Static("B:", id="gates-compare-label")
+                        yield Select([], prompt="compare with…", id="gates-compare-b", compact=True,
+                                     type_to_search=False)
+                    yield Static("", id="gates-compare-panel")
             with Vertical(id="gates-side"):
                 yield NextCharBars(id="gates-bars")
                 yield Static("", id="gates-unit")
@@ -156,6 +178,7 @@ class GatesScreen(PlaygroundScreen):
         self._ready = True
         self.query_one("#gates-source").display = False
         self.query_one("#gates-search").display = False
+        self.query_one("#gates-compare").display = False
         if self.gates.run is None and hasattr(self.app, "selected_run"):
             self.watch(self.app, "selected_run", self._run_selected)
         else:
@@ -212,6 +235,8 @@ class GatesScreen(PlaygroundScreen):
         for job in jobs:
             if isinstance(job, ExtendJob):
                 self._extend(job)
+            elif isinstance(job, CompareJob):
+                self._compare_worker(job)
             elif job.kind == "saturation":
                 self._saturation_worker(job)
             else:
@@ -254,6 +279,35 @@ class GatesScreen(PlaygroundScreen):
         self.gates.analysed(message.job, message.result, message.error)
         self.render_panels()
 
+    @work(thread=True, group="gates-compare", exit_on_error=False)
+    def _compare_worker(self, job: CompareJob) -> None:
+        try:
+            result = run_comparison(job)
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            result = CompareResult(job, None, {}, error_text(exc, "Comparing failed"))
+        self.post_message(CompareReady(result))
+
+    def on_compare_ready(self, message: CompareReady) -> None:
+        self._start(self.gates.compared(message.result))
+        self._show_compare_choices()
+        self.render_step()
+        refresh_bindings_if_changed(self)
+
+    @work(thread=True, exclusive=True, group="gates-compare-runs", exit_on_error=False)
+    def _list_runs(self, runs_dir: Path | None) -> None:
+        self.post_message(CompareRunsListed(runs_for_display(runs_dir)))
+
+    def on_compare_runs_listed(self, message: CompareRunsListed) -> None:
+        self.gates.runs_listed(message.runs)
+        self._show_compare_choices()
+
+    @on(Select.Changed, "#gates-compare-b")
+    def _b_chosen(self, event: Select.Changed) -> None:
+        if event.value is Select.NULL:
+            return
+        self._start(self.gates.choose(str(event.value)))
+        self.render_step()
+
     # -- keys
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -264,6 +318,8 @@ class GatesScreen(PlaygroundScreen):
         if action in ("move", "word", "page", "edge", "play", "speed", "layer", "unit", "unit_page", "colour",
                       "view"):
             return True if self.gates.trace is not None else None
+        if action == "jump":
+            return True if self.gates.view == "compare" and self.gates.comparison is not None else None
         if action == "open_text":
             return True if self.gates.tracer is not None else None
         return True
@@ -336,6 +392,9 @@ class GatesScreen(PlaygroundScreen):
         self.gates.change_unit_page(delta, self.query_one(HeatmapPanel).units_per_page)
         self.render_all()
 
+    def action_jump(self, direction: int) -> None:
+        self._moved(self.gates.jump(direction))
+
     def action_colour(self, delta: int) -> None:
         self.gates.change_colour(delta)
         self.render_all()
@@ -348,6 +407,9 @@ class GatesScreen(PlaygroundScreen):
         jobs = self.gates.set_view(view)
         search = self.query_one("#gates-search")
         search.display = view == "search"
+        self.query_one("#gates-compare").display = view == "compare"
+        if view == "compare":
+            self._list_runs(getattr(self.app, "runs_dir", None))
         if view == "search":
             # the list the hint names ("Enter selects"); the feature and regex are a Shift+Tab away
             self.set_focus(self.query_one("#gates-matches"))
@@ -429,6 +491,19 @@ class GatesScreen(PlaygroundScreen):
         if gates.matches:
             options.highlighted = 0
 
+    def _show_compare_choices(self) -> None:
+        """The select holds the session's choices of B, with its choice selected."""
+        gates = self.gates
+        select = self.query_one("#gates-compare-b", Select)
+        if self._choices_listed is not gates.compare_choices:
+            self._choices_listed = gates.compare_choices
+            with select.prevent(Select.Changed):
+                select.set_options([(choice.label, choice.key) for choice in gates.compare_choices])
+        wanted = gates.compare_choice.key if gates.compare_choice is not None else Select.NULL
+        if select.value != wanted:
+            with select.prevent(Select.Changed):
+                select.value = wanted
+
     def render_all(self) -> None:
         if not self._ready:
             return
@@ -458,7 +533,8 @@ class GatesScreen(PlaygroundScreen):
             Text.assemble(("layer ", muted), (layer_number(gates.layer, gates.tracer.layers),
                                              strong), ("[l]", key)),
             Text.assemble(("unit ", muted), (f"{gates.unit}", strong), ("[,.]", key)),
-            Text.assemble(("colour ", muted), (gates.label(gates.colour_key).symbol, strong), ("[v]", key)),
+            Text.assemble(("colour ", muted), (gates.label(gates.colour_key).symbol, strong), ("[v]", key))
+            if gates.view != "compare" else Text.assemble(("colour ", muted), ("A vs B", strong), ("[d]", key)),
         ]
         if gates.source is not None:
             phrases.append(Text.assemble((gates.source.description, muted), ("[o]", key)))
@@ -523,7 +599,12 @@ class GatesScreen(PlaygroundScreen):
         if frame is None:
             return
         heatmap.display = gates.view in ("cell", "saturation")
-        if gates.view == "cell":
+        update.display = gates.view != "compare"
+        if gates.view == "compare":
+            self._forget_shape("update")
+            self._show_compare_choices()
+            self.query_one("#gates-compare-panel", Static).update(self._compare_text())
+        elif gates.view == "cell":
             heatmap.show(list(frame.rows), gates.unit, gates.tracer.hidden)
             update.update(self._update_text(frame), layout=self._shape_changed("update", "cell"))
         elif gates.view == "saturation":
@@ -559,6 +640,39 @@ class GatesScreen(PlaygroundScreen):
             return False
         shapes[what] = key
         return True
+
+    def _compare_text(self) -> Text:
+        gates = self.gates
+        muted = self.get_component_rich_style("gates--muted")
+        strong = self.get_component_rich_style("gates--strong")
+        key = self.get_component_rich_style("gates--key")
+        panel = self.query_one("#gates-compare-panel", Static)
+        width, height = panel.content_size.width, panel.content_size.height
+        comparison = gates.comparison
+        if comparison is None:
+            return Text(gates.compare_note, strong if gates.baseline_error else muted)
+        lines = compare_lines(comparison, gates.pos, mono=bool(getattr(self.app, "no_color", False)),
+                              width=width or 60)
+        text = Text()
+        for label, name, rate in (lines.a_total, lines.b_total):
+            text.append_text(pack_phrases([Text.assemble((label, strong), " ", name), rate], width))
+            text.append("\n")
+        text.append_text(pack_phrases(lines.difference, width))
+        text.append("\n")
+        text.append_text(pack_phrases([Text(part, strong) for part in lines.cursor], width))
+        text.append("\n")
+        text.append_text(pack_phrases([Text(part, muted) for part in lines.legend], width, separator=", "))
+        # the spans each side wins most, as many as the panel has lines for (the n/N keys reach them all)
+        used = text.plain.count("\n") + 1
+        per_side = max(1, (height - used - 2) // 2) if height else len(lines.a_spans)
+        for side, spans in (("A", lines.a_spans), ("B", lines.b_spans)):
+            text.append(f"\n{side} wins most ", muted)
+            text.append("[n N]", key)
+            if not spans:
+                text.append(": nowhere", muted)
+            for line in spans[:per_side]:
+                text.append(f"\n{line}")
+        return text
 
     def _update_text(self, frame: GatesFrame) -> Text:
         muted = self.get_component_rich_style("gates--muted")
