@@ -1,0 +1,120 @@
+"""Runs compared (issue 14): the curves of real tiny runs on three axes, the table of best values with the
+settings that differ, the Runs screen's overlay and `rnn-playground runs --compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnn_playground.core.errors import PlaygroundError
+from rnn_playground.core.events import ValidationEvent
+from rnn_playground.core.trainer import Trainer
+from rnn_playground.tui.viewmodel.compare_view import (
+    AXES,
+    Comparison,
+    CurveReader,
+    check_compared,
+    compare_table,
+    comparison_json,
+    next_axis,
+    plot_lines,
+    plot_title,
+)
+
+from .conftest import tiny_config
+
+
+def train(corpus: Path, runs_dir: Path, name: str, **overrides) -> Path:
+    trainer = Trainer(tiny_config(corpus, run_name=name, runs_dir=str(runs_dir), **overrides))
+    list(trainer.run())
+    return trainer.run_dir
+
+
+@pytest.fixture
+def two_runs(tiny_corpus, tmp_path) -> tuple[Path, Path]:
+    """Two finished tiny runs that differ in their batch size alone."""
+    runs_dir = tmp_path / "runs"
+    return train(tiny_corpus, runs_dir, "wide", batch=8), train(tiny_corpus, runs_dir, "narrow", batch=4)
+
+
+def test_the_characters_axis_is_steps_times_batch_times_seq(two_runs):
+    wide, narrow = Comparison(two_runs).read()
+    assert wide.status == narrow.status == "finished"
+    assert wide.val.steps == narrow.val.steps == (20, 40)
+    assert wide.val.chars == tuple(step * 8 * 16 for step in wide.val.steps)
+    # The same steps, twice the batch: twice the characters seen, point for point.
+    assert [w / n for w, n in zip(wide.val.chars, narrow.val.chars, strict=True)] == [2.0, 2.0]
+    assert [w / n for w, n in zip(wide.train.chars, narrow.train.chars, strict=True)] == [2.0] * len(wide.train)
+    assert len(wide.train) == 40 and wide.train.steps[-1] == 40  # log_every=1: a point a step
+
+
+def test_the_time_axis_is_the_runs_training_time_and_grows_with_its_steps(two_runs):
+    run = CurveReader(two_runs[0]).read()
+    seconds = run.train.seconds
+    assert all(b >= a for a, b in zip(seconds, seconds[1:], strict=False)) and seconds[-1] > 0
+    assert seconds[0] <= run.val.seconds[0] <= run.val.seconds[1] <= seconds[-1]
+    best = run.best_val
+    assert best.loss == min(run.val.losses) and best.at("steps") == best.step and best.at("time") == best.seconds
+
+
+def test_the_table_marks_exactly_the_settings_that_differ(two_runs, tiny_corpus, tmp_path):
+    table = compare_table(Comparison(two_runs).read())
+    assert table.differing == {"batch"}
+    assert [row.mark for row in table.rows] == ["•", "x"] and [row.name for row in table.rows] == ["wide", "narrow"]
+    assert table.shared["hidden"] == 32 and "batch" not in table.shared and "run_name" not in table.keys
+    third = train(tiny_corpus, tmp_path / "runs", "other", batch=8, lr=3e-3, hidden=24)
+    table = compare_table(Comparison([two_runs[0], third]).read())
+    assert table.differing == {"lr", "hidden"}
+    row = table.rows[1]
+    assert row.cells("steps")[:2] == ["x", "other"] and row.cells("steps")[3] == f"{row.best_val.step:,}"
+
+
+def test_a_live_run_grows_as_its_metrics_are_read_again(tiny_corpus, tmp_path):
+    trainer = Trainer(tiny_config(tiny_corpus, run_name="growing", runs_dir=str(tmp_path / "runs")))
+    events = trainer.run()
+    for event in events:
+        if isinstance(event, ValidationEvent):
+            break
+    reader = CurveReader(trainer.run_dir)
+    first = reader.read()
+    assert first.status == "training" and first.val.steps == (20,) and first.train.steps[-1] == 20
+    assert reader.read() is first  # nothing new: nothing rebuilt
+    list(events)
+    grown = reader.read()
+    assert grown.status == "finished" and grown.val.steps == (20, 40) and grown.train.steps[-1] == 40
+    assert grown.train.steps[:20] == first.train.steps  # read on from where it stopped, not twice
+
+
+def test_the_plot_has_a_line_a_run_on_each_axis(two_runs):
+    runs = Comparison(two_runs).read()
+    axis, seen = "steps", []
+    for _ in AXES:
+        seen.append(axis)
+        lines = plot_lines(runs, axis, "val")
+        assert [line.name for line in lines] == ["• wide", "x narrow"] and [line.role for line in lines] == \
+            ["run-0", "run-1"]
+        assert lines[0].x.tolist() == list(runs[0].val.x(axis))
+        axis = next_axis(axis)
+    assert seen == ["steps", "characters", "time"] and axis == "steps"
+    assert len(plot_lines(runs, "steps", "train")[0].x) == 40
+    assert plot_title("characters", "train") == "train loss vs characters seen"
+
+
+def test_the_json_holds_best_and_last_values_and_the_differing_settings(two_runs):
+    data = comparison_json(Comparison(two_runs).read())
+    assert data["differing"] == ["batch"]
+    wide = data["runs"][0]
+    assert wide["name"] == "wide" and wide["best_val_step"] in (20, 40) and wide["settings"]["batch"] == 8
+    assert wide["best_val_chars"] == wide["best_val_step"] * 8 * 16 and wide["last_train_loss"] > 0
+
+
+def test_what_cannot_be_compared_is_refused_naming_the_flag(two_runs, tmp_path):
+    with pytest.raises(PlaygroundError, match="--compare needs at least two run folders"):
+        check_compared(two_runs[:1])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PlaygroundError, match=r"--compare: .*empty is not a run folder"):
+        check_compared([two_runs[0], tmp_path / "empty"])
+    with pytest.raises(PlaygroundError, match="named twice"):
+        check_compared([two_runs[0], two_runs[0]])
+    assert check_compared(two_runs) == list(two_runs)
