@@ -118,3 +118,33 @@ def test_what_cannot_be_compared_is_refused_naming_the_flag(two_runs, tmp_path):
     with pytest.raises(PlaygroundError, match="named twice"):
         check_compared([two_runs[0], two_runs[0]])
     assert check_compared(two_runs) == list(two_runs)
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_the_cli_prints_the_table_and_the_json(two_runs, capsys):
+    import json
+
+    from rnn_playground.tui.cli.main import main
+    assert main(["runs", "--compare", *map(str, two_runs)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "best val" in line)
+    assert "batch" in header and "hidden" not in header  # the differing settings are the columns
+    wide = next(line for line in out.splitlines() if " wide " in line)
+    assert "•" in wide and "5.12k" in wide  # best at step 40: 40 x 8 x 16 characters
+    assert "differ: batch" in out and "hidden 32" in out.split("same:", 1)[1]
+    assert main(["runs", "--compare", *map(str, two_runs), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["differing"] == ["batch"] and [run["name"] for run in data["runs"]] == ["wide", "narrow"]
+    assert data["runs"][1]["best_val_chars"] == data["runs"][1]["best_val_step"] * 4 * 16
+
+
+def test_the_cli_refuses_one_run_and_a_folder_that_is_no_run_in_a_line(two_runs, tmp_path, capsys):
+    from rnn_playground.tui.cli.main import main
+    assert main(["runs", "--compare", str(two_runs[0])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --compare needs at least two run folders") and "\n" not in err
+    assert main(["runs", "--compare", str(two_runs[0]), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--compare:" in err and "is not a run folder" in err and "Traceback" not in err
