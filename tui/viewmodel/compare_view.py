@@ -193,11 +193,12 @@ class Comparison:
 
 
 def plot_lines(runs: Sequence[RunCurves], axis: str = "steps", which: str = "val") -> list[PlotLine]:
-    """A line per run (validation or training loss against `axis`), named "mark name", styled by its role."""
+    """A line per run (validation or training loss against `axis`), named by its run; its role gives its style
+    and mark (role_of, run_mark: the index-th run's)."""
     lines = []
     for index, run in enumerate(runs):
         curve = run.val if which == "val" else run.train
-        lines.append(PlotLine(f"{run_mark(index)} {run.name}", role_of(index),
+        lines.append(PlotLine(run.name, role_of(index),
                               np.asarray(curve.x(axis), dtype=np.float64), np.asarray(curve.losses, dtype=np.float64)))
     return lines
 
