@@ -92,7 +92,7 @@ def test_the_plot_has_a_line_a_run_on_each_axis(two_runs):
     for _ in AXES:
         seen.append(axis)
         lines = plot_lines(runs, axis, "val")
-        assert [line.name for line in lines] == ["• wide", "x narrow"] and [line.role for line in lines] == \
+        assert [line.name for line in lines] == ["wide", "narrow"] and [line.role for line in lines] == \
             ["run-0", "run-1"]
         assert lines[0].x.tolist() == list(runs[0].val.x(axis))
         axis = next_axis(axis)
@@ -148,3 +148,73 @@ def test_the_cli_refuses_one_run_and_a_folder_that_is_no_run_in_a_line(two_runs,
     assert main(["runs", "--compare", str(two_runs[0]), str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--compare:" in err and "is not a run folder" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- the Runs screen
+
+
+async def test_space_marks_two_runs_and_v_compares_them_with_the_axis_cycling(two_runs, tmp_path):
+    from rnn_playground.tui.app.screens.compare import CompareScreen
+    from rnn_playground.tui.app.screens.runs import RunsScreen
+
+    from .tui_helpers import make_app, press, screen_text, wait_for
+    app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) == 2, 30, "runs")
+        runs_screen = app.screen
+        assert runs_screen.check_action("compare", ()) is None  # greyed: nothing marked
+        await press(pilot, "space", "down", "space")
+        await wait_for(pilot, lambda: len(runs_screen.marked) == 2, 10, "two marked")
+        first, second = (info.name for info in runs_screen.infos)
+        table = screen_text(app)
+        assert any(line.startswith("│ •  " + first) for line in table.splitlines()), table  # the mark column
+        assert any(line.startswith("│ x  " + second) for line in table.splitlines()), table
+        await press(pilot, "v")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs, 30, "compared")
+        compare = app.screen
+        text = await wait_for(pilot, lambda: "val loss vs steps" in (t := screen_text(app)) and t, 10, "the title")
+        legend = next(line for line in text.splitlines() if f"• {first}" in line)
+        assert f"x {second}" in legend  # both runs in the legend, each with its mark
+        header = next(line for line in text.splitlines() if "best val" in line)
+        assert "batch" in header and "at steps" in header and "hidden" not in header
+        assert "same:" in text and "hidden 32" in text
+
+        await press(pilot, "a")
+        await wait_for(pilot, lambda: "val loss vs characters seen" in screen_text(app), 10, "characters")
+        assert "at chars" in screen_text(app) and "5.12k" in screen_text(app)  # the wide run's best, 40 x 8 x 16
+        await press(pilot, "a")
+        await wait_for(pilot, lambda: "val loss vs training time" in screen_text(app), 10, "time")
+        await press(pilot, "a", "l")
+        await wait_for(pilot, lambda: "train loss vs steps" in screen_text(app), 10, "back to steps, train loss")
+        assert compare.axis == "steps" and compare.which == "train"
+
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: app.screen is runs_screen, 10, "back to the runs")
+        await press(pilot, "space")  # unmarks the selected run: one left, nothing to compare
+        await wait_for(pilot, lambda: len(runs_screen.marked) == 1, 10, "one marked")
+        assert runs_screen.check_action("compare", ()) is None
+
+
+async def test_a_live_run_grows_on_the_overlay(tiny_corpus, tmp_path):
+    """A headless run training in another process, compared with a finished one: its curve grows on screen."""
+    from rnn_playground.tui.app.screens.compare import CompareScreen
+
+    from .tui_helpers import make_app, start_headless_run, wait_for
+    runs_dir = tmp_path / "runs"
+    done = train(tiny_corpus, runs_dir, "done")
+    process = start_headless_run(tiny_corpus, runs_dir / "live")
+    try:
+        app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: (runs_dir / "live" / "metrics.jsonl").exists(), 60, "the live run")
+            await pilot.pause()
+            app.push_screen(CompareScreen([done, runs_dir / "live"]))
+            await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.runs, 30, "read")
+            screen = app.screen
+            screen.action_loss()  # training loss: a point every step, so it grows at once
+            first = len(screen.runs[1].train)
+            await wait_for(pilot, lambda: len(screen.runs[1].train) > first + 2, 60, "the live curve grows")
+            assert screen.runs[1].active and screen.runs[0].status == "finished"
+    finally:
+        process.kill()
+        process.wait()

@@ -99,10 +99,10 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: runs_screen.reach is not None and runs_screen.watch_snapshot is not None
                        and app.train_controller.snapshot.status == "training", 30, "the live run watched")
         await check(RunsScreen)                                     # Pause, Stop, Save, Follow on Train
-        await press(pilot, "space")
+        await press(pilot, "p")
         await wait_for(pilot, lambda: app.train_controller.snapshot.status == "paused", 30, "paused through its folder")
         await check(RunsScreen)                                     # Resume
-        await press(pilot, "space")
+        await press(pilot, "p")
         await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training again")
         while runs_screen.selected != tiny_run:
             await press(pilot, "down")
