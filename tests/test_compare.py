@@ -3,6 +3,7 @@ settings that differ, the Runs screen's overlay and `rnn-playground runs --compa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,6 @@ def test_what_cannot_be_compared_is_refused_naming_the_flag(two_runs, tmp_path):
 
 
 def test_the_cli_prints_the_table_and_the_json(two_runs, capsys):
-    import json
-
     from rnn_playground.tui.cli.main import main
     assert main(["runs", "--compare", *map(str, two_runs)]) == 0
     out = capsys.readouterr().out
@@ -218,3 +217,59 @@ async def test_a_live_run_grows_on_the_overlay(tiny_corpus, tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+@pytest.fixture
+def pictured_runs(tmp_path):
+    from .tui_helpers import HELD_LOCKS, write_run
+    root = tmp_path / "runs"
+    write_run(root, "brisk-otter", steps=3000, age=26 * 3600)
+    write_run(root, "calm-heron", cell="gru", hidden=256, steps=1200, state="stopped", age=3 * 3600)
+    write_run(root, "eager-lynx", layers=3, steps=800, device="cuda:0", live=True, age=20.0, total=20000)
+    for name, scale in (("calm-heron", 1.08), ("eager-lynx", 0.93)):  # curves of their own, told apart on the plot
+        metrics = root / name / "metrics.jsonl"
+        records = [json.loads(line) for line in metrics.read_text().splitlines()]
+        for record in records:
+            for key in ("loss", "val_loss", "best_val_loss"):
+                if key in record:
+                    record[key] *= scale
+        metrics.write_text("".join(json.dumps(record) + "\n" for record in records))
+    yield root
+    while HELD_LOCKS:
+        HELD_LOCKS.pop().release()
+
+
+async def compare_three(pilot) -> None:
+    from rnn_playground.tui.app.screens.compare import CompareScreen
+
+    from .tui_helpers import press
+    app = pilot.app
+    while not (app.screen.infos and app.screen.details is not None):
+        await pilot.pause(0.05)
+    await press(pilot, "space", "down", "space", "down", "space", "v")
+    while not (isinstance(app.screen, CompareScreen) and app.screen.runs):
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+@pytest.mark.usefixtures("deterministic", "pictured_runs")
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_compare_screen(snap_compare, size):
+    from .tui_helpers import pinned_app
+    assert snap_compare(pinned_app(mode="runs"), terminal_size=size, run_before=compare_three)
+
+
+@pytest.mark.usefixtures("deterministic", "pictured_runs")
+def test_compare_screen_no_color_by_characters(snap_compare, monkeypatch):
+    from .tui_helpers import pinned_app, press
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def run_before(pilot):
+        await compare_three(pilot)
+        await press(pilot, "a")
+        await pilot.pause()
+
+    assert snap_compare(pinned_app(mode="runs"), terminal_size=(80, 24), run_before=run_before)

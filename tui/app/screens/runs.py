@@ -174,7 +174,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
         table = self.query_one("#runs-table", DataTable)
         # the border, and room for a scroll bar should the rows outgrow the table
         room = (table.size.width or self.app.size.width) - 2 - 2
-        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)]
+        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)
+                 if key != "mark" or self.marked]  # the mark column only once a run is marked
         for key in DROPPED_FIRST:
             if sum(width + 2 * CELL_PADDING for *_, width in shown) <= room:
                 break
