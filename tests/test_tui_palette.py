@@ -160,6 +160,10 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and runs_screen.selected_info is not None
                        and not runs_screen.selected_info.live, 20, "a saved run selected")
         await check(RunsScreen)                                     # nothing trains: Train more
+        row = runs_screen.query_one("#runs-table").cursor_row
+        await press(pilot, "space", "down" if row + 1 < len(runs_screen.infos) else "up", "space")
+        await wait_for(pilot, lambda: len(runs_screen.marked) == 2, 10, "two runs marked")
+        await check(RunsScreen)                                     # two marked: Compare
 
     for screen_type in (TrainScreen, RunsScreen, SampleScreen, GatesScreen, SeriesScreen):
         missing = descriptions_of(screen_type) - seen.get(screen_type, set())
