@@ -104,8 +104,10 @@ class CurveReader:
         self._offset = 0
         # (first step, characters seen at it, characters per step) of each stretch a RunStarted begins
         self._stretches: list[tuple[int, int, int]] = []
-        self._elapsed_steps: list[int] = []
-        self._elapsed: list[float] = []
+        # (step, elapsed seconds) of each step event, in arrays that double as they fill: a live run's curves
+        # are rebuilt at every read that adds to them, and converting lists each time was most of that read
+        self._elapsed = np.empty((2, 1024))
+        self._elapsed_count = 0
         self._curves: RunCurves | None = None
 
     def read(self) -> RunCurves:
@@ -126,12 +128,13 @@ class CurveReader:
             start = _int(record.get("start_step"))
             self._stretches.append((start, self.chars_at(start, per_step), per_step))
         elif kind == "step" and isinstance(record.get("elapsed_s"), (int, float)):
-            step = _int(record.get("step"))
-            if self._elapsed_steps and step <= self._elapsed_steps[-1]:  # a resume from an earlier checkpoint
-                cut = bisect.bisect_left(self._elapsed_steps, step)
-                del self._elapsed_steps[cut:], self._elapsed[cut:]
-            self._elapsed_steps.append(step)
-            self._elapsed.append(float(record["elapsed_s"]))
+            step, n = _int(record.get("step")), self._elapsed_count
+            if n and step <= self._elapsed[0, n - 1]:  # a resume from an earlier checkpoint: its steps again
+                n = int(np.searchsorted(self._elapsed[0, :n], step))
+            if n == self._elapsed.shape[1]:
+                self._elapsed = np.concatenate([self._elapsed, np.empty_like(self._elapsed)], axis=1)
+            self._elapsed[:, n] = step, float(record["elapsed_s"])
+            self._elapsed_count = n + 1
 
     def chars_at(self, step: int, per_step: int | None = None) -> int:
         """Characters seen by `step`: summed over the stretches before it, each at its own batch x seq."""
@@ -142,10 +145,22 @@ class CurveReader:
         start, chars, rate = self._stretches[i]
         return chars + (step - start) * rate
 
+    def _chars(self, steps: np.ndarray) -> np.ndarray:
+        """chars_at for many steps at once (a live run's curves are rebuilt at every read that adds to them)."""
+        if not self._stretches:
+            return np.zeros_like(steps)
+        starts, chars, rates = (np.asarray(column, dtype=np.int64) for column in zip(*self._stretches, strict=True))
+        index = np.searchsorted(starts, steps, side="right") - 1
+        before = index < 0  # before the first stretch: at its rate, from 0
+        index = np.maximum(index, 0)
+        return np.where(before, steps * rates[0], chars[index] + (steps - starts[index]) * rates[index])
+
     def _curve(self, steps: Sequence[int], losses: Sequence[float]) -> Curve:
-        seconds = (np.interp(steps, self._elapsed_steps, self._elapsed).tolist()
-                   if self._elapsed_steps and steps else [0.0] * len(steps))
-        return Curve(tuple(steps), tuple(self.chars_at(s) for s in steps), tuple(seconds), tuple(losses))
+        x = np.asarray(steps, dtype=np.int64)
+        n = self._elapsed_count
+        seconds = (np.interp(x, self._elapsed[0, :n], self._elapsed[1, :n]).tolist()
+                   if n and len(x) else [0.0] * len(x))
+        return Curve(tuple(steps), tuple(self._chars(x).tolist()), tuple(seconds), tuple(losses))
 
     def _build(self) -> RunCurves:
         snap = self.monitor.snapshot()

@@ -73,8 +73,9 @@ class CompareScreen(PlaygroundScreen):
             self.set_interval(max(READ_INTERVAL, self.app.watch_interval), self._tick)
 
     def _tick(self) -> None:
-        if any(run.active for run in self.runs):  # ended runs do not grow: nothing to read
-            self._read()
+        # Every run, ended ones too (one may be trained more meanwhile): a read that finds nothing new costs a
+        # stat and a seek (benchmarks/bench_compare.py).
+        self._read()
 
     @work(thread=True, exclusive=True, group="compare-read", exit_on_error=False)
     def _read(self) -> None:
