@@ -50,6 +50,17 @@ def test_the_characters_axis_is_steps_times_batch_times_seq(two_runs):
     assert len(wide.train) == 40 and wide.train.steps[-1] == 40  # log_every=1: a point a step
 
 
+def test_a_run_resumed_with_another_batch_counts_each_stretch_at_its_own(tiny_corpus, tmp_path):
+    run_dir = train(tiny_corpus, tmp_path / "runs", "resumed", batch=8)
+    list(Trainer.resume(run_dir, steps=60, batch=4).run())
+    run = CurveReader(run_dir).read()
+    assert run.val.steps == (20, 40, 60)
+    assert run.val.chars == (20 * 8 * 16, 40 * 8 * 16, 40 * 8 * 16 + 20 * 4 * 16)
+    assert run.settings["batch"] == 4  # the settings the run trains with now
+    seconds = run.train.seconds
+    assert all(b >= a for a, b in zip(seconds, seconds[1:], strict=False))  # its clock carried over the resume
+
+
 def test_the_time_axis_is_the_runs_training_time_and_grows_with_its_steps(two_runs):
     run = CurveReader(two_runs[0]).read()
     seconds = run.train.seconds
