@@ -23,7 +23,7 @@ from rnn_playground.tui.viewmodel.compare_view import (
     plot_title,
 )
 
-from .conftest import tiny_config
+from .conftest import long_config, tiny_config
 
 
 def train(corpus: Path, runs_dir: Path, name: str, **overrides) -> Path:
@@ -163,12 +163,15 @@ def test_the_cli_refuses_one_run_and_a_folder_that_is_no_run_in_a_line(two_runs,
 # --------------------------------------------------------------------------- the Runs screen
 
 
-async def test_space_marks_two_runs_and_v_compares_them_with_the_axis_cycling(two_runs, tmp_path):
+async def test_space_marks_two_runs_and_v_compares_them_with_the_axis_cycling(two_runs, tiny_corpus, tmp_path):
     from rnn_playground.tui.app.screens.compare import CompareScreen
     from rnn_playground.tui.app.screens.runs import RunsScreen
 
     from .tui_helpers import make_app, press, screen_text, wait_for
-    app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
+    # The Train form checks its corpus even while another screen shows: the tiny file, not the built-in text
+    # (which a check would leave in the form's corpus cache, held whole).
+    app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs",
+                   initial_config=long_config(tiny_corpus))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.infos) == 2, 30, "runs")
         runs_screen = app.screen
@@ -214,7 +217,8 @@ async def test_a_live_run_grows_on_the_overlay(tiny_corpus, tmp_path):
     done = train(tiny_corpus, runs_dir, "done")
     process = start_headless_run(tiny_corpus, runs_dir / "live")
     try:
-        app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs")
+        app = make_app(tmp_path, watch_interval=0.2, list_interval=600, mode="runs",
+                       initial_config=long_config(tiny_corpus))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: (runs_dir / "live" / "metrics.jsonl").exists(), 60, "the live run")
             await pilot.pause()
