@@ -25,7 +25,7 @@ SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 OUT = ROOT / "docs" / "screenshots"
 
 
-SCOPES = ("Everywhere", "Train", "Runs", "Dialogs", "Help")  # Sample, Gates, Series: their own table
+SCOPES = ("Everywhere", "Train", "Runs", "Compare", "Dialogs", "Help")  # Sample, Gates, Series: their own table
 
 
 def key_table_markdown() -> str:

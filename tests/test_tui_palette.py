@@ -99,10 +99,10 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: runs_screen.reach is not None and runs_screen.watch_snapshot is not None
                        and app.train_controller.snapshot.status == "training", 30, "the live run watched")
         await check(RunsScreen)                                     # Pause, Stop, Save, Follow on Train
-        await press(pilot, "space")
+        await press(pilot, "p")
         await wait_for(pilot, lambda: app.train_controller.snapshot.status == "paused", 30, "paused through its folder")
         await check(RunsScreen)                                     # Resume
-        await press(pilot, "space")
+        await press(pilot, "p")
         await wait_for(pilot, lambda: app.train_controller.snapshot.status == "training", 30, "training again")
         while runs_screen.selected != tiny_run:
             await press(pilot, "down")
@@ -163,6 +163,10 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and runs_screen.selected_info is not None
                        and not runs_screen.selected_info.live, 20, "a saved run selected")
         await check(RunsScreen)                                     # nothing trains: Train more
+        row = runs_screen.query_one("#runs-table").cursor_row
+        await press(pilot, "space", "down" if row + 1 < len(runs_screen.infos) else "up", "space")
+        await wait_for(pilot, lambda: len(runs_screen.marked) == 2, 10, "two runs marked")
+        await check(RunsScreen)                                     # two marked: Compare
 
     for screen_type in (TrainScreen, RunsScreen, SampleScreen, GatesScreen, SeriesScreen):
         missing = descriptions_of(screen_type) - seen.get(screen_type, set())

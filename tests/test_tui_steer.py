@@ -1,4 +1,4 @@
-"""Steering a run another process trains, from the app: the Runs screen's run keys (space, c, x) on the
+"""Steering a run another process trains, from the app: the Runs screen's run keys (p, c, x) on the
 selected live run, `t` to follow it on the Train screen whose keys then steer it, and the words a run
 that cannot be steered from here shows instead. Real `rnn-playground train` processes, real folders."""
 
@@ -64,24 +64,24 @@ async def test_the_runs_screen_pauses_saves_resumes_and_stops_a_headless_run(tin
             screen = await runs_screen_on(pilot, run_dir)
             await wait_for(pilot, lambda: screen.watch_snapshot.step > 0, 30, "its steps")
             assert screen.controller in app.controllers and screen.watch_state.watched
-            footer = await wait_for(pilot, lambda: "space Pause" in (line := footer_of(app)) and line, 10, "keys")
+            footer = await wait_for(pilot, lambda: "p Pause" in (line := footer_of(app)) and line, 10, "keys")
             assert "t Follow on Train" in footer and "x Stop" in footer and "c Save" in footer, footer
 
-            await press(pilot, "space")
+            await press(pilot, "p")
             await wait_for(pilot, lambda: screen.watch_snapshot.status == "paused", 30, "paused, as its metrics say")
             paused = records(run_dir, "paused")[0]
-            await wait_for(pilot, lambda: "space Resume" in footer_of(app)
+            await wait_for(pilot, lambda: "p Resume" in footer_of(app)
                            and screen.query_one("#details-status").render().plain.startswith("paused"), 10, "shown")
             await press(pilot, "c")
             saved = await wait_for(pilot, lambda: [r for r in records(run_dir, "checkpoint")
                                                    if r["reason"] == "requested"], 30, "the requested checkpoint")
             assert saved[0]["step"] == paused["step"]  # saved while paused
-            await press(pilot, "space")
+            await press(pilot, "p")
             await wait_for(pilot, lambda: records(run_dir, "resumed"), 30, "resumed")
             await press(pilot, "x")
             assert process.wait(60) == 0
             await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 30, "stopped on screen")
-            await wait_for(pilot, lambda: "space Pause" not in footer_of(app) and "t Train more" in footer_of(app),
+            await wait_for(pilot, lambda: "p Pause" not in footer_of(app) and "t Train more" in footer_of(app),
                            10, "the run keys gone, t trains it more")
             assert not app.training_here()  # only watched: q would not ask
     finally:
@@ -160,7 +160,7 @@ async def test_a_run_without_the_control_channel_says_so_and_a_refused_command_i
             await wait_for(pilot, lambda: "without a control channel" in screen_text(app), 10, "the why")
             assert screen.check_action("pause", ()) is None and screen.check_action("stop", ()) is None  # greyed
             assert screen.check_action("follow", ()) is True
-            await press(pilot, "space", "x")
+            await press(pilot, "p", "x")
             assert not (run_dir / runs.CONTROL).exists()  # nothing sent
 
             await press(pilot, "t")
@@ -187,7 +187,7 @@ async def test_a_run_that_does_not_answer_is_said_to_have_not_acknowledged(tmp_p
         async with app.run_test(size=(80, 24)) as pilot:
             screen = await runs_screen_on(pilot, run_dir)
             assert screen.check_action("pause", ()) is True
-            await press(pilot, "space")
+            await press(pilot, "p")
             assert json.loads((run_dir / runs.CONTROL).read_text())["command"] == "pause"
             assert screen.watch_state.pause_requested  # asked, not yet acknowledged
             await wait_for(pilot, lambda: any("has not acknowledged pause within 5 s" in note for note in notes(app)),
@@ -225,7 +225,7 @@ async def main(run_dir: Path) -> None:
         await wait_for(pilot, lambda: "watch only" in screen_text(app), 10, "the why")
         text = screen.query_one("#details-info").render().plain
         keys = {action: screen.check_action(action, ()) for action in ("pause", "stop", "save", "follow")}
-        await press(pilot, "space", "x", "c")
+        await press(pilot, "p", "x", "c")
         print(json.dumps({"text": text, "keys": keys, "controllable": screen.watch_state.controllable}))
 
 asyncio.run(main(Path(sys.argv[1])))

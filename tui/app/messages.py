@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rnn_playground.core.gates_analysis import Saturation, UnitMatch
     from rnn_playground.core.runs import RunDetails, RunInfo
     from rnn_playground.core.sampling import SampleSettings
+    from rnn_playground.tui.viewmodel.compare_view import RunCurves
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
     from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
@@ -191,3 +192,15 @@ class GhostReady(Message, bubble=False):
     settings: SampleSettings
     chunk: StreamChunk | None
     error: str | None = None
+
+
+# -- runs compared
+
+
+@dataclass
+class CurvesRead(Message, bubble=False):
+    """The compared runs' curves, read again in a worker (compare_view.Comparison)."""
+    runs: list[RunCurves]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, CurvesRead)  # each holds every run's whole curves: the newest stands in

@@ -32,6 +32,7 @@ from .modes import mode_bindings
 from .palette import ScreenBindingsProvider
 from .runner import thread_controller
 from .screens.base import refresh_bindings_if_changed
+from .screens.compare import CompareScreen
 from .screens.confirm import ConfirmScreen
 from .screens.gates import GatesScreen
 from .screens.help import HelpScreen
@@ -56,7 +57,7 @@ class PlaygroundApp(GuardedMessages, App[int]):
         APP_MODES, (TrainScreen, SampleScreen, GatesScreen, SeriesScreen, RunsScreen), strict=True)}
     DEFAULT_MODE = "train"
     # The modal screens, by the heading the help lists their keys under.
-    DIALOGS = {"Dialogs": ConfirmScreen, "Help": HelpScreen}
+    DIALOGS = {"Compare": CompareScreen, "Dialogs": ConfirmScreen, "Help": HelpScreen}
     BINDINGS = [
         *mode_bindings(),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help", tooltip="this help"),

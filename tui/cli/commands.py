@@ -33,6 +33,17 @@ from rnn_playground.core.events import ErrorEvent
 from rnn_playground.core.runs import RunInfo, default_runs_dir, list_runs, resolve_checkpoint
 from rnn_playground.core.sampling import PENALTY_WINDOW, SAMPLER_WEIGHTS, Sampler, SampleResult, SampleSettings
 from rnn_playground.core.trainer import TrainControl, Trainer
+from rnn_playground.tui.viewmodel.compare_view import (
+    AXES,
+    FIXED_COLUMNS,
+    Comparison,
+    check_compared,
+    compare_table,
+    comparison_json,
+    fmt_axis,
+    fmt_setting,
+    shared_phrases,
+)
 from rnn_playground.tui.viewmodel.controller import InProcessRun, RunController, RunUpdate
 from rnn_playground.tui.viewmodel.format import fmt_loss, fmt_rate, human_size
 
@@ -93,13 +104,19 @@ def register(subparsers) -> None:
     beam.add_options(sample)
     sample.set_defaults(func=cmd_sample)
 
-    runs = subparsers.add_parser("runs", help="list training runs", formatter_class=HelpFormatter,
-                                 description="List the runs in a folder, most recent first.")
+    runs = subparsers.add_parser("runs", help="list training runs, or compare some", formatter_class=HelpFormatter,
+                                 description="List the runs in a folder, most recent first; or, with --compare, "
+                                             "compare runs: each one's best validation loss (at which step, "
+                                             "characters seen and training time), its last training loss, and "
+                                             "the settings that differ between them.")
     runs.add_argument("directory", nargs="?", default=None,
                       help="runs folder (default: $RNN_PLAYGROUND_RUNS or ./checkpoints)")
     runs.add_argument("--json", action="store_true",
                       help="print the runs as a JSON list (paths absolute, sizes in bytes, times as Unix "
                            "seconds and ISO 8601) for scripts")
+    runs.add_argument("--compare", nargs="+", metavar="RUN", default=None,
+                      help="compare these run folders (two or more) in one table; with --json, their best and last "
+                           "values, settings, and the settings that differ")
     runs.set_defaults(func=cmd_runs)
 
     devices = subparsers.add_parser("devices", help="list the devices torch can use here",
@@ -322,6 +339,8 @@ def sample_json(result: SampleResult, settings: SampleSettings) -> dict:
 
 
 def cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    if args.compare is not None:
+        return cmd_compare(args)
     directory = Path(args.directory) if args.directory else default_runs_dir()
     infos = list_runs(directory)
     if args.json:
@@ -343,6 +362,38 @@ def cmd_runs(args: argparse.Namespace, console: Console) -> int:
     for info in infos:
         if info.problem:  # the reason in full, below the table (a table cell would wrap it into pieces)
             console.print(f"[red]unreadable[/] {info.name}: {info.problem}.", highlight=False)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`runs --compare RUN RUN ...`: the Runs screen's comparison table (compare_view), headless."""
+    if args.directory is not None:
+        raise PlaygroundError(f"--compare takes the run folders themselves; {args.directory} before it is one "
+                              "more: put it after --compare.")
+    runs = Comparison(check_compared(args.compare)).read()
+    if args.json:
+        print(json.dumps(comparison_json(runs), indent=1))
+        return 0
+    compared = compare_table(runs)
+    table = Table(title=f"{len(runs)} runs compared")
+    for column in FIXED_COLUMNS[:3]:
+        table.add_column(column, justify="right" if column == "best val" else "left")
+    for axis in AXES:
+        table.add_column(f"at {axis}", justify="right")
+    table.add_column(FIXED_COLUMNS[-1], justify="right")
+    for key in compared.differing_keys:  # the settings that differ: bold, the reason the runs differ
+        table.add_column(key, header_style="bold reverse", style="bold")
+    for row in compared.rows:
+        best = row.best_val
+        table.add_row(row.mark, row.name, fmt_loss(best.loss if best else None),
+                      *(fmt_axis(axis, best.at(axis)) if best else "-" for axis in AXES),
+                      fmt_loss(row.last_train_loss),
+                      *(fmt_setting(row.settings.get(key)) for key in compared.differing_keys))
+    console = output_console()
+    console.print(table)
+    differ = ", ".join(compared.differing_keys) or "none"
+    console.print(f"differ: {differ}", highlight=False)
+    console.print("same: " + " · ".join(shared_phrases(compared)), highlight=False)
     return 0
 
 

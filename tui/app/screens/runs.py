@@ -1,11 +1,13 @@
 """Runs: the runs under checkpoints/ from core, details of the selected one, and the selected run watched
 through a `RunController` (a `FolderRun`: its metrics.jsonl in, its control channel out), so that a live
-run, in this process or another (a headless `rnn-playground train`), is paused, saved and stopped here with
-the Train screen's keys, or followed on the Train screen (t)."""
+run, in this process or another (a headless `rnn-playground train`), is paused (p), saved and stopped here with
+the Train screen's keys, or followed on the Train screen (t). Space marks runs; v compares the marked ones
+(screens/compare.py)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -17,6 +19,7 @@ from textual.widgets import DataTable, Static
 
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.runs import RunDetails, RunInfo, delete_run, run_details, runs_for_display, writer_of
+from rnn_playground.tui.viewmodel.compare_view import run_mark
 from rnn_playground.tui.viewmodel.controller import RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases, system_lines
@@ -29,9 +32,10 @@ from ..widgets.keybar import KeyBar
 from ..widgets.live import LossPanel, set_text
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
+from .compare import CompareScreen
 from .confirm import ConfirmScreen
 
-COLUMNS = (("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
+COLUMNS = (("mark", ""), ("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
            ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
 # Where the table is too narrow for every column whole (80 columns, long names), these go first, in
 # this order; the details below then show the selected run's size and device.
@@ -44,15 +48,27 @@ SETTLE_SECONDS = 5.0
 RUN_KEYS = ("pause", "resume", "stop", "save")
 
 
+def runs_screen_run_keys() -> list[Binding]:
+    """The run keys, with pause and resume on p: here space marks runs for comparing."""
+    return [replace(binding, key="p", key_display="p") if binding.action in ("pause", "resume") else binding
+            for binding in run_key_bindings("runs", "the selected live run")]
+
+
 class RunsScreen(RunKeys, PlaygroundScreen):
     COMPONENT_CLASSES = {"runs--live", "runs--strong", "runs--note"}
     AUTO_FOCUS = "#runs-table"
-    # In the footer's order: a live run's keys first (the run keys, t to follow it), then the others'.
+    # In the footer's order: a live run's keys first (the run keys, t to follow it), marking and comparing, then
+    # the others'.
     BINDINGS = [
-        *run_key_bindings("runs", "the selected live run"),
+        *runs_screen_run_keys(),
         Binding("t", "follow", "Follow on Train", id="runs.follow",
                 tooltip="show the selected live run on the Train screen, whose keys then pause, save and stop it "
                         "(s there lets go of it, and it trains on, to start a run of your own)"),
+        Binding("space", "mark", "Mark", key_display="space", id="runs.mark",
+                tooltip="mark or unmark the selected run for comparing (its mark shows in the first column)"),
+        Binding("v", "compare", "Compare", id="runs.compare",
+                tooltip="compare the marked runs (two or more): their loss curves on one plot, against steps, "
+                        "characters or time, and their best values with the settings that differ"),
         Binding("s", "open('sample')", "Sample", id="runs.sample",
                 tooltip="open the selected run on the Sample screen"),
         Binding("g", "open('gates')", "Gates", id="runs.gates", tooltip="open the selected run on the Gates screen"),
@@ -78,6 +94,7 @@ class RunsScreen(RunKeys, PlaygroundScreen):
         self.watch_snapshot: RunSnapshot | None = None  # the selected run's, once its metrics were read
         self._since_list = 0.0
         self._settle_until = 0.0
+        self.marked: list[Path] = []  # the runs marked for comparing, in the order marked (which gives their marks)
 
     def compose(self) -> ComposeResult:
         yield ModeBar("runs")
@@ -114,6 +131,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     def on_runs_listed(self, message: RunsListed) -> None:
         self.infos = message.infos
+        listed = {info.path for info in self.infos}
+        self.marked = [path for path in self.marked if path in listed]  # a deleted run is no longer marked
         now = self.app.clock()
         rows = tuple(self._row(info, now) for info in self.infos)
         table = self.query_one("#runs-table", DataTable)
@@ -149,13 +168,14 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def _fitting_columns(self, rows: tuple) -> tuple:
         """(index, key, label, width) of the columns shown: all whose content fits whole in the
         table's width, leaving out DROPPED_FIRST in order until the rest do."""
-        widths = [max([len(label)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
+        widths = [max([1, len(label)] + [Text(c).cell_len if isinstance(c, str) else c.cell_len
                                       for c in (row[index] for row in rows)])
                   for index, (_, label) in enumerate(COLUMNS)]
         table = self.query_one("#runs-table", DataTable)
         # the border, and room for a scroll bar should the rows outgrow the table
         room = (table.size.width or self.app.size.width) - 2 - 2
-        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)]
+        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)
+                 if key != "mark" or self.marked]  # the mark column only once a run is marked
         for key in DROPPED_FIRST:
             if sum(width + 2 * CELL_PADDING for *_, width in shown) <= room:
                 break
@@ -170,7 +190,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def _row(self, info: RunInfo, now: float) -> tuple:
         live = Text("● live", style=self._live_style()) if info.live else Text("")
         model = Text("unreadable", style="bold red") if info.problem else info.model
-        return (info.name, info.kind, model, Text(f"{info.step:,}", justify="right"),
+        mark = Text(run_mark(self.marked.index(info.path)), style="bold") if info.path in self.marked else Text("")
+        return (mark, info.name, info.kind, model, Text(f"{info.step:,}", justify="right"),
                 Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
                 Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
 
@@ -360,7 +381,9 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     # -- actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("open", "train_more", "follow", "delete", *RUN_KEYS):
+        if action == "compare":
+            return True if len(self.marked) >= 2 else None  # greyed until two runs are marked
+        if action in ("open", "mark", "train_more", "follow", "delete", *RUN_KEYS):
             info = self.selected_info
             if info is None:
                 return False
@@ -472,3 +495,20 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     def action_refresh(self) -> None:
         self.refresh_runs()
+
+    def action_mark(self) -> None:
+        info = self.selected_info
+        if info is None:
+            return
+        if info.path in self.marked:
+            self.marked.remove(info.path)
+        else:
+            self.marked.append(info.path)
+        self.on_runs_listed(RunsListed(self.infos))  # the mark column, and v's state in the key bar
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.app.notify("Mark two or more runs with space to compare them.", title="Nothing to compare",
+                            severity="warning")
+            return
+        self.app.push_screen(CompareScreen(list(self.marked)))

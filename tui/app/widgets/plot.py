@@ -1,6 +1,8 @@
-"""A line plot in braille dots (2x4 per cell), several lines with a legend, for the Series screen.
+"""A line plot in braille dots (2x4 per cell), several lines with a legend: the Series screen's predictions
+(LinePlot), and the Runs screen's runs compared (OverlayPlot: a line per run, all of each shown).
 
-The lines come from core.views.series_plot; this widget only maps points to dots.
+The lines come from the middle floor (series_view.series_plot, compare_view.plot_lines); this widget only maps
+points to dots.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import math
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
+
+from rnn_playground.tui.viewmodel.compare_view import RUN_MARKS, fmt_axis, role_of, run_mark
 
 # braille dot bits by (column, row) inside a cell
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
@@ -95,6 +99,9 @@ class LinePlot(Widget):
     COMPONENT_CLASSES = {"plot--target", "plot--one-step", "plot--forecast", "plot--free-run", "plot--axis",
                          "plot--marker", "plot--muted"}
 
+    ROLES = ROLES                    # the line roles drawn, in drawing order (later on top)
+    NO_COLOR_MARKS = NO_COLOR_MARKS  # role -> the mark its dots are drawn as under NO_COLOR
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lines: list = []
@@ -118,7 +125,8 @@ class LinePlot(Widget):
         xs = [line.x for line in self.lines if len(line.x)]
         if not xs:
             return None
-        return float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
+        lo, hi = float(min(x.min() for x in xs)), float(max(x.max() for x in xs))
+        return (lo, hi) if hi > lo else (lo, lo + 1.0)  # a single point still has a width to be drawn in
 
     def zoom(self, factor: float) -> None:
         """factor > 1 shows fewer points (closer), < 1 more; the right edge stays."""
@@ -145,6 +153,14 @@ class LinePlot(Widget):
     def _style(self, role: str) -> Style:
         return self.get_component_rich_style(f"plot--{role}")
 
+    def legend_glyph(self, role: str, marks: dict[str, str]) -> str:
+        """What stands for a role's line in the legend, before its name."""
+        return marks[role] * 2 + " " if role in marks else "━━ " if role != "target" else "── "
+
+    def fmt_x(self, value: float) -> str:
+        """A value on the x axis, as its tick says it."""
+        return fmt_x(value)
+
     def render(self) -> Text:
         from rnn_playground.tui.viewmodel.series_view import plot_bounds, plot_window, window_lines
         width, height = self.size.width or 60, self.size.height or 10
@@ -152,15 +168,14 @@ class LinePlot(Widget):
         extent = self._extent()
         if not self.lines or extent is None:
             return Text(self.empty_text, muted)
-        marks = NO_COLOR_MARKS if self.app.no_color else {}
+        marks = self.NO_COLOR_MARKS if self.app.no_color else {}
         axis = self._style("axis")
         cols = max(4, width - AXIS_WIDTH)
         x0, x1 = self.window = plot_window(*extent, cols, self.span, self.end)
         lines = window_lines(self.lines, x0, x1)
         _, _, y0, y1 = plot_bounds(lines)
-        entries = [Text.assemble((marks[role] * 2 + " " if role in marks else "━━ " if role != "target" else "── ",
-                                  self._style(role)), line.name)
-                   for role in ROLES for line in self.lines if line.role == role]
+        entries = [Text.assemble((self.legend_glyph(role, marks), self._style(role)), line.name)
+                   for role in self.ROLES for line in self.lines if line.role == role]
         entries += [Text.assemble(("┊ ", self._style("marker")), (name, muted)) for _, name in self.markers]
         # The legend takes as many lines as it needs at this width (a narrow plot wraps it
         # between entries, never inside one); the plot gets the rest.
@@ -182,7 +197,7 @@ class LinePlot(Widget):
         def py(y: float) -> int:
             return int(round((y1 - y) / (y1 - y0) * (canvas.height - 1)))
 
-        for role in ROLES:
+        for role in self.ROLES:
             for line in lines:
                 if line.role != role:
                     continue
@@ -234,9 +249,9 @@ class LinePlot(Widget):
         text.append(self._x_axis(x0, x1, cols), axis)
         return text
 
-    @staticmethod
-    def _x_axis(x0: float, x1: float, cols: int) -> str:
+    def _x_axis(self, x0: float, x1: float, cols: int) -> str:
         """Point numbers under the plot, each starting at the column it names, with room between them."""
+        fmt_x = self.fmt_x
         axis = [" "] * cols
         left, right = fmt_x(x0), fmt_x(x1)
         placed = [(0, left), (max(len(left) + 1, cols - len(right)), right)]
@@ -247,3 +262,37 @@ class LinePlot(Widget):
         for col, label in placed:
             axis[col:col + len(label)] = label
         return "".join(axis)[:cols]
+
+
+class OverlayPlot(LinePlot):
+    """Several runs' loss curves on one axis (compare_view.plot_lines): a role, a colour and a mark per run,
+    each run's curve shown whole, the x ticks in the axis's own units (steps, characters, a duration)."""
+
+    DEFAULT_CSS = """
+    OverlayPlot { height: 1fr; min-height: 6; text-wrap: nowrap; text-overflow: clip; }
+    OverlayPlot > .plot--run-0 { color: $primary; }
+    OverlayPlot > .plot--run-1 { color: $warning; }
+    OverlayPlot > .plot--run-2 { color: $success; }
+    OverlayPlot > .plot--run-3 { color: $error; }
+    OverlayPlot > .plot--run-4 { color: $accent; }
+    OverlayPlot > .plot--run-5 { color: $secondary; }
+    OverlayPlot > .plot--run-6 { color: $foreground; }
+    OverlayPlot > .plot--run-7 { color: $text-muted; }
+    OverlayPlot > .plot--axis { color: $foreground-muted; }
+    OverlayPlot > .plot--muted { color: $foreground-muted; }
+    """
+    ROLES = tuple(role_of(i) for i in range(len(RUN_MARKS)))
+    NO_COLOR_MARKS = {role_of(i): run_mark(i) for i in range(len(RUN_MARKS))}
+    COMPONENT_CLASSES = LinePlot.COMPONENT_CLASSES | {f"plot--{role_of(i)}" for i in range(len(RUN_MARKS))}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.axis = "steps"
+        self.span = math.inf  # every point of every run, however far the runs went
+        self.empty_text = "no points yet"
+
+    def legend_glyph(self, role: str, marks: dict[str, str]) -> str:
+        return self.NO_COLOR_MARKS[role] + " "  # the run's mark, in colour or not: the table shows it too
+
+    def fmt_x(self, value: float) -> str:
+        return fmt_axis(self.axis, value)
