@@ -79,7 +79,7 @@ class LaunchedRun(FolderRun):
             return  # the face stopped watching; the run goes on
         code = self.process.wait()
         if code not in (0, None) and not ended and not self._log_ended():
-            yield ErrorEvent(0, self._failure(code))
+            yield ErrorEvent(0, process_failure(self.run_dir, code))
 
     def _running(self) -> bool:
         return self.process is not None and self.process.poll() is None or super()._running()
@@ -88,13 +88,15 @@ class LaunchedRun(FolderRun):
         records, _ = runs.read_metrics(self.run_dir)
         return bool(records) and records[-1].get("event") in ("finished", "stopped", "error")
 
-    def _failure(self, code: int) -> str:
-        """The process's own error lines (the CLI prints them as "error: ..."), else its exit status."""
-        try:
-            lines = (self.run_dir / runs.LAUNCH_LOG).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        errors = [match.group(1) for match in map(ERROR_LINE.match, lines) if match]
-        if errors:
-            return " ".join(errors[-2:])
-        return f"The run's processes exited with status {code} before training; see {self.run_dir / runs.LAUNCH_LOG}."
+
+def process_failure(run_dir: Path, code: int) -> str:
+    """Why a headless run's process failed, in one line: its own error lines in the run folder's launch.log
+    (the CLI prints them as "error: ..."), else its exit status."""
+    try:
+        lines = (run_dir / runs.LAUNCH_LOG).read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    errors = [match.group(1) for match in map(ERROR_LINE.match, lines) if match]
+    if errors:
+        return " ".join(errors[-2:])
+    return f"The run's processes exited with status {code} before training; see {run_dir / runs.LAUNCH_LOG}."
