@@ -88,6 +88,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     sweep = open_sweep(runs_dir, args.name, spec)
     lock = SweepLock(sweep.folder, sweep.name)
     try:
+        sweep.save()
         return run_sweep(sweep, devices, per_device, args.retry_failed, console)
     finally:
         lock.release()

@@ -261,7 +261,8 @@ def open_sweep(runs_dir: Path | str, name: str | None, spec: SweepSpec) -> Sweep
     runs_dir = Path(runs_dir)
     name = runs.check_run_name(name if name is not None else spec.default_name())
     folder = sweep_folder(runs_dir, name)
-    if folder.exists():
+    # A folder holding only the lock is a sweep that stopped before its file was first written: a new one.
+    if folder.exists() and {p.name for p in folder.iterdir()} - {SWEEP_LOCK}:
         sweep = read_sweep(folder)
         changed = differences(sweep.spec, spec)
         if changed:

@@ -1,0 +1,169 @@
+"""Sweeps: a grid of tiny models trained as real headless runs on the CPU, stopped, resumed, refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnn_playground.core.checkpoint import read_metadata
+from rnn_playground.core.runs import read_metrics, read_status
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.viewmodel.sweep import SWEEP_FILE, SweepSpec, open_sweep, sweep_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--embed", "8", "--layers", "1", "--batch", "4", "--seq", "16", "--sample-chars", "0", "--no-amp",
+        "--val-seconds", "0", "--system-every", "0"]
+
+
+def sweep_command(corpus, runs_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "rnn_playground.tui", "sweep", "--corpus", str(corpus), "--runs-dir", str(runs_dir),
+            "--devices", "cpu", *TINY, *args]
+
+
+def sweep_file(runs_dir: Path, name: str) -> dict:
+    return json.loads((runs_dir / "sweeps" / name / SWEEP_FILE).read_text())
+
+
+def test_a_2x2_sweep_runs_every_point_to_the_end_and_names_the_best(tiny_corpus, tmp_path):
+    runs_dir = tmp_path / "runs"
+    result = subprocess.run(sweep_command(tiny_corpus, runs_dir, "--hidden", "8,16", "--lr", "1e-3,3e-3", "--steps",
+                                          "6", "--val-every", "6", "--per-device", "2", "--name", "grid"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    data = sweep_file(runs_dir, "grid")
+    assert data["grid"] == {"hidden": [8, 16], "lr": [0.001, 0.003]}
+    assert [(r["name"], r["settings"], r["state"]) for r in data["runs"]] == [
+        ("grid-001", {"hidden": 8, "lr": 0.001}, "finished"), ("grid-002", {"hidden": 8, "lr": 0.003}, "finished"),
+        ("grid-003", {"hidden": 16, "lr": 0.001}, "finished"), ("grid-004", {"hidden": 16, "lr": 0.003}, "finished")]
+    for run in data["runs"]:  # each a normal run folder, with its own settings
+        status = read_status(runs_dir / run["name"])
+        assert status["state"] == "finished" and status["step"] == 6 == run["step"]
+        assert (status["config"]["hidden"], status["config"]["lr"]) == (run["settings"]["hidden"],
+                                                                        run["settings"]["lr"])
+        assert Path(run["folder"]) == (runs_dir / run["name"]).resolve()
+    best = min(data["runs"], key=lambda r: r["best_val_loss"])
+    assert f"Best: {best['name']} (val" in result.stderr
+    assert "started grid-004 on cpu: --hidden 16, --lr 0.003" in result.stderr
+    groups = sweep_groups(runs_dir)
+    assert groups == {r["name"]: ("grid", r["name"] == best["name"]) for r in data["runs"]}
+
+    again = subprocess.run(sweep_command(tiny_corpus, runs_dir, "--hidden", "8,16", "--lr", "1e-3,3e-3", "--steps",
+                                         "6", "--val-every", "6", "--name", "grid"),
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "4 runs kept as they were" in again.stderr and "started" not in again.stderr
+
+
+def test_an_interrupted_sweep_stops_its_runs_with_checkpoints_and_resumes_them(tiny_corpus, tmp_path):
+    runs_dir = tmp_path / "runs"
+    command = sweep_command(tiny_corpus, runs_dir, "--hidden", "8,12", "--steps", "400", "--val-every", "100000",
+                            "--log-every", "1", "--name", "cut")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    sweep = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = runs_dir / "cut-001"
+    deadline = time.time() + 90
+    while time.time() < deadline and sum(r.get("event") == "step" for r in read_metrics(first)[0]) < 3:
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGINT)  # to the sweep alone: the runs, in their own sessions, hear it from it
+    _, err = sweep.communicate(timeout=90)
+    assert sweep.returncode == 0, err
+    data = sweep_file(runs_dir, "cut")
+    assert [r["state"] for r in data["runs"]] == ["stopped", "queued"], err
+    stopped_at = read_metadata(first / "last.safetensors")["progress"]["step"]
+    assert 0 < stopped_at < 400 and read_status(first)["state"] == "stopped"
+    assert "run the same command again to resume" in err
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert [r["state"] for r in sweep_file(runs_dir, "cut")["runs"]] == ["finished", "finished"]
+    records, _ = read_metrics(first)
+    starts = [i for i, r in enumerate(records) if r.get("event") == "started"]
+    assert len(starts) == 2  # trained twice in one folder: resumed, not started over
+    resumed_steps = [r["step"] for r in records[starts[1]:] if r.get("event") == "step"]
+    assert resumed_steps[0] == stopped_at + 1 and resumed_steps[-1] == 400
+    assert read_status(first)["step"] == 400 and read_status(runs_dir / "cut-002")["step"] == 400
+
+
+def test_a_run_that_fails_is_marked_failed_with_its_message_while_the_rest_finish(tiny_corpus, tmp_path):
+    runs_dir = tmp_path / "runs"
+    missing = tmp_path / "no-such-corpus.txt"
+    command = [sys.executable, "-m", "rnn_playground.tui", "sweep", "--corpus", f"{tiny_corpus},{missing}",
+               "--hidden", "8", "--runs-dir", str(runs_dir), "--devices", "cpu", *TINY, "--steps", "4",
+               "--val-every", "4", "--name", "mixed"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    good, bad = sweep_file(runs_dir, "mixed")["runs"]
+    assert good["state"] == "finished" and good["step"] == 4
+    assert bad["state"] == "failed" and str(missing) in bad["message"] and "\n" not in bad["message"]
+    assert f"failed mixed-002 on cpu: {bad['message']}" in " ".join(result.stderr.split())
+    assert "--retry-failed" in result.stderr
+
+    kept = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert kept.returncode == 1 and "started" not in kept.stderr  # failed runs wait for --retry-failed
+    retried = subprocess.run([*command, "--retry-failed"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "started mixed-002" in retried.stderr and "started mixed-001" not in retried.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--devices", "cpu,cpu"], "--devices cpu,cpu lists cpu twice"),
+    (["--devices", "tpu"], "--devices must name a device of this machine: Unknown device 'tpu'"),
+    (["--devices", "cuda:7"], "--devices must name a device of this machine: Device 'cuda:7' is not available"),
+    (["--devices", ""], "--devices is empty"),
+    (["--devices", "cpu,"], "--devices cpu, has an empty name between commas"),
+    (["--per-device", "0"], "--per-device must be at least 1"),
+    (["--lr", "1e-3,,3e-3"], "--lr 1e-3,,3e-3 has an empty value between commas"),
+    (["--hidden", ""], "--hidden is empty"),
+    (["--hidden", "8,big"], "--hidden value 'big' (in --hidden 8,big) is not a whole number"),
+    (["--lr", "1e-3,fast"], "--lr value 'fast' (in --lr 1e-3,fast) is not a number"),
+    (["--lr", "1e-3,0.001"], "--lr 1e-3,0.001 lists 0.001 twice"),
+    (["--hidden", "8,0"], "Grid point 2 (--hidden 0): --hidden must be at least 1, got 0."),
+    (["--cell", "lstm,gruu"], "Grid point 2 (--cell gruu): --cell must be one of lstm, gru, rnn, got 'gruu'."),
+    (["--dropout", "0.1,1.5", "--hidden", "8,16"], "Grid point 2 (--hidden 8, --dropout 1.5): --dropout must be in"),
+])
+def test_bad_input_is_refused_naming_flag_and_value_before_anything_starts(args, message, tiny_corpus, tmp_path,
+                                                                           capsys):
+    runs_dir = tmp_path / "runs"
+    argv = ["sweep", "--corpus", str(tiny_corpus), "--runs-dir", str(runs_dir), "--devices", "cpu", *TINY, *args]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err and "Traceback" not in err
+    assert not runs_dir.exists()  # nothing started, nothing written
+
+
+def test_a_sweep_folder_of_another_sweep_is_refused_naming_what_differs(tiny_corpus, tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    spec = SweepSpec.from_given({"hidden": "8,16", "corpus": str(tiny_corpus)})
+    open_sweep(runs_dir, "mine", spec).save()
+    argv = ["sweep", "--corpus", str(tiny_corpus), "--runs-dir", str(runs_dir), "--devices", "cpu", "--name", "mine"]
+    assert main([*argv, "--hidden", "8,32"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Sweep mine" in err and "it has --hidden 8,16, this command --hidden 8,32" in err
+    assert main([*argv, "--hidden", "8,16", "--lr", "1e-3"]) == 2
+    assert "it has no --lr, this command --lr 0.001" in " ".join(capsys.readouterr().err.split())
+
+    (runs_dir / "sweeps" / "stranger").mkdir()
+    (runs_dir / "sweeps" / "stranger" / "notes.txt").write_text("not a sweep")
+    assert main([*argv[:-1], "stranger", "--hidden", "8"]) == 2
+    assert "holds no sweep.json: it is not a sweep's folder" in " ".join(capsys.readouterr().err.split())
+    (runs_dir / "taken-001").mkdir()
+    assert main([*argv[:-1], "taken", "--hidden", "8"]) == 2
+    assert "Run folder" in capsys.readouterr().err
+    assert not list(runs_dir.glob("*/*.safetensors"))
+
+
+def test_the_grid_is_the_product_of_the_lists_and_the_default_name_follows_the_settings():
+    spec = SweepSpec.from_given({"hidden": "256,512", "lr": "1e-3,3e-3", "cell": "lstm,gru", "steps": "100"})
+    assert spec.describe() == "8 runs: cell x hidden x lr"
+    assert spec.points()[:2] == [{"cell": "lstm", "hidden": 256, "lr": 0.001},
+                                 {"cell": "lstm", "hidden": 256, "lr": 0.003}]
+    assert spec.fixed == (("steps", 100),)
+    same = SweepSpec.from_given({"lr": "0.001, 0.003", "hidden": "256,512", "cell": "lstm,gru", "steps": "100"})
+    assert same.default_name() == spec.default_name() != SweepSpec.from_given({"hidden": "256"}).default_name()
+    assert SweepSpec.from_given({"hidden": "64"}).describe() == "1 run"
