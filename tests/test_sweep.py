@@ -17,6 +17,8 @@ from rnn_playground.core.runs import read_metrics, read_status
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.sweep import SWEEP_FILE, SweepSpec, open_sweep, sweep_groups
 
+from .tui_helpers import pinned_app, screen_text, wait_for, write_char_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--embed", "8", "--layers", "1", "--batch", "4", "--seq", "16", "--sample-chars", "0", "--no-amp",
         "--val-seconds", "0", "--system-every", "0"]
@@ -31,7 +33,8 @@ def sweep_file(runs_dir: Path, name: str) -> dict:
     return json.loads((runs_dir / "sweeps" / name / SWEEP_FILE).read_text())
 
 
-def test_a_2x2_sweep_runs_every_point_to_the_end_and_names_the_best(tiny_corpus, tmp_path):
+async def test_a_2x2_sweep_runs_every_point_to_the_end_and_is_grouped_on_the_runs_screen(tiny_corpus, tmp_path,
+                                                                                        deterministic):
     runs_dir = tmp_path / "runs"
     result = subprocess.run(sweep_command(tiny_corpus, runs_dir, "--hidden", "8,16", "--lr", "1e-3,3e-3", "--steps",
                                           "6", "--val-every", "6", "--per-device", "2", "--name", "grid"),
@@ -59,6 +62,25 @@ def test_a_2x2_sweep_runs_every_point_to_the_end_and_names_the_best(tiny_corpus,
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert "4 runs kept as they were" in again.stderr and "started" not in again.stderr
+
+    # The Runs screen lists the sweep's runs together, in grid order, its best starred, even when a run of
+    # no sweep was updated between them.
+    long_ago = time.time() - 86_400
+    for path in (runs_dir / "grid-001").iterdir():
+        os.utime(path, (long_ago, long_ago))
+    lone = write_char_checkpoint(runs_dir / "lone-otter")
+    for path in lone.iterdir():  # listed by time it stands between grid-001 and the others
+        os.utime(path, (long_ago + 3600, long_ago + 3600))
+    app = pinned_app(mode="runs", runs_dir=runs_dir)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.infos) == 5, what="the runs")
+        await pilot.pause()
+        assert [info.name for info in screen.infos] == ["grid-001", "grid-002", "grid-003", "grid-004", "lone-otter"]
+        table = screen.query_one("#runs-table")
+        assert [str(cell) for cell in table.get_column("sweep")] == [
+            "grid ★" if r["name"] == best["name"] else "grid" for r in data["runs"]] + [""]
+        assert "sweep" in screen_text(app)
 
 
 def test_an_interrupted_sweep_stops_its_runs_with_checkpoints_and_resumes_them(tiny_corpus, tmp_path):

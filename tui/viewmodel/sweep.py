@@ -429,3 +429,20 @@ def sweep_groups(runs_dir: Path | str) -> dict[str, tuple[str, bool]]:
         for run in sweep.runs:
             groups[run.name] = (sweep.name, best is not None and run.name == best.name)
     return groups
+
+
+def group_by_sweep(infos: list, groups: dict[str, tuple[str, bool]]) -> list:
+    """Runs (most recent first) with each sweep's runs together, in their grid order, where the sweep's most
+    recent run would stand; runs of no sweep keep their places."""
+    members: dict[str, list] = {}
+    for info in infos:
+        if info.name in groups:
+            members.setdefault(groups[info.name][0], []).append(info)
+    out = []
+    for info in infos:
+        sweep = groups.get(info.name, (None,))[0]
+        if sweep is None:
+            out.append(info)
+        elif sweep in members:
+            out += sorted(members.pop(sweep), key=lambda run: run.name)
+    return out

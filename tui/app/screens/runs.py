@@ -21,6 +21,7 @@ from rnn_playground.tui.viewmodel.controller import RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases, system_lines
 from rnn_playground.tui.viewmodel.runs_view import ControlReach, control_note, run_state, settings_lines
+from rnn_playground.tui.viewmodel.sweep import group_by_sweep, sweep_groups
 
 from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, RunUpdated
 from ..runner import thread_controller
@@ -31,8 +32,9 @@ from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
 from .confirm import ConfirmScreen
 
-COLUMNS = (("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
-           ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
+# The sweep column shows only when a listed run belongs to a sweep (its name, ★ on the sweep's best).
+COLUMNS = (("name", "name"), ("sweep", "sweep"), ("kind", "kind"), ("model", "model"), ("step", "step"),
+           ("best", "best val"), ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
 # Where the table is too narrow for every column whole (80 columns, long names), these go first, in
 # this order; the details below then show the selected run's size and device.
 DROPPED_FIRST = ("size", "device", "updated")
@@ -69,6 +71,7 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.infos: list[RunInfo] = []
+        self.sweeps: dict[str, tuple[str, bool]] = {}  # run name: (its sweep, whether it is the sweep's best)
         self._rows: tuple | None = None
         self.selected: Path | None = None
         self.details: RunDetails | None = None
@@ -110,10 +113,12 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def _list_runs(self, runs_dir: Path) -> None:
-        self.post_message(RunsListed(runs_for_display(runs_dir)))
+        groups = sweep_groups(runs_dir)
+        self.post_message(RunsListed(group_by_sweep(runs_for_display(runs_dir), groups), groups))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         self.infos = message.infos
+        self.sweeps = message.sweeps
         now = self.app.clock()
         rows = tuple(self._row(info, now) for info in self.infos)
         table = self.query_one("#runs-table", DataTable)
@@ -155,7 +160,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
         table = self.query_one("#runs-table", DataTable)
         # the border, and room for a scroll bar should the rows outgrow the table
         room = (table.size.width or self.app.size.width) - 2 - 2
-        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)]
+        shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)
+                 if key != "sweep" or any(info.name in self.sweeps for info in self.infos)]
         for key in DROPPED_FIRST:
             if sum(width + 2 * CELL_PADDING for *_, width in shown) <= room:
                 break
@@ -164,13 +170,14 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     def on_resize(self) -> None:
         if self.infos:
-            self.on_runs_listed(RunsListed(self.infos))  # the columns that fit the new width
+            self.on_runs_listed(RunsListed(self.infos, self.sweeps))  # the columns that fit the new width
         self._show_details()  # its lines packed to the new width
 
     def _row(self, info: RunInfo, now: float) -> tuple:
         live = Text("● live", style=self._live_style()) if info.live else Text("")
         model = Text("unreadable", style="bold red") if info.problem else info.model
-        return (info.name, info.kind, model, Text(f"{info.step:,}", justify="right"),
+        sweep, best = self.sweeps.get(info.name, ("", False))
+        return (info.name, sweep + (" ★" if best else ""), info.kind, model, Text(f"{info.step:,}", justify="right"),
                 Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
                 Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
 
