@@ -17,7 +17,17 @@ from rnn_playground.core.runs import read_metrics, read_status
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.sweep import SWEEP_FILE, SweepSpec, open_sweep, sweep_groups
 
-from .tui_helpers import pinned_app, screen_text, wait_for, write_char_checkpoint
+from .tui_helpers import (
+    Internals,
+    make_app,
+    pinned_app,
+    press,
+    screen_text,
+    shows,
+    type_into,
+    wait_for,
+    write_char_checkpoint,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--embed", "8", "--layers", "1", "--batch", "4", "--seq", "16", "--sample-chars", "0", "--no-amp",
@@ -189,3 +199,31 @@ def test_the_grid_is_the_product_of_the_lists_and_the_default_name_follows_the_s
     same = SweepSpec.from_given({"lr": "0.001, 0.003", "hidden": "256,512", "cell": "lstm,gru", "steps": "100"})
     assert same.default_name() == spec.default_name() != SweepSpec.from_given({"hidden": "256"}).default_name()
     assert SweepSpec.from_given({"hidden": "64"}).describe() == "1 run"
+
+
+async def test_the_train_screen_starts_a_sweep_from_fields_listing_several_values(tmp_path, tiny_corpus):
+    from .conftest import tiny_config
+
+    runs_dir = tmp_path / "runs"
+    config = tiny_config(tiny_corpus, hidden=8, layers=1, embed=8, batch=4, steps=5, val_every=5, sample_chars=0,
+                         system_every=0.0)
+    app = make_app(tmp_path, initial_config=config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        form = app.screen.form
+        await wait_for(pilot, lambda: form.corpus_check is not None, 20, "corpus check")
+        await type_into(pilot, "#hidden", "8,12")
+        await type_into(pilot, "#lr", "0.01,fast")
+        await wait_for(pilot, lambda: "lr" in form.errors, 10, "the lr error")
+        assert "lr value 'fast' (in lr 0.01,fast) is not a number" in form.errors["lr"]
+        await type_into(pilot, "#lr", "0.01")
+        await shows(pilot, "New sweep · 2 runs: hidden")
+        await press(pilot, "enter")
+        await wait_for(pilot, lambda: app.screen.sweeps, 10, "the sweep to start")
+        assert any("Sweep started" in str(n.title) for n in Internals.notifications(app))
+        assert app.screen.sweeps[0].wait(timeout=120) == 0
+    [folder] = (runs_dir / "sweeps").iterdir()
+    data = sweep_file(runs_dir, folder.name)
+    assert data["grid"] == {"hidden": [8, 12]} and data["fixed"]["lr"] == 0.01 and data["fixed"]["steps"] == 5
+    assert [(r["settings"], r["state"]) for r in data["runs"]] == [({"hidden": 8}, "finished"),
+                                                                 ({"hidden": 12}, "finished")]
+    assert read_status(runs_dir / f"{folder.name}-002")["config"]["hidden"] == 12

@@ -25,8 +25,9 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,12 +37,13 @@ from rnn_playground.core.config import TrainConfig, flag_of
 from rnn_playground.core.device import device_for_flag
 from rnn_playground.core.errors import ConfigError, PlaygroundError
 
-from .launch import process_failure, resume_command, train_command
+from .launch import CLI_MODULE, process_failure, resume_command, setting_flags, train_command
 from .settings import field_type
 
 SWEEPS = "sweeps"            # RUNS/sweeps/NAME/ is a sweep's own folder
 SWEEP_FILE = "sweep.json"
 SWEEP_LOCK = ".sweep.lock"   # flock held by the process running the sweep
+SWEEP_LOG = "sweep.log"      # the output of a sweep the app started
 SWEEP_OWN = ("run_name", "runs_dir", "device")  # --name names the sweep, --devices lists its devices
 BUDGETS = ("steps", "epochs", "minutes")
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
@@ -262,7 +264,7 @@ def open_sweep(runs_dir: Path | str, name: str | None, spec: SweepSpec) -> Sweep
     name = runs.check_run_name(name if name is not None else spec.default_name())
     folder = sweep_folder(runs_dir, name)
     # A folder holding only the lock is a sweep that stopped before its file was first written: a new one.
-    if folder.exists() and {p.name for p in folder.iterdir()} - {SWEEP_LOCK}:
+    if folder.exists() and {p.name for p in folder.iterdir()} - {SWEEP_LOCK, SWEEP_LOG}:
         sweep = read_sweep(folder)
         changed = differences(sweep.spec, spec)
         if changed:
@@ -446,3 +448,64 @@ def group_by_sweep(infos: list, groups: dict[str, tuple[str, bool]]) -> list:
         elif sweep in members:
             out += sorted(members.pop(sweep), key=lambda run: run.name)
     return out
+
+
+# --------------------------------------------------------------------------- a sweep from a settings form
+
+
+def split_grid(texts: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A settings form's texts where some fields list several values ("256,512"): (those fields' texts,
+    every field's text with its first value only, for the form's own checks)."""
+    grid = {name: text for name, text in texts.items() if "," in text}
+    return grid, {name: text.split(",")[0] if name in grid else text for name, text in texts.items()}
+
+
+def form_sweep(grid: Mapping[str, str], config: TrainConfig, devices: str) -> tuple[SweepSpec | None, dict[str, str]]:
+    """The sweep a form describes: the fields listing several values (`grid`) as its axes, the rest of
+    `config` that differs from the defaults as its fixed settings, every point checked on `devices`'s
+    first device. Returns (spec, {}) or (None, errors by field)."""
+    errors: dict[str, str] = {}
+    axes = {}
+    for name, text in grid.items():
+        try:
+            axes[name] = parse_values(name, text)
+        except ConfigError as exc:
+            errors[name] = str(exc)
+    if errors:
+        return None, errors
+    defaults = TrainConfig()
+    fixed = tuple((f.name, getattr(config, f.name)) for f in sweepable_fields()
+                  if f.name not in axes and getattr(config, f.name) != getattr(defaults, f.name)
+                  and getattr(config, f.name) is not None)
+    spec = SweepSpec(tuple((f.name, tuple(axes[f.name])) for f in sweepable_fields() if f.name in axes), fixed)
+    try:
+        spec.check(parse_devices(devices)[0])
+    except PlaygroundError as exc:
+        return None, {"form": str(exc)}
+    return spec, {}
+
+
+def sweep_devices(choice: str) -> tuple[str, int]:
+    """A device picker's choice as (--devices, --per-device): "cpu,cpu" (two CPU processes) is the CPU
+    training two runs at once."""
+    names = [name.strip() for name in choice.split(",")]
+    unique = list(dict.fromkeys(names))
+    return ",".join(unique), max(names.count(name) for name in unique)
+
+
+def sweep_command(spec: SweepSpec, devices: str, per_device: int, runs_dir: Path | str, name: str) -> list[str]:
+    """The `rnn-playground sweep` command line of `spec`."""
+    config = spec.config({})
+    flags = setting_flags(config, skip=SWEEP_OWN, lists={k: v for k, v in spec.axes})
+    return [sys.executable, "-m", CLI_MODULE, "sweep", *flags, "--devices", devices, "--per-device",
+            str(per_device), "--runs-dir", str(runs_dir), "--name", name]
+
+
+def start_sweep(command: list[str], runs_dir: Path | str, name: str) -> subprocess.Popen:
+    """Start a sweep as a headless process of its own session (it goes on when the app quits, as a run the
+    app launched does), its output in the sweep folder's sweep.log."""
+    folder = sweep_folder(runs_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / SWEEP_LOG, "wb") as log:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
