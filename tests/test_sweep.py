@@ -227,3 +227,19 @@ async def test_the_train_screen_starts_a_sweep_from_fields_listing_several_value
     assert [(r["settings"], r["state"]) for r in data["runs"]] == [({"hidden": 8}, "finished"),
                                                                  ({"hidden": 12}, "finished")]
     assert read_status(runs_dir / f"{folder.name}-002")["config"]["hidden"] == 12
+
+
+def test_the_command_the_app_starts_describes_the_same_sweep():
+    from rnn_playground.core.config import TrainConfig
+    from rnn_playground.tui.cli.main import build_parser
+    from rnn_playground.tui.viewmodel.sweep import form_sweep, sweep_command, sweep_devices, sweepable_fields
+
+    spec, errors = form_sweep({"hidden": "8,16", "lr": "0.01,0.02"},
+                              TrainConfig(hidden=8, lr=0.01, steps=5, amp=False, cell="gru"), "cpu")
+    assert errors == {} and spec.describe() == "4 runs: hidden x lr"
+    assert sweep_devices("cpu,cpu") == ("cpu", 2) and sweep_devices("cuda:0,cuda:1") == ("cuda:0,cuda:1", 1)
+    args = build_parser().parse_args(sweep_command(spec, "cpu", 2, "/runs", "mine")[3:])
+    assert SweepSpec.from_given({f.name: getattr(args, f.name) for f in sweepable_fields()}) == spec
+    assert (args.devices, args.per_device, args.runs_dir, args.name) == ("cpu", 2, "/runs", "mine")
+    assert form_sweep({"hidden": "8,0"}, TrainConfig(), "cpu") == (
+        None, {"form": "Grid point 2 (--hidden 0): --hidden must be at least 1, got 0."})

@@ -368,10 +368,10 @@ class SweepRunner:
     def command(self, run: SweepRun, device: str) -> list[str]:
         """A run's command line: a resume of its last checkpoint, or a new run of its settings."""
         run_dir = self.sweep.run_dir(run)
-        fixed = dict(self.sweep.spec.fixed)
-        if (run_dir / runs.LAST).exists():
-            budget = {name: fixed.get(name) for name in BUDGETS}
-            return resume_command(run_dir.resolve(), device, threads=fixed.get("threads"), **budget)
+        settings = {**dict(self.sweep.spec.fixed), **run.settings}
+        if (run_dir / runs.LAST).exists():  # its budget again: a total of steps or epochs, minutes from now
+            budget = {name: settings.get(name) for name in BUDGETS}
+            return resume_command(run_dir.resolve(), device, threads=settings.get("threads"), **budget)
         config = self.sweep.spec.config(run.settings, run_name=run.name, runs_dir=str(self.sweep.runs_dir.resolve()))
         return train_command(config, device)
 
