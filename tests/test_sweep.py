@@ -95,7 +95,7 @@ async def test_a_2x2_sweep_runs_every_point_to_the_end_and_is_grouped_on_the_run
 
 def test_an_interrupted_sweep_stops_its_runs_with_checkpoints_and_resumes_them(tiny_corpus, tmp_path):
     runs_dir = tmp_path / "runs"
-    command = sweep_command(tiny_corpus, runs_dir, "--hidden", "8,12", "--steps", "400", "--val-every", "100000",
+    command = sweep_command(tiny_corpus, runs_dir, "--hidden", "8,12", "--steps", "3000", "--val-every", "100000",
                             "--log-every", "1", "--name", "cut")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     sweep = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -109,7 +109,7 @@ def test_an_interrupted_sweep_stops_its_runs_with_checkpoints_and_resumes_them(t
     data = sweep_file(runs_dir, "cut")
     assert [r["state"] for r in data["runs"]] == ["stopped", "queued"], err
     stopped_at = read_metadata(first / "last.safetensors")["progress"]["step"]
-    assert 0 < stopped_at < 400 and read_status(first)["state"] == "stopped"
+    assert 0 < stopped_at < 3000 and read_status(first)["state"] == "stopped"
     assert "run the same command again to resume" in err
 
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -119,8 +119,8 @@ def test_an_interrupted_sweep_stops_its_runs_with_checkpoints_and_resumes_them(t
     starts = [i for i, r in enumerate(records) if r.get("event") == "started"]
     assert len(starts) == 2  # trained twice in one folder: resumed, not started over
     resumed_steps = [r["step"] for r in records[starts[1]:] if r.get("event") == "step"]
-    assert resumed_steps[0] == stopped_at + 1 and resumed_steps[-1] == 400
-    assert read_status(first)["step"] == 400 and read_status(runs_dir / "cut-002")["step"] == 400
+    assert resumed_steps[0] == stopped_at + 1 and resumed_steps[-1] == 3000
+    assert read_status(first)["step"] == 3000 and read_status(runs_dir / "cut-002")["step"] == 3000
 
 
 def test_a_run_that_fails_is_marked_failed_with_its_message_while_the_rest_finish(tiny_corpus, tmp_path):
@@ -188,6 +188,21 @@ def test_a_sweep_folder_of_another_sweep_is_refused_naming_what_differs(tiny_cor
     assert main([*argv[:-1], "taken", "--hidden", "8"]) == 2
     assert "Run folder" in capsys.readouterr().err
     assert not list(runs_dir.glob("*/*.safetensors"))
+
+
+def test_a_dry_run_checks_everything_and_prints_each_runs_command_but_starts_nothing(tiny_corpus, tmp_path,
+                                                                                      capsys):
+    runs_dir = tmp_path / "runs"
+    argv = ["sweep", "--corpus", str(tiny_corpus), "--runs-dir", str(runs_dir), "--devices", "cpu", "--hidden",
+            "8,16", "--steps", "5", "--name", "plan", "--dry-run"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "Sweep plan: 2 runs: hidden on cpu" in captured.err and "nothing started" in captured.err
+    assert (f"rnn-playground train --hidden 16 --steps 5 --runs-dir {runs_dir.resolve()} --corpus {tiny_corpus} "
+            "--devices cpu --name plan-002") in captured.out
+    assert not runs_dir.exists()
+    assert main([*argv, "--hidden", "0,16"]) == 2  # refused as a real sweep would be
+    assert "Grid point 1 (--hidden 0)" in capsys.readouterr().err
 
 
 def test_the_grid_is_the_product_of_the_lists_and_the_default_name_follows_the_settings():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def register(subparsers) -> None:
     sweep.add_argument("--per-device", type=int, default=1, metavar="N", help="runs each device trains at once")
     sweep.add_argument("--retry-failed", action="store_true",
                        help="when resuming, train the runs that failed again (otherwise they stay failed)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="check everything and print the runs with the command each would run; start nothing")
     sweep.add_argument("--runs-dir", default=None,
                        help="where the runs and the sweep's folder live (default: $RNN_PLAYGROUND_RUNS or "
                             "./checkpoints)")
@@ -86,6 +89,8 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     spec.check(devices[0])
     runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     sweep = open_sweep(runs_dir, args.name, spec)
+    if args.dry_run:
+        return dry_run(sweep, devices, per_device, args.retry_failed, console)
     lock = SweepLock(sweep.folder, sweep.name)
     try:
         sweep.save()
@@ -131,6 +136,17 @@ def run_sweep(sweep, devices: list[str], per_device: int, retry_failed: bool, co
         console.print(f"{counts[FAILED]} run{'s' if counts[FAILED] != 1 else ''} failed; the same command with "
                       "--retry-failed trains them again.", highlight=False)
         return EXIT_RUNS_FAILED
+    return 0
+
+
+def dry_run(sweep, devices: list[str], per_device: int, retry_failed: bool, console: Console) -> int:
+    """What the sweep would do: its runs as they stand, and the command of each it would train."""
+    runner = SweepRunner(sweep, devices, per_device, retry_failed=retry_failed)
+    console.print(f"Sweep {sweep.name}: {sweep.spec.describe()} on {', '.join(devices)} ({per_device} at once "
+                  f"each); nothing started (--dry-run).", highlight=False)
+    output_console().print(summary_table(sweep))
+    for index, run in enumerate(runner.to_train()):
+        print(shlex.join(["rnn-playground", *runner.command(run, devices[index % len(devices)])[3:]]))
     return 0
 
 
