@@ -397,20 +397,15 @@ class SweepRunner:
             run.step = status["step"]
         if isinstance(status.get("best_val_loss"), (int, float)):
             run.best_val_loss = float(status["best_val_loss"])
+        # run.json may still hold an earlier start's state: only a clean exit vouches for it.
         if state == "finished" and code == 0:
             run.state = FINISHED
-        elif state != "error" and (state == "stopped" or self.stopping):
+        elif (state == "stopped" and code == 0) or (self.stopping and state != "error"):
             run.state = STOPPED
         else:
             run.state, run.message = FAILED, process_failure(run_dir, code)
         self.sweep.save()
         self.on_change(run)
-
-
-def summary_rows(sweep: Sweep) -> list[dict]:
-    """A row per run for the summary table: name, its axes' values, best val loss, step, state, message."""
-    return [{"name": run.name, **run.settings, "best_val_loss": run.best_val_loss, "step": run.step,
-             "state": run.state, "message": run.message} for run in sweep.runs]
 
 
 def sweep_groups(runs_dir: Path | str) -> dict[str, tuple[str, bool]]:
