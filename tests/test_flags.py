@@ -110,6 +110,9 @@ def base_argv(path: tuple[str, ...], flag: str, made: dict) -> list[str]:
         return ["series", "train", *source, *TINY_SERIES]
     if path == ("eval",):
         return ["eval", str(made["char"]), "--device", "cpu"]
+    if path == ("sweep",):  # checked as a real sweep is, but nothing trains
+        return ["sweep", "--corpus", str(made["corpus"]), *without(TINY_CHAR, "--device"), "--devices", "cpu",
+                "--dry-run"]
     if path == ("series", "forecast"):
         return ["series", "forecast", str(made["series"]), "--steps", "3"]
     return list(path)

@@ -12,7 +12,7 @@ own calls super().__post_init__() first."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,7 @@ class DevicesFound(Message):
 @dataclass
 class RunsListed(Message):
     infos: list[RunInfo]
+    sweeps: dict[str, tuple[str, bool]] = field(default_factory=dict)  # run name: (its sweep, is its best)
 
 
 @dataclass

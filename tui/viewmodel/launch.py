@@ -29,18 +29,28 @@ ERROR_LINE = re.compile(r"\s*error(?: \(rank \d+\))?: (.*)")  # the CLI's "error
 def train_command(config: TrainConfig, devices: str) -> list[str]:
     """The command line of a headless run of `config` on `devices` (the --devices list): every setting
     that differs from the default, as its flag."""
-    command = [sys.executable, "-m", CLI_MODULE, "train"]
-    defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(config, field.name)
-        if field.name in ("device", "run_name") or value == getattr(defaults, field.name) or value is None:
-            continue
-        flag = "--name" if field.name == "run_name" else flag_of(field.name)
-        if isinstance(value, bool):
-            command.append(flag if value else "--no-" + flag[2:])
-        else:
-            command += [flag, str(value)]
+    command = [sys.executable, "-m", CLI_MODULE, "train", *setting_flags(config, skip=("device", "run_name"))]
     return command + ["--devices", devices, "--name", str(config.run_name)]
+
+
+def setting_flags(config: TrainConfig, skip: tuple[str, ...] = (), lists: dict | None = None) -> list[str]:
+    """Every setting of `config` that differs from the default, as its flag and value, but those in `skip`;
+    a setting in `lists` as its values separated by commas instead (a sweep's axes)."""
+    flags: list[str] = []
+    defaults = TrainConfig()
+    lists = lists or {}
+    for field in dataclasses.fields(TrainConfig):
+        if field.name in lists:
+            flags += [flag_of(field.name), ",".join(map(str, lists[field.name]))]
+            continue
+        value = getattr(config, field.name)
+        if field.name in skip or value == getattr(defaults, field.name) or value is None:
+            continue
+        if isinstance(value, bool):
+            flags.append(flag_of(field.name) if value else "--no-" + flag_of(field.name)[2:])
+        else:
+            flags += [flag_of(field.name), str(value)]
+    return flags
 
 
 def resume_command(run_dir: Path | str, devices: str, *, threads: int | None = None, steps: int | None = None,
@@ -79,7 +89,7 @@ class LaunchedRun(FolderRun):
             return  # the face stopped watching; the run goes on
         code = self.process.wait()
         if code not in (0, None) and not ended and not self._log_ended():
-            yield ErrorEvent(0, self._failure(code))
+            yield ErrorEvent(0, process_failure(self.run_dir, code))
 
     def _running(self) -> bool:
         return self.process is not None and self.process.poll() is None or super()._running()
@@ -88,13 +98,15 @@ class LaunchedRun(FolderRun):
         records, _ = runs.read_metrics(self.run_dir)
         return bool(records) and records[-1].get("event") in ("finished", "stopped", "error")
 
-    def _failure(self, code: int) -> str:
-        """The process's own error lines (the CLI prints them as "error: ..."), else its exit status."""
-        try:
-            lines = (self.run_dir / runs.LAUNCH_LOG).read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
-        errors = [match.group(1) for match in map(ERROR_LINE.match, lines) if match]
-        if errors:
-            return " ".join(errors[-2:])
-        return f"The run's processes exited with status {code} before training; see {self.run_dir / runs.LAUNCH_LOG}."
+
+def process_failure(run_dir: Path, code: int) -> str:
+    """Why a headless run's process failed, in one line: its own error lines in the run folder's launch.log
+    (the CLI prints them as "error: ..."), else its exit status."""
+    try:
+        lines = (run_dir / runs.LAUNCH_LOG).read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    errors = [match.group(1) for match in map(ERROR_LINE.match, lines) if match]
+    if errors:
+        return " ".join(errors[-2:])
+    return f"The run's processes exited with status {code} before training; see {run_dir / runs.LAUNCH_LOG}."

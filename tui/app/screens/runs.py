@@ -24,6 +24,7 @@ from rnn_playground.tui.viewmodel.controller import RunController, RunState
 from rnn_playground.tui.viewmodel.format import fmt_age, fmt_loss, fmt_rate, human_size
 from rnn_playground.tui.viewmodel.monitor import RunSnapshot, rank_phrases, system_lines
 from rnn_playground.tui.viewmodel.runs_view import ControlReach, control_note, run_state, settings_lines
+from rnn_playground.tui.viewmodel.sweep import group_by_sweep, sweep_groups
 
 from ..messages import DetailsLoaded, RunDeleted, RunNotDeleted, RunsListed, RunUpdated
 from ..runner import thread_controller
@@ -35,8 +36,10 @@ from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_ke
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
 
-COLUMNS = (("mark", ""), ("name", "name"), ("kind", "kind"), ("model", "model"), ("step", "step"), ("best", "best val"),
-           ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
+# The mark column shows once a run is marked; the sweep column only when a listed run belongs to a sweep
+# (its name, ★ on the sweep's best).
+COLUMNS = (("mark", ""), ("name", "name"), ("sweep", "sweep"), ("kind", "kind"), ("model", "model"), ("step", "step"),
+           ("best", "best val"), ("device", "device"), ("size", "size"), ("updated", "updated"), ("live", "live"))
 # Where the table is too narrow for every column whole (80 columns, long names), these go first, in
 # this order; the details below then show the selected run's size and device.
 DROPPED_FIRST = ("size", "device", "updated")
@@ -66,6 +69,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
                         "(s there lets go of it, and it trains on, to start a run of your own)"),
         Binding("space", "mark", "Mark", key_display="space", id="runs.mark",
                 tooltip="mark or unmark the selected run for comparing (its mark shows in the first column)"),
+        Binding("M", "mark_sweep", "Mark sweep", show=False, id="runs.mark_sweep",
+                tooltip="mark every run of the selected run's sweep (v then overlays them; the sweep's best has ★)"),
         Binding("v", "compare", "Compare", id="runs.compare",
                 tooltip="compare the marked runs (two or more): their loss curves on one plot, against steps, "
                         "characters or time, and their best values with the settings that differ"),
@@ -85,6 +90,7 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.infos: list[RunInfo] = []
+        self.sweeps: dict[str, tuple[str, bool]] = {}  # run name: (its sweep, whether it is the sweep's best)
         self._rows: tuple | None = None
         self.selected: Path | None = None
         self.details: RunDetails | None = None
@@ -127,12 +133,14 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def _list_runs(self, runs_dir: Path) -> None:
-        self.post_message(RunsListed(runs_for_display(runs_dir)))
+        groups = sweep_groups(runs_dir)
+        self.post_message(RunsListed(group_by_sweep(runs_for_display(runs_dir), groups), groups))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         self.infos = message.infos
         listed = {info.path for info in self.infos}
         self.marked = [path for path in self.marked if path in listed]  # a deleted run is no longer marked
+        self.sweeps = message.sweeps
         now = self.app.clock()
         rows = tuple(self._row(info, now) for info in self.infos)
         table = self.query_one("#runs-table", DataTable)
@@ -175,7 +183,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
         # the border, and room for a scroll bar should the rows outgrow the table
         room = (table.size.width or self.app.size.width) - 2 - 2
         shown = [(index, key, label, widths[index]) for index, (key, label) in enumerate(COLUMNS)
-                 if key != "mark" or self.marked]  # the mark column only once a run is marked
+                 if (key != "mark" or self.marked)
+                 and (key != "sweep" or any(info.name in self.sweeps for info in self.infos))]
         for key in DROPPED_FIRST:
             if sum(width + 2 * CELL_PADDING for *_, width in shown) <= room:
                 break
@@ -184,16 +193,17 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     def on_resize(self) -> None:
         if self.infos:
-            self.on_runs_listed(RunsListed(self.infos))  # the columns that fit the new width
+            self.on_runs_listed(RunsListed(self.infos, self.sweeps))  # the columns that fit the new width
         self._show_details()  # its lines packed to the new width
 
     def _row(self, info: RunInfo, now: float) -> tuple:
         live = Text("● live", style=self._live_style()) if info.live else Text("")
         model = Text("unreadable", style="bold red") if info.problem else info.model
         mark = Text(run_mark(self.marked.index(info.path)), style="bold") if info.path in self.marked else Text("")
-        return (mark, info.name, info.kind, model, Text(f"{info.step:,}", justify="right"),
-                Text(fmt_loss(info.best_val_loss), justify="right"), info.device,
-                Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
+        sweep, best = self.sweeps.get(info.name, ("", False))
+        return (mark, info.name, sweep + (" ★" if best else ""), info.kind, model,
+                Text(f"{info.step:,}", justify="right"), Text(fmt_loss(info.best_val_loss), justify="right"),
+                info.device, Text(human_size(info.size_bytes), justify="right"), fmt_age(now - info.updated), live)
 
     def _live_style(self):
         return self.get_component_rich_style("runs--live")
@@ -383,6 +393,9 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "compare":
             return True if len(self.marked) >= 2 else None  # greyed until two runs are marked
+        if action == "mark_sweep":
+            info = self.selected_info
+            return info is not None and bool(self.sweeps.get(info.name, ("", False))[0])
         if action in ("open", "mark", "train_more", "follow", "delete", *RUN_KEYS):
             info = self.selected_info
             if info is None:
@@ -504,7 +517,18 @@ class RunsScreen(RunKeys, PlaygroundScreen):
             self.marked.remove(info.path)
         else:
             self.marked.append(info.path)
-        self.on_runs_listed(RunsListed(self.infos))  # the mark column, and v's state in the key bar
+        self.on_runs_listed(RunsListed(self.infos, self.sweeps))  # the mark column, and v's state in the key bar
+
+    def action_mark_sweep(self) -> None:
+        info = self.selected_info
+        sweep = self.sweeps.get(info.name, ("", False))[0] if info is not None else ""
+        if not sweep:
+            self.app.notify("The selected run is not part of a sweep.", title="No sweep", severity="warning")
+            return
+        for other in self.infos:
+            if self.sweeps.get(other.name, ("", False))[0] == sweep and other.path not in self.marked:
+                self.marked.append(other.path)
+        self.on_runs_listed(RunsListed(self.infos, self.sweeps))
 
     def action_compare(self) -> None:
         if len(self.marked) < 2:

@@ -24,6 +24,14 @@ from rnn_playground.tui.viewmodel.controller import InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.launch import LaunchedRun, resume_command, train_command
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help, several_devices
+from rnn_playground.tui.viewmodel.sweep import (
+    SWEEP_LOG,
+    SweepSpec,
+    start_sweep,
+    sweep_command,
+    sweep_devices,
+    sweep_folder,
+)
 
 from ..messages import TrainFormChanged, TrainFormSubmitted
 from ..widgets.form import TrainForm
@@ -62,6 +70,7 @@ class TrainScreen(RunKeys, PlaygroundScreen):
         super().__init__(*args, **kwargs)
         self.resume_target: Path | None = None  # the run folder the form resumes, in resume mode
         self._log_run = 0  # the controller's run whose log lines the live view shows
+        self.sweeps: list = []  # the sweep processes started here (they go on headless when the app quits)
 
     def on_mount(self) -> None:
         self.watch(self.app, "device_choices", self._devices_changed)
@@ -140,6 +149,8 @@ class TrainScreen(RunKeys, PlaygroundScreen):
             app.notify("Fix what is marked in the form first: " + "; ".join(errors.values())[:300],
                        title="Not started", severity="error")
             return False
+        if state.sweep is not None:
+            return self._start_sweep(state.sweep, state.device)
         device = state.device
         resume = self.form.resume_step is not None and self.resume_target is not None
         if resume:
@@ -179,6 +190,23 @@ class TrainScreen(RunKeys, PlaygroundScreen):
             app.notify(f"No longer following {followed}: it trains on in its own process (the Runs screen shows "
                        "it). Started a new run here.")
         return started
+
+    def _start_sweep(self, spec: SweepSpec, device: str) -> bool:
+        """Start the form's grid as a headless `rnn-playground sweep` (it goes on when the app quits); its
+        runs show on the Runs screen, grouped."""
+        devices, per_device = sweep_devices(device)
+        name = spec.default_name()
+        runs_dir = Path(self.app.runs_dir)
+        try:
+            self.sweeps.append(start_sweep(sweep_command(spec, devices, per_device, runs_dir.resolve(), name),
+                                           runs_dir, name))
+        except OSError as exc:
+            self.app.notify(f"Cannot start the sweep: {exc.strerror or exc}.", title="Not started", severity="error")
+            return False
+        self.app.notify(f"Sweep {name}: {spec.describe()} on {devices}, {per_device} at a time on each, in processes "
+                        f"of their own. Its runs show on the Runs screen (5), grouped; its output is in "
+                        f"{sweep_folder(runs_dir, name) / SWEEP_LOG}.", title="Sweep started")
+        return True
 
     def _budget_config(self) -> TrainConfig:
         check = self.form.state().check

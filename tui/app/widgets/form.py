@@ -3,7 +3,7 @@ beside (under) the field; the corpus checked in a worker thread."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,6 +25,7 @@ from rnn_playground.tui.viewmodel.settings import (
     device_choices,
     name_settings,
 )
+from rnn_playground.tui.viewmodel.sweep import SweepSpec, form_sweep, split_grid
 
 from ..guard import GuardedMessages
 from ..messages import CorpusChecked, TrainFormChanged, TrainFormSubmitted
@@ -47,11 +48,13 @@ class FormState:
     check: SettingsCheck
     corpus: CorpusCheck | None
     device: str
+    sweep: SweepSpec | None = None  # fields listing several values ("256,512"): the grid to sweep
+    grid_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocking(self) -> dict[str, str]:
         """Errors that stop a run from starting, by field."""
-        errors = dict(self.check.errors)
+        errors = {**self.grid_errors, **self.check.errors}
         if self.corpus is not None and not self.corpus.ok:
             errors.setdefault(self.corpus.field, self.corpus.message)  # a field's own error comes first
         return {name: name_settings(message, MESSAGE_NAMES) for name, message in errors.items()}
@@ -154,12 +157,16 @@ class TrainForm(GuardedMessages, VerticalScroll, can_focus=False):
     def state(self) -> FormState:
         values = self.texts()
         fields = {name: values[name] for name in FORM_FIELDS}
+        # Several values in a field make a sweep (not when resuming: a checkpoint fixes them); the form checks
+        # each field's first value, the sweep every grid point.
+        grid, fields = split_grid(fields) if self.resume_step is None else ({}, fields)
         fields["cell"] = values["cell"]
         fields["corpus"] = values["corpus"].strip()
         check = check_settings(fields, budget_kind=values["budget_kind"], budget=values["budget"],
                                base=self.base, resume_step=self.resume_step)
         corpus = self.corpus_check if self._corpus_key == self._current_corpus_key() else None
-        return FormState(check, corpus, values["device"])
+        sweep, grid_errors = form_sweep(grid, check.config, values["device"]) if grid and check.config else (None, {})
+        return FormState(check, corpus, values["device"], sweep, grid_errors)
 
     def validate_now(self) -> FormState:
         state = self.state()
@@ -175,6 +182,9 @@ class TrainForm(GuardedMessages, VerticalScroll, can_focus=False):
             widget.set_class(bool(message), "-shown")
             if name in FORM_FIELDS or name in ("corpus", "budget"):
                 self.query_one(f"#{name}", Input).set_class(bool(message), "-invalid")
+        if self.resume_step is None:
+            self.query_one("#form-title", Static).update(
+                f"New sweep · {state.sweep.describe()}" if state.sweep is not None else "New run")
         if errors != self._errors:
             self._errors = errors
             self.post_message(TrainFormChanged(self))
@@ -185,8 +195,8 @@ class TrainForm(GuardedMessages, VerticalScroll, can_focus=False):
         return dict(self._errors)
 
     def _current_corpus_key(self) -> tuple:
-        values = self.texts()
-        return values["corpus"].strip(), values["batch"].strip(), values["seq"].strip()
+        values = self.texts()  # a sweep over batch or seq: the corpus is checked with the first values
+        return values["corpus"].strip(), values["batch"].split(",")[0].strip(), values["seq"].split(",")[0].strip()
 
     def _schedule_corpus_check(self, delay: float = CORPUS_DEBOUNCE_S) -> None:
         if self._debounce is not None:
