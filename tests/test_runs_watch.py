@@ -75,6 +75,8 @@ def test_a_watch_follows_a_run_training_in_another_thread_until_it_stops(tiny_co
         assert face.controller.watch(trainer.run_dir, poll_s=0.02)
         first = face.until(lambda s: s.snapshot.status == "training" and s.snapshot.step >= 10, what="training")
         assert runs.is_live(trainer.run_dir) and first.watched and first.active
+        # The watch follows the run as it grows (on a loaded machine the stop could otherwise come first).
+        face.until(lambda s: len(s.snapshot.train_losses) > len(first.snapshot.train_losses), what="more steps")
         control.stop()
         thread.join(30)
         last = face.until(lambda s: not s.active, what="the watch to end with the run")
