@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
     from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
-    from rnn_playground.tui.viewmodel.sample_session import SourceInfo
+    from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
 
@@ -179,3 +179,15 @@ class GhostReady(Message, bubble=False):
     settings: SampleSettings
     chunk: StreamChunk | None
     error: str | None = None
+
+
+@dataclass
+class BeamProgressed(Message, bubble=False):
+    """A snapshot of the beam search of generation `generation` (its beams best first)."""
+    generation: int
+    progress: BeamProgress
+
+    def can_replace(self, message: Message) -> bool:
+        # each snapshot is complete: a newer one of the same search stands in for one still queued; the last never
+        return isinstance(message, BeamProgressed) and message.generation == self.generation \
+            and not self.progress.done
