@@ -48,7 +48,7 @@ def step_temperature(current: float, delta: int) -> float:
     return min(TEMPERATURE_MAX, max(0.0, value))
 
 
-PANE_MIN_WIDTH = 30  # columns of a pane with several samples side by side, before they stack
+PANE_MIN_WIDTH = 28  # columns of a pane with several samples side by side, before they stack
 
 
 def pane_grid(panes: int, width: int) -> tuple[int, int]:
