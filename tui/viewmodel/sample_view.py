@@ -48,12 +48,13 @@ def step_temperature(current: float, delta: int) -> float:
     return min(TEMPERATURE_MAX, max(0.0, value))
 
 
-PANE_MIN_WIDTH = 28  # columns of a pane with several samples side by side, before they stack
+PANE_MIN_WIDTH = 40  # columns of a pane with several samples side by side, before they stack
 
 
 def pane_grid(panes: int, width: int) -> tuple[int, int]:
     """(columns, rows) for `panes` samples side by side in `width` cells: as many columns as fit
-    PANE_MIN_WIDTH each, balanced over the rows (4 at 80 columns: 2x2; at 120: 4 in a row)."""
+    PANE_MIN_WIDTH each (lines of text long enough to read), balanced over the rows: 4 are 2x2 at 80
+    or 120 columns, one row at 160."""
     columns = min(panes, max(1, width // PANE_MIN_WIDTH))
     rows = -(-panes // columns)
     return -(-panes // rows), rows

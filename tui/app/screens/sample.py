@@ -605,7 +605,7 @@ class SampleScreen(PlaygroundScreen):
         stream = self.stream
         stop, regex = stop_field(stream.stop_text)
         if stream.beam_on:
-            items = [("beam search", f"{stream.beam_width} beams", "b"), ("beams", "", "[/]")]
+            items = [("beam search", "on", "b"), ("beams", str(stream.beam_width), "[ ]")]
         else:
             items = [
                 ("temperature", "argmax" if stream.temperature == 0 else f"{stream.temperature:.2f}", "t/T"),
@@ -627,7 +627,7 @@ class SampleScreen(PlaygroundScreen):
             items += [("beam search", "off", "b")]
         phrases = []
         for name, value, key in items:
-            phrase = Text.assemble((f"{name} ", muted), (value, strong), " " if value else "")
+            phrase = Text.assemble((f"{name} ", muted), (value, strong), " ")
             self._key(phrase, key)
             phrases.append(phrase)
         if stream.beam_on:
@@ -645,7 +645,7 @@ class SampleScreen(PlaygroundScreen):
         output.display = not panes
         grid.display = bool(panes)
         if panes:
-            columns, rows = pane_grid(len(panes), self.size.width - 2)
+            columns, rows = pane_grid(len(panes), self.size.width)
             grid.styles.grid_size_columns, grid.styles.grid_size_rows = columns, rows
             for pane, parts in zip(grid.query(".sample-pane").results(StreamText), [*panes, *[None] * 8],
                                    strict=False):
