@@ -121,7 +121,7 @@ class SampleScreen(PlaygroundScreen):
         Binding("right_square_bracket", "beam_width(1)", "More beams", show=False, id="sample.beam_wider",
                 tooltip="beam search: more beams (a search under way starts again with them)"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="sample.leave_field",
-                tooltip="leave the prime field"),
+                tooltip="leave the prime or stop field"),
     ]
 
     # Injectable for deterministic screenshots and tests: the clock the stream is timed by.
