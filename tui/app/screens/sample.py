@@ -466,7 +466,9 @@ class SampleScreen(PlaygroundScreen):
         stream = self.stream
         prime = stream.result_settings.prime if stream.result_settings is not None and stream.generated else \
             self.prime_input.value
-        text = prime + stream.generated
+        # several samples: each after its prime, a blank line between
+        text = "\n\n".join(prime + generated for generated in (stream.texts if stream.shown_samples > 1
+                                                                 else [stream.generated]))
         if not text:
             return
         self.app.copy_to_clipboard(text)
@@ -538,8 +540,6 @@ class SampleScreen(PlaygroundScreen):
             self.post_message(GhostReady(generation, settings, None, error_text(exc)))
 
     def on_ghost_ready(self, message: GhostReady) -> None:
-        if self.stream.stop_text != self.stop_input.value:
-            return  # made before the stop text changed: a newer one is coming
         if not self.ghost.ready(message.generation, message.settings, message.chunk, message.error,
                                 self.prime_input.value):
             return  # typed on since (a newer one is coming), or a result came meanwhile (it stays)
