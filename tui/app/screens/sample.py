@@ -142,6 +142,7 @@ class SampleScreen(PlaygroundScreen):
         self.is_loading = False
         self._ghost_timer: Timer | None = None
         self._loaded_run: Path | None = None
+        self._lines_shown: dict[str, int] = {}  # lines of the source and settings lines, by widget id
 
     # -- layout
 
@@ -351,7 +352,15 @@ class SampleScreen(PlaygroundScreen):
         self.set_focus(None)
 
     def _settings_changed(self) -> None:
-        self.render_all()
+        if self.stream.streaming and self._ready:
+            # The text is the stream's until it ends: a key changes only the lines that show settings,
+            # so a key press never redraws every pane of several samples.
+            self.render_source()
+            self.render_settings()
+            self.render_result()
+            refresh_bindings_if_changed(self)
+        else:
+            self.render_all()
         self._schedule_ghost(0.0)
 
     # -- generating
@@ -563,6 +572,13 @@ class SampleScreen(PlaygroundScreen):
         self.render_result()
         refresh_bindings_if_changed(self)
 
+    def _update_lines(self, widget: Static, text: Text) -> None:
+        """Update a Static of packed phrases, laying the screen out again only when its number of lines
+        changes: a layout costs tens of ms with several sample panes, and a key press must not wait for one."""
+        lines = text.plain.count("\n") + 1
+        widget.update(text, layout=lines != self._lines_shown.get(widget.id))
+        self._lines_shown[widget.id] = lines
+
     def _key(self, text: Text, key: str) -> None:
         text.append(f"[{key}]", self.get_component_rich_style("sample--key"))
 
@@ -595,7 +611,7 @@ class SampleScreen(PlaygroundScreen):
             hint.append(" checkpoint/live" if self.use_live else " sample the model being trained", muted)
             phrases.append(hint)
         source = self.query_one("#sample-source", Static)
-        source.update(pack_phrases(phrases, source.content_size.width))
+        self._update_lines(source, pack_phrases(phrases, source.content_size.width))
         if self.load_error and not self.use_live:
             self._show_error(self.load_error)
 
@@ -634,7 +650,7 @@ class SampleScreen(PlaygroundScreen):
             phrases.append(Text("(temperature, top-k, top-p, penalty and samples are not used by beam search)",
                                 muted))
         settings = self.query_one("#sample-settings", Static)
-        settings.update(pack_phrases(phrases, settings.content_size.width))  # a setting never split over lines
+        self._update_lines(settings, pack_phrases(phrases, settings.content_size.width))  # a setting never split
 
     def render_output(self) -> None:
         output = self.query_one("#sample-output", StreamText)
@@ -642,24 +658,28 @@ class SampleScreen(PlaygroundScreen):
         output.set_text(prime, body, tail, cursor)
         panes = pane_parts(self.stream, self.ghost, self.prime_input.value)
         grid = self.query_one("#sample-panes", Grid)
-        output.display = not panes
-        grid.display = bool(panes)
+        # Styles are touched only when they change: each change re-applies CSS and lays the screen out
+        # again, too slow for every key press while several samples stream.
+        _set_display(output, not panes)
+        _set_display(grid, bool(panes))
         if panes:
             columns, rows = pane_grid(len(panes), self.size.width)
-            grid.styles.grid_size_columns, grid.styles.grid_size_rows = columns, rows
+            if (grid.styles.grid_size_columns, grid.styles.grid_size_rows) != (columns, rows):
+                grid.styles.grid_size_columns, grid.styles.grid_size_rows = columns, rows
             for pane, parts in zip(grid.query(".sample-pane").results(StreamText), [*panes, *[None] * 8],
                                    strict=False):
-                pane.display = parts is not None
+                _set_display(pane, parts is not None)
                 if parts is not None:
                     *text, title = parts
                     pane.set_text(*text)
-                    pane.border_title = title
+                    if pane.border_title != title:
+                        pane.border_title = title
         self.render_beams()
 
     def render_beams(self) -> None:
         beams = self.query_one("#sample-beams", Static)
         rows = beam_rows(self.stream.beam_step) if self.stream.result_beam else []
-        beams.display = bool(rows)
+        _set_display(beams, bool(rows))
         if not rows:
             return
         muted = self.get_component_rich_style("sample--muted")
@@ -676,7 +696,9 @@ class SampleScreen(PlaygroundScreen):
                 text.append("\n")
             text.append(head, strong if rank == 1 else muted)
             text.append(shown)
-        beams.styles.height = min(len(rows), self.stream.result_beam)
+        height = min(len(rows), self.stream.result_beam)
+        if beams.styles.height is None or beams.styles.height.value != height:
+            beams.styles.height = height
         beams.update(text)
 
     def render_result(self) -> None:
@@ -720,3 +742,9 @@ class SampleScreen(PlaygroundScreen):
             text.append("\n")
             text.append_text(pack_phrases(made_with, result.content_size.width, separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
+
+
+def _set_display(widget, shown: bool) -> None:
+    if widget.display != shown:
+        widget.display = shown
+
