@@ -54,6 +54,8 @@ async def test_each_decoding_key_changes_its_setting_and_the_line(tiny_run):
         await press(pilot, "N")
         assert stream.samples == 4 and "samples 4" in settings_line(screen)
         # the stop field (o): a text, and its include toggle (i) and min-length (j/J) once there is one
+        await press(pilot, "i", "j", "[")  # before a stop text (and out of beam mode) they do nothing
+        assert (stream.include_stop, stream.min_length, stream.beam_width) == (False, 0, 4)
         await press(pilot, "o")
         assert screen.focused is screen.stop_input
         await press(pilot, *"the", "escape")
@@ -67,6 +69,8 @@ async def test_each_decoding_key_changes_its_setting_and_the_line(tiny_run):
         line = settings_line(screen)
         assert stream.beam_on and "beam search on [b]  beams 4 [[ ]]" in line and "not used by beam search" in line
         assert "top-p" not in line.split("(")[0]
+        await press(pilot, "t", "u")  # not used by beam search: greyed out, the keys do nothing
+        assert (stream.temperature, stream.top_p) == (0.8, 0.95)
         await press(pilot, "]", "]", "[", "[", "[")
         assert stream.beam_width == 2 and "beams 2 [[ ]]" in settings_line(screen)
         await press(pilot, "b")
@@ -79,7 +83,7 @@ async def test_top_p_penalty_and_stop_give_the_engines_text_and_log_probability(
     async with Host(screen, "sample.tcss").run_test(size=(100, 30)) as pilot:
         await open_screen(pilot, screen)
         # top-p 0.9, penalty 1.2, length 200, a regex stop after 10 characters, seed fixed
-        await press(pilot, "u", "u", "e", "e", "L", "s", "j", "o", *"/e[ .]/", "escape")
+        await press(pilot, "u", "u", "e", "e", "L", "s", "o", *"/e[ .]/", "escape", "j")
         await press(pilot, "g")
         await wait_for(pilot, lambda: not screen.stream.streaming and screen.stream.results, what="the sample")
         seed = screen.stream.seed

@@ -273,6 +273,12 @@ class SampleScreen(PlaygroundScreen):
             return bool(self.stream.generated or self.prime_input.value)
         if action == "source":
             return True if (self.live_available() or self.use_live) else None
+        if action in ("temperature", "top_k", "top_p", "penalty", "samples"):
+            return None if self.stream.beam_on else True  # beam search does not sample: greyed out
+        if action == "beam_width":
+            return True if self.stream.beam_on else None
+        if action in ("include_stop", "min_length"):
+            return True if self.stream.stop_text else None  # they apply to a stop text
         return True
 
     def action_temperature(self, delta: int) -> None:
@@ -502,6 +508,7 @@ class SampleScreen(PlaygroundScreen):
         except PlaygroundError as exc:
             self._show_error(str(exc))
         self.render_settings()
+        refresh_bindings_if_changed(self)  # i and j/J apply once there is a stop text
         self._schedule_ghost()
 
     @on(Input.Changed, "#prime")
@@ -686,7 +693,9 @@ class SampleScreen(PlaygroundScreen):
         strong = self.get_component_rich_style("sample--strong")
         width = max(10, beams.content_size.width or self.size.width - 2)
         text = Text(no_wrap=True, overflow="ellipsis")
-        for rank, finished, logprob, bits, beam_text in rows[:self.stream.result_beam]:
+        # at most a quarter of the screen's height: the best beam's text above keeps its room
+        rows = rows[:min(self.stream.result_beam, max(2, self.size.height // 4))]
+        for rank, finished, logprob, bits, beam_text in rows:
             head = f"{rank:>2} {'■' if finished else '·'} {logprob:>8,.1f} nats {bits:4.2f} b/c  "
             shown = beam_text.replace("\n", "⏎")
             room = max(1, width - len(head))
@@ -696,7 +705,7 @@ class SampleScreen(PlaygroundScreen):
                 text.append("\n")
             text.append(head, strong if rank == 1 else muted)
             text.append(shown)
-        height = min(len(rows), self.stream.result_beam)
+        height = len(rows)
         if beams.styles.height is None or beams.styles.height.value != height:
             beams.styles.height = height
         beams.update(text)
@@ -733,12 +742,15 @@ class SampleScreen(PlaygroundScreen):
             result = self.query_one("#sample-result", Static)
             made_with = [Text(part, muted) for part in line.made_with]
             if line.score:
-                score = Text(line.score, strong)
-                if text.cell_len + 3 + score.cell_len <= result.content_size.width:
+                # On the first line if it fits there, named or (narrower) bare; else it leads the second.
+                compact = line.score.removeprefix("log-prob ")
+                fitting = [score for score in (line.score, compact)
+                           if text.cell_len + 3 + len(score) <= result.content_size.width]
+                if fitting:
                     text.append(" · ")
-                    text.append_text(score)
-                else:  # no room on the first line: it leads the second
-                    made_with.insert(0, score)
+                    text.append(fitting[0], strong)
+                else:
+                    made_with.insert(0, Text(compact, strong))
             text.append("\n")
             text.append_text(pack_phrases(made_with, result.content_size.width, separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
