@@ -9,7 +9,7 @@ import pytest
 from rnn_playground.core.beam import beam_search
 from rnn_playground.core.sampling import Sampler, SampleSettings, stop_rule
 
-from .tui_helpers import Host, press, screen_text, wait_for
+from .tui_helpers import Host, cuts, press, screen_text, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,6 +119,7 @@ async def test_four_samples_are_the_engines_four_streams_side_by_side(tiny_run):
         assert {pane.region.width for pane in shown} <= {39, 40} and len({pane.region.y for pane in shown}) == 2
         assert "4 samples" in result_text(screen)
         assert screen.stream.chunks_drawn < 20  # batched chunks, never one a character
+        assert not cuts(pilot.app)  # every pane's title and the result lines shown whole at 80x24
         # back to one sample: the single view returns
         await press(pilot, "escape", "N", "N", "g")
         await wait_for(pilot, lambda: not screen.stream.streaming and len(screen.stream.texts) == 1)
@@ -184,6 +185,7 @@ async def test_beam_view_best_is_core_beam_search_and_its_beams_show_live(tiny_r
             assert f"{beam.logprob:,.1f} nats" in line and ("■" in line) == beam.finished
         result = result_text(screen)
         assert "done 100 chars" in result and "beam 4" in result
+        assert not cuts(pilot.app)
         assert f"log-prob {expected.best.logprob:,.1f} nats" in result
         # a stop text ends the beams: the best is core's with the same stop rule
         await press(pilot, "o", *"e", "escape", "[", "g")
