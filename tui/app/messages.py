@@ -173,15 +173,6 @@ class SampleFailed(Message, bubble=False):
 
 
 @dataclass
-class GhostReady(Message, bubble=False):
-    """A complete-as-you-type continuation made with `settings` (or its error)."""
-    generation: int
-    settings: SampleSettings
-    chunk: StreamChunk | None
-    error: str | None = None
-
-
-@dataclass
 class BeamProgressed(Message, bubble=False):
     """A snapshot of the beam search of generation `generation` (its beams best first)."""
     generation: int
@@ -191,3 +182,13 @@ class BeamProgressed(Message, bubble=False):
         # each snapshot is complete: a newer one of the same search stands in for one still queued; the last never
         return isinstance(message, BeamProgressed) and message.generation == self.generation \
             and not self.progress.done
+
+
+@dataclass
+class GhostReady(Message, bubble=False):
+    """A complete-as-you-type continuation made with `settings` (or its error)."""
+    generation: int
+    settings: SampleSettings
+    chunk: StreamChunk | None
+    error: str | None = None
+
