@@ -191,4 +191,3 @@ class GhostReady(Message, bubble=False):
     settings: SampleSettings
     chunk: StreamChunk | None
     error: str | None = None
-
