@@ -13,6 +13,9 @@ While the app streams, the temperature keys (t and T, alternately) are sent thro
 driver every 0.2 s, as a terminal would send them; a key's latency is the time from sending it to
 the first frame the app renders that shows the new temperature. Headless, frames are not encoded
 to escape sequences; everything before that is the real path.
+
+The same is measured with four samples drawn together (n n: N = 4, one batched pass, four panes
+side by side), against one stream in the same run: the key -> frame p95 must stay under 100 ms.
 """
 
 from __future__ import annotations
@@ -65,9 +68,10 @@ def raw_rate(run: Path, length: int) -> float:
     return length / (time.perf_counter() - start)
 
 
-async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[float, float, list[float], int]:
-    """One stream in the app: (shown chars/s at the end, raw-ish rate from the chunks, key latencies ms,
-    chunks drawn)."""
+async def app_round(run: Path, length: int, pace_presses: int = 0, samples: int = 1,
+                    ) -> tuple[float, float, list[float], int]:
+    """One stream (or `samples` drawn together) in the app: (shown chars/s at the end, all streams
+    together; raw-ish rate from the chunks; key latencies ms; chunks drawn)."""
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens.sample import SampleScreen
     from rnn_playground.tui.app.shell import PlaygroundApp
@@ -84,6 +88,8 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         screen.stream.pace = None
         for _ in range(pace_presses):
             await pilot.press("w")
+        while screen.stream.samples < samples:
+            await pilot.press("n")
         await pilot.pause()
         watch = FrameWatch(app)
         send_key(app, "g")
@@ -111,8 +117,8 @@ async def app_round(run: Path, length: int, pace_presses: int = 0) -> tuple[floa
         shown_rate = float(match.group(1).replace(",", "")) if match else float("nan")
         chunks = screen.stream.chunks_drawn
         chunk = screen.stream.last_chunk
-        assert chunk is not None and chunk.chars == length, result
-        assert len(screen.stream.generated) == length
+        assert chunk is not None and chunk.chars == length * samples, result
+        assert [len(text) for text in screen.stream.texts] == [length] * samples
     gc.unfreeze()
     return shown_rate, chunk.chars_per_s or float("nan"), latencies, chunks
 
@@ -124,6 +130,8 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's own)")
+    parser.add_argument("--samples-length", type=int, default=5000,
+                        help="characters per stream in the one-stream / four-samples key latency rounds")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,6 +162,25 @@ def main(argv=None) -> None:
                 [[len(latencies), statistics.median(latencies), percentile(latencies, 0.95), max(latencies)]])
     print(f"chunks drawn per stream: {', '.join(str(n) for n in chunks)} "
           f"(for {args.length:,} chars each: never one per character)")
+    # One stream against four drawn together, in turn, the same length each: key -> frame latency.
+    latency: dict[int, list[float]] = {1: [], 4: []}
+    rate: dict[int, list[float]] = {1: [], 4: []}
+    drawn: dict[int, list[int]] = {1: [], 4: []}
+    for _ in range(args.rounds):
+        for samples in (1, 4):
+            shown_rate, _, lat, n = asyncio.run(app_round(run, args.samples_length, samples=samples))
+            latency[samples].extend(lat)
+            rate[samples].append(shown_rate)
+            drawn[samples].append(n)
+    base = percentile(latency[1], 0.95)
+    print_table(f"Key press -> frame while streaming: 1 sample vs 4 drawn together "
+                f"({args.samples_length:,} chars each)",
+                ["", "presses", "median ms", "p95 ms", "max ms", "p95 / 1 sample", "chars/s shown (all)",
+                 "chunks drawn"],
+                [[f"{samples} sample{'s' if samples > 1 else ''}", len(latency[samples]),
+                  statistics.median(latency[samples]), percentile(latency[samples], 0.95), max(latency[samples]),
+                  f"{percentile(latency[samples], 0.95) / base:.2f}x", statistics.median(rate[samples]),
+                  statistics.median(drawn[samples])] for samples in (1, 4)])
 
 
 if __name__ == "__main__":

@@ -27,8 +27,11 @@ from rnn_playground.tui.viewmodel.sample_session import (
     GHOST_CHARS,
     GhostCompletion,
     StreamSession,
+    beam_progress,
+    beam_rows,
     complete,
     output_parts,
+    pane_parts,
     stream_chunks,
 )
 
@@ -223,3 +226,62 @@ def test_a_continuation_made_stale_by_typing_is_dropped(tiny_run):
     generation, settings = ghost.job("def ")
     assert ghost.ready(generation, settings, None, "RuntimeError: broke", prime="def ")
     assert ghost.error == "RuntimeError: broke" and ghost.text == ""
+
+
+def test_several_samples_are_the_engines_streams_each_with_its_log_probability(tiny_run):
+    sampler = Sampler.from_checkpoint(tiny_run, "cpu")
+    stream = StreamSession(length=120, samples=4, top_p=0.9, repetition_penalty=1.2, stop_text="/e[ .]/",
+                           min_length=10)
+    settings = stream.settings("The ", 7)
+    assert (settings.stop, settings.stop_regex, settings.min_length) == ("e[ .]", True, 10)
+    job = stream.start(settings, "tiny")
+    chunks = list(stream_chunks(sampler, job.settings, job.stop, pace=job.pace))
+    for chunk in chunks:
+        assert stream.add(job.generation, chunk)
+    expected = sampler.sample_many(settings)
+    assert stream.texts == [result.text for result in expected]
+    assert chunks[-1].results == tuple(expected) and all(not chunk.results for chunk in chunks[:-1])
+    assert chunks[-1].chars == sum(result.length for result in expected)
+    panes = pane_parts(stream, GhostCompletion(stream), "The ")
+    assert [(prime, body) for prime, body, _, _, _ in panes] == [("The ", r.text) for r in expected]
+    assert panes[2][4].startswith(f"#3 · {expected[2].total:,.1f} nats · {expected[2].bits_per_char:.2f} bits/char")
+    line = stream.result_line()
+    assert "(4 samples)" in line.count and line.score == ""  # each pane has its own
+    assert "top-p 0.90" in line.made_with and "stop /e[ .]/" in line.made_with and "4 samples" in line.made_with
+
+
+def test_a_single_streams_result_line_states_its_log_probability(tiny_run):
+    sampler = Sampler.from_checkpoint(tiny_run, "cpu")
+    stream = StreamSession(length=80)
+    job = stream.start(stream.settings("de", 3), "tiny")
+    for chunk in stream_chunks(sampler, job.settings, job.stop):
+        stream.add(job.generation, chunk)
+    [expected] = sampler.sample_many(SampleSettings(prime="de", length=80, seed=3))
+    assert stream.generated == expected.text
+    assert stream.result_line().score == f"log-prob {expected.total:,.1f} nats · {expected.bits_per_char:.2f} bits/char"
+
+
+def test_a_beam_search_in_snapshots_ends_with_core_beam_search(tiny_run):
+    import threading
+
+    from rnn_playground.core.beam import beam_search
+    sampler = Sampler.from_checkpoint(tiny_run, "cpu")
+    stream = StreamSession(length=60, beam_on=True, beam_width=4)
+    job = stream.start(stream.settings("The ", 1), "tiny")
+    assert job.beam == 4
+    ticks = iter(range(10**6))
+    snapshots = list(beam_progress(sampler, job.settings, job.beam, job.stop, clock=lambda: next(ticks) * 0.05))
+    assert 1 < len(snapshots) < 60 and snapshots[-1].done and not any(s.done for s in snapshots[:-1])
+    for progress in snapshots:
+        assert stream.beam_added(job.generation, progress)
+    expected = beam_search(sampler, sampler.vocab, "The ", 4, 60)
+    assert not stream.streaming and stream.generated == expected.best.text
+    assert [row[4] for row in beam_rows(stream.beam_step)] == [beam.text for beam in expected.beams]
+    line = stream.result_line()
+    assert line.state == "done" and line.rate.endswith("steps/s") and line.made_with[0] == "beam 4"
+    assert line.score.startswith(f"log-prob {expected.best.logprob:,.1f} nats")
+    # asked to stop, a search ends at once, saying so
+    stop = threading.Event()
+    stop.set()
+    *_, last = beam_progress(sampler, job.settings, 4, stop)
+    assert last.done and last.stopped and last.step.step == 1

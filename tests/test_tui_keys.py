@@ -112,7 +112,7 @@ async def test_the_first_tab_from_the_start_shows_where_the_focus_is(tmp_path, t
         assert app.focused is not None and app.focused.id == "event-log"
         assert "┏" in screen_text(app) and "log" in screen_text(app).split("┏", 1)[1].splitlines()[0]
         await open_screen(pilot, app, "2", "SampleScreen", tiny_run)
-        await press(pilot, "p", "tab")
+        await press(pilot, "p", "tab", "tab")  # from the prime to the stop field, then the sample
         await pilot.pause()
         assert app.focused is not None and app.focused.id == "sample-output"
         assert "┏" in screen_text(app)

@@ -127,6 +127,11 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: sample.stream.streaming, 10, "streaming")
         await check(SampleScreen)                                   # Stop
         await press(pilot, "x")
+        sample.stop_input.value = "e"                               # a stop text: Include stop, Min length
+        await press(pilot, "b")                                     # beam search: Fewer beams, More beams
+        await wait_for(pilot, lambda: sample.stream.stop_text == "e" and not sample.stream.streaming, 10, "stop")
+        await check(SampleScreen)
+        await press(pilot, "b")
 
         app.open_run("gates", tiny_run)
         await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace, 20, "gates")

@@ -247,11 +247,11 @@ async def test_an_unexpected_error_in_the_continuation_is_shown_and_the_screen_g
     async with Host(screen, "sample.tcss").run_test(size=(80, 24)) as pilot:
         await open_screen(pilot, screen)
 
-        def broken(self, settings):
+        def broken(self, settings, keep=True):
             raise RuntimeError("the sampler broke")
 
         with monkeypatch.context() as patch:
-            patch.setattr(Sampler, "stream", broken)
+            patch.setattr(Sampler, "start", broken)  # the screen's way into the sampler (a pass of N streams)
             await pilot.press("a", *"def")
             error = screen.query_one("#sample-error")
             await wait_for(pilot, lambda: error.display and error.content.plain, what="the error")

@@ -26,7 +26,7 @@ WIDGET_KEYS = [
                                     "pane, such as the log or the sample, has a heavy border)"),
     ("Train", "enter", "in a form field: start training (on a button: press it; on a list: open it)"),
     ("Runs", "up,down", "select a run in the table (its details and loss curves show below)"),
-    ("Sample", "enter", "in the prime field: generate"),
+    ("Sample", "enter", "in the prime or stop field: generate"),
     ("Gates", "enter", "in the text field: load that text; in the regex field: search; in the unit list: "
                        "select the unit"),
     ("Series", "enter", "in a form field: start training"),

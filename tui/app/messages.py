@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
     from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
-    from rnn_playground.tui.viewmodel.sample_session import SourceInfo
+    from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
 
@@ -184,6 +184,18 @@ class SampleChunkMessage(Message, bubble=False):
 class SampleFailed(Message, bubble=False):
     generation: int
     error: str
+
+
+@dataclass
+class BeamProgressed(Message, bubble=False):
+    """A snapshot of the beam search of generation `generation` (its beams best first)."""
+    generation: int
+    progress: BeamProgress
+
+    def can_replace(self, message: Message) -> bool:
+        # each snapshot is complete: a newer one of the same search stands in for one still queued; the last never
+        return isinstance(message, BeamProgressed) and message.generation == self.generation \
+            and not self.progress.done
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Sample: stream text from a checkpoint, or from the model being trained right now, one character
-at a time; settings by key; stop, regenerate, copy; complete-as-you-type.
+at a time; settings by key (temperature, top-k, top-p, repetition penalty, a stop text); stop,
+regenerate, copy; complete-as-you-type; several samples drawn together, side by side, each with its
+log-probability; a beam search whose beams grow live.
 
 The state (settings, the stream, complete-as-you-type) is viewmodel.sample_session's; the sampler
 runs in a worker thread, its characters cut into a few chunks a second (or paced to a typewriter
@@ -17,7 +19,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Grid, Horizontal
 from textual.timer import Timer
 from textual.widgets import Input, Label, Static
 
@@ -30,13 +32,23 @@ from rnn_playground.tui.viewmodel.sample_session import (
     SourceInfo,
     StreamJob,
     StreamSession,
+    beam_progress,
+    beam_rows,
     complete,
     output_parts,
+    pane_parts,
     stream_chunks,
 )
-from rnn_playground.tui.viewmodel.sample_view import describe_checkpoint, pace_label
+from rnn_playground.tui.viewmodel.sample_view import (
+    SAMPLES_CHOICES,
+    describe_checkpoint,
+    pace_label,
+    pane_grid,
+    show_stop,
+    stop_field,
+)
 
-from ..messages import GhostReady, SampleChunkMessage, SampleFailed, SamplerLoaded
+from ..messages import BeamProgressed, GhostReady, SampleChunkMessage, SampleFailed, SamplerLoaded
 from ..widgets.fitting import pack_phrases
 from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
@@ -81,8 +93,35 @@ class SampleScreen(PlaygroundScreen):
                 tooltip="complete-as-you-type: a dimmed continuation follows the prime as you type"),
         Binding("m", "source", "Source", show=False, id="sample.source",
                 tooltip="sample from the checkpoint, or from the model being trained right now"),
+        Binding("u", "top_p(1)", "Top-p-", show=False, id="sample.top_p_down",
+                tooltip="top-p (nucleus) narrower: sample among the likeliest characters holding this much "
+                        "probability (1.0 0.95 0.9 0.8 0.5 0.3 0.1)"),
+        Binding("U", "top_p(-1)", "Top-p+", show=False, id="sample.top_p_up", tooltip="top-p wider (1 = off)"),
+        Binding("e", "penalty(1)", "Penalty+", show=False, id="sample.penalty_up",
+                tooltip="repetition penalty up (1.0 1.1 1.2 1.5 2.0): characters of the last 32 made less likely"),
+        Binding("E", "penalty(-1)", "Penalty-", show=False, id="sample.penalty_down",
+                tooltip="repetition penalty down (1 = off)"),
+        Binding("n", "samples(1)", "More samples", show=False, id="sample.samples_up",
+                tooltip="more samples drawn together, shown side by side (1 2 4 8)"),
+        Binding("N", "samples(-1)", "Fewer samples", show=False, id="sample.samples_down", tooltip="fewer samples"),
+        Binding("o", "stop_field", "Stop text", show=False, id="sample.stop_field",
+                tooltip="edit the stop text: a sample ends where it appears (/regex/ for a regular expression, "
+                        "/\\n/ a newline; Enter generates)"),
+        Binding("i", "include_stop", "Include stop", show=False, id="sample.include_stop",
+                tooltip="keep the stop text at the end of a sample, or cut it off"),
+        Binding("j", "min_length(1)", "Min length+", show=False, id="sample.min_length_up",
+                tooltip="characters before a stop text counts: more (0 10 20 50 100 200 500)"),
+        Binding("J", "min_length(-1)", "Min length-", show=False, id="sample.min_length_down",
+                tooltip="characters before a stop text counts: fewer"),
+        Binding("b", "beam", "Beam search", show=False, id="sample.beam",
+                tooltip="beam search: the likeliest continuation of the length (or up to the stop text), "
+                        "its beams shown growing live"),
+        Binding("left_square_bracket", "beam_width(-1)", "Fewer beams", show=False, id="sample.beam_narrower",
+                tooltip="beam search: fewer beams (1 2 4 8 16; 1 = greedy)"),
+        Binding("right_square_bracket", "beam_width(1)", "More beams", show=False, id="sample.beam_wider",
+                tooltip="beam search: more beams (a search under way starts again with them)"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="sample.leave_field",
-                tooltip="leave the prime field"),
+                tooltip="leave the prime or stop field"),
     ]
 
     # Injectable for deterministic screenshots and tests: the clock the stream is timed by.
@@ -103,6 +142,7 @@ class SampleScreen(PlaygroundScreen):
         self.is_loading = False
         self._ghost_timer: Timer | None = None
         self._loaded_run: Path | None = None
+        self._lines_shown: dict[str, int] = {}  # lines of the source and settings lines, by widget id
 
     # -- layout
 
@@ -114,9 +154,16 @@ class SampleScreen(PlaygroundScreen):
             # select_on_focus off: `p` or `a` puts the cursor in the prime; the next key must not replace it
             yield Input(self._initial_prime, id="prime", compact=True, select_on_focus=False,
                         placeholder="text the model continues (Enter generates)")
+            yield Label("stop", id="sample-stop-label")
+            yield Input(self.stream.stop_text, id="stop", compact=True, select_on_focus=False,
+                        placeholder="text or /regex/")
         yield Static("", id="sample-settings")
         yield Static("", id="sample-error")
         yield StreamText(id="sample-output")
+        with Grid(id="sample-panes"):
+            for _ in range(max(SAMPLES_CHOICES)):
+                yield StreamText(classes="sample-pane")
+        yield Static("", id="sample-beams")
         yield Static("", id="sample-result")
         yield KeyBar()
 
@@ -138,6 +185,10 @@ class SampleScreen(PlaygroundScreen):
     @property
     def prime_input(self) -> Input:
         return self.query_one("#prime", Input)
+
+    @property
+    def stop_input(self) -> Input:
+        return self.query_one("#stop", Input)
 
     # -- the source
 
@@ -222,6 +273,12 @@ class SampleScreen(PlaygroundScreen):
             return bool(self.stream.generated or self.prime_input.value)
         if action == "source":
             return True if (self.live_available() or self.use_live) else None
+        if action in ("temperature", "top_k", "top_p", "penalty", "samples"):
+            return None if self.stream.beam_on else True  # beam search does not sample: greyed out
+        if action == "beam_width":
+            return True if self.stream.beam_on else None
+        if action in ("include_stop", "min_length"):
+            return True if self.stream.stop_text else None  # they apply to a stop text
         return True
 
     def action_temperature(self, delta: int) -> None:
@@ -243,6 +300,40 @@ class SampleScreen(PlaygroundScreen):
     def action_pace(self, delta: int) -> None:
         self.stream.change_pace(delta)
         self._settings_changed()
+
+    def action_top_p(self, delta: int) -> None:
+        self.stream.change_top_p(delta)
+        self._settings_changed()
+
+    def action_penalty(self, delta: int) -> None:
+        self.stream.change_penalty(delta)
+        self._settings_changed()
+
+    def action_samples(self, delta: int) -> None:
+        self.stream.change_samples(delta)
+        self._settings_changed()
+
+    def action_min_length(self, delta: int) -> None:
+        self.stream.change_min_length(delta)
+        self._settings_changed()
+
+    def action_include_stop(self) -> None:
+        self.stream.toggle_include_stop()
+        self._settings_changed()
+
+    def action_stop_field(self) -> None:
+        self.set_focus(self.stop_input)
+
+    def action_beam(self) -> None:
+        self.stream.toggle_beam()
+        self._settings_changed()
+
+    def action_beam_width(self, delta: int) -> None:
+        width = self.stream.beam_width
+        self.stream.change_beam_width(delta)
+        self._settings_changed()
+        if self.stream.streaming and self.stream.result_beam and self.stream.beam_width != width:
+            self.generate(self.stream.seed if self.stream.seed is not None else self.stream.next_seed())
 
     def action_complete(self) -> None:
         self.ghost.toggle()
@@ -267,7 +358,15 @@ class SampleScreen(PlaygroundScreen):
         self.set_focus(None)
 
     def _settings_changed(self) -> None:
-        self.render_all()
+        if self.stream.streaming and self._ready:
+            # The text is the stream's until it ends: a key changes only the lines that show settings,
+            # so a key press never redraws every pane of several samples.
+            self.render_source()
+            self.render_settings()
+            self.render_result()
+            refresh_bindings_if_changed(self)
+        else:
+            self.render_all()
         self._schedule_ghost(0.0)
 
     # -- generating
@@ -288,14 +387,13 @@ class SampleScreen(PlaygroundScreen):
         settings = self.settings(seed)
         vocab = self.vocab
         try:
-            if vocab is not None:
-                settings.validate(vocab)
+            self.stream.check(settings, vocab)
         except PlaygroundError as exc:
             self._show_error(str(exc))
             return False
         self._show_error(None)
         self._cancel_ghost_timer()
-        self.ghost.text = ""
+        self.ghost.clear()
         if self.use_live:
             live = self.live_model()
             snapshot = self.app.train_run.snapshot
@@ -314,7 +412,11 @@ class SampleScreen(PlaygroundScreen):
 
             def get_sampler() -> Sampler:
                 return sampler
-        self._stream(self.stream.start(settings, detail), get_sampler)
+        job = self.stream.start(settings, detail)
+        if job.beam:
+            self._beam(job, get_sampler)
+        else:
+            self._stream(job, get_sampler)
         self.render_all()
         return True
 
@@ -329,16 +431,41 @@ class SampleScreen(PlaygroundScreen):
         except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
             self.post_message(SampleFailed(job.generation, error_text(exc)))
 
+    @work(thread=True, group="sample-stream", exit_on_error=False)
+    def _beam(self, job: StreamJob, get_sampler: Callable[[], Sampler]) -> None:
+        from textual.worker import get_current_worker
+        worker = get_current_worker()
+        try:
+            for progress in beam_progress(get_sampler(), job.settings, job.beam, job.stop, clock=self.clock,
+                                          cancelled=lambda: worker.is_cancelled):
+                self.post_message(BeamProgressed(job.generation, progress))
+        except Exception as exc:  # noqa: BLE001 - shown inline; the screen stays usable
+            self.post_message(SampleFailed(job.generation, error_text(exc)))
+
     def on_sample_chunk_message(self, message: SampleChunkMessage) -> None:
         if not self.stream.add(message.generation, message.chunk):
             return
-        output = self.query_one(StreamText)
-        output.append(message.chunk.text)
-        if message.chunk.done:
-            output.cursor = False
-            output.refresh()
+        chunk = message.chunk
+        outputs = [self.query_one("#sample-output", StreamText)] if len(chunk.texts) == 1 else \
+            list(self.query(".sample-pane").results(StreamText))
+        for output, text in zip(outputs, chunk.texts, strict=False):
+            output.append(text)
+        if chunk.done:
+            if len(chunk.texts) > 1:
+                self.render_output()  # each pane's title gets its log-probability
+            else:
+                outputs[0].cursor = False
+                outputs[0].refresh()
             refresh_bindings_if_changed(self)
         self.render_result()
+
+    def on_beam_progressed(self, message: BeamProgressed) -> None:
+        if not self.stream.beam_added(message.generation, message.progress):
+            return
+        self.render_output()
+        self.render_result()
+        if message.progress.done:
+            refresh_bindings_if_changed(self)
 
     def on_sample_failed(self, message: SampleFailed) -> None:
         if not self.stream.failed(message.generation):
@@ -354,7 +481,9 @@ class SampleScreen(PlaygroundScreen):
         stream = self.stream
         prime = stream.result_settings.prime if stream.result_settings is not None and stream.generated else \
             self.prime_input.value
-        text = prime + stream.generated
+        # several samples: each after its prime, a blank line between
+        text = "\n\n".join(prime + generated for generated in (stream.texts if stream.shown_samples > 1
+                                                                 else [stream.generated]))
         if not text:
             return
         self.app.copy_to_clipboard(text)
@@ -366,8 +495,21 @@ class SampleScreen(PlaygroundScreen):
     # -- prime field and complete-as-you-type
 
     @on(Input.Submitted, "#prime")
+    @on(Input.Submitted, "#stop")
     def _prime_submitted(self) -> None:
         self.action_generate()
+
+    @on(Input.Changed, "#stop")
+    def _stop_changed(self, event: Input.Changed) -> None:
+        self.stream.stop_text = event.value
+        try:  # a regex that does not compile is said at once, under the field
+            self.stream.settings("", None).stop_pattern()
+            self._show_error(None)
+        except PlaygroundError as exc:
+            self._show_error(str(exc))
+        self.render_settings()
+        refresh_bindings_if_changed(self)  # i and j/J apply once there is a stop text
+        self._schedule_ghost()
 
     @on(Input.Changed, "#prime")
     def _prime_changed(self) -> None:
@@ -437,6 +579,13 @@ class SampleScreen(PlaygroundScreen):
         self.render_result()
         refresh_bindings_if_changed(self)
 
+    def _update_lines(self, widget: Static, text: Text) -> None:
+        """Update a Static of packed phrases, laying the screen out again only when its number of lines
+        changes: a layout costs tens of ms with several sample panes, and a key press must not wait for one."""
+        lines = text.plain.count("\n") + 1
+        widget.update(text, layout=lines != self._lines_shown.get(widget.id))
+        self._lines_shown[widget.id] = lines
+
     def _key(self, text: Text, key: str) -> None:
         text.append(f"[{key}]", self.get_component_rich_style("sample--key"))
 
@@ -469,7 +618,7 @@ class SampleScreen(PlaygroundScreen):
             hint.append(" checkpoint/live" if self.use_live else " sample the model being trained", muted)
             phrases.append(hint)
         source = self.query_one("#sample-source", Static)
-        source.update(pack_phrases(phrases, source.content_size.width))
+        self._update_lines(source, pack_phrases(phrases, source.content_size.width))
         if self.load_error and not self.use_live:
             self._show_error(self.load_error)
 
@@ -477,26 +626,89 @@ class SampleScreen(PlaygroundScreen):
         muted = self.get_component_rich_style("sample--muted")
         strong = self.get_component_rich_style("sample--strong")
         stream = self.stream
-        items = [
-            ("temperature", "argmax" if stream.temperature == 0 else f"{stream.temperature:.2f}", "t/T"),
-            ("top-k", "off" if stream.top_k == 0 else str(stream.top_k), "k/K"),
-            ("length", f"{stream.length:,}", "l/L"),
-            ("seed", f"{stream.seed} fixed" if stream.seed_fixed and stream.seed is not None else "new each time",
-             "s"),
-            ("speed", pace_label(stream.pace), "w/W"),
-            ("complete-as-you-type", "on" if self.ghost.enabled else "off", "a"),
-        ]
+        stop, regex = stop_field(stream.stop_text)
+        if stream.beam_on:
+            items = [("beam search", "on", "b"), ("beams", str(stream.beam_width), "[ ]")]
+        else:
+            items = [
+                ("temperature", "argmax" if stream.temperature == 0 else f"{stream.temperature:.2f}", "t/T"),
+                ("top-k", "off" if stream.top_k == 0 else str(stream.top_k), "k/K"),
+                ("top-p", "off" if stream.top_p == 1 else f"{stream.top_p:.2f}", "u/U"),
+                ("penalty", "off" if stream.repetition_penalty == 1 else f"{stream.repetition_penalty:.1f}", "e/E"),
+                ("samples", str(stream.samples), "n/N"),
+            ]
+        items += [("length", f"{stream.length:,}", "l/L")]
+        if stop:
+            items += [("stop", show_stop(stop, regex) + (" kept" if stream.include_stop else " cut"), "o i"),
+                      ("min-length", f"{stream.min_length:,}", "j/J")]
+        if not stream.beam_on:
+            items += [("seed", f"{stream.seed} fixed" if stream.seed_fixed and stream.seed is not None
+                       else "new each time", "s"),
+                      ("speed", pace_label(stream.pace), "w/W")]
+        items += [("complete-as-you-type", "on" if self.ghost.enabled else "off", "a")]
+        if not stream.beam_on:
+            items += [("beam search", "off", "b")]
         phrases = []
         for name, value, key in items:
             phrase = Text.assemble((f"{name} ", muted), (value, strong), " ")
             self._key(phrase, key)
             phrases.append(phrase)
+        if stream.beam_on:
+            phrases.append(Text("(temperature, top-k, top-p, penalty and samples are not used by beam search)",
+                                muted))
         settings = self.query_one("#sample-settings", Static)
-        settings.update(pack_phrases(phrases, settings.content_size.width))  # a setting never split over lines
+        self._update_lines(settings, pack_phrases(phrases, settings.content_size.width))  # a setting never split
 
     def render_output(self) -> None:
+        output = self.query_one("#sample-output", StreamText)
         prime, body, tail, cursor = output_parts(self.stream, self.ghost, self.prime_input.value)
-        self.query_one(StreamText).set_text(prime, body, tail, cursor)
+        output.set_text(prime, body, tail, cursor)
+        panes = pane_parts(self.stream, self.ghost, self.prime_input.value)
+        grid = self.query_one("#sample-panes", Grid)
+        # Styles are touched only when they change: each change re-applies CSS and lays the screen out
+        # again, too slow for every key press while several samples stream.
+        _set_display(output, not panes)
+        _set_display(grid, bool(panes))
+        if panes:
+            columns, rows = pane_grid(len(panes), self.size.width)
+            if (grid.styles.grid_size_columns, grid.styles.grid_size_rows) != (columns, rows):
+                grid.styles.grid_size_columns, grid.styles.grid_size_rows = columns, rows
+            for pane, parts in zip(grid.query(".sample-pane").results(StreamText), [*panes, *[None] * 8],
+                                   strict=False):
+                _set_display(pane, parts is not None)
+                if parts is not None:
+                    *text, title = parts
+                    pane.set_text(*text)
+                    if pane.border_title != title:
+                        pane.border_title = title
+        self.render_beams()
+
+    def render_beams(self) -> None:
+        beams = self.query_one("#sample-beams", Static)
+        rows = beam_rows(self.stream.beam_step) if self.stream.result_beam else []
+        _set_display(beams, bool(rows))
+        if not rows:
+            return
+        muted = self.get_component_rich_style("sample--muted")
+        strong = self.get_component_rich_style("sample--strong")
+        width = max(10, beams.content_size.width or self.size.width - 2)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        # at most a quarter of the screen's height: the best beam's text above keeps its room
+        rows = rows[:min(self.stream.result_beam, max(2, self.size.height // 4))]
+        for rank, finished, logprob, bits, beam_text in rows:
+            head = f"{rank:>2} {'■' if finished else '·'} {logprob:>8,.1f} nats {bits:4.2f} b/c  "
+            shown = beam_text.replace("\n", "⏎")
+            room = max(1, width - len(head))
+            if len(shown) > room:  # the end of a beam is where it grows: show that
+                shown = "…" + shown[-(room - 1):]
+            if rank > 1:
+                text.append("\n")
+            text.append(head, strong if rank == 1 else muted)
+            text.append(shown)
+        height = len(rows)
+        if beams.styles.height is None or beams.styles.height.value != height:
+            beams.styles.height = height
+        beams.update(text)
 
     def render_result(self) -> None:
         muted = self.get_component_rich_style("sample--muted")
@@ -527,8 +739,24 @@ class SampleScreen(PlaygroundScreen):
                 text.append(line.rate, strong)
             if line.pace:
                 text.append(f" ({line.pace})", muted)
-            text.append("\n")
             result = self.query_one("#sample-result", Static)
-            text.append_text(pack_phrases([Text(part, muted) for part in line.made_with], result.content_size.width,
-                                          separator=" · "))
+            made_with = [Text(part, muted) for part in line.made_with]
+            if line.score:
+                # On the first line if it fits there, named or (narrower) bare; else it leads the second.
+                compact = line.score.removeprefix("log-prob ")
+                fitting = [score for score in (line.score, compact)
+                           if text.cell_len + 3 + len(score) <= result.content_size.width]
+                if fitting:
+                    text.append(" · ")
+                    text.append(fitting[0], strong)
+                else:
+                    made_with.insert(0, Text(compact, strong))
+            text.append("\n")
+            text.append_text(pack_phrases(made_with, result.content_size.width, separator=" · "))
         self.query_one("#sample-result", Static).update(text, layout=False)  # fixed height: no relayout per chunk
+
+
+def _set_display(widget, shown: bool) -> None:
+    if widget.display != shown:
+        widget.display = shown
+
