@@ -140,8 +140,9 @@ async def test_complete_as_you_type_with_several_samples_shows_each_continuation
         for pane, result in zip(panes(screen), expected, strict=True):
             assert pane.text == "def" + result.text and pane.tail_start == 3  # dimmed after the prime
             assert f"{result.total:,.1f} nats" in pane.border_title
-        assert len({pane.region.y for pane in panes(screen)}) == 2  # 2x2 at 120 columns: lines long enough to read
-        assert "the model's 4 continuations" in result_text(screen)
+        # 2x2 at 120 columns: lines long enough to read (laid out on a later frame than the panes' mount)
+        await wait_for(pilot, lambda: len({pane.region.y for pane in panes(screen)}) == 2, what="the 2x2 layout")
+        await wait_for(pilot, lambda: "the model's 4 continuations" in result_text(screen), what="the result line")
 
 
 async def test_a_bad_stop_regex_is_said_under_the_field_and_nothing_starts(tiny_run):
