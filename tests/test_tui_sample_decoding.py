@@ -109,6 +109,7 @@ async def test_four_samples_are_the_engines_four_streams_side_by_side(tiny_run):
         expected = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
             SampleSettings(prime="The ", temperature=0.8, length=100, seed=screen.stream.seed, samples=4))
         assert screen.stream.texts == [result.text for result in expected]
+        await wait_for(pilot, lambda: all(pane.region.height for pane in panes(screen)), what="the panes laid out")
         shown = panes(screen)
         assert len(shown) == 4 and not screen.query_one("#sample-output").display
         assert [pane.text for pane in shown] == ["The " + result.text for result in expected]
@@ -136,7 +137,8 @@ async def test_complete_as_you_type_with_several_samples_shows_each_continuation
         expected = Sampler.from_checkpoint(tiny_run, "cpu").sample_many(
             SampleSettings(prime="def", temperature=0.8, length=GHOST_CHARS, seed=0, samples=4))
         await wait_for(pilot, lambda: screen.ghost.texts == [r.text for r in expected], what="the continuations")
-        await wait_for(pilot, lambda: len(panes(screen)) == 4, what="the panes")
+        await wait_for(pilot, lambda: len(panes(screen)) == 4 and all(pane.region.height for pane in panes(screen)),
+                       what="the panes laid out")
         for pane, result in zip(panes(screen), expected, strict=True):
             assert pane.text == "def" + result.text and pane.tail_start == 3  # dimmed after the prime
             assert f"{result.total:,.1f} nats" in pane.border_title
