@@ -393,9 +393,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "compare":
             return True if len(self.marked) >= 2 else None  # greyed until two runs are marked
-        if action == "mark_sweep":
-            info = self.selected_info
-            return info is not None and bool(self.sweeps.get(info.name, ("", False))[0])
+        if action == "mark_sweep":  # with any run selected: one not in a sweep is told so
+            return self.selected_info is not None
         if action in ("open", "mark", "train_more", "follow", "delete", *RUN_KEYS):
             info = self.selected_info
             if info is None:
