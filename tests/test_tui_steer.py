@@ -133,7 +133,10 @@ async def test_t_follows_a_headless_run_on_the_train_screen_and_its_keys_steer_i
             await press(pilot, "5")
             await runs_screen_on(pilot, run_dir)
             await press(pilot, "t")
-            await wait_for(pilot, lambda: app.train_run.watched and app.train_run.snapshot.run_name == "elsewhere",
+            # x applies once the watch has caught up with the run (its keys are greyed until its state is known):
+            # under a full suite's load that can take a while after the Train screen shows the run's name.
+            await wait_for(pilot, lambda: app.train_run.watched and app.train_run.snapshot.run_name == "elsewhere"
+                           and app.train_run.snapshot.status == "training" and app.screen.check_action("stop", ()),
                            30, "followed again")
             await press(pilot, "x")
             assert process.wait(60) == 0
