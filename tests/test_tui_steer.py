@@ -79,7 +79,9 @@ async def test_the_runs_screen_pauses_saves_resumes_and_stops_a_headless_run(tin
             await press(pilot, "p")
             await wait_for(pilot, lambda: records(run_dir, "resumed"), 30, "resumed")
             await press(pilot, "x")
-            assert process.wait(60) == 0
+            # Waited for without blocking: the app's loop must go on to handle the key and send the command.
+            await wait_for(pilot, lambda: process.poll() is not None, 60, "the run's process to end")
+            assert process.returncode == 0
             await wait_for(pilot, lambda: screen.watch_snapshot.status == "stopped", 30, "stopped on screen")
             await wait_for(pilot, lambda: "p Pause" not in footer_of(app) and "t Train more" in footer_of(app),
                            10, "the run keys gone, t trains it more")
@@ -139,7 +141,9 @@ async def test_t_follows_a_headless_run_on_the_train_screen_and_its_keys_steer_i
                            and app.train_run.snapshot.status == "training" and app.screen.check_action("stop", ()),
                            30, "followed again")
             await press(pilot, "x")
-            assert process.wait(60) == 0
+            # Waited for without blocking: the app's loop must go on to handle the key and send the command.
+            await wait_for(pilot, lambda: process.poll() is not None, 60, "the run's process to end")
+            assert process.returncode == 0
             await wait_for(pilot, lambda: not app.train_run.active and app.train_run.snapshot.status == "stopped",
                            30, "stopped on the Train screen")
     finally:
