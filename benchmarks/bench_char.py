@@ -101,9 +101,9 @@ def legacy_stream(sampler: Sampler, settings: SampleSettings):
     the new path must not fall behind."""
     rng = random.Random(settings.seed)
     with torch.inference_mode(), torch_threads(sampler.threads):
-        state, token = sampler._prime(settings.prime)
+        state, token = sampler.prime_state(settings.prime)
         for _ in range(settings.length):
-            logits = sampler._step(token, state)[0] / settings.temperature
+            logits = sampler.step(token, state)[0] / settings.temperature
             values, indices = logits.topk(settings.top_k)
             probs, choices = values.softmax(-1).tolist(), indices.tolist()
             point, total = rng.random() * sum(probs), 0.0

@@ -169,7 +169,7 @@ def _reorder(layer_state, parents: torch.Tensor):
 def _search(sampler: Sampler, prime: str, width: int, limit: int, alpha: float,
             stop: StopFn | None, bounded: bool) -> Iterator[BeamStep]:
     device, chars, size = sampler.device, sampler.vocab.chars, len(sampler.vocab)
-    state, last = sampler._prime(prime)
+    state, last = sampler.prime_state(prime)
     tokens = [last]                                    # each live beam's last character
     totals = torch.zeros(1, device=device)             # (beams,): each live beam's log-probability
     texts: list[str] = [""]
@@ -180,7 +180,7 @@ def _search(sampler: Sampler, prime: str, width: int, limit: int, alpha: float,
         return logprob / chars_count ** alpha if alpha and chars_count else logprob
 
     for step in range(1, limit + 1):
-        logits = sampler._step(tokens, state)
+        logits = sampler.step(tokens, state)
         logprobs = torch.log_softmax(logits, dim=-1)                         # (beams, vocab)
         candidates = (totals[:, None] + logprobs).flatten()
         ranked_totals, order = torch.sort(candidates, descending=True, stable=True)

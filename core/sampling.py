@@ -357,7 +357,7 @@ class Sampler:
             token = token[0]
         return self._input_table[token:token + 1]  # a slice: cheaper than an index op at batch 1
 
-    def _step(self, token: int | list[int], state: list) -> torch.Tensor:
+    def step(self, token: int | list[int], state: list) -> torch.Tensor:
         """One character per stream through every layer: `token` for a batch of 1, or a list of one
         per row of the state, (n, hidden) per layer. All n go through each product together. Updates
         `state` in place, returns (n, vocab) logits."""
@@ -455,7 +455,7 @@ class Sampler:
         active, pending = list(streams), []
         try:
             with torch.inference_mode(), torch_threads(self.threads):
-                state, token = self._prime(settings.prime)
+                state, token = self.prime_state(settings.prime)
                 if len(active) > 1:
                     state = [tuple(t.expand(len(active), -1).contiguous() for t in layer) if isinstance(layer, tuple)
                              else layer.expand(len(active), -1).contiguous() for layer in state]
@@ -471,7 +471,7 @@ class Sampler:
                         if pairs:
                             rows, cols = zip(*pairs, strict=True)
                             seen[torch.tensor(rows), torch.tensor(cols)] = True
-                    logits = self._step(tokens, state)
+                    logits = self.step(tokens, state)
                     probs, indices = next_distribution(logits, settings, seen)
                     probs = probs.tolist()
                     indices = indices.tolist() if indices is not None else None
@@ -567,7 +567,7 @@ class Sampler:
             position = stream.search_from = start + 1
         return False
 
-    def _prime(self, prime: str) -> tuple[list, int]:
+    def prime_state(self, prime: str) -> tuple[list, int]:
         """Per-layer state after all but the last prime character, and that last character."""
         prime = prime or ("\n" if "\n" in self.vocab.index else self.vocab.chars[0])
         ids = self.vocab.encode(prime).to(self.device).unsqueeze(0)
@@ -593,8 +593,8 @@ class Sampler:
         ids = self.vocab.encode(text).tolist()
         rows = []
         with torch.inference_mode():
-            state, token = self._prime(text[:1])
+            state, token = self.prime_state(text[:1])
             for following in ids[1:]:
-                rows.append(self._step(token, state)[0].softmax(-1))
+                rows.append(self.step(token, state)[0].softmax(-1))
                 token = following
         return torch.stack(rows) if rows else torch.empty(0, len(self.vocab))

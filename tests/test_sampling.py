@@ -161,9 +161,9 @@ def test_single_step_logits_match_the_full_forward(cell, layers):
     assert model.training, "the sampler must not switch the caller's model to eval mode"
     with torch.inference_mode():
         for cut in (1, 2, 5):
-            state, token = sampler._prime(text[:cut])
+            state, token = sampler.prime_state(text[:cut])
             for end in range(cut, len(text)):
-                fast = sampler._step(token, state)[0]
+                fast = sampler.step(token, state)[0]
                 full = reference_next_logits(model, vocab, text[:end])
                 assert fast.shape == full.shape == (len(vocab),)
                 assert torch.allclose(fast, full, atol=1e-5, rtol=0), (cell, layers, cut, end,
@@ -228,10 +228,10 @@ def test_int8_step_follows_every_layer(layers):
             parameter.mul_(3)
     exact, int8 = Sampler(model, vocab, "fp32"), Sampler(model, vocab, "int8")
     with torch.inference_mode():
-        exact_state, token = exact._prime(text[:3])
-        int8_state, _ = int8._prime(text[:3])
+        exact_state, token = exact.prime_state(text[:3])
+        int8_state, _ = int8.prime_state(text[:3])
         for end in range(3, len(text)):
-            a, b = exact._step(token, exact_state)[0], int8._step(token, int8_state)[0]
+            a, b = exact.step(token, exact_state)[0], int8.step(token, int8_state)[0]
             assert float((a - b).abs().max()) < 0.05 * float(a.abs().max()), end
             token = vocab.index[text[end]]
 
@@ -243,10 +243,10 @@ def test_int8_sampling_is_reproducible_and_greedy_on_its_own_logits(trained):
     sampler = Sampler(model, vocab, "int8")
     greedy = sampler.generate(SampleSettings(prime="The ", temperature=0, length=30))
     with torch.inference_mode():
-        state, token = sampler._prime("The ")
+        state, token = sampler.prime_state("The ")
         expected = ""
         for _ in range(30):
-            token = int(sampler._step(token, state).argmax())
+            token = int(sampler.step(token, state).argmax())
             expected += vocab.chars[token]
     assert greedy == expected
 
