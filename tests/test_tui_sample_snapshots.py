@@ -36,18 +36,32 @@ async def open_sample(pilot, run: Path):
     return app.screen
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-def test_sample_screen(snap_compare, size, monkeypatch):
+# Keys pressed before g (generate), and when the result is complete: one draw, four samples, beam search.
+SCREENS = {
+    "one": (1234, ("p", *"def", "escape", "T", "T", "k", "k", "k", "k", "k", "L"),
+            lambda stream: stream.generated),
+    "four": (1234, ("p", *"def", "escape", "n", "n", "u", "u", "e", "L", "L", "L"),
+             lambda stream: stream.results),
+    "beam": (None, ("p", *"def", "escape", "b", "L", "L", "L"),
+             lambda stream: stream.beam_step),
+}
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("case", SCREENS)
+def test_sample_screen(snap_compare, case, size, monkeypatch):
     from rnn_playground.tui.app.screens.sample import SampleScreen
     monkeypatch.setattr(SampleScreen, "clock", CountingClock())
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
+    seed, keys, complete = SCREENS[case]
 
     async def run_before(pilot):
         screen = await open_sample(pilot, run)
-        screen.stream.seed, screen.stream.seed_fixed = 1234, True
-        await pilot.press("p", *"def", "escape", "T", "T", "k", "k", "k", "k", "k", "L")
+        if seed is not None:
+            screen.stream.seed, screen.stream.seed_fixed = seed, True
+        await pilot.press(*keys)
         await pilot.press("g")
-        await wait(pilot, lambda: not screen.stream.streaming and screen.stream.generated)
+        await wait(pilot, lambda: not screen.stream.streaming and complete(screen.stream))
 
     assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
 
@@ -67,34 +81,3 @@ def test_sample_screen_complete_as_you_type(snap_compare, monkeypatch):
         await pilot.pause()
 
     assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)
-
-
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-def test_sample_screen_four_samples(snap_compare, size, monkeypatch):
-    from rnn_playground.tui.app.screens.sample import SampleScreen
-    monkeypatch.setattr(SampleScreen, "clock", CountingClock())
-    run = write_char_checkpoint(Path("runs") / "brisk-otter")
-
-    async def run_before(pilot):
-        screen = await open_sample(pilot, run)
-        screen.stream.seed, screen.stream.seed_fixed = 1234, True
-        await pilot.press("p", *"def", "escape", "n", "n", "u", "u", "e", "L", "L", "L")
-        await pilot.press("g")
-        await wait(pilot, lambda: not screen.stream.streaming and screen.stream.results)
-
-    assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
-
-
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
-def test_sample_screen_beam_search(snap_compare, size, monkeypatch):
-    from rnn_playground.tui.app.screens.sample import SampleScreen
-    monkeypatch.setattr(SampleScreen, "clock", CountingClock())
-    run = write_char_checkpoint(Path("runs") / "brisk-otter")
-
-    async def run_before(pilot):
-        screen = await open_sample(pilot, run)
-        await pilot.press("p", *"def", "escape", "b", "L", "L", "L")
-        await pilot.press("g")
-        await wait(pilot, lambda: not screen.stream.streaming and screen.stream.beam_step)
-
-    assert snap_compare(plain_app(), terminal_size=size, run_before=run_before)
