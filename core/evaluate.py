@@ -219,11 +219,6 @@ def run_corpus(meta: dict, run: str, why: str) -> RunCorpus:
                      split_parts(corpus.text, config.val_fraction, config.test_fraction))
 
 
-def run_split_text(meta: dict, which: str, run: str) -> SplitText:
-    """The validation or test part of the corpus a run trained on (run_corpus)."""
-    return split_text(run_corpus(meta, run, f"--split {which}"), which, run)
-
-
 def split_text(corpus: RunCorpus, which: str, run: str) -> SplitText:
     """The validation or test part of a run's corpus. Refuses a split the run does not have."""
     config = corpus.config
