@@ -63,6 +63,14 @@ def resume_command(run_dir: Path | str, devices: str, *, threads: int | None = N
     return command
 
 
+def start_detached(command: list[str], log_path: Path) -> subprocess.Popen:
+    """`command` as a headless process of its own session (the terminal's hang-up or Ctrl+C reaches it only
+    through what we send it), plain output (no colour, no terminal) written to `log_path`."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+
+
 class LaunchedRun(FolderRun):
     """`command` started as a process of its own session (so the terminal's hang-up or Ctrl+C reaches the
     run only through its controls), its output kept in the run folder's launch.log, and the run then
@@ -77,10 +85,7 @@ class LaunchedRun(FolderRun):
         self.process: subprocess.Popen | None = None
 
     def events(self) -> Iterator[Event | LogNote]:
-        with open(self.run_dir / runs.LAUNCH_LOG, "wb") as log:
-            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+        self.process = start_detached(self.command, self.run_dir / runs.LAUNCH_LOG)
         ended = False
         for event in super().events():
             ended = ended or isinstance(event, ErrorEvent)

@@ -37,7 +37,7 @@ from rnn_playground.core.config import TrainConfig, flag_of
 from rnn_playground.core.device import device_for_flag
 from rnn_playground.core.errors import ConfigError, PlaygroundError
 
-from .launch import CLI_MODULE, process_failure, resume_command, setting_flags, train_command
+from .launch import CLI_MODULE, process_failure, resume_command, setting_flags, start_detached, train_command
 from .settings import field_type
 
 SWEEPS = "sweeps"            # RUNS/sweeps/NAME/ is a sweep's own folder
@@ -379,9 +379,7 @@ class SweepRunner:
         run_dir = self.sweep.run_dir(run)
         run_dir.mkdir(parents=True, exist_ok=True)
         command = self.command(run, device)
-        with open(run_dir / runs.LAUNCH_LOG, "wb") as log:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True, env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+        process = start_detached(command, run_dir / runs.LAUNCH_LOG)
         self.processes[run.name] = (run, device, process)
         if self.stopping:  # stopped between the start and the line above: this one was not told
             process.send_signal(signal.SIGINT)
@@ -501,6 +499,4 @@ def start_sweep(command: list[str], runs_dir: Path | str, name: str) -> subproce
     app launched does), its output in the sweep folder's sweep.log."""
     folder = sweep_folder(runs_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / SWEEP_LOG, "wb") as log:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "NO_COLOR": "1", "TERM": "dumb"})
+    return start_detached(command, folder / SWEEP_LOG)
