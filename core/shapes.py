@@ -1,0 +1,106 @@
+"""The shapes of the tensors in a forward pass, read from a real pass (hooks), never written by hand.
+
+`forward_shapes` follows a character model's forward pass as the lesson draws it: ids [B, T] ->
+embedded [B, T, E] -> recurrent output [B, T, H] and state [layers, B, H] -> the lesson's
+contiguous().view to [B*T, H] -> logits [B*T, V], against targets [B*T]. `module_shapes` does the
+same for a bare nn.LSTM / GRU / RNN, which is what the shapes quiz checks an answer against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+from .model import CELLS
+
+
+@dataclass(frozen=True)
+class TensorShape:
+    """One tensor of a pass: `name` says which, `shape` is read from the tensor, and `dims` names each
+    dimension with the lesson's letters (B batch, T time, E embedding, V vocabulary, H hidden, L layers)."""
+    name: str
+    shape: tuple[int, ...]
+    dims: tuple[str, ...]
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"The {name} for a shapes pass must be a whole number of at least 1, got {value!r}.")
+
+
+def _named_state(state) -> list[tuple[str, torch.Tensor]]:
+    """An LSTM's (h, c) or another cell's h, named."""
+    parts = list(state) if isinstance(state, tuple) else [state]
+    return list(zip(("h", "c")[:len(parts)], parts, strict=True))
+
+
+def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
+    """The tensors of `model`'s forward pass over a batch of `batch` x `seq` ids, in order.
+
+    The pass runs through a twin of the model built on torch's meta device (same class, same config:
+    the model's own forward code, with every shape computed by torch and no number): it costs no
+    memory, never touches the model itself (which another thread may be sampling from), and reads the
+    shapes at a full training batch of a large model without doing its arithmetic. The twin is in eval
+    mode, where the recurrent module runs as one call, so hooks on it see the input, output and state.
+    A model without an embedding weight (one-hot input) has its recurrent input named "one-hot" [B, T, V].
+    """
+    _check_sizes(batch=batch, seq=seq)
+    config = model.config
+    with torch.device("meta"):
+        twin = type(model)(config).eval()
+    seen: dict[str, object] = {}
+    hooks = [
+        twin.rnn.register_forward_pre_hook(lambda _m, args: seen.setdefault("rnn_in", args[0])),
+        twin.rnn.register_forward_hook(lambda _m, _args, out: seen.setdefault("rnn_out", out)),
+        twin.head.register_forward_hook(lambda _m, _args, out: seen.setdefault("logits", out)),
+    ]
+    try:
+        ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+        targets = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+        with torch.no_grad():
+            twin(ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    output, state = seen["rnn_out"]
+    embed_weight = getattr(getattr(twin, "embed", None), "weight", None)
+    rows = [TensorShape("ids", tuple(ids.shape), ("B", "T"))]
+    rnn_in = seen["rnn_in"]
+    if embed_weight is None:
+        rows.append(TensorShape("one-hot", tuple(rnn_in.shape), ("B", "T", "V")))
+    else:
+        rows.append(TensorShape("embedded", tuple(rnn_in.shape), ("B", "T", "E")))
+    rows.append(TensorShape("output", tuple(output.shape), ("B", "T", "H")))
+    for name, part in _named_state(state):
+        rows.append(TensorShape(name, tuple(part.shape), ("L", "B", "H")))
+    # The lesson's CharRNN reshapes before its linear layer; ours applies the layer to [B, T, H] and
+    # flattens the logits for the loss (core/chartask.py): the same [B*T, V] either way.
+    reshaped = output.contiguous().view(-1, output.shape[-1])
+    rows.append(TensorShape("reshaped", tuple(reshaped.shape), ("B*T", "H")))
+    rows.append(TensorShape("logits", tuple(seen["logits"].flatten(0, 1).shape), ("B*T", "V")))
+    rows.append(TensorShape("targets", tuple(targets.flatten().shape), ("B*T",)))
+    return rows
+
+
+def module_shapes(cell: str, input_size: int, hidden: int, layers: int, batch: int, seq: int,
+                  batch_first: bool) -> list[TensorShape]:
+    """The input, output and hidden state (h, and c for an LSTM) of a real nn.LSTM / GRU / RNN's forward
+    pass over zeros, on the CPU: what the shapes quiz checks an answer against."""
+    if cell not in CELLS:
+        raise ConfigError(f"Unknown cell type '{cell}'. Use one of: {', '.join(CELLS)}.")
+    _check_sizes(input_size=input_size, hidden=hidden, layers=layers, batch=batch, seq=seq)
+    module = CELLS[cell](input_size, hidden, layers, batch_first=batch_first)
+    order = ("B", "T") if batch_first else ("T", "B")
+    shape = (batch, seq) if batch_first else (seq, batch)
+    inputs = torch.zeros((*shape, input_size))
+    with torch.no_grad():
+        output, state = module(inputs)
+    rows = [TensorShape("input", tuple(inputs.shape), (*order, "I")),
+            TensorShape("output", tuple(output.shape), (*order, "H"))]
+    for name, part in _named_state(state):
+        rows.append(TensorShape(name, tuple(part.shape), ("L", "B", "H")))
+    return rows
