@@ -87,16 +87,18 @@ def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
 
 
 def module_shapes(cell: str, input_size: int, hidden: int, layers: int, batch: int, seq: int,
-                  batch_first: bool) -> list[TensorShape]:
+                  batch_first: bool, device: str = "cpu") -> list[TensorShape]:
     """The input, output and hidden state (h, and c for an LSTM) of a real nn.LSTM / GRU / RNN's forward
-    pass over zeros, on the CPU: what the shapes quiz checks an answer against."""
+    pass over zeros: what the shapes quiz checks an answer against. On the CPU by default; "meta" reads
+    the same shapes for sizes of any size without allocating (the CLI's table for sizes a user types)."""
     if cell not in CELLS:
         raise ConfigError(f"Unknown cell type '{cell}'. Use one of: {', '.join(CELLS)}.")
     _check_sizes(input_size=input_size, hidden=hidden, layers=layers, batch=batch, seq=seq)
-    module = CELLS[cell](input_size, hidden, layers, batch_first=batch_first)
+    with torch.device(device):
+        module = CELLS[cell](input_size, hidden, layers, batch_first=batch_first)
     order = ("B", "T") if batch_first else ("T", "B")
     shape = (batch, seq) if batch_first else (seq, batch)
-    inputs = torch.zeros((*shape, input_size))
+    inputs = torch.zeros((*shape, input_size), device=device)
     with torch.no_grad():
         output, state = module(inputs)
     rows = [TensorShape("input", tuple(inputs.shape), (*order, "I")),
