@@ -14,7 +14,17 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
-from .model import CELLS
+from .model import CELLS, GATES
+
+# Below this many multiply-adds a pass runs on the CPU (its fused kernels take milliseconds); above, on torch's
+# meta device, which computes every shape and no number, at about a millisecond a step whatever the sizes.
+CPU_PASS_WORK = 5e7
+
+
+def pass_device(cell: str, inputs: int, hidden: int, layers: int, batch: int, seq: int) -> str:
+    """Where a pass of these sizes reads its shapes quickest: "cpu" for a small one, "meta" for a large one."""
+    work = batch * seq * layers * GATES[cell] * hidden * (max(inputs, hidden) + hidden)
+    return "cpu" if work < CPU_PASS_WORK else "meta"
 
 
 @dataclass(frozen=True)
@@ -41,16 +51,18 @@ def _named_state(state) -> list[tuple[str, torch.Tensor]]:
 def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
     """The tensors of `model`'s forward pass over a batch of `batch` x `seq` ids, in order.
 
-    The pass runs through a twin of the model built on torch's meta device (same class, same config:
-    the model's own forward code, with every shape computed by torch and no number): it costs no
-    memory, never touches the model itself (which another thread may be sampling from), and reads the
-    shapes at a full training batch of a large model without doing its arithmetic. The twin is in eval
-    mode, where the recurrent module runs as one call, so hooks on it see the input, output and state.
+    The pass runs through a twin of the model (same class, same config: the model's own forward code),
+    so hooks never touch the model itself, which another thread may be sampling from. A large pass runs
+    on torch's meta device (see pass_device), which computes every shape and no number: a full training
+    batch of a large model costs no memory and none of its arithmetic. The twin is in eval mode, where
+    the recurrent module runs as one call, so hooks on it see the input, output and state.
     A model without an embedding weight (one-hot input) has its recurrent input named "one-hot" [B, T, V].
     """
     _check_sizes(batch=batch, seq=seq)
     config = model.config
-    with torch.device("meta"):
+    device = pass_device(config.cell, config.vocab_size if getattr(config, "embed", 0) == 0 else config.embed,
+                         config.hidden, config.layers, batch, seq)
+    with torch.device(device):
         twin = type(model)(config).eval()
     seen: dict[str, object] = {}
     hooks = [
@@ -59,8 +71,8 @@ def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
         twin.head.register_forward_hook(lambda _m, _args, out: seen.setdefault("logits", out)),
     ]
     try:
-        ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
-        targets = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+        ids = torch.zeros((batch, seq), dtype=torch.long, device=device)
+        targets = torch.zeros((batch, seq), dtype=torch.long, device=device)
         with torch.no_grad():
             twin(ids)
     finally:
@@ -87,13 +99,15 @@ def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
 
 
 def module_shapes(cell: str, input_size: int, hidden: int, layers: int, batch: int, seq: int,
-                  batch_first: bool, device: str = "cpu") -> list[TensorShape]:
+                  batch_first: bool, device: str = "auto") -> list[TensorShape]:
     """The input, output and hidden state (h, and c for an LSTM) of a real nn.LSTM / GRU / RNN's forward
-    pass over zeros: what the shapes quiz checks an answer against. On the CPU by default; "meta" reads
-    the same shapes for sizes of any size without allocating (the CLI's table for sizes a user types)."""
+    pass over zeros: what the shapes quiz checks an answer against. `device` "auto" picks the quicker of
+    "cpu" and "meta" (pass_device); meta reads the shapes of sizes of any size without allocating."""
     if cell not in CELLS:
         raise ConfigError(f"Unknown cell type '{cell}'. Use one of: {', '.join(CELLS)}.")
     _check_sizes(input_size=input_size, hidden=hidden, layers=layers, batch=batch, seq=seq)
+    if device == "auto":
+        device = pass_device(cell, input_size, hidden, layers, batch, seq)
     with torch.device(device):
         module = CELLS[cell](input_size, hidden, layers, batch_first=batch_first)
     order = ("B", "T") if batch_first else ("T", "B")

@@ -20,7 +20,7 @@ from rnn_playground.core.shapes import TensorShape, forward_shapes, module_shape
 from ..format import error_text, fit_clauses
 from .page import Line, PageKey, PageView, Source, Span, line
 
-SIZE_LIMIT = 4096  # B and T step by doubling up to here: the pass runs on the meta device, so any size is cheap
+SIZE_LIMIT = 4096  # B and T double up to here: a large pass runs on the meta device, which allocates nothing
 
 # What each tensor of a pass is, in the lesson's words.
 MEANINGS = {
@@ -69,7 +69,7 @@ def model_rows(model, batch: int, seq: int) -> list[ShapeRow]:
 
 
 def module_rows(cell: str, input_size: int, hidden: int, layers: int, batch: int, seq: int,
-                batch_first: bool, device: str = "cpu") -> list[ShapeRow]:
+                batch_first: bool, device: str = "auto") -> list[ShapeRow]:
     """The rows of a bare recurrent module's forward pass."""
     return rows_of(module_shapes(cell, input_size, hidden, layers, batch, seq, batch_first, device))
 
@@ -357,7 +357,7 @@ class ShapesPage:
     def view(self, width: int, height: int) -> PageView:
         rows = self.rows()
         caption = ("Every tensor of one forward pass, with its shape read from the pass itself.",
-                   "up/down change B, left/right T; type a shape to answer the quiz, n: next question.")
+                   "up/down double or halve B, left/right T; type a shape to answer; n: next one.")
         body: list[Line] = []
         if self.source is not None:
             model = describe_model(self.source.model.config)
