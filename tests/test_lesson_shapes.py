@@ -311,3 +311,15 @@ def test_in_the_background_the_last_table_shows_until_the_new_one_is_read():
     page.wait()
     assert not page.pending() and not page.view(80, 24).busy
     assert {row.name: row.shape for row in page.rows()} == real_pass(model, 8, 64)
+
+
+def test_a_new_model_while_a_pass_runs_shows_the_new_models_table():
+    lstm, vocab = tiny_model("lstm", 2)
+    gru, _ = tiny_model("gru", 1, hidden=24)
+    page = ShapesPage(background=True)
+    page.set_source(source(lstm, vocab))
+    page.set_source(source(gru, vocab, batch=4, seq=6))  # the LSTM's pass may still be running
+    page.wait()
+    assert not page.pending()
+    assert {row.name: row.shape for row in page.rows()} == real_pass(gru, 4, 6)
+    assert "GRU 1x24" in line_text(page.view(80, 24).lines[0])

@@ -273,35 +273,37 @@ class ShapesPage:
             self._compute(self.batch, self.seq)
             return
         with self._lock:
-            if self._worker is not None and self._worker.is_alive():
-                return  # the running worker reads the latest B and T when it finishes
+            if self._worker is not None:
+                return  # the running worker reads the latest B and T before it stops
             self._worker = threading.Thread(target=self._work, name="lesson-shapes", daemon=True)
             self._worker.start()
 
     def _work(self) -> None:
         while True:
-            wanted = (self.batch, self.seq)
-            with self._lock:
+            with self._lock:  # the check and the stop are one step, so a request in between is never lost
+                wanted = (self.batch, self.seq)
                 if wanted in self._rows:
+                    self._worker = None
                     return
             self._compute(*wanted)
 
     def _compute(self, batch: int, seq: int) -> None:
-        model = self.source.model
+        source = self.source
         try:
-            rows = model_rows(model, batch, seq)
-        except Exception as exc:  # noqa: BLE001 - any failure of the pass is shown on the page, not raised
-            with self._lock:
-                self._error = error_text(exc, f"Reading the shapes at B={batch}, T={seq} failed")
-                self._rows[(batch, seq)] = self._shown
-            return
+            rows = model_rows(source.model, batch, seq)
+            error = ""
+        except Exception as exc:  # any failure of the pass is shown on the page, not raised
+            rows, error = None, error_text(exc, f"Reading the shapes at B={batch}, T={seq} failed")
         with self._lock:
-            self._rows[(batch, seq)] = rows
-            self._error = ""
+            if self.source is not source:
+                return  # a new model came while this one's pass ran: its table is read next
+            self._rows[(batch, seq)] = self._shown if rows is None else rows
+            self._error = error
 
     def wait(self, timeout: float = 60.0) -> None:
         """Until the table for the current B and T is read (background mode)."""
-        worker = self._worker
+        with self._lock:
+            worker = self._worker
         if worker is not None:
             worker.join(timeout)
 
