@@ -212,6 +212,7 @@ class Verdict:
     given: str
     right: bool
     explanation: str
+    answer: tuple[int, ...] | None = None   # the module's shape, once a well-formed answer was checked
 
 
 # ---- the page ----------------------------------------------------------------------------------------------
@@ -341,7 +342,7 @@ class ShapesPage:
             self.verdict = Verdict(text.strip(), False, "Type the shape as whole numbers, e.g. (1, 3, 20).")
             return self.verdict
         right = self.question.answer()
-        self.verdict = Verdict(shape_text(given), given == right, explain(self.question, given, right))
+        self.verdict = Verdict(shape_text(given), given == right, explain(self.question, given, right), right)
         if not self._counted:
             self._counted = True
             self.answered += 1
@@ -390,6 +391,6 @@ class ShapesPage:
         first, *rest = textwrap.wrap(f"{self.verdict.given} is {mark}. {self.verdict.explanation}", width) or [""]
         out.append(line(Span(first, style)))
         out.extend(line(part) for part in rest)
-        if not self.verdict.right and parse_shape(self.verdict.given) is not None:
-            out.append(line(Span(f"The module returns {shape_text(self.question.answer())}."[:width], "dim")))
+        if not self.verdict.right and self.verdict.answer is not None:
+            out.append(line(Span(f"The module returns {shape_text(self.verdict.answer)}."[:width], "dim")))
         return out
