@@ -18,7 +18,7 @@ import torch
 from .corpus import DEFAULT_CORPUS
 from .device import check_threads, device_for_flag, free_memory
 from .errors import ConfigError
-from .model import CELLS, GATES, ModelConfig, recurrent_parameters
+from .model import CELLS, GATES, ONEHOT, ONEHOT_NAME, ModelConfig, recurrent_parameters
 
 _Config = TypeVar("_Config", bound="LoopConfig")
 
@@ -150,9 +150,12 @@ class TrainConfig(LoopConfig):
                          "is read recursively (--glob picks the files). The last tenth is held out for validation "
                          "(--val-fraction).")
     glob: str = option("*", "file pattern when the corpus is a folder")
-    embed: int = option(64, "embedding size (the one-hot input times a learned matrix)",
+    embed: int = option(64, "embedding size (the one-hot input times a learned matrix), or onehot: the one-hot "
+                            "rows themselves into the first layer, as in the course",
                         "Each character becomes a learned vector of this many numbers before the first layer. "
-                        "A few dozen is plenty for a vocabulary of a few hundred characters.")
+                        "A few dozen is plenty for a vocabulary of a few hundred characters. onehot feeds the "
+                        "first layer the character's one-hot row (as wide as the vocabulary) with no embedding "
+                        "layer: the course's exact input. The Lesson screen's Encoding page shows both.")
     ema: float = option(0.99, "keep an exponential moving average of the weights with this decay (about the "
                               "last 1/(1-ema) steps); validation, samples and saved models use it (0 = off)",
                        "The average of the recent weights predicts better than the latest step's. Checkpoints "
@@ -169,8 +172,11 @@ class TrainConfig(LoopConfig):
         """Refuse any unusable setting, naming its flag ("--hidden must ..."), before anything is loaded
         or allocated. The app's form shows these same messages beside its fields."""
         self.check_types()
-        for name in ("hidden", "layers", "embed", "batch", "seq", "val_every", "val_streams"):
+        for name in ("hidden", "layers", "batch", "seq", "val_every", "val_streams"):
             _check_range(name, getattr(self, name), 1)
+        if self.embed < 0:
+            raise ConfigError(f"--embed must be an embedding size of at least 1, or {ONEHOT_NAME} (one-hot input, "
+                              f"no embedding layer), got {self.embed}.")
         for name in ("warmup", "lr_half_life", "log_every"):
             _check_range(name, getattr(self, name), 0, note="0 = off")
         _check_range("sample_chars", self.sample_chars, 0, MAX_SAMPLE_CHARS, note="0 = none")
@@ -225,7 +231,7 @@ class TrainConfig(LoopConfig):
         Adam's two moments, the weight average; the activations backprop keeps for one window)."""
         c = self.model_config(vocab_size)
         embed_rows = vocab_size if self.embed > 1 else 0  # a series model (embed 1) reads its inputs directly
-        weights = (embed_rows * c.embed + recurrent_parameters(c.cell, c.embed, c.hidden, c.layers)
+        weights = (embed_rows * c.embed + recurrent_parameters(c.cell, c.input_size, c.hidden, c.layers)
                    + c.hidden * vocab_size + vocab_size)
         activations = self.batch * self.seq * c.layers * c.hidden * (GATES[c.cell] + 2)
         return 4 * weights * (4 + (1 if self.ema else 0)), 4 * activations
@@ -235,7 +241,7 @@ class TrainConfig(LoopConfig):
         weights, activations = self.training_bytes(vocab_size)
         free = free_memory(device) if weights + activations > 64 * 2**20 else None  # small: no need to look
         if free is not None and weights + activations > free:
-            embed = f", --embed {self.embed}" if self.embed > 1 else ""
+            embed = f", --embed {self.embed}" if self.embed > 1 else ""  # one-hot: the vocabulary sets the width
             raise ConfigError(f"--hidden {self.hidden}, --layers {self.layers}{embed}, --batch {self.batch} and --seq "
                               f"{self.seq} need about {weights + activations:,} bytes to train ({weights:,} for the "
                               f"weights and optimizer state, {activations:,} for the activations), more than the "
@@ -244,6 +250,18 @@ class TrainConfig(LoopConfig):
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, hidden=self.hidden, layers=self.layers,
                            embed=self.embed, dropout=self.dropout)
+
+
+def embed_from_text(text: str) -> int:
+    """The --embed option's text: an embedding size, or "onehot" (also 0) for one-hot input."""
+    text = str(text).strip()
+    if text.lower() in (ONEHOT_NAME, "one-hot"):
+        return ONEHOT
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"--embed must be an embedding size (a whole number, such as 64) or {ONEHOT_NAME} "
+                          f"(one-hot input, no embedding layer), got '{text}'.") from None
 
 
 def flag_of(name: str) -> str:

@@ -44,7 +44,7 @@ from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
 from .loading import load_model
-from .model import describe_model
+from .model import ONEHOT, OneHot, describe_model
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -316,9 +316,10 @@ class GateTracer:
                              f"a recurrent layer and an output layer (embed, rnn, head); it lacks "
                              f"{', '.join(missing)}. Use a checkpoint of a character model.")
         embed, rnn, head = model.embed, model.rnn, model.head
-        if not isinstance(embed, nn.Embedding) or not isinstance(head, nn.Linear):
-            raise TraceError(f"Cannot trace {where}: expected an nn.Embedding input and an nn.Linear output layer, "
-                             f"found {type(embed).__name__} and {type(head).__name__}.")
+        if not isinstance(embed, (nn.Embedding, OneHot)) or not isinstance(head, nn.Linear):
+            raise TraceError(f"Cannot trace {where}: expected an nn.Embedding (or one-hot) input and an nn.Linear "
+                             f"output layer, found {type(embed).__name__} and {type(head).__name__}.")
+        self.onehot = isinstance(embed, OneHot)
         self.recurrence = rec = Recurrence(rnn, where=where)
         if embed.num_embeddings != len(vocab) or head.out_features != len(vocab):
             raise TraceError(f"Cannot trace {where}: it reads {embed.num_embeddings} and predicts "
@@ -360,6 +361,11 @@ class GateTracer:
     @property
     def dtype(self) -> torch.dtype:
         return self.recurrence.dtype
+
+    @property
+    def embed(self) -> int:
+        """The model's embed setting: its embedding size, or ONEHOT (one-hot rows are its input)."""
+        return ONEHOT if self.onehot else self.recurrence.input_size
 
     @property
     def quantities(self) -> tuple[Quantity, ...]:

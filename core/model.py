@@ -1,4 +1,4 @@
-"""CharRNN: embedding -> LSTM/GRU/RNN -> dropout -> linear, and the course's sequence batching."""
+"""CharRNN: embedding (or one-hot) -> LSTM/GRU/RNN -> dropout -> linear, and the course's sequence batching."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _LAYER_OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per layer of each cell
 _DROPOUT_LEVELS = 32768  # int16's non-negative range: a mask's resolution
+ONEHOT = 0  # ModelConfig.embed for the course's input: one-hot rows straight into the first layer
+ONEHOT_NAME = "onehot"  # how the CLI, the form and every display name it
 
 
 def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -112,12 +114,14 @@ def recurrent_parameters(cell: str, inputs: int, hidden: int, layers: int) -> in
 def describe_model(config) -> str:
     """A model as both faces and the engine's messages name it: "LSTM 2x512" (cell, layers x hidden).
     `config` has cell, layers and hidden attributes (a model config, a gate tracer) or is the "model"
-    mapping of a checkpoint or run.json, where a missing value shows as '?'."""
+    mapping of a checkpoint or run.json, where a missing value shows as '?'. A model reading one-hot
+    rows (embed ONEHOT) says so: "LSTM 2x512 onehot"."""
     if isinstance(config, Mapping):
-        cell, layers, hidden = (config.get(key, "?") for key in ("cell", "layers", "hidden"))
+        cell, layers, hidden, embed = (config.get(key, "?") for key in ("cell", "layers", "hidden", "embed"))
     else:
-        cell, layers, hidden = config.cell, config.layers, config.hidden
-    return f"{str(cell).upper()} {layers}x{hidden}"
+        cell, layers, hidden, embed = config.cell, config.layers, config.hidden, getattr(config, "embed", None)
+    onehot = f" {ONEHOT_NAME}" if embed == ONEHOT and not isinstance(embed, bool) else ""
+    return f"{str(cell).upper()} {layers}x{hidden}{onehot}"
 
 
 class RecurrentConfig:
@@ -163,21 +167,60 @@ class ModelConfig(RecurrentConfig):
     embed: int = 64
     dropout: float = 0.3
 
-    positive = ("vocab_size", "hidden", "layers", "embed")
+    positive = ("vocab_size", "hidden", "layers")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.embed < 0:
+            raise ConfigError(f"Model setting embed must be at least 1, or {ONEHOT} for one-hot input, "
+                              f"got {self.embed}.")
+
+    @property
+    def onehot(self) -> bool:
+        return self.embed == ONEHOT
+
+    @property
+    def input_size(self) -> int:
+        """What the first recurrent layer reads per character: the embedding, or the one-hot row."""
+        return self.vocab_size if self.onehot else self.embed
 
     def parameter_count(self) -> int:
-        return (self.vocab_size * self.embed + recurrent_parameters(self.cell, self.embed, self.hidden, self.layers)
+        table = 0 if self.onehot else self.vocab_size * self.embed
+        return (table + recurrent_parameters(self.cell, self.input_size, self.hidden, self.layers)
                 + self.hidden * self.vocab_size + self.vocab_size)
 
 
+def embed_text(embed: int) -> str:
+    """An embed setting as people read it: "64", or "onehot"."""
+    return ONEHOT_NAME if embed == ONEHOT else str(embed)
+
+
+class OneHot(nn.Module):
+    """The course's input: each character id becomes a row of the identity matrix, nothing learned.
+    Called like nn.Embedding (ids -> rows), with the same num_embeddings, embedding_dim and `weight`
+    (the identity, a buffer that is not saved), so code reading an embedding's table reads this one."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.num_embeddings = self.embedding_dim = vocab_size
+        self.register_buffer("weight", torch.eye(vocab_size), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(ids, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}"
+
+
 class CharRNN(nn.Module):
-    """A character model. The embedding lookup is the course's one-hot input times a learned matrix."""
+    """A character model. The embedding lookup is the course's one-hot input times a learned matrix;
+    with embed ONEHOT the one-hot rows themselves go into the first layer."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.embed = nn.Embedding(config.vocab_size, config.embed)
-        self.rnn = CELLS[config.cell](config.embed, config.hidden, config.layers, batch_first=True,
+        self.embed = OneHot(config.vocab_size) if config.onehot else nn.Embedding(config.vocab_size, config.embed)
+        self.rnn = CELLS[config.cell](config.input_size, config.hidden, config.layers, batch_first=True,
                                       dropout=config.dropout if config.layers > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)

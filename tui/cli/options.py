@@ -6,8 +6,9 @@ import argparse
 import dataclasses
 
 from rnn_playground.core.config import flag_of
+from rnn_playground.core.errors import ConfigError
 from rnn_playground.tui.viewmodel.format import with_default
-from rnn_playground.tui.viewmodel.settings import field_type
+from rnn_playground.tui.viewmodel.settings import field_type, value_parser
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -41,7 +42,23 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls, *, skip: tuple[s
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
             continue
-        parser.add_argument(flag, type=kind, default=default, help=help_text, metavar=f.name.upper())
+        parser.add_argument(flag, type=_argument_type(value_parser(f)), default=default, help=help_text,
+                            metavar=f.name.upper())
+
+
+def _argument_type(parse):
+    """argparse's `type` for `parse`: its ConfigError becomes argparse's own usage error (no traceback)."""
+    if parse in (int, float, str):
+        return parse
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
 
 
 def options_from(args: argparse.Namespace, cls) -> dict:

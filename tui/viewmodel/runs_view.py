@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rnn_playground.core import runs
+from rnn_playground.core.model import embed_text
 from rnn_playground.core.runs import RunDetails
 
 from .monitor import RunSnapshot
@@ -69,7 +70,8 @@ def char_lines(details: RunDetails) -> list[list[str]]:
     config, model = details.config, details.model
     lines = [[f"corpus {details.corpus}"]] if details.corpus else []
     if config:
-        lines.append([f"embed {model.get('embed', config.get('embed', '?'))}",
+        embed = model.get("embed", config.get("embed", "?"))
+        lines.append([f"embed {embed_text(embed) if isinstance(embed, int) else embed}",
                       f"dropout {model.get('dropout', config.get('dropout', '?'))}",
                       f"seed {config.get('seed', '?')}"])
         lines.append([f"batch {config.get('batch', '?')}", f"seq {config.get('seq', '?')}",

@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnn_playground.core.config import TrainConfig, flag_of
+from rnn_playground.core.config import TrainConfig, embed_from_text, flag_of
 from rnn_playground.core.corpus import BUILTIN_STDLIB, Corpus, check_size, load_corpus, minimum_chars
 from rnn_playground.core.device import DeviceInfo
 from rnn_playground.core.download import REMOTE_CORPORA, cache_dir
 from rnn_playground.core.errors import ConfigError, PlaygroundError
+from rnn_playground.core.model import embed_text
 
 from .format import fmt_memory
 
@@ -110,9 +111,17 @@ def setting_help(name: str) -> SettingHelp | None:
     return None
 
 
+def value_parser(field: dataclasses.Field):
+    """What turns a setting's text (a flag's, a form field's) into its value: its type, or for --embed
+    embed_from_text (a size, or onehot)."""
+    return embed_from_text if field.name == "embed" else field_type(field)
+
+
 def _parse(name: str, text: str):
     if name == "threads":
         return threads_from_text(text)
+    if name == "embed":
+        return embed_from_text(text)
     kind = _field_type(name)
     text = text.strip().replace("_", "")
     if kind is str:
@@ -241,6 +250,7 @@ def config_form_values(config: TrainConfig | Mapping) -> dict[str, str]:
     out = {name: _format_value(data.get(name, defaults[name])) for name in FORM_FIELDS}
     if data.get("threads") is None:
         out["threads"] = AUTO
+    out["embed"] = embed_text(data.get("embed", defaults["embed"]))
     out["corpus"] = str(data.get("corpus", defaults["corpus"]))
     out["cell"] = str(data.get("cell", defaults["cell"]))
     out["device"] = str(data.get("device", defaults["device"]))
