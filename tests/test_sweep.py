@@ -221,6 +221,8 @@ def test_the_grid_is_the_product_of_the_lists_and_the_default_name_follows_the_s
     same = SweepSpec.from_given({"lr": "0.001, 0.003", "hidden": "256,512", "cell": "lstm,gru", "steps": "100"})
     assert same.default_name() == spec.default_name() != SweepSpec.from_given({"hidden": "256"}).default_name()
     assert SweepSpec.from_given({"hidden": "64"}).describe() == "1 run"
+    # A setting's values parse as its flag does: --embed takes a size or onehot (0).
+    assert SweepSpec.from_given({"embed": "64,onehot"}).points() == [{"embed": 64}, {"embed": 0}]
 
 
 async def test_the_train_screen_starts_a_sweep_from_fields_listing_several_values(tmp_path, tiny_corpus):

@@ -38,7 +38,7 @@ from rnn_playground.core.device import device_for_flag
 from rnn_playground.core.errors import ConfigError, PlaygroundError
 
 from .launch import CLI_MODULE, process_failure, resume_command, setting_flags, start_detached, train_command
-from .settings import field_type
+from .settings import field_type, value_parser
 
 SWEEPS = "sweeps"            # RUNS/sweeps/NAME/ is a sweep's own folder
 SWEEP_FILE = "sweep.json"
@@ -58,7 +58,8 @@ def sweepable_fields() -> list[dataclasses.Field]:
 def parse_values(name: str, text) -> list:
     """The values a flag lists ("1e-3,3e-3"), each of the setting's type; a refusal names flag and value."""
     flag = flag_of(name)
-    kind = field_type(TrainConfig.__dataclass_fields__[name])
+    setting = TrainConfig.__dataclass_fields__[name]
+    kind, parse = field_type(setting), value_parser(setting)
     if kind is bool or not isinstance(text, str):
         return [text]
     if not text.strip():
@@ -70,7 +71,7 @@ def parse_values(name: str, text) -> list:
             raise ConfigError(f"{flag} {text} has an empty value between commas. List each value once, separated "
                               "by single commas.")
         try:
-            value = kind(part)
+            value = parse(part)
         except ValueError:
             wanted = "a whole number" if kind is int else "a number"
             raise ConfigError(f"{flag} value {part!r} (in {flag} {text}) is not {wanted}.") from None
