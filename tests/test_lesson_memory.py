@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from rnn_playground.core.corpus import Vocab
-from rnn_playground.core.errors import ConfigError
+from rnn_playground.core.errors import ConfigError, PlaygroundError
 from rnn_playground.core.memory_task import MemoryCancelled, MemorySettings, cached_result, gradient_reach
 from rnn_playground.core.model import CharRNN, ModelConfig
 from rnn_playground.tui.cli import lesson_memory
-from rnn_playground.tui.viewmodel.lesson.memory import MemoryPage, reach_bars
+from rnn_playground.tui.viewmodel.format import error_text
+from rnn_playground.tui.viewmodel.lesson.memory import MemoryJob, MemoryPage, reach_bars
 from rnn_playground.tui.viewmodel.lesson.page import PageView, Source, line_text
 
 TINY = MemorySettings(delays=(1, 3), hidden=8, steps=5, batch=8)
@@ -32,14 +33,20 @@ def texts(view: PageView) -> list[str]:
 
 
 def run_page_job(page: MemoryPage):
-    """What the Lesson screen's worker does, in one thread: run the job, hand the result back."""
-    job = page.job()
-    assert job is not None and page.job() is None   # handed out once
-    reports = []
-    result = job.run(lambda fraction, words: reports.append((fraction, words)))
-    for fraction, words in reports:
-        page.progress(fraction, words)
-    page.finished(job, result)
+    """What the Lesson screen's worker does, in one thread: run each job the page hands out, hand the
+    outcome back. Returns the experiment's result (if one ran) and the progress reported."""
+    result, reports = None, []
+    while (job := page.job()) is not None:
+        try:
+            outcome = job.run(lambda fraction, words: reports.append((fraction, words)))
+        except PlaygroundError as exc:
+            page.failed(job, error_text(exc))
+            continue
+        for fraction, words in reports:
+            page.progress(fraction, words)
+        page.finished(job, outcome)
+        if isinstance(job, MemoryJob):
+            result = outcome
     return result, reports
 
 
@@ -145,9 +152,12 @@ def test_source_reach_is_the_engines(cell):
     source = tiny_source(cell)
     page = MemoryPage(TINY)
     page.set_source(source)
+    assert any("computing" in row for row in texts(page.view(80, 24)))
+    run_page_job(page)
     ids = source.vocab.encode(TEXT[:65])
-    expected = gradient_reach(source.model, ids, positions=tuple(range(60, 64)))
+    expected = gradient_reach(source.model, ids)
     assert page.source_reach == pytest.approx(expected)
+    assert page.job() is None   # computed once a source
     rows = texts(page.view(120, 40))
     assert any(row.startswith(f"{cell.upper()} 2x16") and reach_bars(expected, 64) in row for row in rows)
 
@@ -157,8 +167,9 @@ def test_source_error_is_words():
     source.text = "§§§"   # not in the vocabulary
     page = MemoryPage(TINY)
     page.set_source(source)
+    run_page_job(page)
     rows = texts(page.view(80, 24))
-    assert any("gradient reach" in row.lower() or "§" in row for row in rows if "||" not in row)
+    assert any("§" in row and "vocabulary" in row for row in rows), rows
     assert page.source_reach is None and page.source_error
 
 

@@ -6,22 +6,23 @@ its own letter, R G L, in its own sub-column, so it reads without colour) and as
 back the loss's gradient reaches through the hidden state of the source model, ||d loss_t / d h_{t-k}||
 against k on a log scale, and the same for the experiment's three models at its longest delay.
 
-The experiment takes tens of seconds, so it leaves the page as a job a worker thread runs. The screen's
-side of it (helper E: the Lesson screen), after any key the page handles:
+Both measurements take long (the experiment tens of seconds; the gradient reach of a 2x512 LSTM about
+2 s of CPU), so they leave the page as jobs a worker thread runs. The screen's side of it (helper E: the
+Lesson screen), after set_source, after any key the page handles and after each finished/failed:
 
-    job = page.job()                  # a MemoryJob to start, or None; a job is handed out once
-    # in a worker thread:
-    try:
-        result = job.run(progress)    # progress(fraction 0..1, words) is called from the worker thread;
-    except Exception as exc:          #   forward it to page.progress(fraction, words) on the UI thread
-        ...                           # then page.failed(job, error_text(exc)) on the UI thread
-    page.finished(job, result)        # on the UI thread: the page shows the result (it is cached on disk)
+    while (job := page.job()) is not None:   # a MemoryJob or a ReachJob; each is handed out once
+        # in a worker thread (one job at a time is fine):
+        try:
+            result = job.run(progress)       # progress(fraction 0..1, words) is called from the worker;
+        except Exception as exc:             #   forward it to page.progress(fraction, words) on the UI thread
+            page.failed(job, error_text(exc))    # on the UI thread
+        else:
+            page.finished(job, result)       # on the UI thread: the page shows it (a MemoryResult is cached)
 
-The c key cancels by itself (it sets the job's event, which `run` polls; `run` then raises
-MemoryCancelled, a PlaygroundError), so the screen only needs to deliver the outcome. A job whose page
-moved on (new settings) is ignored by `finished`. When the settings have a cached result the page shows it at
-once and no job is needed. The gradient reach of the source model is computed in `set_source` (a few
-hundred milliseconds on a 2x512 model, once per source).
+The c key cancels by itself (it sets the MemoryJob's event, which `run` polls; `run` then raises
+MemoryCancelled, a PlaygroundError), so the screen only delivers the outcome. A job the page no longer
+waits for (cancelled, or its source replaced) is ignored by `finished` and `failed`. When the settings have a
+cached result the page shows it at once and no experiment job is needed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rnn_playground.core.device import torch_threads
 from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.memory_task import (
     CELL_ORDER,
@@ -47,7 +49,7 @@ from rnn_playground.core.memory_task import (
 )
 from rnn_playground.core.model import describe_model
 
-from ..format import SPARK_BARS, error_text
+from ..format import SPARK_BARS
 from .page import Line, PageKey, PageView, Source, Span, line
 
 MARKERS = {"rnn": "R", "gru": "G", "lstm": "L"}
@@ -72,6 +74,21 @@ class MemoryJob:
         result = run_memory_experiment(self.settings, progress, self.cancel.is_set)
         store_result(result)
         return result
+
+
+@dataclass
+class ReachJob:
+    """The gradient reach of `source`'s model over the first REACH_WINDOW characters of its text."""
+    source: Source
+
+    def run(self, progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+        if progress is not None:
+            progress(0.0, "computing the gradient reach")
+        ids = self.source.vocab.encode(self.source.text[:REACH_WINDOW + 1])
+        if len(ids) < 2:
+            raise PlaygroundError("The source's text is too short for the gradient reach: it needs 2 characters.")
+        with torch_threads(1):   # beside a run training on the other cores
+            return gradient_reach(self.source.model, ids)   # loss at the window's last step
 
 
 def reach_bars(reach, width: int) -> str:
@@ -108,20 +125,14 @@ class MemoryPage:
         self.busy = ""
         self._pending: MemoryJob | None = None
         self._running: MemoryJob | None = None
+        self._reach_job: ReachJob | None = None       # to hand out, then the one whose result the page waits for
+        self._reach_handed = False
 
     # ------------------------------------------------------------------ the screen's side
 
     def set_source(self, source: Source) -> None:
         self.source, self.source_reach, self.source_error = source, None, ""
-        try:
-            ids = source.vocab.encode(source.text[:REACH_WINDOW + 1])
-            if len(ids) < 2:
-                raise PlaygroundError("The source's text is too short for the gradient reach (2 characters).")
-            steps = len(ids) - 1   # the last character is only a target
-            positions = tuple(range(max(0, steps - 4), steps))   # the mean over the window's last 4 losses
-            self.source_reach = gradient_reach(source.model, ids, positions=positions)
-        except (PlaygroundError, RuntimeError, ValueError) as exc:
-            self.source_error = error_text(exc, "The gradient reach failed")
+        self._reach_job, self._reach_handed = ReachJob(source), False
 
     def handle(self, action: str, argument: str = "") -> None:
         if action == "run":
@@ -139,7 +150,10 @@ class MemoryPage:
         elif action in ("delays", "hidden"):
             self._change(action)
 
-    def job(self) -> MemoryJob | None:
+    def job(self) -> MemoryJob | ReachJob | None:
+        if self._reach_job is not None and not self._reach_handed:
+            self._reach_handed = True
+            return self._reach_job
         job, self._pending = self._pending, None
         if job is not None:
             self._running = job
@@ -149,14 +163,22 @@ class MemoryPage:
         if self._running is not None and not self._running.cancel.is_set():
             self.busy = f"{words} {fraction:.0%}"
 
-    def finished(self, job: MemoryJob, result: MemoryResult) -> None:
+    def finished(self, job: MemoryJob | ReachJob, result) -> None:
+        if isinstance(job, ReachJob):
+            if job is self._reach_job:
+                self.source_reach, self._reach_job, self._reach_handed = result, None, False
+            return
         if job is not self._running:
             return
         self._running, self.busy, self.error = None, "", ""
         if result.settings == self.settings:
             self.result = result
 
-    def failed(self, job: MemoryJob, message: str) -> None:
+    def failed(self, job: MemoryJob | ReachJob, message: str) -> None:
+        if isinstance(job, ReachJob):
+            if job is self._reach_job:
+                self.source_error, self._reach_job, self._reach_handed = message, None, False
+            return
         if job is not self._running:
             return
         self._running, self.busy = None, ""
@@ -260,7 +282,9 @@ class MemoryPage:
             out.append(line(Span("  no model yet: the page waits for a source", "dim")))
         elif self.source_error:
             out.append(line(Span(f"  {self.source_error}", "bad")))
-        elif self.source_reach is not None:
+        elif self.source_reach is None:
+            out.append(line(Span(f"  {describe_model(self.source.model.config)}: computing...", "dim")))
+        else:
             name = describe_model(self.source.model.config)
             out.append(line(Span(f"{name[:16]:<17}"), Span(reach_bars(self.source_reach, bars), "accent")))
             out.append(line(Span(f"  {self.source.origin}: reaches k = {reach_summary(self.source_reach)} "
