@@ -6,9 +6,10 @@ its own letter, R G L, in its own sub-column, so it reads without colour) and as
 back the loss's gradient reaches through the hidden state of the source model, ||d loss_t / d h_{t-k}||
 against k on a log scale, and the same for the experiment's three models at its longest delay.
 
-Both measurements take long (the experiment tens of seconds; the gradient reach of a 2x512 LSTM about
-2 s of CPU), so they leave the page as jobs a worker thread runs. The screen's side of it (helper E: the
-Lesson screen), after set_source, after any key the page handles and after each finished/failed:
+Both measurements take a while (the experiment tens of seconds; the gradient reach of a 2x512 LSTM about
+0.3 s of CPU, more on a busy machine), so they leave the page as jobs a worker thread runs. The screen's
+side of it (helper E: the Lesson screen), after set_source, after any key the page handles and after each
+finished/failed:
 
     while (job := page.job()) is not None:   # a MemoryJob or a ReachJob; each is handed out once
         # in a worker thread (one job at a time is fine):
