@@ -209,3 +209,17 @@ def test_cli_bad_delays(delays, words):
     args = lesson_parser().parse_args(["memory", "--delays", delays])
     with pytest.raises(ConfigError, match=words):
         lesson_memory.cmd_lesson_memory(args, Console(stderr=True))
+
+
+@pytest.mark.parametrize("height", [16, 17, 24, 40])
+def test_plot_takes_the_rows_it_is_given(height):
+    page = MemoryPage(TINY)
+    page.set_source(tiny_source())
+    page.handle("run")
+    run_page_job(page)
+    rows = texts(page.view(80, height))
+    assert len(rows) <= height
+    assert any(row.startswith("G GRU") for row in rows) and any(row.startswith("LSTM, task d=3") for row in rows)
+    plot = [row for row in rows if "┤" in row or "│" in row]
+    assert len(plot) == (11 if height == 40 else max(3, len(plot)))
+    assert any("What the gradient cannot reach" in row for row in rows) == (height == 40)

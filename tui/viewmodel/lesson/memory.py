@@ -205,17 +205,20 @@ class MemoryPage:
     # ------------------------------------------------------------------ drawing
 
     def view(self, width: int, height: int) -> PageView:
-        tall = height >= 30
-        lines: list[Line] = [self._heading(width)]
-        lines += self._experiment_lines(width, plot_rows=10 if tall else 4)
-        lines.append(line(""))
-        lines += self._reach_lines(width, tall)
-        if tall:
+        reach = self._reach_lines(width)
+        # the plot takes the rows the rest leaves: plot_rows + 1 lines, an even number of steps of accuracy
+        others = len(self._experiment_lines(width, 2)) - (3 if self.result is not None else 0)
+        spare = height - 1 - others - 1 - len(reach)
+        why = spare >= 11 + len(WHY) + 1         # room for a full plot and the explanation
+        plot_rows = max(2, min(10, (spare - 1 - (len(WHY) + 1 if why else 0)) // 2 * 2))
+        lines: list[Line] = [self._heading(width), *self._experiment_lines(width, plot_rows), line(""), *reach]
+        if why:
             lines += [line(""), *(line(Span(text, "dim")) for text in WHY)]
         lines = [_clip(row, width) for row in lines[:height]]
         caption = ("Each cell recalls the symbol seen d steps back; the plain RNN forgets first.",
                    "r runs it, d/h change delays/size. Bars: how far back each gradient reaches.")
-        return PageView(f"Memory: why gates remember longer ({NAMES.get(self._cell(), '?')} source)",
+        cell = NAMES.get(self._cell())
+        return PageView("Memory: why gates remember longer" + (f" (your model: {cell})" if cell else ""),
                         (caption[0][:width], caption[1][:width]), tuple(lines), deeper="gates",
                         deeper_text="Gates screen: the forget and update gates at every character",
                         busy=self.busy, error=self.error)
@@ -275,7 +278,7 @@ class MemoryPage:
             out.append(line(Span("  (the time cap stopped some models early)", "dim")))
         return out
 
-    def _reach_lines(self, width: int, tall: int) -> list[Line]:
+    def _reach_lines(self, width: int) -> list[Line]:
         bars = max(8, min(REACH_WINDOW, width - 24))
         out: list[Line] = [line(Span("Gradient reach ", "bold"),
                                 Span("||d loss_t / d h_{t-k}|| for k = 0, 1, ... (log scale, 1 to 1e-8)", "dim"))]
@@ -284,7 +287,7 @@ class MemoryPage:
         elif self.source_error:
             out.append(line(Span(f"  {self.source_error}", "bad")))
         elif self.source_reach is None:
-            out.append(line(Span(f"  {describe_model(self.source.model.config)}: computing...", "dim")))
+            out += [line(Span(f"  {describe_model(self.source.model.config)}: computing...", "dim")), line("")]
         else:
             name = describe_model(self.source.model.config)
             out.append(line(Span(f"{name[:16]:<17}"), Span(reach_bars(self.source_reach, bars), "accent")))
