@@ -239,9 +239,11 @@ class MemoryPage:
 
     def _experiment_lines(self, width: int, plot_rows: int) -> list[Line]:
         delays = self.settings.delays
+        models = len(self.settings.cells) * len(delays)
+        if self.result is None and (self._running or self._pending):
+            return [line(Span(f"Training {models} small models; c cancels.", "dim"))]
         if self.result is None:
-            return [line(Span("No result for these settings yet: press r to train "
-                              f"{len(self.settings.cells) * len(delays)} small models.", "dim"))]
+            return [line(Span(f"No result for these settings yet: press r to train {models} small models.", "dim"))]
         result = self.result
         out: list[Line] = []
         # the plot: accuracy rows from 100% down to 0%, one column a delay, R G L side by side in it
