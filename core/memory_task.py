@@ -150,7 +150,8 @@ def estimate_seconds(settings: MemorySettings) -> float:
 
 # --------------------------------------------------------------------------- the task
 
-def recall_batch(generator: torch.Generator, batch: int, delay: int, alphabet: int) -> tuple[torch.Tensor, int]:
+def recall_batch(generator: torch.Generator, batch: int, delay: int,
+                 alphabet: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids [batch, delay + 1], target column's answers [batch]): random symbols; the answer is the first."""
     ids = torch.randint(alphabet, (batch, delay + 1), generator=generator)
     return ids, ids[:, 0]
@@ -184,8 +185,11 @@ def train_recall(cell: str, delay: int, settings: MemorySettings, deadline: floa
                  cancel: Callable[[], bool] | None = None) -> tuple[CharRNN, float, bool]:
     """Train one model on the recall task at `delay`: (model in eval mode, held-out accuracy, cut short)."""
     seed = settings.seed * 1000 + delay * 10 + CELL_ORDER.index(cell)
-    torch.manual_seed(seed)
-    model = task_model(cell, settings)
+    # the weights from the seed, and torch's global generator left as it was: a run training in another
+    # thread of the app draws its dropout masks from it
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = task_model(cell, settings)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     generator = torch.Generator().manual_seed(seed)
     cut_short = False

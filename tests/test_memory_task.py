@@ -169,3 +169,11 @@ def test_gradient_reach_keeps_the_mode_and_averages_positions():
 def test_reach_summary():
     assert reach_summary([1.0, 0.1, 0.01, 0.0001]) == 2
     assert reach_summary([]) == 0 and reach_summary([0.0, 1.0]) == 0
+
+
+def test_experiment_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_memory_experiment(MemorySettings(delays=(1,), hidden=8, steps=2, batch=8))
+    assert torch.equal(torch.rand(3), expected)
