@@ -64,7 +64,9 @@ def cmd_lesson_memory(args: argparse.Namespace, console: Console) -> int:
     if result is None:
         console.print(f"Training {len(settings.cells) * len(settings.delays)} models ({settings.describe()}), "
                       f"about {estimate_seconds(settings):.0f} s on a 2-core CPU...", highlight=False)
-        result = run_memory_experiment(settings)
+        with console.status("training") as status:   # on a terminal only: a log gets the line above
+            result = run_memory_experiment(
+                settings, progress=lambda fraction, words: status.update(f"{words} ({fraction:.0%})"))
         store_result(result)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
