@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 import torch
 
 from rnn_playground.core.corpus import Vocab
-from rnn_playground.core.errors import ConfigError, PlaygroundError
+from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.memory_task import MemoryCancelled, MemorySettings, cached_result, gradient_reach
 from rnn_playground.core.model import CharRNN, ModelConfig
-from rnn_playground.tui.cli import lesson_memory
+from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.format import error_text
 from rnn_playground.tui.viewmodel.lesson.memory import MemoryJob, MemoryPage, reach_bars
 from rnn_playground.tui.viewmodel.lesson.page import PageView, Source, line_text
@@ -178,37 +177,26 @@ def test_reach_bars_log_scale():
     assert reach_bars([], 10) == ""
 
 
-def lesson_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnn-playground lesson")
-    lesson_memory.register(parser.add_subparsers(dest="page"))
-    return parser
-
-
 def test_cli_prints_the_table(capsys):
-    from rich.console import Console
-    args = lesson_parser().parse_args(["memory", "--delays", "1,3", "--hidden", "8", "--steps", "5"])
-    assert lesson_memory.cmd_lesson_memory(args, Console(stderr=True)) == 0
+    args = ["lesson", "memory", "--delays", "1,3", "--hidden", "8", "--steps", "5"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "RNN" in out and "GRU" in out and "LSTM" in out and "chance 12%" in out
     assert "took" in out
-    assert lesson_memory.cmd_lesson_memory(args, Console(stderr=True)) == 0
+    assert main(args) == 0
     assert "cached" in capsys.readouterr().out
 
 
 def test_cli_json(capsys):
-    from rich.console import Console
-    args = lesson_parser().parse_args(["memory", "--delays", "2", "--hidden", "8", "--steps", "3", "--json"])
-    assert lesson_memory.cmd_lesson_memory(args, Console(stderr=True)) == 0
+    assert main(["lesson", "memory", "--delays", "2", "--hidden", "8", "--steps", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["settings"]["delays"] == [2] and set(data["accuracy"]) == {"rnn", "gru", "lstm"}
 
 
 @pytest.mark.parametrize("delays, words", [("1,x", "comma-separated"), (",", "at least one"), ("0,2", "1 to 64")])
-def test_cli_bad_delays(delays, words):
-    from rich.console import Console
-    args = lesson_parser().parse_args(["memory", "--delays", delays])
-    with pytest.raises(ConfigError, match=words):
-        lesson_memory.cmd_lesson_memory(args, Console(stderr=True))
+def test_cli_bad_delays(delays, words, capsys):
+    assert main(["lesson", "memory", "--delays", delays]) == 2
+    assert words in capsys.readouterr().err.replace("\n", " ")
 
 
 @pytest.mark.parametrize("height", [16, 17, 24, 40])
