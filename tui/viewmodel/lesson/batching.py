@@ -19,7 +19,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.model import StreamBatches
 
 from ..format import show_text_char
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 BATCH_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256)
 SEQ_CHOICES = (4, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200)
@@ -170,7 +170,7 @@ class BatchingPage:
         body.extend(self.window_block(window, width, rows))
         body.extend(self.wrap_lines())
         body.extend(self._live_lines(window, width))
-        lines = tuple(_cut_line(row, width) for row in body[:height])
+        lines = tuple(fit_line(row, width) for row in body[:height])
         return PageView(TITLE, caption, lines, "train", "Train screen: batch and sequence settings",
                         error=self.error)
 
@@ -229,14 +229,3 @@ class BatchingPage:
                      f" next{marker}."),
                 line("  each stream's hidden state: ", origin)]
 
-
-def _cut_line(row: Line, width: int) -> Line:
-    """A line cut to `width` cells (spans kept, the last one shortened)."""
-    out, used = [], 0
-    for span in row:
-        if used >= width:
-            break
-        text = span.text[:width - used]
-        out.append(Span(text, span.style, span.value))
-        used += len(text)
-    return tuple(out)
