@@ -81,7 +81,7 @@ class SamplingPage:
         self.error = ""
         self._logits: torch.Tensor | None = None
         self._sampler: Sampler | None = None
-        self._sweep: dict[tuple, list[str]] = {}
+        self._drawn: tuple | None = None     # (the state it was drawn in, the sweep)
         if source is not None:
             self.set_source(source)
 
@@ -90,7 +90,7 @@ class SamplingPage:
             self.source = source
             return
         self.source = source
-        self._sampler, self._sweep = None, {}
+        self._sampler, self._drawn = None, None
         if not self.prime or source.vocab.missing(self.prime):
             self.prime = _default_prime(source)
         self._logits = self.next_logits(self.prime)
@@ -138,13 +138,18 @@ class SamplingPage:
     def sweep(self, length: int) -> list[tuple[float, str]]:
         """A sample of `length` characters at each sweep temperature, all from the same seed (with the
         page's top-k and top-p): what the Sample screen draws with those settings."""
-        key = (self.prime, self.top_k, self.top_p, self.seed, length)
-        if key not in self._sweep:
-            if self._sampler is None:
-                self._sampler = Sampler(self.source.model, self.source.vocab)
-            self._sweep[key] = [self._sampler.generate(self.sweep_settings(temperature, length))
-                                for temperature in SWEEP_TEMPERATURES]
-        return list(zip(SWEEP_TEMPERATURES, self._sweep[key], strict=True))
+        if self._sampler is None:
+            self._sampler = Sampler(self.source.model, self.source.vocab)
+        return [(temperature, self._sampler.generate(self.sweep_settings(temperature, length)))
+                for temperature in SWEEP_TEMPERATURES]
+
+    def drawn_sweep(self, length: int) -> tuple[list[tuple[float, str]], bool]:
+        """The sweep last drawn and whether it is stale. Drawing takes a model step per character, so it
+        happens on the first view, at a new width, on typing and on s; k and p keys mark it stale."""
+        state = (self.prime, self.top_k, self.top_p, self.seed, length)
+        if self._drawn is None or self._drawn[0][0] != self.prime or self._drawn[0][3:] != state[3:]:
+            self._drawn = (state, self.sweep(length))
+        return self._drawn[1], self._drawn[0] != state
 
     def sweep_settings(self, temperature: float, length: int) -> SampleSettings:
         return SampleSettings(prime=self.prime, temperature=temperature, top_k=self.top_k, top_p=self.top_p,
@@ -178,8 +183,11 @@ class SamplingPage:
             body.append(tuple(spans))
         length = max(10, min(SWEEP_MAX_CHARS, width - 8))
         if len(body) + sweep_rows <= height:
-            body.append(line(Span(f"same seed ({self.seed}), {length} characters at each temperature:", "dim")))
-            for temperature, text in self.sweep(length):
+            sweep, stale = self.drawn_sweep(length)
+            body.append(line(Span(f"Seed {self._drawn[0][3]}, {length} characters at each temperature", "dim"),
+                             Span(f" (top-k {self._drawn[0][1] or 'off'}, top-p {self._drawn[0][2]:g}: s redraws)"
+                                  if stale else ":", "dim")))
+            for temperature, text in sweep:
                 body.append(line(Span(f"T={temperature:<4g} ", "bold"),
                                  "".join(show_text_char(c) for c in text)[:width - 7]))
         lines = tuple(fit_line(row, width) for row in body[:height])

@@ -1,0 +1,216 @@
+"""The Train vs eval page (chapter 20): what net.eval() changes.
+
+One passage of the text goes through the model in eval mode (dropout off) and in training mode under
+several dropout masks. Masks are the trainer's own (core.model.stream_dropout_mask, keyed by a seed and
+a "step" per mask: DropoutKey(mask_seed, mask)), so they are reproducible. The page works on its own copy
+of the model (built with the dropout shown), never switching the source's model out of eval mode.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import torch
+from torch.nn import functional as F
+
+from rnn_playground.core.model import CharRNN, DropoutKey
+from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
+
+from ..format import show_char, show_text_char
+from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
+
+MASKS = 3                      # training-mode passes shown, each with its own dropout mask
+PASSAGE = 48                   # characters of input
+TOP_ROWS = 5                   # likeliest next characters listed (eval mode's order)
+DEMO_DROPOUTS = (0.1, 0.3, 0.5)
+SAMPLE_TEMPERATURE = 0.8       # the Sample screen's default
+CACHED_RESULTS = 32            # (dropout, masks, passage) results kept for stepping back and forth
+SAMPLE_LINES = 2               # lines of each side's sample
+TITLE = "Train vs eval: what dropout does, and why sampling turns it off"
+
+
+class TrainEvalPage:
+    name = "train_eval"
+    title = "Train vs eval"
+    keys = (
+        PageKey("m", "masks", "new dropout masks"),
+        PageKey("d", "dropout", "dropout for the demonstration"),
+        PageKey("s", "reseed", "new sample seed"),
+        PageKey("left", "previous", "earlier passage"),
+        PageKey("right", "next", "later passage"),
+    )
+
+    def __init__(self, source: Source | None = None):
+        self.source: Source | None = None
+        self.mask_seed, self.sample_seed, self.position = 0, 7, 0
+        self.demo_dropout: float | None = None    # None: the model's own dropout
+        self.model: CharRNN | None = None
+        self._sampler: Sampler | None = None
+        self._cache: dict[tuple, object] = {}
+        self._drawn: tuple | None = None          # (sample_state, eval text, train text)
+        if source is not None:
+            self.set_source(source)
+
+    # -- state
+
+    def set_source(self, source: Source) -> None:
+        if self.source is not None and source.model is self.source.model:
+            self.source = source
+            return
+        self.source, self.position, self.demo_dropout = source, 0, None
+        self._sampler, self._cache, self._drawn = None, {}, None
+        self._build()
+
+    @property
+    def own_dropout(self) -> float:
+        return float(self.source.model.config.dropout)
+
+    @property
+    def dropout(self) -> float:
+        return self.own_dropout if self.demo_dropout is None else self.demo_dropout
+
+    def _build(self) -> None:
+        """The page's copy of the model, with the dropout shown (the weights are the source's)."""
+        model = CharRNN(replace(self.source.model.config, dropout=self.dropout))
+        model.load_state_dict(self.source.model.state_dict())
+        self.model = model.eval()
+
+    def handle(self, action: str, argument: str = "") -> None:
+        if self.source is None:
+            return
+        if action == "masks":
+            self.mask_seed += 1
+        elif action == "reseed":
+            self.sample_seed, self._drawn = self.sample_seed + 1, None
+        elif action == "dropout":
+            choices = [None, *(p for p in DEMO_DROPOUTS if p != self.own_dropout)]
+            self.demo_dropout = choices[(choices.index(self.demo_dropout) + 1) % len(choices)]
+            self._build()
+        elif action in ("previous", "next"):
+            last = max(0, len(self.source.text) - PASSAGE - 1)
+            step = PASSAGE if action == "next" else -PASSAGE
+            self.position = min(last, max(0, self.position + step))
+
+    def passage(self) -> str:
+        """The input and its next character: PASSAGE + 1 characters from `position`."""
+        return self.source.text[self.position:self.position + PASSAGE + 1]
+
+    def forward(self, mask: int | None) -> torch.Tensor:
+        """(PASSAGE, vocab) logits of the passage: eval mode for mask None, else training mode with mask
+        `mask`'s dropout (DropoutKey(mask_seed, mask))."""
+        ids = self.source.vocab.encode(self.passage()[:-1])[None]
+        with torch.no_grad():
+            if mask is None:
+                return self.model.eval()(ids)[0][0]
+            try:
+                return self.model.train()(ids, dropout_key=DropoutKey(self.mask_seed, mask))[0][0]
+            finally:
+                self.model.eval()
+
+    def results(self) -> list[tuple[str, torch.Tensor, float]]:
+        """(label, next-character probabilities after the passage, mean loss over it) for eval mode and
+        each mask."""
+        key = (self.dropout, self.mask_seed, self.position)
+        if key not in self._cache:
+            if len(self._cache) >= CACHED_RESULTS:
+                self._cache.clear()
+            targets = self.source.vocab.encode(self.passage()[1:])
+            rows = []
+            for mask in (None, *range(1, MASKS + 1)):
+                logits = self.forward(mask)
+                label = "eval" if mask is None else f"train {mask}"
+                rows.append((label, logits[-1].softmax(-1), float(F.cross_entropy(logits, targets))))
+            self._cache[key] = rows
+        return self._cache[key]
+
+    def samples(self, length: int) -> tuple[str, str]:
+        """(eval, train): `length` characters after the passage from the same seed and the same draws;
+        eval is what the Sample screen gives (core.sampling.Sampler), train redraws dropout each step."""
+        if self._sampler is None:
+            self._sampler = Sampler(self.source.model, self.source.vocab)
+        return self._sampler.generate(self.sample_settings(length)), self.train_mode_sample(length)
+
+    def sample_state(self, length: int) -> tuple:
+        return self.position, self.dropout, self.sample_seed, length
+
+    def drawn_samples(self, length: int) -> tuple[str, str, bool]:
+        """The samples last drawn and whether they are stale. Drawing takes a model step per character,
+        so it happens on the page's first view, at a new width and on s only; the other keys leave
+        the last samples, marked stale."""
+        state = self.sample_state(length)
+        if self._drawn is None or self._drawn[0][3] != length:
+            self._drawn = (state, *self.samples(length))
+        return self._drawn[1], self._drawn[2], self._drawn[0] != state
+
+    def sample_settings(self, length: int) -> SampleSettings:
+        return SampleSettings(prime=self.passage(), temperature=SAMPLE_TEMPERATURE, length=length,
+                              seed=self.sample_seed)
+
+    def train_mode_sample(self, length: int) -> str:
+        """The sampler's draw (its distribution, its seeded random.Random and its draw rule), but with the
+        model in training mode: a fresh dropout mask at every step (DropoutKey(seed, step))."""
+        settings = self.sample_settings(length)
+        vocab, model = self.source.vocab, self.model
+        rng, chars = random.Random(settings.seed), []
+        ids = vocab.encode(settings.prime)[None]
+        model.train()
+        try:
+            with torch.no_grad():
+                logits, state = model(ids, dropout_key=DropoutKey(settings.seed, 0))
+                for step in range(1, length + 1):
+                    probs, indices = next_distribution(logits[:, -1], settings)
+                    token = Sampler._draw(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
+                    chars.append(vocab.chars[token])
+                    if step < length:
+                        logits, state = model(torch.tensor([[token]]), state,
+                                              dropout_key=DropoutKey(settings.seed, step))
+        finally:
+            model.eval()
+        return "".join(chars)
+
+    # -- drawing
+
+    def view(self, width: int, height: int) -> PageView:
+        caption = ("One passage through the model in eval mode, and in training mode with dropout.",
+                   "Try: m new masks, d the dropout, s a new sample seed, left/right the passage.")
+        if self.source is None or len(self.source.text) < 2:
+            return PageView(TITLE, caption, (), "sample", "Sample screen: sampling runs in eval mode",
+                            error="No text to run through the model.")
+        chars, passage = self.source.vocab.chars, self.passage()
+        results = self.results()
+        tail = "".join(show_text_char(c) for c in passage[:-1])[-max(10, width - 20):]
+        body: list[Line] = [line("input ", Span(tail, "accent"), " -> ",
+                                 Span(f"'{show_text_char(passage[-1])}'", "bold"))]
+        if self.dropout == 0:
+            body.append(line(Span("This model has dropout 0: both modes compute the same thing. ", "bad"),
+                             Span("d: try one.", "dim")))
+        else:
+            whose = ("the model's own" if self.demo_dropout is None
+                     else f"demonstration; the model's: {self.own_dropout:g}")
+            body.append(line(Span(f"dropout {self.dropout:g} ({whose}); masks seed {self.mask_seed}", "dim")))
+        column = max(12, (width - 5) // len(results))
+        cell = column - 6
+        body.append(line("     ", *(Span(label.ljust(column), "bold") for label, _, _ in results)))
+        body.append(line(Span("loss ", "dim"), *(Span(f"{loss:.3f}".ljust(column), "bold") for _, _, loss in results)))
+        order = results[0][1].argsort(descending=True).tolist()[:TOP_ROWS]
+        for index in order:
+            spans = [Span(f" {show_char(chars[index])}   ", "accent")]
+            for _, probs, _ in results:
+                prob = float(probs[index])
+                spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} ", "dim")]
+            body.append(tuple(spans))
+        half = max(10, (width - 3) // 2)
+        eval_text, train_text, stale = self.drawn_samples(half * SAMPLE_LINES)
+        eval_text, train_text = ("".join(show_text_char(c) for c in text) for text in (eval_text, train_text))
+        seed = self._drawn[0][2]
+        body.append(line(Span(f"A sample in each mode from seed {seed} (T={SAMPLE_TEMPERATURE:g}), the same draws",
+                              "dim"), Span(" (earlier settings: s draws again)" if stale else ":", "dim")))
+        body.append(line(Span("eval: what the Sample screen gives".ljust(half), "bold"), Span(" | ", "dim"),
+                         Span("train: dropout on at every step", "bold")))
+        for row in range(SAMPLE_LINES):
+            piece = slice(row * half, (row + 1) * half)
+            body.append(line(eval_text[piece].ljust(half), Span(" | ", "dim"), train_text[piece]))
+        body.append(line(Span("So sampling runs in eval mode: ", "bold"), "dropout off, one seed gives one text."))
+        lines = tuple(fit_line(row, width) for row in body[:height])
+        return PageView(TITLE, caption, lines, "sample", "Sample screen: sampling runs in eval mode")
