@@ -102,3 +102,21 @@ def test_fits_the_size(source, size):
     assert len(view.caption) == 2 and all(len(text) <= 80 for text in view.caption)
     assert view.deeper == "sample"
     assert any(line_text(row).startswith("T=1.5") for row in view.lines)
+
+
+def test_k_and_p_keys_mark_the_sweep_stale_and_s_or_typing_redraws_it(source):
+    page = SamplingPage(source)
+    page.view(80, 24)
+    first = page.drawn_sweep(page_length := 60)[0]
+    page.handle("more_k")
+    page.handle("more_k")
+    text = "\n".join(line_text(row) for row in page.view(80, 24).lines)
+    assert "(top-k off, top-p 1: s redraws)" in text
+    assert page.drawn_sweep(page_length) == (first, True)
+    page.handle("reseed")
+    text = "\n".join(line_text(row) for row in page.view(80, 24).lines)
+    assert "s redraws" not in text and f"Seed {page.seed}" in text
+    page.handle("more_k")
+    page.handle("type", "def ")
+    sweep, stale = page.drawn_sweep(page_length)
+    assert not stale and sweep == page.sweep(page_length)
