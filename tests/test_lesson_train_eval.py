@@ -15,6 +15,7 @@ from rnn_playground.tui.viewmodel.lesson.page import Source, line_text
 from rnn_playground.tui.viewmodel.lesson.train_eval import MASKS, PASSAGE, TrainEvalPage
 
 from .conftest import TINY_TEXT, tiny_config
+from .tui_helpers import until
 
 
 def make_source(dropout: float) -> Source:
@@ -36,7 +37,8 @@ def recomputed(source: Source, passage: str, dropout: float, mask_seed: int) -> 
             if mask is None:
                 logits = model.eval()(inputs)[0][0]
             else:
-                logits = model.train()(inputs, dropout_key=DropoutKey(mask_seed, mask))[0][0]
+                # Mask m is stream m - 1 of the seed's step-0 masks: drawn alone here, in one batch by the page.
+                logits = model.train()(inputs, dropout_key=DropoutKey(mask_seed, 0, first_stream=mask - 1))[0][0]
             out.append((logits[-1].softmax(-1), float(F.cross_entropy(logits, targets))))
     return out
 
@@ -79,9 +81,13 @@ def test_samples_share_the_seed_and_the_eval_one_is_the_sample_screens():
     settings = SampleSettings(prime=page.passage(), temperature=0.8, length=60, seed=page.sample_seed)
     assert eval_text == Sampler(source.model, source.vocab).generate(settings)
     assert train_text != eval_text and len(train_text) == 60
-    assert page.train_mode_sample(60) == train_text             # the training-mode masks are seeded too
+    assert page.samples(60) == (eval_text, train_text)          # the training-mode masks are seeded too
 
-    text = shown(page)
+    view = until(lambda: next((v for v in [page.view(120, 40)] if not v.busy), None), what="the samples")
+    text = "\n".join(line_text(row) for row in view.lines)
+    half = (120 - 3) // 2
+    eval_text, train_text = page.samples(half * 2)
+    assert f"{eval_text[:half]} | {train_text[:half]}" in text.replace("↵", "\n")
     assert f"from seed {page.sample_seed}" in text and "earlier settings" not in text
     page.handle("next")
     assert "earlier settings: s draws again" in shown(page)   # the samples are for the first passage

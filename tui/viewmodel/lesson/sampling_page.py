@@ -17,6 +17,7 @@ from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribut
 
 from ..format import show_char, show_text_char
 from ..sample_view import TOP_K_CHOICES, TOP_P_CHOICES, step_choice, step_temperature
+from .drawing import BackgroundDraw
 from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
 
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.5)
@@ -81,7 +82,7 @@ class SamplingPage:
         self.error = ""
         self._logits: torch.Tensor | None = None
         self._sampler: Sampler | None = None
-        self._drawn: tuple | None = None     # (the state it was drawn in, the sweep)
+        self._draw: BackgroundDraw | None = None
         if source is not None:
             self.set_source(source)
 
@@ -90,7 +91,10 @@ class SamplingPage:
             self.source = source
             return
         self.source = source
-        self._sampler, self._drawn = None, None
+        self._sampler = None
+        if self._draw is not None:
+            self._draw.cancel()
+        self._draw = None
         if not self.prime or source.vocab.missing(self.prime):
             self.prime = _default_prime(source)
         self._logits = self.next_logits(self.prime)
@@ -135,21 +139,42 @@ class SamplingPage:
     def stages(self) -> list[Stage]:
         return stages(self._logits, self.temperature, self.top_k, self.top_p)
 
-    def sweep(self, length: int) -> list[tuple[float, str]]:
-        """A sample of `length` characters at each sweep temperature, all from the same seed (with the
-        page's top-k and top-p): what the Sample screen draws with those settings."""
-        if self._sampler is None:
-            self._sampler = Sampler(self.source.model, self.source.vocab)
-        return [(temperature, self._sampler.generate(self.sweep_settings(temperature, length)))
-                for temperature in SWEEP_TEMPERATURES]
+    def start_sweep(self, length: int) -> BackgroundDraw:
+        """Draw a sample of `length` characters at each sweep temperature (part i: SWEEP_TEMPERATURES[i]),
+        all from the same seed with the page's top-k and top-p, in a thread: what the Sample screen draws."""
+        if self._draw is not None:
+            self._draw.cancel()
+        source, settings = self.source, [self.sweep_settings(t, length) for t in SWEEP_TEMPERATURES]
 
-    def drawn_sweep(self, length: int) -> tuple[list[tuple[float, str]], bool]:
-        """The sweep last drawn and whether it is stale. Drawing takes a model step per character, so it
-        happens on the first view, at a new width, on typing and on s; k and p keys mark it stale."""
-        state = (self.prime, self.top_k, self.top_p, self.seed, length)
-        if self._drawn is None or self._drawn[0][0] != self.prime or self._drawn[0][3:] != state[3:]:
-            self._drawn = (state, self.sweep(length))
-        return self._drawn[1], self._drawn[0] != state
+        def work(add, cancelled) -> None:
+            if self._sampler is None:
+                self._sampler = Sampler(source.model, source.vocab)
+            for part, one in enumerate(settings):
+                if cancelled():
+                    return
+                add(part, self._sampler.generate(one))
+
+        self._draw = BackgroundDraw(self.sweep_state(length), work, "Drawing the temperature sweep")
+        return self._draw
+
+    def sweep(self, length: int) -> list[tuple[float, str]]:
+        """The sweep, waited for: (temperature, sample) for each of SWEEP_TEMPERATURES."""
+        draw = self.start_sweep(length)
+        draw.wait()
+        return [(temperature, draw.text(part)) for part, temperature in enumerate(SWEEP_TEMPERATURES)]
+
+    def sweep_state(self, length: int) -> tuple:
+        return self.prime, self.top_k, self.top_p, self.seed, length
+
+    def drawn_sweep(self, length: int) -> tuple[list[tuple[float, str]], bool, BackgroundDraw]:
+        """The sweep drawn so far, whether it is stale, and its draw. A draw begins on the first view, at a
+        new width, on typing and on s; k and p keys mark it stale (a draw takes a model step a character)."""
+        state = self.sweep_state(length)
+        if self._draw is None or self._draw.key[0] != self.prime or self._draw.key[3:] != state[3:]:
+            self.start_sweep(length)
+        draw = self._draw
+        return ([(temperature, draw.text(part)) for part, temperature in enumerate(SWEEP_TEMPERATURES)],
+                draw.key != state, draw)
 
     def sweep_settings(self, temperature: float, length: int) -> SampleSettings:
         return SampleSettings(prime=self.prime, temperature=temperature, top_k=self.top_k, top_p=self.top_p,
@@ -181,18 +206,20 @@ class SamplingPage:
                 prob = float(stage.probs[index])
                 spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} " if prob > 0 else "  cut ", "dim")]
             body.append(tuple(spans))
-        length = max(10, min(SWEEP_MAX_CHARS, width - 8))
+        length, draw = max(10, min(SWEEP_MAX_CHARS, width - 8)), None
         if len(body) + sweep_rows <= height:
-            sweep, stale = self.drawn_sweep(length)
-            body.append(line(Span(f"Seed {self._drawn[0][3]}, {length} characters at each temperature", "dim"),
-                             Span(f" (top-k {self._drawn[0][1] or 'off'}, top-p {self._drawn[0][2]:g}: s redraws)"
-                                  if stale else ":", "dim")))
+            sweep, stale, draw = self.drawn_sweep(length)
+            _, top_k, top_p, seed, _ = draw.key
+            body.append(line(Span(f"Seed {seed}, {length} characters at each temperature", "dim"),
+                             Span(f" (top-k {top_k or 'off'}, top-p {top_p:g}: s redraws)" if stale else ":", "dim")))
             for temperature, text in sweep:
                 body.append(line(Span(f"T={temperature:<4g} ", "bold"),
                                  "".join(show_text_char(c) for c in text)[:width - 7]))
         lines = tuple(fit_line(row, width) for row in body[:height])
+        busy = "" if draw is None or draw.done else "drawing the temperature sweep"
+        error = self.error or (draw.error if draw is not None else "")
         return PageView(TITLE, caption, lines, "sample", "Sample screen: generate with these settings",
-                        error=self.error)
+                        busy=busy, error=error)
 
 
 def _default_prime(source: Source) -> str:

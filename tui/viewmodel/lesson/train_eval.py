@@ -9,6 +9,7 @@ of the model (built with the dropout shown), never switching the source's model 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import replace
 
 import torch
@@ -18,10 +19,11 @@ from rnn_playground.core.model import CharRNN, DropoutKey
 from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
 
 from ..format import show_char, show_text_char
+from .drawing import BackgroundDraw
 from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
 
 MASKS = 3                      # training-mode passes shown, each with its own dropout mask
-PASSAGE = 48                   # characters of input
+PASSAGE = 32                   # characters of input
 TOP_ROWS = 5                   # likeliest next characters listed (eval mode's order)
 DEMO_DROPOUTS = (0.1, 0.3, 0.5)
 SAMPLE_TEMPERATURE = 0.8       # the Sample screen's default
@@ -48,7 +50,7 @@ class TrainEvalPage:
         self.model: CharRNN | None = None
         self._sampler: Sampler | None = None
         self._cache: dict[tuple, object] = {}
-        self._drawn: tuple | None = None          # (sample_state, eval text, train text)
+        self._draw: BackgroundDraw | None = None
         if source is not None:
             self.set_source(source)
 
@@ -59,8 +61,14 @@ class TrainEvalPage:
             self.source = source
             return
         self.source, self.position, self.demo_dropout = source, 0, None
-        self._sampler, self._cache, self._drawn = None, {}, None
+        self._sampler, self._cache = None, {}
+        self._stop_draw()
         self._build()
+
+    def _stop_draw(self) -> None:
+        if self._draw is not None:
+            self._draw.cancel()
+        self._draw = None
 
     @property
     def own_dropout(self) -> float:
@@ -82,7 +90,8 @@ class TrainEvalPage:
         if action == "masks":
             self.mask_seed += 1
         elif action == "reseed":
-            self.sample_seed, self._drawn = self.sample_seed + 1, None
+            self.sample_seed += 1
+            self._stop_draw()
         elif action == "dropout":
             choices = [None, *(p for p in DEMO_DROPOUTS if p != self.own_dropout)]
             self.demo_dropout = choices[(choices.index(self.demo_dropout) + 1) % len(choices)]
@@ -96,78 +105,81 @@ class TrainEvalPage:
         """The input and its next character: PASSAGE + 1 characters from `position`."""
         return self.source.text[self.position:self.position + PASSAGE + 1]
 
-    def forward(self, mask: int | None) -> torch.Tensor:
-        """(PASSAGE, vocab) logits of the passage: eval mode for mask None, else training mode with mask
-        `mask`'s dropout (DropoutKey(mask_seed, mask))."""
+    def eval_logits(self) -> torch.Tensor:
+        """(PASSAGE, vocab) logits of the passage in eval mode."""
         ids = self.source.vocab.encode(self.passage()[:-1])[None]
         with torch.no_grad():
-            if mask is None:
-                return self.model.eval()(ids)[0][0]
+            return self.model.eval()(ids)[0][0]
+
+    def train_logits(self) -> torch.Tensor:
+        """(MASKS, PASSAGE, vocab) logits of the passage in training mode, one row per mask, all in one
+        batched pass: row m is global stream m of DropoutKey(mask_seed, 0), so its mask is the one a
+        batch-1 pass with DropoutKey(mask_seed, 0, first_stream=m) draws (core.model's keyed masks)."""
+        ids = self.source.vocab.encode(self.passage()[:-1])[None].expand(MASKS, -1)
+        with torch.no_grad():
             try:
-                return self.model.train()(ids, dropout_key=DropoutKey(self.mask_seed, mask))[0][0]
+                return self.model.train()(ids, dropout_key=DropoutKey(self.mask_seed, 0))[0]
             finally:
                 self.model.eval()
 
     def results(self) -> list[tuple[str, torch.Tensor, float]]:
         """(label, next-character probabilities after the passage, mean loss over it) for eval mode and
         each mask."""
-        key = (self.dropout, self.mask_seed, self.position)
-        if key not in self._cache:
-            if len(self._cache) >= CACHED_RESULTS:
-                self._cache.clear()
-            targets = self.source.vocab.encode(self.passage()[1:])
-            rows = []
-            for mask in (None, *range(1, MASKS + 1)):
-                logits = self.forward(mask)
-                label = "eval" if mask is None else f"train {mask}"
-                rows.append((label, logits[-1].softmax(-1), float(F.cross_entropy(logits, targets))))
-            self._cache[key] = rows
-        return self._cache[key]
-
-    def samples(self, length: int) -> tuple[str, str]:
-        """(eval, train): `length` characters after the passage from the same seed and the same draws;
-        eval is what the Sample screen gives (core.sampling.Sampler), train redraws dropout each step."""
-        if self._sampler is None:
-            self._sampler = Sampler(self.source.model, self.source.vocab)
-        return self._sampler.generate(self.sample_settings(length)), self.train_mode_sample(length)
-
-    def sample_state(self, length: int) -> tuple:
-        return self.position, self.dropout, self.sample_seed, length
-
-    def drawn_samples(self, length: int) -> tuple[str, str, bool]:
-        """The samples last drawn and whether they are stale. Drawing takes a model step per character,
-        so it happens on the page's first view, at a new width and on s only; the other keys leave
-        the last samples, marked stale."""
-        state = self.sample_state(length)
-        if self._drawn is None or self._drawn[0][3] != length:
-            self._drawn = (state, *self.samples(length))
-        return self._drawn[1], self._drawn[2], self._drawn[0] != state
+        targets = self.source.vocab.encode(self.passage()[1:])
+        if len(self._cache) >= CACHED_RESULTS:
+            self._cache.clear()
+        eval_key, train_key = ("eval", self.position), ("train", self.dropout, self.mask_seed, self.position)
+        if eval_key not in self._cache:
+            self._cache[eval_key] = self.eval_logits()
+        if train_key not in self._cache:
+            self._cache[train_key] = self.train_logits()
+        rows = [("eval", self._cache[eval_key])]
+        rows += [(f"train {mask + 1}", logits) for mask, logits in enumerate(self._cache[train_key])]
+        return [(label, logits[-1].softmax(-1), float(F.cross_entropy(logits, targets))) for label, logits in rows]
 
     def sample_settings(self, length: int) -> SampleSettings:
         return SampleSettings(prime=self.passage(), temperature=SAMPLE_TEMPERATURE, length=length,
                               seed=self.sample_seed)
 
-    def train_mode_sample(self, length: int) -> str:
-        """The sampler's draw (its distribution, its seeded random.Random and its draw rule), but with the
-        model in training mode: a fresh dropout mask at every step (DropoutKey(seed, step))."""
-        settings = self.sample_settings(length)
-        vocab, model = self.source.vocab, self.model
-        rng, chars = random.Random(settings.seed), []
-        ids = vocab.encode(settings.prime)[None]
-        model.train()
-        try:
-            with torch.no_grad():
-                logits, state = model(ids, dropout_key=DropoutKey(settings.seed, 0))
-                for step in range(1, length + 1):
-                    probs, indices = next_distribution(logits[:, -1], settings)
-                    token = Sampler._draw(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
-                    chars.append(vocab.chars[token])
-                    if step < length:
-                        logits, state = model(torch.tensor([[token]]), state,
-                                              dropout_key=DropoutKey(settings.seed, step))
-        finally:
-            model.eval()
-        return "".join(chars)
+    def sample_state(self, length: int) -> tuple:
+        return self.position, self.dropout, self.sample_seed, length
+
+    def start_draw(self, length: int) -> BackgroundDraw:
+        """Draw `length` characters after the passage in each mode, from the same seed and the same draws,
+        in a thread: part 0 eval mode (core.sampling.Sampler, what the Sample screen gives), part 1
+        training mode (a fresh dropout mask each step, on the thread's own copy of the page's model)."""
+        if self._draw is not None:
+            self._draw.cancel()
+        settings, source = self.sample_settings(length), self.source
+        config, weights = self.model.config, self.model.state_dict()
+
+        def work(add, cancelled) -> None:
+            if self._sampler is None:
+                self._sampler = Sampler(source.model, source.vocab)
+            add(0, self._sampler.generate(settings))
+            model = CharRNN(config)
+            model.load_state_dict(weights)
+            for char in train_mode_stream(model, source.vocab, settings):
+                if cancelled():
+                    return
+                add(1, char)
+
+        self._draw = BackgroundDraw(self.sample_state(length), work)
+        return self._draw
+
+    def samples(self, length: int) -> tuple[str, str]:
+        """(eval, train) samples of `length` characters, waited for."""
+        draw = self.start_draw(length)
+        draw.wait()
+        return draw.text(0), draw.text(1)
+
+    def drawn_samples(self, length: int) -> tuple[str, str, bool, BackgroundDraw]:
+        """(eval text, train text so far, stale, the draw). A draw begins on the first view, at a new width
+        and on s; the other keys leave the last samples, marked stale (a draw takes a model step a character)."""
+        if self._draw is None or self._draw.key[3] != length:
+            self.start_draw(length)
+        draw = self._draw
+        return draw.text(0), draw.text(1), draw.key != self.sample_state(length), draw
 
     # -- drawing
 
@@ -201,9 +213,10 @@ class TrainEvalPage:
                 spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} ", "dim")]
             body.append(tuple(spans))
         half = max(10, (width - 3) // 2)
-        eval_text, train_text, stale = self.drawn_samples(half * SAMPLE_LINES)
+        length = half * SAMPLE_LINES
+        eval_text, train_text, stale, draw = self.drawn_samples(length)
         eval_text, train_text = ("".join(show_text_char(c) for c in text) for text in (eval_text, train_text))
-        seed = self._drawn[0][2]
+        seed = draw.key[2]
         body.append(line(Span(f"A sample in each mode from seed {seed} (T={SAMPLE_TEMPERATURE:g}), the same draws",
                               "dim"), Span(" (earlier settings: s draws again)" if stale else ":", "dim")))
         body.append(line(Span("eval: what the Sample screen gives".ljust(half), "bold"), Span(" | ", "dim"),
@@ -213,4 +226,21 @@ class TrainEvalPage:
             body.append(line(eval_text[piece].ljust(half), Span(" | ", "dim"), train_text[piece]))
         body.append(line(Span("So sampling runs in eval mode: ", "bold"), "dropout off, one seed gives one text."))
         lines = tuple(fit_line(row, width) for row in body[:height])
-        return PageView(TITLE, caption, lines, "sample", "Sample screen: sampling runs in eval mode")
+        busy = "" if draw.done else f"drawing the samples: {len(train_text)}/{length} characters"
+        return PageView(TITLE, caption, lines, "sample", "Sample screen: sampling runs in eval mode", busy=busy,
+                        error=draw.error)
+
+
+def train_mode_stream(model: CharRNN, vocab, settings: SampleSettings) -> Iterator[str]:
+    """The sampler's draw (next_distribution, its seeded random.Random and its draw rule) with `model` in
+    training mode: a fresh dropout mask at every step (DropoutKey(seed, step)). Leaves the model training."""
+    rng = random.Random(settings.seed)
+    ids, state = vocab.encode(settings.prime)[None], None
+    model.train()
+    with torch.no_grad():
+        for step in range(settings.length):
+            logits, state = model(ids, state, dropout_key=DropoutKey(settings.seed, step))
+            probs, indices = next_distribution(logits[:, -1], settings)
+            token = Sampler._draw(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
+            ids = torch.tensor([[token]])
+            yield vocab.chars[token]
