@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 
+from rnn_playground.core.sampling import Sampler
+
 from ..format import error_text
 
 # work(add, cancelled): calls add(part, text) as text comes, and returns early once cancelled() is true.
@@ -50,3 +52,20 @@ class BackgroundDraw:
         """Block until the draw ends (for the CLI and tests); whether it has."""
         self._thread.join(timeout)
         return self.done
+
+
+class SamplerCache:
+    """One core.sampling.Sampler for a page's model, built on first use (in a draw's thread: building one
+    copies the model and, for a large LSTM, quantises it) and rebuilt when the model changes, so a draw
+    still running for the previous model never hands its sampler to the next."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._model: object = None
+        self._sampler: Sampler | None = None
+
+    def get(self, model, vocab) -> Sampler:
+        with self._lock:
+            if self._sampler is None or self._model is not model:
+                self._model, self._sampler = model, Sampler(model, vocab)
+            return self._sampler

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from rnn_playground.core.corpus import describe_chars
-from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
+from rnn_playground.core.sampling import SampleSettings, next_distribution
 
 from ..format import show_char, show_text_char
 from ..sample_view import TOP_K_CHOICES, TOP_P_CHOICES, step_choice, step_temperature
-from .drawing import BackgroundDraw
+from .drawing import BackgroundDraw, SamplerCache
 from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
 
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.5)
@@ -81,7 +81,7 @@ class SamplingPage:
         self.seed = SWEEP_SEED
         self.error = ""
         self._logits: torch.Tensor | None = None
-        self._sampler: Sampler | None = None
+        self._samplers = SamplerCache()
         self._draw: BackgroundDraw | None = None
         if source is not None:
             self.set_source(source)
@@ -91,7 +91,6 @@ class SamplingPage:
             self.source = source
             return
         self.source = source
-        self._sampler = None
         if self._draw is not None:
             self._draw.cancel()
         self._draw = None
@@ -147,12 +146,11 @@ class SamplingPage:
         source, settings = self.source, [self.sweep_settings(t, length) for t in SWEEP_TEMPERATURES]
 
         def work(add, cancelled) -> None:
-            if self._sampler is None:
-                self._sampler = Sampler(source.model, source.vocab)
+            sampler = self._samplers.get(source.model, source.vocab)
             for part, one in enumerate(settings):
                 if cancelled():
                     return
-                add(part, self._sampler.generate(one))
+                add(part, sampler.generate(one))
 
         self._draw = BackgroundDraw(self.sweep_state(length), work, "Drawing the temperature sweep")
         return self._draw

@@ -19,7 +19,7 @@ from rnn_playground.core.model import CharRNN, DropoutKey
 from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
 
 from ..format import show_char, show_text_char
-from .drawing import BackgroundDraw
+from .drawing import BackgroundDraw, SamplerCache
 from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
 
 MASKS = 3                      # training-mode passes shown, each with its own dropout mask
@@ -48,7 +48,7 @@ class TrainEvalPage:
         self.mask_seed, self.sample_seed, self.position = 0, 7, 0
         self.demo_dropout: float | None = None    # None: the model's own dropout
         self.model: CharRNN | None = None
-        self._sampler: Sampler | None = None
+        self._samplers = SamplerCache()
         self._cache: dict[tuple, object] = {}
         self._draw: BackgroundDraw | None = None
         if source is not None:
@@ -61,7 +61,7 @@ class TrainEvalPage:
             self.source = source
             return
         self.source, self.position, self.demo_dropout = source, 0, None
-        self._sampler, self._cache = None, {}
+        self._cache = {}
         self._stop_draw()
         self._build()
 
@@ -154,9 +154,7 @@ class TrainEvalPage:
         config, weights = self.model.config, self.model.state_dict()
 
         def work(add, cancelled) -> None:
-            if self._sampler is None:
-                self._sampler = Sampler(source.model, source.vocab)
-            add(0, self._sampler.generate(settings))
+            add(0, self._samplers.get(source.model, source.vocab).generate(settings))
             model = CharRNN(config)
             model.load_state_dict(weights)
             for char in train_mode_stream(model, source.vocab, settings):
