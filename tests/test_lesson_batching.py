@@ -169,3 +169,23 @@ def test_cli_prints_the_trainers_windows(tiny_corpus, capsys):
 def test_cli_refuses_bad_flags_in_words(tiny_corpus, argv, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         cli(["batching", "--corpus", str(tiny_corpus), *argv])
+
+
+def test_a_run_too_large_for_its_text_can_be_cut_smaller_and_a_foreign_text_is_refused():
+    text = "abcdefghij" * 30
+    vocab = Vocab.from_text(text)
+    page = BatchingPage(Source(None, vocab, tiny_config("x", batch=64, seq=100), text))
+    view = page.view(80, 24)
+    assert page.batches is None and "too few for batch 64 x sequence 100" in view.error
+    assert "Lower B (b) or T (t)" in view.error and view.lines == ()
+    for _ in range(4):
+        page.handle("fewer_streams")
+        page.handle("shorter")
+    assert page.batches is not None and page.view(80, 24).error == ""
+    assert torch.equal(page.pairs(0)[0], StreamBatches(page.ids, page.batch, page.seq).window(0)[0])
+
+    foreign = BatchingPage(Source(None, Vocab.from_text("abc"), tiny_config("x"), text))
+    assert "lacks" in foreign.view(80, 24).error
+    foreign.handle("follow")
+    foreign.handle("next")
+    assert foreign.batches is None

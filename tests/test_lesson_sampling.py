@@ -124,3 +124,9 @@ def test_k_and_p_keys_mark_the_sweep_stale_and_s_or_typing_redraws_it(source):
     sweep, stale, draw = page.drawn_sweep(60)
     assert not stale and draw.wait(60)
     assert page.drawn_sweep(60)[0] == page.sweep(60)
+
+
+def test_the_first_prime_keeps_to_the_vocabulary(source):
+    page = SamplingPage(Source(source.model, source.vocab, source.config, "déjà vu, the end"))
+    assert page.prime and not source.vocab.missing(page.prime)
+    assert page.view(80, 24).error == ""

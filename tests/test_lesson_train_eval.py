@@ -126,3 +126,10 @@ def test_fits_the_size(size):
     assert len(view.caption) == 2 and all(len(text) <= 80 for text in view.caption)
     assert view.deeper == "sample" and view.error == ""
     assert "So sampling runs in eval mode" in "\n".join(line_text(row) for row in view.lines)
+
+
+def test_a_passage_the_vocabulary_lacks_is_said_in_words():
+    source = make_source(0.3)
+    page = TrainEvalPage(Source(source.model, source.vocab, source.config, "déjà vu " * 20))
+    view = page.view(80, 24)
+    assert "vocabulary lacks" in view.error and "left/right" in view.error and view.lines == ()

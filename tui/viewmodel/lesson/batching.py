@@ -93,9 +93,13 @@ class BatchingPage:
         first = self.source is None or source.model is not self.source.model or source.text is not self.source.text
         self.source = source
         if first:
-            self.ids = source.vocab.encode(training_text(source))
             self.batch, self.seq = self.run_shape()
-            self.window, self.following = 0, True
+            self.window, self.following, self.batches = 0, True, None
+            try:
+                self.ids = source.vocab.encode(training_text(source))
+            except PlaygroundError as exc:
+                self.ids, self.error = None, f"{exc} The page needs the text the model was trained on."
+                return
             self._cut(self.batch, self.seq)
 
     def run_shape(self) -> tuple[int, int]:
@@ -109,16 +113,19 @@ class BatchingPage:
             batches = StreamBatches(self.ids, batch, seq)
         except PlaygroundError as exc:
             self.cut_error = str(exc)
-            kept = f"Keeping B={self.batch}, T={self.seq}." if self.batches is not None else "Lower B (b) or T (t)."
-            self.error = f"{exc} {kept}"
+            if self.batches is None:  # nothing to keep: take the asked size, so that b and t go on from it
+                self.batch, self.seq = batch, seq
+                self.error = f"{exc} Lower B (b) or T (t)."
+            else:
+                self.error = f"{exc} Keeping B={self.batch}, T={self.seq}."
             return
         self.batches, self.batch, self.seq, self.error, self.cut_error = batches, batch, seq, "", ""
         self.window = min(self.window, len(batches) - 1)
 
     def handle(self, action: str, argument: str = "") -> None:
-        if self.batches is None and action != "follow":
+        if self.ids is None:
             return
-        if action in ("previous", "next"):
+        if action in ("previous", "next") and self.batches is not None:
             self.window, self.following = self.current(), False
             self.window = (self.window + (1 if action == "next" else -1)) % len(self.batches)
         elif action in ("fewer_streams", "more_streams"):

@@ -222,6 +222,6 @@ class SamplingPage:
 
 def _default_prime(source: Source) -> str:
     """A beginning from the source's text: its first line's first word or so."""
-    text = source.text[:40] or source.vocab.chars[0]
+    text = "".join(c for c in source.text[:40] if c in source.vocab.index) or source.vocab.chars[0]
     return text[:text.find(" ", 8)] if text.find(" ", 8) > 0 else text[:12]
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 import torch
 from torch.nn import functional as F
 
+from rnn_playground.core.corpus import describe_chars
 from rnn_playground.core.model import CharRNN, DropoutKey
 from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
 
@@ -181,12 +182,22 @@ class TrainEvalPage:
 
     # -- drawing
 
+    def _problem(self) -> str:
+        """Why there is nothing to show, in words ("" when there is something)."""
+        if self.source is None or len(self.source.text) < 2:
+            return "No text to run through the model."
+        lacking = self.source.vocab.missing(self.passage())
+        if lacking:
+            return (f"This passage has characters the model's vocabulary lacks: {describe_chars(lacking)}. "
+                    "Step to another passage (left/right), or open the run's own corpus.")
+        return ""
+
     def view(self, width: int, height: int) -> PageView:
         caption = ("One passage through the model in eval mode, and in training mode with dropout.",
                    "Try: m new masks, d the dropout, s a new sample seed, left/right the passage.")
-        if self.source is None or len(self.source.text) < 2:
-            return PageView(TITLE, caption, (), "sample", "Sample screen: sampling runs in eval mode",
-                            error="No text to run through the model.")
+        problem = self._problem()
+        if problem:
+            return PageView(TITLE, caption, (), "sample", "Sample screen: sampling runs in eval mode", error=problem)
         chars, passage = self.source.vocab.chars, self.passage()
         results = self.results()
         tail = "".join(show_text_char(c) for c in passage[:-1])[-max(10, width - 20):]
