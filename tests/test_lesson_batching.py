@@ -137,7 +137,8 @@ def test_page_works_on_an_untrained_model_too():
     model = CharRNN(tiny_config("x", batch=4, seq=8).model_config(len(vocab)))
     page = BatchingPage(Source(model, vocab, tiny_config("x", batch=4, seq=8), text))
     assert (page.batch, page.seq) == (4, 8)
-    assert line_text(page.view(80, 24).lines[0]).startswith(f"{len(page.ids):,} training characters")
+    assert line_text(page.view(80, 24).lines[0]).startswith(f"B=4 streams x {page.batches.inputs.shape[1]} columns "
+                                                             f"({len(page.ids):,} training characters")
 
 
 def cli(argv: list[str]) -> int:

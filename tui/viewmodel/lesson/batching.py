@@ -163,10 +163,10 @@ class BatchingPage:
         columns = batches.inputs.shape[1]
         start = window * self.seq
         body: list[Line] = [
-            line(f"{len(self.ids):,} training characters -> ", Span(f"B={self.batch}", "bold"), " streams of ",
-                 f"{columns:,} columns -> {len(batches):,} windows of ", Span(f"T={self.seq}", "bold")),
-            line("window ", Span(f"{window + 1}", "accent"), f" of {len(batches):,}: columns {start:,}-"
-                 f"{start + self.seq - 1:,} of every stream"),
+            line(Span(f"B={self.batch}", "bold"),
+                 f" streams x {columns:,} columns ({len(self.ids):,} training characters)"),
+            line("window ", Span(f"{window + 1}", "accent"), f" of {len(batches):,} (", Span(f"T={self.seq}", "bold"),
+                 f"): columns {start:,}-{start + self.seq - 1:,} of every stream"),
         ]
         rows = min(self.batch, max(MIN_ROWS, (height - FIXED_LINES) // 2))
         body.append(line(Span("the streams (window highlighted):", "dim")))
