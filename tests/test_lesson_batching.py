@@ -190,3 +190,12 @@ def test_a_run_too_large_for_its_text_can_be_cut_smaller_and_a_foreign_text_is_r
     foreign.handle("follow")
     foreign.handle("next")
     assert foreign.batches is None
+
+
+def test_a_live_window_beyond_the_text_the_page_reads_is_said(trainer):
+    windows = trainer.task.windows
+    page = BatchingPage(source_of(trainer, step=windows * 10 + windows + 3, windows=windows * 10))
+    assert page.trainer_window() == windows + 3
+    assert page.current() == 0     # the page stays on a window it has
+    shown = "\n".join(line_text(row) for row in page.view(80, 24).lines)
+    assert f"window {windows + 4} next, past the text this page has" in shown

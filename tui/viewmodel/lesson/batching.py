@@ -5,7 +5,8 @@ the way core.chartask does (core.corpus.split_parts with the run's fractions). N
 
 On a live run, `Source.live` tells where the trainer is. Keys read (each optional): "window" (the next
 window the trainer takes, 0-based), else "epoch" (the trainer's float epoch, epoch + window / windows),
-else "step" (window = step mod windows); "batch" and "seq" (the run's B and T, else the config's).
+else "step" (window = step mod windows); "windows" (the run's windows per epoch, else the page's own
+count); "batch" and "seq" (the run's B and T, else the config's).
 """
 
 from __future__ import annotations
@@ -137,14 +138,16 @@ class BatchingPage:
             self._cut(*self.run_shape())
 
     def trainer_window(self) -> int | None:
-        """The window the live run takes next, when the page cuts the text the way the run does."""
+        """The window the live run takes next, when the page cuts at the run's B and T. Counted over the
+        run's windows per epoch ("windows" in live, else the page's own: the same when the page reads the
+        whole text), so it may lie beyond the part of the text the page was given."""
         if self.batches is None or self.source is None or (self.batch, self.seq) != self.run_shape():
             return None
-        return live_window(self.source.live, len(self.batches))
+        return live_window(self.source.live, int(self.source.live.get("windows") or len(self.batches)))
 
     def current(self) -> int:
         live = self.trainer_window() if self.following else None
-        return self.window if live is None else live
+        return self.window if live is None or live >= len(self.batches) else live
 
     def pairs(self, window: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of a window: StreamBatches.window itself."""
@@ -228,6 +231,8 @@ class BatchingPage:
         step = self.source.live.get("step")
         where = f", step {step:,}" if isinstance(step, int) else ""
         marker = " (this one)" if live == window else ""
+        if live >= len(self.batches):
+            marker = ", past the text this page has"
         if live == 0:
             origin = Span("reset to zeros: a new epoch starts", "bad")
         else:
