@@ -9,7 +9,7 @@ from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.model import CharRNN, ModelConfig
 from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
 from rnn_playground.tui.viewmodel.lesson.page import Source, line_text
-from rnn_playground.tui.viewmodel.lesson.sampling_page import SWEEP_TEMPERATURES, SamplingPage
+from rnn_playground.tui.viewmodel.lesson.sampling_page import SWEEP_TEMPERATURES, SamplingPage, sweep_length
 
 from .conftest import TINY_TEXT, tiny_config
 from .tui_helpers import until
@@ -107,23 +107,24 @@ def test_fits_the_size(source, size):
 
 def test_k_and_p_keys_mark_the_sweep_stale_and_s_or_typing_redraws_it(source):
     page = SamplingPage(source)
-    first = page.sweep(60)        # 60 characters: what an 80-column view draws
+    length = sweep_length(80)
+    first = page.sweep(length)
     page.handle("more_k")
     page.handle("more_k")
     text = "\n".join(line_text(row) for row in page.view(80, 24).lines)
     assert "(top-k off, top-p 1: s redraws)" in text
-    sweep, stale, draw = page.drawn_sweep(60)
+    sweep, stale, draw = page.drawn_sweep(length)
     assert stale and draw.done and sweep == first
     page.handle("reseed")
     view = until(lambda: next((v for v in [page.view(80, 24)] if not v.busy), None), what="the sweep")
     text = "\n".join(line_text(row) for row in view.lines)
     assert "s redraws" not in text and f"Seed {page.seed}" in text
-    assert all(sample[:40] in text.replace("↵", "\n") for _, sample in page.drawn_sweep(60)[0])
+    assert all(sample in text.replace("↵", "\n") for _, sample in page.drawn_sweep(length)[0])
     page.handle("more_k")
     page.handle("type", "def ")
-    sweep, stale, draw = page.drawn_sweep(60)
+    sweep, stale, draw = page.drawn_sweep(length)
     assert not stale and draw.wait(60)
-    assert page.drawn_sweep(60)[0] == page.sweep(60)
+    assert page.drawn_sweep(length)[0] == page.sweep(length)
 
 
 def test_the_first_prime_keeps_to_the_vocabulary(source):

@@ -22,8 +22,8 @@ from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, lin
 
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.5)
 SWEEP_SEED = 1234
-SWEEP_MAX_CHARS = 60      # characters of each sweep sample (fewer when the width is less)
-TOP_ROWS = 10             # characters listed, the likeliest under the raw softmax
+SWEEP_MAX_CHARS = 112     # characters of each sweep sample (fewer when the width is less)
+TOP_ROWS = 16             # characters listed at most, the likeliest under the raw softmax
 TITLE = "Sampling: softmax, temperature, top-k, top-p"
 
 
@@ -204,7 +204,7 @@ class SamplingPage:
                 prob = float(stage.probs[index])
                 spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} " if prob > 0 else "  cut ", "dim")]
             body.append(tuple(spans))
-        length, draw = max(10, min(SWEEP_MAX_CHARS, width - 8)), None
+        length, draw = sweep_length(width), None
         if len(body) + sweep_rows <= height:
             sweep, stale, draw = self.drawn_sweep(length)
             _, top_k, top_p, seed, _ = draw.key
@@ -218,6 +218,11 @@ class SamplingPage:
         error = self.error or (draw.error if draw is not None else "")
         return PageView(TITLE, caption, lines, "sample", "Sample screen: generate with these settings",
                         busy=busy, error=error)
+
+
+def sweep_length(width: int) -> int:
+    """Characters of each sweep sample at `width`: a line each, after its "T=0.5 " label."""
+    return max(10, min(SWEEP_MAX_CHARS, width - 8))
 
 
 def _default_prime(source: Source) -> str:

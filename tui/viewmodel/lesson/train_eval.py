@@ -25,7 +25,8 @@ from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, lin
 
 MASKS = 3                      # training-mode passes shown, each with its own dropout mask
 PASSAGE = 32                   # characters of input
-TOP_ROWS = 5                   # likeliest next characters listed (eval mode's order)
+TOP_ROWS = 12                  # likeliest next characters listed at most (eval mode's order)
+OTHER_LINES = 9                # the body's lines besides those
 DEMO_DROPOUTS = (0.1, 0.3, 0.5)
 SAMPLE_TEMPERATURE = 0.8       # the Sample screen's default
 CACHED_RESULTS = 32            # (dropout, masks, passage) results kept for stepping back and forth
@@ -214,7 +215,8 @@ class TrainEvalPage:
         cell = column - 6
         body.append(line("     ", *(Span(label.ljust(column), "bold") for label, _, _ in results)))
         body.append(line(Span("loss ", "dim"), *(Span(f"{loss:.3f}".ljust(column), "bold") for _, _, loss in results)))
-        order = results[0][1].argsort(descending=True).tolist()[:TOP_ROWS]
+        rows = max(3, min(TOP_ROWS, height - OTHER_LINES))
+        order = results[0][1].argsort(descending=True).tolist()[:rows]
         for index in order:
             spans = [Span(f" {show_char(chars[index])}   ", "accent")]
             for _, probs, _ in results:
