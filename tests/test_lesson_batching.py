@@ -199,3 +199,15 @@ def test_a_live_window_beyond_the_text_the_page_reads_is_said(trainer):
     assert page.current() == 0     # the page stays on a window it has
     shown = "\n".join(line_text(row) for row in page.view(80, 24).lines)
     assert f"window {windows + 4} next, past the text this page has" in shown
+
+
+def test_a_live_update_keeps_the_page_where_it_is_and_another_run_starts_it_over(trainer):
+    page = BatchingPage(source_of(trainer, step=3))
+    page.handle("next")
+    page.handle("more_streams")
+    assert (page.current(), page.batch) == (4, 12)
+    page.set_source(source_of(trainer, step=4))
+    assert (page.current(), page.batch) == (4, 12)
+    text = "abcdefghij" * 300
+    page.set_source(Source(None, Vocab.from_text(text), tiny_config("x", batch=4, seq=8), text))
+    assert (page.current(), page.batch, page.seq) == (0, 4, 8)

@@ -133,3 +133,20 @@ def test_a_passage_the_vocabulary_lacks_is_said_in_words():
     page = TrainEvalPage(Source(source.model, source.vocab, source.config, "déjà vu " * 20))
     view = page.view(80, 24)
     assert "vocabulary lacks" in view.error and "left/right" in view.error and view.lines == ()
+
+
+def test_a_newer_model_of_the_same_text_keeps_the_passage():
+    source = make_source(0.0)
+    page = TrainEvalPage(source)
+    page.handle("next")
+    page.handle("dropout")
+    newer = make_source(0.0)
+    page.set_source(newer)
+    assert page.position == PASSAGE and page.dropout == 0.1
+    assert torch.allclose(page.results()[0][1], recomputed(newer, page.passage(), 0.1, 0)[0][0], atol=1e-6)
+    page.set_source(Source(newer.model, newer.vocab, newer.config, TINY_TEXT[5:]))
+    assert page.position == 0 and page.passage() == TINY_TEXT[5:5 + PASSAGE + 1]
+    page.handle("next")
+    other = make_source(0.3)
+    page.set_source(Source(other.model, other.vocab, other.config, TINY_TEXT))
+    assert page.position == 0 and page.dropout == 0.3

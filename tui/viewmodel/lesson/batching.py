@@ -91,21 +91,28 @@ class BatchingPage:
     # -- state
 
     def set_source(self, source: Source) -> None:
-        first = self.source is None or source.model is not self.source.model or source.text is not self.source.text
-        self.source = source
-        if first:
-            self.batch, self.seq = self.run_shape()
-            self.window, self.following, self.batches = 0, True, None
-            try:
-                self.ids = source.vocab.encode(training_text(source))
-            except PlaygroundError as exc:
-                self.ids, self.error = None, f"{exc} The page needs the text the model was trained on."
-                return
-            self._cut(self.batch, self.seq)
+        """A new source: the same text and run (a newer checkpoint, a live update) keeps the page where it
+        is; another text or run starts it over at the run's B and T."""
+        old, self.source = self.source, source
+        if (old is not None and source.text == old.text and source.vocab == old.vocab
+                and self._shape_of(source) == self._shape_of(old)):
+            return
+        self.batch, self.seq = self.run_shape()
+        self.window, self.following, self.batches = 0, True, None
+        try:
+            self.ids = source.vocab.encode(training_text(source))
+        except PlaygroundError as exc:
+            self.ids, self.error = None, f"{exc} The page needs the text the model was trained on."
+            return
+        self._cut(self.batch, self.seq)
 
     def run_shape(self) -> tuple[int, int]:
         """The B and T the run trains with."""
-        live, config = self.source.live or {}, self.source.config
+        return self._shape_of(self.source)
+
+    @staticmethod
+    def _shape_of(source: Source) -> tuple[int, int]:
+        live, config = source.live or {}, source.config
         return int(live.get("batch") or getattr(config, "batch", 8)), int(live.get("seq") or getattr(config, "seq", 20))
 
     def _cut(self, batch: int, seq: int) -> None:

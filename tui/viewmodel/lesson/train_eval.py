@@ -59,10 +59,17 @@ class TrainEvalPage:
     # -- state
 
     def set_source(self, source: Source) -> None:
-        if self.source is not None and source.model is self.source.model:
-            self.source = source
+        """A new text starts at its beginning; a new model is copied (a newer checkpoint of the same text
+        keeps the passage and the demonstration's dropout)."""
+        old, self.source = self.source, source
+        new_text = old is None or source.text != old.text
+        if new_text:
+            self.position, self._cache = 0, {}
+            self._stop_draw()
+        if old is not None and source.model is old.model:
             return
-        self.source, self.position, self.demo_dropout = source, 0, None
+        if new_text:
+            self.demo_dropout = None
         self._cache = {}
         self._stop_draw()
         self._build()
