@@ -62,17 +62,15 @@ class TrainEvalPage:
         """A new text starts at its beginning; a new model is copied (a newer checkpoint of the same text
         keeps the passage and the demonstration's dropout)."""
         old, self.source = self.source, source
-        new_text = old is None or source.text != old.text
+        new_text, new_model = old is None or source.text != old.text, old is None or source.model is not old.model
         if new_text:
-            self.position, self._cache = 0, {}
+            self.position = 0
+            self.demo_dropout = None if new_model else self.demo_dropout
+        if new_text or new_model:
+            self._cache = {}
             self._stop_draw()
-        if old is not None and source.model is old.model:
-            return
-        if new_text:
-            self.demo_dropout = None
-        self._cache = {}
-        self._stop_draw()
-        self._build()
+        if new_model:
+            self._build()
 
     def _stop_draw(self) -> None:
         if self._draw is not None:
@@ -103,7 +101,8 @@ class TrainEvalPage:
             self._stop_draw()
         elif action == "dropout":
             choices = [None, *(p for p in DEMO_DROPOUTS if p != self.own_dropout)]
-            self.demo_dropout = choices[(choices.index(self.demo_dropout) + 1) % len(choices)]
+            at = choices.index(self.demo_dropout) if self.demo_dropout in choices else 0
+            self.demo_dropout = choices[(at + 1) % len(choices)]
             self._build()
         elif action in ("previous", "next"):
             last = max(0, len(self.source.text) - PASSAGE - 1)
