@@ -159,7 +159,7 @@ def test_cli_prints_the_trainers_windows(tiny_corpus, capsys):
         x, y = page.pairs(window)
         for row in range(8):
             assert f"s{row + 1:<3}x {text_of(x[row], vocab)}  y {text_of(y[row], vocab)}" in out
-    assert "window 3:" not in out and "Course:" in out and "Ours:" in out
+    assert "window 3:" not in out and "Course:" in out and "Ours (StreamBatches):" in out
 
 
 @pytest.mark.parametrize(("argv", "message"), [

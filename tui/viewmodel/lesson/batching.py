@@ -186,7 +186,7 @@ class BatchingPage:
         body.append(line(Span("x (input) and y (target, shifted by one) of the window:", "dim")))
         body.extend(self.window_block(window, width, rows))
         body.extend(self.wrap_lines())
-        body.extend(self._live_lines(window, width))
+        body.extend(self._live_lines(window))
         lines = tuple(fit_line(row, width) for row in body[:height])
         return PageView(TITLE, caption, lines, "train", "Train screen: batch and sequence settings",
                         error=self.error)
@@ -224,11 +224,11 @@ class BatchingPage:
         return [
             line(Span("Course: ", "bold"), "stream 1's last target wraps to its first character: ",
                  Span(f"'{show_text_char(chars[course])}' wrong", "bad")),
-            line(Span("Ours: ", "bold"), "targets are ids[1:used + 1], the true next one: ",
+            line(Span("Ours (StreamBatches): ", "bold"), "y is ids[1:used + 1], the true next one: ",
                  Span(f"'{show_text_char(chars[ours])}' right", "good")),
         ]
 
-    def _live_lines(self, window: int, width: int) -> list[Line]:
+    def _live_lines(self, window: int) -> list[Line]:
         live = self.trainer_window()
         if live is None:
             if self.source.live:
