@@ -44,6 +44,17 @@ def line_text(row: Line) -> str:
     return "".join(span.text for span in row)
 
 
+def fit_line(row: Line, width: int) -> Line:
+    """The line cut to `width` cells: spans kept in order, the last one shortened, the rest dropped."""
+    out, used = [], 0
+    for span in row:
+        if used >= width:
+            break
+        out.append(Span(span.text[:width - used], span.style, span.value))
+        used += len(out[-1].text)
+    return tuple(out)
+
+
 def bar_text(fraction: float, cells: int) -> str:
     """A horizontal bar `fraction` (0..1) of `cells` long, in eighths of a cell, padded to `cells`."""
     fraction = min(1.0, max(0.0, fraction))
