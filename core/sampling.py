@@ -393,7 +393,7 @@ class Sampler:
         return torch.addmm(self._head_b, x, self._head_w)
 
     @staticmethod
-    def _draw(probs: list[float], indices: list[int] | None, rng: random.Random) -> int:
+    def draw_char(probs: list[float], indices: list[int] | None, rng: random.Random) -> int:
         """One character from a row of next_distribution. The draw happens on the host from a seeded
         random.Random: a handful of floats, cheaper than a multinomial kernel, the same on every device."""
         if len(probs) == 1:
@@ -451,7 +451,7 @@ class Sampler:
             holdback = STOP_LOOKBACK - 1 if settings.stop_regex else len(settings.stop) - 1
         reach = STOP_LOOKBACK if settings.stop_regex else len(settings.stop)  # the longest match
         penalised = settings.repetition_penalty != 1
-        chars, vocab_size, draw = self.vocab.chars, len(self.vocab), self._draw
+        chars, vocab_size, draw = self.vocab.chars, len(self.vocab), self.draw_char
         active, pending = list(streams), []
         try:
             with torch.inference_mode(), torch_threads(self.threads):

@@ -6,18 +6,18 @@ import argparse
 
 from rich.console import Console
 
-from . import lesson_memory, lesson_shapes
+from . import lesson_batching, lesson_memory, lesson_shapes
 from .options import HelpFormatter
 from .terminal import EXIT_ERROR
 
 # Each provides `register(lesson_subparsers)`, adding a page's parser whose `func(args, console) -> int` does the
 # work (as main.SUBCOMMANDS does for the top-level commands).
-PAGES = (lesson_shapes, lesson_memory)
+PAGES = (lesson_shapes, lesson_batching, lesson_memory)
 
 
 def register(subparsers) -> None:
     lesson = subparsers.add_parser(
-        "lesson", help="the lesson's chapters on a model, headless (shapes, memory, ...)",
+        "lesson", help="the lesson's chapters on a model, headless (shapes, batching, memory)",
         description="The Lesson screen's pages that make sense without the app: each prints what its page "
                     "shows, computed from a real model or module.",
         formatter_class=HelpFormatter)

@@ -258,6 +258,6 @@ def train_mode_stream(model: CharRNN, vocab, settings: SampleSettings) -> Iterat
         for step in range(settings.length):
             logits, state = model(ids, state, dropout_key=DropoutKey(settings.seed, step))
             probs, indices = next_distribution(logits[:, -1], settings)
-            token = Sampler._draw(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
+            token = Sampler.draw_char(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
             ids = torch.tensor([[token]])
             yield vocab.chars[token]
