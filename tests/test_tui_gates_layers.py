@@ -1,0 +1,125 @@
+"""The Gates screen's all-layers view (every layer's strips over the text around the cursor) and match view
+(LSTMVis's span match), on a real tiny checkpoint: what they draw is the core trace's and match_spans'."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .tui_helpers import Host, screen_text, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def opened(pilot, screen):
+    await wait_for(pilot, lambda: screen.gates.trace is not None or screen.gates.error, what="the trace")
+    assert screen.gates.error is None, screen.gates.error
+    await pilot.pause()
+
+
+async def test_all_layers_view_shows_each_layers_values_around_the_cursor(tiny_run):
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.widgets.layerstrips import LayerStrips
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press(*["right"] * 30, "a")
+        assert screen.gates.view == "layers"
+        strips = screen.query_one(LayerStrips)
+        view = await wait_for(pilot, lambda: strips.view and len(strips.view.chars) > 1 and strips.view,
+                              what="the strips")
+        assert strips.display and not screen.query_one("#gates-heatmap").display
+        text, pos = screen.gates.text, screen.gates.pos
+        trace = screen.gates.trace   # the screen's own (core's, as test_tui_gates shows)
+        assert len(trace) == pos + 2
+        assert view.key == "c" and [s.label for s in view.strips] == ["L1", "L2"]
+        assert view.chars == text[view.start:view.start + len(view.chars)] and view.start + view.cursor == pos
+        assert len(view.chars) == strips.columns and view.last_unit - view.first_unit == strips.units_per_page(2)
+        traced = len(trace) - view.start
+        for layer, strip in enumerate(view.strips):
+            expected = trace.values("c")[view.start:len(trace), layer, view.first_unit:view.last_unit].T
+            np.testing.assert_array_equal(strip.raw[:, :traced], expected)
+            assert np.isnan(strip.raw[:, traced:]).all()   # not traced yet: blank
+            assert strip.selected == float(trace.at(pos, layer, "c")[0])
+        drawn = screen_text(pilot.app)
+        assert "L1 " in drawn and "L2 " in drawn and "units 0-" in drawn
+        # the next page of units, another quantity: the strips follow
+        await pilot.press("right_square_bracket", "v")
+        view = strips.view
+        per_page = strips.units_per_page(2)
+        assert (view.first_unit, screen.gates.unit) == (per_page, per_page) and view.key == screen.gates.colour_key
+        key = view.key
+        for layer, strip in enumerate(view.strips):
+            values = trace.cell_update(key, view.start, len(trace), layer) if key in ("kept", "written") \
+                else trace.values(key)[view.start:len(trace), layer]
+            np.testing.assert_array_equal(strip.raw[:, :traced], values[:, per_page:2 * per_page].T)
+
+
+async def test_all_layers_view_without_colour_draws_bars(tiny_run, monkeypatch):
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.widgets.heatmap import BARS
+    from rnn_playground.tui.app.widgets.layerstrips import LayerStrips
+    monkeypatch.setenv("NO_COLOR", "1")
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("a")
+        strips = screen.query_one(LayerStrips)
+        view = await wait_for(pilot, lambda: strips.view and len(strips.view.chars) > 1 and strips.view,
+                              what="the strips")
+        assert strips.mono and strips.units_per_page(2) == strips.lines_per_strip(2)
+        lines = strips.render().plain.splitlines()
+        rows = [line for line in lines[1:-1]]
+        assert len(rows) == 2 * (view.last_unit - view.first_unit)   # one unit a line in each layer
+        assert rows[0].startswith("L2 ") and any(row.startswith("L1 ") for row in rows)
+        assert all(ch in BARS for ch in rows[0][4:6]) and "▀" not in "".join(rows)
+        assert "2 a line" not in lines[-1]
+
+
+async def test_select_a_span_match_it_and_jump_to_a_match(tiny_run):
+    from rnn_playground.core.gates_analysis import match_spans
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.viewmodel.gates_view import span_text
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press(*["right"] * 10, "x", "right", "right", "shift+right")
+        assert screen.gates.selection() == (10, 14)
+        await pilot.press(*["less_than_sign"] * 4)   # 90th percentile down to the 50th: more units are on
+        assert screen.gates.percentile == 50.0
+        await pilot.press("m")
+        result = await wait_for(pilot, lambda: screen.gates.span_matches, what="the matches")
+        assert screen.gates.mark is None and screen.gates.span == (10, 14)
+        text = screen.gates.text
+        trace = screen.gates.trace
+        assert len(trace) == len(text)   # the whole text was traced first
+        expected = match_spans(trace, 10, 14, key="c", layer=1, percentile=50.0, top=20)
+        assert result == expected
+        assert result.matches, "the tiny model's text repeats: some span matches"
+        assert all(m.end <= 10 or m.start >= 14 for m in result.matches)
+        listed = screen.query_one("#gates-span-matches")
+        shown = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        assert len(shown) == len(result.matches)
+        best = result.matches[0]
+        assert shown[0] == f"{best.score:.2f}  {best.shared}/{len(result.units)} of {best.active} on  " \
+                           f"{span_text(text, best.start, best.end)}"
+        note = screen.query_one("#gates-match-note").content.plain
+        assert f"p50 = {result.threshold:+.4f}" in note and f"{len(result.units)} units on" in note
+        # the threshold one step up: matched again, with the 75th percentile
+        await pilot.press("greater_than_sign")
+        await wait_for(pilot, lambda: screen.gates.span_matches.percentile == 75.0, what="the new threshold")
+        higher = match_spans(trace, 10, 14, key="c", layer=1, percentile=75.0, top=20)
+        assert screen.gates.span_matches == higher
+        assert "p75 = " in screen.query_one("#gates-match-note").content.plain
+        await pilot.press("less_than_sign")
+        await wait_for(pilot, lambda: screen.gates.span_matches.percentile == 50.0, what="the threshold back")
+        # Enter on the second match jumps there; the span matched stays
+        await pilot.pause()
+        if len(screen.gates.span_matches.matches) > 1:
+            await pilot.press("down")
+        index = listed.highlighted
+        await pilot.press("enter")
+        target = screen.gates.span_matches.matches[index].start
+        await wait_for(pilot, lambda: screen.gates.pos == target, what="the jump")
+        assert screen.gates.span == (10, 14)
+        assert screen.query_one("#gates-text").selection == (10, 14)
