@@ -117,10 +117,10 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="compare view: the cursor to the next span where A or B wins most"),
         Binding("N", "jump(-1)", "Previous span", show=False, id="gates.jump_previous",
                 tooltip="compare view: the cursor to the previous span where A or B wins most"),
-        Binding("a", "view('layers')", "All layers", id="gates.layers",
+        Binding("a", "view('layers')", "All layers", show=False, id="gates.layers",
                 tooltip="every layer at once: the colour quantity of a page of units over the text around the "
                         "cursor, one strip a layer (lower layers follow characters, upper ones structure)"),
-        Binding("m", "view('match')", "Match span", id="gates.match",
+        Binding("m", "view('match')", "Match span", show=False, id="gates.match",
                 tooltip="span match (LSTMVis): the units on over the selected span (above a percentile of the "
                         "colour quantity at this layer), and the spans elsewhere where the same units are on; "
                         "Enter jumps to one"),
