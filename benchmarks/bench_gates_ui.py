@@ -21,6 +21,9 @@ The layers case (`--layers-view`, also alone with `--layers-only`): the same mod
 `--interval` seconds in the cell view, then in the all-layers view (`a`: every layer's strips over the text around
 the cursor), a key's latency running to the first frame whose step line shows the new position.
 
+The span match case (`--span-match`, also alone with `--span-match-only`): the engine's match (core.gates_analysis)
+of a 5-character span on the top layer's c over the whole text, against tracing that text, which it needs first.
+
 Headless, frames are not encoded to escape sequences; everything before that is the real path.
 """
 
@@ -250,6 +253,25 @@ def layers_rows(run: Path, text: str, args) -> list[list]:
             for name, values in (("cell view", cell), ("all-layers view", layers))]
 
 
+def span_match_rows(run: Path, text: str, args) -> list[list]:
+    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.gates_analysis import match_spans
+    traced, matched = [], []
+    for round_ in range(args.rounds):
+        tracer = GateTracer.from_checkpoint(run)
+        started = time.perf_counter()
+        trace = tracer.trace(text)
+        traced.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        result = match_spans(trace, 100, 105, key="c", layer=-1, percentile=90.0, top=20)
+        matched.append(time.perf_counter() - started)
+        print(f"round {round_ + 1}: traced in {traced[-1]:.2f} s, matched in {matched[-1]:.3f} s "
+              f"({len(result.units)} units on, {len(result.matches)} matches)", flush=True)
+    base = statistics.median(traced)
+    return [[name, f"{statistics.median(values):.3f}", f"{statistics.median(values) / base:.3f}"]
+            for name, values in (("trace the text", traced), ("span match, top layer's c", matched))]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
@@ -266,6 +288,9 @@ def main(argv=None) -> None:
     parser.add_argument("--layers-view", action=argparse.BooleanOptionalAction, default=True,
                         help="also the all-layers view's case (Right pressed in the cell view, then in it)")
     parser.add_argument("--layers-only", action="store_true", help="only the all-layers view's case")
+    parser.add_argument("--span-match", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the span match's case (the engine's match against tracing the text)")
+    parser.add_argument("--span-match-only", action="store_true", help="only the span match's case")
     args = parser.parse_args(argv)
     import textual
 
@@ -277,6 +302,11 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
+    if args.span_match or args.span_match_only:
+        print_table("Span match over the whole text, s", ["case", "median s", "median / trace median"],
+                    span_match_rows(run, text, args))
+        if args.span_match_only:
+            return
     if args.layers_view or args.layers_only:
         print_table("Gates screen, all-layers view: key (Right) -> frame showing the step, ms",
                     ["view", "presses", "median", "p95", "max", "median / cell view median"],

@@ -231,8 +231,10 @@ def percentile_threshold(values: np.ndarray, percentile: float) -> float:
     non-finite values are left out."""
     if not (math.isfinite(percentile) and 0.0 <= percentile <= 100.0):
         raise TraceError(f"The percentile must be between 0 and 100, got {percentile}.")
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    flat = flat[np.isfinite(flat)]
+    flat = np.asarray(values).ravel()   # no float64 copy: a long text's values are large
+    finite = np.isfinite(flat)
+    if not finite.all():
+        flat = flat[finite]
     if not flat.size:
         raise TraceError("The quantity has no finite values over this text, so no threshold can be set.")
     return float(np.percentile(flat, percentile))
@@ -264,15 +266,19 @@ def match_values(values: np.ndarray, start: int, end: int, threshold: float, top
     chunk = max(1, MATCH_CELLS // max(steps, 1))
     mask = np.zeros(units, dtype=bool)
     mask[selected] = True
+    chosen = np.zeros(steps + 1)   # the selected units' values summed at each step, then over steps
     for first in range(0, units, chunk):  # window sums of "on" by cumulative sums, a chunk of units at a time
         block = on[:, first:first + chunk]
         sums = np.zeros((steps + 1, block.shape[1]), dtype=np.int32)
         np.cumsum(block, axis=0, out=sums[1:])
         always = (sums[length:] - sums[:-length]) == length   # [windows, chunk]: on at every step of the window
         active += always.sum(axis=1)
-        shared += always[:, mask[first:first + chunk]].sum(axis=1)
-    chosen = np.cumsum(np.vstack([np.zeros((1, selected.size)), values[:, selected].astype(np.float64)]), axis=0)
-    means = (chosen[length:] - chosen[:-length]).mean(axis=1) / length
+        mine = mask[first:first + chunk]
+        if mine.any():
+            shared += always[:, mine].sum(axis=1)
+            chosen[1:] += values[:, first:first + chunk][:, mine].sum(axis=1, dtype=np.float64)
+    np.cumsum(chosen, out=chosen)
+    means = (chosen[length:] - chosen[:-length]) / (length * selected.size)
     scores = shared / (selected.size + active - shared)
     # means rounded for the order: cumulative sums leave float noise that must not break ties (earlier first)
     order = np.lexsort((np.arange(windows), -np.round(means, 9), -scores))
@@ -290,17 +296,34 @@ def match_values(values: np.ndarray, start: int, end: int, threshold: float, top
     return selected, taken
 
 
+def span_values(trace, key: str | None = None, layer: int | None = None) -> tuple[str, int | None, np.ndarray]:
+    """(key, layer, values [steps, units]) a span match reads: quantity `key` (default c for an LSTM, else h)
+    at `layer`, or at every layer side by side (None: unit numbers layer * hidden + unit). One layer's values
+    are a view of the trace: a complete trace is never written again, so they can be read without its lock."""
+    key = key or ("c" if trace.cell == "lstm" else "h")
+    trace.quantity(key)
+    if layer is not None:
+        layer = trace.layer_index(layer)
+        if key in ("kept", "written"):
+            return key, layer, trace.cell_update(key, layer=layer)
+        return key, layer, trace.values(key)[:, layer]
+    return key, None, trace.values(key).reshape(len(trace), -1)
+
+
+def match_span_values(values: np.ndarray, start: int, end: int, key: str, layer: int | None,
+                      percentile: float = 90.0, top: int = 10) -> SpanMatches:
+    """match_spans over span_values' values."""
+    _check_span(values.shape[0], start, end)
+    threshold = percentile_threshold(values, percentile)
+    selected, matches = match_values(values, start, end, threshold, top)
+    return SpanMatches(start, end, key, layer, float(percentile), threshold, tuple(int(u) for u in selected),
+                       tuple(matches))
+
+
 def match_spans(trace, start: int, end: int, key: str | None = None, layer: int | None = None,
                 percentile: float = 90.0, top: int = 10) -> SpanMatches:
     """The spans of the traced text whose units of quantity `key` (default c for an LSTM, else h) at `layer`
     (None: all layers) are on like those of steps start..end-1, best first. A unit is on above the value at
     `percentile` % of the quantity's values over the text at that layer (or all layers)."""
-    key = key or ("c" if trace.cell == "lstm" else "h")
-    trace.quantity(key)
-    _check_span(len(trace), start, end)
-    layers = list(range(trace.layers)) if layer is None else [trace.layer_index(layer)]
-    values = trace.values(key)[:, layers].reshape(len(trace), -1)
-    threshold = percentile_threshold(values, percentile)
-    selected, matches = match_values(values, start, end, threshold, top)
-    return SpanMatches(start, end, key, None if layer is None else layers[0], float(percentile), threshold,
-                       tuple(int(u) for u in selected), tuple(matches))
+    key, layer, values = span_values(trace, key, layer)
+    return match_span_values(values, start, end, key, layer, percentile, top)

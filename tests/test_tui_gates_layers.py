@@ -123,3 +123,32 @@ async def test_select_a_span_match_it_and_jump_to_a_match(tiny_run):
         await wait_for(pilot, lambda: screen.gates.pos == target, what="the jump")
         assert screen.gates.span == (10, 14)
         assert screen.query_one("#gates-text").selection == (10, 14)
+
+
+def test_layers_view_data_for_the_cell_update_and_the_text_edges():
+    """The middle floor alone: kept/written strips are core's cell_update; the window stays inside the text."""
+    import torch
+
+    from rnn_playground.core.corpus import Vocab
+    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.model import CharRNN, ModelConfig
+    from rnn_playground.tui.viewmodel.gates_view import diverging, layers_view, window_start
+    text = "the cat sat on the mat, the end"
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="lstm", hidden=10, layers=3, embed=4)).eval()
+    trace = GateTracer(model, vocab).trace(text[:20])   # the rest not traced yet
+    assert window_start(0, 12, len(text)) == 0 and window_start(len(text) - 1, 12, len(text)) == len(text) - 12
+    assert window_start(15, 12, len(text)) == 11 and window_start(3, 100, len(text)) == 0
+    view = layers_view(trace, text, "kept", 15, 12, unit=7, per_page=4)
+    assert (view.start, view.chars, view.cursor) == (11, text[11:23], 4)
+    assert (view.first_unit, view.last_unit) == (4, 8) and [s.label for s in view.strips] == ["L1", "L2", "L3"]
+    for layer, strip in enumerate(view.strips):
+        kept = trace.cell_update("kept", 11, 20, layer)[:, 4:8].T
+        np.testing.assert_array_equal(strip.raw[:, :9], kept)
+        assert np.isnan(strip.raw[:, 9:]).all() and (strip.values[:, 9:] == 0).all()
+        np.testing.assert_array_equal(strip.values[:, :9], diverging(kept, "derived"))
+        assert strip.selected == float(trace.cell_update("kept", 15, 16, layer)[0, 7])
+    # the cursor past the trace: no value selected; the last page may be short
+    view = layers_view(trace, text, "i", 25, 12, unit=9, per_page=4)
+    assert (view.first_unit, view.last_unit) == (8, 10) and all(s.selected is None for s in view.strips)

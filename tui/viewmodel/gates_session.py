@@ -21,7 +21,7 @@ import numpy as np
 
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
-from rnn_playground.core.gates_analysis import Saturation, SpanMatches, UnitMatch, match_spans
+from rnn_playground.core.gates_analysis import Saturation, SpanMatches, UnitMatch, match_span_values, span_values
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
@@ -234,9 +234,11 @@ class MatchJob:
 
 
 def run_span_match(job: MatchJob) -> SpanMatches:
-    """The job's span match (raises PlaygroundError with a message for people)."""
+    """The job's span match (raises PlaygroundError with a message for people). The lock is held only to
+    take the values: the trace is complete, so the UI never waits on the match itself."""
     with job.lock:
-        return match_spans(job.trace, job.start, job.end, job.key, job.layer, job.percentile, top=MATCHES)
+        key, layer, values = span_values(job.trace, job.key, job.layer)
+    return match_span_values(values, job.start, job.end, key, layer, job.percentile, top=MATCHES)
 
 
 Job = ExtendJob | AnalysisJob | CompareJob | MatchJob

@@ -583,10 +583,11 @@ class GatesScreen(PlaygroundScreen):
                 Text.assemble((f"{label} of {fmt_layer(result.layer, gates.tracer.layers)}", muted)),
                 Text.assemble(("on above ", muted), (f"p{result.percentile:g} = {result.threshold:+.4f}", strong),
                               ("[<>]", key)),
-                Text.assemble((f"{len(result.units)} units on over it", strong),
-                              (f": {', '.join(map(str, result.units[:8]))}" + ("…" if len(result.units) > 8 else ""),
-                               muted)),
             ]
+            if result.units:
+                phrases.append(Text.assemble(
+                    (f"{len(result.units)} units on over it", strong),
+                    (f": {', '.join(map(str, result.units[:8]))}" + ("…" if len(result.units) > 8 else ""), muted)))
             if result.percentile != gates.percentile:
                 phrases.append(Text(f"p{gates.percentile:g} asked", muted))
         busy = self.busy_text("gates-match") or gates.match_note
