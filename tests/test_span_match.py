@@ -114,3 +114,25 @@ def test_a_model_with_planted_units_matches_the_other_xy():
     assert [(text[m.start:m.end], round(m.score, 3)) for m in result.matches[1:]] == [("xx", round(2 / 3, 3))]
     # one layer: the same units, numbered within it
     assert match_spans(trace, first, first + 2, key="h", layer=0, percentile=90).units == (2, 5)
+
+
+def test_the_cell_update_and_all_layers_are_matched_too():
+    text = "ab xy cd xx ef ay gh xa ij xy kl yb mn op qr st uv"
+    vocab = Vocab.from_text(text)
+    torch.manual_seed(1)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="lstm", hidden=6, layers=2, embed=4)).double().eval()
+    trace = GateTracer(model, vocab).trace(text)
+    kept = trace.cell_update("kept", layer=1)
+    result = match_spans(trace, 3, 5, key="kept", layer=1, percentile=60)
+    assert result.threshold == pytest.approx(float(np.percentile(kept, 60)))
+    selected, matches = match_values(kept, 3, 5, result.threshold, top=10)
+    assert result.units == tuple(selected.tolist()) and result.matches == tuple(matches)
+    # every layer side by side: unit numbers run layer * hidden + unit
+    both = match_spans(trace, 3, 5, key="c", percentile=60)
+    c = trace.values("c")
+    flat = np.concatenate([c[:, 0], c[:, 1]], axis=1)
+    selected, matches = match_values(flat, 3, 5, both.threshold, top=10)
+    assert both.layer is None and both.units == tuple(selected.tolist()) and both.matches == tuple(matches)
+    assert both.threshold == pytest.approx(float(np.percentile(flat, 60)))
+    with pytest.raises(TraceError, match="no quantity 'f'"):
+        match_spans(GateTracer(planted_model(text)[0], vocab).trace(text), 3, 5, key="f")

@@ -83,8 +83,11 @@ async def test_select_a_span_match_it_and_jump_to_a_match(tiny_run):
     screen = GatesScreen(tiny_run)
     async with Host(screen, "gates.tcss").run_test(size=(80, 24)) as pilot:
         await opened(pilot, screen)
+        await pilot.press("m")   # nothing selected yet: the view says how to select
+        assert "select a span first" in screen.query_one("#gates-match-note").content.plain
         await pilot.press(*["right"] * 10, "x", "right", "right", "shift+right")
         assert screen.gates.selection() == (10, 14)
+        assert "span 10-13 [m]" in screen.query_one("#gates-step").content.plain
         await pilot.press(*["less_than_sign"] * 4)   # 90th percentile down to the 50th: more units are on
         assert screen.gates.percentile == 50.0
         await pilot.press("m")

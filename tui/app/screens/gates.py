@@ -686,6 +686,10 @@ class GatesScreen(PlaygroundScreen):
         text.append(f"  traced {line.traced:,}", muted)
         if line.goal is not None:
             text.append(f"  tracing to {line.goal + 1:,}…", strong)
+        if gates.mark is not None:   # a span being selected: where it runs, and the key that matches it
+            first, end = gates.selection()
+            text.append(f"  span {first:,}-{end - 1:,}", strong)
+            text.append(" [m]", self.get_component_rich_style("gates--key"))
         self.query_one("#gates-step", Static).update(text, layout=False)
 
     def _frame(self) -> GatesFrame | None:
