@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from .tui_helpers import Host, screen_text, wait_for
+from .tui_helpers import Host, cuts, pinned_app, screen_text, wait_for, write_char_checkpoint
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,3 +157,23 @@ def test_layers_view_data_for_the_cell_update_and_the_text_edges():
     # the cursor past the trace: no value selected; the last page may be short
     view = layers_view(trace, text, "i", 25, 12, unit=9, per_page=4)
     assert (view.first_unit, view.last_unit) == (8, 10) and all(s.selected is None for s in view.strips)
+
+
+@pytest.mark.usefixtures("deterministic")
+@pytest.mark.timeout(180)
+async def test_both_views_show_whole_words_and_numbers_at_80x24():
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    run = write_char_checkpoint(Path("runs") / "plucky-quokka-4821")
+    app = pinned_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_run("gates", run)
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace
+                                is not None and app.screen, what="the gates trace")
+        await pilot.press(*["right"] * 20, "a")
+        await wait_for(pilot, lambda: screen.query_one("#gates-layers").view is not None, what="the strips")
+        await pilot.pause()
+        assert not cuts(app), "\n".join(cuts(app)) + "\n" + screen_text(app)
+        await pilot.press("x", *["right"] * 3, *["less_than_sign"] * 4, "m")
+        await wait_for(pilot, lambda: screen.gates.span_matches, what="the matches")
+        await pilot.pause()
+        assert not cuts(app), "\n".join(cuts(app)) + "\n" + screen_text(app)
