@@ -702,6 +702,7 @@ class GatesSession:
             self.match_note = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
             return []
         if self.traced() < len(self.text) or self.extending:
+            self.match_note = "tracing the whole text first…"
             return self.need_full("match")
         start, end = self.span
         wanted = (start, end, self.colour_key, self.layer, self.percentile)

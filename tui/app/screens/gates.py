@@ -142,7 +142,7 @@ class GatesScreen(PlaygroundScreen):
     ]
 
     BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…",
-            "gates-compare": "comparing…"}
+            "gates-compare": "comparing…", "gates-match": "matching spans…"}
 
     def busy_changed(self) -> None:
         if self._ready:
