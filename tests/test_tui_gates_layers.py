@@ -177,3 +177,55 @@ async def test_both_views_show_whole_words_and_numbers_at_80x24():
         await wait_for(pilot, lambda: screen.gates.span_matches, what="the matches")
         await pilot.pause()
         assert not cuts(app), "\n".join(cuts(app)) + "\n" + screen_text(app)
+
+
+def test_the_session_selects_traces_matches_and_jumps_without_a_terminal(tiny_run):
+    from rnn_playground.core.gates_analysis import match_spans
+    from rnn_playground.tui.viewmodel.gates_session import (
+        ExtendJob,
+        GatesSession,
+        MatchJob,
+        TextRequest,
+        extend_trace,
+        load_tracer,
+        open_text,
+        run_span_match,
+    )
+    text = "abc xyz abc xyz abd xyz abc " * 8
+    session = GatesSession(run=tiny_run)
+    tracer, meta = load_tracer(tiny_run)
+    session.start_load()
+    session.loaded(session.generation, open_text(tracer, meta, TextRequest("text", text)))
+    session.move_to(6)
+    session.toggle_mark()
+    session.step(-2)   # the span runs from the cursor back up to the mark, both in
+    assert session.selection() == (4, 7) and session.mark == 6
+    session.toggle_mark()
+    assert session.mark is None and session.selection() is None
+    jobs = session.extend_selection(1)   # shift+right: a mark where the cursor was, then one step
+    assert session.selection() == (4, 6) and jobs == []
+    session.extend_selection(1)
+    jobs = session.set_view("match")     # the span is taken, the mark dropped, the whole text traced first
+    assert session.span == (4, 7) and session.mark is None and session.selection() == (4, 7)
+    assert [type(job) for job in jobs] == [ExtendJob] and session.match_note.startswith("tracing")
+    extend_trace(jobs[0])
+    jobs = session.extended(session.generation, True)
+    assert [type(job) for job in jobs] == [MatchJob] and len(session.trace) == len(text)
+    job = jobs[0]
+    assert (job.start, job.end, job.key, job.layer, job.percentile) == (4, 7, "c", 1, 90.0)
+    session.matched(job, run_span_match(job), None)
+    expected = match_spans(session.trace, 4, 7, "c", 1, 90.0, top=20)
+    assert session.span_matches == expected and session.match_note == ""
+    assert session.match() == []   # the same question again: nothing to do
+    # a lower threshold asks again; a stale answer (the job it replaced) is dropped
+    stale = job
+    (job,) = session.change_percentile(-1)
+    assert job.percentile == 85.0
+    session.matched(stale, run_span_match(stale), None)
+    assert session.span_matches == expected and session.match_note == "matching…"
+    session.matched(job, run_span_match(job), None)
+    assert session.span_matches.percentile == 85.0
+    if session.span_matches.matches:
+        session.jump_to_match(0)
+        assert session.pos == session.span_matches.matches[0].start and session.span == (4, 7)
+    assert session.jump_to_match(99) == []
