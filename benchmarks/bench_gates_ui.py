@@ -17,6 +17,13 @@ compare view (`d`: A against the n-gram of tinyshakespeare's training part), `Ri
 `--interval` seconds, a key's latency running to the first frame whose step line shows the new
 position: while the worker fits the n-gram and scores the text with both models, then once it is done.
 
+The layers case (`--layers-view`, also alone with `--layers-only`): the same model and text, `Right` sent every
+`--interval` seconds in the cell view, then in the all-layers view (`a`: every layer's strips over the text around
+the cursor), a key's latency running to the first frame whose step line shows the new position.
+
+The span match case (`--span-match`, also alone with `--span-match-only`): the engine's match (core.gates_analysis)
+of a 5-character span on the top layer's c over the whole text, against tracing that text, which it needs first.
+
 Headless, frames are not encoded to escape sequences; everything before that is the real path.
 """
 
@@ -184,6 +191,87 @@ def compare_rows(run: Path, text: str, args) -> list[list]:
                                  ("compare view, while computing", computing)) if values]
 
 
+async def layers_phase(run: Path, text: str, interval: float, presses: int) -> tuple[list[float], list[float]]:
+    """(latencies ms of Right in the cell view, in the all-layers view)."""
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens import gates
+    from rnn_playground.tui.app.shell import PlaygroundApp
+    from rnn_playground.tui.app.widgets.layerstrips import LayerStrips
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("gates", run)
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
+            await asyncio.sleep(0.05)
+        screen: gates.GatesScreen = app.screen
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = text
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        while screen.gates.text != text or screen.gates.is_loading:
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        watch = FrameWatch(app)
+
+        async def press_right() -> float:
+            shown = f"step {screen.gates.pos + 1:,}/"
+            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
+            sent = time.perf_counter()
+            send_key(app, "right")
+            try:
+                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+            except asyncio.TimeoutError:
+                watch.pending = None
+                return float("inf")
+
+        latencies: dict[str, list[float]] = {"cell": [], "layers": []}
+        for view in ("cell", "layers"):
+            if view == "layers":
+                send_key(app, "a")
+                strips = screen.query_one(LayerStrips)
+                while strips.view is None or len(strips.view.chars) < 2:
+                    await asyncio.sleep(0.01)
+            for _ in range(presses):
+                latencies[view].append(await press_right())
+                await asyncio.sleep(interval)
+        assert screen.query_one(LayerStrips).view.start + screen.query_one(LayerStrips).view.cursor == screen.gates.pos
+    gc.unfreeze()
+    return latencies["cell"], latencies["layers"]
+
+
+def layers_rows(run: Path, text: str, args) -> list[list]:
+    cell, layers = [], []
+    for round_ in range(args.rounds):
+        plain, stacked = asyncio.run(layers_phase(run, text, args.interval, args.presses))
+        cell.extend(plain)
+        layers.extend(stacked)
+        print(f"round {round_ + 1}: cell view median {statistics.median(plain):.1f} ms, all-layers view median "
+              f"{statistics.median(stacked):.1f} ms", flush=True)
+    base = statistics.median(cell)
+    return [[name, len(values), statistics.median(values), percentile(values, 0.95), max(values),
+             f"{statistics.median(values) / base:.2f}"]
+            for name, values in (("cell view", cell), ("all-layers view", layers))]
+
+
+def span_match_rows(run: Path, text: str, args) -> list[list]:
+    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.gates_analysis import match_spans
+    traced, matched = [], []
+    for round_ in range(args.rounds):
+        tracer = GateTracer.from_checkpoint(run)
+        started = time.perf_counter()
+        trace = tracer.trace(text)
+        traced.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        result = match_spans(trace, 100, 105, key="c", layer=-1, percentile=90.0, top=20)
+        matched.append(time.perf_counter() - started)
+        print(f"round {round_ + 1}: traced in {traced[-1]:.2f} s, matched in {matched[-1]:.3f} s "
+              f"({len(result.units)} units on, {len(result.matches)} matches)", flush=True)
+    base = statistics.median(traced)
+    return [[name, f"{statistics.median(values):.3f}", f"{statistics.median(values) / base:.3f}"]
+            for name, values in (("trace the text", traced), ("span match, top layer's c", matched))]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
@@ -197,6 +285,12 @@ def main(argv=None) -> None:
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also the compare view's case (Right pressed while A and the n-gram score the text)")
     parser.add_argument("--compare-only", action="store_true", help="only the compare view's case")
+    parser.add_argument("--layers-view", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the all-layers view's case (Right pressed in the cell view, then in it)")
+    parser.add_argument("--layers-only", action="store_true", help="only the all-layers view's case")
+    parser.add_argument("--span-match", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the span match's case (the engine's match against tracing the text)")
+    parser.add_argument("--span-match-only", action="store_true", help="only the span match's case")
     args = parser.parse_args(argv)
     import textual
 
@@ -208,6 +302,17 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
+    if args.span_match or args.span_match_only:
+        print_table("Span match over the whole text, s", ["case", "median s", "median / trace median"],
+                    span_match_rows(run, text, args))
+        if args.span_match_only:
+            return
+    if args.layers_view or args.layers_only:
+        print_table("Gates screen, all-layers view: key (Right) -> frame showing the step, ms",
+                    ["view", "presses", "median", "p95", "max", "median / cell view median"],
+                    layers_rows(run, text, args))
+        if args.layers_only:
+            return
     if args.compare or args.compare_only:
         with_real_fingerprint(run)
         rows = compare_rows(run, text, args)

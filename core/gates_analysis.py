@@ -187,3 +187,143 @@ def saturation(trace, low: float = 0.1, high: float = 0.9, keys: Sequence[str] |
         right[key] = (values > high).mean(axis=0)
         labels[key] = quantity.label
     return Saturation(low, high, len(trace), keys, left, right, labels)
+
+
+# --------------------------------------------------------------------------- span match (LSTMVis's Match View)
+#
+# After Strobelt, Gehrmann, Pfister and Rush (2018), "LSTMVis": a unit is "on" at a step when its value is above
+# a threshold; the units on at every step of a selected span are the span's hypothesis, and the spans elsewhere
+# whose on-units overlap it most are its matches. The threshold is a percentile of the quantity's values over
+# the whole text (of the layer searched), so it means the same for a gate (0..1) and a cell state (unbounded).
+# One departure from LSTMVis: it grows candidate spans of any length from runs where the selected units are
+# jointly on; here every candidate has the selection's length, so all scores compare like with like, and the
+# score is LSTMVis's own Jaccard index |S & A| / |S | A| (S: the selection's on-units, A: the candidate's),
+# ties broken by the larger mean value of S over the candidate. Matches never overlap the selection or each other.
+
+MATCH_CELLS = 4_000_000   # the window sums run over chunks of units holding about this many step-unit cells
+
+
+@dataclass(frozen=True)
+class SpanMatch:
+    start: int           # first step of the span
+    end: int             # one past its last step
+    score: float         # Jaccard index of its on-units with the selection's, 0..1
+    shared: int          # selected units on over this span too
+    active: int          # units on over this span, selected or not
+    mean: float          # the selected units' mean value over the span (the tie-break)
+
+
+@dataclass(frozen=True)
+class SpanMatches:
+    """The selection, what it selected and its matches, best first."""
+    start: int
+    end: int
+    key: str
+    layer: int | None       # None: every layer (units numbered layer * hidden + unit)
+    percentile: float
+    threshold: float        # the quantity's value at that percentile over the text
+    units: tuple[int, ...]  # the selected units: on at every step of the span
+    matches: tuple[SpanMatch, ...]
+
+
+def percentile_threshold(values: np.ndarray, percentile: float) -> float:
+    """The value below which `percentile` % of `values` lie (linear interpolation, numpy's default);
+    non-finite values are left out."""
+    if not (math.isfinite(percentile) and 0.0 <= percentile <= 100.0):
+        raise TraceError(f"The percentile must be between 0 and 100, got {percentile}.")
+    flat = np.asarray(values).ravel()   # no float64 copy: a long text's values are large
+    finite = np.isfinite(flat)
+    if not finite.all():
+        flat = flat[finite]
+    if not flat.size:
+        raise TraceError("The quantity has no finite values over this text, so no threshold can be set.")
+    return float(np.percentile(flat, percentile))
+
+
+def _check_span(steps: int, start: int, end: int) -> None:
+    if not 0 <= start < end <= steps:
+        raise TraceError(f"The span {start}-{end} is not inside the text, which has steps 0 to {steps - 1}: "
+                         "select at least one character of the traced text.")
+    if start < end - start and steps - end < end - start:
+        raise TraceError(f"The span is {end - start} characters of a {steps}-character text: no other span of "
+                         "its length fits beside it. Select a shorter span or trace a longer text.")
+
+
+def match_values(values: np.ndarray, start: int, end: int, threshold: float, top: int = 10
+                 ) -> tuple[np.ndarray, list[SpanMatch]]:
+    """Span match over values [steps, units]: (the selected units, the `top` matches best first)."""
+    values = np.asarray(values)
+    steps, units = values.shape
+    _check_span(steps, start, end)
+    length = end - start
+    on = values > threshold
+    selected = np.flatnonzero(on[start:end].all(axis=0))
+    if not selected.size:
+        return selected, []
+    windows = steps - length + 1
+    shared = np.zeros(windows, dtype=np.int64)
+    active = np.zeros(windows, dtype=np.int64)
+    chunk = max(1, MATCH_CELLS // max(steps, 1))
+    mask = np.zeros(units, dtype=bool)
+    mask[selected] = True
+    chosen = np.zeros(steps + 1)   # the selected units' values summed at each step, then over steps
+    for first in range(0, units, chunk):  # window sums of "on" by cumulative sums, a chunk of units at a time
+        block = on[:, first:first + chunk]
+        sums = np.zeros((steps + 1, block.shape[1]), dtype=np.int32)
+        np.cumsum(block, axis=0, out=sums[1:])
+        always = (sums[length:] - sums[:-length]) == length   # [windows, chunk]: on at every step of the window
+        active += always.sum(axis=1)
+        mine = mask[first:first + chunk]
+        if mine.any():
+            shared += always[:, mine].sum(axis=1)
+            chosen[1:] += values[:, first:first + chunk][:, mine].sum(axis=1, dtype=np.float64)
+    np.cumsum(chosen, out=chosen)
+    means = (chosen[length:] - chosen[:-length]) / (length * selected.size)
+    scores = shared / (selected.size + active - shared)
+    # means rounded for the order: cumulative sums leave float noise that must not break ties (earlier first)
+    order = np.lexsort((np.arange(windows), -np.round(means, 9), -scores))
+    taken: list[SpanMatch] = []
+    blocked = np.zeros(windows, dtype=bool)
+    blocked[max(0, start - length + 1):end] = True   # windows overlapping the selection
+    for s in order:
+        if len(taken) >= max(top, 0) or shared[s] == 0:
+            break
+        if blocked[s]:
+            continue
+        taken.append(SpanMatch(int(s), int(s) + length, float(scores[s]), int(shared[s]), int(active[s]),
+                               float(means[s])))
+        blocked[max(0, s - length + 1):s + length] = True
+    return selected, taken
+
+
+def span_values(trace, key: str | None = None, layer: int | None = None) -> tuple[str, int | None, np.ndarray]:
+    """(key, layer, values [steps, units]) a span match reads: quantity `key` (default c for an LSTM, else h)
+    at `layer`, or at every layer side by side (None: unit numbers layer * hidden + unit). One layer's values
+    are a view of the trace: a complete trace is never written again, so they can be read without its lock."""
+    key = key or ("c" if trace.cell == "lstm" else "h")
+    trace.quantity(key)
+    if layer is not None:
+        layer = trace.layer_index(layer)
+        if key in ("kept", "written"):
+            return key, layer, trace.cell_update(key, layer=layer)
+        return key, layer, trace.values(key)[:, layer]
+    return key, None, trace.values(key).reshape(len(trace), -1)
+
+
+def match_span_values(values: np.ndarray, start: int, end: int, key: str, layer: int | None,
+                      percentile: float = 90.0, top: int = 10) -> SpanMatches:
+    """match_spans over span_values' values."""
+    _check_span(values.shape[0], start, end)
+    threshold = percentile_threshold(values, percentile)
+    selected, matches = match_values(values, start, end, threshold, top)
+    return SpanMatches(start, end, key, layer, float(percentile), threshold, tuple(int(u) for u in selected),
+                       tuple(matches))
+
+
+def match_spans(trace, start: int, end: int, key: str | None = None, layer: int | None = None,
+                percentile: float = 90.0, top: int = 10) -> SpanMatches:
+    """The spans of the traced text whose units of quantity `key` (default c for an LSTM, else h) at `layer`
+    (None: all layers) are on like those of steps start..end-1, best first. A unit is on above the value at
+    `percentile` % of the quantity's values over the text at that layer (or all layers)."""
+    key, layer, values = span_values(trace, key, layer)
+    return match_span_values(values, start, end, key, layer, percentile, top)

@@ -16,7 +16,8 @@ KEY_NAMES = {"question_mark": "?", "space": "Space", "escape": "Escape", "delete
              "tab": "Tab", "shift+tab": "Shift+Tab", "up": "Up", "down": "Down",
              "left": "Left", "right": "Right", "home": "Home", "end": "End", "pageup": "PgUp", "pagedown": "PgDn",
              "full_stop": ".", "comma": ",", "plus": "+", "minus": "-", "equals_sign": "=",
-             "left_square_bracket": "[", "right_square_bracket": "]"}
+             "left_square_bracket": "[", "right_square_bracket": "]", "shift+left": "Shift+left",
+             "shift+right": "Shift+right", "less_than_sign": "<", "greater_than_sign": ">"}
 
 # Keys handled by widgets rather than by the app's bindings.
 WIDGET_KEYS = [
@@ -28,7 +29,7 @@ WIDGET_KEYS = [
     ("Runs", "up,down", "select a run in the table (its details and loss curves show below)"),
     ("Sample", "enter", "in the prime or stop field: generate"),
     ("Gates", "enter", "in the text field: load that text; in the regex field: search; in the unit list: "
-                       "select the unit"),
+                       "select the unit; in the list of matching spans: jump to that span"),
     ("Series", "enter", "in a form field: start training"),
 ]
 

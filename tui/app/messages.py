@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.core.gates import GateTracer
-    from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+    from rnn_playground.core.gates_analysis import Saturation, SpanMatches, UnitMatch
     from rnn_playground.core.runs import RunDetails, RunInfo
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.compare_view import RunCurves
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
-    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, OpenedText
+    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, MatchJob, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
@@ -147,6 +147,14 @@ class AnalysisReady(Message, bubble=False):
     """Saturation or a unit search over the whole trace, or its error."""
     job: AnalysisJob
     result: Saturation | list[UnitMatch] | None
+    error: str | None = None
+
+
+@dataclass
+class SpanMatchReady(Message, bubble=False):
+    """The Gates screen's span match over the whole trace, or its error."""
+    job: MatchJob
+    result: SpanMatches | None
     error: str | None = None
 
 

@@ -21,18 +21,20 @@ import numpy as np
 
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
-from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+from rnn_playground.core.gates_analysis import Saturation, SpanMatches, UnitMatch, match_span_values, span_values
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
 from .gates_view import (
     DEFAULT_SLICE,
     HeatRow,
+    LayersView,
     NextCharView,
     QuantityLabel,
     TextSource,
     corpus_slice,
     diverging,
+    layers_view,
     next_char_view,
     next_word,
     previous_word,
@@ -50,8 +52,10 @@ SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a seco
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
 ACTIVE_UNITS = 4
-VIEWS = ("cell", "saturation", "search", "compare")
+VIEWS = ("cell", "saturation", "search", "compare", "layers", "match")
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
+PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
+MATCHES = 20               # spans a match lists
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
 
@@ -216,7 +220,28 @@ def run_comparison(job: CompareJob) -> CompareResult:
     return CompareResult(job, compare(job.text, a, b), scorers)
 
 
-Job = ExtendJob | AnalysisJob | CompareJob
+@dataclass(frozen=True)
+class MatchJob:
+    """Span match (core.gates_analysis.match_spans) of steps start..end-1 over the whole trace."""
+    generation: int
+    trace: Trace
+    lock: threading.Lock
+    start: int
+    end: int
+    key: str
+    layer: int
+    percentile: float
+
+
+def run_span_match(job: MatchJob) -> SpanMatches:
+    """The job's span match (raises PlaygroundError with a message for people). The lock is held only to
+    take the values: the trace is complete, so the UI never waits on the match itself."""
+    with job.lock:
+        key, layer, values = span_values(job.trace, job.key, job.layer)
+    return match_span_values(values, job.start, job.end, key, layer, job.percentile, top=MATCHES)
+
+
+Job = ExtendJob | AnalysisJob | CompareJob | MatchJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -295,6 +320,12 @@ class GatesSession:
     comparing: bool = False
     compare_note: str = ""
     baseline_error: str | None = None    # why A's n-gram cannot be B (its corpus cannot be read)
+    mark: int | None = None              # one end of a span being selected (the cursor is the other)
+    span: tuple[int, int] | None = None  # the span matched: start, one past its end
+    percentile: float = 90.0             # a unit is on above this percentile of its quantity's values
+    span_matches: SpanMatches | None = None
+    match_note: str = ""
+    _match_job: MatchJob | None = None
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -339,6 +370,7 @@ class GatesSession:
         self.saturation, self.matches, self.analysis_note = None, [], ""
         self.after_full = []
         self.comparison, self.comparing, self.compare_note = None, False, ""
+        self.mark, self.span, self.span_matches, self.match_note, self._match_job = None, None, None, "", None
 
     def start_load(self) -> int:
         """A new text is being loaded: the generation its result must carry. An extension of the
@@ -480,6 +512,8 @@ class GatesSession:
             return self.need_full("saturation")
         if view == "compare":
             return self.compare()
+        if view == "match":
+            return self.match()
         return []
 
     # -- extending the trace
@@ -533,6 +567,8 @@ class GatesSession:
             if self.saturation is not None:
                 return []
             return [AnalysisJob(self.generation, "saturation", self.trace, self.lock)]
+        if kind == "match":
+            return self.match()
         return self.search()
 
     def search_key(self) -> str:
@@ -631,6 +667,68 @@ class GatesSession:
         self.playing = False
         return self.move_to(span.start)
 
+    # -- span match: select a span (a mark, then move), list the spans elsewhere whose units are on like it
+
+    def selection(self) -> tuple[int, int] | None:
+        """The span being selected, mark to cursor (both in), else the span matched: (start, one past end)."""
+        if self.mark is not None and self.trace is not None:
+            first, last = sorted((self.mark, self.cursor))
+            return first, last + 1
+        return self.span
+
+    def toggle_mark(self) -> None:
+        """A mark at the cursor: the span runs from it to wherever the cursor goes; pressed again, no mark."""
+        self.mark = None if self.mark is not None else self.cursor
+
+    def extend_selection(self, delta: int) -> list[Job]:
+        """Shift+arrow: a mark where the selection begins (if none yet), and the cursor moves."""
+        if self.mark is None:
+            self.mark = self.cursor
+        return self.step(delta)
+
+    def change_percentile(self, delta: int) -> list[Job]:
+        index = PERCENTILES.index(self.percentile) if self.percentile in PERCENTILES else PERCENTILES.index(90.0)
+        self.percentile = PERCENTILES[max(0, min(len(PERCENTILES) - 1, index + delta))]
+        return self.match() if self.view == "match" else []
+
+    def match(self) -> list[Job]:
+        """Match the selection (which becomes the span matched, the mark dropped) or the span matched last,
+        with the colour quantity at the selected layer, over the whole text (traced first)."""
+        if self.trace is None:
+            return []
+        if self.mark is not None:
+            self.span, self.mark = self.selection(), None
+        if self.span is None:
+            self.match_note = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
+            return []
+        if self.traced() < len(self.text) or self.extending:
+            self.match_note = "tracing the whole text first…"
+            return self.need_full("match")
+        start, end = self.span
+        wanted = (start, end, self.colour_key, self.layer, self.percentile)
+        done = self.span_matches
+        if done is not None and (done.start, done.end, done.key, done.layer, done.percentile) == wanted:
+            return []
+        self.match_note = "matching…"
+        self._match_job = MatchJob(self.generation, self.trace, self.lock, *wanted)
+        return [self._match_job]
+
+    def matched(self, job: MatchJob, result: SpanMatches | None, error: str | None) -> None:
+        """A worker's span match (or error); one no longer wanted is dropped."""
+        if job is not self._match_job:
+            return
+        self._match_job = None
+        self.span_matches = result
+        self.match_note = error or ""
+
+    def jump_to_match(self, index: int) -> list[Job]:
+        """The cursor to the start of match `index` (the span matched stays as it was)."""
+        matches = self.span_matches.matches if self.span_matches is not None else ()
+        if not 0 <= index < len(matches):
+            return []
+        self.playing = False
+        return self.move_to(matches[index].start)
+
 
 # --------------------------------------------------------------------------- what the screen draws
 
@@ -665,11 +763,14 @@ class GatesFrame:
     colours_start: int
     active: tuple                       # core's most active units of h here
     update: tuple[float, float, float] | None   # an LSTM's kept, written and c of the selected unit
+    layers: LayersView | None = None    # the layers view: every layer's strips around the cursor
 
 
-def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFrame | None:
+def gates_frame(session: GatesSession, span: int, mono: bool = False,
+                strips: tuple[int, int] | None = None) -> GatesFrame | None:
     """The frame at the cursor; `span`: characters the text view holds (colours are computed for a
-    window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours."""
+    window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours;
+    `strips`: (characters, units a strip) the layers view shows."""
     trace = session.trace
     if trace is None:
         return None
@@ -688,6 +789,9 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
                                 trace.quantity(session.colour_key).kind)
         kinds = {q.key: q.kind for q in trace.quantities}
         active = tuple(trace.most_active(pos, layer, "h", n=ACTIVE_UNITS))
+        layers = None
+        if session.view == "layers" and strips is not None:
+            layers = layers_view(trace, session.text, session.colour_key, pos, strips[0], unit, strips[1])
     rows: list[HeatRow] = []
     if session.view == "cell":
         rows = [HeatRow(q.text, q.short, q.standard, diverging(info.values[q.key], kinds[q.key]),
@@ -709,4 +813,4 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
     if session.cell == "lstm":
         update = tuple(float(info.values[key][unit]) for key in ("kept", "written", "c"))
     return GatesFrame(info, next_char_view(info), tuple(rows), session.view == "saturation", colours, start,
-                      active, update)
+                      active, update, layers)

@@ -13,6 +13,8 @@ import numpy as np
 from rnn_playground.core.errors import CorpusError
 from rnn_playground.core.gates import QUANTITIES, Quantity
 
+from .format import show_text_char
+
 # --------------------------------------------------------------------------- gates: labels and scale
 
 @dataclass(frozen=True)
@@ -246,3 +248,67 @@ def unit_values(trace, key: str, layer: int, unit: int, start: int = 0, end: int
         return trace.cell_update(key, start, end, layer, unit).astype(np.float64)
     layer = trace.layer_index(layer)
     return np.asarray(trace.values(key)[start:end, layer, unit], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- gates: every layer at once
+
+@dataclass(frozen=True)
+class LayerStrip:
+    """One layer's quantity for a page of units over the characters shown: [units, characters]."""
+    label: str              # "L1": layers counted from 1, the input's side first
+    layer: int
+    raw: np.ndarray         # as traced; NaN for characters not traced yet
+    values: np.ndarray      # on the diverging scale [-1, 1]; 0 where not traced
+    selected: float | None  # the selected unit's value at the cursor
+
+
+@dataclass(frozen=True)
+class LayersView:
+    """Every layer's selected quantity, stacked, over the text around the cursor (lower layers tend to
+    follow characters, upper ones structure)."""
+    key: str
+    start: int              # the text index of the first character shown
+    chars: str              # the characters shown
+    cursor: int             # the cursor's column among them
+    first_unit: int
+    last_unit: int          # one past the page's last unit
+    unit: int               # the selected unit
+    strips: tuple[LayerStrip, ...]
+
+
+def window_start(pos: int, columns: int, length: int) -> int:
+    """The first of `columns` characters shown around `pos` in a text of `length`: the cursor a third of
+    the way in, the window inside the text."""
+    columns = max(1, columns)
+    return max(0, min(pos - columns // 3, length - columns))
+
+
+def layers_view(trace, text: str, key: str, pos: int, columns: int, unit: int, per_page: int) -> LayersView:
+    """The strips of every layer of a `core.gates.Trace` for the page of `per_page` units holding `unit`,
+    over `columns` characters of `text` around `pos` (those past the trace are left blank)."""
+    start = window_start(pos, columns, len(text))
+    end = min(len(text), start + max(1, columns))
+    _, _, first, last = unit_page(trace.hidden, per_page, unit)
+    traced_end = max(start, min(end, len(trace)))
+    kind = trace.quantity(key).kind
+    strips = []
+    for layer in range(trace.layers):
+        raw = np.full((last - first, end - start), np.nan)
+        if traced_end > start:
+            if key in CELL_UPDATE:
+                part = trace.cell_update(key, start, traced_end, layer)[:, first:last]
+            else:
+                part = trace.values(key)[start:traced_end, layer, first:last]
+            raw[:, :traced_end - start] = np.asarray(part, dtype=np.float64).T
+        selected = float(raw[unit - first, pos - start]) if start <= pos < traced_end else None
+        strips.append(LayerStrip(f"L{layer + 1}", layer, raw, diverging(raw, kind), selected))
+    return LayersView(key, start, text[start:end], pos - start, first, last, unit, tuple(strips))
+
+
+SPAN_SHOWN = 24   # characters of a span quoted in the match view
+
+
+def span_text(text: str, start: int, end: int) -> str:
+    """'120-124 "he sa"': where a span of `text` lies (its first and last character) and what it reads."""
+    shown = "".join(show_text_char(ch) for ch in text[start:min(end, start + SPAN_SHOWN)])
+    return f"{start:,}-{end - 1:,} \"{shown}{'…' if end - start > SPAN_SHOWN else ''}\""

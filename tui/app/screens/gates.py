@@ -42,6 +42,7 @@ from rnn_playground.tui.viewmodel.gates_session import (
     GatesFrame,
     GatesSession,
     Job,
+    MatchJob,
     TextRequest,
     extend_trace,
     gates_frame,
@@ -49,15 +50,17 @@ from rnn_playground.tui.viewmodel.gates_session import (
     open_text,
     run_analysis,
     run_comparison,
+    run_span_match,
     step_line,
 )
-from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO
+from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO, span_text
 
-from ..messages import AnalysisReady, CompareReady, CompareRunsListed, GatesLoaded, TraceExtended
+from ..messages import AnalysisReady, CompareReady, CompareRunsListed, GatesLoaded, SpanMatchReady, TraceExtended
 from ..widgets.bars import NextCharBars
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
 from ..widgets.keybar import KeyBar
+from ..widgets.layerstrips import LayerStrips
 from ..widgets.modebar import ModeBar
 from ..widgets.unittext import UnitText
 from .base import PlaygroundScreen, refresh_bindings_if_changed
@@ -114,6 +117,24 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="compare view: the cursor to the next span where A or B wins most"),
         Binding("N", "jump(-1)", "Previous span", show=False, id="gates.jump_previous",
                 tooltip="compare view: the cursor to the previous span where A or B wins most"),
+        Binding("a", "view('layers')", "All layers", show=False, id="gates.layers",
+                tooltip="every layer at once: the colour quantity of a page of units over the text around the "
+                        "cursor, one strip a layer (lower layers follow characters, upper ones structure)"),
+        Binding("m", "view('match')", "Match span", show=False, id="gates.match",
+                tooltip="span match (LSTMVis): the units on over the selected span (above a percentile of the "
+                        "colour quantity at this layer), and the spans elsewhere where the same units are on; "
+                        "Enter jumps to one"),
+        Binding("x", "mark", "Mark span", show=False, id="gates.mark",
+                tooltip="mark the cursor: the span runs from the mark to where the cursor moves (x again drops "
+                        "it); m matches it"),
+        Binding("shift+right", "select(1)", "Select right", show=False, id="gates.select_right",
+                tooltip="select a span: a mark where it begins, the cursor one character forward"),
+        Binding("shift+left", "select(-1)", "Select left", show=False, id="gates.select_left",
+                tooltip="select a span: a mark where it begins, the cursor one character back"),
+        Binding("greater_than_sign", "percentile(1)", "Threshold up", key_display="<>", show=False,
+                id="gates.threshold_up", tooltip="span match: a unit is on above a higher percentile of its values"),
+        Binding("less_than_sign", "percentile(-1)", "Threshold down", show=False, id="gates.threshold_down",
+                tooltip="span match: a unit is on above a lower percentile of its values"),
         Binding("o", "open_text", "Text", show=False, id="gates.open",
                 tooltip="choose the text: a slice of the run's corpus, typed text, or a file"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field",
@@ -121,7 +142,7 @@ class GatesScreen(PlaygroundScreen):
     ]
 
     BUSY = {"gates-saturation": "computing saturation…", "gates-search": "searching…",
-            "gates-compare": "comparing…"}
+            "gates-compare": "comparing…", "gates-match": "matching spans…"}
 
     def busy_changed(self) -> None:
         if self._ready:
@@ -138,6 +159,7 @@ class GatesScreen(PlaygroundScreen):
         self._timer_tick_s = 0.0
         self._listed: list | None = None   # the matches the option list shows
         self._choices_listed: list | None = None   # the choices of B the compare view's select shows
+        self._span_listed = None   # the span match the match view's list shows
 
     # -- layout
 
@@ -169,6 +191,10 @@ class GatesScreen(PlaygroundScreen):
                         yield Select([], prompt="compare with…", id="gates-compare-b", compact=True,
                                      type_to_search=False)
                     yield Static("", id="gates-compare-panel")
+                yield LayerStrips(id="gates-layers")
+                with Vertical(id="gates-match"):
+                    yield Static("", id="gates-match-note")
+                    yield OptionList(id="gates-span-matches", compact=True)
             with Vertical(id="gates-side"):
                 yield NextCharBars(id="gates-bars")
                 yield Static("", id="gates-unit")
@@ -179,6 +205,8 @@ class GatesScreen(PlaygroundScreen):
         self.query_one("#gates-source").display = False
         self.query_one("#gates-search").display = False
         self.query_one("#gates-compare").display = False
+        self.query_one("#gates-layers").display = False
+        self.query_one("#gates-match").display = False
         if self.gates.run is None and hasattr(self.app, "selected_run"):
             self.watch(self.app, "selected_run", self._run_selected)
         else:
@@ -237,6 +265,8 @@ class GatesScreen(PlaygroundScreen):
                 self._extend(job)
             elif isinstance(job, CompareJob):
                 self._compare_worker(job)
+            elif isinstance(job, MatchJob):
+                self._match_worker(job)
             elif job.kind == "saturation":
                 self._saturation_worker(job)
             else:
@@ -279,6 +309,17 @@ class GatesScreen(PlaygroundScreen):
         self.gates.analysed(message.job, message.result, message.error)
         self.render_panels()
 
+    @work(thread=True, exclusive=True, group="gates-match", exit_on_error=False)
+    def _match_worker(self, job: MatchJob) -> None:
+        try:
+            self.post_message(SpanMatchReady(job, run_span_match(job)))
+        except PlaygroundError as exc:
+            self.post_message(SpanMatchReady(job, None, str(exc)))
+
+    def on_span_match_ready(self, message: SpanMatchReady) -> None:
+        self.gates.matched(message.job, message.result, message.error)
+        self.render_panels()
+
     @work(thread=True, group="gates-compare", exit_on_error=False)
     def _compare_worker(self, job: CompareJob) -> None:
         try:
@@ -316,7 +357,7 @@ class GatesScreen(PlaygroundScreen):
         if action == "leave_field":
             return isinstance(self.focused, (Input, Select, OptionList))
         if action in ("move", "word", "page", "edge", "play", "speed", "layer", "unit", "unit_page", "colour",
-                      "view"):
+                      "view", "mark", "select", "percentile"):
             return True if self.gates.trace is not None else None
         if action == "jump":
             return True if self.gates.view == "compare" and self.gates.comparison is not None else None
@@ -382,14 +423,34 @@ class GatesScreen(PlaygroundScreen):
 
     def action_layer(self, delta: int) -> None:
         self.gates.change_layer(delta)
+        self._rematch()
         self.render_all()
+
+    def _rematch(self) -> None:
+        """The match view follows the layer and quantity: match the span again with them."""
+        if self.gates.view == "match":
+            self._start(self.gates.match())
+
+    def action_mark(self) -> None:
+        self.gates.toggle_mark()
+        self.render_step()
+
+    def action_select(self, delta: int) -> None:
+        self._moved(self.gates.extend_selection(delta))
+
+    def action_percentile(self, delta: int) -> None:
+        self._start(self.gates.change_percentile(delta))
+        self.render_panels()
 
     def action_unit(self, delta: int) -> None:
         self.gates.change_unit(delta)
         self.render_all()
 
     def action_unit_page(self, delta: int) -> None:
-        self.gates.change_unit_page(delta, self.query_one(HeatmapPanel).units_per_page)
+        per_page = self.query_one(HeatmapPanel).units_per_page
+        if self.gates.view == "layers":
+            per_page = self.query_one(LayerStrips).units_per_page(self.gates.tracer.layers)
+        self.gates.change_unit_page(delta, per_page)
         self.render_all()
 
     def action_jump(self, direction: int) -> None:
@@ -397,6 +458,7 @@ class GatesScreen(PlaygroundScreen):
 
     def action_colour(self, delta: int) -> None:
         self.gates.change_colour(delta)
+        self._rematch()
         self.render_all()
 
     def submit_description(self) -> str:
@@ -408,6 +470,12 @@ class GatesScreen(PlaygroundScreen):
         search = self.query_one("#gates-search")
         search.display = view == "search"
         self.query_one("#gates-compare").display = view == "compare"
+        self.query_one("#gates-layers").display = view == "layers"
+        self.query_one("#gates-match").display = view == "match"
+        if view == "match":
+            self.set_focus(self.query_one("#gates-span-matches"))
+        if view == "layers":  # the strips fit the characters and units to their size, known once laid out
+            self.call_after_refresh(self.render_step)
         if view == "compare":
             self._list_runs(getattr(self.app, "runs_dir", None))
         if view == "search":
@@ -462,6 +530,10 @@ class GatesScreen(PlaygroundScreen):
         self._start(self.gates.search())
         self.render_panels()
 
+    @on(OptionList.OptionSelected, "#gates-span-matches")
+    def _span_match_selected(self, event: OptionList.OptionSelected) -> None:
+        self._moved(self.gates.jump_to_match(event.option_index))
+
     @on(OptionList.OptionSelected, "#gates-matches")
     def _match_selected(self, event: OptionList.OptionSelected) -> None:
         matches = self.gates.matches
@@ -489,6 +561,55 @@ class GatesScreen(PlaygroundScreen):
             options.add_option(Option(f"{fmt_layer(match.layer, gates.tracer.layers)}  unit {match.unit:>4}  "
                                       f"r {match.correlation:+.3f}"))
         if gates.matches:
+            options.highlighted = 0
+
+    def _show_span_matches(self) -> None:
+        """The match view: the span, its threshold and units, then its matches (rebuilt when they are new)."""
+        gates = self.gates
+        muted = self.get_component_rich_style("gates--muted")
+        strong = self.get_component_rich_style("gates--strong")
+        key = self.get_component_rich_style("gates--key")
+        note = self.query_one("#gates-match-note", Static)
+        result = gates.span_matches
+        phrases = []
+        selection = gates.selection()
+        if gates.mark is not None and selection is not None:
+            phrases.append(Text.assemble(("selecting ", muted), (span_text(gates.text, *selection), strong),
+                                         (" m matches it", muted)))
+        if result is not None:
+            label = gates.label(result.key).symbol
+            phrases += [
+                Text.assemble(("span ", muted), (span_text(gates.text, result.start, result.end), strong)),
+                Text.assemble((f"{label} of {fmt_layer(result.layer, gates.tracer.layers)}", muted)),
+                Text.assemble(("on above ", muted), (f"p{result.percentile:g} = {result.threshold:+.4f}", strong),
+                              ("[<>]", key)),
+            ]
+            if result.units:
+                phrases.append(Text.assemble(
+                    (f"{len(result.units)} units on over it", strong),
+                    (f": {', '.join(map(str, result.units[:8]))}" + ("…" if len(result.units) > 8 else ""), muted)))
+            if result.percentile != gates.percentile:
+                phrases.append(Text(f"p{gates.percentile:g} asked", muted))
+        busy = self.busy_text("gates-match") or gates.match_note
+        if busy:
+            phrases.append(Text(busy, muted))
+        elif result is not None and not result.units:
+            phrases.append(Text("no unit stays on over the whole span: lower the threshold (<) or pick a shorter "
+                                "span", strong))
+        elif result is not None and not result.matches:
+            phrases.append(Text("no other span has any of these units on throughout", muted))
+        elif result is not None:
+            phrases.append(Text("score: Jaccard of the units on; Enter jumps", muted))
+        note.update(pack_phrases(phrases, note.content_size.width or 60) if phrases else "")
+        if self._span_listed is result:
+            return
+        self._span_listed = result
+        options = self.query_one("#gates-span-matches", OptionList)
+        options.clear_options()
+        for match in result.matches if result is not None else ():
+            options.add_option(Option(f"{match.score:.2f}  {match.shared}/{len(result.units)} of {match.active} on  "
+                                      f"{span_text(gates.text, match.start, match.end)}"))
+        if options.option_count:
             options.highlighted = 0
 
     def _show_compare_choices(self) -> None:
@@ -565,12 +686,20 @@ class GatesScreen(PlaygroundScreen):
         text.append(f"  traced {line.traced:,}", muted)
         if line.goal is not None:
             text.append(f"  tracing to {line.goal + 1:,}…", strong)
+        if gates.mark is not None:   # a span being selected: where it runs, and the key that matches it
+            first, end = gates.selection()
+            text.append(f"  span {first:,}-{end - 1:,}", strong)
+            text.append(" [m]", self.get_component_rich_style("gates--key"))
         self.query_one("#gates-step", Static).update(text, layout=False)
 
     def _frame(self) -> GatesFrame | None:
         view = self.query_one(UnitText)
         span = max(1, view.size.width) * max(1, view.size.height)
-        return gates_frame(self.gates, span, mono=self.query_one(HeatmapPanel).mono)
+        strips = None
+        if self.gates.view == "layers" and self.gates.tracer is not None:
+            widget = self.query_one(LayerStrips)
+            strips = (widget.columns, widget.units_per_page(self.gates.tracer.layers))
+        return gates_frame(self.gates, span, mono=self.query_one(HeatmapPanel).mono, strips=strips)
 
     def render_step(self) -> None:
         self.render_step_line()
@@ -582,7 +711,8 @@ class GatesScreen(PlaygroundScreen):
             self.query_one("#gates-unit", Static).update("")
             self.query_one(UnitText).show("", 0, np.zeros(0), 0)
             return
-        self.query_one(UnitText).show(self.gates.text, self.gates.pos, frame.colours, frame.colours_start)
+        self.query_one(UnitText).show(self.gates.text, self.gates.pos, frame.colours, frame.colours_start,
+                                      self.gates.selection())
         self.query_one(NextCharBars).show(frame.next_chars)
         self.render_panels(frame)
 
@@ -599,8 +729,12 @@ class GatesScreen(PlaygroundScreen):
         if frame is None:
             return
         heatmap.display = gates.view in ("cell", "saturation")
-        update.display = gates.view != "compare"
-        if gates.view == "compare":
+        update.display = gates.view not in ("compare", "layers", "match")
+        if gates.view == "layers":
+            self.query_one(LayerStrips).show(frame.layers)
+        elif gates.view == "match":
+            self._show_span_matches()
+        elif gates.view == "compare":
             self._forget_shape("update")
             self._show_compare_choices()
             self.query_one("#gates-compare-panel", Static).update(self._compare_text())

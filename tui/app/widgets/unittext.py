@@ -56,7 +56,7 @@ class UnitText(Widget):
     DEFAULT_CSS = """
     UnitText { height: 3; text-wrap: nowrap; text-overflow: clip; }
     """
-    COMPONENT_CLASSES = {"unittext--cursor", "unittext--untraced"}
+    COMPONENT_CLASSES = {"unittext--cursor", "unittext--untraced", "unittext--selection"}
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -64,11 +64,14 @@ class UnitText(Widget):
         self.pos = 0
         self.values: np.ndarray = np.zeros(0)   # on [-1, 1], for characters offset.. (traced ones only)
         self.value_offset = 0
+        self.selection: tuple[int, int] | None = None   # a span of the text, start to one past its end
         self._ramp: Ramp | None = None
         self._dark: bool | None = None
 
-    def show(self, text: str, pos: int, values: np.ndarray, offset: int = 0) -> None:
+    def show(self, text: str, pos: int, values: np.ndarray, offset: int = 0,
+             selection: tuple[int, int] | None = None) -> None:
         self.text, self.pos, self.values, self.value_offset = text, pos, values, offset
+        self.selection = selection
         self.refresh()
 
     def ramp(self) -> Ramp:
@@ -87,6 +90,8 @@ class UnitText(Widget):
         cursor = self.get_component_rich_style("unittext--cursor")
         untraced = self.get_component_rich_style("unittext--untraced")
         first, last = self.value_offset, self.value_offset + len(self.values)
+        selected_from, selected_to = self.selection or (0, 0)
+        selected = self.get_component_rich_style("unittext--selection")
         for n, (a, b) in enumerate(layout_window(self.text, self.pos, width, height)):
             if n:
                 out.append("\n")
@@ -101,5 +106,7 @@ class UnitText(Widget):
                         Style(underline=True) if value > 0.5 else Style(dim=True) if value < -0.5 else Style())
                 else:
                     style = untraced
+                if selected_from <= i < selected_to and i != self.pos:
+                    style = style + selected
                 out.append(shown, style)
         return out
