@@ -1,0 +1,31 @@
+"""The Lesson screen's pages, in the lesson's order: each a plain-Python page (page.py) in its own module.
+
+`make_pages()` builds the pages whose modules are present; a module defines one page class, found by its
+`name` attribute.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+PAGE_NAMES = ("encoding", "batching", "shapes", "train_eval", "sampling", "memory", "gates_map", "complete")
+
+
+def page_class(name: str):
+    """The page class of module `name`, or None when the module is not there."""
+    try:
+        module = importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":  # the module is there but needs something missing: a real error
+            raise
+        return None
+    for _, value in inspect.getmembers(module, inspect.isclass):
+        if value.__module__ == module.__name__ and getattr(value, "name", None) == name and hasattr(value, "view"):
+            return value
+    return None
+
+
+def make_pages() -> list:
+    """A fresh page for every page module present, in PAGE_NAMES' order."""
+    return [cls() for cls in filter(None, map(page_class, PAGE_NAMES))]
