@@ -111,8 +111,8 @@ class GatesMapPage:
     def values(self) -> dict[str, float]:
         """The selected unit's values at the current character, by the tracer's keys, plus the previous state
         ("h_prev", "c_prev"), the size of the layer's input vector ("x": |E_t|, the embedding's length on layer 1,
-        the layer below's |h_t| above it: every unit reads the whole vector) and the two Use gates ("use_pytorch" = o_t tanh(c_t), "use_lesson" =
-        o_t tanh(f_t c_{t-1}))."""
+        the layer below's |h_t| above it: every unit reads the whole vector) and the two Use gates
+        ("use_pytorch" = o_t tanh(c_t), "use_lesson" = o_t tanh(f_t c_{t-1}))."""
         trace, pos, layer, unit = self.trace, self.pos, self.layer, self.unit
         out = {q.key: float(trace.at(pos, layer, q.key)[unit]) for q in trace.quantities}
         before = trace.state(pos - 1) if pos > 0 else trace.initial_state
@@ -199,10 +199,9 @@ class GatesMapPage:
             line(),
             line(Span("out ", "dim"), Span("LTM_t ", "bold"), Span(_value(v["c"])), Span("   STM_t = h_t ", "bold"),
                  Span(_value(v["h"])), Span("   (h_t goes to the next layer and the output)", "dim")),
-            line(Span("Use, PyTorch ", "bold"), Span("o_t tanh(c_t)            ", "dim"), _heat(v["use_pytorch"], "tanh"),
-                 Span(f" {_value(v['use_pytorch'])}  = h_t, what the model computes")),
-            line(Span("Use, lesson  ", "bold"), Span("o_t tanh(f_t c_{t-1})    ", "dim"), _heat(v["use_lesson"], "tanh"),
-                 Span(f" {_value(v['use_lesson'])}  its tanh layer on the kept memory, W_u=1", "dim")),
+            self._row("Use, PyTorch", "o_t tanh(c_t)", v["use_pytorch"], "tanh", "= STM_t = h_t, what it computes"),
+            self._row("Use, lesson", "o_t tanh(f_t", v["use_lesson"], "tanh",
+                      "c_{t-1}): tanh on the kept memory, W_u=1"),
         ]
 
     def _gru(self, v: dict) -> list[Line]:
