@@ -178,11 +178,11 @@ class GatesMapPage:
                     Span(f" {_value(value)}  "), Span(note, "dim"))
 
     def _inputs(self, v: dict, memory: str) -> list[Line]:
-        source = "|E_t| (embedding)" if self.layer == 0 else "|E_t| (h_t below)"
-        rows = [line(Span("in  ", "dim"), Span(f"{source} ", "bold"), Span(_value(v["x"])),
-                     Span("   STM_{t-1}=h_{t-1} ", "bold"), Span(_value(v["h_prev"])))]
+        rows = [line(Span("in  ", "dim"), Span("|E_t| ", "bold"), Span(_value(v["x"])),
+                     Span("   STM_{t-1} ", "bold"), Span(_value(v["h_prev"])))]
         if memory:
-            rows[0] += (Span("   LTM_{t-1}=c_{t-1} ", "bold"), Span(_value(v["c_prev"])))
+            rows[0] += (Span("   LTM_{t-1} ", "bold"), Span(_value(v["c_prev"])))
+        rows[0] += (Span("   (|E_t|: length of the layer's input)", "dim"),)
         return rows
 
     def _lstm(self, v: dict) -> list[Line]:
@@ -198,10 +198,9 @@ class GatesMapPage:
             self._row("Use gate", "o_t", v["o"], "gate", "how much memory is used"),
             line(),
             line(Span("out ", "dim"), Span("LTM_t ", "bold"), Span(_value(v["c"])), Span("   STM_t = h_t ", "bold"),
-                 Span(_value(v["h"])), Span("   (h_t goes to the next layer and the output)", "dim")),
+                 Span(_value(v["h"])), Span("   (to the next layer and the output)", "dim")),
             self._row("Use, PyTorch", "o_t tanh(c_t)", v["use_pytorch"], "tanh", "= STM_t = h_t, what it computes"),
-            self._row("Use, lesson", "o_t tanh(f_t", v["use_lesson"], "tanh",
-                      "c_{t-1}): tanh on the kept memory, W_u=1"),
+            self._row("Use, lesson", "o_t tanh(kept)", v["use_lesson"], "tanh", "tanh on f_t c_{t-1}, W_u=1 assumed"),
         ]
 
     def _gru(self, v: dict) -> list[Line]:
