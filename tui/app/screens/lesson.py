@@ -63,7 +63,7 @@ class LessonScreen(PlaygroundScreen):
         self.index = 0
         self.source: Source | None = None
         self.request_key: tuple | None = None      # the source loaded or loading
-        self.loading: SourceRequest | None = None
+        self.pending_source: SourceRequest | None = None
         self.progress = 0.0                         # the demo model's training, written by the worker
         self.source_error = ""
         self._demo: Source | None = None            # trained once, kept in memory
@@ -120,7 +120,7 @@ class LessonScreen(PlaygroundScreen):
             if snapshot is not None and snapshot.run_dir and Path(snapshot.run_dir) == self.source.run_dir:
                 self.source.live.update(live_figures(snapshot))
         self._start_job()
-        if self.loading is not None or self._jobs or (self.page is not None and self._view_busy()):
+        if self.pending_source is not None or self._jobs or (self.page is not None and self._view_busy()):
             self.render_all()
 
     def _view_busy(self) -> bool:
@@ -129,7 +129,7 @@ class LessonScreen(PlaygroundScreen):
     _last_view: PageView | None = None
 
     def _load(self, request: SourceRequest) -> None:
-        self.loading, self.progress, self.source_error = request, 0.0, ""
+        self.pending_source, self.progress, self.source_error = request, 0.0, ""
         self._stop.clear()
         self._load_worker(request)
         self.render_all()
@@ -147,9 +147,9 @@ class LessonScreen(PlaygroundScreen):
         self.progress = fraction  # read by the timer: no message per step
 
     def on_lesson_source_ready(self, message: LessonSourceReady) -> None:
-        if message.request != self.loading:
+        if message.request != self.pending_source:
             return  # an older request's
-        self.loading = None
+        self.pending_source = None
         if message.source is None:
             self.source_error = message.error or "The model could not be loaded."
             self.render_all()
@@ -319,7 +319,7 @@ class LessonScreen(PlaygroundScreen):
         page = self.page
         field = self.query_one("#lesson-input", Input)
         field.display = page is not None and self._typing_page()
-        status = Text(no_wrap=True, overflow="ellipsis")
+        status = Text(overflow="ellipsis")
         error = self.source_error
         if page is None:
             view = PageView("Lesson", ("No lesson pages are installed.", ""), ())
@@ -329,54 +329,54 @@ class LessonScreen(PlaygroundScreen):
             view = page.view(max(1, width), max(1, height))
             error = error or view.error
         self._last_view = view
-        if self.loading is not None:
-            what = "training the demo model (a few seconds, once)" if self.loading.is_demo else \
-                f"loading {self.loading.run_dir.name}"
-            status.append(f"{what} {self.progress:.0%}" if self.loading.is_demo else f"{what}…",
-                          self.style("lesson--accent"))
+        if self.pending_source is not None:
+            what = "training the demo model (a few seconds, once)" if self.pending_source.is_demo else \
+                f"loading {self.pending_source.run_dir.name}"
+            status.append(f"{what} {self.progress:.0%}" if self.pending_source.is_demo else f"{what}…",
+                          self._style("lesson--accent"))
         elif error:
-            status.append(error, self.style("lesson--bad"))
+            status.append(error, self._style("lesson--bad"))
         elif view.busy:
-            status.append(view.busy, self.style("lesson--dim"))
+            status.append(view.busy, self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
-        title = Text(view.title, self.style("lesson--bold"), no_wrap=True, overflow="ellipsis")
+        title = Text(view.title, self._style("lesson--bold"), no_wrap=True, overflow="ellipsis")
         self.query_one("#lesson-title", Static).update(title)
         self.query_one("#lesson-origin", Static).update(self._origin_text(view))
-        caption = Text("\n".join(view.caption), self.style("lesson--dim"), no_wrap=True, overflow="ellipsis")
+        caption = Text("\n".join(view.caption), self._style("lesson--dim"), no_wrap=True, overflow="ellipsis")
         self.query_one("#lesson-caption", Static).update(caption)
         body.update(self._body_text(view))
         refresh_bindings_if_changed(self)
 
-    def style(self, name: str) -> Style:
+    def _style(self, name: str) -> Style:
         return self.get_component_rich_style(name)
 
     def _render_pages(self) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append("[ ] ", self.style("lesson--bold"))
+        text.append("[ ] ", self._style("lesson--bold"))
         for number, page in enumerate(self.pages):
             current = number == self.index
-            text.append(f" {number + 1} {page.title} ", self.style("lesson--current" if current else "lesson--page"))
+            text.append(f" {number + 1} {page.title} ", self._style("lesson--current" if current else "lesson--page"))
         self.query_one("#lesson-pages", Static).update(text)
 
     def _origin_text(self, view: PageView) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         source = self.source
-        text.append("model ", self.style("lesson--dim"))
-        text.append(source.origin if source is not None else "none yet", self.style("lesson--accent"))
+        text.append("model ", self._style("lesson--dim"))
+        text.append(source.origin if source is not None else "none yet", self._style("lesson--accent"))
         if source is not None and source.live:
             live = source.live
-            text.append(f"  step {live.get('step', 0):,}", self.style("lesson--dim"))
+            text.append(f"  step {live.get('step', 0):,}", self._style("lesson--dim"))
             if "window" in live:
-                text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}", self.style("lesson--dim"))
+                text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}", self._style("lesson--dim"))
         if view.deeper_text:
-            text.append("  [g] ", self.style("lesson--bold"))
-            text.append(view.deeper_text, self.style("lesson--dim"))
+            text.append("  [g] ", self._style("lesson--bold"))
+            text.append(view.deeper_text, self._style("lesson--dim"))
         return text
 
     def _body_text(self, view: PageView) -> Text:
         mono = bool(getattr(self.app, "no_color", False))
         ramp = Ramp(bool(getattr(self.app.current_theme, "dark", True))) if not mono else None
-        styles = {name: self.style(f"lesson--{name}") for name in ("dim", "bold", "accent", "good", "bad", "bar")}
+        styles = {name: self._style(f"lesson--{name}") for name in ("dim", "bold", "accent", "good", "bad", "bar")}
         text = Text(no_wrap=True, overflow="crop")
         for number, row in enumerate(view.lines):
             if number:
