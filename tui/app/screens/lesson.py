@@ -47,10 +47,10 @@ class LessonScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"lesson--dim", "lesson--bold", "lesson--accent", "lesson--good", "lesson--bad",
                          "lesson--bar", "lesson--page", "lesson--current"}
     BINDINGS = [
-        Binding("right_square_bracket,pagedown", "page(1)", "Next page", key_display="]", id="lesson.next",
-                tooltip="the next page of the lesson"),
-        Binding("left_square_bracket,pageup", "page(-1)", "Previous page", key_display="[", id="lesson.previous",
-                tooltip="the previous page of the lesson"),
+        Binding("right_square_bracket,pagedown", "page(1)", "Pages", key_display="[ ]", id="lesson.next",
+                tooltip="the next page of the lesson (also Page Down)"),
+        Binding("left_square_bracket,pageup", "page(-1)", "Previous page", key_display="[", show=False,
+                id="lesson.previous", tooltip="the previous page of the lesson (also Page Up)"),
         Binding("g", "deeper", "Deeper", id="lesson.deeper",
                 tooltip="open the screen that goes deeper into this page (the Gates page: at the same character)"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="lesson.leave_field",
@@ -339,10 +339,10 @@ class LessonScreen(PlaygroundScreen):
         elif view.busy:
             status.append(view.busy, self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
-        title = Text(view.title, self._style("lesson--bold"), no_wrap=True, overflow="ellipsis")
+        title = Text(view.title, self._style("lesson--bold"))
         self.query_one("#lesson-title", Static).update(title)
         self.query_one("#lesson-origin", Static).update(self._origin_text(view))
-        caption = Text("\n".join(view.caption), self._style("lesson--dim"), no_wrap=True, overflow="ellipsis")
+        caption = Text("\n".join(view.caption), self._style("lesson--dim"))
         self.query_one("#lesson-caption", Static).update(caption)
         body.update(self._body_text(view))
         refresh_bindings_if_changed(self)
@@ -367,7 +367,8 @@ class LessonScreen(PlaygroundScreen):
             live = source.live
             text.append(f"  step {live.get('step', 0):,}", self._style("lesson--dim"))
             if "window" in live:
-                text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}", self._style("lesson--dim"))
+                text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}",
+                            self._style("lesson--dim"))
         if view.deeper_text:
             text.append("  [g] ", self._style("lesson--bold"))
             text.append(view.deeper_text, self._style("lesson--dim"))

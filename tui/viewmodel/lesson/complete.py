@@ -35,9 +35,9 @@ class CompletePage:
     name = "complete"
     title = "Complete"
     keys = (
-        PageKey("t", "type", "type a beginning"),
-        PageKey("r", "reseed", "new completions (another seed)"),
-        PageKey("n", "more", "more completions (4, 6, 8)"),
+        PageKey("t", "type", "Type"),
+        PageKey("r", "reseed", "Reseed"),
+        PageKey("n", "more", "More"),
     )
 
     def __init__(self) -> None:
@@ -110,9 +110,8 @@ class CompletePage:
     # -- drawing
 
     def view(self, width: int, height: int) -> PageView:
-        caption = (f"{self.samples} completions of what you type, drawn together in one batched pass; each with "
-                   "its log-probability (nats: nearer 0 is likelier).",
-                   "t: type a beginning (Enter or Esc leaves the field), r: another seed, n: more completions.")
+        caption = (f"{self.samples} completions of your beginning, one batched pass; log p nearer 0: likelier.",
+                   "t types a beginning (Enter leaves the field), r draws others, n shows more.")
         title = "Complete: the model finishes what you type"
         busy = "drawing completions…" if self.wanted or (
             self.completions is None or self.completions.generation != self.generation) else ""
@@ -128,22 +127,22 @@ class CompletePage:
                         busy=busy if not self.error else "", error=self.error)
 
     def _columns(self, completions: Completions, width: int, height: int) -> list:
-        """The completions side by side, as many columns as fit (at least 14 cells each), wrapped in them."""
+        """The completions side by side, as many columns as fit (at least 14 cells each, 2 apart), wrapped in them."""
         results = completions.results
-        per_row = max(1, min(len(results), (width + 1) // 15))
-        column = (width + 1) // per_row - 1
+        per_row = max(1, min(len(results), (width + 2) // 16))
+        column = (width + 2) // per_row - 2
         rows = []
         for first in range(0, len(results), per_row):
             group = results[first:first + per_row]
             rows.append(line())
-            rows.append(line(*[Span(f"#{r.index + 1} log p {r.total:+.1f}".ljust(column) + " ", "bold")
+            rows.append(line(*[Span(f"#{r.index + 1} log p {r.total:+.1f}".ljust(column) + "  ", "bold")
                                for r in group]))
             wrapped = [self._wrap(r.text, column) for r in group]
             depth = max(map(len, wrapped))
             budget = max(1, (height - 2 * ((len(results) + per_row - 1) // per_row)) // max(1, (
                 len(results) + per_row - 1) // per_row))
             for row in range(min(depth, budget)):
-                rows.append(line(*[Span((lines[row] if row < len(lines) else "").ljust(column) + " ", "")
+                rows.append(line(*[Span((lines[row] if row < len(lines) else "").ljust(column) + "  ", "")
                                    for lines in wrapped]))
         return rows
 

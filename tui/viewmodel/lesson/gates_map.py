@@ -55,11 +55,11 @@ class GatesMapPage:
     name = "gates_map"
     title = "Gates"
     keys = (
-        PageKey("right", "move(1)", "next character"),
-        PageKey("left", "move(-1)", "previous character"),
-        PageKey("full_stop", "unit(1)", "next unit"),
-        PageKey("comma", "unit(-1)", "previous unit"),
-        PageKey("l", "layer(1)", "next layer"),
+        PageKey("right", "move(1)", "Char"),
+        PageKey("left", "move(-1)", "Char back"),
+        PageKey("full_stop", "unit(1)", "Unit"),
+        PageKey("comma", "unit(-1)", "Unit back"),
+        PageKey("l", "layer(1)", "Layer"),
     )
 
     def __init__(self) -> None:
@@ -141,18 +141,16 @@ class GatesMapPage:
         lines = [self._heading(), self._strip(width), line()]
         if cell == "lstm":
             lines += self._lstm(v)
-            caption = ("Your model's LSTM cell for one unit at one character, with the lesson's names; colour: "
-                       "blue -1 … red +1.",
-                       "←→ step the text, ,. change unit, l layer; the Use line compares the lesson's form "
-                       "(W_u=1, b_u=0 assumed) with PyTorch's.")
+            caption = ("Your LSTM's unit at this character, in the lesson's names: -1 blue, +1 red.",
+                       "←→ step, ,. unit, l layer; last lines: Use gate, PyTorch's vs lesson's.")
         elif cell == "gru":
             lines += self._gru(v)
-            caption = ("A GRU has two gates; the map puts them in the lesson's terms (one state, STM = LTM).",
+            caption = ("A GRU has two gates; here in the lesson's terms (one state: STM = LTM).",
                        "←→ step the text, ,. change unit, l layer; g opens the Gates screen here.")
         else:
             lines += self._rnn(v)
-            caption = ("A plain RNN has no gates: its one state is overwritten at every character.",
-                       "←→ step the text, ,. change unit, l layer; train an LSTM to see the gates.")
+            caption = ("A plain RNN has no gates: its one state is rewritten at every character.",
+                       "←→ step the text, ,. change unit, l layer; train an LSTM to see gates.")
         lines = [fit(row, width) for row in lines][:height]
         return PageView(f"Gates: the {cell.upper()} cell, named the lesson's way", caption, tuple(lines), "gates",
                         "Gates screen at this character")

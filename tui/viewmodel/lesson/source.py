@@ -45,7 +45,7 @@ class SourceRequest:
 def choose_source(selected_run: Path | None, training: object | None) -> SourceRequest:
     """The run open in the app, else the run training (a RunState whose run has a checkpoint), else the demo."""
     if selected_run is not None:
-        return SourceRequest(Path(selected_run), f"run {Path(selected_run).name} (opened on the Runs screen)")
+        return SourceRequest(Path(selected_run), f"run {Path(selected_run).name} (opened on Runs)")
     snapshot = getattr(training, "snapshot", None)
     if snapshot is not None and snapshot.run_dir and snapshot.last_checkpoint:
         live = live_figures(snapshot)
