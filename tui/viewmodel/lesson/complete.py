@@ -42,7 +42,7 @@ class CompletePage:
 
     def __init__(self) -> None:
         self.source: Source | None = None
-        self.sampler: Sampler | None = None
+        self.sampler: tuple[Source, Sampler] | None = None   # the model's sampler, built in the worker
         self.prefix = ""
         self.seed = SEED
         self.samples = SAMPLES
@@ -54,7 +54,7 @@ class CompletePage:
         self.error = ""
 
     def set_source(self, source: Source) -> None:
-        self.source, self.sampler, self.completions, self.error = source, None, None, ""
+        self.source, self.completions, self.error = source, None, ""
         self._ask()
 
     def _ask(self) -> None:
@@ -92,12 +92,11 @@ class CompletePage:
             self.error = error_text(exc)
             return None
         self.error = ""
-        if self.sampler is None:
-            self.sampler = Sampler(source.model, source.vocab)
-        sampler = self.sampler
 
-        def draw() -> Completions:
-            return Completions(generation, settings.prime, tuple(sampler.sample_many(settings)))
+        def draw() -> Completions:  # in the worker (one job at a time): the sampler is built once per model
+            if self.sampler is None or self.sampler[0] is not source:
+                self.sampler = (source, Sampler(source.model, source.vocab))
+            return Completions(generation, settings.prime, tuple(self.sampler[1].sample_many(settings)))
         return draw
 
     def finished(self, result: Completions) -> None:
