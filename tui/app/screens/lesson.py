@@ -44,6 +44,7 @@ TICK_S = 0.2   # the refresh timer: jobs asked for, progress shown, typing debou
 
 class LessonScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
+    SUBMIT_DESCRIPTION = "Done"
     COMPONENT_CLASSES = {"lesson--dim", "lesson--bold", "lesson--accent", "lesson--good", "lesson--bad",
                          "lesson--bar", "lesson--page", "lesson--current"}
     BINDINGS = [
