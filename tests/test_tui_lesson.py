@@ -103,7 +103,7 @@ async def test_a_broken_run_is_said_in_words(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         app.selected_run = run
         await press(pilot, "6")
-        error = await wait_for(pilot, lambda: app.screen.source_error, 30, "the error")
+        error = await wait_for(pilot, lambda: getattr(app.screen, "source_error", ""), 30, "the error")
         assert "broken" in error and "Traceback" not in error
         text = await shows(pilot, error[:40])
         assert "Traceback" not in text
