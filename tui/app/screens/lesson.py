@@ -33,6 +33,7 @@ from rnn_playground.tui.viewmodel.lesson import make_pages
 from rnn_playground.tui.viewmodel.lesson.page import PageView, Source
 from rnn_playground.tui.viewmodel.lesson.source import SourceRequest, choose_source, live_figures, load_source
 
+from ..keys import key_display
 from ..messages import LessonJobDone, LessonSourceReady
 from ..widgets.heatmap import BARS, Ramp
 from ..widgets.keybar import KeyBar
@@ -262,6 +263,21 @@ class LessonScreen(PlaygroundScreen):
                                   tooltip=key.description)
                 bindings[key.key] = ActiveBinding(self, binding, self.source is not None, key.description)
         return bindings
+
+    def help_topic(self) -> Text | None:
+        """Above the help's key table: the current page, what it shows, and its own keys."""
+        page, view = self.page, self._last_view
+        if page is None:
+            return None
+        text = Text()
+        text.append(f"Lesson, {page.title} page", "bold")
+        if view is not None:
+            for part in view.caption:
+                text.append(f"\n{part}")
+        for key in self.page_keys():
+            text.append(f"\n{key_display(key.key):>8}  ", "bold")
+            text.append(key.description)
+        return text
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.typed_in_field(action):
