@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 from rnn_playground.tui.viewmodel.lesson import source as lesson_source
+from rnn_playground.tui.viewmodel.lesson.page import PageKey, PageView, line
 
 from .tui_helpers import make_app, press, screen_text, shows, type_into, wait_for
 
@@ -108,3 +111,105 @@ async def test_a_broken_run_is_said_in_words(tmp_path):
         text = await shows(pilot, error[:40])
         assert "Traceback" not in text
         assert app.screen.source is None
+
+
+async def test_every_pages_keys_reach_it_and_show_in_the_key_bar(tmp_path, tiny_run):
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.selected_run = tiny_run
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the run's model")
+        screen = app.screen
+        for _ in range(len(screen.pages)):
+            page = screen.page
+            reached = []
+            real = page.handle
+            page.handle = lambda action, argument="", real=real, reached=reached: (reached.append(action),
+                                                                                   real(action, argument))
+            keys = [key for key in page.keys if key.action != "type"]
+            shown = screen_text(app).splitlines()[-1]
+            for key in keys:
+                await press(pilot, key.key)
+            assert reached == [key.action for key in keys], page.name
+            # the bar shows as many as fit (the help lists them all): at least the first
+            assert not keys or keys[0].description in shown, (page.name, shown)
+            del page.handle
+            await press(pilot, "right_square_bracket")
+
+
+async def test_no_color_draws_the_heat_as_bar_heights(tmp_path, tiny_run, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.selected_run = tiny_run
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the run's model")
+        await to_page(pilot, "gates_map")
+        text = await shows(pilot, "Forget gate")
+        forget = next(line for line in text.splitlines() if "Forget gate" in line)
+        assert any(bar in forget for bar in "▁▂▃▄▅▆▇█")
+
+
+class WorkingPage:
+    """A page whose job reports progress, waits for the test, and returns a result (or fails)."""
+    name, title = "working", "Working"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.keys = (PageKey("w", "work", "Work"),)
+        self.release, self.fail = threading.Event(), fail
+        self.wanted, self.result, self.error = False, None, ""
+
+    def set_source(self, source) -> None:
+        pass
+
+    def handle(self, action: str, argument: str = "") -> None:
+        self.wanted = action == "work"
+
+    def job(self):
+        if not self.wanted:
+            return None
+        self.wanted = False
+
+        def work(progress, stop):
+            progress(0.5)
+            self.release.wait(30)
+            if self.fail:
+                raise ValueError("the experiment diverged")
+            return 42
+        return work
+
+    def finished(self, result) -> None:
+        self.result = result
+
+    def failed(self, message: str) -> None:
+        self.error = message
+
+    def view(self, width: int, height: int):
+        busy = "working" if self.result is None and not self.error else ""
+        return PageView("Working", ("a page with a job", "w works"), (line(f"result {self.result}"),),
+                        busy=busy, error=self.error)
+
+
+async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words(tmp_path, tiny_run):
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.selected_run = tiny_run
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the run's model")
+        screen = app.screen
+        for fail in (False, True):
+            page = WorkingPage(fail)
+            screen.pages.append(page)
+            while screen.page is not page:
+                await press(pilot, "right_square_bracket")
+            await press(pilot, "w")
+            await shows(pilot, "working 50%")
+            assert screen.query_one("#lesson-body").content.plain == "result None"  # the UI is not blocked
+            page.release.set()
+            if fail:
+                text = await shows(pilot, "the experiment diverged")
+                assert "Traceback" not in text and page.result is None
+            else:
+                await shows(pilot, "result 42")
+            screen.pages.remove(page)
+            screen.index = 0

@@ -9,7 +9,8 @@ keys (PageKey) reach its `handle` through on_key, ahead of the screen's bindings
 A page with a "type" key gets a text field whose text goes to `handle("type", text)` as it changes.
 
 Work a page asks for runs in a thread worker: a page may define `job()`, returning None or a callable
-(taking nothing, or `progress(fraction)`, or `progress` and `stop()`, a check to end early), and
+(taking nothing, or `progress(fraction)`, or `progress` and `stop()`, true once the screen closes or the
+page sets its own `cancelled` attribute true: a check to end early), and
 `finished(result)`, called on the UI thread with what the callable returned (`failed(message)` when it
 raised; else the screen shows the message). The screen asks `job()` on its refresh timer, a few times a
 second, one job at a time per page; the view repaints from the timer while something is busy, never per step.
@@ -73,6 +74,7 @@ class LessonScreen(PlaygroundScreen):
         self._jobs: set[str] = set()                # pages whose job is running
         self._ready = False
         self.renders = 0                            # frames' worth of drawing asked for (the UI benchmark waits on it)
+        self.job_progress: float | None = None      # the running job's, when it reports any
 
     @property
     def page(self):
@@ -188,19 +190,22 @@ class LessonScreen(PlaygroundScreen):
         if work_fn is None:
             return
         self._jobs.add(page.name)
+        self.job_progress = None
         self._job_worker(page, work_fn)
 
     @work(thread=True, group="lesson-job", exit_on_error=False)
     def _job_worker(self, page, work_fn) -> None:
         try:
-            arguments = (self._job_progress, self._stop.is_set)[:len(inspect.signature(work_fn).parameters)]
+            def stop() -> bool:
+                return self._stop.is_set() or bool(getattr(page, "cancelled", False))
+            arguments = (self._job_progress, stop)[:len(inspect.signature(work_fn).parameters)]
             result = work_fn(*arguments)
             self.post_message(LessonJobDone(page, result))
         except Exception as exc:  # noqa: BLE001 - the page shows it in words
             self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed")))
 
     def _job_progress(self, fraction: float) -> None:
-        self.progress = fraction
+        self.job_progress = fraction  # read by the timer: no message per step
 
     def on_lesson_job_done(self, message: LessonJobDone) -> None:
         page = message.page
@@ -356,7 +361,8 @@ class LessonScreen(PlaygroundScreen):
         elif error:
             status.append(error, self._style("lesson--bad"))
         elif view.busy:
-            status.append(view.busy, self._style("lesson--dim"))
+            running = page is not None and page.name in self._jobs and self.job_progress is not None
+            status.append(view.busy + (f" {self.job_progress:.0%}" if running else ""), self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
         title = Text(view.title, self._style("lesson--bold"))
         self.query_one("#lesson-title", Static).update(title)
