@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from rnn_playground.tui.viewmodel.lesson import source as lesson_source
 from rnn_playground.tui.viewmodel.lesson.page import PageKey, PageView, line
 
@@ -157,7 +159,7 @@ class WorkingPage:
     def __init__(self, fail: bool = False) -> None:
         self.keys = (PageKey("w", "work", "Work"),)
         self.release, self.fail = threading.Event(), fail
-        self.wanted, self.result, self.error = False, None, ""
+        self.wanted, self.result, self.error, self.busy = False, None, "", "working"
 
     def set_source(self, source) -> None:
         pass
@@ -185,12 +187,40 @@ class WorkingPage:
         self.error = message
 
     def view(self, width: int, height: int):
-        busy = "working" if self.result is None and not self.error else ""
+        busy = self.busy if self.result is None and not self.error else ""
         return PageView("Working", ("a page with a job", "w works"), (line(f"result {self.result}"),),
                         busy=busy, error=self.error)
 
 
-async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words(tmp_path, tiny_run):
+class WorkingJobPage(WorkingPage):
+    """The same, its job an object with run(progress(fraction, words)), its outcome given with the job."""
+
+    def job(self):
+        work = super().job()
+        if work is None:
+            return None
+
+        class Job:
+            def run(self, progress):
+                progress(0.5, "working")
+                return work(lambda fraction: None, lambda: False)
+        self.handed = Job()
+        return self.handed
+
+    def progress(self, fraction: float, words: str) -> None:
+        self.busy = f"{words} {fraction:.0%}"
+
+    def finished(self, job, result) -> None:
+        assert job is self.handed
+        super().finished(result)
+
+    def failed(self, job, message: str) -> None:
+        assert job is self.handed
+        super().failed(message)
+
+
+@pytest.mark.parametrize("kind", [WorkingPage, WorkingJobPage])
+async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words(tmp_path, tiny_run, kind):
     app = make_app(tmp_path, runs_dir=tiny_run.parent)
     async with app.run_test(size=(80, 24)) as pilot:
         app.selected_run = tiny_run
@@ -198,7 +228,7 @@ async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words
         await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the run's model")
         screen = app.screen
         for fail in (False, True):
-            page = WorkingPage(fail)
+            page = kind(fail)
             screen.pages.append(page)
             while screen.page is not page:
                 await press(pilot, "right_square_bracket")

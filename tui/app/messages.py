@@ -236,3 +236,4 @@ class LessonJobDone(Message, bubble=False):
     page: object
     result: object
     error: str | None = None
+    job: object = None

@@ -8,12 +8,14 @@ Keys: ] and [ (or Page Down / Page Up) move between pages; g opens the screen th
 keys (PageKey) reach its `handle` through on_key, ahead of the screen's bindings, and show in the key bar.
 A page with a "type" key gets a text field whose text goes to `handle("type", text)` as it changes.
 
-Work a page asks for runs in a thread worker: a page may define `job()`, returning None or a callable
-(taking nothing, or `progress(fraction)`, or `progress` and `stop()`, true once the screen closes or the
-page sets its own `cancelled` attribute true: a check to end early), and
-`finished(result)`, called on the UI thread with what the callable returned (`failed(message)` when it
-raised; else the screen shows the message). The screen asks `job()` on its refresh timer, a few times a
-second, one job at a time per page; the view repaints from the timer while something is busy, never per step.
+Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
+after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
+debounces typing). `job()` returns None, or a job: an object with `run(progress)` (progress(fraction, words)
+from the worker; a page with `progress(fraction, words)` hears it on the UI thread), or a callable taking
+nothing, `progress(fraction)`, or `progress` and `stop()` (true once the screen closes or the page sets its
+`cancelled` attribute). Its outcome comes back on the UI thread: `finished(result)` or `finished(job, result)`,
+`failed(message)` or `failed(job, message)` (without `failed`, the screen shows the message). The view repaints
+from the timer while something is busy, never per step.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class LessonScreen(PlaygroundScreen):
         self._jobs: set[str] = set()                # pages whose job is running
         self._ready = False
         self.renders = 0                            # frames' worth of drawing asked for (the UI benchmark waits on it)
-        self.job_progress: float | None = None      # the running job's, when it reports any
+        self.job_progress: tuple[float, str] | None = None   # the running job's (fraction, words), if it says
 
     @property
     def page(self):
@@ -124,6 +126,7 @@ class LessonScreen(PlaygroundScreen):
             snapshot = getattr(getattr(app, "train_run", None), "snapshot", None)
             if snapshot is not None and snapshot.run_dir and Path(snapshot.run_dir) == self.source.run_dir:
                 self.source.live.update(live_figures(snapshot))
+        self._show_job_progress()
         self._start_job()
         if self.pending_source is not None or self._jobs or (self.page is not None and self._view_busy()):
             self.render_all()
@@ -194,32 +197,49 @@ class LessonScreen(PlaygroundScreen):
         self._job_worker(page, work_fn)
 
     @work(thread=True, group="lesson-job", exit_on_error=False)
-    def _job_worker(self, page, work_fn) -> None:
+    def _job_worker(self, page, job) -> None:
         try:
-            def stop() -> bool:
-                return self._stop.is_set() or bool(getattr(page, "cancelled", False))
-            arguments = (self._job_progress, stop)[:len(inspect.signature(work_fn).parameters)]
-            result = work_fn(*arguments)
-            self.post_message(LessonJobDone(page, result))
+            if hasattr(job, "run"):  # a job object: run(progress(fraction, words))
+                result = job.run(self._job_progress)
+            else:  # a callable: (), (progress) or (progress, stop)
+                def stop() -> bool:
+                    return self._stop.is_set() or bool(getattr(page, "cancelled", False))
+                result = job(*(self._job_progress, stop)[:len(inspect.signature(job).parameters)])
+            self.post_message(LessonJobDone(page, result, job=job))
         except Exception as exc:  # noqa: BLE001 - the page shows it in words
-            self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed")))
+            self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed"),
+                                            job=job))
 
-    def _job_progress(self, fraction: float) -> None:
-        self.job_progress = fraction  # read by the timer: no message per step
+    def _job_progress(self, fraction: float, words: str = "") -> None:
+        self.job_progress = (fraction, words)  # read by the timer: no message per step
+
+    def _show_job_progress(self) -> None:
+        """On the UI thread: a page with `progress(fraction, words)` hears its job's progress."""
+        page, progress = self.page, self.job_progress
+        if page is not None and page.name in self._jobs and progress is not None and hasattr(page, "progress"):
+            page.progress(*progress)
 
     def on_lesson_job_done(self, message: LessonJobDone) -> None:
         page = message.page
         self._jobs.discard(page.name)
         if message.error:
-            self._page_error(page, message.error)
+            self._page_error(page, message.error, message.job)
         elif hasattr(page, "finished"):
-            page.finished(message.result)
+            self._call(page.finished, message.job, message.result)
         self._start_job()  # a newer request waited for this one
         self.render_all()
 
-    def _page_error(self, page, message: str) -> None:
+    @staticmethod
+    def _call(method, job, value) -> None:
+        """A page's finished/failed, with the job first when it takes two arguments (finished(job, result))."""
+        if job is not None and len(inspect.signature(method).parameters) >= 2:
+            method(job, value)
+        else:
+            method(value)
+
+    def _page_error(self, page, message: str, job=None) -> None:
         if hasattr(page, "failed"):
-            page.failed(message)
+            self._call(page.failed, job, message)
         else:
             self.notify(message, title=page.title, severity="error", timeout=10)
 
@@ -361,8 +381,10 @@ class LessonScreen(PlaygroundScreen):
         elif error:
             status.append(error, self._style("lesson--bad"))
         elif view.busy:
-            running = page is not None and page.name in self._jobs and self.job_progress is not None
-            status.append(view.busy + (f" {self.job_progress:.0%}" if running else ""), self._style("lesson--dim"))
+            running = page is not None and page.name in self._jobs and self.job_progress is not None \
+                and not hasattr(page, "progress")  # a page that hears its progress says it itself
+            status.append(view.busy + (f" {self.job_progress[0]:.0%}" if running else ""),
+                          self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
         title = Text(view.title, self._style("lesson--bold"))
         self.query_one("#lesson-title", Static).update(title)

@@ -1,7 +1,7 @@
 """The Lesson screen's pages, in the lesson's order: each a plain-Python page (page.py) in its own module.
 
-`make_pages()` builds the pages whose modules are present; a module defines one page class, found by its
-`name` attribute.
+`make_pages()` builds the pages whose modules are present; a module (named as the page, or with "_page" after
+it where the page's name is taken, as sampling_page) defines one page class, found by its `name` attribute.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ PAGE_NAMES = ("encoding", "batching", "shapes", "train_eval", "sampling", "memor
 
 
 def page_class(name: str):
-    """The page class of module `name`, or None when the module is not there."""
-    try:
-        module = importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":  # the module is there but needs something missing: a real error
-            raise
-        return None
-    for _, value in inspect.getmembers(module, inspect.isclass):
-        if value.__module__ == module.__name__ and getattr(value, "name", None) == name and hasattr(value, "view"):
-            return value
+    """The class of page `name`, or None when its module is not there."""
+    for module_name in (f"{__name__}.{name}", f"{__name__}.{name}_page"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # the module is there but needs something missing: a real error
+                raise
+            continue
+        for _, value in inspect.getmembers(module, inspect.isclass):
+            if value.__module__ == module.__name__ and getattr(value, "name", None) == name and hasattr(value, "view"):
+                return value
     return None
 
 
