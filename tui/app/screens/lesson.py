@@ -4,9 +4,10 @@ The pages are plain Python (viewmodel/lesson): each draws itself into a PageView
 this screen renders the same way for all of them. Their model comes from viewmodel/lesson/source.py: the
 run open in the app, else the run training, else a demo model trained here in seconds.
 
-Keys: ] and [ (or Page Down / Page Up) move between pages; g opens the screen that goes deeper; a page's own
+Keys: ] and [ move between pages (the page keys, Page Up and Down among them, stay the pages'); g opens the screen that goes deeper; a page's own
 keys (PageKey) reach its `handle` through on_key, ahead of the screen's bindings, and show in the key bar.
-A page with a "type" key gets a text field whose text goes to `handle("type", text)` as it changes.
+A page with a "type" key gets a text field whose text goes to `handle("type", text)` on Enter, or as it
+changes when the page's class sets TYPE_AS_YOU_GO (the Complete page).
 
 Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
 after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
@@ -52,10 +53,10 @@ class LessonScreen(PlaygroundScreen):
     COMPONENT_CLASSES = {"lesson--dim", "lesson--bold", "lesson--accent", "lesson--good", "lesson--bad",
                          "lesson--bar", "lesson--page", "lesson--current"}
     BINDINGS = [
-        Binding("right_square_bracket,pagedown", "page(1)", "Pages", key_display="[ ]", id="lesson.next",
-                tooltip="the next page of the lesson (also Page Down)"),
-        Binding("left_square_bracket,pageup", "page(-1)", "Previous page", key_display="[", show=False,
-                id="lesson.previous", tooltip="the previous page of the lesson (also Page Up)"),
+        Binding("right_square_bracket", "page(1)", "Pages", key_display="[ ]", id="lesson.next",
+                tooltip="the next page of the lesson"),
+        Binding("left_square_bracket", "page(-1)", "Previous page", key_display="[", show=False,
+                id="lesson.previous", tooltip="the previous page of the lesson"),
         Binding("g", "deeper", "Deeper", id="lesson.deeper",
                 tooltip="open the screen that goes deeper into this page (the Gates page: at the same character)"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="lesson.leave_field",
@@ -64,7 +65,7 @@ class LessonScreen(PlaygroundScreen):
 
     def __init__(self, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
-        self.pages = make_pages()
+        self.pages = make_pages(background=True)
         self.index = 0
         self.source: Source | None = None
         self.request_key: tuple | None = None      # the source loaded or loading
@@ -328,12 +329,24 @@ class LessonScreen(PlaygroundScreen):
 
     @on(Input.Changed, "#lesson-input")
     def _typed(self, event: Input.Changed) -> None:
-        if self.page is not None and self._typing_page():
-            self.page.handle("type", event.value)  # the job starts on the next tick: typing is debounced
+        # A page that completes as you type (TYPE_AS_YOU_GO) hears every change; its job starts on the next
+        # tick, so typing is debounced. Any other hears the text on Enter (a quiz answer counts once).
+        if self.page is not None and self._typing_page() and getattr(self.page, "TYPE_AS_YOU_GO", False):
+            self._send_typed(event.value)
 
     @on(Input.Submitted, "#lesson-input")
-    def _submitted(self) -> None:
+    def _submitted(self, event: Input.Submitted) -> None:
+        if self.page is not None and self._typing_page() and not getattr(self.page, "TYPE_AS_YOU_GO", False):
+            self._send_typed(event.value)
         self.set_focus(None)
+
+    def _send_typed(self, text: str) -> None:
+        try:
+            self.page.handle("type", text)
+        except Exception as exc:  # noqa: BLE001 - a page's error in words
+            self._page_error(self.page, error_text(exc, f"The {self.page.title} page failed"))
+        self._start_job()
+        self.render_all()
 
     def action_deeper(self) -> None:
         view = self._last_view

@@ -27,6 +27,11 @@ def page_class(name: str):
     return None
 
 
-def make_pages() -> list:
-    """A fresh page for every page module present, in PAGE_NAMES' order."""
-    return [cls() for cls in filter(None, map(page_class, PAGE_NAMES))]
+def make_pages(background: bool = False) -> list:
+    """A fresh page for every page module present, in PAGE_NAMES' order. `background` (the app) goes to the
+    pages that take it: they then do slow work off the caller's thread."""
+    pages = []
+    for cls in filter(None, map(page_class, PAGE_NAMES)):
+        takes = "background" in inspect.signature(cls).parameters
+        pages.append(cls(background=background) if takes else cls())
+    return pages

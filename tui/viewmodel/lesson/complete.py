@@ -34,6 +34,7 @@ class Completions:
 class CompletePage:
     name = "complete"
     title = "Complete"
+    TYPE_AS_YOU_GO = True      # the screen hands over the text at each change, not only on Enter
     keys = (
         PageKey("t", "type", "Type"),
         PageKey("r", "reseed", "Reseed"),
