@@ -4,8 +4,9 @@ The pages are plain Python (viewmodel/lesson): each draws itself into a PageView
 this screen renders the same way for all of them. Their model comes from viewmodel/lesson/source.py: the
 run open in the app, else the run training, else a demo model trained here in seconds.
 
-Keys: ] and [ move between pages (the page keys, Page Up and Down among them, stay the pages'); g opens the screen that goes deeper; a page's own
-keys (PageKey) reach its `handle` through on_key, ahead of the screen's bindings, and show in the key bar.
+Keys: ] and [ move between pages; g opens the screen that goes deeper; a page's own keys (PageKey; Page Up
+and Down among them on some pages) reach its `handle` through on_key, ahead of the screen's bindings, and
+show in the key bar.
 A page with a "type" key gets a text field whose text goes to `handle("type", text)` on Enter, or as it
 changes when the page's class sets TYPE_AS_YOU_GO (the Complete page).
 
