@@ -412,12 +412,21 @@ class LessonScreen(PlaygroundScreen):
         return self.get_component_rich_style(name)
 
     def _render_pages(self) -> None:
+        """The pages' titles, the current one marked; when they do not fit, the ones before it give way."""
+        bar = self.query_one("#lesson-pages", Static)
+        room = (bar.content_size.width or self.size.width) - 4
+        entries = [f" {number + 1} {page.title} " for number, page in enumerate(self.pages)]
+        first = 0
+        while first < self.index and sum(map(len, entries[first:self.index + 1])) + (1 if first else 0) > room:
+            first += 1
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("[ ] ", self._style("lesson--bold"))
-        for number, page in enumerate(self.pages):
+        if first:
+            text.append("…", self._style("lesson--page"))
+        for number in range(first, len(entries)):
             current = number == self.index
-            text.append(f" {number + 1} {page.title} ", self._style("lesson--current" if current else "lesson--page"))
-        self.query_one("#lesson-pages", Static).update(text)
+            text.append(entries[number], self._style("lesson--current" if current else "lesson--page"))
+        bar.update(text)
 
     def _origin_text(self, view: PageView) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")

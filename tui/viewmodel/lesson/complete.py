@@ -127,9 +127,9 @@ class CompletePage:
                         busy=busy if not self.error else "", error=self.error)
 
     def _columns(self, completions: Completions, width: int, height: int) -> list:
-        """The completions side by side, as many columns as fit (at least 14 cells each, 2 apart), wrapped in them."""
+        """The completions side by side, as many columns as fit (at least 16 cells each, 2 apart), wrapped in them."""
         results = completions.results
-        per_row = max(1, min(len(results), (width + 2) // 16))
+        per_row = max(1, min(len(results), (width + 2) // 18))
         column = (width + 2) // per_row - 2
         rows = []
         for first in range(0, len(results), per_row):
