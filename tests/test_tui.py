@@ -114,7 +114,7 @@ async def test_footer_shows_only_applicable_keys(tmp_path, tiny_corpus):
         footer = await wait_for(pilot, lambda: (line := screen_text(app).splitlines()[-1]) and "F1" in line
                                 and line, 5, "field footer")
         assert "⏎ Start" in footer and "esc Leave field" in footer and "^q Quit" in footer
-        assert "s Start" not in footer and "q Quit" not in footer.replace("^q Quit", "") and "1-5" not in footer
+        assert "s Start" not in footer and "q Quit" not in footer.replace("^q Quit", "") and "1-6" not in footer
 
 
 # --------------------------------------------------------------------------- train screen

@@ -17,7 +17,7 @@ def footer_of(app) -> str:
 
 
 SCREENS = (("1", "TrainScreen"), ("2", "SampleScreen"), ("3", "GatesScreen"), ("4", "SeriesScreen"),
-           ("5", "RunsScreen"))
+           ("5", "RunsScreen"), ("6", "LessonScreen"))
 
 
 async def test_every_screen_shows_help_and_quit_and_the_field_keys_at_80_columns(tmp_path, tiny_run):
@@ -29,10 +29,14 @@ async def test_every_screen_shows_help_and_quit_and_the_field_keys_at_80_columns
             if name in ("SampleScreen", "GatesScreen"):
                 app.open_run("sample" if name == "SampleScreen" else "gates", tiny_run)
                 await pilot.pause(0.3)
+            if name == "LessonScreen":  # on the run opened above; its text field is the Complete page's
+                await wait_for(pilot, lambda: app.screen.source is not None, 60, "the Lesson's model")
+                while app.screen.page.name != "complete":
+                    await press(pilot, "right_square_bracket")
             footer = await wait_for(pilot, lambda: "? Help" in (line := footer_of(app)) and line, 10,
                                     f"{name}'s footer")
             assert footer.rstrip().endswith("q Quit") or "q Quit " in footer, (name, footer)
-            assert "1-5 Screens" in footer, (name, footer)
+            assert "1-6 Screens" in footer, (name, footer)
             fields = list(app.screen.query(Input))
             if not fields:
                 continue
@@ -40,7 +44,7 @@ async def test_every_screen_shows_help_and_quit_and_the_field_keys_at_80_columns
             footer = await wait_for(pilot, lambda: "F1 Help" in (line := footer_of(app)) and line, 10,
                                     f"{name}'s footer in a field")
             assert "esc Leave field" in footer and "^q Quit" in footer and "⏎ " in footer, (name, footer)
-            assert "? Help" not in footer and "1-5" not in footer, (name, footer)
+            assert "? Help" not in footer and "1-6" not in footer, (name, footer)
             app.screen.set_focus(None)
             await pilot.pause()
 

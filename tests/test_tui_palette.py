@@ -60,6 +60,7 @@ async def run_from_palette(pilot, name: str) -> None:
 async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(tmp_path, tiny_run, tiny_corpus):
     """Issue 10 item 8: the palette listed screens and training actions only."""
     from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.app.screens.lesson import LessonScreen
     from rnn_playground.tui.app.screens.runs import RunsScreen
     from rnn_playground.tui.app.screens.sample import SampleScreen
     from rnn_playground.tui.app.screens.series import SeriesScreen
@@ -146,6 +147,16 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await check(GatesScreen)                                    # in the text field: Leave field
 
         app.screen.set_focus(None)
+        await press(pilot, "6")                                     # the Lesson on the run opened above
+        await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen) and app.screen.source, 60, "lesson")
+        lesson = app.screen
+        await check(LessonScreen)                                   # Pages, Previous page, Deeper
+        while lesson.page.name != "complete":
+            await press(pilot, "right_square_bracket")
+        await press(pilot, "t")
+        await check(LessonScreen)                                   # in the text field: Leave field
+        lesson.set_focus(None)
+
         await press(pilot, "4")
         await wait_for(pilot, lambda: isinstance(app.screen, SeriesScreen), 10, "series")
         series = app.screen
@@ -173,7 +184,7 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await wait_for(pilot, lambda: len(runs_screen.marked) == 2, 10, "two runs marked")
         await check(RunsScreen)                                     # two marked: Compare
 
-    for screen_type in (TrainScreen, RunsScreen, SampleScreen, GatesScreen, SeriesScreen):
+    for screen_type in (TrainScreen, RunsScreen, SampleScreen, GatesScreen, SeriesScreen, LessonScreen):
         missing = descriptions_of(screen_type) - seen.get(screen_type, set())
         assert not missing, f"{screen_type.__name__}: never in the palette: {sorted(missing)}"
 

@@ -225,3 +225,23 @@ class CurvesRead(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, CurvesRead)  # each holds every run's whole curves: the newest stands in
+
+
+# -- lesson
+
+
+@dataclass
+class LessonSourceReady(Message, bubble=False):
+    """The Lesson screen's model, loaded or trained in a worker (or why not, in words)."""
+    request: object                 # the viewmodel.lesson.source.SourceRequest it answers
+    source: object | None           # a viewmodel.lesson.page.Source
+    error: str | None = None
+
+
+@dataclass
+class LessonJobDone(Message, bubble=False):
+    """A Lesson page's job finished in a worker: its result for the page, or its error in words."""
+    page: object
+    result: object
+    error: str | None = None
+    job: object = None

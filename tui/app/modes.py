@@ -1,4 +1,4 @@
-"""The five modes of the app, in one table: the keys 1-5, the mode bar, the help and the palette read it."""
+"""The six modes of the app, in one table: the keys 1-6, the mode bar, the help and the palette read it."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ MODES = (
     Mode("gates", "3", "Gates", "Gates screen"),
     Mode("series", "4", "Series", "Series screen"),
     Mode("runs", "5", "Runs", "Runs screen: saved and live runs"),
+    Mode("lesson", "6", "Lesson", "Lesson screen: the lesson's chapters, live on your model"),
 )
 
 
 def mode_bindings() -> list[Binding]:
-    """A key per mode; the footer shows the first for them all (`1-5 Screens`)."""
+    """A key per mode; the footer shows the first for them all (`1-6 Screens`)."""
     first, *rest = MODES
     keys = f"{first.key}-{rest[-1].key}"
     return [Binding(first.key, f"mode('{first.name}')", "Screens", key_display=keys, id=f"app.mode.{first.name}",

@@ -1,4 +1,4 @@
-"""The Textual app: five modes (Train, Sample, Gates, Series, Runs), help, quitting safely.
+"""The Textual app: six modes (Train, Sample, Gates, Series, Runs, Lesson), help, quitting safely.
 
 The app renders what core emits and holds no training logic: each run is a `RunController`'s (the
 middle floor), whose body runs in a thread worker the app starts; its snapshots come back as `RunUpdated`
@@ -36,6 +36,7 @@ from .screens.compare import CompareScreen
 from .screens.confirm import ConfirmScreen
 from .screens.gates import GatesScreen
 from .screens.help import HelpScreen
+from .screens.lesson import LessonScreen
 from .screens.runs import RunsScreen
 from .screens.sample import SampleScreen
 from .screens.series import SeriesScreen
@@ -51,10 +52,10 @@ class PlaygroundApp(GuardedMessages, App[int]):
     TITLE = "rnn-playground"
     COMMANDS = App.COMMANDS | {ScreenBindingsProvider}
     CSS_PATH = [STYLES / "app.tcss", STYLES / "train.tcss", STYLES / "runs.tcss", STYLES / "sample.tcss",
-                STYLES / "gates.tcss", STYLES / "series.tcss"]
+                STYLES / "gates.tcss", STYLES / "series.tcss", STYLES / "lesson.tcss"]
     # The screens of the modes, in the order of the modes' table (modes.py).
     MODES = {mode.name: screen for mode, screen in zip(
-        APP_MODES, (TrainScreen, SampleScreen, GatesScreen, SeriesScreen, RunsScreen), strict=True)}
+        APP_MODES, (TrainScreen, SampleScreen, GatesScreen, SeriesScreen, RunsScreen, LessonScreen), strict=True)}
     DEFAULT_MODE = "train"
     # The modal screens, by the heading the help lists their keys under.
     DIALOGS = {"Compare": CompareScreen, "Dialogs": ConfirmScreen, "Help": HelpScreen}
@@ -76,6 +77,7 @@ class PlaygroundApp(GuardedMessages, App[int]):
     train_run: var[RunState] = var(RunState)            # the Train screen's run, as its controller last said
     device_choices: var[tuple[list[DeviceInfo], str] | None] = var(None)  # (devices, what auto picks) once found
     resume_request: var[tuple[Path, dict, int] | None] = var(None)  # (run folder, config, step) to resume
+    gates_request: var[tuple[Path, str, int] | None] = var(None)  # (run folder, text, position) to open Gates at
 
     def __init__(self, *, runs_dir: Path | str | None = None, devices: Iterable[DeviceInfo] | None = None,
                  clock: Callable[[], float] = time.time, watch_interval: float = 1.0, list_interval: float = 5.0,
@@ -169,6 +171,12 @@ class PlaygroundApp(GuardedMessages, App[int]):
     def open_run(self, mode: str, run_dir: Path) -> None:
         self.selected_run = run_dir
         self.switch_mode(mode)
+
+    def open_gates_at(self, run_dir: Path, text: str, pos: int) -> None:
+        """The Gates screen on `run_dir`, tracing `text` with the cursor on character `pos` (the Lesson's link)."""
+        self.open_run("gates", run_dir)
+        self.gates_request = None  # the same request twice still opens it
+        self.gates_request = (Path(run_dir), text, pos)  # the Gates screen watches it, after selected_run
 
     def prepare_resume(self, run_dir: Path, config: dict, step: int) -> None:
         self.resume_request = (run_dir, config, step)  # the Train screen watches it

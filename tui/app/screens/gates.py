@@ -160,6 +160,7 @@ class GatesScreen(PlaygroundScreen):
         self._listed: list | None = None   # the matches the option list shows
         self._choices_listed: list | None = None   # the choices of B the compare view's select shows
         self._span_listed = None   # the span match the match view's list shows
+        self._goto: tuple[int, int] | None = None  # (load generation, character) the Lesson asked for
 
     # -- layout
 
@@ -211,6 +212,8 @@ class GatesScreen(PlaygroundScreen):
             self.watch(self.app, "selected_run", self._run_selected)
         else:
             self._run_selected(self.gates.run)
+        if hasattr(self.app, "gates_request"):
+            self.watch(self.app, "gates_request", self._gates_requested)
         self.render_all()
 
     def on_resize(self) -> None:
@@ -235,6 +238,14 @@ class GatesScreen(PlaygroundScreen):
         if self.gates.select_run(run):
             self.load(self._initial)
 
+    def _gates_requested(self, request: tuple[Path, str, int] | None) -> None:
+        """The Lesson's link: this run, this text, the cursor on this character once it is traced."""
+        if request is not None:
+            run, text, pos = request
+            self.gates.select_run(run)
+            self.load(TextRequest("text", text))
+            self._goto = (self.gates.generation, pos)
+
     def load(self, request: TextRequest) -> None:
         gates = self.gates
         generation = gates.start_load()
@@ -255,6 +266,9 @@ class GatesScreen(PlaygroundScreen):
     def on_gates_loaded(self, message: GatesLoaded) -> None:
         self._start(self.gates.loaded(message.generation, message.opened, message.error, message.tracer,
                                       message.meta))
+        if self._goto is not None and self._goto[0] == message.generation:
+            self._start(self.gates.move_to(self._goto[1]))
+            self._goto = None
         self.render_all()
 
     # -- workers: each gets its inputs as a job and posts its result back

@@ -1,4 +1,4 @@
-"""The top line of every screen: the five modes with their keys, and what training is doing."""
+"""The top line of every screen: the modes with their keys, and what training is doing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..modes import MODES
 
 
 class ModeBar(Widget):
-    """`1 Train  2 Sample  3 Gates  4 Series  5 Runs` with the current one marked, and the
+    """`1 Train  2 Sample  3 Gates  4 Series  5 Runs  6 Lesson` with the current one marked, and the
     training status (from the app) on the right."""
 
     DEFAULT_CSS = """
