@@ -1,0 +1,103 @@
+"""The series gate tracer (core.series_gates) equals the SeriesRNN module's own forward."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnn_playground.core.errors import TraceError
+from rnn_playground.core.series import SeriesModelConfig, SeriesRNN, predict, teacher_forced
+from rnn_playground.core.series_data import Normalizer, SeriesData
+from rnn_playground.core.series_gates import SeriesTracer
+
+from .tui_helpers import series_run
+
+CASES = [(cell, layers) for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
+
+
+def double_model(cell: str, layers: int, inputs: int = 1, hidden: int = 6, seed: int = 0) -> SeriesRNN:
+    torch.manual_seed(seed)
+    model = SeriesRNN(SeriesModelConfig(inputs=inputs, cell=cell, hidden=hidden, layers=layers)).double().eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2.0)  # livelier than a fresh initialisation: gates leave the middle
+    return model
+
+
+@pytest.mark.parametrize("cell,layers", CASES)
+def test_series_trace_equals_the_module_forward_in_float64(cell, layers):
+    model = double_model(cell, layers, inputs=2)
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(40, 2))
+    normalizer = Normalizer((3.0, -1.0), (0.5, 2.0))
+    trace = SeriesTracer(model, normalizer).trace(values)
+    x = torch.from_numpy(values)[None]
+    with torch.no_grad():
+        out, state = model.rnn(x)
+        predictions, _ = model(x)
+        # every layer's hidden state, run layer by layer through the module's own weights
+        per_layer, below = [], x
+        for layer in range(layers):
+            single = type(model.rnn)(below.shape[-1], model.config.hidden, 1, batch_first=True).double()
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(single, f"{name}_l0").copy_(getattr(model.rnn, f"{name}_l{layer}"))
+            below, _ = single(below)
+            per_layer.append(below[0])
+    assert trace.values("h").dtype == np.float64
+    np.testing.assert_allclose(trace.values("h")[:, -1], out[0].numpy(), rtol=0, atol=1e-10)
+    for layer in range(layers):
+        np.testing.assert_allclose(trace.values("h")[:, layer], per_layer[layer].numpy(), rtol=0, atol=1e-10)
+    h_n = state[0] if cell == "lstm" else state
+    np.testing.assert_allclose(trace.final_state.h, h_n[:, 0].numpy(), rtol=0, atol=1e-10)
+    if cell == "lstm":
+        np.testing.assert_allclose(trace.final_state.c, state[1][:, 0].numpy(), rtol=0, atol=1e-10)
+        np.testing.assert_allclose(trace.values("kept") + trace.values("written"), trace.values("c"), atol=1e-12)
+    np.testing.assert_allclose(trace.prediction_normalised, predictions[0, :, 0].numpy(), rtol=0, atol=1e-10)
+    # the data's units: the run's standardization undone, the target the next point
+    np.testing.assert_allclose(trace.prediction, predictions[0, :, 0].numpy() * 0.5 + 3.0, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(trace.target[:-1], values[1:, 0] * 0.5 + 3.0, atol=1e-12)
+    np.testing.assert_allclose(trace.inputs[:, 1], values[:, 1] * 2.0 - 1.0, atol=1e-12)
+    assert np.isnan(trace.target[-1]) and np.isnan(trace.target_normalised[-1])
+    # the prediction equals series.teacher_forced's (which hands back float32)
+    forced, _ = teacher_forced(model, torch.from_numpy(values), chunk=16)
+    np.testing.assert_allclose(trace.prediction_normalised, forced.double().numpy(), rtol=1e-6, atol=1e-6)
+    info = trace.step_info(5, layer=0)
+    assert info.prediction == pytest.approx(float(trace.prediction[5]))
+    assert info.target == pytest.approx(values[6, 0] * 0.5 + 3.0)
+    assert info.error == pytest.approx(info.prediction - info.target)
+    assert set(info.values) == {q.key for q in trace.quantities}
+    assert trace.step_info(-1).target is None
+
+
+def test_a_real_run_traced_on_its_data_matches_predict_and_exports_json(tmp_path):
+    run = series_run(Path("runs"), "mellow-newt")
+    tracer, loaded = SeriesTracer.from_checkpoint(run)
+    data = loaded.data()
+    trace = tracer.trace(data)
+    assert len(trace) == data.points and trace.names == ("temperature", "humidity")
+    result = predict(loaded.model, data, loaded.normalizer, loaded.config.val_fraction)
+    # one_step[i] predicts point split + i: the trace's prediction at step split + i - 1
+    np.testing.assert_allclose(trace.prediction[result.split - 1:-1], result.one_step, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(trace.target[result.split - 1:-1], result.target, atol=1e-9)
+    out = trace.write_json(tmp_path / "trace.json")
+    stored = json.loads(out.read_text())
+    assert stored["format"] == "rnn-playground/series-gate-trace/1"
+    assert len(stored["steps"]) == data.points and stored["steps"][-1]["target"] is None
+    assert np.allclose(stored["values"]["h"], trace.values("h"))
+    assert stored["steps"][3]["prediction"] == pytest.approx(float(trace.prediction[3]))
+
+
+def test_data_that_does_not_fit_the_model_is_refused_clearly():
+    model = double_model("gru", 1, inputs=2)
+    tracer = SeriesTracer(model, Normalizer((0.0, 0.0), (1.0, 1.0)))
+    one_column = SeriesData(np.arange(10.0), ("value",), "signal sine")
+    with pytest.raises(TraceError, match=r"reads 2 feature\(s\).*signal sine gives 1 \(value\)"):
+        tracer.trace(one_column)
+    with pytest.raises(TraceError, match="applies to character models only"):
+        tracer.trace(np.zeros((3, 2))).find_units("inside-quotes")
+    with pytest.raises(TraceError, match="NaN"):
+        tracer.trace(np.full((3, 2), np.nan))
