@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from rnn_playground.core.series import SeriesModelConfig, SeriesRNN, predict, te
 from rnn_playground.core.series_data import Normalizer, SeriesData
 from rnn_playground.core.series_gates import SeriesTracer
 
-from .tui_helpers import series_run
+from .tui_helpers import series_run, write_char_checkpoint
 
 CASES = [(cell, layers) for cell in ("lstm", "gru", "rnn") for layers in (1, 2)]
 
@@ -74,7 +73,7 @@ def test_series_trace_equals_the_module_forward_in_float64(cell, layers):
 
 
 def test_a_real_run_traced_on_its_data_matches_predict_and_exports_json(tmp_path):
-    run = series_run(Path("runs"), "mellow-newt")
+    run = series_run(tmp_path / "runs", "mellow-newt")
     tracer, loaded = SeriesTracer.from_checkpoint(run)
     data = loaded.data()
     trace = tracer.trace(data)
@@ -101,3 +100,44 @@ def test_data_that_does_not_fit_the_model_is_refused_clearly():
         tracer.trace(np.zeros((3, 2))).find_units("inside-quotes")
     with pytest.raises(TraceError, match="NaN"):
         tracer.trace(np.full((3, 2), np.nan))
+
+
+def test_the_gates_command_traces_a_series_run(tmp_path, capsys):
+    from rnn_playground.tui.cli.main import main
+    run = series_run(tmp_path / "runs", "mellow-newt")
+    out_json = tmp_path / "series.json"
+    assert main(["gates", str(run), "--rows", "5", "--json", str(out_json), "--layer", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "temperature read" in out and "prediction of next" in out and "humidity read" in out, out
+    assert "showing steps 0-4 of 300" in out
+    stored = json.loads(out_json.read_text())
+    tracer, loaded = SeriesTracer.from_checkpoint(run)
+    trace = tracer.trace(loaded.data())
+    assert np.allclose(stored["values"]["h"], trace.values("h"))
+    assert f"{trace.prediction[0]:.6g}" in out
+
+
+def test_the_gates_command_reads_other_series_data_and_refuses_what_does_not_fit(tmp_path, capsys, monkeypatch):
+    from rnn_playground.tui.cli.main import main
+    monkeypatch.chdir(tmp_path)  # the character checkpoint's corpus is written beside it
+    run = series_run(tmp_path / "runs", "mellow-newt")
+    other = tmp_path / "other.csv"
+    other.write_text("t,temperature,humidity\n" + "".join(f"{i},{10 + i % 7},{40 + i % 3}\n" for i in range(30)))
+    assert main(["gates", str(run), "--csv", str(other), "--rows", "0"]) == 0
+    out = capsys.readouterr()
+    assert "differs from the data the model was trained on" in out.err
+    assert "showing steps" not in out.out and "29" in out.out
+    # one column where the model reads two: the counts named, and what to do
+    code = main(["gates", str(run), "--signal", "sine"])
+    err = capsys.readouterr().err
+    assert code != 0 and "reads 2 feature(s)" in err and "gives 1" in err, err
+    code = main(["gates", str(run), "--text", "abc"])
+    err = capsys.readouterr().err
+    assert code != 0 and "time-series model" in err and "--text" in err, err
+    char_run = write_char_checkpoint(tmp_path / "runs" / "brisk-otter")
+    code = main(["gates", str(char_run), "--signal", "sine", "--text", "ab"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--signal pick the data of a time-series run" in err, err
+    code = main(["gates", str(char_run)])
+    err = capsys.readouterr().err
+    assert code != 0 and "--text TEXT or --file FILE" in err, err

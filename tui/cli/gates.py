@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads
 from rnn_playground.core.errors import CorpusError, TraceError
@@ -30,13 +31,26 @@ def register(subparsers) -> None:
                     "character: gate values (LSTM i, f, g, o, c, h; GRU r, z, n, h; RNN h), the likeliest "
                     "next characters, the probability the model gave the true next character, and gate "
                     "saturation. With --find or --regex, list the units that best track a feature of the "
-                    "text instead.\n\nBuilt-in features:\n" +
+                    "text instead. A time-series run traces its own data (or --csv / --signal): per point the "
+                    "value read, the prediction of the next value and the true one, and the gates and states "
+                    "of its units."
+                    "\n\nBuilt-in features:\n" +
                     "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()),
         formatter_class=HelpFormatter)
     gates.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
-    source = gates.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", help="the text to trace")
+    source = gates.add_mutually_exclusive_group()
+    source.add_argument("--text", help="the text to trace (a character run: --text or --file is required)")
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
+    series = gates.add_argument_group("time-series runs", "a series run traces its own data unless given another; "
+                                      "the table shows each point's prediction of the next value beside it")
+    series_source = series.add_mutually_exclusive_group()
+    series_source.add_argument("--csv", metavar="FILE", default=None, help="trace this CSV file's data instead")
+    series_source.add_argument("--signal", metavar="NAME", default=None,
+                               help="trace this built-in signal instead (as `series train --signal`)")
+    series.add_argument("--column", default=None,
+                        help="CSV target column: a header name or 0-based index (default: the one trained on)")
+    series.add_argument("--inputs", default=None,
+                        help="CSV extra input columns, comma-separated (default: the ones trained on)")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
                        help="layer the table shows and unit search looks in, counted from 1 = nearest the input, "
@@ -159,6 +173,12 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
             re.compile(args.regex)
         except re.error as exc:
             raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
+    from .series_gates import cmd_series_gates, refuse_series_flags  # it imports this module
+    if read_metadata(path).get("kind") == "series":
+        return cmd_series_gates(args, console, path)
+    refuse_series_flags(args, path)
+    if args.text is None and args.file is None:
+        raise TraceError("Give the text to trace: --text TEXT or --file FILE.")
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
     check_model_flags(args, tracer)
     text = read_text(args)
