@@ -40,7 +40,8 @@ def open_series(run: Path) -> OpenedSeries:
     """The run's model traced over its own data (slow: for a worker). Raises PlaygroundError or OSError."""
     tracer, loaded = SeriesTracer.from_checkpoint(run)
     data = loaded.data()
-    return OpenedSeries(tracer, tracer.trace(data), f"{data.source}, {data.points:,} points")
+    source = Path(data.source).name if loaded.config.csv else data.source  # a CSV by its name: paths are long
+    return OpenedSeries(tracer, tracer.trace(data), f"{source}, {data.points:,} points")
 
 
 @dataclass
