@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads
 from rnn_playground.core.errors import CorpusError, TraceError
@@ -41,16 +40,6 @@ def register(subparsers) -> None:
     source = gates.add_mutually_exclusive_group()
     source.add_argument("--text", help="the text to trace (a character run: --text or --file is required)")
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
-    series = gates.add_argument_group("time-series runs", "a series run traces its own data unless given another; "
-                                      "the table shows each point's prediction of the next value beside it")
-    series_source = series.add_mutually_exclusive_group()
-    series_source.add_argument("--csv", metavar="FILE", default=None, help="trace this CSV file's data instead")
-    series_source.add_argument("--signal", metavar="NAME", default=None,
-                               help="trace this built-in signal instead (as `series train --signal`)")
-    series.add_argument("--column", default=None,
-                        help="CSV target column: a header name or 0-based index (default: the one trained on)")
-    series.add_argument("--inputs", default=None,
-                        help="CSV extra input columns, comma-separated (default: the ones trained on)")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
                        help="layer the table shows and unit search looks in, counted from 1 = nearest the input, "
@@ -157,9 +146,12 @@ def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
                          f"got {args.quantity!r}.")
 
 
-def cmd_gates(args: argparse.Namespace, console: Console) -> int:
-    out = output_console()
-    path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    return resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags that need no model, checked before one is loaded."""
     check_threads(args.threads, "--threads", zero="torch's default", advice="", error=TraceError)
     for flag, value, least in (("--rows", args.rows, 0), ("--top-k", args.top_k, 1), ("--units", args.units, 0),
                                ("--top", args.top, 1)):
@@ -173,11 +165,13 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
             re.compile(args.regex)
         except re.error as exc:
             raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
-    from .series_gates import cmd_series_gates, refuse_series_flags  # it imports this module
-    if read_metadata(path).get("kind") == "series":
-        return cmd_series_gates(args, console, path)
-    refuse_series_flags(args, path)
-    if args.text is None and args.file is None:
+
+
+def cmd_gates(args: argparse.Namespace, console: Console) -> int:
+    out = output_console()
+    path = checkpoint_path(args)
+    check_flags(args)
+    if args.text is None and args.file is None:  # not required by the parser: a series run needs neither
         raise TraceError("Give the text to trace: --text TEXT or --file FILE.")
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
     check_model_flags(args, tracer)

@@ -1,5 +1,7 @@
 """`gates` on a time-series run: the cell's gates and states at every point of a series, the prediction
-of the next value against the true one. tui/cli/gates.py hands a series checkpoint to `cmd_series_gates`."""
+of the next value against the true one. `register` (after gates.register) adds the series flags to the
+`gates` parser and makes its command `cmd_gates_any`: a series checkpoint is traced here, a character
+one by gates.cmd_gates, unchanged."""
 
 from __future__ import annotations
 
@@ -11,16 +13,40 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rnn_playground.core.checkpoint import read_metadata
 from rnn_playground.core.errors import TraceError
 from rnn_playground.core.series_gates import SeriesTrace, SeriesTracer
 from rnn_playground.tui.viewmodel.format import fmt_layer
 
-from .gates import check_model_flags, saturation_table
+from .gates import check_flags, check_model_flags, checkpoint_path, cmd_gates, saturation_table
 from .terminal import output_console
 
 CHAR_ONLY = (("text", "--text"), ("file", "--file"), ("prefix", "--prefix"), ("find", "--find"),
              ("regex", "--regex"))
 SERIES_ONLY = (("csv", "--csv"), ("signal", "--signal"), ("column", "--column"), ("inputs", "--inputs"))
+
+
+def register(subparsers) -> None:
+    gates = subparsers.choices["gates"]
+    series = gates.add_argument_group("time-series runs", "a series run traces its own data unless given another; "
+                                      "the table shows each point's prediction of the next value beside it")
+    source = series.add_mutually_exclusive_group()
+    source.add_argument("--csv", metavar="FILE", default=None, help="trace this CSV file's data instead")
+    source.add_argument("--signal", metavar="NAME", default=None,
+                        help="trace this built-in signal instead (as `series train --signal`)")
+    series.add_argument("--column", default=None,
+                        help="CSV target column: a header name or 0-based index (default: the one trained on)")
+    series.add_argument("--inputs", default=None,
+                        help="CSV extra input columns, comma-separated (default: the ones trained on)")
+    gates.set_defaults(func=cmd_gates_any)
+
+
+def cmd_gates_any(args: argparse.Namespace, console: Console) -> int:
+    path = checkpoint_path(args)
+    if read_metadata(path).get("kind") == "series":
+        return cmd_series_gates(args, console, path)
+    refuse_series_flags(args, path)
+    return cmd_gates(args, console)
 
 
 def refuse_series_flags(args: argparse.Namespace, path: Path) -> None:
@@ -59,6 +85,7 @@ def cmd_series_gates(args: argparse.Namespace, console: Console, path: Path) -> 
         raise TraceError(f"{path} is a time-series model: it reads values, not text, so {', '.join(given)} "
                          "do not apply. Trace its own data (no flag), another CSV file (--csv FILE --column "
                          "NAME) or a built-in signal (--signal NAME).")
+    check_flags(args)
     tracer, loaded = SeriesTracer.from_checkpoint(path, loop_threads=args.threads or None)
     check_model_flags(args, tracer)
     data = loaded.data(args.csv, args.column, args.inputs, args.signal)
