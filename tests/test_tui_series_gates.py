@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .tui_helpers import pinned_app, screen_text, series_run, wait_for
+from .tui_helpers import cuts, pinned_app, screen_text, series_run, wait_for
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("deterministic")]
 
@@ -31,7 +31,7 @@ async def test_g_on_a_series_run_opens_its_gates_and_shows_the_tracer_values():
     from rnn_playground.tui.app.screens.runs import RunsScreen
     run = series_run(Path("runs"), "mellow-newt")
     app = pinned_app(mode="runs")
-    async with app.run_test(size=(100, 34)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_series_gates(pilot, "mellow-newt")
         await pilot.press(*["right"] * 7, "full_stop", "full_stop")
         await wait_for(pilot, lambda: screen.gates.pos == 7 and screen.gates.unit == 2, what="the cursor")
@@ -44,6 +44,7 @@ async def test_g_on_a_series_run_opens_its_gates_and_shows_the_tracer_values():
         assert f"predicts next {info.prediction:.4g}" in text and f"true {info.target:.4g}" in text, text
         assert f"humidity {info.inputs[1]:.4g}" in text
         assert "step 7/299" in text and "cursor at 7" in text and "unit 2" in text
+        assert cuts(app) == []
         numbers = screen.unit_numbers()
         assert numbers and numbers == {key: f"{values[2]:+.4f}" for key, values in info.values.items()}
         # the plot holds the signal and the prediction of each point, with the cursor on it

@@ -114,6 +114,8 @@ class SeriesGatesScreen(PlaygroundScreen):
         self.render_all()
 
     def on_resize(self) -> None:
+        # the plot takes what the heatmaps (a line a quantity, up to 8, and two more) leave
+        self.query_one(LinePlot).styles.height = max(5, min(14, self.size.height - 17))
         self.render_all()
 
     @work(thread=True, exclusive=True, group="series-gates-load", exit_on_error=False)
@@ -248,8 +250,10 @@ class SeriesGatesScreen(PlaygroundScreen):
         for unit in frame.active:
             text.append(f"\nunit {unit.unit:>4} ")
             text.append(f"{unit.value:+.3f}", self._style("strong") if unit.unit == gates.unit else "")
-        text.append(f"\n\n{SCALE_NOTE_MONO if heatmap.mono else SCALE_NOTE}", self._style("muted"))
-        self.query_one("#sgates-unit", Static).update(text)
+        side = self.query_one("#sgates-unit", Static)
+        if side.size.height >= 12:  # the scale's words, where they fit whole
+            text.append(f"\n\n{SCALE_NOTE_MONO if heatmap.mono else SCALE_NOTE}", self._style("muted"))
+        side.update(text)
         refresh_bindings_if_changed(self)
 
     def _render_header(self) -> None:
