@@ -2,7 +2,8 @@
 quantity selected, play speed, and what the screen draws at the cursor.
 
 A small session beside gates_session.GatesSession rather than a mode of it: a series is traced whole
-when it opens (core.series_gates.SeriesTracer; thousands of points take a fraction of a second), so
+when it opens (core.series_gates.SeriesTracer, in a worker: 2,000 points take a fraction of a second,
+100,000 some seconds; benchmarks/README.md), so
 there are no extension jobs, no text, no next-character distribution and no unit search by text
 feature, and the character path stays as it was. The heatmaps and the unit strip share gates_view's
 scales and rows with the character screen.
