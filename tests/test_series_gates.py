@@ -141,3 +141,37 @@ def test_the_gates_command_reads_other_series_data_and_refuses_what_does_not_fit
     code = main(["gates", str(char_run)])
     err = capsys.readouterr().err
     assert code != 0 and "--text TEXT or --file FILE" in err, err
+
+
+@pytest.mark.parametrize("cell,points", [("gru", 50), ("rnn", 1)])
+def test_the_series_gates_frame_draws_the_tracer_values(cell, points):
+    from rnn_playground.tui.viewmodel.series_gates_session import (
+        OpenedSeries,
+        SeriesGatesSession,
+        plot_span,
+        series_gates_frame,
+    )
+    model = double_model(cell, 2, inputs=1, hidden=5).float()
+    tracer = SeriesTracer(model, Normalizer((10.0,), (2.0,)))
+    values = np.sin(np.arange(points) / 3.0)
+    trace = tracer.trace(SeriesData(values * 2.0 + 10.0, ("load",), "signal test"))
+    session = SeriesGatesSession()
+    session.loaded(OpenedSeries(tracer, trace, "signal test"))
+    assert session.layer == 1 and session.colour_key == "h"
+    session.step(min(points - 1, 30))
+    session.change_unit(3)
+    session.change_layer(1)
+    frame = series_gates_frame(session, span=20)
+    start, end = frame.window
+    assert (start, end) == plot_span(points, session.pos, 20) and 0 <= start <= session.pos < end <= points
+    assert [row.key for row in frame.rows] == [q.key for q in session.labels]
+    for row in frame.rows:
+        assert row.raw == pytest.approx(float(trace.at(session.pos, 0, row.key)[3]))
+    signal, prediction = frame.lines
+    assert np.allclose(signal.y, trace.signal[start:end]) and np.array_equal(signal.x, np.arange(start, end))
+    # each prediction is drawn at the point it predicts, under the true value there
+    assert np.allclose(prediction.y, trace.prediction[prediction.x.astype(int) - 1])
+    assert len(frame.strip) == end - start
+    assert frame.info.index == session.pos and frame.info.layer == 0
+    session.edge(1)
+    assert session.pos == points - 1 and series_gates_frame(session, 20).info.target is None

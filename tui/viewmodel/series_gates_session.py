@@ -151,7 +151,7 @@ class SeriesGatesSession:
 def plot_span(points: int, pos: int, span: int) -> tuple[int, int]:
     """The window [start, end) of `span` points holding the cursor, about a third from its left edge
     (what comes next matters more while stepping), inside the series."""
-    span = max(2, min(points, span))
+    span = max(1, min(points, max(2, span)))
     start = max(0, min(points - span, pos - span // 3))
     return start, start + span
 
