@@ -85,7 +85,7 @@ class SeriesTracer:
             raise TraceError(f"Cannot trace {where}: it reads {rec.input_size} feature(s) but its standardization "
                              f"has {normalizer.features}. Use the statistics saved with the checkpoint.")
         self.normalizer = normalizer
-        self.inputs = rec.input_size
+        self.features = rec.input_size
         self.outputs = head.out_features
         with torch.no_grad():
             self._head_w = head.weight.detach().to("cpu", rec.dtype, copy=True).t().contiguous()
@@ -122,16 +122,16 @@ class SeriesTracer:
         return self.recurrence.quantities
 
     def describe(self) -> str:
-        return f"{describe_model(self)}, {self.inputs} input feature{'s' if self.inputs != 1 else ''}"
+        return f"{describe_model(self)}, {self.features} input feature{'s' if self.features != 1 else ''}"
 
     # --- tracing -------------------------------------------------------------------------
     def standardize(self, data: SeriesData) -> np.ndarray:
         """The data as the model reads it: standardized with the run's statistics, float32 (as in
         training and series.predict). A column count that differs from the model's is refused."""
-        if data.features != self.inputs:
-            extra = self.inputs - 1
+        if data.features != self.features:
+            extra = self.features - 1
             reads = "the target alone" if not extra else f"the target and {extra} extra input column(s)"
-            raise TraceError(f"The model reads {self.inputs} feature(s) ({reads}) but {data.source} gives "
+            raise TraceError(f"The model reads {self.features} feature(s) ({reads}) but {data.source} gives "
                              f"{data.features} ({', '.join(data.names)}). Pick as many columns with --column and "
                              "--inputs, or trace the run's own data.")
         return self.normalizer.standardize(data)
@@ -151,9 +151,9 @@ class SeriesTracer:
             standardized, source = np.asarray(data), "the values"
             if standardized.ndim == 1:
                 standardized = standardized[:, None]
-            if standardized.ndim != 2 or standardized.shape[1] != self.inputs:
-                raise TraceError(f"The model reads {self.inputs} feature(s) a step; the values given are shaped "
-                                 f"{standardized.shape}. Give [points, {self.inputs}].")
+            if standardized.ndim != 2 or standardized.shape[1] != self.features:
+                raise TraceError(f"The model reads {self.features} feature(s) a step; the values given are shaped "
+                                 f"{standardized.shape}. Give [points, {self.features}].")
         if not len(standardized):
             raise TraceError(f"Nothing to trace: {source} has no points.")
         if not np.isfinite(standardized).all():
@@ -175,7 +175,7 @@ class SeriesTracer:
                               buffers.cells[:len(x), layer] if c0 is not None else None, hiddens)
                 below = hiddens
             torch.addmm(self._head_b, below, self._head_w, out=buffers.log_probs[:len(x)])
-        names = tuple(names) if names else tuple(f"feature {i}" for i in range(self.inputs))
+        names = tuple(names) if names else tuple(f"feature {i}" for i in range(self.features))
         return SeriesTrace(self, x, buffers, h0, c0, names, source)
 
 
@@ -251,7 +251,7 @@ class SeriesTrace(Trace):
         last = self._length - 1
         return {
             "format": JSON_FORMAT,
-            "model": {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "inputs": self.tracer.inputs,
+            "model": {"cell": self.cell, "layers": self.layers, "hidden": self.hidden, "inputs": self.tracer.features,
                       "nonlinearity": "relu" if rec.relu else "tanh"},
             "dtype": str(rec.dtype).replace("torch.", ""),
             "source": self.source,
