@@ -585,11 +585,13 @@ class LoadedSeries:
     normalizer: Normalizer
     checkpoint: Checkpoint
 
-    def data(self, csv: str | None = None, column: str | None = None, inputs: str | None = None) -> SeriesData:
-        """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV; column
-        and inputs pick other columns (None = the ones trained on). Reading data for a trained model takes
-        no --drop-bad-rows or --header, so its errors do not suggest them."""
-        overridden = _overridden(self.config, self.checkpoint, dict(csv=csv, column=column, inputs=inputs))
+    def data(self, csv: str | None = None, column: str | None = None, inputs: str | None = None,
+             signal: str | None = None) -> SeriesData:
+        """The training data again (a built-in signal is regenerated; a CSV re-read), or another CSV or
+        built-in signal; column and inputs pick other columns (None = the ones trained on). Reading data for
+        a trained model takes no --drop-bad-rows or --header, so its errors do not suggest them."""
+        overridden = _overridden(self.config, self.checkpoint,
+                                 dict(csv=csv, signal=signal, column=column, inputs=inputs))
         return load_data(overridden, flags=())
 
     def period(self, data: SeriesData, override: int | None = None) -> int | None:

@@ -46,6 +46,7 @@ async def test_a_series_run_shows_its_kind_and_its_own_settings():
 async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
     from rnn_playground.tui.app.screens.runs import RunsScreen
     from rnn_playground.tui.app.screens.sample import SampleScreen
+    from rnn_playground.tui.app.screens.series_gates import SeriesGatesScreen
     root = Path("runs")
     char = write_char_checkpoint(root / "brisk-otter")
     series = series_run(root, "mellow-newt")
@@ -64,9 +65,10 @@ async def test_a_series_run_does_not_replace_the_checkpoint_open_on_sample():
         assert notes == [f"mellow-newt is a time-series run; the Sample screen reads character models. "
                          f"Forecast it with: rnn-playground series forecast {series}"]
         assert isinstance(app.screen, RunsScreen)
-        await pilot.press("g")
-        await pilot.pause()
-        assert isinstance(app.screen, RunsScreen)
+        await pilot.press("g")  # a series run's own Gates screen, over Runs (issue 17)
+        await wait_for(pilot, lambda: isinstance(app.screen, SeriesGatesScreen), what="the series Gates screen")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="back on Runs")
         assert sample.checkpoint is not None and sample.checkpoint.name == "brisk-otter"
         # Handed over some other way, the Sample screen still keeps what it had open.
         app.open_run("sample", series)

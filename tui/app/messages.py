@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
+    from rnn_playground.tui.viewmodel.series_gates_session import OpenedSeries
     from rnn_playground.tui.viewmodel.settings import CorpusCheck
 
 
@@ -245,3 +246,13 @@ class LessonJobDone(Message, bubble=False):
     result: object
     error: str | None = None
     job: object = None
+
+
+# -- the Gates screen of a time-series run
+
+
+@dataclass
+class SeriesGatesLoaded(Message, bubble=False):
+    """A series run traced over its data for the series Gates screen (or why not)."""
+    opened: OpenedSeries | None
+    error: str | None = None

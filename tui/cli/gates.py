@@ -30,12 +30,15 @@ def register(subparsers) -> None:
                     "character: gate values (LSTM i, f, g, o, c, h; GRU r, z, n, h; RNN h), the likeliest "
                     "next characters, the probability the model gave the true next character, and gate "
                     "saturation. With --find or --regex, list the units that best track a feature of the "
-                    "text instead.\n\nBuilt-in features:\n" +
+                    "text instead. A time-series run traces its own data (or --csv / --signal): per point the "
+                    "value read, the prediction of the next value and the true one, and the gates and states "
+                    "of its units."
+                    "\n\nBuilt-in features:\n" +
                     "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()),
         formatter_class=HelpFormatter)
     gates.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
-    source = gates.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", help="the text to trace")
+    source = gates.add_mutually_exclusive_group()
+    source.add_argument("--text", help="the text to trace (a character run: --text or --file is required)")
     source.add_argument("--file", help="a UTF-8 file whose text to trace")
     gates.add_argument("--prefix", default="", help="text read first, to set the state the trace starts from")
     gates.add_argument("--layer", type=int, default=None,
@@ -143,9 +146,12 @@ def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
                          f"got {args.quantity!r}.")
 
 
-def cmd_gates(args: argparse.Namespace, console: Console) -> int:
-    out = output_console()
-    path = resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    return resolve_checkpoint(args.checkpoint, "best.safetensors" if args.best else "last.safetensors")
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags that need no model, checked before one is loaded."""
     check_threads(args.threads, "--threads", zero="torch's default", advice="", error=TraceError)
     for flag, value, least in (("--rows", args.rows, 0), ("--top-k", args.top_k, 1), ("--units", args.units, 0),
                                ("--top", args.top, 1)):
@@ -159,6 +165,14 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
             re.compile(args.regex)
         except re.error as exc:
             raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
+
+
+def cmd_gates(args: argparse.Namespace, console: Console) -> int:
+    out = output_console()
+    path = checkpoint_path(args)
+    check_flags(args)
+    if args.text is None and args.file is None:  # not required by the parser: a series run needs neither
+        raise TraceError("Give the text to trace: --text TEXT or --file FILE.")
     tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
     check_model_flags(args, tracer)
     text = read_text(args)

@@ -7,12 +7,12 @@ import sys
 
 from rnn_playground.core.errors import PlaygroundError
 
-from . import commands, control, evaluate, gates, lesson, series, sweep
+from . import commands, control, evaluate, gates, lesson, series, series_gates, sweep
 from .options import HelpFormatter
 from .terminal import EXIT_ERROR, output_console, quiet_broken_pipe
 
 # Each provides `register(subparsers)`, which adds parsers whose `func(args, console) -> int` does the work.
-SUBCOMMANDS = (commands, series, gates, evaluate, control, sweep, lesson)
+SUBCOMMANDS = (commands, series, gates, series_gates, evaluate, control, sweep, lesson)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
 from .compare import CompareScreen
 from .confirm import ConfirmScreen
+from .series_gates import SeriesGatesScreen
 
 # The mark column shows once a run is marked; the sweep column only when a listed run belongs to a sweep
 # (its name, ★ on the sweep's best).
@@ -76,7 +77,8 @@ class RunsScreen(RunKeys, PlaygroundScreen):
                         "characters or time, and their best values with the settings that differ"),
         Binding("s", "open('sample')", "Sample", id="runs.sample",
                 tooltip="open the selected run on the Sample screen"),
-        Binding("g", "open('gates')", "Gates", id="runs.gates", tooltip="open the selected run on the Gates screen"),
+        Binding("g", "open('gates')", "Gates", id="runs.gates",
+                tooltip="open the selected run on the Gates screen (a time-series run: its own Gates screen)"),
         Binding("t", "train_more", "Train more", id="runs.train_more",
                 tooltip="resume training the selected run (on the Train screen: set the budget, press s)"),
         Binding("d,delete", "delete", "Delete", id="runs.delete",
@@ -418,7 +420,10 @@ class RunsScreen(RunKeys, PlaygroundScreen):
 
     def action_open(self, mode: str) -> None:
         info = self.selected_info
-        if info is not None and info.kind == "series" and mode in ("sample", "gates"):
+        if info is not None and info.kind == "series" and mode == "gates":
+            self.app.push_screen(SeriesGatesScreen(info.path))
+            return
+        if info is not None and info.kind == "series" and mode == "sample":
             # Refused here, before the screen drops the checkpoint it has open for one it cannot read.
             self.app.notify(f"{info.name} is a time-series run; the {mode.title()} screen reads character models. "
                             f"Forecast it with: rnn-playground series forecast {info.path}",
