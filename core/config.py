@@ -214,8 +214,7 @@ class TrainConfig(LoopConfig):
             raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got {self.cell!r}.")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
-        if not self.corpus.strip():
-            raise ConfigError("--corpus must name a corpus: builtin:python-stdlib, a named corpus, a file or a folder.")
+        check_corpus_flag(self.corpus)
         glob = Path(self.glob)
         if not self.glob.strip() or glob.is_absolute() or ".." in glob.parts:
             raise ConfigError(f"--glob must be a file pattern inside the corpus folder, such as '*.txt', "
@@ -273,3 +272,9 @@ def _check_range(name: str, value: int, low: int, high: int | None = None, note:
     if value < low or (high is not None and value > high):
         bound = f"from {low:,} to {high:,}" if high is not None else f"at least {low}"
         raise ConfigError(f"{flag_of(name)} must be {bound}{f' ({note})' if note else ''}, got {value}.")
+
+
+def check_corpus_flag(spec: str) -> None:
+    """--corpus names something (what it names is checked when it is read)."""
+    if not spec.strip():
+        raise ConfigError("--corpus must name a corpus: builtin:python-stdlib, a named corpus, a file or a folder.")

@@ -47,6 +47,7 @@ KEEP_BIAS = 3.0
 # Measured on this project's 2-core machine (benchmarks/README.md, "Memory page"): the default experiment,
 # all 15 models, takes this long on one torch thread.
 DEFAULT_BUDGET_S = 25
+MAX_SEED = 10**15   # each model's seed is derived as seed * 1000 + ...: it stays a valid torch seed
 
 
 class MemoryCancelled(PlaygroundError):
@@ -73,20 +74,20 @@ class MemorySettings:
         delays = tuple(self.delays)
         if not delays or any(not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= MAX_DELAY
                              for d in delays):
-            raise ConfigError(f"Delays must be whole numbers from 1 to {MAX_DELAY}, got {list(self.delays)}.")
+            raise ConfigError(f"--delays must be whole numbers from 1 to {MAX_DELAY}, got {list(self.delays)}.")
         object.__setattr__(self, "delays", tuple(sorted(set(delays))))
         cells = tuple(self.cells)
         if not cells or any(c not in CELL_ORDER for c in cells):
             raise ConfigError(f"Memory task cells must be some of {', '.join(CELL_ORDER)}, got {list(cells)}.")
         object.__setattr__(self, "cells", tuple(c for c in CELL_ORDER if c in cells))
         for name, low, high in (("hidden", 1, 1024), ("steps", 1, 100_000), ("batch", 1, 4096),
-                                ("alphabet", 2, len(ALPHABET))):
+                                ("alphabet", 2, len(ALPHABET)), ("seed", 0, MAX_SEED)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"Memory task setting {name} must be a whole number from {low} to {high}, "
-                                  f"got {value!r}.")
+                # Named by the flag that sets it: the CLI is where a value can be out of range.
+                raise ConfigError(f"--{name} must be a whole number from {low:,} to {high:,}, got {value!r}.")
         if self.seconds is not None and not (isinstance(self.seconds, (int, float)) and self.seconds > 0):
-            raise ConfigError(f"The time budget must be a positive number of seconds, got {self.seconds!r}.")
+            raise ConfigError(f"--seconds (the time budget) must be a positive number, got {self.seconds!r}.")
 
     def key(self) -> str:
         """The cache key: a digest of the settings and the torch version (results differ between versions)."""

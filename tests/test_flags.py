@@ -113,6 +113,10 @@ def base_argv(path: tuple[str, ...], flag: str, made: dict) -> list[str]:
     if path == ("sweep",):  # checked as a real sweep is, but nothing trains
         return ["sweep", "--corpus", str(made["corpus"]), *without(TINY_CHAR, "--device"), "--devices", "cpu",
                 "--dry-run"]
+    if path == ("lesson", "batching"):
+        return ["lesson", "batching", "--corpus", str(made["corpus"]), "--batch", "2", "--seq", "4"]
+    if path == ("lesson", "memory"):  # an experiment of a few steps
+        return ["lesson", "memory", "--delays", "1", "--hidden", "4", "--steps", "2", "--no-cache"]
     if path == ("series", "forecast"):
         return ["series", "forecast", str(made["series"]), "--steps", "3"]
     return list(path)

@@ -98,9 +98,10 @@ def test_cache_key_includes_the_torch_version(tmp_path):
 
 
 @pytest.mark.parametrize("bad, words", [
-    (dict(delays=()), "Delays"), (dict(delays=(0, 2)), "Delays"), (dict(delays=(100,)), "1 to 64"),
-    (dict(hidden=0), "hidden"), (dict(task="brackets"), "Unknown memory task"), (dict(cells=("tcn",)), "cells"),
-    (dict(seconds=-1), "positive"),
+    (dict(delays=()), "--delays"), (dict(delays=(0, 2)), "--delays"), (dict(delays=(100,)), "1 to 64"),
+    (dict(hidden=0), "--hidden must be a whole number from 1 to 1,024"), (dict(task="brackets"), "Unknown memory task"),
+    (dict(cells=("tcn",)), "cells"),
+    (dict(seconds=-1), "--seconds"), (dict(seed=10**30), "--seed"),
 ])
 def test_bad_settings_say_what_to_change(bad, words):
     with pytest.raises(ConfigError, match=words):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from rich.console import Console
 from rich.text import Text
 
-from rnn_playground.core.config import TrainConfig
+from rnn_playground.core.config import TrainConfig, check_corpus_flag
 from rnn_playground.core.corpus import DEFAULT_CORPUS, Vocab, load_corpus
 from rnn_playground.core.errors import ConfigError
 from rnn_playground.tui.viewmodel.lesson.batching import BatchingPage
@@ -54,6 +54,7 @@ def batching_page(text: str, batch: int, seq: int, val_fraction: float) -> Batch
 def cmd_lesson_batching(args: argparse.Namespace, console: Console) -> int:
     if args.windows < 1:
         raise ConfigError(f"--windows must be at least 1, got {args.windows}.")
+    check_corpus_flag(args.corpus)
     corpus = load_corpus(args.corpus)
     page = batching_page(corpus.text, args.batch, args.seq, args.val_fraction)
     out = output_console()
