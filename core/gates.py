@@ -161,6 +161,20 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+@dataclass(frozen=True)
+class StepEdit:
+    """One intervention as the step loop applies it: from local step `start` on, set `units` of
+    quantity `key` (a gate row, "c" or "h") to `value`. core.intervene builds these."""
+    key: str
+    units: torch.Tensor  # long indices
+    value: float
+    start: int
+
+    def apply(self, t: int, values: torch.Tensor) -> None:
+        if t >= self.start:
+            values[self.units] = self.value
+
+
 class Recurrence:
     """The recurrence of an nn.LSTM / nn.GRU / nn.RNN, recomputed step by step from its weights.
 
@@ -220,10 +234,20 @@ class Recurrence:
         return torch.addmm(bias, x, self.w_ih[layer].t())
 
     def run_layer(self, layer: int, xproj: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None,
-                  gates: torch.Tensor | None, cells: torch.Tensor | None, hiddens: torch.Tensor) -> None:
+                  gates: torch.Tensor | None, cells: torch.Tensor | None, hiddens: torch.Tensor,
+                  edits: Sequence[StepEdit] = ()) -> None:
         """Run one layer over xproj [steps, rows], starting from h (and c), writing every step's
-        gates [steps, k, units], cells [steps, units] and hiddens [steps, units] in place."""
+        gates [steps, k, units], cells [steps, units] and hiddens [steps, units] in place.
+
+        `edits` (core.intervene) overwrite values from their step on: a forced gate right after the
+        gate is computed (before the cell update uses it), a clamped c right after the cell update
+        (so h_t = o_t * tanh(clamped c_t)), a clamped h right after h_t (so the next layer, the
+        output layer and the next step read it). Without edits the loop is today's, op for op."""
         w_hh = self.w_hh[layer]
+        rows = self.gate_rows
+        gate_edits = [(rows.index(e.key), e) for e in edits if e.key in rows]
+        c_edits = [e for e in edits if e.key == "c"]
+        h_edits = [e for e in edits if e.key == "h"]
         units = self.hidden
         steps = xproj.shape[0]
         if self.cell == "lstm":
@@ -234,12 +258,18 @@ class Recurrence:
                 torch.addmv(xproj[t], w_hh, h, out=pre)
                 torch.sigmoid(pre, out=flat)
                 torch.tanh(pre[2 * units:3 * units], out=g4[2])
+                for row, edit in gate_edits:
+                    edit.apply(t, g4[row])
                 c_new = cells[t]
                 torch.mul(g4[1], c, out=c_new)
                 c_new.addcmul_(g4[0], g4[2])
+                for edit in c_edits:
+                    edit.apply(t, c_new)
                 h_new = hiddens[t]
                 torch.tanh(c_new, out=h_new)
                 h_new.mul_(g4[3])
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h, c = h_new, c_new
         elif self.cell == "gru":
             b_hh = self.b_hh[layer]
@@ -251,6 +281,8 @@ class Recurrence:
                 rz = g3[:2].view(-1)
                 torch.add(x[:2 * units], hh[:2 * units], out=rz)
                 rz.sigmoid_()
+                for row, edit in gate_edits:
+                    edit.apply(t, g3[row])
                 n = g3[2]
                 torch.mul(g3[0], hh[2 * units:], out=n)
                 n.add_(x[2 * units:])
@@ -259,6 +291,8 @@ class Recurrence:
                 torch.sub(h, n, out=h_new)
                 h_new.mul_(g3[1])
                 h_new.add_(n)
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h = h_new
         else:
             for t in range(steps):
@@ -268,6 +302,8 @@ class Recurrence:
                     h_new.relu_()
                 else:
                     h_new.tanh_()
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h = h_new
 
 
@@ -417,8 +453,9 @@ class GateTracer:
         return trace
 
     def _advance(self, ids: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None, buffers: _Buffers,
-                 at: int, predict: bool = True) -> None:
-        """Run `ids` from state (h0, c0) [layers, units], writing steps at..at+len(ids) of `buffers`."""
+                 at: int, predict: bool = True, edits: Sequence[tuple[int, StepEdit]] = ()) -> None:
+        """Run `ids` from state (h0, c0) [layers, units], writing steps at..at+len(ids) of `buffers`;
+        `edits` are (layer, StepEdit) with `start` counted in trace steps."""
         rec = self.recurrence
         steps = len(ids)
         end = at + steps
@@ -427,9 +464,11 @@ class GateTracer:
             for layer in range(rec.layers):
                 xproj = self._input_table[ids] if layer == 0 else rec.input_projection(layer, x)
                 hiddens = buffers.hiddens[at:end, layer]
+                local = [StepEdit(e.key, e.units, e.value, e.start - at) for at_layer, e in edits
+                         if at_layer == layer]
                 rec.run_layer(layer, xproj, h0[layer], c0[layer] if c0 is not None else None,
                               buffers.gates[at:end, layer], buffers.cells[at:end, layer] if c0 is not None else None,
-                              hiddens)
+                              hiddens, local)
                 x = hiddens
             if predict:
                 logits = torch.addmm(self._head_b, x, self._head_w)
@@ -448,6 +487,8 @@ class Trace:
         self._h0, self._c0 = h0, c0
         self._buffers = _Buffers(tracer.recurrence, len(tracer.vocab), 16)
         self._length = 0
+        self.interventions: tuple = ()  # core.intervene.Intervention, applied to every step they cover
+        self._edits: tuple[tuple[int, StepEdit], ...] = ()
 
     # --- growing -----------------------------------------------------------------------
     def extend(self, text: str) -> Trace:
@@ -458,10 +499,16 @@ class Trace:
         n, m = self._length, len(ids)
         self._buffers.reserve(n + m, used=n)
         h, c = self._state_tensors(n - 1)
-        self.tracer._advance(ids, h, c, self._buffers, n)
+        self.tracer._advance(ids, h, c, self._buffers, n, edits=self._edits)
         self._chars.extend(text)
         self._length = n + m
         return self
+
+    def intervened(self, interventions: Sequence) -> Trace:
+        """This trace recomputed under core.intervene.Intervention's from the first one's position on
+        (the steps before it are copied, not recomputed); this trace is left as it was."""
+        from .intervene import intervened
+        return intervened(self, interventions)
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""
