@@ -85,12 +85,14 @@ def _targets_and_mask(tracer: GateTracer, text: str, feature: np.ndarray | None)
 
 
 def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndarray | None = None,
-               layers: list[int] | None = None, chunk: int = CHUNK, threads: int | None = None,
+               layers: list[int] | None = None, chunk: int = CHUNK, threads: int | None = 1,
                progress: Callable[[float], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> UnitRanking | None:
     """Silence every unit of every layer (or of `layers`) in turn and measure the loss over `text`
     (read after `prefix`); `feature` [len(text)] marks characters for a second loss. `progress(fraction)`
-    now and then; returns None when `cancelled()` turns true."""
+    now and then; returns None when `cancelled()` turns true. `threads`: torch threads for the passes (1,
+    the default, never oversubscribes a busy CPU, where more threads can be many times slower; None
+    leaves torch's setting, faster on an idle multi-core machine)."""
     if len(text) < 2:
         raise TraceError("Ranking units needs a text of at least 2 characters (the loss is over the "
                          "characters the model predicts).")

@@ -721,7 +721,7 @@ class Trace:
         return find_units(self, self.feature(name, regex), key, layer, top)
 
     # --- export --------------------------------------------------------------------------
-    def _json_header(self, layers: list[int], k: int) -> dict:
+    def _json_header(self, layers: list[int], k: int, extra: dict | None = None) -> dict:
         rec = self.tracer.recurrence
         prob, rank, bits = self.next_prob, self.next_rank, self.surprisal_bits
         steps = []
@@ -751,6 +751,7 @@ class Trace:
             "initial_state": {"h": _finite_list(initial.h[layers]),
                               "c": _finite_list(initial.c[layers]) if initial.c is not None else None},
             "steps": steps,
+            **(extra or {}),
         }
 
     def _layers_arg(self, layers: Sequence[int] | None) -> list[int]:
@@ -765,12 +766,14 @@ class Trace:
         data["values"] = {q.key: _finite_list(self.values(q.key)[:, layers]) for q in self.quantities}
         return data
 
-    def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
+    def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5,
+                   extra: dict | None = None) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
-        Python lists), atomically: the file appears complete or not at all."""
+        Python lists), atomically: the file appears complete or not at all. `extra` adds top-level
+        keys (an intervened trace's interventions and comparison)."""
         path = Path(path)
         layers = self._layers_arg(layers)
-        header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
+        header = json.dumps(self._json_header(layers, k, extra), ensure_ascii=False)
         digits = "%.17g" if self.tracer.dtype == torch.float64 else "%.9g"  # enough to round-trip exactly
         row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:

@@ -34,6 +34,19 @@ GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
 GATE_VALUES = (0.0, 1.0)
 
 
+def unit_list(units: Sequence[int]) -> str:
+    """Units as few characters as the syntax allows: (3, 4, 5, 9) -> '3-5,9'."""
+    parts: list[str] = []
+    ordered = sorted(set(units))
+    begin = 0
+    for n in range(1, len(ordered) + 1):
+        if n == len(ordered) or ordered[n] != ordered[n - 1] + 1:
+            first, last = ordered[begin], ordered[n - 1]
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            begin = n
+    return ",".join(parts)
+
+
 @dataclass(frozen=True)
 class Intervention:
     """From step `start` on, set `units` of `quantity` at `layer` (0-based) to `value`."""
@@ -45,12 +58,16 @@ class Intervention:
 
     def describe(self) -> str:
         """The CLI's syntax, layers counted from 1: 'L1:U3,7:c=0@120'."""
-        value = f"{self.value:g}"
-        return f"L{self.layer + 1}:U{','.join(map(str, self.units))}:{self.quantity}={value}@{self.start}"
+        return f"L{self.layer + 1}:U{unit_list(self.units)}:{self.quantity}={self.value:g}@{self.start}"
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "units": list(self.units), "quantity": self.quantity, "value": self.value,
                 "start": self.start, "spec": self.describe()}
+
+
+def a_cell(cell: str) -> str:
+    """'an LSTM', 'a GRU', 'an RNN'."""
+    return f"{'a' if cell == 'gru' else 'an'} {cell.upper()}"
 
 
 def allowed_quantities(cell: str) -> tuple[str, ...]:
@@ -70,7 +87,7 @@ def check(intervention: Intervention, cell: str, layers: int, hidden: int, lengt
         raise TraceError(f"{what}: unit {bad[0]} is out of range; the layer has units 0 to {hidden - 1}.")
     allowed = allowed_quantities(cell)
     if intervention.quantity not in allowed:
-        raise TraceError(f"{what}: a {cell.upper()} has no quantity '{intervention.quantity}' to intervene on; "
+        raise TraceError(f"{what}: {a_cell(cell)} has no quantity '{intervention.quantity}' to intervene on; "
                          f"choose one of {', '.join(allowed)} (h{', c' if cell == 'lstm' else ''} any value, "
                          "gates 0 or 1).")
     if intervention.quantity in STATES:

@@ -3,6 +3,8 @@ the original trace and the steps before them exactly as they were."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,8 @@ from rnn_playground.core.errors import TraceError
 from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.intervene import Intervention
 from rnn_playground.core.model import CharRNN, ModelConfig
+from rnn_playground.tui.cli.main import main
+from rnn_playground.tui.viewmodel.intervene import parse_intervention
 
 TEXT = 'She said "run (fast)" and [then {left}].\nHe asked "why?" - no answer.\n'
 VOCAB = Vocab.from_text(TEXT)
@@ -161,3 +165,88 @@ def test_bad_interventions_get_clear_errors(cell, intervention, message):
     with pytest.raises(TraceError) as caught:
         trace.intervened([intervention])
     assert message in str(caught.value)
+
+
+# --------------------------------------------------------------------------- the syntax and the CLI
+
+@pytest.mark.parametrize("spec,expected", [
+    ("L1:U42:c=0@120", Intervention(0, (42,), "c", 0.0, 120)),
+    ("l2:u3,7,9:h=-1.5", Intervention(1, (3, 7, 9), "h", -1.5, 0)),
+    ("L1:U3-5,9:f=1@7", Intervention(0, (3, 4, 5, 9), "f", 1.0, 7)),
+    ("L2:U0:o=0", Intervention(1, (0,), "o", 0.0, 0)),
+])
+def test_the_intervention_syntax(spec, expected):
+    assert parse_intervention(spec, "lstm", 2, 64, 200) == expected
+    assert parse_intervention(expected.describe(), "lstm", 2, 64, 200) == expected
+
+
+@pytest.mark.parametrize("spec,cell,message", [
+    ("L1-U4-c=0", "lstm", "does not follow the syntax L<layer>:U<units>:<quantity>=<value>[@<position>]"),
+    ("L3:U4:c=0", "lstm", "layer 3 does not exist; the model has layers 1 to 2"),
+    ("Lx:U4:c=0", "lstm", "the layer must be L1 to L2, got Lx"),
+    ("L0:U4:c=0", "lstm", "layer 0 does not exist"),
+    ("L1:U64:c=0", "lstm", "unit 64 is out of range; the layer has units 0 to 63"),
+    ("L1:U4-2:c=0", "lstm", "the unit range 4-2 runs backwards"),
+    ("L1:Ua:c=0", "lstm", "units 'a' are not unit numbers"),
+    ("L1:U4:g=0", "lstm", "an LSTM has no quantity 'g' to intervene on; use h or c (any value) or a gate i, f, o (0 "
+     "or 1)"),
+    ("L1:U4:c=0", "gru", "a GRU has no quantity 'c' to intervene on; use h (any value) or a gate r, z (0 or 1)"),
+    ("L1:U4:z=0", "rnn", "an RNN has no quantity 'z' to intervene on; use h (any value)."),
+    ("L1:U4:f=0.5", "lstm", "a gate can be forced to 0 or 1, not 0.5"),
+    ("L1:U4:h=nan", "lstm", "the value 'nan' is not a finite number"),
+    ("L1:U4:h=x", "lstm", "the value 'x' is not a finite number"),
+    ("L1:U4:h=0@200", "lstm", "position 200 is outside the text; positions run from 0 to 199"),
+    ("L1:U4:h=0@-1", "lstm", "the position must be a character index 0 to 199, got '-1'"),
+])
+def test_bad_specs_say_what_is_wrong_and_what_is_allowed(spec, cell, message):
+    with pytest.raises(TraceError) as caught:
+        parse_intervention(spec, cell, 2, 64, 200)
+    assert message in str(caught.value)
+
+
+def test_gates_cli_intervenes_and_writes_both_traces(tiny_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")
+    text = 'def f(x):\n    return "Quoted (words)"\n'
+    out_json = tmp_path / "intervened.json"
+    specs = ["L2:U0-31:h=0@10", "L1:U3:f=1@12"]
+    args = ["gates", str(tiny_run), "--text", text, "--json", str(out_json), "--top", "4"]
+    assert main(args + [a for spec in specs for a in ("--intervene", spec)]) == 0
+    out = capsys.readouterr().out
+    assert "under L2:U" in out and "L1:U3:f=1@12" in out and "the 4 predictions that changed most" in out
+    assert f"Mean surprisal change over the {len(text) - 11} characters after position 10:" in out
+
+    tracer = GateTracer.from_checkpoint(tiny_run)
+    original = tracer.trace(text)
+    changed = original.intervened([Intervention(1, tuple(range(32)), "h", 0.0, 10),
+                                   Intervention(0, (3,), "f", 1.0, 12)])
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    for key in ("h", "c", "f"):  # the states are the intervened trace's, exactly
+        assert np.array_equal(np.array(data["values"][key], dtype=np.float32), changed.values(key)), key
+    assert np.all(np.array(data["values"]["h"])[10:, 1] == 0)
+    block = data["intervention"]
+    assert [iv["spec"] for iv in block["interventions"]] == specs and block["from"] == 10
+    assert block["interventions"][0]["layer"] == 1 and block["interventions"][0]["units"] == list(range(32))
+    steps = block["steps"]
+    assert [s["step"] for s in steps] == list(range(10, len(text) - 1))
+    assert steps[0]["original"]["surprisal_bits"] == pytest.approx(original.surprisal_bits[10])
+    assert steps[0]["intervened"]["surprisal_bits"] == pytest.approx(changed.surprisal_bits[10])
+    assert len(steps[0]["original"]["top"]) == 3 and steps[0]["next"] == text[11]
+    mean = np.mean(changed.surprisal_bits[10:-1] - original.surprisal_bits[10:-1])
+    assert block["mean_surprisal_change_bits"] == pytest.approx(mean)
+    assert f"{mean:+.3f} bits" in out
+
+
+def test_gates_cli_intervention_errors_are_clear(tiny_run, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")
+    for spec, message in (("L3:U1:c=0", "layer 3 does not exist; the model has layers 1 to 2"),
+                          ("L1:U40:c=0", "unit 40 is out of range; the layer has units 0 to 31"),
+                          ("L1:U1:n=0", "an LSTM has no quantity 'n'"),
+                          ("L1:U1:c=0@99", "position 99 is outside the text; positions run from 0 to 2")):
+        assert main(["gates", str(tiny_run), "--text", "def", "--intervene", spec]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["gates", str(tiny_run), "--text", "def", "--intervene", "L1:U1:c=0", "--find", "vowel"]) == 2
+    assert "cannot be combined with --find" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["gates", "--help"])
+    assert "--intervene" in capsys.readouterr().out
