@@ -43,6 +43,7 @@ from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
+from .intervene import Intervention, StepEdit, check_intervention, step_edits
 from .loading import load_model
 from .model import describe_model
 
@@ -159,20 +160,6 @@ def _cell_of(rnn: nn.Module) -> str:
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-@dataclass(frozen=True)
-class StepEdit:
-    """One intervention as the step loop applies it: from local step `start` on, set `units` of
-    quantity `key` (a gate row, "c" or "h") to `value`. core.intervene builds these."""
-    key: str
-    units: torch.Tensor  # long indices
-    value: float
-    start: int
-
-    def apply(self, t: int, values: torch.Tensor) -> None:
-        if t >= self.start:
-            values[self.units] = self.value
 
 
 class Recurrence:
@@ -487,7 +474,7 @@ class Trace:
         self._h0, self._c0 = h0, c0
         self._buffers = _Buffers(tracer.recurrence, len(tracer.vocab), 16)
         self._length = 0
-        self.interventions: tuple = ()  # core.intervene.Intervention, applied to every step they cover
+        self.interventions: tuple[Intervention, ...] = ()  # applied to every step they cover
         self._edits: tuple[tuple[int, StepEdit], ...] = ()
 
     # --- growing -----------------------------------------------------------------------
@@ -504,11 +491,31 @@ class Trace:
         self._length = n + m
         return self
 
-    def intervened(self, interventions: Sequence) -> Trace:
-        """This trace recomputed under core.intervene.Intervention's from the first one's position on
-        (the steps before it are copied, not recomputed); this trace is left as it was."""
-        from .intervene import intervened
-        return intervened(self, interventions)
+    def intervened(self, interventions: Sequence[Intervention]) -> Trace:
+        """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
+        one's position on, starting from this trace's state there: the steps before are copied, not
+        recomputed, and this trace is left as it was. The result keeps its interventions when extended."""
+        interventions = tuple(interventions)
+        n = self._length
+        for intervention in interventions:
+            check_intervention(intervention, self.cell, self.layers, self.hidden, n)
+        start = min((intervention.start for intervention in interventions), default=0)
+        out = Trace(self.tracer, self.prefix, self._h0, self._c0)
+        out.interventions = interventions
+        out._edits = step_edits(interventions)
+        if not n:
+            return out
+        old, new = self._buffers, out._buffers
+        new.reserve(n)
+        for target, source in ((new.gates, old.gates), (new.cells, old.cells), (new.hiddens, old.hiddens),
+                               (new.log_probs, old.log_probs)):
+            if target is not None:
+                target[:start] = source[:start]
+        h, c = self._state_tensors(start - 1)
+        self.tracer._advance(self.tracer.encode(self.text[start:]), h, c, new, start, edits=out._edits)
+        out._chars = list(self._chars)
+        out._length = n
+        return out
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""

@@ -12,9 +12,10 @@ index of the trace) it starts at:
   the gate's value before the step uses it (in the cell update, or for GRU in n_t and h_t), and is what
   the trace shows for that gate.
 
-`trace.intervened(interventions)` recomputes the trace from the earliest start under all of them at once
-(several may share a layer; on the same unit and quantity the later one wins), reusing the original's
-state there: the steps before are copied, never recomputed, and the original trace is left unchanged.
+`Trace.intervened(interventions)` (core.gates, which imports this module) recomputes the trace from the
+earliest start under all of them at once (several may share a layer; on the same unit and quantity the
+later one wins), reusing the original's state there: the steps before are copied, never recomputed,
+and the original trace is left unchanged.
 With no intervention the result equals the original bit for bit (the same step loop runs).
 """
 
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from .errors import TraceError
-from .gates import StepEdit, Trace
 
 STATES = ("h", "c")
 GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
@@ -74,7 +74,8 @@ def allowed_quantities(cell: str) -> tuple[str, ...]:
     return ("h", "c", *GATES["lstm"]) if cell == "lstm" else ("h", *GATES.get(cell, ()))
 
 
-def check(intervention: Intervention, cell: str, layers: int, hidden: int, length: int | None = None) -> None:
+def check_intervention(intervention: Intervention, cell: str, layers: int, hidden: int,
+                       length: int | None = None) -> None:
     """Raise TraceError saying what is wrong with `intervention` for this model (and text of `length` steps)."""
     what = f"Intervention {intervention.describe()}"
     if not 0 <= intervention.layer < layers:
@@ -101,33 +102,21 @@ def check(intervention: Intervention, cell: str, layers: int, hidden: int, lengt
                          "(character indices).")
 
 
+@dataclass(frozen=True)
+class StepEdit:
+    """One intervention as the tracer's step loop applies it: from local step `start` on, set `units`
+    of quantity `key` (a gate row, "c" or "h") to `value`."""
+    key: str
+    units: torch.Tensor  # long indices
+    value: float
+    start: int
+
+    def apply(self, t: int, values: torch.Tensor) -> None:
+        if t >= self.start:
+            values[self.units] = self.value
+
+
 def step_edits(interventions: Sequence[Intervention]) -> tuple[tuple[int, StepEdit], ...]:
     """The (layer, StepEdit) pairs the tracer's step loop applies."""
     return tuple((iv.layer, StepEdit(iv.quantity, torch.tensor(sorted(set(iv.units)), dtype=torch.long),
                                      float(iv.value), iv.start)) for iv in interventions)
-
-
-def intervened(trace: Trace, interventions: Sequence[Intervention]) -> Trace:
-    """`trace` recomputed under `interventions` (see the module's docstring); a new Trace."""
-    interventions = tuple(interventions)
-    n = len(trace)
-    for iv in interventions:
-        check(iv, trace.cell, trace.layers, trace.hidden, n)
-    start = min((iv.start for iv in interventions), default=0)
-    tracer = trace.tracer
-    out = Trace(tracer, trace.prefix, trace._h0, trace._c0)
-    out.interventions = interventions
-    out._edits = step_edits(interventions)
-    if not n:
-        return out
-    old, new = trace._buffers, out._buffers
-    new.reserve(n)
-    for target, source in ((new.gates, old.gates), (new.cells, old.cells), (new.hiddens, old.hiddens),
-                           (new.log_probs, old.log_probs)):
-        if target is not None:
-            target[:start] = source[:start]
-    h, c = trace._state_tensors(start - 1)
-    tracer._advance(tracer.encode(trace.text[start:]), h, c, new, start, edits=out._edits)
-    out._chars = list(trace.chars)
-    out._length = n
-    return out
