@@ -7,7 +7,7 @@ copy. The table gives its time beside one unablated pass over the same text in t
 model's own nn.LSTM forward, and the gate tracer), with the ratio: how many unablated passes the
 whole ranking costs (a one-unit-at-a-time ranking would cost about layers x hidden of them, and more
 for the lower layers, whose silencing reruns the layers above). Target: under a minute for 2x512 over
-2,000 characters.
+2,000 characters. CPU seconds (all threads) beside the wall time tell a busy machine from a slow method.
 """
 
 from __future__ import annotations
@@ -51,22 +51,22 @@ def main(argv: list[str]) -> None:
     trace_s = median([_timed(lambda: tracer.trace(text)) for _ in range(3)])
     feature = text_feature(text, "vowel")
     threads = torch.get_num_threads()
-    rows = [["one unablated pass: nn.LSTM forward", "-", f"{module_s:.3f}", "1.0", "-"],
-            ["one unablated pass: gate tracer", "-", f"{trace_s:.3f}", f"{trace_s / module_s:.1f}", "-"]]
+    rows = [["one unablated pass: nn.LSTM forward", "-", f"{module_s:.3f}", "-", "1.0", "-"],
+            ["one unablated pass: gate tracer", "-", f"{trace_s:.3f}", "-", f"{trace_s / module_s:.1f}", "-"]]
     units = args.layers * args.hidden
     for chunk in (int(c) for c in args.chunks.split(",")):
         for loop_threads in (int(t) for t in args.threads.split(",")):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             ranking = rank_units(tracer, text, feature=feature, chunk=chunk, threads=loop_threads or None)
-            elapsed = time.perf_counter() - started
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
             rows.append([f"rank {units:,} units (+ vowel loss), {loop_threads or threads} threads", f"{chunk}",
-                         f"{elapsed:.1f}", f"{elapsed / module_s:,.0f}", "yes" if elapsed < 60 else "NO"])
+                         f"{elapsed:.1f}", f"{cpu:.1f}", f"{elapsed / module_s:,.0f}", "yes" if elapsed < 60 else "NO"])
             best = ranking.ranked(top=1)[0]
             print(f"chunk {chunk}, threads {loop_threads or threads}: top unit L{best.layer + 1}:U{best.unit}, "
                   f"loss change {best.change:+.4f} nats/char", flush=True)
     print_table(f"Ranking units by effect: {args.layers}x{args.hidden} {args.cell.upper()}, {args.chars:,} characters "
                 f"(ratio against the nn.LSTM pass, torch {threads} threads)",
-                ["what", "copies", "seconds", "ratio", "under 60 s"], rows)
+                ["what", "copies", "seconds", "CPU seconds", "ratio", "under 60 s"], rows)
 
 
 def _timed(fn) -> float:
