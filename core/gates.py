@@ -494,12 +494,14 @@ class Trace:
     def intervened(self, interventions: Sequence[Intervention]) -> Trace:
         """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
         one's position on, starting from this trace's state there: the steps before are copied, not
-        recomputed, and this trace is left as it was. The result keeps its interventions when extended."""
-        interventions = tuple(interventions)
+        recomputed, and this trace is left as it was. On an intervened trace they add to its own. The
+        result keeps its interventions when extended."""
+        added = tuple(interventions)
         n = self._length
-        for intervention in interventions:
+        for intervention in added:
             check_intervention(intervention, self.cell, self.layers, self.hidden, n)
-        start = min((intervention.start for intervention in interventions), default=0)
+        start = min((intervention.start for intervention in added), default=0)
+        interventions = self.interventions + added
         out = Trace(self.tracer, self.prefix, self._h0, self._c0)
         out.interventions = interventions
         out._edits = step_edits(interventions)
