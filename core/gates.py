@@ -43,6 +43,7 @@ from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
+from .intervene import Intervention, StepEdit, check_intervention, step_edits
 from .loading import load_model
 from .model import ONEHOT, OneHot, describe_model
 
@@ -220,10 +221,20 @@ class Recurrence:
         return torch.addmm(bias, x, self.w_ih[layer].t())
 
     def run_layer(self, layer: int, xproj: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None,
-                  gates: torch.Tensor | None, cells: torch.Tensor | None, hiddens: torch.Tensor) -> None:
+                  gates: torch.Tensor | None, cells: torch.Tensor | None, hiddens: torch.Tensor,
+                  edits: Sequence[StepEdit] = ()) -> None:
         """Run one layer over xproj [steps, rows], starting from h (and c), writing every step's
-        gates [steps, k, units], cells [steps, units] and hiddens [steps, units] in place."""
+        gates [steps, k, units], cells [steps, units] and hiddens [steps, units] in place.
+
+        `edits` (core.intervene) overwrite values from their step on: a forced gate right after the
+        gate is computed (before the cell update uses it), a clamped c right after the cell update
+        (so h_t = o_t * tanh(clamped c_t)), a clamped h right after h_t (so the next layer, the
+        output layer and the next step read it). Without edits the loop is today's, op for op."""
         w_hh = self.w_hh[layer]
+        rows = self.gate_rows
+        gate_edits = [(rows.index(e.key), e) for e in edits if e.key in rows]
+        c_edits = [e for e in edits if e.key == "c"]
+        h_edits = [e for e in edits if e.key == "h"]
         units = self.hidden
         steps = xproj.shape[0]
         if self.cell == "lstm":
@@ -234,12 +245,18 @@ class Recurrence:
                 torch.addmv(xproj[t], w_hh, h, out=pre)
                 torch.sigmoid(pre, out=flat)
                 torch.tanh(pre[2 * units:3 * units], out=g4[2])
+                for row, edit in gate_edits:
+                    edit.apply(t, g4[row])
                 c_new = cells[t]
                 torch.mul(g4[1], c, out=c_new)
                 c_new.addcmul_(g4[0], g4[2])
+                for edit in c_edits:
+                    edit.apply(t, c_new)
                 h_new = hiddens[t]
                 torch.tanh(c_new, out=h_new)
                 h_new.mul_(g4[3])
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h, c = h_new, c_new
         elif self.cell == "gru":
             b_hh = self.b_hh[layer]
@@ -251,6 +268,8 @@ class Recurrence:
                 rz = g3[:2].view(-1)
                 torch.add(x[:2 * units], hh[:2 * units], out=rz)
                 rz.sigmoid_()
+                for row, edit in gate_edits:
+                    edit.apply(t, g3[row])
                 n = g3[2]
                 torch.mul(g3[0], hh[2 * units:], out=n)
                 n.add_(x[2 * units:])
@@ -259,6 +278,8 @@ class Recurrence:
                 torch.sub(h, n, out=h_new)
                 h_new.mul_(g3[1])
                 h_new.add_(n)
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h = h_new
         else:
             for t in range(steps):
@@ -268,6 +289,8 @@ class Recurrence:
                     h_new.relu_()
                 else:
                     h_new.tanh_()
+                for edit in h_edits:
+                    edit.apply(t, h_new)
                 h = h_new
 
 
@@ -423,8 +446,9 @@ class GateTracer:
         return trace
 
     def _advance(self, ids: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None, buffers: _Buffers,
-                 at: int, predict: bool = True) -> None:
-        """Run `ids` from state (h0, c0) [layers, units], writing steps at..at+len(ids) of `buffers`."""
+                 at: int, predict: bool = True, edits: Sequence[tuple[int, StepEdit]] = ()) -> None:
+        """Run `ids` from state (h0, c0) [layers, units], writing steps at..at+len(ids) of `buffers`;
+        `edits` are (layer, StepEdit) with `start` counted in trace steps."""
         rec = self.recurrence
         steps = len(ids)
         end = at + steps
@@ -433,9 +457,11 @@ class GateTracer:
             for layer in range(rec.layers):
                 xproj = self._input_table[ids] if layer == 0 else rec.input_projection(layer, x)
                 hiddens = buffers.hiddens[at:end, layer]
+                local = [StepEdit(e.key, e.units, e.value, e.start - at) for at_layer, e in edits
+                         if at_layer == layer]
                 rec.run_layer(layer, xproj, h0[layer], c0[layer] if c0 is not None else None,
                               buffers.gates[at:end, layer], buffers.cells[at:end, layer] if c0 is not None else None,
-                              hiddens)
+                              hiddens, local)
                 x = hiddens
             if predict:
                 logits = torch.addmm(self._head_b, x, self._head_w)
@@ -454,6 +480,8 @@ class Trace:
         self._h0, self._c0 = h0, c0
         self._buffers = _Buffers(tracer.recurrence, len(tracer.vocab), 16)
         self._length = 0
+        self.interventions: tuple[Intervention, ...] = ()  # applied to every step they cover
+        self._edits: tuple[tuple[int, StepEdit], ...] = ()
 
     # --- growing -----------------------------------------------------------------------
     def extend(self, text: str) -> Trace:
@@ -464,10 +492,38 @@ class Trace:
         n, m = self._length, len(ids)
         self._buffers.reserve(n + m, used=n)
         h, c = self._state_tensors(n - 1)
-        self.tracer._advance(ids, h, c, self._buffers, n)
+        self.tracer._advance(ids, h, c, self._buffers, n, edits=self._edits)
         self._chars.extend(text)
         self._length = n + m
         return self
+
+    def intervened(self, interventions: Sequence[Intervention]) -> Trace:
+        """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
+        one's position on, starting from this trace's state there: the steps before are copied, not
+        recomputed, and this trace is left as it was. On an intervened trace they add to its own. The
+        result keeps its interventions when extended."""
+        added = tuple(interventions)
+        n = self._length
+        for intervention in added:
+            check_intervention(intervention, self.cell, self.layers, self.hidden, n)
+        start = min((intervention.start for intervention in added), default=0)
+        interventions = self.interventions + added
+        out = Trace(self.tracer, self.prefix, self._h0, self._c0)
+        out.interventions = interventions
+        out._edits = step_edits(interventions)
+        if not n:
+            return out
+        old, new = self._buffers, out._buffers
+        new.reserve(n)
+        for target, source in ((new.gates, old.gates), (new.cells, old.cells), (new.hiddens, old.hiddens),
+                               (new.log_probs, old.log_probs)):
+            if target is not None:
+                target[:start] = source[:start]
+        h, c = self._state_tensors(start - 1)
+        self.tracer._advance(self.tracer.encode(self.text[start:]), h, c, new, start, edits=out._edits)
+        out._chars = list(self._chars)
+        out._length = n
+        return out
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""
@@ -680,7 +736,7 @@ class Trace:
         return find_units(self, self.feature(name, regex), key, layer, top)
 
     # --- export --------------------------------------------------------------------------
-    def _json_header(self, layers: list[int], k: int) -> dict:
+    def _json_header(self, layers: list[int], k: int, extra: dict | None = None) -> dict:
         rec = self.tracer.recurrence
         prob, rank, bits = self.next_prob, self.next_rank, self.surprisal_bits
         steps = []
@@ -710,6 +766,7 @@ class Trace:
             "initial_state": {"h": _finite_list(initial.h[layers]),
                               "c": _finite_list(initial.c[layers]) if initial.c is not None else None},
             "steps": steps,
+            **(extra or {}),
         }
 
     def _layers_arg(self, layers: Sequence[int] | None) -> list[int]:
@@ -724,12 +781,14 @@ class Trace:
         data["values"] = {q.key: _finite_list(self.values(q.key)[:, layers]) for q in self.quantities}
         return data
 
-    def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5) -> Path:
+    def write_json(self, path: Path | str, layers: Sequence[int] | None = None, k: int = 5,
+                   extra: dict | None = None) -> Path:
         """Write to_dict() as JSON, streamed step by step (a long trace never sits in memory as
-        Python lists), atomically: the file appears complete or not at all."""
+        Python lists), atomically: the file appears complete or not at all. `extra` adds top-level
+        keys (an intervened trace's interventions and comparison)."""
         path = Path(path)
         layers = self._layers_arg(layers)
-        header = json.dumps(self._json_header(layers, k), ensure_ascii=False)
+        header = json.dumps(self._json_header(layers, k, extra), ensure_ascii=False)
         digits = "%.17g" if self.tracer.dtype == torch.float64 else "%.9g"  # enough to round-trip exactly
         row_format = "[" + ",".join([digits] * self.hidden) + "]"
         try:

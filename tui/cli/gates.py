@@ -18,6 +18,12 @@ from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import escape_char, fmt_layer, layer_number
+from rnn_playground.tui.viewmodel.intervene import (
+    SYNTAX,
+    InterventionComparison,
+    compare_intervention,
+    parse_intervention,
+)
 
 from .options import HelpFormatter
 from .terminal import output_console
@@ -32,9 +38,19 @@ def register(subparsers) -> None:
                     "saturation. With --find or --regex, list the units that best track a feature of the "
                     "text instead. A time-series run traces its own data (or --csv / --signal): per point the "
                     "value read, the prediction of the next value and the true one, and the gates and states "
-                    "of its units."
-                    "\n\nBuilt-in features:\n" +
-                    "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()),
+                    "of its units. With --intervene, clamp, silence or force units from a position on and "
+                    "see how the predictions change.\n\nBuilt-in features:\n" +
+                    "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()) +
+                    "\n\nInterventions (--intervene, repeatable, all applied together):\n"
+                    f"  {SYNTAX}\n"
+                    "  L1..Ln       the layer, 1 = nearest the input\n"
+                    "  U42, U3,7,9, U3-9   the units (0-based)\n"
+                    "  h=V, c=V     clamp the hidden state (any cell) or the LSTM cell state to any number V;\n"
+                    "               0 silences the unit. Applied right after the step's update, so that\n"
+                    "               step's own prediction already sees it\n"
+                    "  f=1, f=0, i=0, o=0   force an LSTM gate (never forget, forget everything, write\n"
+                    "               nothing, say nothing); i, f, o take 0 or 1, and a GRU's r, z too\n"
+                    "  @P           from character index P of the text on (default 0)",
         formatter_class=HelpFormatter)
     gates.add_argument("checkpoint", help="a run folder (its last checkpoint) or a .safetensors file")
     source = gates.add_mutually_exclusive_group()
@@ -59,7 +75,12 @@ def register(subparsers) -> None:
                         help=f"list the units that best track a built-in feature: {', '.join(FEATURES)}")
     search.add_argument("--regex", metavar="RE", help="list the units that best track a regular expression's "
                                                      "matches (1 inside a match, 0 outside)")
-    gates.add_argument("--top", type=int, default=10, help="units listed by --find / --regex")
+    gates.add_argument("--top", type=int, default=10,
+                       help="units listed by --find / --regex; steps listed by --intervene")
+    gates.add_argument("--intervene", metavar="SPEC", action="append", default=None,
+                       help=f"clamp, silence or force units from a position on: {SYNTAX} (repeatable; see above). "
+                            "Shows the surprisal before and after; --json then holds the intervened trace, the "
+                            "interventions and the comparison")
     gates.add_argument("--threads", type=int, default=1,
                        help="CPU threads for tracing (0 = torch's default: faster on an idle multi-core machine, "
                             "much slower on a busy one)")
@@ -135,6 +156,23 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
     return table
 
 
+def intervention_table(comparison: InterventionComparison, rows: int) -> Table:
+    """The steps whose true next character's surprisal changed most, in text order."""
+    shown = sorted(comparison.most_changed(rows), key=lambda s: s.step)
+    specs = "; ".join(iv.describe() for iv in comparison.interventions)
+    table = Table(title=Text(f"under {specs}: the {len(shown)} predictions that changed most, of "
+                             f"{len(comparison.steps):,} from position {comparison.start}"))
+    for column in ("step", "char", "next", "bits before", "bits after", "change", "top before", "top after"):
+        table.add_column(column, justify="right" if column in ("step", "bits before", "bits after", "change")
+                         else "left")
+    for s in shown:
+        table.add_row(*(Text(cell) for cell in (
+            str(s.step), escape_char(s.char), escape_char(s.next_char), f"{s.before_bits:.2f}", f"{s.after_bits:.2f}",
+            f"{s.change:+.2f}", "  ".join(f"{escape_char(p.char)} {p.prob:.2f}" for p in s.top_before),
+            "  ".join(f"{escape_char(p.char)} {p.prob:.2f}" for p in s.top_after))))
+    return table
+
+
 def check_model_flags(args: argparse.Namespace, tracer: GateTracer) -> None:
     """The flags that depend on the model, checked once it is loaded and before anything is traced."""
     if args.layer is not None and not 1 <= args.layer <= tracer.layers:
@@ -181,6 +219,10 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         raise TraceError(f"{source} is empty: give at least one character to trace.")
     tracer.encode(text, source)  # names characters the vocabulary lacks, before any tracing
     tracer.encode(args.prefix, "--prefix")
+    if args.intervene and (args.find or args.regex):
+        raise TraceError("--intervene cannot be combined with --find or --regex: run them separately.")
+    interventions = [parse_intervention(spec, tracer.cell, tracer.layers, tracer.hidden, len(text))
+                     for spec in args.intervene or ()]
     started = time.perf_counter()
     trace = tracer.trace(text, prefix=args.prefix)
     elapsed = time.perf_counter() - started
@@ -188,6 +230,16 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
                   highlight=False)
     layer = trace.layer_index(None if args.layer is None else args.layer - 1)
 
+    if interventions:
+        changed = trace.intervened(interventions)
+        comparison = compare_intervention(trace, changed, args.top_k)
+        out.print(intervention_table(comparison, args.top))
+        out.print(Text(comparison.summary()))
+        if args.json:
+            written = changed.write_json(args.json, None, args.top_k, extra={"intervention": comparison.to_dict()})
+            console.print(f"[dim]wrote the intervened trace and the comparison to {written} "
+                          f"({written.stat().st_size:,} bytes)[/]", highlight=False)
+        return 0
     if args.find or args.regex:
         key = args.quantity or ("c" if trace.cell == "lstm" else "h")
         quantity = trace.quantity(key)

@@ -1,0 +1,179 @@
+"""Units ranked by the effect of silencing them: a planted unit comes first, and the batched passes
+equal silencing units one at a time (and the tracer's own interventions)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnn_playground.core.ablation import rank_units
+from rnn_playground.core.corpus import Vocab
+from rnn_playground.core.errors import TraceError
+from rnn_playground.core.gates import GateTracer
+from rnn_playground.core.gates_analysis import text_feature
+from rnn_playground.core.intervene import Intervention
+from rnn_playground.core.model import CharRNN, ModelConfig
+from rnn_playground.tui.viewmodel.gates_session import GatesSession, RankingJob, run_ranking
+
+TEXT = 'a "bab" ba "ab" bb "aba" a b "b" ab "bba" ' * 3
+VOCAB = Vocab.from_text(TEXT)
+PLANT_TEXT = 'bb"aaa"bbb"aa"b "aaaa"bb b"a"' * 3  # inside quotes only a, outside b and spaces
+
+
+def model_of(cell: str, layers: int, hidden: int = 6, seed: int = 2) -> CharRNN:
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(VOCAB), cell=cell, hidden=hidden, layers=layers, embed=4,
+                                dropout=0.0))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2.0)
+    return model.double().eval()
+
+
+def planted_quote_model(unit: int = 3, hidden: int = 6) -> CharRNN:
+    """A 1-layer LSTM whose unit `unit` is +1 inside quotes and -1 outside (a quote flips it), and an
+    output layer that predicts a inside and b outside from it; the other units are small and random, and
+    blind to a and b (their embedding is zero), so only the planted unit tells inside from outside."""
+    model = model_of("lstm", 1, hidden, seed=5)
+    quote, a, b = VOCAB.index['"'], VOCAB.index["a"], VOCAB.index["b"]
+    rnn = model.rnn
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.1)
+        model.embed.weight.zero_()
+        model.embed.weight[quote, 0] = 1.0  # embedding dimension 0: "this is a quote"
+        rows = {name: slice(k * hidden + unit, k * hidden + unit + 1) for k, name in enumerate("ifgo")}
+        for name in "ifgo":
+            rnn.weight_ih_l0[rows[name]] = 0
+            rnn.weight_hh_l0[rows[name]] = 0
+            rnn.bias_hh_l0[rows[name]] = 0
+        # f = 1 and i = 0 except at a quote, where f = 0, i = 1 and g = -sign(c): the cell flips
+        rnn.bias_ih_l0[rows["f"]] = 20.0
+        rnn.weight_ih_l0[rows["f"], 0] = -40.0
+        rnn.bias_ih_l0[rows["i"]] = -20.0
+        rnn.weight_ih_l0[rows["i"], 0] = 40.0
+        rnn.bias_ih_l0[rows["o"]] = 20.0
+        rnn.bias_ih_l0[rows["g"]] = 0.0
+        rnn.weight_hh_l0[rows["g"], unit] = -40.0  # g = -tanh(40 h): the opposite of the current sign
+        rnn.bias_ih_l0[rows["g"]] = 10.0           # ... starting from outside (c = 0 reads as outside)
+        model.head.weight[:, unit] = 0.0
+        model.head.weight[a, unit] = 2.0           # inside quotes, a is likely
+        model.head.weight[b, unit] = -2.0          # outside, b is
+    return model
+
+
+def test_ranking_puts_a_planted_unit_first():
+    model = planted_quote_model(unit=3)
+    tracer = GateTracer(model, VOCAB)
+    inside = tracer.trace(PLANT_TEXT).values("c")[:, 0, 3]
+    feature = text_feature(PLANT_TEXT, "inside-quotes")
+    assert np.corrcoef(inside, feature)[0, 1] > 0.9  # the plant works
+    ranking = rank_units(tracer, PLANT_TEXT, feature=feature)
+    first = ranking.ranked(top=2)
+    assert (first[0].layer, first[0].unit) == (0, 3)
+    assert first[0].change > 5 * max(first[1].change, 1e-3)
+    assert ranking.ranked(by="feature", top=1)[0].unit == 3
+    assert ranking.marked == int((feature[1:] > 0).sum())
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_batched_ablation_equals_silencing_one_unit_at_a_time(cell):
+    tracer = GateTracer(model_of(cell, 2), VOCAB)
+    feature = text_feature(TEXT, regex="b+")
+    batched = rank_units(tracer, TEXT, feature=feature, chunk=4)
+    single = rank_units(tracer, TEXT, feature=feature, chunk=1)
+    assert np.abs(batched.loss - single.loss).max() < 1e-12
+    assert np.abs(batched.feature_loss - single.feature_loss).max() < 1e-12
+    trace = tracer.trace(TEXT)
+    ids = VOCAB.encode(TEXT)[1:].numpy()
+    steps = np.arange(len(TEXT) - 1)
+    assert abs(batched.baseline - (-trace.log_probs[steps, ids]).mean()) < 1e-12
+    marked = feature[1:] > 0
+    for layer, unit in ((0, 0), (0, 5), (1, 2)):  # the tracer's interventions agree
+        quantities = ("h", "c") if cell == "lstm" else ("h",)
+        silenced = trace.intervened([Intervention(layer, (unit,), q, 0.0) for q in quantities])
+        nll = -silenced.log_probs[steps, ids]
+        assert abs(batched.loss[layer, unit] - nll.mean()) < 1e-10
+        assert abs(batched.feature_loss[layer, unit] - nll[marked].mean()) < 1e-10
+
+
+def test_float32_ranking_and_progress_and_cancel():
+    tracer = GateTracer(model_of("lstm", 2).float(), VOCAB)
+    seen = []
+    ranking = rank_units(tracer, TEXT, chunk=4, progress=seen.append)
+    exact = rank_units(GateTracer(model_of("lstm", 2), VOCAB), TEXT)
+    assert np.abs(ranking.loss - exact.loss).max() < 1e-4
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert rank_units(tracer, TEXT, cancelled=lambda: True) is None
+    only_top = rank_units(tracer, TEXT, layers=[1])
+    assert np.isnan(only_top.loss[0]).all() and np.abs(only_top.loss[1] - ranking.loss[1]).max() < 1e-4
+
+
+def test_bad_requests_get_clear_errors():
+    tracer = GateTracer(model_of("lstm", 1), VOCAB)
+    with pytest.raises(TraceError, match="at least 2 characters"):
+        rank_units(tracer, "a")
+    with pytest.raises(TraceError, match="marks none of the characters"):
+        rank_units(tracer, "abab", feature=np.zeros(4))
+    with pytest.raises(TraceError, match="has 3 values but the text has 4"):
+        rank_units(tracer, "abab", feature=np.zeros(3))
+    with pytest.raises(TraceError, match="Layer 3 does not exist"):
+        rank_units(tracer, "abab", layers=[2])
+    with pytest.raises(TraceError, match="vocabulary lacks"):
+        rank_units(tracer, "abz")
+
+
+# --------------------------------------------------------------------------- the Gates session's job
+
+def test_the_ranking_job_runs_in_a_worker_and_meets_the_correlation_search():
+    tracer = GateTracer(planted_quote_model(unit=3), VOCAB)
+    trace = tracer.trace(PLANT_TEXT)
+    session = GatesSession(tracer=tracer, trace=trace, text=PLANT_TEXT, feature="inside-quotes")
+    [job] = session.rank_units()
+    assert isinstance(job, RankingJob) and job.name == "inside-quotes" and job.text == PLANT_TEXT
+    seen: list[float] = []
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(run_ranking(job, seen.append)))
+    worker.start()
+    worker.join()
+    session.ranking_progressed(job, seen[-1])
+    session.ranked(job, result[0])
+    assert session.ranking is result[0] and session.ranking.ranked(by="feature", top=1)[0].unit == 3
+    assert "inside-quotes" in session.ranking_note and session.ranking_progress == 1.0
+    assert session.effect_comparison() is None  # no unit search yet
+
+    session.matches = trace.find_units("inside-quotes", top=3)
+    assert (session.matches[0].layer, session.matches[0].unit) == (0, 3)
+    comparison = session.effect_comparison()
+    assert comparison.by == "feature"
+    assert [(row.layer, row.unit) for row in comparison.both][:1] == [(0, 3)]
+    assert comparison.both[0].correlation == session.matches[0].correlation
+    listed = {(m.layer, m.unit) for m in session.matches}
+    assert all((row.layer, row.unit) in listed for row in comparison.correlation_only)
+    assert all((row.layer, row.unit) not in listed and row.correlation is None and row.change > 0
+               for row in comparison.effect_only)
+    mattering = {(e.layer, e.unit) for e in session.ranking.ranked(by="feature", top=3) if e.feature_change > 0}
+    assert {(r.layer, r.unit) for r in comparison.both + comparison.effect_only} == mattering
+
+
+def test_a_replaced_or_cancelled_ranking_is_dropped():
+    tracer = GateTracer(model_of("gru", 1), VOCAB)
+    session = GatesSession(tracer=tracer, trace=tracer.trace(TEXT), text=TEXT, feature="regex", regex="")
+    [first] = session.rank_units()
+    assert first.name is None and first.regex is None  # no regex typed: the loss over the text only
+    [second] = session.rank_units()
+    assert first.cancel.is_set() and not second.cancel.is_set()
+    assert run_ranking(first) is None  # cancelled before it began
+    session.ranked(first, rank_units(tracer, TEXT))  # a stale result is dropped
+    assert session.ranking is None
+    session.cancel_ranking()
+    assert second.cancel.is_set() and session.ranking_note == "ranking cancelled"
+    session.ranked(second, None)
+    assert session.ranking is None
+    [third] = session.rank_units()
+    session.select_run(Path("another-run"))  # a new run (or text) cancels the ranking and forgets the last one
+    assert third.cancel.is_set() and session.ranking is None and session.ranking_note == ""
