@@ -221,8 +221,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     tracer.encode(args.prefix, "--prefix")
     if args.intervene and (args.find or args.regex):
         raise TraceError("--intervene cannot be combined with --find or --regex: run them separately.")
-    interventions = [parse_intervention(spec, tracer.cell, tracer.layers, tracer.hidden, len(text))
-                     for spec in args.intervene or ()]
+    interventions = [flag_intervention(spec, tracer, len(text)) for spec in args.intervene or ()]
     started = time.perf_counter()
     trace = tracer.trace(text, prefix=args.prefix)
     elapsed = time.perf_counter() - started
@@ -274,3 +273,11 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]",
                       highlight=False)
     return 0
+
+
+def flag_intervention(spec: str, tracer, length: int):
+    """One --intervene value, parsed as the Gates screen parses it; a refusal names the flag."""
+    try:
+        return parse_intervention(spec, tracer.cell, tracer.layers, tracer.hidden, length)
+    except TraceError as exc:
+        raise TraceError(f"--intervene: {exc}") from None
