@@ -22,17 +22,20 @@ import numpy as np
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+from rnn_playground.core.intervene import Intervention, continuation, intervened
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
 from .gates_view import (
     DEFAULT_SLICE,
     HeatRow,
+    InterventionEffect,
     NextCharView,
     QuantityLabel,
     TextSource,
     corpus_slice,
     diverging,
+    intervention_effect,
     next_char_view,
     next_word,
     previous_word,
@@ -42,6 +45,7 @@ from .gates_view import (
     unit_page,
     unit_values,
 )
+from .intervene import parse_intervention
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
 CHUNK_S = 0.02             # a worker holds the trace's lock about this long per chunk of steps
@@ -50,7 +54,9 @@ SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a seco
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
 ACTIVE_UNITS = 4
-VIEWS = ("cell", "saturation", "search", "compare")
+VIEWS = ("cell", "saturation", "search", "compare", "intervene")
+INLINE_INTERVENE = 256     # an intervention recomputing at most this many steps does so at once, more in a worker
+CONTINUE_CHARS = 60        # characters continued from the cursor, with and without the interventions
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
@@ -125,6 +131,40 @@ class ExtendJob:
     text: str
     target: int
     cancel: threading.Event
+    changed: Trace | None = None    # the trace under the interventions, extended alongside
+
+
+@dataclass(frozen=True)
+class InterveneJob:
+    """Recompute `trace` under `interventions` (core.intervene) up to its length, a chunk at a time: only
+    the reads of the shared trace take its lock; the new trace is the worker's until handed back."""
+    token: int
+    trace: Trace
+    lock: threading.Lock
+    text: str
+    interventions: tuple[Intervention, ...]
+    cancel: threading.Event
+
+
+def run_intervention(job: InterveneJob, progress: Callable[[int, int], None] | None = None) -> Trace | None:
+    """The job's intervened trace, as long as the shared trace when it ends (None when cancelled)."""
+    start = min(iv.start for iv in job.interventions)
+    with job.lock:
+        changed = intervened(job.trace, job.interventions, end=start + 1)
+    chunk, reported = 16, time.monotonic()
+    while not job.cancel.is_set():
+        with job.lock:
+            length = len(job.trace)
+        done = len(changed)
+        if done >= length:
+            return changed
+        started = time.perf_counter()
+        changed.extend(job.text[done:min(length, done + chunk)])
+        chunk = max(1, min(4096, int(chunk * CHUNK_S / max(time.perf_counter() - started, 1e-5))))
+        if progress is not None and time.monotonic() - reported >= PROGRESS_S:
+            progress(len(changed), length)
+            reported = time.monotonic()
+    return None
 
 
 @dataclass(frozen=True)
@@ -216,7 +256,7 @@ def run_comparison(job: CompareJob) -> CompareResult:
     return CompareResult(job, compare(job.text, a, b), scorers)
 
 
-Job = ExtendJob | AnalysisJob | CompareJob
+Job = ExtendJob | AnalysisJob | CompareJob | InterveneJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -235,6 +275,9 @@ def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
                 break
             started = time.perf_counter()
             job.trace.extend(job.text[length:min(target + 1, length + chunk)])
+            changed = job.changed
+            if changed is not None and len(changed) < len(job.trace):
+                changed.extend(job.text[len(changed):len(job.trace)])
             elapsed = time.perf_counter() - started
             length = len(job.trace)
         # Size chunks by time, so the UI never waits long for the lock whatever the model's size;
@@ -295,6 +338,14 @@ class GatesSession:
     comparing: bool = False
     compare_note: str = ""
     baseline_error: str | None = None    # why A's n-gram cannot be B (its corpus cannot be read)
+    interventions: list[Intervention] = field(default_factory=list)
+    changed: Trace | None = None         # the trace under the interventions, once computed
+    intervening: bool = False            # a worker recomputes it
+    intervention_index: int = 0          # the intervention selected in the panel
+    intervene_note: str = ""
+    continued: tuple[int, str, str] | None = None   # (from step, without, with the interventions)
+    _intervene_token: int = 0
+    _intervene_cancel: threading.Event = field(default_factory=threading.Event)
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -339,6 +390,10 @@ class GatesSession:
         self.saturation, self.matches, self.analysis_note = None, [], ""
         self.after_full = []
         self.comparison, self.comparing, self.compare_note = None, False, ""
+        # an intervention names positions of the text it was made on
+        self._intervene_cancel.set()
+        self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
+        self.intervention_index, self.intervene_note = 0, ""
 
     def start_load(self) -> int:
         """A new text is being loaded: the generation its result must carry. An extension of the
@@ -489,7 +544,8 @@ class GatesSession:
         if self.extending:
             return []  # the running extension's result asks for the rest
         self.extending = True
-        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel)]
+        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel,
+                          self.changed)]
 
     def extended(self, generation: int, done: bool, error: str | None = None) -> list[Job]:
         """A worker's report: progress, or its extension finished (or failed)."""
@@ -621,6 +677,95 @@ class GatesSession:
             self.compare_choices = compare_choices(self._runs, self.run, baseline=False)
         return []
 
+    # -- interventions (core.intervene): what if a unit were clamped, silenced or a gate forced
+
+    def intervention_prefill(self) -> str:
+        """The CLI's syntax for the selected unit at the cursor: silence its c (LSTM) or h."""
+        key = "c" if self.cell == "lstm" else "h"
+        return f"L{self.layer + 1}:U{self.unit}:{key}=0@{self.cursor}"
+
+    def add_intervention(self, spec: str) -> list[Job]:
+        """Add the intervention `spec` (the CLI's syntax); a bad one leaves a note saying what is wrong."""
+        if self.trace is None or self.tracer is None:
+            return []
+        try:
+            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, self.traced())
+        except PlaygroundError as exc:
+            self.intervene_note = str(exc)
+            return []
+        self.interventions.append(intervention)
+        self.intervention_index = len(self.interventions) - 1
+        return self._recompute()
+
+    def remove_intervention(self, index: int | None = None) -> list[Job]:
+        """Remove the selected intervention (or the one at `index`)."""
+        index = self.intervention_index if index is None else index
+        if not 0 <= index < len(self.interventions):
+            return []
+        del self.interventions[index]
+        self.intervention_index = max(0, min(index, len(self.interventions) - 1))
+        return self._recompute()
+
+    def clear_interventions(self) -> list[Job]:
+        self.interventions = []
+        self.intervention_index = 0
+        return self._recompute()
+
+    def select_intervention(self, index: int) -> None:
+        if 0 <= index < len(self.interventions):
+            self.intervention_index = index
+
+    def _recompute(self) -> list[Job]:
+        """The intervened trace for the current interventions: at once when short, else in a worker
+        (the screen shows the original until it is back)."""
+        self._intervene_cancel.set()
+        self._intervene_cancel = threading.Event()
+        self._intervene_token += 1
+        self.continued, self.changed, self.intervening = None, None, False
+        self.intervene_note = ""
+        if not self.interventions or self.trace is None:
+            return []
+        interventions = tuple(self.interventions)
+        start = min(iv.start for iv in interventions)
+        if self.traced() - start <= INLINE_INTERVENE:
+            with self.lock:
+                self.changed = intervened(self.trace, interventions)
+            return []
+        self.intervening = True
+        self.intervene_note = f"recomputing the trace from position {start:,} under the interventions…"
+        return [InterveneJob(self._intervene_token, self.trace, self.lock, self.text, interventions,
+                             self._intervene_cancel)]
+
+    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> None:
+        """A worker's intervened trace (or error); one for interventions changed since is dropped."""
+        if job.token != self._intervene_token:
+            return
+        self.intervening = False
+        self.changed = changed
+        self.intervene_note = error or ""
+        if error is not None:
+            self.interventions, self.changed = [], None
+
+    def shown_trace(self) -> Trace | None:
+        """The trace the screen draws: the intervened one while interventions hold, caught up with the
+        original's length (call under the lock)."""
+        changed = self.changed
+        if changed is None or self.trace is None:
+            return self.trace
+        if len(changed) < len(self.trace):
+            changed.extend(self.text[len(changed):len(self.trace)])
+        return changed
+
+    def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> None:
+        """The text continued from the cursor without and with the interventions, the same seed."""
+        if self.trace is None:
+            return
+        with self.lock:
+            shown = self.shown_trace()
+            without = continuation(self.trace, self.pos, length, seed, temperature)
+            with_ = continuation(shown, self.pos, length, seed, temperature) if shown is not self.trace else without
+        self.continued = (self.pos, without, with_)
+
     def jump(self, direction: int) -> list[Job]:
         """The cursor to the start of the next (previous) span where A or B wins most."""
         if self.comparison is None:
@@ -665,18 +810,30 @@ class GatesFrame:
     colours_start: int
     active: tuple                       # core's most active units of h here
     update: tuple[float, float, float] | None   # an LSTM's kept, written and c of the selected unit
+    effect: InterventionEffect | None = None    # what the interventions change here, while any hold
 
 
 def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFrame | None:
     """The frame at the cursor; `span`: characters the text view holds (colours are computed for a
-    window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours."""
-    trace = session.trace
-    if trace is None:
+    window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours.
+    While interventions hold, every number is the intervened trace's, and `effect` compares it with the
+    original."""
+    if session.trace is None:
         return None
     pos, layer, unit = session.pos, session.layer, session.unit
     span = max(1, span)
+    effect = None
     with session.lock:
+        trace = session.shown_trace()
         info = trace.step_info(pos, layer, k=TOP_K)
+        if trace is not session.trace:
+            original = session.trace
+            continued = session.continued
+            effect = intervention_effect(
+                original.step_info(pos, layer, k=TOP_K), info, np.exp(original.log_probs[pos]),
+                np.exp(trace.log_probs[pos]), trace.tracer.vocab.chars,
+                tuple(iv.describe() for iv in session.interventions), session.intervention_index, unit,
+                continued[1:] if continued is not None and continued[0] == pos else None)
         start = max(0, pos - 2 * span)
         end = min(len(trace), pos + 3 * span)
         if session.view == "compare":  # who predicts each character better, once the comparison is done
@@ -708,5 +865,7 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
     update = None
     if session.cell == "lstm":
         update = tuple(float(info.values[key][unit]) for key in ("kept", "written", "c"))
+    elif session.view == "intervene" and effect is not None:
+        rows = list(effect.deltas)
     return GatesFrame(info, next_char_view(info), tuple(rows), session.view == "saturation", colours, start,
-                      active, update)
+                      active, update, effect)
