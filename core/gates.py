@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from .corpus import Vocab, describe_chars
 from .device import check_threads, torch_threads
 from .errors import TraceError
 from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_feature
+from .intervene import Intervention, StepEdit, check_intervention, step_edits
 from .loading import load_model
 from .model import describe_model
 
@@ -159,20 +161,6 @@ def _cell_of(rnn: nn.Module) -> str:
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-@dataclass(frozen=True)
-class StepEdit:
-    """One intervention as the step loop applies it: from local step `start` on, set `units` of
-    quantity `key` (a gate row, "c" or "h") to `value`. core.intervene builds these."""
-    key: str
-    units: torch.Tensor  # long indices
-    value: float
-    start: int
-
-    def apply(self, t: int, values: torch.Tensor) -> None:
-        if t >= self.start:
-            values[self.units] = self.value
 
 
 class Recurrence:
@@ -487,7 +475,7 @@ class Trace:
         self._h0, self._c0 = h0, c0
         self._buffers = _Buffers(tracer.recurrence, len(tracer.vocab), 16)
         self._length = 0
-        self.interventions: tuple = ()  # core.intervene.Intervention, applied to every step they cover
+        self.interventions: tuple[Intervention, ...] = ()  # applied to every step they cover
         self._edits: tuple[tuple[int, StepEdit], ...] = ()
 
     # --- growing -----------------------------------------------------------------------
@@ -504,11 +492,63 @@ class Trace:
         self._length = n + m
         return self
 
-    def intervened(self, interventions: Sequence) -> Trace:
-        """This trace recomputed under core.intervene.Intervention's from the first one's position on
-        (the steps before it are copied, not recomputed); this trace is left as it was."""
-        from .intervene import intervened
-        return intervened(self, interventions)
+    def intervened(self, interventions: Sequence[Intervention], end: int | None = None) -> Trace:
+        """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
+        one's position on, starting from this trace's state there: the steps before are copied, not
+        recomputed, and this trace is left as it was. The result keeps its interventions when extended.
+        With `end`, only the steps before it (at least the earliest intervened one): the rest can follow
+        with extend(), a chunk at a time (a screen recomputing a long text in a worker)."""
+        interventions = tuple(interventions)
+        n = self._length
+        for intervention in interventions:
+            check_intervention(intervention, self.cell, self.layers, self.hidden, n)
+        start = min((intervention.start for intervention in interventions), default=0)
+        if end is not None:
+            n = max(min(n, end), min(n, start + 1))
+        out = Trace(self.tracer, self.prefix, self._h0, self._c0)
+        out.interventions = interventions
+        out._edits = step_edits(interventions)
+        if not n:
+            return out
+        old, new = self._buffers, out._buffers
+        new.reserve(n)
+        for target, source in ((new.gates, old.gates), (new.cells, old.cells), (new.hiddens, old.hiddens),
+                               (new.log_probs, old.log_probs)):
+            if target is not None:
+                target[:start] = source[:start]
+        h, c = self._state_tensors(start - 1)
+        self.tracer._advance(self.tracer.encode(self.text[start:n]), h, c, new, start, edits=out._edits)
+        out._chars = list(self._chars[:n])
+        out._length = n
+        return out
+
+    def continuation(self, at: int, length: int, seed: int = 0, temperature: float = 1.0) -> str:
+        """`length` characters drawn after step `at`, under this trace's interventions (those starting
+        later take effect when the continuation reaches their position): the text as the model, so edited,
+        would go on. temperature 0 takes the likeliest character each step; otherwise each draw is one
+        random.Random(seed) float against the distribution at that temperature, so the same seed draws
+        the same characters with and without interventions until their distributions part. Each draw is
+        what the trace of the text up to `at` plus the continuation, under the same interventions,
+        predicts at that step."""
+        at = self.step_index(at)
+        if not temperature >= 0 or not math.isfinite(temperature):
+            raise TraceError(f"The temperature must be 0 (the likeliest character) or more, not {temperature}.")
+        rng = random.Random(seed)
+        h, c = self._state_tensors(at)
+        scratch = Trace(self.tracer, self.prefix, h, c)
+        offset = at + 1  # the scratch trace's step 0 is this step of the text
+        scratch._edits = tuple((layer, StepEdit(e.key, e.units, e.value, e.start - offset))
+                               for layer, e in self._edits)
+        chars = self.tracer.vocab.chars
+        log_probs = self._buffers.log_probs[at]
+        out: list[str] = []
+        for n in range(max(0, length)):
+            if n:
+                log_probs = scratch._buffers.log_probs[n - 1]
+            out.append(chars[_draw(log_probs, temperature, rng)])
+            if n < length - 1:
+                scratch.extend(out[-1])
+        return "".join(out)
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""
@@ -799,6 +839,16 @@ class Trace:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to, with enough free space.") from None
         return path
+
+
+def _draw(log_probs: torch.Tensor, temperature: float, rng: random.Random) -> int:
+    """One character drawn from log-probabilities at `temperature` (0: the likeliest) with one float of `rng`."""
+    if temperature == 0:
+        return int(torch.argmax(log_probs))
+    probs = torch.softmax(log_probs.to(torch.float64) / temperature, dim=-1)
+    cumulative = torch.cumsum(probs, 0)
+    point = torch.tensor([rng.random() * float(cumulative[-1])], dtype=torch.float64)
+    return min(int(torch.searchsorted(cumulative, point)), len(probs) - 1)
 
 
 def _finite_list(values: np.ndarray) -> list:

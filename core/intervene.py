@@ -12,23 +12,22 @@ index of the trace) it starts at:
   the gate's value before the step uses it (in the cell update, or for GRU in n_t and h_t), and is what
   the trace shows for that gate.
 
-`trace.intervened(interventions)` recomputes the trace from the earliest start under all of them at once
-(several may share a layer; on the same unit and quantity the later one wins), reusing the original's
-state there: the steps before are copied, never recomputed, and the original trace is left unchanged.
+`Trace.intervened(interventions)` (core.gates, which imports this module) recomputes the trace from the
+earliest start under all of them at once (several may share a layer; on the same unit and quantity the
+later one wins), reusing the original's state there: the steps before are copied, never recomputed,
+and the original trace is left unchanged.
 With no intervention the result equals the original bit for bit (the same step loop runs).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from .errors import TraceError
-from .gates import StepEdit, Trace
 
 STATES = ("h", "c")
 GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
@@ -75,7 +74,8 @@ def allowed_quantities(cell: str) -> tuple[str, ...]:
     return ("h", "c", *GATES["lstm"]) if cell == "lstm" else ("h", *GATES.get(cell, ()))
 
 
-def check(intervention: Intervention, cell: str, layers: int, hidden: int, length: int | None = None) -> None:
+def check_intervention(intervention: Intervention, cell: str, layers: int, hidden: int,
+                       length: int | None = None) -> None:
     """Raise TraceError saying what is wrong with `intervention` for this model (and text of `length` steps)."""
     what = f"Intervention {intervention.describe()}"
     if not 0 <= intervention.layer < layers:
@@ -102,75 +102,21 @@ def check(intervention: Intervention, cell: str, layers: int, hidden: int, lengt
                          "(character indices).")
 
 
+@dataclass(frozen=True)
+class StepEdit:
+    """One intervention as the tracer's step loop applies it: from local step `start` on, set `units`
+    of quantity `key` (a gate row, "c" or "h") to `value`."""
+    key: str
+    units: torch.Tensor  # long indices
+    value: float
+    start: int
+
+    def apply(self, t: int, values: torch.Tensor) -> None:
+        if t >= self.start:
+            values[self.units] = self.value
+
+
 def step_edits(interventions: Sequence[Intervention]) -> tuple[tuple[int, StepEdit], ...]:
     """The (layer, StepEdit) pairs the tracer's step loop applies."""
     return tuple((iv.layer, StepEdit(iv.quantity, torch.tensor(sorted(set(iv.units)), dtype=torch.long),
                                      float(iv.value), iv.start)) for iv in interventions)
-
-
-def intervened(trace: Trace, interventions: Sequence[Intervention], end: int | None = None) -> Trace:
-    """`trace` recomputed under `interventions` (see the module's docstring); a new Trace. With `end`, only
-    the steps before it (at least up to the earliest start): the rest can follow with extend(), a chunk at a
-    time (a screen recomputing a long text in a worker)."""
-    interventions = tuple(interventions)
-    n = len(trace)
-    for iv in interventions:
-        check(iv, trace.cell, trace.layers, trace.hidden, n)
-    start = min((iv.start for iv in interventions), default=0)
-    if end is not None:
-        n = max(min(n, end), min(n, start + 1))
-    tracer = trace.tracer
-    out = Trace(tracer, trace.prefix, trace._h0, trace._c0)
-    out.interventions = interventions
-    out._edits = step_edits(interventions)
-    if not n:
-        return out
-    old, new = trace._buffers, out._buffers
-    new.reserve(n)
-    for target, source in ((new.gates, old.gates), (new.cells, old.cells), (new.hiddens, old.hiddens),
-                           (new.log_probs, old.log_probs)):
-        if target is not None:
-            target[:start] = source[:start]
-    h, c = trace._state_tensors(start - 1)
-    tracer._advance(tracer.encode(trace.text[start:n]), h, c, new, start, edits=out._edits)
-    out._chars = list(trace.chars[:n])
-    out._length = n
-    return out
-
-
-def continuation(trace: Trace, at: int, length: int, seed: int = 0, temperature: float = 1.0) -> str:
-    """`length` characters drawn after step `at` of `trace`, under the trace's own interventions (those that
-    start later take effect when the continuation reaches their position): the text as the model, so edited,
-    would go on. temperature 0 takes the likeliest character each step; otherwise each draw is one
-    random.Random(seed) float against the distribution at that temperature, so the same seed gives the same
-    draws with and without interventions until their distributions differ. Each draw equals what the trace
-    of the text up to `at` plus the continuation, under the same interventions, predicts at that step."""
-    at = trace.step_index(at)
-    if temperature < 0 or not math.isfinite(temperature):
-        raise TraceError(f"The temperature must be 0 (the likeliest character) or more, not {temperature}.")
-    rng = random.Random(seed)
-    tracer = trace.tracer
-    h, c = trace._state_tensors(at)
-    scratch = Trace(tracer, trace.prefix, h, c)
-    offset = at + 1  # the scratch trace's step 0 is this step of the text
-    scratch._edits = tuple((layer, StepEdit(e.key, e.units, e.value, e.start - offset)) for layer, e in trace._edits)
-    chars = tracer.vocab.chars
-    log_probs = trace._buffers.log_probs[at]
-    out: list[str] = []
-    for n in range(max(0, length)):
-        if n:
-            log_probs = scratch._buffers.log_probs[n - 1]
-        out.append(chars[_draw(log_probs, temperature, rng)])
-        if n < length - 1:
-            scratch.extend(out[-1])
-    return "".join(out)
-
-
-def _draw(log_probs: torch.Tensor, temperature: float, rng: random.Random) -> int:
-    if temperature == 0:
-        return int(torch.argmax(log_probs))
-    probs = torch.softmax(log_probs.to(torch.float64) / temperature, dim=-1)
-    cumulative = torch.cumsum(probs, 0)
-    index = int(torch.searchsorted(cumulative, torch.tensor([rng.random() * float(cumulative[-1])],
-                                                            dtype=torch.float64)))
-    return min(index, len(probs) - 1)

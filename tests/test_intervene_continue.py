@@ -1,5 +1,5 @@
-"""The continuation under interventions (core.intervene.continuation) is what the intervened trace predicts
-along its own text; intervened(..., end=) followed by extend() equals the whole recomputation."""
+"""The continuation under interventions (core.gates.Trace.continuation) is what the intervened trace predicts
+along its own text; Trace.intervened(..., end=) followed by extend() equals the whole recomputation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.errors import TraceError
 from rnn_playground.core.gates import GateTracer
-from rnn_playground.core.intervene import Intervention, continuation, intervened
+from rnn_playground.core.intervene import Intervention
 from rnn_playground.core.model import CharRNN, ModelConfig
 
 TEXT = 'She said "run (fast)" and [then {left}].\nHe asked "why?" - no answer.\n'
@@ -36,21 +36,21 @@ def test_greedy_continuation_is_the_intervened_traces_argmax_along_its_own_text(
     changed = trace.intervened(edits)
     at = 25
     for source, ivs in ((trace, []), (changed, edits)):
-        more = continuation(source, at, 20, temperature=0)
+        more = source.continuation(at, 20, temperature=0)
         assert len(more) == 20
         retraced = tracer.trace(TEXT[:at + 1] + more).intervened(ivs)
         chars = VOCAB.chars
         predicted = [chars[int(np.argmax(retraced.log_probs[at + n]))] for n in range(20)]
         assert "".join(predicted) == more
-    assert continuation(trace, at, 20, temperature=0) != continuation(changed, at, 20, temperature=0)
+    assert trace.continuation(at, 20, temperature=0) != changed.continuation(at, 20, temperature=0)
 
 
 def test_sampled_continuation_draws_from_the_intervened_distribution_with_the_seed():
     tracer = tracer_of("lstm")
     changed = tracer.trace(TEXT).intervened([Intervention(1, tuple(range(12)), "f", 0.0, 5)])
     at = 40
-    more = continuation(changed, at, 25, seed=7, temperature=0.8)
-    assert more == continuation(changed, at, 25, seed=7, temperature=0.8)  # the seed fixes the draws
+    more = changed.continuation(at, 25, seed=7, temperature=0.8)
+    assert more == changed.continuation(at, 25, seed=7, temperature=0.8)  # the seed fixes the draws
     retraced = tracer.trace(TEXT[:at + 1] + more).intervened(changed.interventions)
     rng = random.Random(7)
     for n, ch in enumerate(more):
@@ -59,7 +59,7 @@ def test_sampled_continuation_draws_from_the_intervened_distribution_with_the_se
         index = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1])), len(probs) - 1)
         assert VOCAB.chars[index] == ch
     with pytest.raises(TraceError, match="temperature"):
-        continuation(changed, at, 5, temperature=-1)
+        changed.continuation(at, 5, temperature=-1)
 
 
 def test_recomputing_up_to_an_end_then_extending_equals_the_whole_recomputation():
@@ -67,10 +67,10 @@ def test_recomputing_up_to_an_end_then_extending_equals_the_whole_recomputation(
     trace = tracer.trace(TEXT)
     edits = [Intervention(0, (3,), "c", 0.0, 12)]
     whole = trace.intervened(edits)
-    part = intervened(trace, edits, end=20)
+    part = trace.intervened(edits, end=20)
     assert len(part) == 20
     part.extend(TEXT[20:40]).extend(TEXT[40:])
     for key in ("i", "f", "g", "o", "c", "h"):
         assert np.array_equal(part.values(key), whole.values(key))
     assert np.array_equal(part.log_probs, whole.log_probs)
-    assert len(intervened(trace, edits, end=3)) == 13  # never short of the first intervened step
+    assert len(trace.intervened(edits, end=3)) == 13  # never short of the first intervened step

@@ -22,7 +22,7 @@ import numpy as np
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import Saturation, UnitMatch
-from rnn_playground.core.intervene import Intervention, continuation, intervened
+from rnn_playground.core.intervene import Intervention
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
@@ -150,7 +150,7 @@ def run_intervention(job: InterveneJob, progress: Callable[[int, int], None] | N
     """The job's intervened trace, as long as the shared trace when it ends (None when cancelled)."""
     start = min(iv.start for iv in job.interventions)
     with job.lock:
-        changed = intervened(job.trace, job.interventions, end=start + 1)
+        changed = job.trace.intervened(job.interventions, end=start + 1)
     chunk, reported = 16, time.monotonic()
     while not job.cancel.is_set():
         with job.lock:
@@ -729,7 +729,7 @@ class GatesSession:
         start = min(iv.start for iv in interventions)
         if self.traced() - start <= INLINE_INTERVENE:
             with self.lock:
-                self.changed = intervened(self.trace, interventions)
+                self.changed = self.trace.intervened(interventions)
             return []
         self.intervening = True
         self.intervene_note = f"recomputing the trace from position {start:,} under the interventions…"
@@ -762,8 +762,8 @@ class GatesSession:
             return
         with self.lock:
             shown = self.shown_trace()
-            without = continuation(self.trace, self.pos, length, seed, temperature)
-            with_ = continuation(shown, self.pos, length, seed, temperature) if shown is not self.trace else without
+            without = self.trace.continuation(self.pos, length, seed, temperature)
+            with_ = shown.continuation(self.pos, length, seed, temperature) if shown is not self.trace else without
         self.continued = (self.pos, without, with_)
 
     def jump(self, direction: int) -> list[Job]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnn_playground.core.errors import TraceError
 from rnn_playground.core.gates import Trace
-from rnn_playground.core.intervene import Intervention, a_cell, allowed_quantities, check
+from rnn_playground.core.intervene import Intervention, a_cell, allowed_quantities, check_intervention
 
 from .format import escape_char
 
@@ -71,7 +71,7 @@ def parse_intervention(spec: str, cell: str, layers: int, hidden: int, length: i
         raise TraceError(f"Intervention {spec!r}: the position must be a character index 0{last}, got "
                          f"{position!r}.")
     intervention = Intervention(int(layer_text) - 1, _units(match["units"], spec), quantity, value, int(position))
-    check(intervention, cell, layers, hidden, length)
+    check_intervention(intervention, cell, layers, hidden, length)
     return intervention
 
 
