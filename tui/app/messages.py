@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     from textual.widget import Widget
 
     from rnn_playground.core.device import DeviceInfo
-    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.gates import GateTracer, Trace
     from rnn_playground.core.gates_analysis import Saturation, UnitMatch
     from rnn_playground.core.runs import RunDetails, RunInfo
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.compare_view import RunCurves
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
-    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, OpenedText
+    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, InterveneJob, OpenedText
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
@@ -140,6 +140,20 @@ class TraceExtended(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TraceExtended) and not self.done and message.generation == self.generation
+
+
+@dataclass
+class InterventionReady(Message, bubble=False):
+    """The Gates screen's trace recomputed under its interventions (None when cancelled), or why not;
+    while it runs (done False), how far it has got."""
+    job: InterveneJob
+    done: bool
+    changed: Trace | None = None
+    error: str | None = None
+    progress: tuple[int, int] = (0, 0)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, InterventionReady) and not self.done and message.job is self.job
 
 
 @dataclass

@@ -862,10 +862,10 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
                                 shown_left, float(left[unit]), key))
             rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard,
                                 shown_right, float(right[unit]), key))
+    elif session.view == "intervene" and effect is not None:
+        rows = list(effect.deltas)
     update = None
     if session.cell == "lstm":
         update = tuple(float(info.values[key][unit]) for key in ("kept", "written", "c"))
-    elif session.view == "intervene" and effect is not None:
-        rows = list(effect.deltas)
     return GatesFrame(info, next_char_view(info), tuple(rows), session.view == "saturation", colours, start,
                       active, update, effect)

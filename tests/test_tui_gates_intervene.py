@@ -1,0 +1,134 @@
+"""Interventions on the Gates screen: a silence added by its keys is listed in the CLI's syntax, the numbers
+the screen draws are Trace.intervened's at that step, the effect view compares them with the original,
+and removing it brings the original back. A snapshot at 80x24 with one active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnn_playground.core.gates import GateTracer
+from rnn_playground.core.intervene import Intervention
+
+from .tui_helpers import Host, plain_app, screen_text, wait, wait_for, write_char_checkpoint
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def numbers(trace, step: int, layer: int, unit: int) -> dict[str, str]:
+    return {q.key: f"{float(trace.at(step, layer, q.key)[unit]):+.4f}" for q in trace.quantities}
+
+
+async def opened(pilot, screen):
+    await wait_for(pilot, lambda: screen.gates.trace is not None or screen.gates.error, what="the trace")
+    assert screen.gates.error is None, screen.gates.error
+    await pilot.pause()
+
+
+async def test_silence_a_unit_then_remove_it(tiny_run):
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 32)) as pilot:
+        await opened(pilot, screen)
+        text = screen.gates.text
+        await pilot.press(*["right"] * 10, "full_stop", "full_stop", "l")   # layer 1, unit 2
+        original = GateTracer.from_checkpoint(tiny_run).trace(text[:13])
+        assert screen.unit_numbers() == numbers(original, 10, 0, 2)
+        # i opens the intervene view with the CLI's syntax prefilled for this unit, layer and position
+        await pilot.press("i")
+        field = screen.query_one("#gates-intervene-spec")
+        assert screen.focused is field and field.value == "L1:U2:c=0@10"
+        field.value = "L1:U2:h=0@10"      # silence the unit's h from here on
+        await pilot.press("enter")
+        assert screen.gates.interventions == [Intervention(0, (2,), "h", 0.0, 10)]
+        listed = screen.query_one("#gates-interventions")
+        assert [str(listed.get_option_at_index(n).prompt) for n in range(listed.option_count)] == ["L1:U2:h=0@10"]
+        assert "what if: 1 intervention" in screen.query_one("#gates-header").content.plain
+        # the view's numbers: the change of c and h here, after - before
+        changed = original.intervened(screen.gates.interventions)
+        effect = screen.query_one("#gates-effect").content.plain
+        before, after = original.surprisal_bits[10], changed.surprisal_bits[10]
+        assert f"{before:.2f} → {after:.2f} bits" in effect and "max|Δ|" in effect
+        delta = changed.at(10, 0, "h") - original.at(10, 0, "h")
+        assert delta[2] != 0 and screen.unit_numbers()["h"] == f"{delta[2]:+.4f}"
+        # the cell view draws the intervened trace, step after step
+        await pilot.press("c", "right", "right")
+        changed = GateTracer.from_checkpoint(tiny_run).trace(text[:15]).intervened(screen.gates.interventions)
+        assert screen.unit_numbers() == numbers(changed, 12, 0, 2)
+        assert screen.unit_numbers()["h"] == "+0.0000"
+        assert numbers(changed, 12, 1, 0) != numbers(original.tracer.trace(text[:15]), 12, 1, 0)
+        await pilot.press("l")
+        assert screen.unit_numbers() == numbers(changed, 12, 1, 2)
+        # the continuation from the cursor with and without, the same seed
+        await pilot.press("t")
+        pos, without, with_ = screen.gates.continued
+        assert pos == 12 and len(without) == len(with_) == 60
+        drawn = screen.query_one("#gates-effect").content.plain
+        assert without[:20].replace("\n", "⏎") in drawn and with_[:20].replace("\n", "⏎") in drawn
+        # u removes the selected one: the original numbers again
+        await pilot.press("u")
+        assert screen.gates.interventions == [] and screen.gates.changed is None
+        await pilot.press("c")
+        plain = GateTracer.from_checkpoint(tiny_run).trace(text[:15])
+        assert screen.unit_numbers() == numbers(plain, 12, 1, 2)
+        assert "what if" not in screen.query_one("#gates-header").content.plain
+
+
+async def test_bad_intervention_says_what_is_wrong_and_clear_all(tiny_run):
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 32)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("right", "right", "i")
+        field = screen.query_one("#gates-intervene-spec")
+        field.value = "L7:U2:c=0@1"
+        await pilot.press("enter")
+        assert screen.gates.interventions == []
+        assert "layer 7 does not exist" in screen.query_one("#gates-effect").content.plain
+        assert screen.focused is field   # left there to correct
+        for spec in ("L2:U0-3:f=1@0", "L1:U5:o=0@2"):
+            field.value = spec
+            await pilot.press("enter")
+            await pilot.press("i")
+        assert [iv.describe() for iv in screen.gates.interventions] == ["L2:U0-3:f=1@0", "L1:U5:o=0@2"]
+        await pilot.press("escape", "U")
+        assert screen.gates.interventions == [] and screen.gates.changed is None
+        assert "No intervention" in screen_text(pilot.app)
+
+
+def test_long_recomputation_runs_in_a_worker_and_equals_the_whole(tiny_run):
+    """Past INLINE_INTERVENE steps the session hands out a job; its chunked result equals intervened() (to
+    float32 rounding: an upper layer's input projection over a chunk of steps sums in another order)."""
+    from rnn_playground.tui.viewmodel.gates_session import GatesSession, InterveneJob, run_intervention
+    tracer = GateTracer.from_checkpoint(tiny_run)
+    text = ("the quick brown fox jumps over the lazy dog. " * 12)
+    text = "".join(ch for ch in text if ch in tracer.vocab.index) or tracer.vocab.chars * 50
+    session = GatesSession(run=tiny_run, tracer=tracer, trace=tracer.trace(text), text=text)
+    jobs = session.add_intervention("L2:U1:c=0.5@3")
+    assert len(jobs) == 1 and isinstance(jobs[0], InterveneJob) and session.intervening
+    changed = run_intervention(jobs[0])
+    session.intervention_done(jobs[0], changed)
+    whole = session.trace.intervened(session.interventions)
+    for key in ("i", "f", "g", "o", "c", "h"):
+        np.testing.assert_allclose(changed.values(key), whole.values(key), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(changed.values("c")[:3], session.trace.values("c")[:3])  # before it: copied
+    assert not session.intervening and session.shown_trace() is changed
+
+
+def test_gates_screen_intervention_snapshot(snap_compare, deterministic):
+    run = write_char_checkpoint(Path("runs") / "brisk-otter")
+
+    async def run_before(pilot):
+        from rnn_playground.tui.app.screens.gates import GatesScreen
+        app = pilot.app
+        app.open_run("gates", run)
+        await wait(pilot, lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace is not None)
+        screen = app.screen
+        await pilot.press(*["right"] * 20, "full_stop", "full_stop", "full_stop", "i")
+        screen.query_one("#gates-intervene-spec").value = "L2:U3:c=0@20"
+        await pilot.press("enter", "right", "t")
+        await wait(pilot, lambda: screen.gates.continued is not None and screen.gates.pos == 21)
+
+    assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)
