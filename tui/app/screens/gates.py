@@ -80,7 +80,8 @@ SOURCES = (("corpus slice", "corpus"), ("typed text", "text"), ("text file", "fi
 class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
-    # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
+    # The footer leaves out l, ,. v, o and e: the header shows each beside what it changes; i, t, u and U
+    # are in the help and the palette (the footer has no room for them at 80 columns).
     BINDINGS = [
         Binding("right", "move(1)", "Step", key_display="←→", id="gates.right",
                 tooltip="one character forward (extends the trace by one step)"),
@@ -126,7 +127,7 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="compare view: the cursor to the next span where A or B wins most"),
         Binding("N", "jump(-1)", "Previous span", show=False, id="gates.jump_previous",
                 tooltip="compare view: the cursor to the previous span where A or B wins most"),
-        Binding("i", "intervene", "What if", id="gates.intervene",
+        Binding("i", "intervene", "What if", show=False, id="gates.intervene",
                 tooltip="intervene on the selected unit from the cursor on: clamp h or c, silence (0) or force a "
                         "gate (f=1, f=0, i=0, o=0); the field takes the CLI's syntax, prefilled (L2:U5:c=0@30), "
                         "Enter adds it and the trace is recomputed under every intervention"),
