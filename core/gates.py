@@ -495,14 +495,16 @@ class Trace:
     def intervened(self, interventions: Sequence[Intervention], end: int | None = None) -> Trace:
         """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
         one's position on, starting from this trace's state there: the steps before are copied, not
-        recomputed, and this trace is left as it was. The result keeps its interventions when extended.
-        With `end`, only the steps before it (at least the earliest intervened one): the rest can follow
-        with extend(), a chunk at a time (a screen recomputing a long text in a worker)."""
-        interventions = tuple(interventions)
+        recomputed, and this trace is left as it was. On an intervened trace they add to its own. The
+        result keeps its interventions when extended. With `end`, only the steps before it (at least the
+        earliest intervened one): the rest can follow with extend(), a chunk at a time (a screen
+        recomputing a long text in a worker)."""
+        added = tuple(interventions)
         n = self._length
-        for intervention in interventions:
+        for intervention in added:
             check_intervention(intervention, self.cell, self.layers, self.hidden, n)
-        start = min((intervention.start for intervention in interventions), default=0)
+        start = min((intervention.start for intervention in added), default=0)
+        interventions = self.interventions + added
         if end is not None:
             n = max(min(n, end), min(n, start + 1))
         out = Trace(self.tracer, self.prefix, self._h0, self._c0)

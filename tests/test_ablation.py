@@ -3,6 +3,8 @@ equal silencing units one at a time (and the tracer's own interventions)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.gates_analysis import text_feature
 from rnn_playground.core.intervene import Intervention
 from rnn_playground.core.model import CharRNN, ModelConfig
+from rnn_playground.tui.viewmodel.gates_session import GatesSession, RankingJob, run_ranking
 
 TEXT = 'a "bab" ba "ab" bb "aba" a b "b" ab "bba" ' * 3
 VOCAB = Vocab.from_text(TEXT)
@@ -121,3 +124,52 @@ def test_bad_requests_get_clear_errors():
         rank_units(tracer, "abab", layers=[2])
     with pytest.raises(TraceError, match="vocabulary lacks"):
         rank_units(tracer, "abz")
+
+
+# --------------------------------------------------------------------------- the Gates session's job
+
+def test_the_ranking_job_runs_in_a_worker_and_meets_the_correlation_search():
+    tracer = GateTracer(planted_quote_model(unit=3), VOCAB)
+    trace = tracer.trace(PLANT_TEXT)
+    session = GatesSession(tracer=tracer, trace=trace, text=PLANT_TEXT, feature="inside-quotes")
+    [job] = session.rank_units()
+    assert isinstance(job, RankingJob) and job.name == "inside-quotes" and job.text == PLANT_TEXT
+    seen: list[float] = []
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(run_ranking(job, seen.append)))
+    worker.start()
+    worker.join()
+    session.ranking_progressed(job, seen[-1])
+    session.ranked(job, result[0])
+    assert session.ranking is result[0] and session.ranking.ranked(by="feature", top=1)[0].unit == 3
+    assert "inside-quotes" in session.ranking_note and session.ranking_progress == 1.0
+    assert session.effect_comparison() is None  # no unit search yet
+
+    session.matches = trace.find_units("inside-quotes", top=3)
+    assert (session.matches[0].layer, session.matches[0].unit) == (0, 3)
+    comparison = session.effect_comparison()
+    assert comparison.by == "feature"
+    assert [(row.layer, row.unit) for row in comparison.both][:1] == [(0, 3)]
+    assert comparison.both[0].correlation == session.matches[0].correlation
+    listed = {(m.layer, m.unit) for m in session.matches}
+    assert all((row.layer, row.unit) in listed for row in comparison.correlation_only)
+    assert all((row.layer, row.unit) not in listed and row.correlation is None and row.change > 0
+               for row in comparison.effect_only)
+    mattering = {(e.layer, e.unit) for e in session.ranking.ranked(by="feature", top=3) if e.feature_change > 0}
+    assert {(r.layer, r.unit) for r in comparison.both + comparison.effect_only} == mattering
+
+
+def test_a_replaced_or_cancelled_ranking_is_dropped():
+    tracer = GateTracer(model_of("gru", 1), VOCAB)
+    session = GatesSession(tracer=tracer, trace=tracer.trace(TEXT), text=TEXT, feature="regex", regex="")
+    [first] = session.rank_units()
+    assert first.name is None and first.regex is None  # no regex typed: the loss over the text only
+    [second] = session.rank_units()
+    assert first.cancel.is_set() and not second.cancel.is_set()
+    assert run_ranking(first) is None  # cancelled before it began
+    session.ranked(first, rank_units(tracer, TEXT))  # a stale result is dropped
+    assert session.ranking is None
+    session.cancel_ranking()
+    assert second.cancel.is_set() and session.ranking_note == "ranking cancelled"
+    session.ranked(second, None)
+    assert session.ranking is None

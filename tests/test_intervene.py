@@ -141,6 +141,16 @@ def test_an_intervened_trace_keeps_its_interventions_when_extended():
     assert np.abs(grown.log_probs - whole.log_probs).max() < 1e-12
 
 
+def test_interventions_on_an_intervened_trace_add_to_its_own():
+    trace = GateTracer(model_of("lstm"), VOCAB).trace(TEXT)
+    first, second = Intervention(0, (4,), "c", 0.0, 25), Intervention(1, (2,), "f", 0.0, 9)
+    stacked = trace.intervened([first]).intervened([second])
+    together = trace.intervened([first, second])
+    assert stacked.interventions == (first, second)
+    assert np.array_equal(stacked.values("h"), together.values("h"))
+    assert np.array_equal(stacked.log_probs, together.log_probs)
+
+
 def test_silencing_a_unit_zeroes_it_and_nothing_before_the_position():
     trace = GateTracer(model_of("lstm"), VOCAB).trace(TEXT)
     silenced = trace.intervened([Intervention(1, (5,), "h", 0.0, 40), Intervention(1, (5,), "c", 0.0, 40)])

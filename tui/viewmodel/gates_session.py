@@ -3,7 +3,7 @@ and view selected, play speed, and when to extend the trace (core.gates.Trace.ex
 recomputed) and when the whole text must be traced first (saturation, unit search).
 
 `GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`ExtendJob`,
-`AnalysisJob`, `CompareJob`) holding every input a worker thread needs, so a worker reads nothing the
+`AnalysisJob`, `CompareJob`, `RankingJob`) holding every input a worker thread needs, so a worker reads nothing the
 UI thread writes: it runs `extend_trace`, `run_analysis` or `run_comparison` and hands the result back
 to the session on the UI thread. The trace itself is shared, and extended and read under the session's lock.
 `gates_frame` builds what the screen draws at the cursor.
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_playground.core.ablation import UnitRanking, rank_units
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import GateTracer, StepInfo, Trace
-from rnn_playground.core.gates_analysis import Saturation, UnitMatch
+from rnn_playground.core.gates_analysis import Saturation, UnitMatch, text_feature
 from rnn_playground.core.intervene import Intervention
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
@@ -256,7 +257,76 @@ def run_comparison(job: CompareJob) -> CompareResult:
     return CompareResult(job, compare(job.text, a, b), scorers)
 
 
-Job = ExtendJob | AnalysisJob | CompareJob | InterveneJob
+# ----- ranking units by the effect of silencing them (core.ablation), beside the correlation search
+
+@dataclass(frozen=True)
+class RankingJob:
+    """Silence every unit of every layer in turn over `text` (read after `prefix`) and measure the loss,
+    also over the characters a feature (`name`, or `regex`) marks when one is given. Reads only the
+    tracer's own copy of the weights, so it needs no lock; `cancel` stops it (a new text, or the user)."""
+    generation: int
+    tracer: GateTracer
+    text: str
+    prefix: str
+    cancel: threading.Event
+    name: str | None = None
+    regex: str | None = None
+
+    @property
+    def query(self) -> str:
+        return f"/{self.regex}/" if self.regex is not None else (self.name or "")
+
+
+def run_ranking(job: RankingJob, progress: Callable[[float], None] | None = None) -> UnitRanking | None:
+    """The job's ranking (None when cancelled); `progress(fraction)` now and then. Raises PlaygroundError
+    for a bad feature or text."""
+    feature = None
+    if job.name is not None or job.regex is not None:
+        feature = text_feature(job.prefix + job.text, job.name, job.regex)[len(job.prefix):]
+    return rank_units(job.tracer, job.text, job.prefix, feature, progress=progress, cancelled=job.cancel.is_set)
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    layer: int
+    unit: int
+    change: float               # loss change when silenced (nats per character), over the text or the feature
+    correlation: float | None   # Pearson r with the feature, when the correlation search listed the unit
+
+
+@dataclass(frozen=True)
+class EffectVsCorrelation:
+    """The correlation search's units against the units that matter (the top of the effect ranking)."""
+    by: str                                  # "feature" (loss over the marked characters) or "text"
+    both: tuple[EffectRow, ...]              # found by correlation, and they matter
+    correlation_only: tuple[EffectRow, ...]  # found by correlation, but silencing them changes little
+    effect_only: tuple[EffectRow, ...]       # they matter, and correlation missed them
+
+
+def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: int | None = None
+                          ) -> EffectVsCorrelation:
+    """Compare the correlation search's `matches` with the `top` units by effect (as many as matches by
+    default): by the loss over the feature's characters when the ranking has one, else over the text.
+    A unit matters when it is among those top units and silencing it raises the loss."""
+    by = "feature" if ranking.feature_loss is not None else "text"
+    top = len(matches) if top is None else top
+    matter = [e for e in ranking.ranked(by=by, top=top)
+              if (e.feature_change if by == "feature" else e.change) > 0]
+    change = ranking.feature_change if by == "feature" else ranking.change
+    found = {(m.layer, m.unit): m.correlation for m in matches}
+    mattering = {(e.layer, e.unit) for e in matter}
+
+    def row(layer: int, unit: int) -> EffectRow:
+        return EffectRow(layer, unit, float(change[layer, unit]), found.get((layer, unit)))
+
+    return EffectVsCorrelation(
+        by,
+        tuple(row(m.layer, m.unit) for m in matches if (m.layer, m.unit) in mattering),
+        tuple(row(m.layer, m.unit) for m in matches if (m.layer, m.unit) not in mattering),
+        tuple(row(e.layer, e.unit) for e in matter if (e.layer, e.unit) not in found))
+
+
+Job = ExtendJob | AnalysisJob | CompareJob | RankingJob | InterveneJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -350,6 +420,10 @@ class GatesSession:
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
+    ranking: UnitRanking | None = None   # units ranked by the effect of silencing them
+    ranking_progress: float = 0.0
+    ranking_note: str = ""
+    _ranking_job: RankingJob | None = None
 
     @property
     def cell(self) -> str:
@@ -394,6 +468,8 @@ class GatesSession:
         self._intervene_cancel.set()
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
         self.intervention_index, self.intervene_note = 0, ""
+        self.cancel_ranking()
+        self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
 
     def start_load(self) -> int:
         """A new text is being loaded: the generation its result must carry. An extension of the
@@ -775,6 +851,55 @@ class GatesSession:
             return []
         self.playing = False
         return self.move_to(span.start)
+
+    # -- ranking units by the effect of silencing them (a worker runs run_ranking)
+
+    def rank_units(self) -> list[Job]:
+        """Rank every unit by the effect of silencing it over the text, and over the chosen feature's
+        characters (the unit search's feature or regex). A ranking already running is cancelled."""
+        if self.tracer is None or self.trace is None:
+            return []
+        self.cancel_ranking()
+        by_regex = self.feature == "regex"
+        if by_regex and not self.regex:
+            name = regex = None
+        else:
+            name, regex = (None, self.regex) if by_regex else (self.feature, None)
+        prefix = self.trace.prefix
+        self._ranking_job = RankingJob(self.generation, self.tracer, self.text, prefix, threading.Event(), name, regex)
+        self.ranking, self.ranking_progress = None, 0.0
+        self.ranking_note = "ranking units by the effect of silencing them…"
+        return [self._ranking_job]
+
+    def cancel_ranking(self) -> None:
+        if self._ranking_job is not None:
+            self._ranking_job.cancel.set()
+            self._ranking_job = None
+            self.ranking_note = "ranking cancelled"
+
+    def ranking_progressed(self, job: RankingJob, fraction: float) -> None:
+        if job is self._ranking_job:
+            self.ranking_progress = fraction
+            self.ranking_note = f"ranking units by the effect of silencing them… {fraction:.0%}"
+
+    def ranked(self, job: RankingJob, result: UnitRanking | None, error: str | None = None) -> None:
+        """A worker's ranking (None when it was cancelled) or error, for `job`."""
+        if job is not self._ranking_job or job.generation != self.generation:
+            return
+        self._ranking_job = None
+        if error is not None or result is None:
+            self.ranking_note = error or "ranking cancelled"
+            return
+        self.ranking, self.ranking_progress = result, 1.0
+        what = f" and over the characters {job.query} marks" if result.feature_loss is not None else ""
+        self.ranking_note = (f"units by how much silencing them raises the loss over {len(job.text):,} chars{what} "
+                             f"(baseline {result.baseline:.3f} nats/char)")
+
+    def effect_comparison(self) -> EffectVsCorrelation | None:
+        """The unit search's matches beside the ranking's top units, once both exist."""
+        if self.ranking is None or not self.matches:
+            return None
+        return effect_vs_correlation(self.ranking, self.matches)
 
 
 # --------------------------------------------------------------------------- what the screen draws
