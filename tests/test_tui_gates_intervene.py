@@ -132,3 +132,38 @@ def test_gates_screen_intervention_snapshot(snap_compare, deterministic):
         await wait(pilot, lambda: screen.gates.continued is not None and screen.gates.pos == 21)
 
     assert snap_compare(plain_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_rank_view_lists_units_by_effect_beside_the_correlation_search(tiny_run):
+    from rnn_playground.core.ablation import rank_units
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 32)) as pilot:
+        await opened(pilot, screen)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: screen.gates.matches, what="the unit search")
+        await pilot.press("escape", "r")
+        assert screen.gates.view == "rank"
+        await wait_for(pilot, lambda: screen.gates.ranking is not None, what="the ranking")
+        ranking = screen.gates.ranking
+        expected = rank_units(screen.gates.tracer, screen.gates.text, "",
+                              screen.gates.trace.feature("inside-quotes"))
+        np.testing.assert_allclose(ranking.loss, expected.loss, rtol=1e-6)
+        drawn = screen.query_one("#gates-rank").content.plain
+        best = ranking.ranked(by="feature", top=1)[0]
+        assert f"u{best.unit:<5}{best.change:>+11.4f}{best.feature_change:>+16.4f}" in drawn
+        comparison = screen.gates.effect_comparison()
+        assert comparison is not None and "found by correlation, and matter:" in drawn
+        assert "matter, missed by correlation:" in drawn
+        for row in comparison.effect_only[:2]:
+            assert f"L{row.layer + 1}:u{row.unit} {row.change:+.3f}" in drawn
+        # R cancels a ranking under way (its result, when it comes, is dropped), and ranks again
+        screen.action_rank_again()
+        assert screen.gates.ranking is None and screen.gates.ranking_running
+        screen.action_rank_again()
+        assert not screen.gates.ranking_running and "cancelled" in screen.query_one("#gates-rank").content.plain
+        await pilot.pause()
+        assert screen.gates.ranking is None
+        await pilot.press("R")
+        await wait_for(pilot, lambda: screen.gates.ranking is not None, what="the ranking again")
+        np.testing.assert_allclose(screen.gates.ranking.loss, expected.loss, rtol=1e-6)

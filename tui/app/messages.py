@@ -21,6 +21,7 @@ from textual.message import Message
 if TYPE_CHECKING:
     from textual.widget import Widget
 
+    from rnn_playground.core.ablation import UnitRanking
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.core.gates import GateTracer, Trace
     from rnn_playground.core.gates_analysis import Saturation, UnitMatch
@@ -28,7 +29,13 @@ if TYPE_CHECKING:
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.compare_view import RunCurves
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
-    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, InterveneJob, OpenedText
+    from rnn_playground.tui.viewmodel.gates_session import (
+        AnalysisJob,
+        CompareResult,
+        InterveneJob,
+        OpenedText,
+        RankingJob,
+    )
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
@@ -154,6 +161,20 @@ class InterventionReady(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, InterventionReady) and not self.done and message.job is self.job
+
+
+@dataclass
+class RankingReady(Message, bubble=False):
+    """The Gates screen's units ranked by the effect of silencing them (None when cancelled), or why not;
+    while it runs (done False), the fraction done."""
+    job: RankingJob
+    done: bool
+    result: UnitRanking | None = None
+    error: str | None = None
+    fraction: float = 0.0
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RankingReady) and not self.done and message.job is self.job
 
 
 @dataclass

@@ -55,7 +55,7 @@ SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a seco
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
 ACTIVE_UNITS = 4
-VIEWS = ("cell", "saturation", "search", "compare", "intervene")
+VIEWS = ("cell", "saturation", "search", "compare", "intervene", "rank")
 INLINE_INTERVENE = 256     # an intervention recomputing at most this many steps does so at once, more in a worker
 CONTINUE_CHARS = 60        # characters continued from the cursor, with and without the interventions
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
@@ -870,6 +870,10 @@ class GatesSession:
         self.ranking, self.ranking_progress = None, 0.0
         self.ranking_note = "ranking units by the effect of silencing them…"
         return [self._ranking_job]
+
+    @property
+    def ranking_running(self) -> bool:
+        return self._ranking_job is not None
 
     def cancel_ranking(self) -> None:
         if self._ranking_job is not None:

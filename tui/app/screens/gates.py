@@ -45,6 +45,7 @@ from rnn_playground.tui.viewmodel.gates_session import (
     GatesSession,
     InterveneJob,
     Job,
+    RankingJob,
     TextRequest,
     extend_trace,
     gates_frame,
@@ -53,6 +54,7 @@ from rnn_playground.tui.viewmodel.gates_session import (
     run_analysis,
     run_comparison,
     run_intervention,
+    run_ranking,
     step_line,
 )
 from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO, InterventionEffect
@@ -64,6 +66,7 @@ from ..messages import (
     CompareRunsListed,
     GatesLoaded,
     InterventionReady,
+    RankingReady,
     TraceExtended,
 )
 from ..widgets.bars import NextCharBars
@@ -141,6 +144,12 @@ class GatesScreen(PlaygroundScreen):
                 tooltip="remove the intervention selected in the list"),
         Binding("U", "clear_interventions", "Remove all", show=False, id="gates.clear_interventions",
                 tooltip="remove every intervention: the original trace again"),
+        Binding("r", "view('rank')", "Rank units", show=False, id="gates.rank",
+                tooltip="units ranked by how much silencing each raises the loss over the text (and over the "
+                        "characters the unit search's feature marks), beside the units the correlation search "
+                        "found: those that matter, and those that matter that correlation missed"),
+        Binding("R", "rank_again", "Rank again", show=False, id="gates.rank_again",
+                tooltip="rank view: cancel the ranking under way, or rank again (with the search's current feature)"),
         Binding("o", "open_text", "Text", show=False, id="gates.open",
                 tooltip="choose the text: a slice of the run's corpus, typed text, or a file"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field",
@@ -198,6 +207,7 @@ class GatesScreen(PlaygroundScreen):
                         yield Select([], prompt="compare with…", id="gates-compare-b", compact=True,
                                      type_to_search=False)
                     yield Static("", id="gates-compare-panel")
+                yield Static("", id="gates-rank")
                 with Vertical(id="gates-intervene"):
                     yield Input("", id="gates-intervene-spec", compact=True, placeholder=SYNTAX)
                     yield OptionList(id="gates-interventions", compact=True)
@@ -213,6 +223,7 @@ class GatesScreen(PlaygroundScreen):
         self.query_one("#gates-search").display = False
         self.query_one("#gates-compare").display = False
         self.query_one("#gates-intervene").display = False
+        self.query_one("#gates-rank").display = False
         if self.gates.run is None and hasattr(self.app, "selected_run"):
             self.watch(self.app, "selected_run", self._run_selected)
         else:
@@ -273,6 +284,8 @@ class GatesScreen(PlaygroundScreen):
                 self._compare_worker(job)
             elif isinstance(job, InterveneJob):
                 self._intervene_worker(job)
+            elif isinstance(job, RankingJob):
+                self._rank_worker(job)
             elif job.kind == "saturation":
                 self._saturation_worker(job)
             else:
@@ -338,6 +351,29 @@ class GatesScreen(PlaygroundScreen):
         except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
             self.post_message(InterventionReady(job, True, error=error_text(exc, "Intervening failed")))
 
+    @work(thread=True, exclusive=True, group="gates-rank", exit_on_error=False)
+    def _rank_worker(self, job: RankingJob) -> None:
+        try:
+            result = run_ranking(job, lambda fraction: self.post_message(RankingReady(job, False, fraction=fraction)))
+            self.post_message(RankingReady(job, True, result))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            self.post_message(RankingReady(job, True, error=error_text(exc, "Ranking failed")))
+
+    def on_ranking_ready(self, message: RankingReady) -> None:
+        if message.done:
+            self.gates.ranked(message.job, message.result, message.error)
+        else:
+            self.gates.ranking_progressed(message.job, message.fraction)
+        if self.gates.view == "rank":
+            self.render_panels()
+
+    def action_rank_again(self) -> None:
+        if self.gates.ranking_running:
+            self.gates.cancel_ranking()
+        else:
+            self._start(self.gates.rank_units())
+        self.render_panels()
+
     def on_intervention_ready(self, message: InterventionReady) -> None:
         if not message.done:
             self._intervene_progress = message.progress
@@ -375,6 +411,8 @@ class GatesScreen(PlaygroundScreen):
             return True if self.gates.view == "compare" and self.gates.comparison is not None else None
         if action == "open_text":
             return True if self.gates.tracer is not None else None
+        if action == "rank_again":
+            return True if self.gates.view == "rank" and self.gates.trace is not None else None
         if action in ("intervene", "continue_text"):
             return True if self.gates.trace is not None else None
         if action in ("remove_intervention", "clear_interventions"):
@@ -467,6 +505,9 @@ class GatesScreen(PlaygroundScreen):
         search.display = view == "search"
         self.query_one("#gates-compare").display = view == "compare"
         self.query_one("#gates-intervene").display = view == "intervene"
+        self.query_one("#gates-rank").display = view == "rank"
+        if view == "rank" and self.gates.ranking is None and not self.gates.ranking_running:
+            jobs = [*jobs, *self.gates.rank_units()]
         if view == "compare":
             self._list_runs(getattr(self.app, "runs_dir", None))
         if view == "search":
@@ -697,8 +738,11 @@ class GatesScreen(PlaygroundScreen):
         if frame is None:
             return
         heatmap.display = gates.view in ("cell", "saturation", "intervene")
-        update.display = gates.view not in ("compare", "intervene")
-        if gates.view == "intervene":
+        update.display = gates.view not in ("compare", "intervene", "rank")
+        if gates.view == "rank":
+            self._forget_shape("update")
+            self.query_one("#gates-rank", Static).update(self._rank_text())
+        elif gates.view == "intervene":
             self._forget_shape("update")
             heatmap.show(list(frame.rows), gates.unit, gates.tracer.hidden)
             self._show_interventions()
@@ -775,6 +819,47 @@ class GatesScreen(PlaygroundScreen):
                 text.append(": nowhere", muted)
             for line in spans[:per_side]:
                 text.append(f"\n{line}")
+        return text
+
+    def _rank_text(self) -> Text:
+        """The ranking (or its progress), then the correlation search's units beside it."""
+        gates = self.gates
+        muted = self.get_component_rich_style("gates--muted")
+        strong = self.get_component_rich_style("gates--strong")
+        key = self.get_component_rich_style("gates--key")
+        layers = gates.tracer.layers
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(gates.ranking_note, strong if gates.ranking_running else muted)
+        if gates.ranking_running:
+            text.append_text(Text.assemble(("  ", ""), ("R", key), (" cancels", muted)))
+        ranking = gates.ranking
+        if ranking is None:
+            return text
+        by = "feature" if ranking.feature_loss is not None else "text"
+        height = self.query_one("#gates-rank").content_size.height or 12
+        comparison = gates.effect_comparison()
+        shown = max(3, height - (6 if comparison is not None else 3))
+        width = len(f"{fmt_layer(0, layers)} u{0:<5}")
+        text.append(f"\n{'unit':<{width}}{'Δloss text':>11}" + (f"{'Δloss feature':>16}" if by == "feature" else ""),
+                    muted)
+        for effect in ranking.ranked(by=by, top=shown):
+            text.append(f"\n{fmt_layer(effect.layer, layers)} u{effect.unit:<5}{effect.change:>+11.4f}")
+            if effect.feature_change is not None:
+                text.append(f"{effect.feature_change:>+16.4f}")
+        if comparison is None:
+            text.append_text(Text.assemble(("\n", ""), ("f", key), (" finds units by correlation; they show "
+                                                                   "here beside the ranking", muted)))
+            return text
+
+        def units(rows) -> str:
+            return ", ".join(f"L{row.layer + 1}:u{row.unit} {row.change:+.3f}" for row in rows) or "none"
+
+        text.append("\nfound by correlation, and matter: ", muted)
+        text.append(units(comparison.both), strong)
+        text.append("\nfound by correlation, change little: ", muted)
+        text.append(units(comparison.correlation_only))
+        text.append("\nmatter, missed by correlation: ", muted)
+        text.append(units(comparison.effect_only), strong)
         return text
 
     def _show_interventions(self) -> None:
