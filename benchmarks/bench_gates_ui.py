@@ -17,6 +17,13 @@ compare view (`d`: A against the n-gram of tinyshakespeare's training part), `Ri
 `--interval` seconds, a key's latency running to the first frame whose step line shows the new
 position: while the worker fits the n-gram and scores the text with both models, then once it is done.
 
+The intervention case (`--intervene`, also run alone with `--intervene-only`): the same model and the
+first 2,000 characters, `Right` sent every `--interval` seconds, a key's latency running to the first
+frame whose step line shows the new position: in the cell view with no intervention (the baseline),
+then with 64 units of layer 1 silenced from position 10 on (`L1:U0-63:c=0@10`, added by `i` and Enter:
+each step now also extends the intervened trace, and the screen draws it), in the cell view and in the
+intervene view (`e`: the change of c and h, the next character before and after).
+
 Headless, frames are not encoded to escape sequences; everything before that is the real path.
 """
 
@@ -184,6 +191,76 @@ def compare_rows(run: Path, text: str, args) -> list[list]:
                                  ("compare view, while computing", computing)) if values]
 
 
+INTERVENTION = "L1:U0-63:c=0@10"
+
+
+async def intervene_phase(run: Path, text: str, interval: float, presses: int) -> dict[str, list[float]]:
+    """Latencies ms of Right by case: no intervention, one active in the cell view, and in the intervene view."""
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens import gates
+    from rnn_playground.tui.app.shell import PlaygroundApp
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    cases: dict[str, list[float]] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("gates", run)
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
+            await asyncio.sleep(0.05)
+        screen: gates.GatesScreen = app.screen
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = text
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        while screen.gates.text != text or screen.gates.is_loading:
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        await pilot.press(*["right"] * 12)
+        watch = FrameWatch(app)
+
+        async def press_right() -> float:
+            shown = f"step {screen.gates.pos + 1:,}/"
+            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
+            sent = time.perf_counter()
+            send_key(app, "right")
+            try:
+                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+            except asyncio.TimeoutError:
+                watch.pending = None
+                return float("inf")
+
+        async def measure(name: str) -> None:
+            values = cases.setdefault(name, [])
+            for _ in range(presses):
+                values.append(await press_right())
+                await asyncio.sleep(interval)
+
+        await measure("cell view, no intervention")
+        await pilot.press("i")
+        screen.query_one("#gates-intervene-spec").value = INTERVENTION
+        await pilot.press("enter")
+        while screen.gates.changed is None:
+            await asyncio.sleep(0.01)
+        await pilot.press("c")
+        await measure(f"cell view, {INTERVENTION} active")
+        await pilot.press("e")
+        await measure(f"intervene view, {INTERVENTION} active")
+    gc.unfreeze()
+    return cases
+
+
+def intervene_rows(run: Path, text: str, args) -> list[list]:
+    results: dict[str, list[float]] = {}
+    for round_ in range(args.rounds):
+        cases = asyncio.run(intervene_phase(run, text[:2000], args.interval, args.presses))
+        for name, values in cases.items():
+            results.setdefault(name, []).extend(values)
+        print(f"round {round_ + 1}: " + "; ".join(f"{name} median {statistics.median(v):.1f} ms"
+                                                  for name, v in cases.items()), flush=True)
+    base = statistics.median(next(iter(results.values())))
+    return [[name, len(values), statistics.median(values), percentile(values, 0.95), max(values),
+             f"{statistics.median(values) / base:.2f}"] for name, values in results.items()]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
@@ -197,6 +274,9 @@ def main(argv=None) -> None:
     parser.add_argument("--compare", action=argparse.BooleanOptionalAction, default=True,
                         help="also the compare view's case (Right pressed while A and the n-gram score the text)")
     parser.add_argument("--compare-only", action="store_true", help="only the compare view's case")
+    parser.add_argument("--intervene", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the intervention case (Right pressed with an intervention active)")
+    parser.add_argument("--intervene-only", action="store_true", help="only the intervention case")
     args = parser.parse_args(argv)
     import textual
 
@@ -208,6 +288,12 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
+    if args.intervene or args.intervene_only:
+        print_table("Gates screen, an intervention active: key (Right) -> frame showing the step, ms",
+                    ["case", "presses", "median", "p95", "max", "median / no intervention"],
+                    intervene_rows(run, text, args))
+        if args.intervene_only:
+            return
     if args.compare or args.compare_only:
         with_real_fingerprint(run)
         rows = compare_rows(run, text, args)
