@@ -199,7 +199,9 @@ async def intervene_phase(run: Path, text: str, interval: float, presses: int) -
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens import gates
     from rnn_playground.tui.app.shell import PlaygroundApp
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
+    # gc frozen once the screens are built, as rnn-playground runs the app
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
+                        freeze_gc=True)
     cases: dict[str, list[float]] = {}
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("gates", run)

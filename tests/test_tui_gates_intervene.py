@@ -167,3 +167,36 @@ async def test_rank_view_lists_units_by_effect_beside_the_correlation_search(tin
         await pilot.press("R")
         await wait_for(pilot, lambda: screen.gates.ranking is not None, what="the ranking again")
         np.testing.assert_allclose(screen.gates.ranking.loss, expected.loss, rtol=1e-6)
+
+
+def test_the_effect_at_the_cursor_is_the_two_traces(tiny_run):
+    """gates_frame's effect: probabilities before and after are the original's and the intervened trace's,
+    the true next character among them, the state changes their difference (through tanh on the heatmap)."""
+    from rnn_playground.tui.viewmodel.gates_session import GatesSession, gates_frame
+    tracer = GateTracer.from_checkpoint(tiny_run)
+    text = "".join(ch for ch in "the cat sat on the mat, then ran." if ch in tracer.vocab.index)
+    session = GatesSession(run=tiny_run, tracer=tracer, trace=tracer.trace(text), text=text, pos=12, layer=1,
+                           unit=4, view="intervene")
+    assert gates_frame(session, 40).effect is None
+    assert session.add_intervention("L2:U0-15:h=0@5") == []       # short: at once
+    frame = gates_frame(session, 40)
+    changed = session.trace.intervened([Intervention(1, tuple(range(16)), "h", 0.0, 5)])
+    effect = frame.effect
+    assert effect.specs == ("L2:U0-15:h=0@5",)
+    index = tracer.vocab.index
+    for row in effect.rows:
+        assert row.before == pytest.approx(float(session.trace.probs[12, index[row.char]]), rel=1e-6)
+        assert row.after == pytest.approx(float(changed.probs[12, index[row.char]]), rel=1e-6)
+    assert [row.char for row in effect.rows if row.is_true] == [text[13]]
+    assert effect.after_bits == pytest.approx(float(changed.surprisal_bits[12]))
+    delta_h = changed.at(12, 1, "h") - session.trace.at(12, 1, "h")
+    assert [row.key for row in frame.rows] == ["c", "h"]
+    np.testing.assert_allclose(frame.rows[1].values, np.tanh(delta_h), atol=1e-6)
+    assert frame.rows[1].raw == pytest.approx(float(delta_h[4]))
+    assert effect.largest == pytest.approx(float(max(np.abs(delta_h).max(),
+                                                     np.abs(changed.at(12, 1, "c") - session.trace.at(12, 1, "c"))
+                                                     .max())))
+    # the screen's numbers are the intervened trace's
+    assert np.array_equal(frame.info.values["h"], changed.at(12, 1, "h"))
+    session.clear_interventions()
+    assert gates_frame(session, 40).effect is None

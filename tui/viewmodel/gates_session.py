@@ -464,8 +464,9 @@ class GatesSession:
         self.saturation, self.matches, self.analysis_note = None, [], ""
         self.after_full = []
         self.comparison, self.comparing, self.compare_note = None, False, ""
-        # an intervention names positions of the text it was made on
+        # an intervention names positions of the text it was made on; a recomputation under way is dropped
         self._intervene_cancel.set()
+        self._intervene_token += 1
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
         self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
@@ -939,7 +940,7 @@ class GatesFrame:
     colours_start: int
     active: tuple                       # core's most active units of h here
     update: tuple[float, float, float] | None   # an LSTM's kept, written and c of the selected unit
-    effect: InterventionEffect | None = None    # what the interventions change here, while any hold
+    effect: InterventionEffect | None = None    # intervene view: what the interventions change here
 
 
 def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFrame | None:
@@ -955,7 +956,7 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False) -> GatesFr
     with session.lock:
         trace = session.shown_trace()
         info = trace.step_info(pos, layer, k=TOP_K)
-        if trace is not session.trace:
+        if trace is not session.trace and session.view == "intervene":  # drawn only there
             original = session.trace
             continued = session.continued
             effect = intervention_effect(
