@@ -4,6 +4,7 @@ equal silencing units one at a time (and the tracer's own interventions)."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,6 @@ def test_a_replaced_or_cancelled_ranking_is_dropped():
     assert second.cancel.is_set() and session.ranking_note == "ranking cancelled"
     session.ranked(second, None)
     assert session.ranking is None
+    [third] = session.rank_units()
+    session.select_run(Path("another-run"))  # a new run (or text) cancels the ranking and forgets the last one
+    assert third.cancel.is_set() and session.ranking is None and session.ranking_note == ""
