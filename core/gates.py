@@ -532,25 +532,16 @@ class Trace:
         the same characters with and without interventions until their distributions part. Each draw is
         what the trace of the text up to `at` plus the continuation, under the same interventions,
         predicts at that step."""
+        return self.continuation_from(at).draw(length, seed, temperature)
+
+    def continuation_from(self, at: int) -> Continuation:
+        """What a continuation after step `at` needs, copied: drawing from it reads this trace no more, so
+        a worker can draw while the trace is extended."""
         at = self.step_index(at)
-        if not temperature >= 0 or not math.isfinite(temperature):
-            raise TraceError(f"The temperature must be 0 (the likeliest character) or more, not {temperature}.")
-        rng = random.Random(seed)
         h, c = self._state_tensors(at)
-        scratch = Trace(self.tracer, self.prefix, h, c)
-        offset = at + 1  # the scratch trace's step 0 is this step of the text
-        scratch._edits = tuple((layer, StepEdit(e.key, e.units, e.value, e.start - offset))
-                               for layer, e in self._edits)
-        chars = self.tracer.vocab.chars
-        log_probs = self._buffers.log_probs[at]
-        out: list[str] = []
-        for n in range(max(0, length)):
-            if n:
-                log_probs = scratch._buffers.log_probs[n - 1]
-            out.append(chars[_draw(log_probs, temperature, rng)])
-            if n < length - 1:
-                scratch.extend(out[-1])
-        return "".join(out)
+        offset = at + 1  # the continuation's step 0 is this step of the text
+        edits = tuple((layer, StepEdit(e.key, e.units, e.value, e.start - offset)) for layer, e in self._edits)
+        return Continuation(self.tracer, self.prefix, h, c, self._buffers.log_probs[at].clone(), edits)
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""
@@ -841,6 +832,34 @@ class Trace:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to, with enough free space.") from None
         return path
+
+
+class Continuation:
+    """The state after one step of a trace, its next-character log-probabilities and its interventions
+    (Trace.continuation_from): text drawn from there, step by step on the tracer's recurrence."""
+
+    def __init__(self, tracer: GateTracer, prefix: str, h: torch.Tensor, c: torch.Tensor | None,
+                 log_probs: torch.Tensor, edits: tuple[tuple[int, StepEdit], ...]):
+        self.tracer, self.prefix, self._h, self._c = tracer, prefix, h, c
+        self._log_probs, self._edits = log_probs, edits
+
+    def draw(self, length: int, seed: int = 0, temperature: float = 1.0) -> str:
+        """`length` characters (see Trace.continuation)."""
+        if not temperature >= 0 or not math.isfinite(temperature):
+            raise TraceError(f"The temperature must be 0 (the likeliest character) or more, not {temperature}.")
+        rng = random.Random(seed)
+        scratch = Trace(self.tracer, self.prefix, self._h, self._c)
+        scratch._edits = self._edits
+        chars = self.tracer.vocab.chars
+        log_probs = self._log_probs
+        out: list[str] = []
+        for n in range(max(0, length)):
+            if n:
+                log_probs = scratch._buffers.log_probs[n - 1]
+            out.append(chars[_draw(log_probs, temperature, rng)])
+            if n < length - 1:
+                scratch.extend(out[-1])
+        return "".join(out)
 
 
 def _draw(log_probs: torch.Tensor, temperature: float, rng: random.Random) -> int:

@@ -63,7 +63,11 @@ async def test_silence_a_unit_then_remove_it(tiny_run):
         assert screen.unit_numbers() == numbers(changed, 12, 1, 2)
         # the continuation from the cursor with and without, the same seed
         await pilot.press("t")
+        await wait_for(pilot, lambda: screen.gates.continued is not None, what="the continuation")
         pos, without, with_ = screen.gates.continued
+        shown = screen.gates.shown_trace()
+        assert without == screen.gates.trace.continuation(12, 60, 0, 0.8)
+        assert with_ == shown.continuation(12, 60, 0, 0.8)
         assert pos == 12 and len(without) == len(with_) == 60
         drawn = screen.query_one("#gates-effect").content.plain
         assert without[:20].replace("\n", "⏎") in drawn and with_[:20].replace("\n", "⏎") in drawn

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rnn_playground.tui.viewmodel.gates_session import (
         AnalysisJob,
         CompareResult,
+        ContinueJob,
         InterveneJob,
         OpenedText,
         RankingJob,
@@ -161,6 +162,14 @@ class InterventionReady(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, InterventionReady) and not self.done and message.job is self.job
+
+
+@dataclass
+class ContinuationReady(Message, bubble=False):
+    """The Gates screen's text continued without and with the interventions, or why not."""
+    job: ContinueJob
+    texts: tuple[str, str] | None
+    error: str | None = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnn_playground.core.ablation import UnitRanking, rank_units
 from rnn_playground.core.errors import CorpusError, PlaygroundError
-from rnn_playground.core.gates import GateTracer, StepInfo, Trace
+from rnn_playground.core.gates import Continuation, GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import Saturation, UnitMatch, text_feature
 from rnn_playground.core.intervene import Intervention
 
@@ -326,7 +326,26 @@ def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: i
         tuple(row(e.layer, e.unit) for e in matter if (e.layer, e.unit) not in found))
 
 
-Job = ExtendJob | AnalysisJob | CompareJob | RankingJob | InterveneJob
+@dataclass(frozen=True)
+class ContinueJob:
+    """Draw the text on from step `at` without and with the interventions (core.gates.Continuation: copied
+    from the traces under the lock, drawn without it)."""
+    token: int
+    at: int
+    without: Continuation
+    with_: Continuation
+    length: int
+    seed: int
+    temperature: float
+
+
+def run_continuation(job: ContinueJob) -> tuple[str, str]:
+    """(without, with the interventions) from the job's step, the same seed."""
+    return (job.without.draw(job.length, job.seed, job.temperature),
+            job.with_.draw(job.length, job.seed, job.temperature))
+
+
+Job = ExtendJob | AnalysisJob | CompareJob | RankingJob | InterveneJob | ContinueJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -414,6 +433,7 @@ class GatesSession:
     intervention_index: int = 0          # the intervention selected in the panel
     intervene_note: str = ""
     continued: tuple[int, str, str] | None = None   # (from step, without, with the interventions)
+    continuing: bool = False             # a worker draws the continuation
     _intervene_token: int = 0
     _intervene_cancel: threading.Event = field(default_factory=threading.Event)
     _scorers: dict = field(default_factory=dict)
@@ -468,6 +488,7 @@ class GatesSession:
         self._intervene_cancel.set()
         self._intervene_token += 1
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
+        self.continuing = False
         self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
         self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
@@ -798,7 +819,7 @@ class GatesSession:
         self._intervene_cancel.set()
         self._intervene_cancel = threading.Event()
         self._intervene_token += 1
-        self.continued, self.changed, self.intervening = None, None, False
+        self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
         self.intervene_note = ""
         if not self.interventions or self.trace is None:
             return []
@@ -833,15 +854,27 @@ class GatesSession:
             changed.extend(self.text[len(changed):len(self.trace)])
         return changed
 
-    def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> None:
-        """The text continued from the cursor without and with the interventions, the same seed."""
+    def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> list[Job]:
+        """Continue the text from the cursor without and with the interventions, the same seed (a worker
+        draws; `continued_text` takes its result)."""
         if self.trace is None:
-            return
+            return []
         with self.lock:
             shown = self.shown_trace()
-            without = self.trace.continuation(self.pos, length, seed, temperature)
-            with_ = shown.continuation(self.pos, length, seed, temperature) if shown is not self.trace else without
-        self.continued = (self.pos, without, with_)
+            without = self.trace.continuation_from(self.pos)
+            with_ = shown.continuation_from(self.pos) if shown is not self.trace else without
+        self.continued, self.continuing = None, True
+        return [ContinueJob(self._intervene_token, self.pos, without, with_, length, seed, temperature)]
+
+    def continued_text(self, job: ContinueJob, texts: tuple[str, str] | None, error: str | None = None) -> None:
+        """A worker's continuation; one drawn before the interventions changed is dropped."""
+        if job.token != self._intervene_token:
+            return
+        self.continuing = False
+        if texts is None:
+            self.intervene_note = error or ""
+            return
+        self.continued = (job.at, *texts)
 
     def jump(self, direction: int) -> list[Job]:
         """The cursor to the start of the next (previous) span where A or B wins most."""

@@ -40,6 +40,7 @@ from rnn_playground.tui.viewmodel.gates_session import (
     AnalysisJob,
     CompareJob,
     CompareResult,
+    ContinueJob,
     ExtendJob,
     GatesFrame,
     GatesSession,
@@ -53,6 +54,7 @@ from rnn_playground.tui.viewmodel.gates_session import (
     open_text,
     run_analysis,
     run_comparison,
+    run_continuation,
     run_intervention,
     run_ranking,
     step_line,
@@ -64,6 +66,7 @@ from ..messages import (
     AnalysisReady,
     CompareReady,
     CompareRunsListed,
+    ContinuationReady,
     GatesLoaded,
     InterventionReady,
     RankingReady,
@@ -286,6 +289,8 @@ class GatesScreen(PlaygroundScreen):
                 self._intervene_worker(job)
             elif isinstance(job, RankingJob):
                 self._rank_worker(job)
+            elif isinstance(job, ContinueJob):
+                self._continue_worker(job)
             elif job.kind == "saturation":
                 self._saturation_worker(job)
             else:
@@ -372,6 +377,17 @@ class GatesScreen(PlaygroundScreen):
             self.gates.cancel_ranking()
         else:
             self._start(self.gates.rank_units())
+        self.render_panels()
+
+    @work(thread=True, exclusive=True, group="gates-continue", exit_on_error=False)
+    def _continue_worker(self, job: ContinueJob) -> None:
+        try:
+            self.post_message(ContinuationReady(job, run_continuation(job)))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            self.post_message(ContinuationReady(job, None, error_text(exc, "Continuing the text failed")))
+
+    def on_continuation_ready(self, message: ContinuationReady) -> None:
+        self.gates.continued_text(message.job, message.texts, message.error)
         self.render_panels()
 
     def on_intervention_ready(self, message: InterventionReady) -> None:
@@ -548,7 +564,7 @@ class GatesScreen(PlaygroundScreen):
     def action_continue_text(self) -> None:
         if self.gates.view != "intervene":
             self.action_view("intervene")
-        self.gates.continue_text()
+        self._start(self.gates.continue_text())
         self.render_panels()
 
     def action_open_text(self) -> None:
@@ -903,7 +919,9 @@ class GatesScreen(PlaygroundScreen):
             line.append(f"{effect.before_bits:.2f} → {effect.after_bits:.2f} bits ({change:+.2f})", strong)
         line.append(f"  max|Δ| {effect.largest:.4f}", muted)
         text.append_text(line)
-        if effect.continued is None:
+        if gates.continuing:
+            text.append("\ncontinuing the text with and without them…", muted)
+        elif effect.continued is None:
             text.append_text(Text.assemble(("\n", ""), ("t", key),
                                            (" continues the text from here with and without them", muted)))
         else:
