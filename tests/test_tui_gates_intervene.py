@@ -204,3 +204,20 @@ def test_the_effect_at_the_cursor_is_the_two_traces(tiny_run):
     assert np.array_equal(frame.info.values["h"], changed.at(12, 1, "h"))
     session.clear_interventions()
     assert gates_frame(session, 40).effect is None
+
+
+def test_a_gru_intervenes_on_h_and_its_gates(tmp_path):
+    """For a GRU the prefill silences h; r and z can be forced; c is refused with what a GRU has."""
+    from rnn_playground.tui.viewmodel.gates_session import GatesSession, gates_frame
+    run = write_char_checkpoint(tmp_path / "runs" / "calm-heron", cell="gru", hidden=16, layers=1)
+    tracer = GateTracer.from_checkpoint(run)
+    text = "".join(ch for ch in "the cat sat on the mat." if ch in tracer.vocab.index)
+    session = GatesSession(run=run, tracer=tracer, trace=tracer.trace(text), text=text, pos=6, unit=3)
+    assert session.intervention_prefill() == "L1:U3:h=0@6"
+    session.add_intervention("L1:U3:c=0@6")
+    assert session.interventions == [] and "a GRU has no quantity 'c'" in session.intervene_note
+    session.add_intervention("L1:U3-5:z=1@4")
+    assert session.intervene_note == "" and session.changed is not None
+    frame = gates_frame(session, 20)
+    assert np.array_equal(frame.info.values["z"][3:6], np.ones(3, dtype=frame.info.values["z"].dtype))
+    assert np.array_equal(frame.info.values["h"], session.trace.intervened(session.interventions).at(6, 0, "h"))
