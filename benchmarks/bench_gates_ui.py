@@ -24,6 +24,13 @@ the cursor), a key's latency running to the first frame whose step line shows th
 The span match case (`--span-match`, also alone with `--span-match-only`): the engine's match (core.gates_analysis)
 of a 5-character span on the top layer's c over the whole text, against tracing that text, which it needs first.
 
+The intervention case (`--intervene`, also run alone with `--intervene-only`): the same model and the
+first 2,000 characters, `Right` sent every `--interval` seconds, a key's latency running to the first
+frame whose step line shows the new position: in the cell view with no intervention (the baseline),
+then with 64 units of layer 1 silenced from position 10 on (`L1:U0-63:c=0@10`, added by `i` and Enter:
+each step now also extends the intervened trace, and the screen draws it), in the cell view and in the
+intervene view (`e`: the change of c and h, the next character before and after).
+
 Headless, frames are not encoded to escape sequences; everything before that is the real path.
 """
 
@@ -272,6 +279,78 @@ def span_match_rows(run: Path, text: str, args) -> list[list]:
             for name, values in (("trace the text", traced), ("span match, top layer's c", matched))]
 
 
+INTERVENTION = "L1:U0-63:c=0@10"
+
+
+async def intervene_phase(run: Path, text: str, interval: float, presses: int) -> dict[str, list[float]]:
+    """Latencies ms of Right by case: no intervention, one active in the cell view, and in the intervene view."""
+    from rnn_playground.core.device import DeviceInfo
+    from rnn_playground.tui.app.screens import gates
+    from rnn_playground.tui.app.shell import PlaygroundApp
+    # gc frozen once the screens are built, as rnn-playground runs the app
+    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
+                        freeze_gc=True)
+    cases: dict[str, list[float]] = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_run("gates", run)
+        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
+            await asyncio.sleep(0.05)
+        screen: gates.GatesScreen = app.screen
+        await pilot.press("o")
+        screen.query_one("#gates-source-kind").value = "text"
+        screen.query_one("#gates-source-value").value = text
+        screen.set_focus(screen.query_one("#gates-source-value"))
+        await pilot.press("enter")
+        while screen.gates.text != text or screen.gates.is_loading:
+            await asyncio.sleep(0.05)
+        await pilot.pause()
+        await pilot.press(*["right"] * 12)
+        watch = FrameWatch(app)
+
+        async def press_right() -> float:
+            shown = f"step {screen.gates.pos + 1:,}/"
+            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
+            sent = time.perf_counter()
+            send_key(app, "right")
+            try:
+                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+            except asyncio.TimeoutError:
+                watch.pending = None
+                return float("inf")
+
+        async def measure(name: str) -> None:
+            values = cases.setdefault(name, [])
+            for _ in range(presses):
+                values.append(await press_right())
+                await asyncio.sleep(interval)
+
+        await measure("cell view, no intervention")
+        await pilot.press("i")
+        screen.query_one("#gates-intervene-spec").value = INTERVENTION
+        await pilot.press("enter")
+        while screen.gates.changed is None:
+            await asyncio.sleep(0.01)
+        await pilot.press("c")
+        await measure(f"cell view, {INTERVENTION} active")
+        await pilot.press("e")
+        await measure(f"intervene view, {INTERVENTION} active")
+    gc.unfreeze()
+    return cases
+
+
+def intervene_rows(run: Path, text: str, args) -> list[list]:
+    results: dict[str, list[float]] = {}
+    for round_ in range(args.rounds):
+        cases = asyncio.run(intervene_phase(run, text[:2000], args.interval, args.presses))
+        for name, values in cases.items():
+            results.setdefault(name, []).extend(values)
+        print(f"round {round_ + 1}: " + "; ".join(f"{name} median {statistics.median(v):.1f} ms"
+                                                  for name, v in cases.items()), flush=True)
+    base = statistics.median(next(iter(results.values())))
+    return [[name, len(values), statistics.median(values), percentile(values, 0.95), max(values),
+             f"{statistics.median(values) / base:.2f}"] for name, values in results.items()]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chars", type=int, default=8000, help="characters of text to trace")
@@ -291,6 +370,9 @@ def main(argv=None) -> None:
     parser.add_argument("--span-match", action=argparse.BooleanOptionalAction, default=True,
                         help="also the span match's case (the engine's match against tracing the text)")
     parser.add_argument("--span-match-only", action="store_true", help="only the span match's case")
+    parser.add_argument("--intervene", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the intervention case (Right pressed with an intervention active)")
+    parser.add_argument("--intervene-only", action="store_true", help="only the intervention case")
     args = parser.parse_args(argv)
     import textual
 
@@ -312,6 +394,12 @@ def main(argv=None) -> None:
                     ["view", "presses", "median", "p95", "max", "median / cell view median"],
                     layers_rows(run, text, args))
         if args.layers_only:
+            return
+    if args.intervene or args.intervene_only:
+        print_table("Gates screen, an intervention active: key (Right) -> frame showing the step, ms",
+                    ["case", "presses", "median", "p95", "max", "median / no intervention"],
+                    intervene_rows(run, text, args))
+        if args.intervene_only:
             return
     if args.compare or args.compare_only:
         with_real_fingerprint(run)

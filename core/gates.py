@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -497,17 +498,21 @@ class Trace:
         self._length = n + m
         return self
 
-    def intervened(self, interventions: Sequence[Intervention]) -> Trace:
+    def intervened(self, interventions: Sequence[Intervention], end: int | None = None) -> Trace:
         """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
         one's position on, starting from this trace's state there: the steps before are copied, not
         recomputed, and this trace is left as it was. On an intervened trace they add to its own. The
-        result keeps its interventions when extended."""
+        result keeps its interventions when extended. With `end`, only the steps before it (at least the
+        earliest intervened one): the rest can follow with extend(), a chunk at a time (a screen
+        recomputing a long text in a worker)."""
         added = tuple(interventions)
         n = self._length
         for intervention in added:
             check_intervention(intervention, self.cell, self.layers, self.hidden, n)
         start = min((intervention.start for intervention in added), default=0)
         interventions = self.interventions + added
+        if end is not None:
+            n = max(min(n, end), min(n, start + 1))
         out = Trace(self.tracer, self.prefix, self._h0, self._c0)
         out.interventions = interventions
         out._edits = step_edits(interventions)
@@ -520,10 +525,29 @@ class Trace:
             if target is not None:
                 target[:start] = source[:start]
         h, c = self._state_tensors(start - 1)
-        self.tracer._advance(self.tracer.encode(self.text[start:]), h, c, new, start, edits=out._edits)
-        out._chars = list(self._chars)
+        self.tracer._advance(self.tracer.encode(self.text[start:n]), h, c, new, start, edits=out._edits)
+        out._chars = list(self._chars[:n])
         out._length = n
         return out
+
+    def continuation(self, at: int, length: int, seed: int = 0, temperature: float = 1.0) -> str:
+        """`length` characters drawn after step `at`, under this trace's interventions (those starting
+        later take effect when the continuation reaches their position): the text as the model, so edited,
+        would go on. temperature 0 takes the likeliest character each step; otherwise each draw is one
+        random.Random(seed) float against the distribution at that temperature, so the same seed draws
+        the same characters with and without interventions until their distributions part. Each draw is
+        what the trace of the text up to `at` plus the continuation, under the same interventions,
+        predicts at that step."""
+        return self.continuation_from(at).draw(length, seed, temperature)
+
+    def continuation_from(self, at: int) -> Continuation:
+        """What a continuation after step `at` needs, copied: drawing from it reads this trace no more, so
+        a worker can draw while the trace is extended."""
+        at = self.step_index(at)
+        h, c = self._state_tensors(at)
+        offset = at + 1  # the continuation's step 0 is this step of the text
+        edits = tuple((layer, StepEdit(e.key, e.units, e.value, e.start - offset)) for layer, e in self._edits)
+        return Continuation(self.tracer, self.prefix, h, c, self._buffers.log_probs[at].clone(), edits)
 
     def step(self, char: str, layer: int | None = None, k: int = 5) -> StepInfo:
         """Read one character and return what happened at that step."""
@@ -814,6 +838,44 @@ class Trace:
             raise TraceError(f"Cannot write the trace to {path}: {exc.strerror or exc}. "
                              "Pick a folder you can write to, with enough free space.") from None
         return path
+
+
+class Continuation:
+    """The state after one step of a trace, its next-character log-probabilities and its interventions
+    (Trace.continuation_from): text drawn from there, step by step on the tracer's recurrence."""
+
+    def __init__(self, tracer: GateTracer, prefix: str, h: torch.Tensor, c: torch.Tensor | None,
+                 log_probs: torch.Tensor, edits: tuple[tuple[int, StepEdit], ...]):
+        self.tracer, self.prefix, self._h, self._c = tracer, prefix, h, c
+        self._log_probs, self._edits = log_probs, edits
+
+    def draw(self, length: int, seed: int = 0, temperature: float = 1.0) -> str:
+        """`length` characters (see Trace.continuation)."""
+        if not temperature >= 0 or not math.isfinite(temperature):
+            raise TraceError(f"The temperature must be 0 (the likeliest character) or more, not {temperature}.")
+        rng = random.Random(seed)
+        scratch = Trace(self.tracer, self.prefix, self._h, self._c)
+        scratch._edits = self._edits
+        chars = self.tracer.vocab.chars
+        log_probs = self._log_probs
+        out: list[str] = []
+        for n in range(max(0, length)):
+            if n:
+                log_probs = scratch._buffers.log_probs[n - 1]
+            out.append(chars[_draw(log_probs, temperature, rng)])
+            if n < length - 1:
+                scratch.extend(out[-1])
+        return "".join(out)
+
+
+def _draw(log_probs: torch.Tensor, temperature: float, rng: random.Random) -> int:
+    """One character drawn from log-probabilities at `temperature` (0: the likeliest) with one float of `rng`."""
+    if temperature == 0:
+        return int(torch.argmax(log_probs))
+    probs = torch.softmax(log_probs.to(torch.float64) / temperature, dim=-1)
+    cumulative = torch.cumsum(probs, 0)
+    point = torch.tensor([rng.random() * float(cumulative[-1])], dtype=torch.float64)
+    return min(int(torch.searchsorted(cumulative, point)), len(probs) - 1)
 
 
 def _finite_list(values: np.ndarray) -> list:

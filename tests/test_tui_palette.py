@@ -143,6 +143,11 @@ async def test_every_binding_of_every_screen_is_in_the_palette_where_it_applies(
         await run_from_palette(pilot, "Compare")
         await wait_for(pilot, lambda: gates.gates.comparison is not None, 60, "the comparison")
         await check(GatesScreen)                                    # Next span, Previous span
+        await press(pilot, "i", "enter")                            # the prefilled intervention added
+        await wait_for(pilot, lambda: gates.gates.changed is not None, 20, "the intervened trace")
+        await check(GatesScreen)                                    # Remove, Remove all
+        await press(pilot, "r")
+        await check(GatesScreen)                                    # the rank view: Rank again
         await press(pilot, "o")
         await check(GatesScreen)                                    # in the text field: Leave field
 

@@ -21,14 +21,23 @@ from textual.message import Message
 if TYPE_CHECKING:
     from textual.widget import Widget
 
+    from rnn_playground.core.ablation import UnitRanking
     from rnn_playground.core.device import DeviceInfo
-    from rnn_playground.core.gates import GateTracer
+    from rnn_playground.core.gates import GateTracer, Trace
     from rnn_playground.core.gates_analysis import Saturation, SpanMatches, UnitMatch
     from rnn_playground.core.runs import RunDetails, RunInfo
     from rnn_playground.core.sampling import SampleSettings
     from rnn_playground.tui.viewmodel.compare_view import RunCurves
     from rnn_playground.tui.viewmodel.controller import RunController, RunUpdate
-    from rnn_playground.tui.viewmodel.gates_session import AnalysisJob, CompareResult, MatchJob, OpenedText
+    from rnn_playground.tui.viewmodel.gates_session import (
+        AnalysisJob,
+        CompareResult,
+        ContinueJob,
+        InterveneJob,
+        MatchJob,
+        OpenedText,
+        RankingJob,
+    )
     from rnn_playground.tui.viewmodel.runs_view import ControlReach
     from rnn_playground.tui.viewmodel.sample_session import BeamProgress, SourceInfo
     from rnn_playground.tui.viewmodel.sample_view import StreamChunk
@@ -141,6 +150,42 @@ class TraceExtended(Message, bubble=False):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TraceExtended) and not self.done and message.generation == self.generation
+
+
+@dataclass
+class InterventionReady(Message, bubble=False):
+    """The Gates screen's trace recomputed under its interventions (None when cancelled), or why not;
+    while it runs (done False), how far it has got."""
+    job: InterveneJob
+    done: bool
+    changed: Trace | None = None
+    error: str | None = None
+    progress: tuple[int, int] = (0, 0)
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, InterventionReady) and not self.done and message.job is self.job
+
+
+@dataclass
+class ContinuationReady(Message, bubble=False):
+    """The Gates screen's text continued without and with the interventions, or why not."""
+    job: ContinueJob
+    texts: tuple[str, str] | None
+    error: str | None = None
+
+
+@dataclass
+class RankingReady(Message, bubble=False):
+    """The Gates screen's units ranked by the effect of silencing them (None when cancelled), or why not;
+    while it runs (done False), the fraction done."""
+    job: RankingJob
+    done: bool
+    result: UnitRanking | None = None
+    error: str | None = None
+    fraction: float = 0.0
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RankingReady) and not self.done and message.job is self.job
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnn_playground.core.ablation import UnitRanking, rank_units
 from rnn_playground.core.errors import CorpusError, PlaygroundError
-from rnn_playground.core.gates import GateTracer, StepInfo, Trace
+from rnn_playground.core.gates import Continuation, GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import (
     Saturation,
     SpanMatches,
@@ -30,18 +30,21 @@ from rnn_playground.core.gates_analysis import (
     span_values,
     text_feature,
 )
+from rnn_playground.core.intervene import Intervention
 
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
 from .gates_view import (
     DEFAULT_SLICE,
     HeatRow,
+    InterventionEffect,
     LayersView,
     NextCharView,
     QuantityLabel,
     TextSource,
     corpus_slice,
     diverging,
+    intervention_effect,
     layers_view,
     next_char_view,
     next_word,
@@ -52,6 +55,7 @@ from .gates_view import (
     unit_page,
     unit_values,
 )
+from .intervene import parse_intervention
 
 INLINE_STEPS = 64          # a move needing at most this many new steps extends the trace at once
 CHUNK_S = 0.02             # a worker holds the trace's lock about this long per chunk of steps
@@ -60,7 +64,9 @@ SPEEDS = (1, 2, 5, 10, 20, 50, 100, 200)   # auto-step speeds, characters a seco
 MAX_TICKS = 30             # timer ticks a second at most; faster speeds step several characters a tick
 TOP_K = 5
 ACTIVE_UNITS = 4
-VIEWS = ("cell", "saturation", "search", "compare", "layers", "match")
+VIEWS = ("cell", "saturation", "search", "compare", "layers", "match", "intervene", "rank")
+INLINE_INTERVENE = 256     # an intervention recomputing at most this many steps does so at once, more in a worker
+CONTINUE_CHARS = 60        # characters continued from the cursor, with and without the interventions
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
 PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
 MATCHES = 20               # spans a match lists
@@ -137,6 +143,40 @@ class ExtendJob:
     text: str
     target: int
     cancel: threading.Event
+    changed: Trace | None = None    # the trace under the interventions, extended alongside
+
+
+@dataclass(frozen=True)
+class InterveneJob:
+    """Recompute `trace` under `interventions` (core.intervene) up to its length, a chunk at a time: only
+    the reads of the shared trace take its lock; the new trace is the worker's until handed back."""
+    token: int
+    trace: Trace
+    lock: threading.Lock
+    text: str
+    interventions: tuple[Intervention, ...]
+    cancel: threading.Event
+
+
+def run_intervention(job: InterveneJob, progress: Callable[[int, int], None] | None = None) -> Trace | None:
+    """The job's intervened trace, as long as the shared trace when it ends (None when cancelled)."""
+    start = min(iv.start for iv in job.interventions)
+    with job.lock:
+        changed = job.trace.intervened(job.interventions, end=start + 1)
+    chunk, reported = 16, time.monotonic()
+    while not job.cancel.is_set():
+        with job.lock:
+            length = len(job.trace)
+        done = len(changed)
+        if done >= length:
+            return changed
+        started = time.perf_counter()
+        changed.extend(job.text[done:min(length, done + chunk)])
+        chunk = max(1, min(4096, int(chunk * CHUNK_S / max(time.perf_counter() - started, 1e-5))))
+        if progress is not None and time.monotonic() - reported >= PROGRESS_S:
+            progress(len(changed), length)
+            reported = time.monotonic()
+    return None
 
 
 @dataclass(frozen=True)
@@ -318,7 +358,26 @@ def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: i
         tuple(row(e.layer, e.unit) for e in matter if (e.layer, e.unit) not in found))
 
 
-Job = ExtendJob | AnalysisJob | CompareJob | MatchJob | RankingJob
+@dataclass(frozen=True)
+class ContinueJob:
+    """Draw the text on from step `at` without and with the interventions (core.gates.Continuation: copied
+    from the traces under the lock, drawn without it)."""
+    token: int
+    at: int
+    without: Continuation
+    with_: Continuation
+    length: int
+    seed: int
+    temperature: float
+
+
+def run_continuation(job: ContinueJob) -> tuple[str, str]:
+    """(without, with the interventions) from the job's step, the same seed."""
+    return (job.without.draw(job.length, job.seed, job.temperature),
+            job.with_.draw(job.length, job.seed, job.temperature))
+
+
+Job = ExtendJob | AnalysisJob | CompareJob | MatchJob | RankingJob | InterveneJob | ContinueJob
 
 
 def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
@@ -337,6 +396,9 @@ def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
                 break
             started = time.perf_counter()
             job.trace.extend(job.text[length:min(target + 1, length + chunk)])
+            changed = job.changed
+            if changed is not None and len(changed) < len(job.trace):
+                changed.extend(job.text[len(changed):len(job.trace)])
             elapsed = time.perf_counter() - started
             length = len(job.trace)
         # Size chunks by time, so the UI never waits long for the lock whatever the model's size;
@@ -403,6 +465,15 @@ class GatesSession:
     span_matches: SpanMatches | None = None
     match_note: str = ""
     _match_job: MatchJob | None = None
+    interventions: list[Intervention] = field(default_factory=list)
+    changed: Trace | None = None         # the trace under the interventions, once computed
+    intervening: bool = False            # a worker recomputes it
+    intervention_index: int = 0          # the intervention selected in the panel
+    intervene_note: str = ""
+    continued: tuple[int, str, str] | None = None   # (from step, without, with the interventions)
+    continuing: bool = False             # a worker draws the continuation
+    _intervene_token: int = 0
+    _intervene_cancel: threading.Event = field(default_factory=threading.Event)
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -452,6 +523,12 @@ class GatesSession:
         self.after_full = []
         self.comparison, self.comparing, self.compare_note = None, False, ""
         self.mark, self.span, self.span_matches, self.match_note, self._match_job = None, None, None, "", None
+        # an intervention names positions of the text it was made on; a recomputation under way is dropped
+        self._intervene_cancel.set()
+        self._intervene_token += 1
+        self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
+        self.continuing = False
+        self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
         self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
 
@@ -606,7 +683,8 @@ class GatesSession:
         if self.extending:
             return []  # the running extension's result asks for the rest
         self.extending = True
-        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel)]
+        return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel,
+                          self.changed)]
 
     def extended(self, generation: int, done: bool, error: str | None = None) -> list[Job]:
         """A worker's report: progress, or its extension finished (or failed)."""
@@ -740,6 +818,107 @@ class GatesSession:
             self.compare_choices = compare_choices(self._runs, self.run, baseline=False)
         return []
 
+    # -- interventions (core.intervene): what if a unit were clamped, silenced or a gate forced
+
+    def intervention_prefill(self) -> str:
+        """The CLI's syntax for the selected unit at the cursor: silence its c (LSTM) or h."""
+        key = "c" if self.cell == "lstm" else "h"
+        return f"L{self.layer + 1}:U{self.unit}:{key}=0@{self.cursor}"
+
+    def add_intervention(self, spec: str) -> list[Job]:
+        """Add the intervention `spec` (the CLI's syntax); a bad one leaves a note saying what is wrong."""
+        if self.trace is None or self.tracer is None:
+            return []
+        try:
+            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, self.traced())
+        except PlaygroundError as exc:
+            self.intervene_note = str(exc)
+            return []
+        self.interventions.append(intervention)
+        self.intervention_index = len(self.interventions) - 1
+        return self._recompute()
+
+    def remove_intervention(self, index: int | None = None) -> list[Job]:
+        """Remove the selected intervention (or the one at `index`)."""
+        index = self.intervention_index if index is None else index
+        if not 0 <= index < len(self.interventions):
+            return []
+        del self.interventions[index]
+        self.intervention_index = max(0, min(index, len(self.interventions) - 1))
+        return self._recompute()
+
+    def clear_interventions(self) -> list[Job]:
+        self.interventions = []
+        self.intervention_index = 0
+        return self._recompute()
+
+    def select_intervention(self, index: int) -> None:
+        if 0 <= index < len(self.interventions):
+            self.intervention_index = index
+
+    def _recompute(self) -> list[Job]:
+        """The intervened trace for the current interventions: at once when short, else in a worker
+        (the screen shows the original until it is back)."""
+        self._intervene_cancel.set()
+        self._intervene_cancel = threading.Event()
+        self._intervene_token += 1
+        self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
+        self.intervene_note = ""
+        if not self.interventions or self.trace is None:
+            return []
+        interventions = tuple(self.interventions)
+        start = min(iv.start for iv in interventions)
+        if self.traced() - start <= INLINE_INTERVENE:
+            with self.lock:
+                self.changed = self.trace.intervened(interventions)
+            return []
+        self.intervening = True
+        self.intervene_note = f"recomputing the trace from position {start:,} under the interventions…"
+        return [InterveneJob(self._intervene_token, self.trace, self.lock, self.text, interventions,
+                             self._intervene_cancel)]
+
+    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> None:
+        """A worker's intervened trace (or error); one for interventions changed since is dropped."""
+        if job.token != self._intervene_token:
+            return
+        self.intervening = False
+        self.changed = changed
+        self.intervene_note = error or ""
+        if error is not None:
+            self.interventions, self.changed = [], None
+
+    def shown_trace(self) -> Trace | None:
+        """The trace the screen draws: the intervened one while interventions hold, caught up with the
+        original's length (call under the lock)."""
+        changed = self.changed
+        if changed is None or self.trace is None:
+            return self.trace
+        if len(changed) < len(self.trace):
+            changed.extend(self.text[len(changed):len(self.trace)])
+        return changed
+
+    def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> list[Job]:
+        """Continue the text from the cursor without and with the interventions, the same seed (a worker
+        draws; `continued_text` takes its result)."""
+        if self.trace is None:
+            return []
+        with self.lock:
+            shown = self.shown_trace()
+            without = self.trace.continuation_from(self.pos)
+            with_ = shown.continuation_from(self.pos) if shown is not self.trace else without
+        self.continued, self.continuing = None, True
+        return [ContinueJob(self._intervene_token, self.pos, without, with_, length, seed, temperature)]
+
+    def continued_text(self, job: ContinueJob, texts: tuple[str, str] | None, error: str | None = None) -> None:
+        """A worker's continuation; one drawn before the interventions changed is dropped."""
+        if job.token != self._intervene_token:
+            return
+        self.continuing = False
+        if texts is None:
+            self.intervene_note = error or ""
+            return
+        self.continued = (job.at, *texts)
+
     def jump(self, direction: int) -> list[Job]:
         """The cursor to the start of the next (previous) span where A or B wins most."""
         if self.comparison is None:
@@ -831,6 +1010,10 @@ class GatesSession:
         self.ranking_note = "ranking units by the effect of silencing them…"
         return [self._ranking_job]
 
+    @property
+    def ranking_running(self) -> bool:
+        return self._ranking_job is not None
+
     def cancel_ranking(self) -> None:
         if self._ranking_job is not None:
             self._ranking_job.cancel.set()
@@ -896,20 +1079,32 @@ class GatesFrame:
     active: tuple                       # core's most active units of h here
     update: tuple[float, float, float] | None   # an LSTM's kept, written and c of the selected unit
     layers: LayersView | None = None    # the layers view: every layer's strips around the cursor
+    effect: InterventionEffect | None = None    # intervene view: what the interventions change here
 
 
 def gates_frame(session: GatesSession, span: int, mono: bool = False,
                 strips: tuple[int, int] | None = None) -> GatesFrame | None:
     """The frame at the cursor; `span`: characters the text view holds (colours are computed for a
     window of a few spans around the cursor); `mono`: fractions drawn as bar heights, not colours;
-    `strips`: (characters, units a strip) the layers view shows."""
-    trace = session.trace
-    if trace is None:
+    `strips`: (characters, units a strip) the layers view shows. While interventions hold, every number
+    at and around the cursor (the layers view's strips too) is the intervened trace's, and `effect`
+    compares it with the original."""
+    if session.trace is None:
         return None
     pos, layer, unit = session.pos, session.layer, session.unit
     span = max(1, span)
+    effect = None
     with session.lock:
+        trace = session.shown_trace()
         info = trace.step_info(pos, layer, k=TOP_K)
+        if trace is not session.trace and session.view == "intervene":  # drawn only there
+            original = session.trace
+            continued = session.continued
+            effect = intervention_effect(
+                original.step_info(pos, layer, k=TOP_K), info, np.exp(original.log_probs[pos]),
+                np.exp(trace.log_probs[pos]), trace.tracer.vocab.chars,
+                tuple(iv.describe() for iv in session.interventions), session.intervention_index, unit,
+                continued[1:] if continued is not None and continued[0] == pos else None)
         start = max(0, pos - 2 * span)
         end = min(len(trace), pos + 3 * span)
         if session.view == "compare":  # who predicts each character better, once the comparison is done
@@ -941,8 +1136,10 @@ def gates_frame(session: GatesSession, span: int, mono: bool = False,
                                 shown_left, float(left[unit]), key))
             rows.append(HeatRow(f"{label.text} >{sat.high:g}", f"{symbol} >{sat.high:g}", label.standard,
                                 shown_right, float(right[unit]), key))
+    elif session.view == "intervene" and effect is not None:
+        rows = list(effect.deltas)
     update = None
     if session.cell == "lstm":
         update = tuple(float(info.values[key][unit]) for key in ("kept", "written", "c"))
     return GatesFrame(info, next_char_view(info), tuple(rows), session.view == "saturation", colours, start,
-                      active, update, layers)
+                      active, update, layers, effect)

@@ -312,3 +312,55 @@ def span_text(text: str, start: int, end: int) -> str:
     """'120-124 "he sa"': where a span of `text` lies (its first and last character) and what it reads."""
     shown = "".join(show_text_char(ch) for ch in text[start:min(end, start + SPAN_SHOWN)])
     return f"{start:,}-{end - 1:,} \"{shown}{'…' if end - start > SPAN_SHOWN else ''}\""
+
+
+# --------------------------------------------------------------------------- gates: interventions
+
+@dataclass(frozen=True)
+class EffectRow:
+    """A next character's probability without and with the interventions."""
+    char: str
+    before: float
+    after: float
+    is_true: bool
+
+
+@dataclass(frozen=True)
+class InterventionEffect:
+    """What the interventions change at the cursor: the next-character distribution and the true next
+    character's surprisal before and after, and the states of the layer's units (after - before)."""
+    specs: tuple[str, ...]          # each intervention in the CLI's syntax
+    selected: int
+    rows: tuple[EffectRow, ...]     # the characters likeliest before or after, likeliest after first
+    before_bits: float | None
+    after_bits: float | None
+    deltas: tuple[HeatRow, ...]     # c (LSTM) and h: after - before over the units, through tanh
+    largest: float                  # the largest |difference| of those states here
+    continued: tuple[str, str] | None   # the text continued without / with them, from the cursor
+
+
+def intervention_effect(before, after, before_probs: np.ndarray, after_probs: np.ndarray, chars, specs: tuple[str, ...],
+                        selected: int, unit: int, continued: tuple[str, str] | None = None,
+                        k: int = 5) -> InterventionEffect:
+    """The effect at one step from its `core.gates.StepInfo` and next-character probabilities ([vocab], in
+    the order of `chars`) without (`before`) and with (`after`) the interventions: the k likeliest of each
+    side and the true next character."""
+    before_probs, after_probs = np.asarray(before_probs, np.float64), np.asarray(after_probs, np.float64)
+    top = [int(i) for i in np.argsort(-after_probs, kind="stable")[:k]]
+    top += [int(i) for i in np.argsort(-before_probs, kind="stable")[:k] if int(i) not in top]
+    if before.next_char is not None and chars.index(before.next_char) not in top:
+        top.append(chars.index(before.next_char))
+    rows = tuple(sorted((EffectRow(chars[i], float(before_probs[i]), float(after_probs[i]),
+                                   chars[i] == before.next_char) for i in top), key=lambda r: -r.after))
+    deltas = []
+    largest = 0.0
+    for key in ("c", "h"):
+        if key not in before.values:
+            continue
+        difference = np.asarray(after.values[key], dtype=np.float64) - np.asarray(before.values[key], np.float64)
+        largest = max(largest, float(np.max(np.abs(difference))) if difference.size else 0.0)
+        symbol = "c_t" if key == "c" else "h_t"
+        deltas.append(HeatRow(f"change of {symbol}", f"Δ{symbol}", f"change of the {'cell' if key == 'c' else 'hidden'}"
+                              " state", diverging(difference, "state"), float(difference[unit]), key))
+    return InterventionEffect(specs, selected, rows, before.surprisal_bits, after.surprisal_bits, tuple(deltas),
+                              largest, continued)

@@ -5,7 +5,9 @@ i, f, g, o, c, h and the cell update split into kept and written; GRU r, z, n, h
 diverging scale, the selected unit's numbers, the next-character distribution, and the text
 coloured by the selected unit (Karpathy's interpretable-cell view). Saturation and unit search
 come from core.gates_analysis. The compare view colours the text by which of two models predicts
-each character better: the open run (A) or B, another run or the n-gram of A's training text.
+each character better: the open run (A) or B, another run or the n-gram of A's training text. The
+intervene view (what if?) clamps, silences or forces units from the cursor on (core.intervene, the CLI's
+syntax), draws the trace recomputed under them, and shows what they change at the cursor.
 
 The state (cursor, selection, when to extend the trace) is viewmodel.gates_session.GatesSession;
 this screen turns keys into its methods, starts the workers its jobs ask for, hands their results
@@ -32,17 +34,20 @@ from rnn_playground.core.gates_analysis import FEATURES, Saturation
 from rnn_playground.core.model import describe_model
 from rnn_playground.core.runs import runs_for_display
 from rnn_playground.tui.viewmodel.eval_view import compare_lines
-from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number
+from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number, show_char
 from rnn_playground.tui.viewmodel.gates_session import (
     NO_RUN,
     AnalysisJob,
     CompareJob,
     CompareResult,
+    ContinueJob,
     ExtendJob,
     GatesFrame,
     GatesSession,
+    InterveneJob,
     Job,
     MatchJob,
+    RankingJob,
     TextRequest,
     extend_trace,
     gates_frame,
@@ -50,12 +55,26 @@ from rnn_playground.tui.viewmodel.gates_session import (
     open_text,
     run_analysis,
     run_comparison,
+    run_continuation,
+    run_intervention,
+    run_ranking,
     run_span_match,
     step_line,
 )
-from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO, span_text
+from rnn_playground.tui.viewmodel.gates_view import SCALE_NOTE, SCALE_NOTE_MONO, InterventionEffect, span_text
+from rnn_playground.tui.viewmodel.intervene import SYNTAX
 
-from ..messages import AnalysisReady, CompareReady, CompareRunsListed, GatesLoaded, SpanMatchReady, TraceExtended
+from ..messages import (
+    AnalysisReady,
+    CompareReady,
+    CompareRunsListed,
+    ContinuationReady,
+    GatesLoaded,
+    InterventionReady,
+    RankingReady,
+    SpanMatchReady,
+    TraceExtended,
+)
 from ..widgets.bars import NextCharBars
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
@@ -71,7 +90,8 @@ SOURCES = (("corpus slice", "corpus"), ("typed text", "text"), ("text file", "fi
 class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
-    # The footer leaves out l, ,. v and o: the header shows each beside what it changes.
+    # The footer leaves out l, ,. v, o and e: the header shows each beside what it changes; i, t, u and U
+    # are in the help and the palette (the footer has no room for them at 80 columns).
     BINDINGS = [
         Binding("right", "move(1)", "Step", key_display="←→", id="gates.right",
                 tooltip="one character forward (extends the trace by one step)"),
@@ -135,6 +155,26 @@ class GatesScreen(PlaygroundScreen):
                 id="gates.threshold_up", tooltip="span match: a unit is on above a higher percentile of its values"),
         Binding("less_than_sign", "percentile(-1)", "Threshold down", show=False, id="gates.threshold_down",
                 tooltip="span match: a unit is on above a lower percentile of its values"),
+        Binding("i", "intervene", "What if", show=False, id="gates.intervene",
+                tooltip="intervene on the selected unit from the cursor on: clamp h or c, silence (0) or force a "
+                        "gate (f=1, f=0, i=0, o=0); the field takes the CLI's syntax, prefilled (L2:U5:c=0@30), "
+                        "Enter adds it and the trace is recomputed under every intervention"),
+        Binding("e", "view('intervene')", "Effect", show=False, id="gates.effect",
+                tooltip="what the interventions change at the cursor: the next character before and after, its "
+                        "surprisal, the change of every unit's c and h, and the list of interventions"),
+        Binding("t", "continue_text", "Continue", show=False, id="gates.continue",
+                tooltip="intervene view: continue the text from the cursor with and without the interventions "
+                        "(the same seed)"),
+        Binding("u", "remove_intervention", "Remove", show=False, id="gates.remove_intervention",
+                tooltip="remove the intervention selected in the list"),
+        Binding("U", "clear_interventions", "Remove all", show=False, id="gates.clear_interventions",
+                tooltip="remove every intervention: the original trace again"),
+        Binding("r", "view('rank')", "Rank units", show=False, id="gates.rank",
+                tooltip="units ranked by how much silencing each raises the loss over the text (and over the "
+                        "characters the unit search's feature marks), beside the units the correlation search "
+                        "found: those that matter, and those that matter that correlation missed"),
+        Binding("R", "rank_again", "Rank again", show=False, id="gates.rank_again",
+                tooltip="rank view: cancel the ranking under way, or rank again (with the search's current feature)"),
         Binding("o", "open_text", "Text", show=False, id="gates.open",
                 tooltip="choose the text: a slice of the run's corpus, typed text, or a file"),
         Binding("escape", "leave_field", "Leave field", key_display="esc", id="gates.leave_field",
@@ -161,6 +201,8 @@ class GatesScreen(PlaygroundScreen):
         self._choices_listed: list | None = None   # the choices of B the compare view's select shows
         self._span_listed = None   # the span match the match view's list shows
         self._goto: tuple[int, int] | None = None  # (load generation, character) the Lesson asked for
+        self._interventions_listed: tuple | None = None   # the interventions the list shows
+        self._intervene_progress: tuple[int, int] = (0, 0)
 
     # -- layout
 
@@ -196,6 +238,11 @@ class GatesScreen(PlaygroundScreen):
                 with Vertical(id="gates-match"):
                     yield Static("", id="gates-match-note")
                     yield OptionList(id="gates-span-matches", compact=True)
+                yield Static("", id="gates-rank")
+                with Vertical(id="gates-intervene"):
+                    yield Input("", id="gates-intervene-spec", compact=True, placeholder=SYNTAX)
+                    yield OptionList(id="gates-interventions", compact=True)
+                    yield Static("", id="gates-effect")
             with Vertical(id="gates-side"):
                 yield NextCharBars(id="gates-bars")
                 yield Static("", id="gates-unit")
@@ -208,6 +255,8 @@ class GatesScreen(PlaygroundScreen):
         self.query_one("#gates-compare").display = False
         self.query_one("#gates-layers").display = False
         self.query_one("#gates-match").display = False
+        self.query_one("#gates-intervene").display = False
+        self.query_one("#gates-rank").display = False
         if self.gates.run is None and hasattr(self.app, "selected_run"):
             self.watch(self.app, "selected_run", self._run_selected)
         else:
@@ -281,6 +330,12 @@ class GatesScreen(PlaygroundScreen):
                 self._compare_worker(job)
             elif isinstance(job, MatchJob):
                 self._match_worker(job)
+            elif isinstance(job, InterveneJob):
+                self._intervene_worker(job)
+            elif isinstance(job, RankingJob):
+                self._rank_worker(job)
+            elif isinstance(job, ContinueJob):
+                self._continue_worker(job)
             elif job.kind == "saturation":
                 self._saturation_worker(job)
             else:
@@ -348,6 +403,57 @@ class GatesScreen(PlaygroundScreen):
         self.render_step()
         refresh_bindings_if_changed(self)
 
+    @work(thread=True, exclusive=True, group="gates-intervene", exit_on_error=False)
+    def _intervene_worker(self, job: InterveneJob) -> None:
+        try:
+            changed = run_intervention(job, lambda done, total: self.post_message(
+                InterventionReady(job, False, progress=(done, total))))
+            self.post_message(InterventionReady(job, True, changed))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            self.post_message(InterventionReady(job, True, error=error_text(exc, "Intervening failed")))
+
+    @work(thread=True, exclusive=True, group="gates-rank", exit_on_error=False)
+    def _rank_worker(self, job: RankingJob) -> None:
+        try:
+            result = run_ranking(job, lambda fraction: self.post_message(RankingReady(job, False, fraction=fraction)))
+            self.post_message(RankingReady(job, True, result))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            self.post_message(RankingReady(job, True, error=error_text(exc, "Ranking failed")))
+
+    def on_ranking_ready(self, message: RankingReady) -> None:
+        if message.done:
+            self.gates.ranked(message.job, message.result, message.error)
+        else:
+            self.gates.ranking_progressed(message.job, message.fraction)
+        if self.gates.view == "rank":
+            self.render_panels()
+
+    def action_rank_again(self) -> None:
+        if self.gates.ranking_running:
+            self.gates.cancel_ranking()
+        else:
+            self._start(self.gates.rank_units())
+        self.render_panels()
+
+    @work(thread=True, exclusive=True, group="gates-continue", exit_on_error=False)
+    def _continue_worker(self, job: ContinueJob) -> None:
+        try:
+            self.post_message(ContinuationReady(job, run_continuation(job)))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable
+            self.post_message(ContinuationReady(job, None, error_text(exc, "Continuing the text failed")))
+
+    def on_continuation_ready(self, message: ContinuationReady) -> None:
+        self.gates.continued_text(message.job, message.texts, message.error)
+        self.render_panels()
+
+    def on_intervention_ready(self, message: InterventionReady) -> None:
+        if not message.done:
+            self._intervene_progress = message.progress
+            self.render_panels()
+            return
+        self.gates.intervention_done(message.job, message.changed, message.error)
+        self.render_all()
+
     @work(thread=True, exclusive=True, group="gates-compare-runs", exit_on_error=False)
     def _list_runs(self, runs_dir: Path | None) -> None:
         self.post_message(CompareRunsListed(runs_for_display(runs_dir)))
@@ -377,6 +483,12 @@ class GatesScreen(PlaygroundScreen):
             return True if self.gates.view == "compare" and self.gates.comparison is not None else None
         if action == "open_text":
             return True if self.gates.tracer is not None else None
+        if action == "rank_again":
+            return True if self.gates.view == "rank" and self.gates.trace is not None else None
+        if action in ("intervene", "continue_text"):
+            return True if self.gates.trace is not None else None
+        if action in ("remove_intervention", "clear_interventions"):
+            return True if self.gates.interventions else None
         return True
 
     def _moved(self, jobs: list[Job]) -> None:
@@ -477,7 +589,8 @@ class GatesScreen(PlaygroundScreen):
 
     def submit_description(self) -> str:
         field = self.focused.id if self.focused is not None else None
-        return {"gates-source-value": "Load", "gates-regex": "Search"}.get(field, "")
+        return {"gates-source-value": "Load", "gates-regex": "Search", "gates-intervene-spec": "Intervene"}.get(
+            field, "")
 
     def action_view(self, view: str) -> None:
         jobs = self.gates.set_view(view)
@@ -486,10 +599,14 @@ class GatesScreen(PlaygroundScreen):
         self.query_one("#gates-compare").display = view == "compare"
         self.query_one("#gates-layers").display = view == "layers"
         self.query_one("#gates-match").display = view == "match"
+        self.query_one("#gates-intervene").display = view == "intervene"
+        self.query_one("#gates-rank").display = view == "rank"
         if view == "match":
             self.set_focus(self.query_one("#gates-span-matches"))
         if view == "layers":  # the strips fit the characters and units to their size, known once laid out
             self.call_after_refresh(self.render_step)
+        if view == "rank" and self.gates.ranking is None and not self.gates.ranking_running:
+            jobs = [*jobs, *self.gates.rank_units()]
         if view == "compare":
             self._list_runs(getattr(self.app, "runs_dir", None))
         if view == "search":
@@ -497,6 +614,41 @@ class GatesScreen(PlaygroundScreen):
             self.set_focus(self.query_one("#gates-matches"))
         self._start(jobs)
         self.render_all()
+
+    def action_intervene(self) -> None:
+        """The intervene view, its field holding the CLI's syntax for the selected unit at the cursor."""
+        if self.gates.view != "intervene":
+            self.action_view("intervene")
+        field = self.query_one("#gates-intervene-spec", Input)
+        field.value = self.gates.intervention_prefill()
+        field.cursor_position = len(field.value)
+        self.set_focus(field)
+
+    @on(Input.Submitted, "#gates-intervene-spec")
+    def _intervention_submitted(self, event: Input.Submitted) -> None:
+        self._start(self.gates.add_intervention(event.value))
+        if not self.gates.intervene_note or self.gates.intervening:
+            event.input.value = ""  # added: listed below; the keys step through the text again
+            self.set_focus(None)
+        self.render_all()
+
+    @on(OptionList.OptionHighlighted, "#gates-interventions")
+    def _intervention_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.gates.select_intervention(event.option_index)
+
+    def action_remove_intervention(self) -> None:
+        self._start(self.gates.remove_intervention())
+        self.render_all()
+
+    def action_clear_interventions(self) -> None:
+        self._start(self.gates.clear_interventions())
+        self.render_all()
+
+    def action_continue_text(self) -> None:
+        if self.gates.view != "intervene":
+            self.action_view("intervene")
+        self._start(self.gates.continue_text())
+        self.render_panels()
 
     def action_open_text(self) -> None:
         row = self.query_one("#gates-source")
@@ -671,6 +823,10 @@ class GatesScreen(PlaygroundScreen):
             Text.assemble(("colour ", muted), (gates.label(gates.colour_key).symbol, strong), ("[v]", key))
             if gates.view != "compare" else Text.assemble(("colour ", muted), ("A vs B", strong), ("[d]", key)),
         ]
+        if gates.interventions:
+            phrases.append(Text.assemble(("what if: ", muted), (f"{len(gates.interventions)} intervention"
+                                                                 f"{'s' if len(gates.interventions) > 1 else ''}",
+                                                                 strong), ("[e]", key)))
         if gates.source is not None:
             phrases.append(Text.assemble((gates.source.description, muted), ("[o]", key)))
         header = self.query_one("#gates-header", Static)
@@ -742,12 +898,20 @@ class GatesScreen(PlaygroundScreen):
             frame = self._frame()
         if frame is None:
             return
-        heatmap.display = gates.view in ("cell", "saturation")
-        update.display = gates.view not in ("compare", "layers", "match")
+        heatmap.display = gates.view in ("cell", "saturation", "intervene")
+        update.display = gates.view not in ("compare", "layers", "match", "intervene", "rank")
         if gates.view == "layers":
             self.query_one(LayerStrips).show(frame.layers)
         elif gates.view == "match":
             self._show_span_matches()
+        elif gates.view == "rank":
+            self._forget_shape("update")
+            self.query_one("#gates-rank", Static).update(self._rank_text())
+        elif gates.view == "intervene":
+            self._forget_shape("update")
+            heatmap.show(list(frame.rows), gates.unit, gates.tracer.hidden)
+            self._show_interventions()
+            self.query_one("#gates-effect", Static).update(self._effect_text(frame.effect))
         elif gates.view == "compare":
             self._forget_shape("update")
             self._show_compare_choices()
@@ -822,6 +986,108 @@ class GatesScreen(PlaygroundScreen):
                 text.append(f"\n{line}")
         return text
 
+    def _rank_text(self) -> Text:
+        """The ranking (or its progress), then the correlation search's units beside it."""
+        gates = self.gates
+        muted = self.get_component_rich_style("gates--muted")
+        strong = self.get_component_rich_style("gates--strong")
+        key = self.get_component_rich_style("gates--key")
+        layers = gates.tracer.layers
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(gates.ranking_note, strong if gates.ranking_running else muted)
+        if gates.ranking_running:
+            text.append_text(Text.assemble(("  ", ""), ("R", key), (" cancels", muted)))
+        ranking = gates.ranking
+        if ranking is None:
+            return text
+        by = "feature" if ranking.feature_loss is not None else "text"
+        height = self.query_one("#gates-rank").content_size.height or 12
+        comparison = gates.effect_comparison()
+        shown = max(3, height - (6 if comparison is not None else 3))
+        width = len(f"{fmt_layer(0, layers)} u{0:<5}")
+        text.append(f"\n{'unit':<{width}}{'Δloss text':>11}" + (f"{'Δloss feature':>16}" if by == "feature" else ""),
+                    muted)
+        for effect in ranking.ranked(by=by, top=shown):
+            text.append(f"\n{fmt_layer(effect.layer, layers)} u{effect.unit:<5}{effect.change:>+11.4f}")
+            if effect.feature_change is not None:
+                text.append(f"{effect.feature_change:>+16.4f}")
+        if comparison is None:
+            text.append_text(Text.assemble(("\n", ""), ("f", key), (" finds units by correlation; they show "
+                                                                   "here beside the ranking", muted)))
+            return text
+
+        def units(rows) -> str:
+            return ", ".join(f"L{row.layer + 1}:u{row.unit} {row.change:+.3f}" for row in rows) or "none"
+
+        text.append("\nfound by correlation, and matter: ", muted)
+        text.append(units(comparison.both), strong)
+        text.append("\nfound by correlation, change little: ", muted)
+        text.append(units(comparison.correlation_only))
+        text.append("\nmatter, missed by correlation: ", muted)
+        text.append(units(comparison.effect_only), strong)
+        return text
+
+    def _show_interventions(self) -> None:
+        """The list holds the session's interventions in the CLI's syntax, the selected one highlighted."""
+        gates = self.gates
+        specs = tuple(iv.describe() for iv in gates.interventions)
+        options = self.query_one("#gates-interventions", OptionList)
+        if self._interventions_listed != specs:
+            self._interventions_listed = specs
+            with options.prevent(OptionList.OptionHighlighted):
+                options.clear_options()
+                options.add_options([Option(spec) for spec in specs])
+            options.styles.height = max(1, min(3, len(specs)))
+        if specs and options.highlighted != gates.intervention_index:
+            with options.prevent(OptionList.OptionHighlighted):
+                options.highlighted = gates.intervention_index
+        options.display = bool(specs)
+
+    def _effect_text(self, effect: InterventionEffect | None) -> Text:
+        gates = self.gates
+        muted = self.get_component_rich_style("gates--muted")
+        strong = self.get_component_rich_style("gates--strong")
+        key = self.get_component_rich_style("gates--key")
+        error = self.get_component_rich_style("gates--error")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if gates.intervene_note and not gates.intervening:
+            text.append(gates.intervene_note + "\n", error)
+        if gates.intervening:
+            done, total = self._intervene_progress
+            text.append(gates.intervene_note, muted)
+            if total:
+                text.append(f" {done:,}/{total:,}", strong)
+            return text
+        if effect is None:
+            text.append_text(Text.assemble(("No intervention: ", muted), ("i", key),
+                                           (" adds one on the selected unit from the cursor on", muted)))
+            return text
+        line = Text.assemble(("surprisal ", muted))
+        if effect.before_bits is not None:
+            change = effect.after_bits - effect.before_bits
+            line.append(f"{effect.before_bits:.2f} → {effect.after_bits:.2f} bits ({change:+.2f})", strong)
+        line.append(f"  max|Δ| {effect.largest:.4f}", muted)
+        text.append_text(line)
+        if gates.continuing:
+            text.append("\ncontinuing the text with and without them…", muted)
+        elif effect.continued is None:
+            text.append_text(Text.assemble(("\n", ""), ("t", key),
+                                           (" continues the text from here with and without them", muted)))
+        else:
+            without, with_ = effect.continued
+            text.append("\nwithout ", muted)
+            text.append(without.replace("\n", "⏎"))
+            text.append("\nwith    ", muted)
+            text.append(with_.replace("\n", "⏎"), strong)
+        height = self.query_one("#gates-effect").content_size.height or 8
+        text.append("\nnext   before     after", muted)
+        for row in effect.rows[:max(1, min(6, height - text.plain.count("\n") - 1))]:
+            text.append(f"\n{show_char(row.char):<5}{row.before:>7.3f} {_bar(row.before)} {row.after:>7.3f} "
+                        f"{_bar(row.after)}", strong if row.is_true else "")
+            if row.is_true:
+                text.append(" ◀ true", strong)
+        return text
+
     def _update_text(self, frame: GatesFrame) -> Text:
         muted = self.get_component_rich_style("gates--muted")
         strong = self.get_component_rich_style("gates--strong")
@@ -870,3 +1136,9 @@ class GatesScreen(PlaygroundScreen):
         number = r"[+-]?\d+\.\d{4}"  # saturation fractions have no sign
         lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
         return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines, strict=False)}
+
+
+def _bar(prob: float, width: int = 8) -> str:
+    """A probability as a bar of eighths, `width` cells for 1."""
+    eighths = round(max(0.0, min(1.0, prob)) * width * 8)
+    return ("█" * (eighths // 8) + ("▏▎▍▌▋▊▉"[eighths % 8 - 1] if eighths % 8 else "")).ljust(width)
