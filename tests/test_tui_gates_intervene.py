@@ -209,7 +209,8 @@ def test_the_effect_at_the_cursor_is_the_two_traces(tiny_run):
 def test_a_gru_intervenes_on_h_and_its_gates(tmp_path):
     """For a GRU the prefill silences h; r and z can be forced; c is refused with what a GRU has."""
     from rnn_playground.tui.viewmodel.gates_session import GatesSession, gates_frame
-    run = write_char_checkpoint(tmp_path / "runs" / "calm-heron", cell="gru", hidden=16, layers=1)
+    run = write_char_checkpoint(tmp_path / "runs" / "calm-heron", cell="gru", hidden=16, layers=1,
+                                corpus=str(tmp_path / "corpus.txt"))   # not into the working directory
     tracer = GateTracer.from_checkpoint(run)
     text = "".join(ch for ch in "the cat sat on the mat." if ch in tracer.vocab.index)
     session = GatesSession(run=run, tracer=tracer, trace=tracer.trace(text), text=text, pos=6, unit=3)
