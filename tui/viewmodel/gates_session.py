@@ -70,6 +70,7 @@ CONTINUE_CHARS = 60        # characters continued from the cursor, with and with
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
 PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
 MATCHES = 20               # spans a match lists
+MATCH_AS_TRAINED = "matched on the model as trained, without the interventions"
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
 
@@ -955,7 +956,9 @@ class GatesSession:
 
     def match(self) -> list[Job]:
         """Match the selection (which becomes the span matched, the mark dropped) or the span matched last,
-        with the colour quantity at the selected layer, over the whole text (traced first)."""
+        with the colour quantity at the selected layer, over the whole text (traced first). Like saturation,
+        the unit search and the ranking, it reads the original trace (the model as trained), never the
+        intervened one: a whole-text analysis describes the model, the interventions are what-ifs at the cursor."""
         if self.trace is None:
             return []
         if self.mark is not None:

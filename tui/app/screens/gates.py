@@ -36,6 +36,7 @@ from rnn_playground.core.runs import runs_for_display
 from rnn_playground.tui.viewmodel.eval_view import compare_lines
 from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number, show_char
 from rnn_playground.tui.viewmodel.gates_session import (
+    MATCH_AS_TRAINED,
     NO_RUN,
     AnalysisJob,
     CompareJob,
@@ -756,6 +757,8 @@ class GatesScreen(PlaygroundScreen):
                     (f": {', '.join(map(str, result.units[:8]))}" + ("…" if len(result.units) > 8 else ""), muted)))
             if result.percentile != gates.percentile:
                 phrases.append(Text(f"p{gates.percentile:g} asked", muted))
+            if gates.interventions:
+                phrases.append(Text(MATCH_AS_TRAINED, muted))
         busy = self.busy_text("gates-match") or gates.match_note
         if busy:
             phrases.append(Text(busy, muted))
