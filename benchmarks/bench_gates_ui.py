@@ -384,30 +384,33 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, textual {textual.__version__}; "
           f"LSTM {args.layers}x{args.hidden}, {len(text):,} characters, {args.rounds} rounds", flush=True)
     run = make_checkpoint(Path(runs_dir()), args.hidden, args.layers)
-    if args.span_match or args.span_match_only:
+    # an --X-only flag runs that case alone (several such flags: those cases); else each case its flag allows
+    only = {case for case, flag in (("span_match", args.span_match_only), ("layers", args.layers_only),
+                                    ("intervene", args.intervene_only), ("compare", args.compare_only)) if flag}
+    wanted = {"span_match": args.span_match, "layers": args.layers_view, "intervene": args.intervene,
+              "compare": args.compare}
+
+    def runs(case: str) -> bool:
+        return case in only if only else wanted[case]
+
+    if runs("span_match"):
         print_table("Span match over the whole text, s", ["case", "median s", "median / trace median"],
                     span_match_rows(run, text, args))
-        if args.span_match_only:
-            return
-    if args.layers_view or args.layers_only:
+    if runs("layers"):
         print_table("Gates screen, all-layers view: key (Right) -> frame showing the step, ms",
                     ["view", "presses", "median", "p95", "max", "median / cell view median"],
                     layers_rows(run, text, args))
-        if args.layers_only:
-            return
-    if args.intervene or args.intervene_only:
+    if runs("intervene"):
         print_table("Gates screen, an intervention active: key (Right) -> frame showing the step, ms",
                     ["case", "presses", "median", "p95", "max", "median / no intervention"],
                     intervene_rows(run, text, args))
-        if args.intervene_only:
-            return
-    if args.compare or args.compare_only:
+    if runs("compare"):
         with_real_fingerprint(run)
         rows = compare_rows(run, text, args)
         print_table("Gates screen, compare view: key (Right) -> frame showing the step, ms",
                     ["case", "presses", "median", "p95", "max", "comparison s", "median / shown median"], rows)
-        if args.compare_only:
-            return
+    if only:
+        return
     settings = [(chunk_s, True, f"chunks of {chunk_s * 1000:.0f} ms" + (" (default)" if chunk_s == CHUNK_S else ""))
                 for chunk_s in chunks]
     settings.append((CHUNK_S, False, f"chunks of {CHUNK_S * 1000:.0f} ms, gc not frozen"))
