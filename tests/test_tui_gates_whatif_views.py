@@ -74,3 +74,32 @@ def test_span_match_reads_the_model_as_trained(tiny_run):
     # adding or removing an intervention leaves the match as it was: nothing to recompute
     session.clear_interventions()
     assert session.match() == [] and session.span_matches == expected
+
+
+def test_a_new_text_clears_the_span_and_the_interventions(tiny_run):
+    """Both name positions of the text they were made on: a new text drops both."""
+    from rnn_playground.tui.viewmodel.gates_session import (
+        TextRequest,
+        gates_frame,
+        load_tracer,
+        open_text,
+        run_span_match,
+    )
+    session, text = session_on(tiny_run, "abc xyz abc xyz abd xyz abc " * 4, layer=1)
+    session.add_intervention("L1:U0:c=0@3")
+    session.move_to(4)
+    session.toggle_mark()
+    session.percentile = 50.0
+    (job,) = session.set_view("match")
+    session.matched(job, run_span_match(job), None)
+    session.move_to(10)
+    session.toggle_mark()
+    assert session.span == (4, 5) and session.span_matches is not None and session.mark == 10
+    assert session.interventions and session.changed is not None
+    tracer, meta = load_tracer(tiny_run)
+    session.start_load()
+    session.loaded(session.generation, open_text(tracer, meta, TextRequest("text", "the cat sat on the mat.")))
+    assert (session.mark, session.span, session.span_matches, session.match_note) == (None, None, None, "")
+    assert (session.interventions, session.changed, session.continued, session.intervene_note) == ([], None, None, "")
+    session.view = "intervene"
+    assert session.selection() is None and gates_frame(session, 20).effect is None
