@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from rnn_playground.tui.viewmodel.lesson import source as lesson_source
 from rnn_playground.tui.viewmodel.lesson.page import PageKey, PageView, line
 
+from .conftest import long_config
 from .tui_helpers import make_app, press, screen_text, shows, type_into, wait_for
 
 
@@ -426,3 +428,33 @@ async def test_the_memory_page_runs_a_tiny_experiment_and_shows_its_table(tmp_pa
         # the settings change with d and h; a cached result shows at once
         await press(pilot, "h")
         assert page.settings.hidden != 8
+
+
+async def test_a_run_training_in_the_app_is_the_source_with_its_live_window(tmp_path, tiny_corpus):
+    from rnn_playground.tui.viewmodel.lesson.batching import live_window
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, val_every=10))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")  # the Train screen starts the run
+        controller = app.train_controller
+        await wait_for(pilot, lambda: controller.snapshot.last_checkpoint, 60, "the run's first checkpoint")
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the training run's model")
+        screen = app.screen
+        source = screen.source
+        assert "training" in source.origin and source.run_dir == Path(controller.snapshot.run_dir)
+        page = await to_page(pilot, "batching")
+        assert (page.batch, page.seq) == (8, 16) and page.following
+        # the page follows the trainer's window as the run goes on, with no key pressed (each new checkpoint
+        # reloads the source; the live figures between them come from the run's snapshot)
+        first = screen.source.live["step"]
+        await wait_for(pilot, lambda: screen.source.live["step"] >= first + 3, 60, "more steps")
+        live = screen.source.live
+        windows = live["windows_per_epoch"]
+        assert live["window"] == live["step"] % windows
+        assert page.current() == live_window(live, len(page.batches))
+        await shows(pilot, f"/{windows:,}")   # the origin line: the live run's step and window
+        await wait_for(pilot, lambda: f"window {page.current() + 1} of" in screen_text(app)
+                       and "the trainer takes window" in screen_text(app), 10, "the trainer's window highlighted")
+        controller.stop()
+        await wait_for(pilot, lambda: not controller.active, 30, "the run stopped")
