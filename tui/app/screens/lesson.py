@@ -440,8 +440,12 @@ class LessonScreen(PlaygroundScreen):
                 text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}",
                             self._style("lesson--dim"))
         if view.deeper_text:
+            room = (self.query_one("#lesson-origin", Static).content_size.width or self.size.width) - len(text) - 6
+            deeper = view.deeper_text
+            if len(deeper) > room:  # the screen's name, without what it shows, rather than a word cut in two
+                deeper = deeper.split(":")[0]
             text.append("  [g] ", self._style("lesson--bold"))
-            text.append(view.deeper_text, self._style("lesson--dim"))
+            text.append(deeper, self._style("lesson--dim"))
         return text
 
     def _body_text(self, view: PageView) -> Text:
