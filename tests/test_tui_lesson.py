@@ -94,7 +94,7 @@ async def test_the_complete_page_completes_what_is_typed(tmp_path, tiny_run):
         await wait_for(pilot, lambda: page.completions is not None and page.completions.prefix == "The ", 60,
                        "the completions of the typed text")
         await press(pilot, "enter")
-        assert app.screen.focused is None
+        await wait_for(pilot, lambda: app.screen.focused is None, 10, "Enter to leave the field")
         text = await shows(pilot, "log p")
         assert text.count("log p") >= 4
         seed = page.seed
@@ -334,7 +334,7 @@ async def test_the_shapes_page_reads_the_pass_and_checks_the_quiz(tmp_path, tiny
         await press(pilot, "t")
         assert screen.focused is screen.query_one("#lesson-input")
         await press(pilot, *"3,1,20", "enter")
-        assert screen.focused is None
+        await wait_for(pilot, lambda: screen.focused is None, 10, "Enter to leave the field")
         assert page.verdict is not None and not page.verdict.right
         text = await shows(pilot, "is wrong")
         assert "even with batch_first" in text and "The module returns [1, 3, 20]." in text
@@ -388,7 +388,8 @@ async def test_the_sampling_page_takes_a_typed_beginning_and_its_letters_only_ou
         assert screen.focused is screen.query_one("#lesson-input")
         await press(pilot, *"Tkt", "enter")
         assert (page.temperature, page.top_k) == (temperature, top_k)
-        assert page.prime == "Tkt" and screen.focused is None
+        await wait_for(pilot, lambda: screen.focused is None, 10, "Enter to leave the field")
+        assert page.prime == "Tkt"
         await shows(pilot, "after Tkt")
         # the raw softmax stage is the model's next-character distribution after the prime
         model, vocab = screen.source.model, screen.source.vocab
