@@ -7,7 +7,7 @@ import sys
 
 FAST = ["bench_char", "bench_gates", "bench_series", "bench_tui", "bench_sample_ui", "bench_gates_ui", "bench_threads",
         "bench_control", "bench_dropout", "bench_distributed", "bench_eval", "bench_baselines", "bench_beam",
-        "bench_sysmetrics", "bench_compare"]
+        "bench_sysmetrics", "bench_compare", "bench_lesson_ui"]
 
 
 def main(argv: list[str]) -> None:

@@ -272,8 +272,13 @@ class LessonScreen(PlaygroundScreen):
             self.page.handle(action)
         except Exception as exc:  # noqa: BLE001 - a page's error in words
             self._page_error(self.page, error_text(exc, f"The {self.page.title} page failed"))
-        self._start_job()
+        self._after_key()
+
+    def _after_key(self) -> None:
+        """The key's frame first, then the job it asked for: a job's thread (an experiment training in Python)
+        competes for the interpreter, and started first it held the frame back by up to 300 ms."""
         self.render_all()
+        self.call_after_refresh(self._start_job)
 
     def action_page_key(self, action: str) -> None:
         self.page_key(action)
@@ -322,8 +327,7 @@ class LessonScreen(PlaygroundScreen):
             return
         self.index = (self.index + delta) % len(self.pages)
         self.set_focus(None)
-        self._start_job()
-        self.render_all()
+        self._after_key()
 
     def action_leave_field(self) -> None:
         self.set_focus(None)
@@ -346,8 +350,7 @@ class LessonScreen(PlaygroundScreen):
             self.page.handle("type", text)
         except Exception as exc:  # noqa: BLE001 - a page's error in words
             self._page_error(self.page, error_text(exc, f"The {self.page.title} page failed"))
-        self._start_job()
-        self.render_all()
+        self._after_key()
 
     def action_deeper(self) -> None:
         view = self._last_view
