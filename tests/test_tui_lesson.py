@@ -101,6 +101,12 @@ async def test_the_complete_page_completes_what_is_typed(tmp_path, tiny_run):
         await press(pilot, "r")
         assert page.seed == seed + 1
         await wait_for(pilot, lambda: page.completions.generation == page.generation, 60, "new completions")
+        # in the field, the page's letters r and n are text, not its keys
+        samples = page.samples
+        await press(pilot, "t", *"rn")
+        # (focusing the field selects its text: what is typed replaces it)
+        await wait_for(pilot, lambda: page.completions.prefix == "rn", 60, "the completions of the new text")
+        assert (page.seed, page.samples) == (seed + 1, samples)
 
 
 async def test_a_broken_run_is_said_in_words(tmp_path):
