@@ -7,7 +7,8 @@ import sys
 
 FAST = ["bench_char", "bench_gates", "bench_series", "bench_tui", "bench_sample_ui", "bench_gates_ui", "bench_threads",
         "bench_control", "bench_dropout", "bench_distributed", "bench_eval", "bench_baselines", "bench_beam",
-        "bench_sysmetrics", "bench_compare", "bench_ablation"]
+        "bench_sysmetrics", "bench_compare", "bench_ablation", "bench_lesson_ui", "bench_lesson_shapes",
+        "bench_encoding", "bench_memory", "bench_series_gates"]
 
 
 def main(argv: list[str]) -> None:

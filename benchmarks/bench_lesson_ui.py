@@ -32,7 +32,8 @@ async def wait_until(predicate, timeout: float = 120.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def measure(run: Path, presses: int, interval: float) -> tuple[list[float], dict[str, list[float]], list[float]]:
+async def measure(run: Path, presses: int, interval: float,
+                  only: set[str] | None = None) -> tuple[list[float], dict[str, list[float]], list[float]]:
     """(Gates `.` latencies ms, {page: key latencies ms}, Complete `r` -> completions shown ms)."""
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens.gates import GatesScreen
@@ -74,6 +75,10 @@ async def measure(run: Path, presses: int, interval: float) -> tuple[list[float]
         for _ in range(len(screen.pages)):
             page = screen.page
             await wait_until(idle)
+            if only and page.name not in only:
+                send_key(app, "right_square_bracket")
+                await asyncio.sleep(interval)
+                continue
             times = pages.setdefault(page.name, [])
             keys = [key for key in page.keys if key.action != "type"]
             for n in range(presses):
@@ -106,9 +111,11 @@ def main(argv=None) -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--presses", type=int, default=20, help="key presses per page")
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between key presses")
+    parser.add_argument("--pages", default="", help="only these pages, comma-separated (default: every page)")
     args = parser.parse_args(argv)
     run = make_checkpoint(Path(runs_dir()), hidden=args.hidden, layers=args.layers)
-    baseline, pages, completions = asyncio.run(measure(run, args.presses, args.interval))
+    baseline, pages, completions = asyncio.run(measure(run, args.presses, args.interval,
+                                                           set(filter(None, args.pages.split(","))) or None))
     base = statistics.median(baseline)
     rows = [["Gates screen `.` (baseline)", len(baseline), base, percentile(baseline, 0.95), max(baseline), "1.00"]]
     for name, values in pages.items():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
+import torch
 
 from rnn_playground.tui.viewmodel.lesson import source as lesson_source
 from rnn_playground.tui.viewmodel.lesson.page import PageKey, PageView, line
 
+from .conftest import long_config
 from .tui_helpers import make_app, press, screen_text, shows, type_into, wait_for
 
 
@@ -91,13 +94,19 @@ async def test_the_complete_page_completes_what_is_typed(tmp_path, tiny_run):
         await wait_for(pilot, lambda: page.completions is not None and page.completions.prefix == "The ", 60,
                        "the completions of the typed text")
         await press(pilot, "enter")
-        assert app.screen.focused is None
+        await wait_for(pilot, lambda: app.screen.focused is None, 10, "Enter to leave the field")
         text = await shows(pilot, "log p")
         assert text.count("log p") >= 4
         seed = page.seed
         await press(pilot, "r")
         assert page.seed == seed + 1
         await wait_for(pilot, lambda: page.completions.generation == page.generation, 60, "new completions")
+        # in the field, the page's letters r and n are text, not its keys
+        samples = page.samples
+        await press(pilot, "t", *"rn")
+        # (focusing the field selects its text: what is typed replaces it)
+        await wait_for(pilot, lambda: page.completions.prefix == "rn", 60, "the completions of the new text")
+        assert (page.seed, page.samples) == (seed + 1, samples)
 
 
 async def test_a_broken_run_is_said_in_words(tmp_path):
@@ -243,3 +252,216 @@ async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words
                 await shows(pilot, "result 42")
             screen.pages.remove(page)
             screen.index = 0
+
+
+# --------------------------------------------------------------------------- each page, driven by its keys
+
+
+async def open_lesson(pilot, run):
+    """The Lesson screen on `run` (the run open in the app), its model loaded."""
+    app = pilot.app
+    app.selected_run = run
+    await press(pilot, "6")
+    await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the run's model")
+    return app.screen
+
+
+def idle(screen) -> bool:
+    return not screen._jobs and screen._last_view is not None and not screen._last_view.busy
+
+
+async def test_the_encoding_page_steps_the_text_and_shows_the_vocabularys_ids(tmp_path, tiny_run):
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "encoding")
+        vocab = screen.source.vocab
+        await press(pilot, "right", "right", "right")
+        assert page.cursor == 3
+        await press(pilot, "left")
+        assert page.cursor == 2
+        encoded = page.encode(page.cursor, 4)
+        # the ids are the vocabulary's, and one-hot x W is the embedding lookup, computed
+        assert encoded.ids.tolist() == vocab.encode(encoded.chars).tolist()
+        weight = screen.source.model.embed.weight.detach()
+        assert torch.equal(encoded.lookup, weight[encoded.ids])
+        assert torch.allclose(encoded.product, encoded.lookup) and encoded.difference < 1e-6
+        text = await shows(pilot, "one-hot")
+        assert str(int(encoded.ids[0])) in text
+        await press(pilot, "pagedown")
+        assert page.cursor > 2
+
+
+async def test_the_batching_page_moves_its_window_over_the_trainers_batches(tmp_path, tiny_run):
+    from rnn_playground.core.model import StreamBatches
+    from rnn_playground.tui.viewmodel.format import show_text_char
+    from rnn_playground.tui.viewmodel.lesson.batching import training_text
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "batching")
+        config = screen.source.config
+        assert (page.batch, page.seq) == (config.batch, config.seq)  # the run's own B and T
+        await shows(pilot, f"window 1 of {len(page.batches):,}")
+        await press(pilot, "right", "right")
+        assert page.current() == 2
+        await shows(pilot, f"window 3 of {len(page.batches):,}")
+        # what the window shows is the trainer's batch: StreamBatches over the training split
+        batches = StreamBatches(screen.source.vocab.encode(training_text(screen.source)), page.batch, page.seq)
+        x, y = batches.window(2)
+        first_x = "".join(show_text_char(screen.source.vocab.chars[i]) for i in x[0].tolist())
+        first_y = "".join(show_text_char(screen.source.vocab.chars[i]) for i in y[0].tolist())
+        assert first_y[:-1] == first_x[1:]  # y is x shifted by one
+        row = next(row for row in screen_text(app).splitlines() if "s1  x " in row)
+        shown_x, shown_y = row.split("s1  x ", 1)[1].split("  y ", 1)
+        assert shown_x and first_x.startswith(shown_x) and first_y.startswith(shown_y.rstrip("│ ").rstrip())
+        await press(pilot, "b")
+        assert page.batch < config.batch
+        await press(pilot, "f")
+        assert (page.batch, page.seq) == (config.batch, config.seq)
+
+
+async def test_the_shapes_page_reads_the_pass_and_checks_the_quiz(tmp_path, tiny_run):
+    from rnn_playground.core.shapes import forward_shapes
+    from rnn_playground.tui.viewmodel.lesson.shapes import shape_text
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "shapes")
+        await press(pilot, "up")
+        await wait_for(pilot, lambda: not page.pending() and idle(screen), 60, "the table at the new B")
+        expected = forward_shapes(screen.source.model, page.batch, page.seq)
+        text = await shows(pilot, f"B={page.batch} streams")
+        for tensor in expected:
+            assert any(row.lstrip().startswith(tensor.name) and shape_text(tensor.shape) in row
+                       for row in text.splitlines()), (tensor, text)
+        # the lesson's question: typed after t, checked on Enter; a wrong answer is explained
+        assert any(key.action == "type" for key in page.keys)
+        await press(pilot, "t")
+        assert screen.focused is screen.query_one("#lesson-input")
+        await press(pilot, *"3,1,20", "enter")
+        await wait_for(pilot, lambda: screen.focused is None, 10, "Enter to leave the field")
+        assert page.verdict is not None and not page.verdict.right
+        text = await shows(pilot, "is wrong")
+        assert "even with batch_first" in text and "The module returns [1, 3, 20]." in text
+        await type_into(pilot, "#lesson-input", "1,3,20")
+        await press(pilot, "enter")
+        assert page.verdict.right
+        await shows(pilot, "is right")
+        await press(pilot, "n")
+        assert page.asked == 2 and page.verdict is None
+
+
+async def test_the_train_eval_page_draws_its_samples_without_a_key(tmp_path, tiny_run):
+    import torch.nn.functional as F
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "train_eval")
+        # the samples are drawn in a thread; the screen's timer shows them when they are done
+        await wait_for(pilot, lambda: idle(screen), 60, "the samples")
+        eval_text, train_text = page._draw.text(0), page._draw.text(1)
+        assert eval_text and train_text
+        await shows(pilot, eval_text[:8].replace("\n", "↵"))
+        # the eval column's loss is the model's own, in eval mode
+        model, vocab = screen.source.model, screen.source.vocab
+        passage = page.passage()
+        model.eval()
+        with torch.no_grad():
+            logits, _ = model(vocab.encode(passage[:-1])[None])
+        loss = float(F.cross_entropy(logits[0].float(), vocab.encode(passage[1:])))
+        await shows(pilot, f"loss {loss:.3f}")
+        seed = page.sample_seed
+        await press(pilot, "s")
+        assert page.sample_seed == seed + 1
+        await wait_for(pilot, lambda: idle(screen) and page._draw.key[2] == seed + 1, 60, "the new samples")
+
+
+async def test_the_sampling_page_takes_a_typed_beginning_and_its_letters_only_outside_the_field(tmp_path, tiny_run):
+    from rnn_playground.tui.viewmodel.lesson.sampling_page import SWEEP_TEMPERATURES
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "sampling")
+        # the temperature sweep is drawn in a thread and shown when done, without a key
+        await wait_for(pilot, lambda: idle(screen), 60, "the sweep")
+        sweep = [page._draw.text(part) for part in range(len(SWEEP_TEMPERATURES))]
+        text = screen_text(app)
+        assert all(sample[:6].replace("\n", "↵") in text for sample in sweep), text
+        # e opens the field; the letters typed there are the beginning, not the page's keys
+        temperature, top_k = page.temperature, page.top_k
+        await press(pilot, "e")
+        assert screen.focused is screen.query_one("#lesson-input")
+        await press(pilot, *"Tkt", "enter")
+        assert (page.temperature, page.top_k) == (temperature, top_k)
+        await wait_for(pilot, lambda: screen.focused is None, 10, "Enter to leave the field")
+        assert page.prime == "Tkt"
+        await shows(pilot, "after Tkt")
+        # the raw softmax stage is the model's next-character distribution after the prime
+        model, vocab = screen.source.model, screen.source.vocab
+        with torch.no_grad():
+            logits, _ = model(vocab.encode("Tkt")[None])
+        assert torch.allclose(page.stages()[0].probs, logits[0, -1].float().softmax(-1), atol=1e-6)
+        # outside the field the letters reach the page
+        await press(pilot, "t", "K")
+        assert page.temperature < temperature and page.top_k != top_k
+        await shows(pilot, f"T={page.temperature:g}")
+        # a beginning the vocabulary lacks is refused in words, the last one kept
+        await press(pilot, "e", *"#", "enter")
+        assert page.prime == "Tkt"
+        await shows(pilot, "vocabulary lacks")
+
+
+async def test_the_memory_page_runs_a_tiny_experiment_and_shows_its_table(tmp_path, tiny_run):
+    from rnn_playground.core.memory_task import MemorySettings, cached_result
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        page = await to_page(pilot, "memory")
+        # the gradient reach of the run's model comes from a job, shown when it ends
+        await wait_for(pilot, lambda: page.source_reach is not None and idle(screen), 60, "the gradient reach")
+        await shows(pilot, "reaches k =")
+        page.settings = MemorySettings(delays=(1, 4), hidden=8, steps=20, batch=8)  # seconds, not a minute
+        page.result = None
+        await press(pilot, "r")
+        await wait_for(pilot, lambda: page.result is not None and idle(screen), 120, "the experiment")
+        result = page.result
+        assert result == cached_result(page.settings) or cached_result(page.settings) is not None
+        text = await shows(pilot, "LSTM")
+        for cell, name in (("rnn", "RNN"), ("gru", "GRU"), ("lstm", "LSTM")):
+            row = next(row for row in text.splitlines() if row.strip().startswith(f"{name[0]} {name}"))
+            for delay in (1, 4):
+                assert f"{result.accuracy(cell, delay):.0%}" in row, (cell, row)
+        # the settings change with d and h; a cached result shows at once
+        await press(pilot, "h")
+        assert page.settings.hidden != 8
+
+
+async def test_a_run_training_in_the_app_is_the_source_with_its_live_window(tmp_path, tiny_corpus):
+    from rnn_playground.tui.viewmodel.lesson.batching import live_window
+    app = make_app(tmp_path, initial_config=long_config(tiny_corpus, val_every=10))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await press(pilot, "s")  # the Train screen starts the run
+        controller = app.train_controller
+        await wait_for(pilot, lambda: controller.snapshot.last_checkpoint, 60, "the run's first checkpoint")
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 60, "the training run's model")
+        screen = app.screen
+        source = screen.source
+        assert "training" in source.origin and source.run_dir == Path(controller.snapshot.run_dir)
+        page = await to_page(pilot, "batching")
+        assert (page.batch, page.seq) == (8, 16) and page.following
+        # the page follows the trainer's window as the run goes on, with no key pressed (each new checkpoint
+        # reloads the source; the live figures between them come from the run's snapshot)
+        first = screen.source.live["step"]
+        await wait_for(pilot, lambda: screen.source.live["step"] >= first + 3, 60, "more steps")
+        live = screen.source.live
+        windows = live["windows_per_epoch"]
+        assert live["window"] == live["step"] % windows
+        assert page.current() == live_window(live, len(page.batches))
+        await shows(pilot, f"/{windows:,}")   # the origin line: the live run's step and window
+        await wait_for(pilot, lambda: f"window {page.current() + 1} of" in screen_text(app)
+                       and "the trainer takes window" in screen_text(app), 10, "the trainer's window highlighted")
+        controller.stop()
+        await wait_for(pilot, lambda: not controller.active, 30, "the run stopped")

@@ -272,8 +272,13 @@ class LessonScreen(PlaygroundScreen):
             self.page.handle(action)
         except Exception as exc:  # noqa: BLE001 - a page's error in words
             self._page_error(self.page, error_text(exc, f"The {self.page.title} page failed"))
-        self._start_job()
+        self._after_key()
+
+    def _after_key(self) -> None:
+        """The key's frame first, then the job it asked for: a job's thread (an experiment training in Python)
+        competes for the interpreter, and started first it held the frame back by up to 300 ms."""
         self.render_all()
+        self.call_after_refresh(self._start_job)
 
     def action_page_key(self, action: str) -> None:
         self.page_key(action)
@@ -322,8 +327,7 @@ class LessonScreen(PlaygroundScreen):
             return
         self.index = (self.index + delta) % len(self.pages)
         self.set_focus(None)
-        self._start_job()
-        self.render_all()
+        self._after_key()
 
     def action_leave_field(self) -> None:
         self.set_focus(None)
@@ -346,8 +350,7 @@ class LessonScreen(PlaygroundScreen):
             self.page.handle("type", text)
         except Exception as exc:  # noqa: BLE001 - a page's error in words
             self._page_error(self.page, error_text(exc, f"The {self.page.title} page failed"))
-        self._start_job()
-        self.render_all()
+        self._after_key()
 
     def action_deeper(self) -> None:
         view = self._last_view
@@ -440,8 +443,12 @@ class LessonScreen(PlaygroundScreen):
                 text.append(f", window {live['window'] + 1:,}/{live['windows_per_epoch']:,}",
                             self._style("lesson--dim"))
         if view.deeper_text:
+            room = (self.query_one("#lesson-origin", Static).content_size.width or self.size.width) - len(text) - 6
+            deeper = view.deeper_text
+            if len(deeper) > room:  # the screen's name, without what it shows, rather than a word cut in two
+                deeper = deeper.split(":")[0]
             text.append("  [g] ", self._style("lesson--bold"))
-            text.append(view.deeper_text, self._style("lesson--dim"))
+            text.append(deeper, self._style("lesson--dim"))
         return text
 
     def _body_text(self, view: PageView) -> Text:

@@ -164,7 +164,7 @@ class BatchingPage:
 
     def view(self, width: int, height: int) -> PageView:
         caption = ("Each row is a stream of the text; one step trains on the highlighted window.",
-                   "Try: left/right step the window; b/B change the streams, t/T the window length.")
+                   "Try: left/right step the window; b/B change the streams, t/T the window size.")
         if self.batches is None:
             return PageView(TITLE, caption, (), "train", "Train screen: batch and sequence settings",
                             error=self.error or "No text to cut.")

@@ -163,9 +163,11 @@ class EncodingPage:
         ids = self.ids_of(text)
         config = source.model.config
         model = f"{describe_model(config)}" + ("" if self.onehot else f", embed {config.embed}")
-        out: list[Line] = [line(Span("text ", "bold"),
-                                f"{start + 1:,}-{start + len(text):,} of {len(source.text):,} characters, "
-                                f"vocabulary {size:,}, {model}, {source.origin}")]
+        heading = (f"{start + 1:,}-{start + len(text):,} of {len(source.text):,} characters, vocabulary {size:,}, "
+                   f"{model}")
+        if len(heading) + len(source.origin) + 7 <= width:  # the screen names the model too: whole or not at all
+            heading += f", {source.origin}"
+        out: list[Line] = [line(Span("text ", "bold"), heading)]
         chars_line: list[Span] = [Span("char".ljust(label), "dim")]
         ids_line: list[Span] = [Span("id".ljust(label), "dim")]
         for offset, (ch, i) in enumerate(zip(text, ids, strict=True)):

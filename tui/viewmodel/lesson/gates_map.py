@@ -22,7 +22,7 @@ from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.tui.viewmodel.format import error_text, layer_number, show_char
 
 from ..gates_view import diverging
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, line, line_text
 
 TEXT_CHARS = 2_000   # the stretch of the source's text the page steps through
 HEAT_CELLS = 6       # width of a value's heat swatch
@@ -140,15 +140,15 @@ class GatesMapPage:
         v = self.values()
         lines = [self._heading(), self._strip(width), line()]
         if cell == "lstm":
-            lines += self._lstm(v)
+            lines += self._lstm(v, width)
             caption = ("Your LSTM's unit at this character, in the lesson's names: -1 blue, +1 red.",
                        "←→ step, ,. unit, l layer; last lines: Use gate, PyTorch's vs lesson's.")
         elif cell == "gru":
-            lines += self._gru(v)
+            lines += self._gru(v, width)
             caption = ("A GRU has two gates; here in the lesson's terms (one state: STM = LTM).",
                        "←→ step the text, ,. change unit, l layer; g opens the Gates screen here.")
         else:
-            lines += self._rnn(v)
+            lines += self._rnn(v, width)
             caption = ("A plain RNN has no gates: its one state is rewritten at every character.",
                        "←→ step the text, ,. change unit, l layer; train an LSTM to see gates.")
         lines = [fit(row, width) for row in lines][:height]
@@ -175,22 +175,24 @@ class GatesMapPage:
         return line(Span(f"{label:<14}", "bold"), Span(f"{symbol:<14}", "dim"), _heat(value, kind),
                     Span(f" {_value(value)}  "), Span(note, "dim"))
 
-    def _inputs(self, v: dict, memory: str) -> list[Line]:
+    def _inputs(self, v: dict, memory: str, width: int) -> list[Line]:
         rows = [line(Span("in  ", "dim"), Span("|E_t| ", "bold"), Span(_value(v["x"])),
                      Span("   STM_{t-1} ", "bold"), Span(_value(v["h_prev"])))]
         if memory:
             rows[0] += (Span("   LTM_{t-1} ", "bold"), Span(_value(v["c_prev"])))
-        rows[0] += (Span("   (|E_t|: length of the layer's input)", "dim"),)
+        note = "   (|E_t|: length of the layer's input)"
+        if len(line_text(rows[0])) + len(note) <= width:  # a whole note or none
+            rows[0] += (Span(note, "dim"),)
         return rows
 
-    def _lstm(self, v: dict) -> list[Line]:
+    def _lstm(self, v: dict, width: int) -> list[Line]:
         kept, written = v["kept"], v["written"]
         return [
-            *self._inputs(v, "c"),
+            *self._inputs(v, "c", width),
             line(Span("    │ each gate reads E_t and STM_{t-1}; only Forget touches LTM_{t-1}", "dim")),
             self._row("Learn gate", "N_t = g_t", v["g"], "tanh", "new information"),
-            self._row("", "i_t", v["i"], "gate", f"how much is learned: N_t i_t = {_value(written)}"),
-            self._row("Forget gate", "f_t", v["f"], "gate", f"how much is kept: LTM_{{t-1}} f_t = {_value(kept)}"),
+            self._row("", "i_t", v["i"], "gate", f"N_t i_t = {_value(written)} learned"),
+            self._row("Forget gate", "f_t", v["f"], "gate", f"LTM_{{t-1}} f_t = {_value(kept)} kept"),
             self._row("Remember gate", "LTM_t = c_t", v["c"], "state",
                       f"= {_value(kept)} + {_value(written)}"),
             self._row("Use gate", "o_t", v["o"], "gate", "how much memory is used"),
@@ -201,18 +203,18 @@ class GatesMapPage:
             self._row("Use, lesson", "o_t tanh(kept)", v["use_lesson"], "tanh", "tanh on f_t c_{t-1}, W_u=1 assumed"),
         ]
 
-    def _gru(self, v: dict) -> list[Line]:
+    def _gru(self, v: dict, width: int) -> list[Line]:
         z, n, h_prev = v["z"], v["n"], v["h_prev"]
         return [
-            *self._inputs(v, ""),
+            *self._inputs(v, "", width),
             line(Span("    │ no separate memory: STM and LTM are one state, h_t", "dim")),
-            self._row("reset r_t", "(Learn input)", v["r"], "gate", "how much STM_{t-1} feeds the new information"),
-            self._row("Learn", "N_t = n_t", n, "tanh", f"learned share (1 - z_t) N_t = {_value((1 - z) * n)}"),
-            self._row("update z_t", "(Forget)", z, "gate", f"kept share z_t STM_{{t-1}} = {_value(z * h_prev)}"),
-            self._row("Remember/Use", "h_t", v["h"], "tanh", "= kept + learned; used as it is (no Use gate)"),
+            self._row("reset r_t", "(Learn input)", v["r"], "gate", "how much STM_{t-1} feeds in"),
+            self._row("Learn", "N_t = n_t", n, "tanh", f"(1 - z_t) N_t = {_value((1 - z) * n)}, learned"),
+            self._row("update z_t", "(Forget)", z, "gate", f"z_t STM_{{t-1}} = {_value(z * h_prev)}, kept"),
+            self._row("Remember/Use", "h_t", v["h"], "tanh", "= kept + learned (no Use gate)"),
         ]
 
-    def _rnn(self, v: dict) -> list[Line]:
-        return [*self._inputs(v, ""),
+    def _rnn(self, v: dict, width: int) -> list[Line]:
+        return [*self._inputs(v, "", width),
                 self._row("no gates", "h_t", v["h"], "tanh" if self.tracer.cell == "rnn" else "state",
-                          "tanh(W E_t + U STM_{t-1}): all new, nothing kept on purpose")]
+                          "tanh(W E_t + U STM_{t-1}), all new")]

@@ -283,7 +283,8 @@ class MemoryPage:
     def _reach_lines(self, width: int) -> list[Line]:
         bars = max(8, min(REACH_WINDOW, width - 24))
         out: list[Line] = [line(Span("Gradient reach ", "bold"),
-                                Span("||d loss_t / d h_{t-k}|| for k = 0, 1, ... (log scale, 1 to 1e-8)", "dim"))]
+                                Span("||d loss_t / d h_{t-k}|| for k = 0, 1, ..."
+                                     + (" (log scale, 1 to 1e-8)" if width >= 83 else " (log scale)"), "dim"))]
         if self.source is None:
             out.append(line(Span("  no model yet: the page waits for a source", "dim")))
         elif self.source_error:

@@ -40,7 +40,7 @@ class Stage:
 
 def entropy_bits(probs: torch.Tensor) -> float:
     kept = probs[probs > 0].double()
-    return float(-(kept * kept.log2()).sum())
+    return max(0.0, float(-(kept * kept.log2()).sum()))  # one certain character: 0, never "-0.00"
 
 
 def full_distribution(logits: torch.Tensor, settings: SampleSettings) -> torch.Tensor:
@@ -72,6 +72,7 @@ class SamplingPage:
         PageKey("p", "narrower_p", "smaller top-p"),
         PageKey("P", "wider_p", "larger top-p"),
         PageKey("s", "reseed", "new sweep seed"),
+        PageKey("e", "type", "edit the beginning"),
     )
 
     def __init__(self, source: Source | None = None):
@@ -182,7 +183,7 @@ class SamplingPage:
 
     def view(self, width: int, height: int) -> PageView:
         caption = ("The next character's odds after your text, reshaped by each sampling setting.",
-                   "Try: type a beginning; t/T temperature, k/K top-k, p/P top-p; s: new seed.")
+                   "Try: e edits the beginning; t/T temperature, k/K top-k, p/P top-p; s new seed.")
         if self._logits is None:
             return PageView(TITLE, caption, (), "sample", "Sample screen: generate with these settings",
                             error=self.error or "No model to sample from.")

@@ -233,6 +233,7 @@ class ShapesPage:
         PageKey("left", "seq_down", "T /2"),
         PageKey("r", "reset", "B, T of the run"),
         PageKey("n", "next", "next question"),
+        PageKey("t", "type", "type an answer"),
     )
 
     def __init__(self, seed: int = 0, background: bool = False):
@@ -360,7 +361,7 @@ class ShapesPage:
     def view(self, width: int, height: int) -> PageView:
         rows = self.rows()
         caption = ("Every tensor of one forward pass, with its shape read from the pass itself.",
-                   "up/down double or halve B, left/right T; type a shape to answer; n: next one.")
+                   "up/down double or halve B, left/right T; t types an answer; n: next question.")
         body: list[Line] = []
         if self.source is not None:
             model = describe_model(self.source.model.config)
