@@ -164,7 +164,10 @@ async def test_typing_onehot_in_the_train_form_starts_a_onehot_run(tmp_path, tin
                                                                                .content), 5, "embed error")
         await type_into(pilot, "#embed", "onehot")
         await wait_for(pilot, lambda: not str(app.screen.query_one("#err-embed").content), 5, "embed accepted")
-        await press(pilot, "escape", "s")
+        await press(pilot, "escape")
+        await wait_for(pilot, lambda: app.screen.focused is app.screen.query_one("#start"), 5, "out of the field")
+        await press(pilot, "s")
+        await wait_for(pilot, lambda: app.train_controller.active, 30, "the run started")
         await wait_for(pilot, lambda: getattr(app.train_controller.backend, "trainer", None) is not None
                        and app.train_controller.snapshot.step > 0, 60, "a step")
         trainer = app.train_controller.backend.trainer
