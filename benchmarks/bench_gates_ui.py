@@ -41,6 +41,8 @@ import asyncio
 import gc
 import statistics
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import torch
@@ -50,34 +52,61 @@ from benchmarks.bench_tui import FrameWatch, percentile, send_key
 from benchmarks.common import SHARED_DATA, print_table, runs_dir
 
 
-async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval: float, presses: int
-                ) -> tuple[list[float], list[float], float]:
-    """(idle latencies ms, latencies while tracing ms, seconds to trace the whole text with no keys
-    pressed meanwhile)."""
+@asynccontextmanager
+async def gates_app(run: Path, freeze_gc: bool = False) -> AsyncIterator[tuple]:
+    """(app, pilot, screen): the app headless at 120x40 on the run's Gates screen, its first trace in.
+    gc is unfrozen afterwards, so the next case starts as a fresh app would."""
     from rnn_playground.core.device import DeviceInfo
     from rnn_playground.tui.app.screens import gates
     from rnn_playground.tui.app.shell import PlaygroundApp
-    from rnn_playground.tui.viewmodel import gates_session
-    gates_session.CHUNK_S = chunk_s
     app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
                         freeze_gc=freeze_gc)
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run("gates", run)
         while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
             await asyncio.sleep(0.05)
-        screen: gates.GatesScreen = app.screen
+        yield app, pilot, app.screen
+    gc.unfreeze()
 
-        async def load_text() -> None:  # a fresh trace of the text, nothing traced past the cursor
-            generation = screen.gates.generation
-            await pilot.press("o")
-            screen.query_one("#gates-source-kind").value = "text"
-            screen.query_one("#gates-source-value").value = text
-            screen.set_focus(screen.query_one("#gates-source-value"))
-            await pilot.press("enter")
-            while screen.gates.generation == generation or screen.gates.text != text or screen.gates.is_loading:
-                await asyncio.sleep(0.05)
-            await pilot.pause()
 
+async def type_text(pilot, screen, text: str) -> None:
+    """`text` as the screen's typed text: a fresh trace of it, nothing traced past the cursor."""
+    generation = screen.gates.generation
+    await pilot.press("o")
+    screen.query_one("#gates-source-kind").value = "text"
+    screen.query_one("#gates-source-value").value = text
+    screen.set_focus(screen.query_one("#gates-source-value"))
+    await pilot.press("enter")
+    while screen.gates.generation == generation or screen.gates.text != text or screen.gates.is_loading:
+        await asyncio.sleep(0.05)
+    await pilot.pause()
+
+
+async def key_latency_ms(app, watch: FrameWatch, key: str, shows: Callable) -> float:
+    """Milliseconds from sending `key` to the first frame for which shows(screen) holds (inf after 10 s)."""
+    future = watch.expect(shows)
+    sent = time.perf_counter()
+    send_key(app, key)
+    try:
+        return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+    except asyncio.TimeoutError:
+        watch.pending = None
+        return float("inf")
+
+
+async def press_right(app, watch: FrameWatch, screen) -> float:
+    """Right's latency to the first frame whose step line shows the new position."""
+    shown = f"step {screen.gates.pos + 1:,}/"
+    return await key_latency_ms(app, watch, "right", lambda s: shown in str(s.query_one("#gates-step").content))
+
+
+async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval: float, presses: int
+                ) -> tuple[list[float], list[float], float]:
+    """(idle latencies ms, latencies while tracing ms, seconds to trace the whole text with no keys
+    pressed meanwhile)."""
+    from rnn_playground.tui.viewmodel import gates_session
+    gates_session.CHUNK_S = chunk_s
+    async with gates_app(run, freeze_gc) as (app, pilot, screen):
         async def trace_to_end() -> float:
             started = time.perf_counter()
             send_key(app, "end")
@@ -85,21 +114,15 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
                 await asyncio.sleep(0.005)
             return time.perf_counter() - started
 
-        await load_text()
+        await type_text(pilot, screen, text)
         quiet_s = await trace_to_end()  # no keys meanwhile: what the chunking itself costs
-        await load_text()
+        await type_text(pilot, screen, text)
         watch = FrameWatch(app)
 
         async def press_unit() -> float:
             shown = f"unit {(screen.gates.unit + 1) % screen.gates.tracer.hidden}["
-            future = watch.expect(lambda s: shown in s.query_one("#gates-header").content.plain)
-            sent = time.perf_counter()
-            send_key(app, "full_stop")
-            try:
-                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-            except asyncio.TimeoutError:
-                watch.pending = None
-                return float("inf")
+            return await key_latency_ms(app, watch, "full_stop",
+                                        lambda s: shown in s.query_one("#gates-header").content.plain)
 
         idle = []
         for _ in range(presses):
@@ -114,7 +137,6 @@ async def phase(run: Path, text: str, chunk_s: float, freeze_gc: bool, interval:
             await asyncio.sleep(interval)
         while screen.gates.pos != len(text) - 1:
             await asyncio.sleep(0.005)
-    gc.unfreeze()  # the next phase starts as a fresh app would
     return idle, tracing, quiet_s
 
 
@@ -133,51 +155,23 @@ def with_real_fingerprint(run: Path) -> None:
 async def compare_phase(run: Path, text: str, interval: float, presses: int
                         ) -> tuple[list[float], list[float], float]:
     """(latencies ms while the comparison computes, latencies ms once it is shown, seconds it took)."""
-    from rnn_playground.core.device import DeviceInfo
-    from rnn_playground.tui.app.screens import gates
-    from rnn_playground.tui.app.shell import PlaygroundApp
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run("gates", run)
-        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
-            await asyncio.sleep(0.05)
-        screen: gates.GatesScreen = app.screen
-        await pilot.press("o")
-        screen.query_one("#gates-source-kind").value = "text"
-        screen.query_one("#gates-source-value").value = text
-        screen.set_focus(screen.query_one("#gates-source-value"))
-        await pilot.press("enter")
-        while screen.gates.text != text or screen.gates.is_loading:
-            await asyncio.sleep(0.05)
-        await pilot.pause()
+    async with gates_app(run) as (app, pilot, screen):
+        await type_text(pilot, screen, text)
         watch = FrameWatch(app)
-
-        async def press_right() -> float:
-            shown = f"step {screen.gates.pos + 1:,}/"
-            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
-            sent = time.perf_counter()
-            send_key(app, "right")
-            try:
-                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-            except asyncio.TimeoutError:
-                watch.pending = None
-                return float("inf")
-
         started = time.perf_counter()
         send_key(app, "d")
         while not screen.gates.comparing:
             await asyncio.sleep(0.001)
         computing = []
         while screen.gates.comparing:
-            computing.append(await press_right())
+            computing.append(await press_right(app, watch, screen))
             await asyncio.sleep(interval)
         seconds = time.perf_counter() - started
         assert screen.gates.comparison is not None, screen.gates.compare_note
         shown = []
         for _ in range(presses):
-            shown.append(await press_right())
+            shown.append(await press_right(app, watch, screen))
             await asyncio.sleep(interval)
-    gc.unfreeze()
     return computing, shown, seconds
 
 
@@ -200,37 +194,10 @@ def compare_rows(run: Path, text: str, args) -> list[list]:
 
 async def layers_phase(run: Path, text: str, interval: float, presses: int) -> tuple[list[float], list[float]]:
     """(latencies ms of Right in the cell view, in the all-layers view)."""
-    from rnn_playground.core.device import DeviceInfo
-    from rnn_playground.tui.app.screens import gates
-    from rnn_playground.tui.app.shell import PlaygroundApp
     from rnn_playground.tui.app.widgets.layerstrips import LayerStrips
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates")
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run("gates", run)
-        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
-            await asyncio.sleep(0.05)
-        screen: gates.GatesScreen = app.screen
-        await pilot.press("o")
-        screen.query_one("#gates-source-kind").value = "text"
-        screen.query_one("#gates-source-value").value = text
-        screen.set_focus(screen.query_one("#gates-source-value"))
-        await pilot.press("enter")
-        while screen.gates.text != text or screen.gates.is_loading:
-            await asyncio.sleep(0.05)
-        await pilot.pause()
+    async with gates_app(run) as (app, pilot, screen):
+        await type_text(pilot, screen, text)
         watch = FrameWatch(app)
-
-        async def press_right() -> float:
-            shown = f"step {screen.gates.pos + 1:,}/"
-            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
-            sent = time.perf_counter()
-            send_key(app, "right")
-            try:
-                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-            except asyncio.TimeoutError:
-                watch.pending = None
-                return float("inf")
-
         latencies: dict[str, list[float]] = {"cell": [], "layers": []}
         for view in ("cell", "layers"):
             if view == "layers":
@@ -239,10 +206,9 @@ async def layers_phase(run: Path, text: str, interval: float, presses: int) -> t
                 while strips.view is None or len(strips.view.chars) < 2:
                     await asyncio.sleep(0.01)
             for _ in range(presses):
-                latencies[view].append(await press_right())
+                latencies[view].append(await press_right(app, watch, screen))
                 await asyncio.sleep(interval)
         assert screen.query_one(LayerStrips).view.start + screen.query_one(LayerStrips).view.cursor == screen.gates.pos
-    gc.unfreeze()
     return latencies["cell"], latencies["layers"]
 
 
@@ -284,44 +250,17 @@ INTERVENTION = "L1:U0-63:c=0@10"
 
 async def intervene_phase(run: Path, text: str, interval: float, presses: int) -> dict[str, list[float]]:
     """Latencies ms of Right by case: no intervention, one active in the cell view, and in the intervene view."""
-    from rnn_playground.core.device import DeviceInfo
-    from rnn_playground.tui.app.screens import gates
-    from rnn_playground.tui.app.shell import PlaygroundApp
-    # gc frozen once the screens are built, as rnn-playground runs the app
-    app = PlaygroundApp(runs_dir=run.parent, devices=[DeviceInfo("cpu", "CPU", None, None)], mode="gates",
-                        freeze_gc=True)
     cases: dict[str, list[float]] = {}
-    async with app.run_test(size=(120, 40)) as pilot:
-        app.open_run("gates", run)
-        while not (isinstance(app.screen, gates.GatesScreen) and app.screen.gates.trace is not None):
-            await asyncio.sleep(0.05)
-        screen: gates.GatesScreen = app.screen
-        await pilot.press("o")
-        screen.query_one("#gates-source-kind").value = "text"
-        screen.query_one("#gates-source-value").value = text
-        screen.set_focus(screen.query_one("#gates-source-value"))
-        await pilot.press("enter")
-        while screen.gates.text != text or screen.gates.is_loading:
-            await asyncio.sleep(0.05)
-        await pilot.pause()
+    # gc frozen once the screens are built, as rnn-playground runs the app
+    async with gates_app(run, freeze_gc=True) as (app, pilot, screen):
+        await type_text(pilot, screen, text)
         await pilot.press(*["right"] * 12)
         watch = FrameWatch(app)
-
-        async def press_right() -> float:
-            shown = f"step {screen.gates.pos + 1:,}/"
-            future = watch.expect(lambda s: shown in str(s.query_one("#gates-step").content))
-            sent = time.perf_counter()
-            send_key(app, "right")
-            try:
-                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-            except asyncio.TimeoutError:
-                watch.pending = None
-                return float("inf")
 
         async def measure(name: str) -> None:
             values = cases.setdefault(name, [])
             for _ in range(presses):
-                values.append(await press_right())
+                values.append(await press_right(app, watch, screen))
                 await asyncio.sleep(interval)
 
         await measure("cell view, no intervention")
@@ -334,7 +273,6 @@ async def intervene_phase(run: Path, text: str, interval: float, presses: int) -
         await measure(f"cell view, {INTERVENTION} active")
         await pilot.press("e")
         await measure(f"intervene view, {INTERVENTION} active")
-    gc.unfreeze()
     return cases
 
 

@@ -321,7 +321,48 @@ class _Buffers:
         self.capacity = capacity
 
 
-class GateTracer:
+class RecurrentTracer:
+    """What both tracers (GateTracer, series_gates.SeriesTracer) share: the thread setting, the model's facts
+    read off self.recurrence, and a CPU copy of the output layer. Subclasses set self.recurrence."""
+
+    recurrence: Recurrence
+
+    def _set_loop_threads(self, loop_threads: int | None) -> None:
+        if loop_threads is not None:
+            check_threads(loop_threads, "Threads for tracing", advice="", error=TraceError)
+        self.loop_threads = loop_threads
+
+    def _copy_head(self, head: nn.Linear) -> None:
+        """The output layer as x @ _head_w + _head_b, in the recurrence's dtype (a missing bias is zeros)."""
+        dtype = self.recurrence.dtype
+        with torch.no_grad():
+            self._head_w = head.weight.detach().to("cpu", dtype, copy=True).t().contiguous()
+            self._head_b = (head.bias.detach().to("cpu", dtype, copy=True) if head.bias is not None
+                            else torch.zeros(head.out_features, dtype=dtype))
+
+    # --- facts about the model -------------------------------------------------------------
+    @property
+    def cell(self) -> str:
+        return self.recurrence.cell
+
+    @property
+    def layers(self) -> int:
+        return self.recurrence.layers
+
+    @property
+    def hidden(self) -> int:
+        return self.recurrence.hidden
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.recurrence.dtype
+
+    @property
+    def quantities(self) -> tuple[Quantity, ...]:
+        return self.recurrence.quantities
+
+
+class GateTracer(RecurrentTracer):
     """Traces a character model (embedding -> LSTM/GRU/RNN -> linear) over any text.
 
     Keeps its own CPU copy of the weights, so the model it came from may go on training.
@@ -330,9 +371,7 @@ class GateTracer:
     """
 
     def __init__(self, model: nn.Module, vocab: Vocab, loop_threads: int | None = 1):
-        if loop_threads is not None:
-            check_threads(loop_threads, "Threads for tracing", advice="", error=TraceError)
-        self.loop_threads = loop_threads
+        self._set_loop_threads(loop_threads)
         where = f"this {type(model).__name__}"
         missing = [name for name in ("embed", "rnn", "head") if not isinstance(getattr(model, name, None), nn.Module)]
         if missing:
@@ -357,9 +396,7 @@ class GateTracer:
             table = embed.weight.detach().to("cpu", rec.dtype, copy=True)
             # Layer 0's input projection for every character, looked up per step (exact either way).
             self._input_table = rec.input_projection(0, table).contiguous()
-            self._head_w = head.weight.detach().to("cpu", rec.dtype, copy=True).t().contiguous()
-            self._head_b = (head.bias.detach().to("cpu", rec.dtype, copy=True) if head.bias is not None
-                            else torch.zeros(len(vocab), dtype=rec.dtype))
+        self._copy_head(head)
         self._lookup = torch.full((max(map(ord, vocab.chars), default=0) + 1,), -1, dtype=torch.long)
         if len(vocab):
             self._lookup[torch.tensor([ord(ch) for ch in vocab.chars])] = torch.arange(len(vocab))
@@ -369,31 +406,11 @@ class GateTracer:
         model, vocab, _ = load_model(path, "cpu")
         return cls(model, vocab, loop_threads)
 
-    # --- facts about the model -------------------------------------------------------------
-    @property
-    def cell(self) -> str:
-        return self.recurrence.cell
-
-    @property
-    def layers(self) -> int:
-        return self.recurrence.layers
-
-    @property
-    def hidden(self) -> int:
-        return self.recurrence.hidden
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.recurrence.dtype
-
+    # --- facts about the model (the rest come from RecurrentTracer) --------------------------
     @property
     def embed(self) -> int:
         """The model's embed setting: its embedding size, or ONEHOT (one-hot rows are its input)."""
         return ONEHOT if self.onehot else self.recurrence.input_size
-
-    @property
-    def quantities(self) -> tuple[Quantity, ...]:
-        return self.recurrence.quantities
 
     def describe(self) -> str:
         return f"{describe_model(self)}, {len(self.vocab)} characters"

@@ -32,9 +32,9 @@ from torch import nn
 
 from . import runs
 from .checkpoint import atomic_writer
-from .device import check_threads, torch_threads
+from .device import torch_threads
 from .errors import TraceError
-from .gates import Recurrence, RecurrentState, Trace, _Buffers, _finite_list
+from .gates import Recurrence, RecurrentState, RecurrentTracer, Trace, _Buffers, _finite_list
 from .model import describe_model
 from .series_data import Normalizer, SeriesData
 
@@ -62,16 +62,14 @@ class SeriesStepInfo:
         return None if self.target is None else self.prediction - self.target
 
 
-class SeriesTracer:
+class SeriesTracer(RecurrentTracer):
     """Traces a series model (inputs -> LSTM/GRU/RNN -> linear -> next value) over a series.
 
     Keeps its own CPU copy of the weights. `normalizer`: the run's standardization (the model
     reads standardized values; the trace reports both scales)."""
 
     def __init__(self, model: nn.Module, normalizer: Normalizer, loop_threads: int | None = 1):
-        if loop_threads is not None:
-            check_threads(loop_threads, "Threads for tracing", advice="", error=TraceError)
-        self.loop_threads = loop_threads
+        self._set_loop_threads(loop_threads)
         where = f"this {type(model).__name__}"
         rnn, head = getattr(model, "rnn", None), getattr(model, "head", None)
         if not isinstance(rnn, nn.Module) or not isinstance(head, nn.Linear):
@@ -87,10 +85,7 @@ class SeriesTracer:
         self.normalizer = normalizer
         self.features = rec.input_size
         self.outputs = head.out_features
-        with torch.no_grad():
-            self._head_w = head.weight.detach().to("cpu", rec.dtype, copy=True).t().contiguous()
-            self._head_b = (head.bias.detach().to("cpu", rec.dtype, copy=True) if head.bias is not None
-                            else torch.zeros(self.outputs, dtype=rec.dtype))
+        self._copy_head(head)
 
     @classmethod
     def from_checkpoint(cls, target: Path | str, loop_threads: int | None = 1, prefer: str = runs.LAST):
@@ -100,27 +95,7 @@ class SeriesTracer:
         loaded = load_series(target, "cpu", prefer)
         return cls(loaded.model, loaded.normalizer, loop_threads), loaded
 
-    # --- facts about the model -------------------------------------------------------------
-    @property
-    def cell(self) -> str:
-        return self.recurrence.cell
-
-    @property
-    def layers(self) -> int:
-        return self.recurrence.layers
-
-    @property
-    def hidden(self) -> int:
-        return self.recurrence.hidden
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.recurrence.dtype
-
-    @property
-    def quantities(self):
-        return self.recurrence.quantities
-
+    # --- facts about the model (the rest come from RecurrentTracer) --------------------------
     def describe(self) -> str:
         return f"{describe_model(self)}, {self.features} input feature{'s' if self.features != 1 else ''}"
 

@@ -156,6 +156,19 @@ def saturation_table(trace: Trace, low: float, high: float) -> Table | None:
     return table
 
 
+def print_saturation(out: Console, trace: Trace, low: float, high: float) -> None:
+    """The saturation table, or why there is none (a vanilla RNN)."""
+    saturation = saturation_table(trace, low, high)
+    if saturation is None:
+        out.print("A vanilla RNN has no gates, so there is no gate saturation to report.")
+    else:
+        out.print(saturation)
+
+
+def print_written(console: Console, written: Path) -> None:
+    console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]", highlight=False)
+
+
 def intervention_table(comparison: InterventionComparison, rows: int) -> Table:
     """The steps whose true next character's surprisal changed most, in text order."""
     shown = sorted(comparison.most_changed(rows), key=lambda s: s.step)
@@ -262,16 +275,10 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     else:
         out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))
         out.print(gate_means_table(trace, layer, args.rows))
-        saturation = saturation_table(trace, args.low, args.high)
-        if saturation is None:
-            out.print("A vanilla RNN has no gates, so there is no gate saturation to report.")
-        else:
-            out.print(saturation)
+        print_saturation(out, trace, args.low, args.high)
 
     if args.json:
-        written = trace.write_json(args.json, None, args.top_k)  # every layer, whichever the table shows
-        console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]",
-                      highlight=False)
+        print_written(console, trace.write_json(args.json, None, args.top_k))  # every layer, whichever is shown
     return 0
 
 

@@ -18,7 +18,7 @@ from rnn_playground.core.errors import TraceError
 from rnn_playground.core.series_gates import SeriesTrace, SeriesTracer
 from rnn_playground.tui.viewmodel.format import fmt_layer
 
-from .gates import check_flags, check_model_flags, checkpoint_path, cmd_gates, saturation_table
+from .gates import check_flags, check_model_flags, checkpoint_path, cmd_gates, print_saturation, print_written
 from .terminal import output_console
 
 CHAR_ONLY = (("text", "--text"), ("file", "--file"), ("prefix", "--prefix"), ("find", "--find"),
@@ -101,13 +101,7 @@ def cmd_series_gates(args: argparse.Namespace, console: Console, path: Path) -> 
     layer = trace.layer_index(None if args.layer is None else args.layer - 1)
     out = output_console()
     out.print(series_step_table(trace, layer, args.quantity or "h", args.rows, args.units))
-    saturation = saturation_table(trace, args.low, args.high)
-    if saturation is None:
-        out.print("A vanilla RNN has no gates, so there is no gate saturation to report.")
-    else:
-        out.print(saturation)
+    print_saturation(out, trace, args.low, args.high)
     if args.json:
-        written = trace.write_json(args.json)
-        console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]",
-                      highlight=False)
+        print_written(console, trace.write_json(args.json))
     return 0

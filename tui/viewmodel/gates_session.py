@@ -424,8 +424,58 @@ def run_analysis(job: AnalysisJob) -> Saturation | list[UnitMatch]:
 
 # --------------------------------------------------------------------------- the session
 
+class GatesCursor:
+    """The play speed and the layer / unit / colour choice both Gates sessions (this one and
+    series_gates_session.SeriesGatesSession) change by keys. Needs the fields speed, layer, unit,
+    colour_key, tracer (anything with layers and hidden, or None) and the property cell."""
+    speed: int
+    layer: int
+    unit: int
+    colour_key: str
+
+    def colour_keys(self) -> list[str]:
+        """The quantities the colour key cycles through."""
+        return [q.key for q in quantity_labels(self.cell)]
+
+    @property
+    def tick_s(self) -> float:
+        """Seconds between ticks while playing."""
+        return 1.0 / min(self.speed, MAX_TICKS)
+
+    @property
+    def steps_per_tick(self) -> int:
+        """Steps one tick of play moves: one, or several at speeds above MAX_TICKS."""
+        return max(1, round(self.speed / min(self.speed, MAX_TICKS)))
+
+    def change_speed(self, delta: int) -> None:
+        index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
+        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, index + delta))]
+
+    def change_layer(self, delta: int) -> None:
+        if self.tracer is not None:
+            self.layer = (self.layer + delta) % self.tracer.layers
+
+    def change_unit(self, delta: int) -> None:
+        if self.tracer is not None:
+            self.unit = (self.unit + delta) % self.tracer.hidden
+
+    def change_unit_page(self, delta: int, per_page: int) -> None:
+        """The same place on the next (previous) page of `per_page` units."""
+        if self.tracer is None:
+            return
+        page, pages, first, _ = unit_page(self.tracer.hidden, per_page, self.unit)
+        page = (page + delta) % pages
+        self.unit = min(self.tracer.hidden - 1, page * per_page + (self.unit - first))
+
+    def change_colour(self, delta: int) -> None:
+        keys = self.colour_keys()
+        if keys:
+            index = keys.index(self.colour_key) if self.colour_key in keys else 0
+            self.colour_key = keys[(index + delta) % len(keys)]
+
+
 @dataclass
-class GatesSession:
+class GatesSession(GatesCursor):
     """Everything the Gates screen knows, changed by its keys and by its workers' results. Methods
     that may need a worker return the jobs to start (an empty list when none)."""
     run: Path | None = None
@@ -621,11 +671,6 @@ class GatesSession:
         self.playing = True
         return jobs
 
-    @property
-    def tick_s(self) -> float:
-        """Seconds between ticks while playing."""
-        return 1.0 / min(self.speed, MAX_TICKS)
-
     def tick(self) -> list[Job]:
         """One tick of play: a step (several at high speeds), unless waiting for the trace; the end stops."""
         if not self.playing or self.pending is not None:
@@ -633,34 +678,9 @@ class GatesSession:
         if self.pos >= len(self.text) - 1:
             self.playing = False
             return []
-        return self.move_to(self.pos + max(1, round(self.speed / min(self.speed, MAX_TICKS))))
+        return self.move_to(self.pos + self.steps_per_tick)
 
-    def change_speed(self, delta: int) -> None:
-        index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
-        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, index + delta))]
-
-    # -- what is shown
-
-    def change_layer(self, delta: int) -> None:
-        if self.tracer is not None:
-            self.layer = (self.layer + delta) % self.tracer.layers
-
-    def change_unit(self, delta: int) -> None:
-        if self.tracer is not None:
-            self.unit = (self.unit + delta) % self.tracer.hidden
-
-    def change_unit_page(self, delta: int, per_page: int) -> None:
-        """The same place on the next (previous) page of `per_page` units."""
-        if self.tracer is None:
-            return
-        page, pages, first, _ = unit_page(self.tracer.hidden, per_page, self.unit)
-        page = (page + delta) % pages
-        self.unit = min(self.tracer.hidden - 1, page * per_page + (self.unit - first))
-
-    def change_colour(self, delta: int) -> None:
-        keys = [q.key for q in quantity_labels(self.cell)]
-        index = keys.index(self.colour_key) if self.colour_key in keys else 0
-        self.colour_key = keys[(index + delta) % len(keys)]
+    # -- what is shown (speed, layer, unit and colour: GatesCursor)
 
     def select_match(self, match: UnitMatch) -> None:
         self.layer, self.unit, self.colour_key = match.layer, match.unit, match.key

@@ -18,8 +18,8 @@ import numpy as np
 
 from rnn_playground.core.series_gates import SeriesStepInfo, SeriesTrace, SeriesTracer
 
-from .gates_session import MAX_TICKS, SPEEDS
-from .gates_view import HeatRow, QuantityLabel, diverging, quantity_labels, unit_page, unit_values
+from .gates_session import GatesCursor
+from .gates_view import HeatRow, QuantityLabel, diverging, quantity_labels, unit_values
 from .series_view import PlotLine
 
 CHAR_ONLY = {
@@ -46,7 +46,7 @@ def open_series(run: Path) -> OpenedSeries:
 
 
 @dataclass
-class SeriesGatesSession:
+class SeriesGatesSession(GatesCursor):
     """Everything the series Gates screen knows, changed by its keys."""
     run: Path | None = None
     tracer: SeriesTracer | None = None
@@ -106,44 +106,18 @@ class SeriesGatesSession:
             self.move_to(0)
         self.playing = True
 
-    @property
-    def tick_s(self) -> float:
-        return 1.0 / min(self.speed, MAX_TICKS)
-
     def tick(self) -> None:
         if not self.playing:
             return
         if self.pos >= self.points - 1:
             self.playing = False
             return
-        self.move_to(self.pos + max(1, round(self.speed / min(self.speed, MAX_TICKS))))
+        self.move_to(self.pos + self.steps_per_tick)
 
-    def change_speed(self, delta: int) -> None:
-        index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
-        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, index + delta))]
+    # -- what is shown (speed, layer, unit and colour: GatesCursor)
 
-    # -- what is shown
-
-    def change_layer(self, delta: int) -> None:
-        if self.tracer is not None:
-            self.layer = (self.layer + delta) % self.tracer.layers
-
-    def change_unit(self, delta: int) -> None:
-        if self.tracer is not None:
-            self.unit = (self.unit + delta) % self.tracer.hidden
-
-    def change_unit_page(self, delta: int, per_page: int) -> None:
-        if self.tracer is None:
-            return
-        page, pages, first, _ = unit_page(self.tracer.hidden, per_page, self.unit)
-        page = (page + delta) % pages
-        self.unit = min(self.tracer.hidden - 1, page * per_page + (self.unit - first))
-
-    def change_colour(self, delta: int) -> None:
-        keys = [q.key for q in self.labels]
-        if keys:
-            index = keys.index(self.colour_key) if self.colour_key in keys else 0
-            self.colour_key = keys[(index + delta) % len(keys)]
+    def colour_keys(self) -> list[str]:
+        return [q.key for q in self.labels]    # none until the series is loaded
 
 
 # --------------------------------------------------------------------------- what the screen draws

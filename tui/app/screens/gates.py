@@ -88,15 +88,44 @@ from .base import PlaygroundScreen, refresh_bindings_if_changed
 SOURCES = (("corpus slice", "corpus"), ("typed text", "text"), ("text file", "file"))
 
 
+def step_bindings(prefix: str, thing: str, forward_note: str = "") -> list[Binding]:
+    """The step keys of a Gates screen (GatesScreen, SeriesGatesScreen): ids `prefix`.right/left,
+    `thing` what one step moves ("character", "point")."""
+    return [
+        Binding("right", "move(1)", "Step", key_display="←→", id=f"{prefix}.right",
+                tooltip=f"one {thing} forward{forward_note}"),
+        Binding("left", "move(-1)", "Back", show=False, id=f"{prefix}.left", tooltip=f"one {thing} back"),
+    ]
+
+
+def cursor_bindings(prefix: str, thing: str) -> list[Binding]:
+    """Play, speed, layer, unit and unit-page keys, the same on both Gates screens; ids under `prefix`."""
+    return [
+        Binding("space", "play", "Play", key_display="space", id=f"{prefix}.play",
+                tooltip="play / pause: step forward on its own"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id=f"{prefix}.faster",
+                tooltip=f"auto-step faster (up to 200 {thing}s a second)"),
+        Binding("minus", "speed(-1)", "Slower", show=False, id=f"{prefix}.slower",
+                tooltip="auto-step slower (down to 1 a second)"),
+        Binding("l", "layer(1)", "Layer", show=False, id=f"{prefix}.layer", tooltip="next layer"),
+        Binding("L", "layer(-1)", "Layer back", show=False, id=f"{prefix}.layer_back", tooltip="previous layer"),
+        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id=f"{prefix}.unit_next",
+                tooltip="next unit"),
+        Binding("comma", "unit(-1)", "Unit back", show=False, id=f"{prefix}.unit_previous", tooltip="previous unit"),
+        Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id=f"{prefix}.unit_page_next",
+                tooltip="next page of units, when there are more units than columns"),
+        Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False,
+                id=f"{prefix}.unit_page_previous", tooltip="previous page of units"),
+    ]
+
+
 class GatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
     # The footer leaves out l, ,. v, o and e: the header shows each beside what it changes; i, t, u and U
     # are in the help and the palette (the footer has no room for them at 80 columns).
     BINDINGS = [
-        Binding("right", "move(1)", "Step", key_display="←→", id="gates.right",
-                tooltip="one character forward (extends the trace by one step)"),
-        Binding("left", "move(-1)", "Back", show=False, id="gates.left", tooltip="one character back"),
+        *step_bindings("gates", "character", " (extends the trace by one step)"),
         Binding("ctrl+right,w", "word(1)", "Word", show=False, id="gates.word_right", tooltip="the next word"),
         Binding("ctrl+left,b", "word(-1)", "Word back", show=False, id="gates.word_left", tooltip="the previous word"),
         Binding("pagedown,ctrl+f", "page(1)", "Page", show=False, id="gates.page_down",
@@ -106,21 +135,7 @@ class GatesScreen(PlaygroundScreen):
         Binding("end,G", "edge(1)", "End", show=False, id="gates.end",
                 tooltip="the end of the text (a long text is traced in the background)"),
         Binding("home,g", "edge(-1)", "Start", show=False, id="gates.home", tooltip="the start of the text"),
-        Binding("space", "play", "Play", key_display="space", id="gates.play",
-                tooltip="play / pause: step forward on its own"),
-        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="gates.faster",
-                tooltip="auto-step faster (up to 200 characters a second)"),
-        Binding("minus", "speed(-1)", "Slower", show=False, id="gates.slower",
-                tooltip="auto-step slower (down to 1 a second)"),
-        Binding("l", "layer(1)", "Layer", show=False, id="gates.layer", tooltip="next layer"),
-        Binding("L", "layer(-1)", "Layer back", show=False, id="gates.layer_back", tooltip="previous layer"),
-        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id="gates.unit_next",
-                tooltip="next unit"),
-        Binding("comma", "unit(-1)", "Unit back", show=False, id="gates.unit_previous", tooltip="previous unit"),
-        Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id="gates.unit_page_next",
-                tooltip="next page of units, when there are more units than columns"),
-        Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False, id="gates.unit_page_previous",
-                tooltip="previous page of units"),
+        *cursor_bindings("gates", "character"),
         Binding("v", "colour(1)", "Quantity", show=False, id="gates.colour",
                 tooltip="next quantity the text is coloured by (g, i, f, c, o, h, kept, written for an LSTM)"),
         Binding("V", "colour(-1)", "Quantity back", show=False, id="gates.colour_back",

@@ -42,6 +42,7 @@ from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.plot import AXIS_WIDTH, LinePlot
 from .base import PlaygroundScreen, refresh_bindings_if_changed
+from .gates import cursor_bindings, step_bindings
 
 MOVES = ("move", "page", "edge", "play", "speed", "layer", "unit", "unit_page", "colour")
 
@@ -50,31 +51,14 @@ class SeriesGatesScreen(PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"sgates--strong", "sgates--muted", "sgates--key"}
     BINDINGS = [
-        Binding("right", "move(1)", "Step", key_display="←→", id="series_gates.right",
-                tooltip="one point forward"),
-        Binding("left", "move(-1)", "Back", show=False, id="series_gates.left", tooltip="one point back"),
+        *step_bindings("series_gates", "point"),
         Binding("pagedown,ctrl+f", "page(1)", "Page", show=False, id="series_gates.page_down",
                 tooltip="the plot's width of points forward"),
         Binding("pageup,ctrl+b", "page(-1)", "Page back", show=False, id="series_gates.page_up",
                 tooltip="the plot's width of points back"),
         Binding("end,G", "edge(1)", "End", show=False, id="series_gates.end", tooltip="the last point"),
         Binding("home,g", "edge(-1)", "Start", show=False, id="series_gates.home", tooltip="the first point"),
-        Binding("space", "play", "Play", key_display="space", id="series_gates.play",
-                tooltip="play / pause: step forward on its own"),
-        Binding("plus,equals_sign", "speed(1)", "Faster", show=False, id="series_gates.faster",
-                tooltip="auto-step faster (up to 200 points a second)"),
-        Binding("minus", "speed(-1)", "Slower", show=False, id="series_gates.slower",
-                tooltip="auto-step slower (down to 1 a second)"),
-        Binding("l", "layer(1)", "Layer", show=False, id="series_gates.layer", tooltip="next layer"),
-        Binding("L", "layer(-1)", "Layer back", show=False, id="series_gates.layer_back", tooltip="previous layer"),
-        Binding("full_stop", "unit(1)", "Unit", key_display=",.", show=False, id="series_gates.unit_next",
-                tooltip="next unit"),
-        Binding("comma", "unit(-1)", "Unit back", show=False, id="series_gates.unit_previous",
-                tooltip="previous unit"),
-        Binding("right_square_bracket", "unit_page(1)", "Units page", show=False, id="series_gates.unit_page_next",
-                tooltip="next page of units, when there are more units than columns"),
-        Binding("left_square_bracket", "unit_page(-1)", "Units page back", show=False,
-                id="series_gates.unit_page_previous", tooltip="previous page of units"),
+        *cursor_bindings("series_gates", "point"),
         Binding("v", "colour(1)", "Quantity", show=False, id="series_gates.colour",
                 tooltip="next quantity the unit's strip along the signal shows"),
         Binding("V", "colour(-1)", "Quantity back", show=False, id="series_gates.colour_back",
