@@ -245,7 +245,9 @@ def span_match_rows(run: Path, text: str, args) -> list[list]:
             for name, values in (("trace the text", traced), ("span match, top layer's c", matched))]
 
 
-INTERVENTION = "L1:U0-63:c=0@10"
+def intervention(hidden: int) -> str:
+    """64 units of layer 1 silenced from position 10 (all of them on a model with fewer)."""
+    return f"L1:U0-{min(64, hidden) - 1}:c=0@10"
 
 
 async def intervene_phase(run: Path, text: str, interval: float, presses: int) -> dict[str, list[float]]:
@@ -264,15 +266,18 @@ async def intervene_phase(run: Path, text: str, interval: float, presses: int) -
                 await asyncio.sleep(interval)
 
         await measure("cell view, no intervention")
+        spec = intervention(screen.gates.tracer.hidden)
         await pilot.press("i")
-        screen.query_one("#gates-intervene-spec").value = INTERVENTION
+        screen.query_one("#gates-intervene-spec").value = spec
         await pilot.press("enter")
         while screen.gates.changed is None:
+            if screen.gates.intervene_note and not screen.gates.interventions:  # refused: say why, do not hang
+                raise SystemExit(f"bench_gates_ui: the intervention {spec} was refused: {screen.gates.intervene_note}")
             await asyncio.sleep(0.01)
         await pilot.press("c")
-        await measure(f"cell view, {INTERVENTION} active")
+        await measure(f"cell view, {spec} active")
         await pilot.press("e")
-        await measure(f"intervene view, {INTERVENTION} active")
+        await measure(f"intervene view, {spec} active")
     return cases
 
 
