@@ -41,14 +41,14 @@ import asyncio
 import gc
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import torch
 
 from benchmarks.bench_sample_ui import make_checkpoint
-from benchmarks.bench_tui import FrameWatch, percentile, send_key
+from benchmarks.bench_tui import FrameWatch, key_latency_ms, percentile, send_key
 from benchmarks.common import SHARED_DATA, print_table, runs_dir
 
 
@@ -80,18 +80,6 @@ async def type_text(pilot, screen, text: str) -> None:
     while screen.gates.generation == generation or screen.gates.text != text or screen.gates.is_loading:
         await asyncio.sleep(0.05)
     await pilot.pause()
-
-
-async def key_latency_ms(app, watch: FrameWatch, key: str, shows: Callable) -> float:
-    """Milliseconds from sending `key` to the first frame for which shows(screen) holds (inf after 10 s)."""
-    future = watch.expect(shows)
-    sent = time.perf_counter()
-    send_key(app, key)
-    try:
-        return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-    except asyncio.TimeoutError:
-        watch.pending = None
-        return float("inf")
 
 
 async def press_right(app, watch: FrameWatch, screen) -> float:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_sample_ui import make_checkpoint
-from benchmarks.bench_tui import FrameWatch, percentile, send_key
+from benchmarks.bench_tui import FrameWatch, key_latency_ms, percentile, send_key
 from benchmarks.common import print_table, runs_dir
 
 
@@ -44,14 +44,7 @@ async def measure(run: Path, presses: int, interval: float,
         watch = FrameWatch(app)
 
         async def key_to_frame(key: str, handled) -> float:
-            future = watch.expect(handled)
-            sent = time.perf_counter()
-            send_key(app, key)
-            try:
-                return (await asyncio.wait_for(future, 10.0) - sent) * 1000
-            except asyncio.TimeoutError:
-                watch.pending = None
-                return float("inf")
+            return await key_latency_ms(app, watch, key, handled)
 
         app.open_run("gates", run)
         await wait_until(lambda: isinstance(app.screen, GatesScreen) and app.screen.gates.trace is not None)

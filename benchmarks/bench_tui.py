@@ -105,6 +105,18 @@ def send_key(app, key: str) -> None:
     app._driver.send_message(event)
 
 
+async def key_latency_ms(app, watch: FrameWatch, key: str, shows) -> float:
+    """Milliseconds from sending `key` to the first frame for which shows(screen) holds (inf after 10 s)."""
+    future = watch.expect(shows)
+    sent = time.perf_counter()
+    send_key(app, key)
+    try:
+        return (await asyncio.wait_for(future, 10.0) - sent) * 1000
+    except asyncio.TimeoutError:
+        watch.pending = None
+        return float("inf")
+
+
 def status_text(app) -> str:
     screen = app.screen
     try:
