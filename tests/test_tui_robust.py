@@ -60,10 +60,12 @@ async def test_runs_open_in_every_order_across_sample_gates_and_train_while_a_ru
                 else:
                     await press(pilot, key)
                 await wait_for(pilot, lambda: isinstance(app.screen, screens[key]), 10, screens[key].__name__)
+                # The screen loads the run in a worker while the app's own run trains: under a loaded CI
+                # machine that has taken over 10 s.
                 if key == "g":
-                    await shows(pilot, f"{target.name} LSTM")
+                    await shows(pilot, f"{target.name} LSTM", 30)
                 elif key == "s":
-                    await shows(pilot, f"source {target.name}")
+                    await shows(pilot, f"source {target.name}", 30)
                 opened += 1
         assert app.is_running and app.train_controller.active
         await press(pilot, "1", "x")
