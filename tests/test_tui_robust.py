@@ -202,3 +202,22 @@ async def test_a_widgets_worker_that_fails_unexpectedly_is_shown(tmp_path, tiny_
         await shows(pilot, "RuntimeError: injected")  # the notification (it wraps after this)
         assert app.is_running
         guard.UNEXPECTED_ERRORS.clear()
+
+
+async def test_back_to_the_open_run_before_another_one_loads_keeps_it_open(tmp_path, tiny_run):
+    """The Sample screen follows app.selected_run even in the background: another run selected, then the open
+    one again before the other's load ends, used to leave the other run's load to replace the open one."""
+    from rnn_playground.tui.app.screens.sample import SampleScreen
+    other = tiny_run.parent / "second"
+    shutil.copytree(tiny_run, other)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_run("sample", tiny_run)
+        await wait_for(pilot, lambda: isinstance(app.screen, SampleScreen) and app.screen.checkpoint is not None,
+                       30, "the first run loaded")
+        screen = app.screen
+        app.selected_run = other
+        app.selected_run = tiny_run  # before the other run's load has ended
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        assert screen.run == tiny_run and screen.checkpoint.name == tiny_run.name and not screen.is_loading

@@ -198,6 +198,11 @@ class SampleScreen(PlaygroundScreen):
             return
         run = Path(run)
         if run == self._loaded_run and self.checkpoint is not None:
+            # Back to the run already open: a load still in flight for another run must not replace it
+            # (on_sampler_loaded drops a result whose run is not self.run).
+            if self.run != run:
+                self.run, self.is_loading = run, False
+                self.render_all()
             return
         self.run = run
         self.is_loading = True
