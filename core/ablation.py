@@ -8,9 +8,15 @@ the characters inside a match).
 
 Batched: one pass runs many copies of the model along the batch dimension, copy b with its own unit
 silenced, so a layer of 512 units takes a few passes, not 512. Layers below the silenced one are
-unaffected and computed once (the baseline trace); the silenced layer reads their output. float32 for a
-float32 model (the results then differ from one-at-a-time ablation by float32 rounding), float64 for a
-float64 one.
+unaffected and computed once (the baseline trace); the silenced layer reads their output.
+
+Precision: "exact" computes in the model's type (float32 results then differ from one-at-a-time ablation
+by float32 rounding; float64 for a float64 model). "fast" takes the copies' matrix products in bfloat16
+(the states, gates and losses stay float32), about twice as fast on a CPU with bf16 units; each pass then
+carries one copy with nothing silenced, and a unit's change is its copy's loss minus that reference's, so
+the rounding the two share cancels (benchmarks/README.md, "Units ranked by effect", measures what is left
+against the exact ranking). "auto": fast for a float32 model of 256 units or more on a CPU with bf16 units,
+else exact.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .device import torch_threads
+from .device import supports_bf16, torch_threads
 from .errors import TraceError
 from .gates import GateTracer
 
 CHUNK = 512  # copies per pass: large matrix products are the most efficient (13% less CPU than 128 on 2x512),
              # and the state of 512 copies is still small (a few MB per layer)
+PRECISIONS = ("auto", "fast", "exact")
+FAST_MIN_HIDDEN = 256  # below this a step costs its per-op overhead, not its products: bf16 gains nothing
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class UnitRanking:
     feature_baseline: float | None = None
     feature_loss: np.ndarray | None = None  # [layers, units], over the marked characters
     marked: int = 0                       # predictions the feature marks
+    precision: str = "exact"              # "exact" or "fast" (bf16 products, changes against an in-pass reference)
 
     @property
     def change(self) -> np.ndarray:
@@ -87,13 +96,13 @@ def _targets_and_mask(tracer: GateTracer, text: str, feature: np.ndarray | None)
 
 def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndarray | None = None,
                layers: list[int] | None = None, chunk: int = CHUNK, threads: int | None = 1,
-               progress: Callable[[float], None] | None = None,
+               precision: str = "auto", progress: Callable[[float], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> UnitRanking | None:
     """Silence every unit of every layer (or of `layers`) in turn and measure the loss over `text`
     (read after `prefix`); `feature` [len(text)] marks characters for a second loss. `progress(fraction)`
     now and then; returns None when `cancelled()` turns true. `threads`: torch threads for the passes (1,
     the default, never oversubscribes a busy CPU, where more threads can be many times slower; None
-    leaves torch's setting, faster on an idle multi-core machine)."""
+    leaves torch's setting, faster on an idle multi-core machine). `precision`: see the module's doc."""
     if len(text) < 2:
         raise TraceError("Ranking units needs a text of at least 2 characters (the loss is over the "
                          "characters the model predicts).")
@@ -101,6 +110,7 @@ def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndar
         raise TraceError(f"The chunk of copies per pass must be 1 or more, got {chunk}.")
     ids, mask = _targets_and_mask(tracer, text, feature)
     rec = tracer.recurrence
+    fast = _fast_products(tracer, precision)
     layers = list(range(rec.layers)) if layers is None else [int(layer) for layer in layers]
     for layer in layers:
         if not 0 <= layer < rec.layers:
@@ -121,7 +131,7 @@ def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndar
                 layer, base._buffers.hiddens[:steps, layer - 1])
             for first in range(0, rec.hidden, chunk):
                 units = torch.arange(first, min(first + chunk, rec.hidden))
-                sums = _silenced_losses(tracer, base, layer, units, below, targets, mask, done, total,
+                sums = _silenced_losses(tracer, base, layer, units, below, targets, mask, fast, done, total,
                                         progress, cancelled)
                 if sums is None:
                     return None
@@ -131,22 +141,38 @@ def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndar
                 done += len(units)
                 if progress is not None:
                     progress(done / total)
-    return UnitRanking(text, baseline, loss, feature_baseline, feature_loss, 0 if mask is None else int(mask.sum()))
+    return UnitRanking(text, baseline, loss, feature_baseline, feature_loss, 0 if mask is None else int(mask.sum()),
+                       "fast" if fast else "exact")
+
+
+def _fast_products(tracer: GateTracer, precision: str) -> bool:
+    """Whether `precision` takes the copies' products in bf16 for this model, here."""
+    if precision not in PRECISIONS:
+        raise TraceError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
+    if precision != "auto":
+        return precision == "fast"
+    rec = tracer.recurrence
+    return (rec.dtype == torch.float32 and rec.hidden >= FAST_MIN_HIDDEN
+            and supports_bf16(torch.device("cpu")))
 
 
 def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, below: torch.Tensor,
-                     targets: torch.Tensor, mask: torch.Tensor | None, done: int, total: int,
+                     targets: torch.Tensor, mask: torch.Tensor | None, fast: bool, done: int, total: int,
                      progress, cancelled) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """Run copies of layers `layer`.. (copy b with units[b] silenced) over the text: summed loss per copy."""
+    """Run copies of layers `layer`.. (copy b with units[b] silenced) over the text: summed loss per copy.
+    `fast`: bf16 products, and one more copy with nothing silenced whose loss the others are measured
+    against (returned as the unablated trace's loss plus each copy's difference from that reference)."""
     rec = tracer.recurrence
-    batch, hidden, dtype = len(units), rec.hidden, rec.dtype
+    hidden, dtype = rec.hidden, rec.dtype
+    product = torch.bfloat16 if fast else dtype
+    batch = len(units) + fast
     keep = torch.ones(batch, hidden, dtype=dtype)
-    keep[torch.arange(batch), units] = 0
+    keep[torch.arange(len(units)), units] = 0
     top = range(layer, rec.layers)
     h = {lay: base._h0[lay].expand(batch, hidden).clone() for lay in top}
     c = {lay: base._c0[lay].expand(batch, hidden).clone() for lay in top} if rec.cell == "lstm" else {}
-    w_hh_t = {lay: rec.w_hh[lay].t().contiguous() for lay in top}
-    w_ih_t = {lay: rec.w_ih[lay].t().contiguous() for lay in top}
+    w_hh_t = {lay: rec.w_hh[lay].t().to(product).contiguous() for lay in top}
+    w_ih_t = {lay: rec.w_ih[lay].t().to(product).contiguous() for lay in top}
     # Above the silenced layer an LSTM or RNN takes [x, h] @ [W_ih; W_hh]^T as one product (about 15% faster
     # than two); a GRU keeps W_hh h apart, as its reset gate multiplies part of it.
     w_cat = {lay: torch.cat([w_ih_t[lay], w_hh_t[lay]]).contiguous() for lay in top if lay > layer} \
@@ -159,23 +185,37 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
         if cancelled is not None and t % 32 == 0 and cancelled():
             return None
         if progress is not None and t % 256 == 255:
-            progress((done + batch * t / steps) / total)
+            progress((done + len(units) * t / steps) / total)
         x = None
         for lay in top:
             if lay == layer:
                 x = _cell_step(rec, lay, below[t], h[lay], c, w_hh_t[lay], keep)
             elif lay in w_cat:
-                pre = torch.addmm(fused_bias[lay], torch.cat([x, h[lay]], dim=1), w_cat[lay])
+                pre = _projection(fused_bias[lay], torch.cat([x, h[lay]], dim=1), w_cat[lay])
                 x = _cell_step(rec, lay, None, h[lay], c, w_hh_t[lay], None, pre)
             else:
-                x = _cell_step(rec, lay, torch.addmm(fused_bias[lay], x, w_ih_t[lay]), h[lay], c, w_hh_t[lay], None)
+                x = _cell_step(rec, lay, _projection(fused_bias[lay], x, w_ih_t[lay]), h[lay], c, w_hh_t[lay], None)
             h[lay] = x
         logits = torch.addmm(tracer._head_b, x, tracer._head_w)
         nll = (torch.logsumexp(logits, dim=1) - logits[:, targets[t]]).double()
         total_loss += nll
         if marked_loss is not None and mask[t]:
             marked_loss += nll
-    return total_loss.numpy(), None if marked_loss is None else marked_loss.numpy()
+    if not fast:
+        return total_loss.numpy(), None if marked_loss is None else marked_loss.numpy()
+    # The reference copy's loss is the unablated loss as computed here: each copy's difference from it, on top
+    # of the unablated trace's own loss, keeps the rounding the copies share out of the changes.
+    base_nll = -base._buffers.log_probs[:steps].gather(1, targets[:, None])[:, 0].double()
+    total = total_loss[:-1] - total_loss[-1] + base_nll.sum()
+    marked = None if marked_loss is None else marked_loss[:-1] - marked_loss[-1] + base_nll[mask].sum()
+    return total.numpy(), None if marked is None else marked.numpy()
+
+
+def _projection(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+    """bias + x @ weight_t in the type of `bias` and `x`; the product in the type of `weight_t` (bf16 when fast)."""
+    if weight_t.dtype == x.dtype:
+        return torch.addmm(bias, x, weight_t)
+    return torch.mm(x.to(weight_t.dtype), weight_t).to(x.dtype).add_(bias)
 
 
 def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: dict, w_hh_t: torch.Tensor,
@@ -184,7 +224,7 @@ def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: 
     `pre` (LSTM, RNN): the whole pre-activation, already computed, instead of xproj + W_hh h."""
     units = rec.hidden
     if rec.cell == "lstm":
-        pre = torch.addmm(xproj, h, w_hh_t) if pre is None else pre
+        pre = _projection(xproj, h, w_hh_t) if pre is None else pre
         gates = torch.sigmoid(pre)
         g = torch.tanh(pre[:, 2 * units:3 * units])
         cell = gates[:, units:2 * units] * c[layer] + gates[:, :units] * g
@@ -193,12 +233,12 @@ def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: 
         c[layer] = cell
         h_new = gates[:, 3 * units:] * torch.tanh(cell)
     elif rec.cell == "gru":
-        hh = torch.addmm(rec.b_hh[layer], h, w_hh_t)
+        hh = _projection(rec.b_hh[layer], h, w_hh_t)
         rz = torch.sigmoid(xproj[..., :2 * units] + hh[:, :2 * units])
         n = torch.tanh(xproj[..., 2 * units:] + rz[:, :units] * hh[:, 2 * units:])
         h_new = n + rz[:, units:] * (h - n)
     else:
-        h_new = torch.addmm(xproj, h, w_hh_t) if pre is None else pre
+        h_new = _projection(xproj, h, w_hh_t) if pre is None else pre
         h_new = h_new.relu_() if rec.relu else h_new.tanh_()
     if keep is not None:
         h_new.mul_(keep)

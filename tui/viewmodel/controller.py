@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from rnn_playground.core.sampling import Sampler
 
 POST_INTERVAL_S = 0.2      # at most about five routine updates a second
+# Cores heavy work the app starts (a run, a ranking) leaves to the app when its thread count is automatic:
+# with every core training, keys waited for a core (benchmarks/README.md, "App responsiveness": p95 102 ms
+# on 2 threads against 43 ms on 1, 2x512 on this 2-core machine).
+UI_CORES = 1
 URGENT_EVENTS = (RunStarted, Paused, Resumed, Stopped, Finished, ErrorEvent, ValidationEvent, SampleEvent,
                  CheckpointSaved)
 WATCH_POLL_S = 0.5         # how often a watched run's metrics.jsonl is read

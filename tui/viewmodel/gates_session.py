@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_playground.core.ablation import UnitRanking, rank_units
+from rnn_playground.core.ablation import CHUNK, UnitRanking, rank_units
+from rnn_playground.core.device import choose_threads, step_work
 from rnn_playground.core.errors import CorpusError, PlaygroundError
 from rnn_playground.core.gates import Continuation, GateTracer, StepInfo, Trace
 from rnn_playground.core.gates_analysis import (
@@ -32,6 +33,7 @@ from rnn_playground.core.gates_analysis import (
 )
 from rnn_playground.core.intervene import Intervention
 
+from .controller import UI_CORES
 from .eval_view import BASELINE, CompareChoice, Comparison, Scores, compare, compare_choices, next_jump
 from .format import show_char
 from .gates_view import (
@@ -316,7 +318,10 @@ def run_ranking(job: RankingJob, progress: Callable[[float], None] | None = None
     feature = None
     if job.name is not None or job.regex is not None:
         feature = text_feature(job.prefix + job.text, job.name, job.regex)[len(job.prefix):]
-    return rank_units(job.tracer, job.text, job.prefix, feature, progress=progress, cancelled=job.cancel.is_set)
+    # Threads as the app's own training run takes them: the free cores, less those kept for the UI.
+    threads = choose_threads(None, step_work(CHUNK, job.tracer.recurrence.hidden), reserve=UI_CORES)
+    return rank_units(job.tracer, job.text, job.prefix, feature, threads=threads, progress=progress,
+                      cancelled=job.cancel.is_set)
 
 
 @dataclass(frozen=True)
@@ -1059,7 +1064,8 @@ class GatesSession(GatesCursor):
         self.ranking, self.ranking_progress = result, 1.0
         what = f" and over the characters {job.query} marks" if result.feature_loss is not None else ""
         self.ranking_note = (f"units by how much silencing them raises the loss over {len(job.text):,} chars{what} "
-                             f"(baseline {result.baseline:.3f} nats/char)")
+                             f"(baseline {result.baseline:.3f} nats/char"
+                             f"{'; bf16 products' if result.precision == 'fast' else ''})")
 
     def effect_comparison(self) -> EffectVsCorrelation | None:
         """The unit search's matches beside the ranking's top units, once both exist."""

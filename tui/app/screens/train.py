@@ -20,7 +20,7 @@ from textual.widgets import Input, Static
 from rnn_playground.core.config import TrainConfig
 from rnn_playground.core.runs import new_run_name, writer_of
 from rnn_playground.core.trainer import TrainControl, Trainer
-from rnn_playground.tui.viewmodel.controller import InProcessRun, RunState
+from rnn_playground.tui.viewmodel.controller import UI_CORES, InProcessRun, RunState
 from rnn_playground.tui.viewmodel.format import fit_clauses, with_default
 from rnn_playground.tui.viewmodel.launch import LaunchedRun, resume_command, train_command
 from rnn_playground.tui.viewmodel.settings import SettingHelp, budget_of, setting_help, several_devices
@@ -40,10 +40,6 @@ from ..widgets.live import LiveView
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, RunKeys, refresh_bindings_if_changed, run_key_bindings
 
-# Cores a run started here leaves to the app when its thread count is automatic: with every core
-# training, keys waited for a core (benchmarks/README.md, "App responsiveness": p95 102 ms on 2
-# threads against 43 ms on 1, 2x512 on this 2-core machine).
-UI_CORES = 1
 
 class TrainScreen(RunKeys, PlaygroundScreen):
     AUTO_FOCUS = "#start"
