@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -296,7 +296,8 @@ def run_span_match(job: MatchJob) -> SpanMatches:
 class RankingJob:
     """Silence every unit of every layer in turn over `text` (read after `prefix`) and measure the loss,
     also over the characters a feature (`name`, or `regex`) marks when one is given. Reads only the
-    tracer's own copy of the weights, so it needs no lock; `cancel` stops it (a new text, or the user)."""
+    tracer's own copy of the weights, so it needs no lock; `cancel` stops it (a new text, or the user).
+    `threads`: torch threads for the passes (1 never oversubscribes the UI's machine; the CLI's --threads)."""
     generation: int
     tracer: GateTracer
     text: str
@@ -304,6 +305,7 @@ class RankingJob:
     cancel: threading.Event
     name: str | None = None
     regex: str | None = None
+    threads: int | None = 1
 
     @property
     def query(self) -> str:
@@ -316,7 +318,8 @@ def run_ranking(job: RankingJob, progress: Callable[[float], None] | None = None
     feature = None
     if job.name is not None or job.regex is not None:
         feature = text_feature(job.prefix + job.text, job.name, job.regex)[len(job.prefix):]
-    return rank_units(job.tracer, job.text, job.prefix, feature, progress=progress, cancelled=job.cancel.is_set)
+    return rank_units(job.tracer, job.text, job.prefix, feature, threads=job.threads, progress=progress,
+                      cancelled=job.cancel.is_set)
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,11 @@ class EffectVsCorrelation:
     both: tuple[EffectRow, ...]              # found by correlation, and they matter
     correlation_only: tuple[EffectRow, ...]  # found by correlation, but silencing them changes little
     effect_only: tuple[EffectRow, ...]       # they matter, and correlation missed them
+
+    def to_dict(self) -> dict:
+        """For JSON: the three groups, each unit with its loss change and correlation (0-based layers)."""
+        return {"by": self.by, **{group: [asdict(row) for row in getattr(self, group)]
+                                  for group in ("both", "correlation_only", "effect_only")}}
 
 
 def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: int | None = None
