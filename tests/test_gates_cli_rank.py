@@ -13,6 +13,7 @@ from rnn_playground.core.ablation import rank_units
 from rnn_playground.core.checkpoint import save_checkpoint
 from rnn_playground.core.gates import GateTracer
 from rnn_playground.core.gates_analysis import text_feature
+from rnn_playground.tui.cli import gates as gates_cli
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.cli.terminal import EXIT_ERROR
 
@@ -82,17 +83,21 @@ def test_rank_with_a_feature_names_the_planted_unit_first(planted, tmp_path, cap
 
 def test_rank_alone_ranks_by_the_text_and_shows_no_step_table(planted, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "240")
+    monkeypatch.setattr(gates_cli, "RANK_PROGRESS_S", 0.0)  # every progress report prints a line
+    text = PLANT_TEXT * 4  # long enough for a report before the end (rank_units reports every 256 steps)
     out_json = tmp_path / "rank.json"
-    assert main(["gates", str(planted), "--text", PLANT_TEXT, "--rank", "--top", "2", "--threads", "0",
+    assert main(["gates", str(planted), "--text", text, "--rank", "--top", "2", "--threads", "0",
                  "--json", str(out_json)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "ranking units by the effect of silencing them… 73%" in captured.err  # step 255 of 347
     rows = table_rows(out, "the 2 units whose silencing raises the loss over the text most")
     assert rows[0][:3] == ["1", "1 of 1", str(UNIT)] and len(rows) == 2 and len(rows[0]) == 4
     assert "Silencing a unit sets its h and c to 0 at every step" in out
     assert "top 3 predictions" not in out and "gate saturation" not in out and "correlation" not in out
     ranking = json.loads(out_json.read_text(encoding="utf-8"))["ranking"]
     assert ranking["feature"] is None and ranking["comparison"] is None
-    expected = rank_units(GateTracer.from_checkpoint(planted), PLANT_TEXT)
+    expected = rank_units(GateTracer.from_checkpoint(planted), text)
     assert np.allclose(ranking["change"], expected.change, rtol=0, atol=1e-5)  # torch's threads may round apart
 
 
