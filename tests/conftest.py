@@ -136,3 +136,59 @@ def _no_unexpected_errors():
     yield
     errors, UNEXPECTED_ERRORS[:] = list(UNEXPECTED_ERRORS), []
     assert not errors, "unexpected errors in the app:\n" + "\n".join(errors)
+
+
+# ----- tiny constructed models for ranking units by effect (tests/test_ablation.py, the gates CLI's --rank)
+
+ABLATION_TEXT = 'a "bab" ba "ab" bb "aba" a b "b" ab "bba" ' * 3
+PLANT_TEXT = 'bb"aaa"bbb"aa"b "aaaa"bb b"a"' * 3  # inside quotes only a, outside b and spaces
+
+
+def ablation_vocab():
+    from rnn_playground.core.corpus import Vocab
+    return Vocab.from_text(ABLATION_TEXT)
+
+
+def ablation_model(cell: str, layers: int, hidden: int = 6, seed: int = 2):
+    """A random float64 CharRNN over ablation_vocab(), its weights doubled so that units differ clearly."""
+    from rnn_playground.core.model import CharRNN, ModelConfig
+    torch.manual_seed(seed)
+    model = CharRNN(ModelConfig(vocab_size=len(ablation_vocab()), cell=cell, hidden=hidden, layers=layers, embed=4,
+                                dropout=0.0))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2.0)
+    return model.double().eval()
+
+
+def planted_quote_model(unit: int = 3, hidden: int = 6):
+    """A 1-layer LSTM whose unit `unit` is +1 inside quotes and -1 outside (a quote flips it), and an
+    output layer that predicts a inside and b outside from it; the other units are small and random, and
+    blind to a and b (their embedding is zero), so only the planted unit tells inside from outside."""
+    vocab = ablation_vocab()
+    model = ablation_model("lstm", 1, hidden, seed=5)
+    quote, a, b = vocab.index['"'], vocab.index["a"], vocab.index["b"]
+    rnn = model.rnn
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.1)
+        model.embed.weight.zero_()
+        model.embed.weight[quote, 0] = 1.0  # embedding dimension 0: "this is a quote"
+        rows = {name: slice(k * hidden + unit, k * hidden + unit + 1) for k, name in enumerate("ifgo")}
+        for name in "ifgo":
+            rnn.weight_ih_l0[rows[name]] = 0
+            rnn.weight_hh_l0[rows[name]] = 0
+            rnn.bias_hh_l0[rows[name]] = 0
+        # f = 1 and i = 0 except at a quote, where f = 0, i = 1 and g = -sign(c): the cell flips
+        rnn.bias_ih_l0[rows["f"]] = 20.0
+        rnn.weight_ih_l0[rows["f"], 0] = -40.0
+        rnn.bias_ih_l0[rows["i"]] = -20.0
+        rnn.weight_ih_l0[rows["i"], 0] = 40.0
+        rnn.bias_ih_l0[rows["o"]] = 20.0
+        rnn.bias_ih_l0[rows["g"]] = 0.0
+        rnn.weight_hh_l0[rows["g"], unit] = -40.0  # g = -tanh(40 h): the opposite of the current sign
+        rnn.bias_ih_l0[rows["g"]] = 10.0           # ... starting from outside (c = 0 reads as outside)
+        model.head.weight[:, unit] = 0.0
+        model.head.weight[a, unit] = 2.0           # inside quotes, a is likely
+        model.head.weight[b, unit] = -2.0          # outside, b is
+    return model

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import argparse
 import re
+import threading
 import time
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rnn_playground.core.ablation import UnitRanking
 from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads
 from rnn_playground.core.errors import CorpusError, TraceError
 from rnn_playground.core.gates import GateTracer, Trace
-from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE
+from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE, UnitMatch
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import escape_char, fmt_layer, layer_number
+from rnn_playground.tui.viewmodel.gates_session import (
+    EffectRow,
+    EffectVsCorrelation,
+    RankingJob,
+    effect_vs_correlation,
+    run_ranking,
+)
 from rnn_playground.tui.viewmodel.intervene import (
     SYNTAX,
     InterventionComparison,
@@ -39,7 +49,8 @@ def register(subparsers) -> None:
                     "text instead. A time-series run traces its own data (or --csv / --signal): per point the "
                     "value read, the prediction of the next value and the true one, and the gates and states "
                     "of its units. With --intervene, clamp, silence or force units from a position on and "
-                    "see how the predictions change.\n\nBuilt-in features:\n" +
+                    "see how the predictions change. With --rank, rank every unit by how much silencing it "
+                    "raises the loss.\n\nBuilt-in features:\n" +
                     "\n".join(f"  {name:14} {text}" for name, text in FEATURES.items()) +
                     "\n\nInterventions (--intervene, repeatable, all applied together):\n"
                     f"  {SYNTAX}\n"
@@ -76,14 +87,20 @@ def register(subparsers) -> None:
     search.add_argument("--regex", metavar="RE", help="list the units that best track a regular expression's "
                                                      "matches (1 inside a match, 0 outside)")
     gates.add_argument("--top", type=int, default=10,
-                       help="units listed by --find / --regex; steps listed by --intervene")
+                       help="units listed by --find / --regex and by --rank; steps listed by --intervene")
     gates.add_argument("--intervene", metavar="SPEC", action="append", default=None,
                        help=f"clamp, silence or force units from a position on: {SYNTAX} (repeatable; see above). "
                             "Shows the surprisal before and after; --json then holds the intervened trace, the "
                             "interventions and the comparison")
+    gates.add_argument("--rank", action="store_true",
+                       help="rank every unit of every layer by how much silencing it (h, and an LSTM's c, set to 0 "
+                            "at every step) raises the loss over the text, in nats per character; with --find / "
+                            "--regex also over the characters the feature marks, beside the correlation search "
+                            "(units found that matter, found that change little, matter but missed). --json then "
+                            "holds the whole ranking")
     gates.add_argument("--threads", type=int, default=1,
-                       help="CPU threads for tracing (0 = torch's default: faster on an idle multi-core machine, "
-                            "much slower on a busy one)")
+                       help="CPU threads for tracing and --rank (0 = torch's default: faster on an idle multi-core "
+                            "machine, much slower on a busy one)")
     gates.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     gates.set_defaults(func=cmd_gates)
 
@@ -165,8 +182,8 @@ def print_saturation(out: Console, trace: Trace, low: float, high: float) -> Non
         out.print(saturation)
 
 
-def print_written(console: Console, written: Path) -> None:
-    console.print(f"[dim]wrote the full trace to {written} ({written.stat().st_size:,} bytes)[/]", highlight=False)
+def print_written(console: Console, written: Path, what: str = "the full trace") -> None:
+    console.print(f"[dim]wrote {what} to {written} ({written.stat().st_size:,} bytes)[/]", highlight=False)
 
 
 def intervention_table(comparison: InterventionComparison, rows: int) -> Table:
@@ -208,6 +225,12 @@ def check_flags(args: argparse.Namespace) -> None:
                                ("--top", args.top, 1)):
         if value < least:
             raise TraceError(f"{flag} must be {least} or more, got {value}.")
+    if args.rank and args.intervene:
+        raise TraceError("--rank cannot be combined with --intervene: the ranking silences units of the model as "
+                         "trained, not under an intervention. Run them separately.")
+    if args.rank and args.layer is not None:
+        raise TraceError("--layer does not apply to --rank: the ranking silences every unit of every layer, and "
+                         "its comparison with --find / --regex searches them all. Drop --layer.")
     if not 0 <= args.low < args.high <= 1:  # also refuses NaN
         raise TraceError(f"--low and --high must be gate values with 0 <= --low < --high <= 1, got --low "
                          f"{args.low} and --high {args.high}.")
@@ -252,34 +275,141 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[dim]wrote the intervened trace and the comparison to {written} "
                           f"({written.stat().st_size:,} bytes)[/]", highlight=False)
         return 0
-    if args.find or args.regex:
-        key = args.quantity or ("c" if trace.cell == "lstm" else "h")
-        quantity = trace.quantity(key)
-        name = args.find or f"regex {args.regex}"
-        try:
-            feature = trace.feature(args.find, args.regex)
-            matches = trace.find_units(args.find, args.regex, key=key, layer=None if args.layer is None else layer,
-                                       top=args.top)
-        except TraceError as exc:
-            flag = f"--find {args.find}" if args.find else f"--regex {args.regex!r}"
-            raise TraceError(f"{flag}: {exc}") from None
-        out.print(Text(f"Feature {name}: {FEATURES.get(args.find, REGEX_FEATURE)}; mean {feature.mean():.3g} "
-                       f"over {len(trace):,} steps.\nQuantity: {quantity.label}."))
-        table = Table(title=Text(f"units that best track {name}"))
-        for column in ("rank", "layer", "unit", "correlation"):
-            table.add_column(column, justify="right")
-        for rank, match in enumerate(matches, 1):
-            table.add_row(str(rank), layer_number(match.layer, trace.layers), str(match.unit),
-                          f"{match.correlation:+.3f}")
-        out.print(table)
-    else:
+    matches = search_units(out, args, trace, layer) if args.find or args.regex else None
+    extra = None
+    if args.rank:
+        extra = {"ranking": rank_by_effect(out, console, args, tracer, text, matches)}
+    elif matches is None:
         out.print(step_table(trace, layer, args.quantity or "h", args.rows, args.top_k, args.units))
         out.print(gate_means_table(trace, layer, args.rows))
         print_saturation(out, trace, args.low, args.high)
 
-    if args.json:
-        print_written(console, trace.write_json(args.json, None, args.top_k))  # every layer, whichever is shown
+    if args.json:  # every layer, whichever is shown
+        written = trace.write_json(args.json, None, args.top_k, extra=extra)
+        print_written(console, written, "the full trace and the ranking" if extra else "the full trace")
     return 0
+
+
+def search_units(out: Console, args: argparse.Namespace, trace: Trace, layer: int) -> list[UnitMatch]:
+    """--find / --regex: the units whose state best tracks the feature (Pearson r), printed and returned."""
+    key = args.quantity or ("c" if trace.cell == "lstm" else "h")
+    quantity = trace.quantity(key)
+    name = args.find or f"regex {args.regex}"
+    try:
+        feature = trace.feature(args.find, args.regex)
+        matches = trace.find_units(args.find, args.regex, key=key, layer=None if args.layer is None else layer,
+                                   top=args.top)
+    except TraceError as exc:
+        raise TraceError(f"{feature_flag(args)}: {exc}") from None
+    out.print(Text(f"Feature {name}: {FEATURES.get(args.find, REGEX_FEATURE)}; mean {feature.mean():.3g} "
+                   f"over {len(trace):,} steps.\nQuantity: {quantity.label}."))
+    table = Table(title=Text(f"units that best track {name}"))
+    for column in ("rank", "layer", "unit", "correlation"):
+        table.add_column(column, justify="right")
+    for rank, match in enumerate(matches, 1):
+        table.add_row(str(rank), layer_number(match.layer, trace.layers), str(match.unit),
+                      f"{match.correlation:+.3f}")
+    out.print(table)
+    return matches
+
+
+def feature_flag(args: argparse.Namespace) -> str:
+    return f"--find {args.find}" if args.find else f"--regex {args.regex!r}"
+
+
+RANK_PROGRESS_S = 5.0  # a progress line at most this often: a long ranking shows it is alive, a short one is quiet
+
+
+def rank_by_effect(out: Console, console: Console, args: argparse.Namespace, tracer: GateTracer, text: str,
+                   matches: list[UnitMatch] | None) -> dict:
+    """--rank: silence every unit in turn (the Gates screen's ranking job, run here), print the units that
+    matter most and, after --find / --regex, the screen's comparison with the correlation search; returns
+    the ranking for --json."""
+    job = RankingJob(0, tracer, text, args.prefix, threading.Event(), args.find, args.regex,
+                     threads=args.threads or torch.get_num_threads())
+    started = last = time.monotonic()
+
+    def progress(fraction: float) -> None:
+        nonlocal last
+        if fraction < 1 and time.monotonic() - last >= RANK_PROGRESS_S:
+            last = time.monotonic()
+            console.print(f"[dim]ranking units by the effect of silencing them… {fraction:.0%}[/]", highlight=False)
+
+    try:
+        ranking = run_ranking(job, progress)
+    except TraceError as exc:
+        flag = "--rank" + (f" {feature_flag(args)}" if matches is not None else "")
+        raise TraceError(f"{flag}: {exc}") from None
+    assert ranking is not None  # only a cancelled job returns None, and nothing cancels this one
+    console.print(f"[dim]ranked {tracer.layers * tracer.hidden:,} units over {len(text):,} characters in "
+                  f"{time.monotonic() - started:.2f} s[/]", highlight=False)
+    silenced = "h and c" if tracer.cell == "lstm" else "h"
+    name = args.find or (f"regex {args.regex}" if args.regex is not None else "")
+    summary = (f"Silencing a unit sets its {silenced} to 0 at every step. Loss over the text's {len(text) - 1:,} "
+               f"predictions: {ranking.baseline:.4f} nats/char")
+    if ranking.feature_loss is not None:
+        summary += (f"; over the {ranking.marked:,} characters {name} marks: {ranking.feature_baseline:.4f} "
+                    "nats/char")
+    if ranking.precision == "fast":
+        summary += ". The silenced copies took bf16 products, each measured against an unsilenced copy computed alike"
+    out.print(Text(summary + "."))
+    out.print(effect_table(ranking, "text", args.top, "over the text"))
+    if ranking.feature_loss is not None:
+        out.print(effect_table(ranking, "feature", args.top, f"over the characters {name} marks"))
+    comparison = effect_vs_correlation(ranking, matches) if matches else None
+    if comparison is not None:
+        out.print(comparison_table(comparison, tracer.layers, name))
+    return ranking_dict(ranking, args, silenced, comparison)
+
+
+def effect_table(ranking: UnitRanking, by: str, top: int, what: str) -> Table:
+    layers = ranking.loss.shape[0]
+    effects = ranking.ranked(by=by, top=top)
+    table = Table(title=Text(f"the {len(effects)} units whose silencing raises the loss {what} most"),
+                  caption="Δloss: mean loss with the unit silenced minus without, nats per character")
+    for column in ("rank", "layer", "unit", "Δloss text"):
+        table.add_column(column, justify="right")
+    if ranking.feature_loss is not None:
+        table.add_column("Δloss feature", justify="right")
+    for rank, effect in enumerate(effects, 1):
+        table.add_row(str(rank), layer_number(effect.layer, layers), str(effect.unit), f"{effect.change:+.4f}",
+                      *(() if effect.feature_change is None else (f"{effect.feature_change:+.4f}",)))
+    return table
+
+
+def comparison_table(comparison: EffectVsCorrelation, layers: int, name: str) -> Table:
+    """The Gates screen's three groups: the correlation search's units against the top units by effect."""
+    over = f"the characters {name} marks" if comparison.by == "feature" else "the text"
+    found = len(comparison.both) + len(comparison.correlation_only)
+    table = Table(title=Text(f"the {found} units that best track {name} against the top {found} by Δloss over "
+                             f"{over} (a unit matters when silencing it raises the loss)"))
+    for column in ("", "layer", "unit", "Δloss", "correlation"):
+        table.add_column(column, justify="right" if column else "left")
+    groups: tuple[tuple[str, tuple[EffectRow, ...]], ...] = (
+        ("found by correlation, and matter", comparison.both),
+        ("found by correlation, change little", comparison.correlation_only),
+        ("matter, missed by correlation", comparison.effect_only))
+    for label, rows in groups:
+        if not rows:
+            table.add_row(label, "-", "-", "-", "-")
+        for n, row in enumerate(rows):
+            table.add_row(label if n == 0 else "", layer_number(row.layer, layers), str(row.unit),
+                          f"{row.change:+.4f}", "-" if row.correlation is None else f"{row.correlation:+.3f}")
+    return table
+
+
+def ranking_dict(ranking: UnitRanking, args: argparse.Namespace, silenced: str,
+                 comparison: EffectVsCorrelation | None) -> dict:
+    """--json's "ranking": every layer's and unit's loss change ([layer][unit], 0-based), the feature's too."""
+    feature = None
+    if ranking.feature_loss is not None:
+        feature = {"name": args.find, "regex": args.regex, "marked": ranking.marked,
+                   "baseline": ranking.feature_baseline, "change": ranking.feature_change.tolist()}
+    return {"silenced": f"{silenced} set to 0 at every step, one unit at a time",
+            "loss": "mean cross-entropy of the next character, nats per character",
+            "predictions": len(ranking.text) - 1, "precision": ranking.precision, "baseline": ranking.baseline,
+            "change": ranking.change.tolist(),
+            "feature": feature, "comparison": None if comparison is None else comparison.to_dict()}
 
 
 def flag_intervention(spec: str, tracer, length: int):

@@ -85,6 +85,9 @@ def cmd_series_gates(args: argparse.Namespace, console: Console, path: Path) -> 
         raise TraceError(f"{path} is a time-series model: it reads values, not text, so {', '.join(given)} "
                          "do not apply. Trace its own data (no flag), another CSV file (--csv FILE --column "
                          "NAME) or a built-in signal (--signal NAME).")
+    if args.rank:
+        raise TraceError(f"--rank ranks the units of a character model; ranking a time-series model's units is "
+                         f"not built yet, and {path} is one. Drop --rank.")
     check_flags(args)
     tracer, loaded = SeriesTracer.from_checkpoint(path, loop_threads=args.threads or None)
     check_model_flags(args, tracer)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +298,8 @@ def run_span_match(job: MatchJob) -> SpanMatches:
 class RankingJob:
     """Silence every unit of every layer in turn over `text` (read after `prefix`) and measure the loss,
     also over the characters a feature (`name`, or `regex`) marks when one is given. Reads only the
-    tracer's own copy of the weights, so it needs no lock; `cancel` stops it (a new text, or the user)."""
+    tracer's own copy of the weights, so it needs no lock; `cancel` stops it (a new text, or the user).
+    `threads`: torch threads for the passes (the CLI's --threads); None: the free cores less the UI's."""
     generation: int
     tracer: GateTracer
     text: str
@@ -306,6 +307,7 @@ class RankingJob:
     cancel: threading.Event
     name: str | None = None
     regex: str | None = None
+    threads: int | None = None
 
     @property
     def query(self) -> str:
@@ -318,8 +320,8 @@ def run_ranking(job: RankingJob, progress: Callable[[float], None] | None = None
     feature = None
     if job.name is not None or job.regex is not None:
         feature = text_feature(job.prefix + job.text, job.name, job.regex)[len(job.prefix):]
-    # Threads as the app's own training run takes them: the free cores, less those kept for the UI.
-    threads = choose_threads(None, step_work(CHUNK, job.tracer.recurrence.hidden), reserve=UI_CORES)
+    # Automatic threads as the app's own training run takes them: the free cores, less those kept for the UI.
+    threads = job.threads or choose_threads(None, step_work(CHUNK, job.tracer.recurrence.hidden), reserve=UI_CORES)
     return rank_units(job.tracer, job.text, job.prefix, feature, threads=threads, progress=progress,
                       cancelled=job.cancel.is_set)
 
@@ -339,6 +341,11 @@ class EffectVsCorrelation:
     both: tuple[EffectRow, ...]              # found by correlation, and they matter
     correlation_only: tuple[EffectRow, ...]  # found by correlation, but silencing them changes little
     effect_only: tuple[EffectRow, ...]       # they matter, and correlation missed them
+
+    def to_dict(self) -> dict:
+        """For JSON: the three groups, each unit with its loss change and correlation (0-based layers)."""
+        return {"by": self.by, **{group: [asdict(row) for row in getattr(self, group)]
+                                  for group in ("both", "correlation_only", "effect_only")}}
 
 
 def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: int | None = None
