@@ -712,8 +712,8 @@ class GatesSession(GatesCursor):
         if generation != self.generation or not done:
             return []
         self.extending = False
-        if error is not None:
-            self.pending, self.after_full, self.analysis_note = None, [], ""
+        if error is not None:  # nothing waits for the whole text any more: no note may say it does
+            self.pending, self.after_full, self.analysis_note, self.match_note = None, [], "", ""
             self.error = error
             return []
         if self.traced() <= min(self.target, len(self.text) - 1):

@@ -1,0 +1,32 @@
+"""The Gates session's what-if paths at their edges (a review of issue 17's work): a continuation asked for
+while the intervened trace is recomputed, a bad spec typed meanwhile, an intervention past the traced part,
+a new text in the rank view, a failed extension in the match view."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnn_playground.core.gates import GateTracer
+
+pytestmark = pytest.mark.timeout(120)
+
+LONG = "the quick brown fox jumps over the lazy dog. " * 12   # past INLINE_INTERVENE: recomputed in a worker
+
+
+def session_on(run, text: str, traced: int | None = None, **kwargs):
+    """A session on `text` (its characters the model knows), traced whole or its first `traced` characters."""
+    from rnn_playground.tui.viewmodel.gates_session import GatesSession
+    tracer = GateTracer.from_checkpoint(run)
+    text = "".join(ch for ch in text if ch in tracer.vocab.index)
+    trace = tracer.trace(text if traced is None else text[:traced])
+    return GatesSession(run=run, tracer=tracer, trace=trace, text=text, **kwargs), text
+
+
+def test_a_failed_extension_leaves_no_match_waiting(tiny_run):
+    """The match view said 'tracing the whole text first…' for ever after the trace failed."""
+    from rnn_playground.tui.viewmodel.gates_session import ExtendJob
+    session, text = session_on(tiny_run, LONG, traced=20, view="match", span=(2, 5))
+    (job,) = session.match()
+    assert isinstance(job, ExtendJob) and "tracing" in session.match_note
+    session.extended(job.generation, True, "Tracing failed: RuntimeError: simulated")
+    assert session.match_note == "" and session.error is not None and not session.extending
