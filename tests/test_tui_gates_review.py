@@ -22,6 +22,18 @@ def session_on(run, text: str, traced: int | None = None, **kwargs):
     return GatesSession(run=run, tracer=tracer, trace=trace, text=text, **kwargs), text
 
 
+def test_a_new_text_in_the_rank_view_ranks_it(tiny_run):
+    """As the saturation, search and compare views do: not a blank panel with nothing running."""
+    from rnn_playground.tui.viewmodel.gates_session import RankingJob, TextRequest, load_tracer, open_text
+    session, _ = session_on(tiny_run, "the cat sat on the mat.")
+    (first,) = session.set_view("rank") or session.rank_units()
+    tracer, meta = load_tracer(tiny_run)
+    session.start_load()
+    (job,) = session.loaded(session.generation, open_text(tracer, meta, TextRequest("text", "a dog ran off.")))
+    assert isinstance(job, RankingJob) and job.text == "a dog ran off." and session.ranking_running
+    assert first.cancel.is_set()
+
+
 def test_a_failed_extension_leaves_no_match_waiting(tiny_run):
     """The match view said 'tracing the whole text first…' for ever after the trace failed."""
     from rnn_playground.tui.viewmodel.gates_session import ExtendJob

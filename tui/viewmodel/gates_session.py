@@ -619,6 +619,8 @@ class GatesSession(GatesCursor):
             return self.need_full(self.view)
         if self.view == "compare":
             return self.compare()
+        if self.view == "rank":  # _forget_trace dropped the old text's ranking: the view ranks this one
+            return self.rank_units()
         return []
 
     # -- the cursor
