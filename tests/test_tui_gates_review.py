@@ -22,6 +22,17 @@ def session_on(run, text: str, traced: int | None = None, **kwargs):
     return GatesSession(run=run, tracer=tracer, trace=trace, text=text, **kwargs), text
 
 
+def test_an_intervention_past_the_traced_part_says_so(tiny_run):
+    """Not 'outside the text' with the traced length as the last position: the text goes on."""
+    session, text = session_on(tiny_run, LONG, traced=20)
+    assert session.add_intervention("L1:U0:c=0@100") == []
+    note = session.intervene_note
+    assert "outside the text" not in note and "not traced yet" in note and "100" in note
+    assert session.interventions == []
+    assert session.add_intervention(f"L1:U0:c=0@{len(text)}") == []
+    assert f"positions run from 0 to {len(text) - 1}" in session.intervene_note
+
+
 def test_a_new_text_in_the_rank_view_ranks_it(tiny_run):
     """As the saturation, search and compare views do: not a blank panel with nothing running."""
     from rnn_playground.tui.viewmodel.gates_session import RankingJob, TextRequest, load_tracer, open_text

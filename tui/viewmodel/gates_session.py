@@ -853,9 +853,14 @@ class GatesSession(GatesCursor):
         if self.trace is None or self.tracer is None:
             return []
         try:
-            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, self.traced())
+            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, len(self.text))
         except PlaygroundError as exc:
             self.intervene_note = str(exc)
+            return []
+        traced = self.traced()
+        if intervention.start >= traced:  # in the text, but the recomputation starts from the traced state there
+            self.intervene_note = (f"Intervention {intervention.describe()}: position {intervention.start:,} is not "
+                                   f"traced yet (traced to {traced - 1:,}); move the cursor there first, then add it.")
             return []
         self.interventions.append(intervention)
         self.intervention_index = len(self.interventions) - 1
