@@ -22,6 +22,51 @@ def session_on(run, text: str, traced: int | None = None, **kwargs):
     return GatesSession(run=run, tracer=tracer, trace=trace, text=text, **kwargs), text
 
 
+def test_a_continuation_asked_for_while_recomputing_is_drawn_with_the_interventions(tiny_run):
+    """Drawn at once it would take the original trace for both sides ('with' equal to 'without'): it waits
+    for the recomputed trace and starts when that is back."""
+    from rnn_playground.tui.viewmodel.gates_session import (
+        CONTINUE_CHARS,
+        ContinueJob,
+        InterveneJob,
+        run_continuation,
+        run_intervention,
+    )
+    session, text = session_on(tiny_run, LONG, pos=10)
+    hidden = session.tracer.hidden
+    (job,) = session.add_intervention(f"L2:U0-{hidden - 1}:c=0@3")
+    assert isinstance(job, InterveneJob) and session.intervening
+    assert session.continue_text() == [] and session.continuing   # waits, and says so
+    (continuation,) = session.intervention_done(job, run_intervention(job))
+    assert isinstance(continuation, ContinueJob) and continuation.at == 10
+    without, with_ = run_continuation(continuation)
+    assert without == session.trace.continuation(10, CONTINUE_CHARS, 0, 0.8)
+    assert with_ == session.changed.continuation(10, CONTINUE_CHARS, 0, 0.8)
+    assert with_ != without   # every unit of the top layer silenced: the model writes something else
+    session.continued_text(continuation, (without, with_))
+    assert session.continued == (10, without, with_) and not session.continuing
+
+
+def test_a_continuation_without_interventions_says_to_add_one(tiny_run):
+    session, _ = session_on(tiny_run, "the cat sat on the mat.", pos=3)
+    assert session.continue_text() == [] and not session.continuing
+    assert "add an intervention" in session.intervene_note
+
+
+def test_a_bad_spec_typed_while_recomputing_keeps_its_message(tiny_run):
+    """The note says what is wrong with the spec; the recomputation finishing does not wipe it."""
+    from rnn_playground.tui.viewmodel.gates_session import run_intervention
+    session, _ = session_on(tiny_run, LONG)
+    (job,) = session.add_intervention("L1:U0:c=0@3")
+    assert session.intervening and session.intervene_note == ""
+    assert "recomputing the trace from position 3" in session.recompute_note
+    assert session.add_intervention("L9:U0:c=0@3") == []
+    assert "layer 9 does not exist" in session.intervene_note and len(session.interventions) == 1
+    assert session.intervention_done(job, run_intervention(job)) == []
+    assert "layer 9 does not exist" in session.intervene_note and session.changed is not None
+    assert session.recompute_note == ""
+
+
 def test_an_intervention_past_the_traced_part_says_so(tiny_run):
     """Not 'outside the text' with the traced length as the last position: the text goes on."""
     session, text = session_on(tiny_run, LONG, traced=20)

@@ -525,6 +525,7 @@ class GatesSession(GatesCursor):
     continuing: bool = False             # a worker draws the continuation
     _intervene_token: int = 0
     _intervene_cancel: threading.Event = field(default_factory=threading.Event)
+    _continue_wanted: tuple[int, int, float] | None = None   # a continuation waiting for the recomputation
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -578,7 +579,7 @@ class GatesSession(GatesCursor):
         self._intervene_cancel.set()
         self._intervene_token += 1
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
-        self.continuing = False
+        self.continuing, self._continue_wanted = False, None
         self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
         self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
@@ -891,6 +892,7 @@ class GatesSession(GatesCursor):
         self._intervene_cancel = threading.Event()
         self._intervene_token += 1
         self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
+        self._continue_wanted = None
         self.intervene_note = ""
         if not self.interventions or self.trace is None:
             return []
@@ -901,19 +903,30 @@ class GatesSession(GatesCursor):
                 self.changed = self.trace.intervened(interventions)
             return []
         self.intervening = True
-        self.intervene_note = f"recomputing the trace from position {start:,} under the interventions…"
         return [InterveneJob(self._intervene_token, self.trace, self.lock, self.text, interventions,
                              self._intervene_cancel)]
 
-    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> None:
-        """A worker's intervened trace (or error); one for interventions changed since is dropped."""
+    @property
+    def recompute_note(self) -> str:
+        """What the screen says while a worker recomputes the trace (the note keeps what went wrong)."""
+        if not self.intervening or not self.interventions:
+            return ""
+        start = min(iv.start for iv in self.interventions)
+        return f"recomputing the trace from position {start:,} under the interventions…"
+
+    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> list[Job]:
+        """A worker's intervened trace (or error); one for interventions changed since is dropped. A
+        continuation asked for while it ran starts now."""
         if job.token != self._intervene_token:
-            return
+            return []
         self.intervening = False
         self.changed = changed
-        self.intervene_note = error or ""
+        wanted, self._continue_wanted = self._continue_wanted, None
         if error is not None:
-            self.interventions, self.changed = [], None
+            self.intervene_note = error
+            self.interventions, self.changed, self.continuing = [], None, False
+            return []
+        return self.continue_text(*wanted) if wanted is not None else []
 
     def shown_trace(self) -> Trace | None:
         """The trace the screen draws: the intervened one while interventions hold, caught up with the
@@ -927,8 +940,17 @@ class GatesSession(GatesCursor):
 
     def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> list[Job]:
         """Continue the text from the cursor without and with the interventions, the same seed (a worker
-        draws; `continued_text` takes its result)."""
+        draws; `continued_text` takes its result). While the intervened trace is recomputed it waits for it:
+        drawn now, both sides would be the original's."""
         if self.trace is None:
+            return []
+        if not self.interventions:
+            self.intervene_note = ("Nothing to compare: add an intervention first (i); t then continues the text "
+                                   "with and without the interventions.")
+            return []
+        if self.intervening:
+            self.continued, self.continuing = None, True
+            self._continue_wanted = (length, seed, temperature)
             return []
         with self.lock:
             shown = self.shown_trace()

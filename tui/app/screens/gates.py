@@ -467,7 +467,7 @@ class GatesScreen(PlaygroundScreen):
             self._intervene_progress = message.progress
             self.render_panels()
             return
-        self.gates.intervention_done(message.job, message.changed, message.error)
+        self._start(self.gates.intervention_done(message.job, message.changed, message.error))
         self.render_all()
 
     @work(thread=True, exclusive=True, group="gates-compare-runs", exit_on_error=False)
@@ -642,8 +642,9 @@ class GatesScreen(PlaygroundScreen):
 
     @on(Input.Submitted, "#gates-intervene-spec")
     def _intervention_submitted(self, event: Input.Submitted) -> None:
+        listed = len(self.gates.interventions)
         self._start(self.gates.add_intervention(event.value))
-        if not self.gates.intervene_note or self.gates.intervening:
+        if len(self.gates.interventions) > listed:
             event.input.value = ""  # added: listed below; the keys step through the text again
             self.set_focus(None)
         self.render_all()
@@ -1068,11 +1069,11 @@ class GatesScreen(PlaygroundScreen):
         key = self.get_component_rich_style("gates--key")
         error = self.get_component_rich_style("gates--error")
         text = Text(no_wrap=True, overflow="ellipsis")
-        if gates.intervene_note and not gates.intervening:
+        if gates.intervene_note:
             text.append(gates.intervene_note + "\n", error)
         if gates.intervening:
             done, total = self._intervene_progress
-            text.append(gates.intervene_note, muted)
+            text.append(gates.recompute_note, muted)
             if total:
                 text.append(f" {done:,}/{total:,}", strong)
             return text
