@@ -8,6 +8,8 @@ import pytest
 
 from rnn_playground.core.gates import GateTracer
 
+from .tui_helpers import Host, wait_for
+
 pytestmark = pytest.mark.timeout(120)
 
 LONG = "the quick brown fox jumps over the lazy dog. " * 12   # past INLINE_INTERVENE: recomputed in a worker
@@ -98,3 +100,40 @@ def test_a_failed_extension_leaves_no_match_waiting(tiny_run):
     assert isinstance(job, ExtendJob) and "tracing" in session.match_note
     session.extended(job.generation, True, "Tracing failed: RuntimeError: simulated")
     assert session.match_note == "" and session.error is not None and not session.extending
+
+
+def test_a_regex_nested_too_deeply_is_refused_with_a_message(tiny_run, capsys, monkeypatch):
+    """Python's re raises RecursionError, not re.error, for deep nesting: the unit search's worker died on it
+    (the note said 'searching…' for ever) and the CLI printed a traceback."""
+    from rnn_playground.core.errors import TraceError
+    from rnn_playground.core.gates_analysis import text_feature
+    from rnn_playground.tui.cli.main import main
+    from rnn_playground.tui.viewmodel.gates_session import run_analysis
+    deep = "(" * 1000 + "a" + ")" * 1000
+    with pytest.raises(TraceError, match="nested too deeply"):
+        text_feature("abc", regex=deep)
+    session, _ = session_on(tiny_run, "the cat sat on the mat.", feature="regex", regex=deep)
+    (job,) = session.search()
+    with pytest.raises(TraceError, match="nested too deeply"):
+        run_analysis(job)
+    monkeypatch.setenv("COLUMNS", "240")
+    assert main(["gates", str(tiny_run), "--text", "abc", "--regex", deep]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and "Traceback" not in err
+
+
+async def test_the_search_view_shows_a_regex_nested_too_deeply(tiny_run):
+    """End to end: the unit search's note says what is wrong, not 'searching…' for ever."""
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen.gates.trace is not None or screen.gates.error, what="the trace")
+        await pilot.press("f")
+        await wait_for(pilot, lambda: screen.gates.matches, what="the units")
+        field = screen.query_one("#gates-regex")
+        screen.set_focus(field)
+        field.value = "(" * 1000 + "a" + ")" * 1000
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "nested too deeply" in screen.gates.analysis_note, what="the message")
+        await pilot.pause()
+        assert "nested too deeply" in screen.query_one("#gates-search-note").content.plain
