@@ -11,7 +11,8 @@ distribution. Per step and layer every quantity of the cell, as for a character 
 
 SeriesTrace is a core.gates.Trace, so every per-unit reading of a character trace (values, at,
 cell_update, most_active, state, saturation) works on it unchanged; what needs characters (text
-features, unit search, next-character predictions) raises a TraceError saying so.
+features, unit search, next-character predictions, interventions and continuations) raises a TraceError
+saying so.
 
     tracer = SeriesTracer.from_checkpoint("runs/mellow-newt")   # or SeriesTracer(model, normalizer)
     trace = tracer.trace(data)                                  # a core.series_data.SeriesData
@@ -214,6 +215,12 @@ class SeriesTrace(Trace):
 
     def find_units(self, name=None, regex=None, key=None, layer=None, top=10):
         raise TraceError(_NOT_TEXT.format(what="the unit search by text feature"))
+
+    def intervened(self, interventions, end=None):
+        raise TraceError(_NOT_TEXT.format(what="intervening (core.intervene)"))
+
+    def continuation_from(self, at):  # continuation() too
+        raise TraceError(_NOT_TEXT.format(what="continuing the text"))
 
     # --- export --------------------------------------------------------------------------
     def to_dict(self, layers=None, k: int = 0) -> dict:

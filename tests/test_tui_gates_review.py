@@ -4,6 +4,7 @@ a new text in the rank view, a failed extension in the match view."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rnn_playground.core.gates import GateTracer
@@ -137,3 +138,22 @@ async def test_the_search_view_shows_a_regex_nested_too_deeply(tiny_run):
         await wait_for(pilot, lambda: "nested too deeply" in screen.gates.analysis_note, what="the message")
         await pilot.pause()
         assert "nested too deeply" in screen.query_one("#gates-search-note").content.plain
+
+
+def test_a_series_trace_refuses_interventions_and_continuations_clearly():
+    """Inherited from the character Trace they failed with AttributeError ('SeriesTracer' has no 'encode');
+    like the other character-only readings they say why."""
+    import torch
+
+    from rnn_playground.core.errors import TraceError
+    from rnn_playground.core.intervene import Intervention
+    from rnn_playground.core.series import SeriesModelConfig, SeriesRNN
+    from rnn_playground.core.series_data import Normalizer
+    from rnn_playground.core.series_gates import SeriesTracer
+    torch.manual_seed(0)
+    model = SeriesRNN(SeriesModelConfig(inputs=1, cell="lstm", hidden=4, layers=1)).eval()
+    trace = SeriesTracer(model, Normalizer((0.0,), (1.0,))).trace(np.linspace(-1.0, 1.0, 12))
+    for attempt in (lambda: trace.intervened([Intervention(0, (1,), "c", 0.0, 3)]),
+                    lambda: trace.continuation(3, 5), lambda: trace.continuation_from(3)):
+        with pytest.raises(TraceError, match="applies to character models only"):
+            attempt()
