@@ -112,11 +112,6 @@ class SeriesTracer(RecurrentTracer):
                              "--inputs, or trace the run's own data.")
         return self.normalizer.standardize(data)
 
-    def zero_state(self) -> RecurrentState:
-        rec = self.recurrence
-        zeros = np.zeros((rec.layers, rec.hidden), dtype=np.float64 if rec.dtype == torch.float64 else np.float32)
-        return RecurrentState(zeros, zeros.copy() if rec.cell == "lstm" else None)
-
     def trace(self, data: SeriesData | np.ndarray, state: RecurrentState | None = None,
               names: tuple[str, ...] | None = None) -> SeriesTrace:
         """Trace every point of `data`: a SeriesData (standardized here), or already standardized values
