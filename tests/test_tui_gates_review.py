@@ -157,3 +157,14 @@ def test_a_series_trace_refuses_interventions_and_continuations_clearly():
                     lambda: trace.continuation(3, 5), lambda: trace.continuation_from(3)):
         with pytest.raises(TraceError, match="applies to character models only"):
             attempt()
+
+
+def test_a_match_tracing_the_whole_text_leaves_the_search_note_alone(tiny_run):
+    """need_full('match') set the search view's note to 'tracing the whole text…', which nothing cleared."""
+    from rnn_playground.tui.viewmodel.gates_session import MatchJob, extend_trace
+    session, text = session_on(tiny_run, LONG, traced=20, view="match", span=(2, 5))
+    (job,) = session.match()
+    extend_trace(job)
+    (match,) = session.extended(job.generation, True)
+    assert isinstance(match, MatchJob) and session.traced() == len(text)
+    assert session.analysis_note == ""

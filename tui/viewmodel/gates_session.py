@@ -744,7 +744,8 @@ class GatesSession(GatesCursor):
             return self._analyse(kind)
         if kind not in self.after_full:
             self.after_full.append(kind)
-        self.analysis_note = "tracing the whole text…"
+        if kind != "match":  # the saturation and search views' note; match() sets its own
+            self.analysis_note = "tracing the whole text…"
         return self._extend_to(len(self.text) - 1)
 
     def _analyse(self, kind: str) -> list[Job]:
