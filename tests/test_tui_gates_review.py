@@ -177,3 +177,13 @@ def test_a_new_text_in_the_match_view_says_how_to_select_a_span(tiny_run):
     session.start_load()
     assert session.loaded(session.generation, open_text(tracer, meta, TextRequest("text", "a dog ran."))) == []
     assert session.span is None and "select a span first" in session.match_note
+
+
+def test_play_moves_at_the_speed_shown():
+    """Above MAX_TICKS a tick moves several characters: 50/s moved 2 every 1/30 s, 60 a second."""
+    from rnn_playground.tui.viewmodel.gates_session import MAX_TICKS, SPEEDS, GatesSession
+    session = GatesSession()
+    for speed in SPEEDS:
+        session.speed = speed
+        assert session.steps_per_tick / session.tick_s == pytest.approx(speed)
+        assert 1 / session.tick_s <= MAX_TICKS + 1e-9 and session.steps_per_tick >= 1

@@ -11,6 +11,7 @@ to the session on the UI thread. The trace itself is shared, and extended and re
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -439,13 +440,14 @@ class GatesCursor:
 
     @property
     def tick_s(self) -> float:
-        """Seconds between ticks while playing."""
-        return 1.0 / min(self.speed, MAX_TICKS)
+        """Seconds between ticks while playing: steps_per_tick of them make the speed exactly."""
+        return self.steps_per_tick / self.speed
 
     @property
     def steps_per_tick(self) -> int:
-        """Steps one tick of play moves: one, or several at speeds above MAX_TICKS."""
-        return max(1, round(self.speed / min(self.speed, MAX_TICKS)))
+        """Steps one tick of play moves: one, or the fewest that keep the ticks at MAX_TICKS a second or
+        under at higher speeds."""
+        return max(1, math.ceil(self.speed / MAX_TICKS))
 
     def change_speed(self, delta: int) -> None:
         index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
