@@ -187,3 +187,12 @@ def test_play_moves_at_the_speed_shown():
         session.speed = speed
         assert session.steps_per_tick / session.tick_s == pytest.approx(speed)
         assert 1 / session.tick_s <= MAX_TICKS + 1e-9 and session.steps_per_tick >= 1
+
+
+@pytest.mark.parametrize("spec", ["L1:U3:c=0@", "L1:U3:c=0@ "])
+def test_an_empty_position_is_refused_not_read_as_zero(spec):
+    from rnn_playground.core.errors import TraceError
+    from rnn_playground.tui.viewmodel.intervene import parse_intervention
+    with pytest.raises(TraceError, match="the position must be a character index"):
+        parse_intervention(spec, "lstm", 2, 8, 50)
+    assert parse_intervention("L1:U3:c=0", "lstm", 2, 8, 50).start == 0

@@ -65,7 +65,7 @@ def parse_intervention(spec: str, cell: str, layers: int, hidden: int, length: i
         value = math.nan
     if not math.isfinite(value):
         raise TraceError(f"Intervention {spec!r}: the value {match['value'].strip()!r} is not a finite number.")
-    position = (match["position"] or "0").strip()
+    position = "0" if match["position"] is None else match["position"].strip()   # '@' alone is no position
     if not _NUMBER.match(position):
         last = "" if length is None else f" to {length - 1}"
         raise TraceError(f"Intervention {spec!r}: the position must be a character index 0{last}, got "
