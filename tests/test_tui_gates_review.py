@@ -196,3 +196,18 @@ def test_an_empty_position_is_refused_not_read_as_zero(spec):
     with pytest.raises(TraceError, match="the position must be a character index"):
         parse_intervention(spec, "lstm", 2, 8, 50)
     assert parse_intervention("L1:U3:c=0", "lstm", 2, 8, 50).start == 0
+
+
+def test_only_the_last_continuation_asked_for_is_shown(tiny_run):
+    """t pressed at 3, then at 9: the first, finishing last, is not shown over the second (nor ends 'continuing')."""
+    from rnn_playground.tui.viewmodel.gates_session import run_continuation
+    session, _ = session_on(tiny_run, "the cat sat on the mat, then ran off.", pos=3)
+    assert session.add_intervention("L1:U0-7:c=0@1") == []   # short: recomputed at once
+    (first,) = session.continue_text()
+    session.move_to(9)
+    (second,) = session.continue_text()
+    session.continued_text(second, run_continuation(second))
+    assert session.continued[0] == 9 and not session.continuing
+    shown = session.continued
+    session.continued_text(first, run_continuation(first))
+    assert session.continued == shown

@@ -364,7 +364,6 @@ def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: i
 class ContinueJob:
     """Draw the text on from step `at` without and with the interventions (core.gates.Continuation: copied
     from the traces under the lock, drawn without it)."""
-    token: int
     at: int
     without: Continuation
     with_: Continuation
@@ -528,6 +527,7 @@ class GatesSession(GatesCursor):
     _intervene_token: int = 0
     _intervene_cancel: threading.Event = field(default_factory=threading.Event)
     _continue_wanted: tuple[int, int, float] | None = None   # a continuation waiting for the recomputation
+    _continue_job: ContinueJob | None = None
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -581,7 +581,7 @@ class GatesSession(GatesCursor):
         self._intervene_cancel.set()
         self._intervene_token += 1
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
-        self.continuing, self._continue_wanted = False, None
+        self.continuing, self._continue_wanted, self._continue_job = False, None, None
         self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
         self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
@@ -897,7 +897,7 @@ class GatesSession(GatesCursor):
         self._intervene_cancel = threading.Event()
         self._intervene_token += 1
         self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
-        self._continue_wanted = None
+        self._continue_wanted, self._continue_job = None, None
         self.intervene_note = ""
         if not self.interventions or self.trace is None:
             return []
@@ -954,7 +954,7 @@ class GatesSession(GatesCursor):
                                    "with and without the interventions.")
             return []
         if self.intervening:
-            self.continued, self.continuing = None, True
+            self.continued, self.continuing, self._continue_job = None, True, None
             self._continue_wanted = (length, seed, temperature)
             return []
         with self.lock:
@@ -962,12 +962,15 @@ class GatesSession(GatesCursor):
             without = self.trace.continuation_from(self.pos)
             with_ = shown.continuation_from(self.pos) if shown is not self.trace else without
         self.continued, self.continuing = None, True
-        return [ContinueJob(self._intervene_token, self.pos, without, with_, length, seed, temperature)]
+        self._continue_job = ContinueJob(self.pos, without, with_, length, seed, temperature)
+        return [self._continue_job]
 
     def continued_text(self, job: ContinueJob, texts: tuple[str, str] | None, error: str | None = None) -> None:
-        """A worker's continuation; one drawn before the interventions changed is dropped."""
-        if job.token != self._intervene_token:
+        """A worker's continuation; one drawn before the interventions changed, or asked for again since, is
+        dropped."""
+        if job is not self._continue_job:
             return
+        self._continue_job = None
         self.continuing = False
         if texts is None:
             self.intervene_note = error or ""
