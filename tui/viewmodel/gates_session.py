@@ -1,11 +1,12 @@
 """The Gates screen's state machine in plain Python: the cursor over a text, the layer, unit, quantity
 and view selected, play speed, and when to extend the trace (core.gates.Trace.extend, never
-recomputed) and when the whole text must be traced first (saturation, unit search).
+recomputed) and when the whole text must be traced first (saturation, unit search, span match).
 
-`GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`ExtendJob`,
-`AnalysisJob`, `CompareJob`, `RankingJob`) holding every input a worker thread needs, so a worker reads nothing the
-UI thread writes: it runs `extend_trace`, `run_analysis` or `run_comparison` and hands the result back
-to the session on the UI thread. The trace itself is shared, and extended and read under the session's lock.
+`GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`Job`: extend, analyse,
+compare, match, rank, intervene, continue) holding every input a worker thread needs, so a worker reads
+nothing the UI thread writes: it runs the job's `run_...` function (`extend_trace` for an ExtendJob) and
+hands the result back to the session on the UI thread, which drops one it no longer wants. The trace itself
+is shared, and extended and read under the session's lock.
 `gates_frame` builds what the screen draws at the cursor.
 """
 
