@@ -170,15 +170,6 @@ def test_a_match_tracing_the_whole_text_leaves_the_search_note_alone(tiny_run):
     assert session.analysis_note == ""
 
 
-def test_a_new_text_in_the_match_view_says_how_to_select_a_span(tiny_run):
-    from rnn_playground.tui.viewmodel.gates_session import TextRequest, load_tracer, open_text
-    session, _ = session_on(tiny_run, "the cat sat on the mat.", view="match", span=(2, 5))
-    tracer, meta = load_tracer(tiny_run)
-    session.start_load()
-    assert session.loaded(session.generation, open_text(tracer, meta, TextRequest("text", "a dog ran."))) == []
-    assert session.span is None and "select a span first" in session.match_note
-
-
 def test_play_moves_at_the_speed_shown():
     """Above MAX_TICKS a tick moves several characters: 50/s moved 2 every 1/30 s, 60 a second."""
     from rnn_playground.tui.viewmodel.gates_session import MAX_TICKS, SPEEDS, GatesSession

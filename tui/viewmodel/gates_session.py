@@ -625,8 +625,6 @@ class GatesSession(GatesCursor):
             return self.compare()
         if self.view == "rank":  # _forget_trace dropped the old text's ranking: the view ranks this one
             return self.rank_units()
-        if self.view == "match":  # its span went with the old text: the note says how to select one
-            return self.match()
         return []
 
     # -- the cursor
