@@ -202,3 +202,20 @@ def test_only_the_last_continuation_asked_for_is_shown(tiny_run):
     shown = session.continued
     session.continued_text(first, run_continuation(first))
     assert session.continued == shown
+
+
+async def test_a_new_text_in_the_match_view_says_how_to_select_a_span(tiny_run):
+    """The span went with the old text: the view says how to pick one, not nothing at all."""
+    from rnn_playground.tui.app.screens.gates import GatesScreen
+    from rnn_playground.tui.viewmodel.gates_session import SELECT_SPAN, TextRequest
+    screen = GatesScreen(tiny_run)
+    async with Host(screen, "gates.tcss").run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: screen.gates.trace is not None or screen.gates.error, what="the trace")
+        await pilot.press("right", "x", "right", "right", "m")
+        await wait_for(pilot, lambda: screen.gates.span_matches is not None, what="the match")
+        screen.load(TextRequest("text", "the cat sat on the mat."))
+        await wait_for(pilot, lambda: screen.gates.text == "the cat sat on the mat." and screen.gates.trace
+                       is not None, what="the new text")
+        await pilot.pause()
+        assert screen.gates.span is None
+        assert SELECT_SPAN[:30] in screen.query_one("#gates-match-note").content.plain

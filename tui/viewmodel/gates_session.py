@@ -73,6 +73,7 @@ EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one 
 PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
 MATCHES = 20               # spans a match lists
 MATCH_AS_TRAINED = "matched on the model as trained, without the interventions"
+SELECT_SPAN = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
 
@@ -1020,7 +1021,7 @@ class GatesSession(GatesCursor):
         if self.mark is not None:
             self.span, self.mark = self.selection(), None
         if self.span is None:
-            self.match_note = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
+            self.match_note = SELECT_SPAN
             return []
         if self.traced() < len(self.text) or self.extending:
             self.match_note = "tracing the whole text first…"

@@ -38,6 +38,7 @@ from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_num
 from rnn_playground.tui.viewmodel.gates_session import (
     MATCH_AS_TRAINED,
     NO_RUN,
+    SELECT_SPAN,
     AnalysisJob,
     CompareJob,
     CompareResult,
@@ -776,6 +777,8 @@ class GatesScreen(PlaygroundScreen):
             if gates.interventions:
                 phrases.append(Text(MATCH_AS_TRAINED, muted))
         busy = self.busy_text("gates-match") or gates.match_note
+        if not busy and result is None and selection is None:  # a new text took the span: say how to pick one
+            busy = SELECT_SPAN
         if busy:
             phrases.append(Text(busy, muted))
         elif result is not None and not result.units:
