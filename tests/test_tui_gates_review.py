@@ -219,3 +219,14 @@ async def test_a_new_text_in_the_match_view_says_how_to_select_a_span(tiny_run):
         await pilot.pause()
         assert screen.gates.span is None
         assert SELECT_SPAN[:30] in screen.query_one("#gates-match-note").content.plain
+
+
+def test_a_huge_unit_range_is_refused_before_it_is_spelled_out():
+    """'U0-999999999999' built a list of a trillion unit numbers (on the UI thread) before the range check."""
+    from rnn_playground.core.errors import TraceError
+    from rnn_playground.tui.viewmodel.intervene import parse_intervention
+    with pytest.raises(TraceError, match="unit 8 is out of range; the layer has units 0 to 7"):
+        parse_intervention("L1:U0-999999999999:c=0", "lstm", 2, 8, 50)
+    with pytest.raises(TraceError, match="unit 12 is out of range; the layer has units 0 to 7"):
+        parse_intervention("L1:U3,12-99999999999999:c=0", "lstm", 2, 8, 50)
+    assert parse_intervention("L1:U5-7,2:c=0", "lstm", 2, 8, 50).units == (5, 6, 7, 2)
