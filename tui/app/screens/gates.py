@@ -77,7 +77,7 @@ from ..messages import (
     SpanMatchReady,
     TraceExtended,
 )
-from ..widgets.bars import NextCharBars
+from ..widgets.bars import NextCharBars, bar
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
 from ..widgets.keybar import KeyBar
@@ -1104,8 +1104,8 @@ class GatesScreen(PlaygroundScreen):
         height = self.query_one("#gates-effect").content_size.height or 8
         text.append("\nnext   before     after", muted)
         for row in effect.rows[:max(1, min(6, height - text.plain.count("\n") - 1))]:
-            text.append(f"\n{show_char(row.char):<5}{row.before:>7.3f} {_bar(row.before)} {row.after:>7.3f} "
-                        f"{_bar(row.after)}", strong if row.is_true else "")
+            text.append(f"\n{show_char(row.char):<5}{row.before:>7.3f} {bar(row.before, 8)} {row.after:>7.3f} "
+                        f"{bar(row.after, 8)}", strong if row.is_true else "")
             if row.is_true:
                 text.append(" ◀ true", strong)
         return text
@@ -1159,8 +1159,3 @@ class GatesScreen(PlaygroundScreen):
         lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
         return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines, strict=False)}
 
-
-def _bar(prob: float, width: int = 8) -> str:
-    """A probability as a bar of eighths, `width` cells for 1."""
-    eighths = round(max(0.0, min(1.0, prob)) * width * 8)
-    return ("█" * (eighths // 8) + ("▏▎▍▌▋▊▉"[eighths % 8 - 1] if eighths % 8 else "")).ljust(width)
