@@ -230,3 +230,18 @@ def test_a_huge_unit_range_is_refused_before_it_is_spelled_out():
     with pytest.raises(TraceError, match="unit 12 is out of range; the layer has units 0 to 7"):
         parse_intervention("L1:U3,12-99999999999999:c=0", "lstm", 2, 8, 50)
     assert parse_intervention("L1:U5-7,2:c=0", "lstm", 2, 8, 50).units == (5, 6, 7, 2)
+
+
+def test_progress_of_a_replaced_recomputation_is_not_shown(tiny_run):
+    """The screen kept the last progress it was sent, from whichever job: a replaced job's count (or the
+    previous job's last one) showed for the new recomputation."""
+    session, _ = session_on(tiny_run, LONG)
+    (old,) = session.add_intervention("L1:U0:c=0@3")
+    session.intervention_progressed(old, 300, 540)
+    assert session.recompute_progress == (300, 540)
+    (new,) = session.add_intervention("L2:U1:h=0@5")
+    assert session.recompute_progress == (0, 0)
+    session.intervention_progressed(old, 500, 540)
+    assert session.recompute_progress == (0, 0)
+    session.intervention_progressed(new, 100, 540)
+    assert session.recompute_progress == (100, 540)

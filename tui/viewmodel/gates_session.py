@@ -524,6 +524,7 @@ class GatesSession(GatesCursor):
     intervening: bool = False            # a worker recomputes it
     intervention_index: int = 0          # the intervention selected in the panel
     intervene_note: str = ""
+    recompute_progress: tuple[int, int] = (0, 0)   # (steps, of) the worker has recomputed
     continued: tuple[int, str, str] | None = None   # (from step, without, with the interventions)
     continuing: bool = False             # a worker draws the continuation
     _intervene_token: int = 0
@@ -898,6 +899,7 @@ class GatesSession(GatesCursor):
         self._intervene_token += 1
         self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
         self._continue_wanted, self._continue_job = None, None
+        self.recompute_progress = (0, 0)
         self.intervene_note = ""
         if not self.interventions or self.trace is None:
             return []
@@ -918,6 +920,11 @@ class GatesSession(GatesCursor):
             return ""
         start = min(iv.start for iv in self.interventions)
         return f"recomputing the trace from position {start:,} under the interventions…"
+
+    def intervention_progressed(self, job: InterveneJob, done: int, total: int) -> None:
+        """A worker's progress; one from a recomputation replaced since is dropped."""
+        if job.token == self._intervene_token:
+            self.recompute_progress = (done, total)
 
     def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> list[Job]:
         """A worker's intervened trace (or error); one for interventions changed since is dropped. A

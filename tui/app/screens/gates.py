@@ -219,7 +219,6 @@ class GatesScreen(PlaygroundScreen):
         self._span_listed = None   # the span match the match view's list shows
         self._goto: tuple[int, int] | None = None  # (load generation, character) the Lesson asked for
         self._interventions_listed: tuple | None = None   # the interventions the list shows
-        self._intervene_progress: tuple[int, int] = (0, 0)
 
     # -- layout
 
@@ -465,7 +464,7 @@ class GatesScreen(PlaygroundScreen):
 
     def on_intervention_ready(self, message: InterventionReady) -> None:
         if not message.done:
-            self._intervene_progress = message.progress
+            self.gates.intervention_progressed(message.job, *message.progress)
             self.render_panels()
             return
         self._start(self.gates.intervention_done(message.job, message.changed, message.error))
@@ -1075,7 +1074,7 @@ class GatesScreen(PlaygroundScreen):
         if gates.intervene_note:
             text.append(gates.intervene_note + "\n", error)
         if gates.intervening:
-            done, total = self._intervene_progress
+            done, total = gates.recompute_progress
             text.append(gates.recompute_note, muted)
             if total:
                 text.append(f" {done:,}/{total:,}", strong)
