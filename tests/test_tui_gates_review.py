@@ -245,3 +245,15 @@ def test_progress_of_a_replaced_recomputation_is_not_shown(tiny_run):
     assert session.recompute_progress == (0, 0)
     session.intervention_progressed(new, 100, 540)
     assert session.recompute_progress == (100, 540)
+
+
+def test_an_interventions_spec_reads_back_as_the_same_intervention():
+    """describe() wrote the value with 6 digits: 'c=0.333333' for a third, so the list, the JSON's spec and
+    a spec copied back gave another intervention (and two close values looked the same)."""
+    from rnn_playground.core.intervene import Intervention
+    from rnn_playground.tui.viewmodel.intervene import parse_intervention
+    for value in (0.0, 1.0, -2.5, 1 / 3, 0.1234567, 1e-9, 12345678.9):
+        intervention = Intervention(1, (3, 4, 5, 9), "c", value, 7)
+        assert parse_intervention(intervention.describe(), "lstm", 2, 16, 50) == intervention
+    assert Intervention(0, (42,), "c", 0.0, 120).describe() == "L1:U42:c=0@120"
+    assert Intervention(0, (1,), "h", -2.5).describe() == "L1:U1:h=-2.5@0"
