@@ -361,6 +361,12 @@ class RecurrentTracer:
     def quantities(self) -> tuple[Quantity, ...]:
         return self.recurrence.quantities
 
+    def zero_state(self) -> RecurrentState:
+        """The state a trace starts from by default: zeros, in the recurrence's precision."""
+        rec = self.recurrence
+        zeros = np.zeros((rec.layers, rec.hidden), dtype=np.float64 if rec.dtype == torch.float64 else np.float32)
+        return RecurrentState(zeros, zeros.copy() if rec.cell == "lstm" else None)
+
 
 class GateTracer(RecurrentTracer):
     """Traces a character model (embedding -> LSTM/GRU/RNN -> linear) over any text.
@@ -427,11 +433,6 @@ class GateTracer(RecurrentTracer):
             return torch.empty(0, dtype=torch.long)
         codes = torch.frombuffer(bytearray(text.encode("utf-32-le")), dtype=torch.int32).long()
         return self._lookup[codes]
-
-    def zero_state(self) -> RecurrentState:
-        rec = self.recurrence
-        zeros = np.zeros((rec.layers, rec.hidden), dtype=np.float64 if rec.dtype == torch.float64 else np.float32)
-        return RecurrentState(zeros, zeros.copy() if rec.cell == "lstm" else None)
 
     def start(self, prefix: str = "", state: RecurrentState | None = None) -> Trace:
         """A trace with no steps yet, starting from the state reached after `prefix` (read from

@@ -47,12 +47,21 @@ def _depth(text: str, openers: str, closers: str) -> np.ndarray:
     return out
 
 
-def regex_feature(text: str, pattern: str) -> np.ndarray:
+def compile_regex(pattern: str, what: str = "The regular expression") -> re.Pattern:
+    """`pattern` compiled, or a TraceError saying what is wrong (re raises RecursionError, not re.error,
+    for brackets nested a few hundred deep)."""
     try:
-        compiled = re.compile(pattern)
+        return re.compile(pattern)
     except re.error as exc:
-        raise TraceError(f"The regular expression {pattern!r} is invalid: {exc}. "
-                         "Fix it (Python 're' syntax) and try again.") from None
+        raise TraceError(f"{what} {pattern!r} is invalid: {exc}. Fix it (Python 're' syntax) and try "
+                         "again.") from None
+    except RecursionError:
+        raise TraceError(f"{what} {pattern[:40]!r}… is nested too deeply for Python's 're' "
+                         f"({pattern.count('(')} brackets): simplify it.") from None
+
+
+def regex_feature(text: str, pattern: str) -> np.ndarray:
+    compiled = compile_regex(pattern)
     marks = np.zeros(len(text) + 1, dtype=np.int64)
     for match in compiled.finditer(text):
         if match.end() > match.start():

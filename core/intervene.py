@@ -57,8 +57,10 @@ class Intervention:
     start: int = 0
 
     def describe(self) -> str:
-        """The CLI's syntax, layers counted from 1: 'L1:U3,7:c=0@120'."""
-        return f"L{self.layer + 1}:U{unit_list(self.units)}:{self.quantity}={self.value:g}@{self.start}"
+        """The CLI's syntax, layers counted from 1: 'L1:U3,7:c=0@120'; it parses back to this intervention."""
+        short = f"{self.value:g}"
+        value = short if float(short) == self.value else repr(float(self.value))   # 6 digits lose 1/3
+        return f"L{self.layer + 1}:U{unit_list(self.units)}:{self.quantity}={value}@{self.start}"
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "units": list(self.units), "quantity": self.quantity, "value": self.value,

@@ -11,7 +11,8 @@ distribution. Per step and layer every quantity of the cell, as for a character 
 
 SeriesTrace is a core.gates.Trace, so every per-unit reading of a character trace (values, at,
 cell_update, most_active, state, saturation) works on it unchanged; what needs characters (text
-features, unit search, next-character predictions) raises a TraceError saying so.
+features, unit search, next-character predictions, interventions and continuations) raises a TraceError
+saying so.
 
     tracer = SeriesTracer.from_checkpoint("runs/mellow-newt")   # or SeriesTracer(model, normalizer)
     trace = tracer.trace(data)                                  # a core.series_data.SeriesData
@@ -111,11 +112,6 @@ class SeriesTracer(RecurrentTracer):
                              "--inputs, or trace the run's own data.")
         return self.normalizer.standardize(data)
 
-    def zero_state(self) -> RecurrentState:
-        rec = self.recurrence
-        zeros = np.zeros((rec.layers, rec.hidden), dtype=np.float64 if rec.dtype == torch.float64 else np.float32)
-        return RecurrentState(zeros, zeros.copy() if rec.cell == "lstm" else None)
-
     def trace(self, data: SeriesData | np.ndarray, state: RecurrentState | None = None,
               names: tuple[str, ...] | None = None) -> SeriesTrace:
         """Trace every point of `data`: a SeriesData (standardized here), or already standardized values
@@ -214,6 +210,12 @@ class SeriesTrace(Trace):
 
     def find_units(self, name=None, regex=None, key=None, layer=None, top=10):
         raise TraceError(_NOT_TEXT.format(what="the unit search by text feature"))
+
+    def intervened(self, interventions, end=None):
+        raise TraceError(_NOT_TEXT.format(what="intervening (core.intervene)"))
+
+    def continuation_from(self, at):  # continuation() too
+        raise TraceError(_NOT_TEXT.format(what="continuing the text"))
 
     # --- export --------------------------------------------------------------------------
     def to_dict(self, layers=None, k: int = 0) -> dict:

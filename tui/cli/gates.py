@@ -239,6 +239,9 @@ def check_flags(args: argparse.Namespace) -> None:
             re.compile(args.regex)
         except re.error as exc:
             raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
+        except RecursionError:  # what re raises for brackets nested a few hundred deep
+            from rnn_playground.core.gates_analysis import compile_regex
+            compile_regex(args.regex, "--regex")  # raises the engine's TraceError for it
 
 
 def cmd_gates(args: argparse.Namespace, console: Console) -> int:

@@ -1,16 +1,18 @@
 """The Gates screen's state machine in plain Python: the cursor over a text, the layer, unit, quantity
 and view selected, play speed, and when to extend the trace (core.gates.Trace.extend, never
-recomputed) and when the whole text must be traced first (saturation, unit search).
+recomputed) and when the whole text must be traced first (saturation, unit search, span match).
 
-`GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`ExtendJob`,
-`AnalysisJob`, `CompareJob`, `RankingJob`) holding every input a worker thread needs, so a worker reads nothing the
-UI thread writes: it runs `extend_trace`, `run_analysis` or `run_comparison` and hands the result back
-to the session on the UI thread. The trace itself is shared, and extended and read under the session's lock.
+`GatesSession` does the bookkeeping; what takes long comes out of it as jobs (`Job`: extend, analyse,
+compare, match, rank, intervene, continue) holding every input a worker thread needs, so a worker reads
+nothing the UI thread writes: it runs the job's `run_...` function (`extend_trace` for an ExtendJob) and
+hands the result back to the session on the UI thread, which drops one it no longer wants. The trace itself
+is shared, and extended and read under the session's lock.
 `gates_frame` builds what the screen draws at the cursor.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +75,7 @@ EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one 
 PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
 MATCHES = 20               # spans a match lists
 MATCH_AS_TRAINED = "matched on the model as trained, without the interventions"
+SELECT_SPAN = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
 NO_RUN = "No run opened: pick one on the Runs screen (5) and press g."
 
 
@@ -375,7 +378,6 @@ def effect_vs_correlation(ranking: UnitRanking, matches: list[UnitMatch], top: i
 class ContinueJob:
     """Draw the text on from step `at` without and with the interventions (core.gates.Continuation: copied
     from the traces under the lock, drawn without it)."""
-    token: int
     at: int
     without: Continuation
     with_: Continuation
@@ -451,13 +453,14 @@ class GatesCursor:
 
     @property
     def tick_s(self) -> float:
-        """Seconds between ticks while playing."""
-        return 1.0 / min(self.speed, MAX_TICKS)
+        """Seconds between ticks while playing: steps_per_tick of them make the speed exactly."""
+        return self.steps_per_tick / self.speed
 
     @property
     def steps_per_tick(self) -> int:
-        """Steps one tick of play moves: one, or several at speeds above MAX_TICKS."""
-        return max(1, round(self.speed / min(self.speed, MAX_TICKS)))
+        """Steps one tick of play moves: one, or the fewest that keep the ticks at MAX_TICKS a second or
+        under at higher speeds."""
+        return max(1, math.ceil(self.speed / MAX_TICKS))
 
     def change_speed(self, delta: int) -> None:
         index = SPEEDS.index(self.speed) if self.speed in SPEEDS else 3
@@ -533,10 +536,13 @@ class GatesSession(GatesCursor):
     intervening: bool = False            # a worker recomputes it
     intervention_index: int = 0          # the intervention selected in the panel
     intervene_note: str = ""
+    recompute_progress: tuple[int, int] = (0, 0)   # (steps, of) the worker has recomputed
     continued: tuple[int, str, str] | None = None   # (from step, without, with the interventions)
     continuing: bool = False             # a worker draws the continuation
     _intervene_token: int = 0
     _intervene_cancel: threading.Event = field(default_factory=threading.Event)
+    _continue_wanted: tuple[int, int, float] | None = None   # a continuation waiting for the recomputation
+    _continue_job: ContinueJob | None = None
     _scorers: dict = field(default_factory=dict)
     _compare_job: CompareJob | None = None
     _runs: list = field(default_factory=list)
@@ -590,7 +596,7 @@ class GatesSession(GatesCursor):
         self._intervene_cancel.set()
         self._intervene_token += 1
         self.interventions, self.changed, self.intervening, self.continued = [], None, False, None
-        self.continuing = False
+        self.continuing, self._continue_wanted, self._continue_job = False, None, None
         self.intervention_index, self.intervene_note = 0, ""
         self.cancel_ranking()
         self.ranking, self.ranking_progress, self.ranking_note = None, 0.0, ""
@@ -631,6 +637,8 @@ class GatesSession(GatesCursor):
             return self.need_full(self.view)
         if self.view == "compare":
             return self.compare()
+        if self.view == "rank":  # _forget_trace dropped the old text's ranking: the view ranks this one
+            return self.rank_units()
         return []
 
     # -- the cursor
@@ -724,8 +732,8 @@ class GatesSession(GatesCursor):
         if generation != self.generation or not done:
             return []
         self.extending = False
-        if error is not None:
-            self.pending, self.after_full, self.analysis_note = None, [], ""
+        if error is not None:  # nothing waits for the whole text any more: no note may say it does
+            self.pending, self.after_full, self.analysis_note, self.match_note = None, [], "", ""
             self.error = error
             return []
         if self.traced() <= min(self.target, len(self.text) - 1):
@@ -753,7 +761,8 @@ class GatesSession(GatesCursor):
             return self._analyse(kind)
         if kind not in self.after_full:
             self.after_full.append(kind)
-        self.analysis_note = "tracing the whole text…"
+        if kind != "match":  # the saturation and search views' note; match() sets its own
+            self.analysis_note = "tracing the whole text…"
         return self._extend_to(len(self.text) - 1)
 
     def _analyse(self, kind: str) -> list[Job]:
@@ -863,9 +872,14 @@ class GatesSession(GatesCursor):
         if self.trace is None or self.tracer is None:
             return []
         try:
-            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, self.traced())
+            intervention = parse_intervention(spec, self.cell, self.tracer.layers, self.tracer.hidden, len(self.text))
         except PlaygroundError as exc:
             self.intervene_note = str(exc)
+            return []
+        traced = self.traced()
+        if intervention.start >= traced:  # in the text, but the recomputation starts from the traced state there
+            self.intervene_note = (f"Intervention {intervention.describe()}: position {intervention.start:,} is not "
+                                   f"traced yet (traced to {traced - 1:,}); move the cursor there first, then add it.")
             return []
         self.interventions.append(intervention)
         self.intervention_index = len(self.interventions) - 1
@@ -896,6 +910,8 @@ class GatesSession(GatesCursor):
         self._intervene_cancel = threading.Event()
         self._intervene_token += 1
         self.continued, self.changed, self.intervening, self.continuing = None, None, False, False
+        self._continue_wanted, self._continue_job = None, None
+        self.recompute_progress = (0, 0)
         self.intervene_note = ""
         if not self.interventions or self.trace is None:
             return []
@@ -906,19 +922,35 @@ class GatesSession(GatesCursor):
                 self.changed = self.trace.intervened(interventions)
             return []
         self.intervening = True
-        self.intervene_note = f"recomputing the trace from position {start:,} under the interventions…"
         return [InterveneJob(self._intervene_token, self.trace, self.lock, self.text, interventions,
                              self._intervene_cancel)]
 
-    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> None:
-        """A worker's intervened trace (or error); one for interventions changed since is dropped."""
+    @property
+    def recompute_note(self) -> str:
+        """What the screen says while a worker recomputes the trace (the note keeps what went wrong)."""
+        if not self.intervening or not self.interventions:
+            return ""
+        start = min(iv.start for iv in self.interventions)
+        return f"recomputing the trace from position {start:,} under the interventions…"
+
+    def intervention_progressed(self, job: InterveneJob, done: int, total: int) -> None:
+        """A worker's progress; one from a recomputation replaced since is dropped."""
+        if job.token == self._intervene_token:
+            self.recompute_progress = (done, total)
+
+    def intervention_done(self, job: InterveneJob, changed: Trace | None, error: str | None = None) -> list[Job]:
+        """A worker's intervened trace (or error); one for interventions changed since is dropped. A
+        continuation asked for while it ran starts now."""
         if job.token != self._intervene_token:
-            return
+            return []
         self.intervening = False
         self.changed = changed
-        self.intervene_note = error or ""
+        wanted, self._continue_wanted = self._continue_wanted, None
         if error is not None:
-            self.interventions, self.changed = [], None
+            self.intervene_note = error
+            self.interventions, self.changed, self.continuing = [], None, False
+            return []
+        return self.continue_text(*wanted) if wanted is not None else []
 
     def shown_trace(self) -> Trace | None:
         """The trace the screen draws: the intervened one while interventions hold, caught up with the
@@ -932,20 +964,32 @@ class GatesSession(GatesCursor):
 
     def continue_text(self, length: int = CONTINUE_CHARS, seed: int = 0, temperature: float = 0.8) -> list[Job]:
         """Continue the text from the cursor without and with the interventions, the same seed (a worker
-        draws; `continued_text` takes its result)."""
+        draws; `continued_text` takes its result). While the intervened trace is recomputed it waits for it:
+        drawn now, both sides would be the original's."""
         if self.trace is None:
+            return []
+        if not self.interventions:
+            self.intervene_note = ("Nothing to compare: add an intervention first (i); t then continues the text "
+                                   "with and without the interventions.")
+            return []
+        if self.intervening:
+            self.continued, self.continuing, self._continue_job = None, True, None
+            self._continue_wanted = (length, seed, temperature)
             return []
         with self.lock:
             shown = self.shown_trace()
             without = self.trace.continuation_from(self.pos)
             with_ = shown.continuation_from(self.pos) if shown is not self.trace else without
         self.continued, self.continuing = None, True
-        return [ContinueJob(self._intervene_token, self.pos, without, with_, length, seed, temperature)]
+        self._continue_job = ContinueJob(self.pos, without, with_, length, seed, temperature)
+        return [self._continue_job]
 
     def continued_text(self, job: ContinueJob, texts: tuple[str, str] | None, error: str | None = None) -> None:
-        """A worker's continuation; one drawn before the interventions changed is dropped."""
-        if job.token != self._intervene_token:
+        """A worker's continuation; one drawn before the interventions changed, or asked for again since, is
+        dropped."""
+        if job is not self._continue_job:
             return
+        self._continue_job = None
         self.continuing = False
         if texts is None:
             self.intervene_note = error or ""
@@ -996,7 +1040,7 @@ class GatesSession(GatesCursor):
         if self.mark is not None:
             self.span, self.mark = self.selection(), None
         if self.span is None:
-            self.match_note = "select a span first: x marks the cursor (or shift+←→), move, then m matches it"
+            self.match_note = SELECT_SPAN
             return []
         if self.traced() < len(self.text) or self.extending:
             self.match_note = "tracing the whole text first…"

@@ -28,7 +28,7 @@ _SPEC = re.compile(r"^\s*L(?P<layer>[^:]*):U(?P<units>[^:]*):(?P<quantity>[^=]*)
 _NUMBER = re.compile(r"^\d+$")
 
 
-def _units(text: str, spec: str) -> tuple[int, ...]:
+def _units(text: str, spec: str, hidden: int) -> tuple[int, ...]:
     units: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -39,6 +39,9 @@ def _units(text: str, spec: str) -> tuple[int, ...]:
         first, last = int(low), int(high) if dash else int(low)
         if last < first:
             raise TraceError(f"Intervention {spec!r}: the unit range {part} runs backwards; write it low-high.")
+        if last >= hidden:  # checked before the range is spelled out: U0-999999999999 would fill the memory
+            raise TraceError(f"Intervention {spec!r}: unit {max(first, hidden)} is out of range; the layer has units "
+                             f"0 to {hidden - 1}.")
         units.extend(range(first, last + 1))
     return tuple(dict.fromkeys(units))
 
@@ -65,12 +68,13 @@ def parse_intervention(spec: str, cell: str, layers: int, hidden: int, length: i
         value = math.nan
     if not math.isfinite(value):
         raise TraceError(f"Intervention {spec!r}: the value {match['value'].strip()!r} is not a finite number.")
-    position = (match["position"] or "0").strip()
+    position = "0" if match["position"] is None else match["position"].strip()   # '@' alone is no position
     if not _NUMBER.match(position):
         last = "" if length is None else f" to {length - 1}"
         raise TraceError(f"Intervention {spec!r}: the position must be a character index 0{last}, got "
                          f"{position!r}.")
-    intervention = Intervention(int(layer_text) - 1, _units(match["units"], spec), quantity, value, int(position))
+    units = _units(match["units"], spec, hidden)
+    intervention = Intervention(int(layer_text) - 1, units, quantity, value, int(position))
     check_intervention(intervention, cell, layers, hidden, length)
     return intervention
 

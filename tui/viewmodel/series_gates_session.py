@@ -18,7 +18,7 @@ import numpy as np
 
 from rnn_playground.core.series_gates import SeriesStepInfo, SeriesTrace, SeriesTracer
 
-from .gates_session import GatesCursor
+from .gates_session import ACTIVE_UNITS, GatesCursor
 from .gates_view import HeatRow, QuantityLabel, diverging, quantity_labels, unit_values
 from .series_view import PlotLine
 
@@ -161,5 +161,5 @@ def series_gates_frame(session: SeriesGatesSession, span: int) -> SeriesGatesFra
              PlotLine("prediction", "one-step", predicted_x,
                       np.asarray(trace.prediction[max(start, 1) - 1:end - 1], dtype=np.float64)))
     strip = diverging(unit_values(trace, session.colour_key, layer, unit, start, end), kinds[session.colour_key])
-    active = tuple(trace.most_active(pos, layer, "h", n=4))
+    active = tuple(trace.most_active(pos, layer, "h", n=ACTIVE_UNITS))
     return SeriesGatesFrame(info, rows, (start, end), lines, strip, active)

@@ -38,6 +38,7 @@ from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_num
 from rnn_playground.tui.viewmodel.gates_session import (
     MATCH_AS_TRAINED,
     NO_RUN,
+    SELECT_SPAN,
     AnalysisJob,
     CompareJob,
     CompareResult,
@@ -76,7 +77,7 @@ from ..messages import (
     SpanMatchReady,
     TraceExtended,
 )
-from ..widgets.bars import NextCharBars
+from ..widgets.bars import NextCharBars, bar
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
 from ..widgets.keybar import KeyBar
@@ -218,7 +219,6 @@ class GatesScreen(PlaygroundScreen):
         self._span_listed = None   # the span match the match view's list shows
         self._goto: tuple[int, int] | None = None  # (load generation, character) the Lesson asked for
         self._interventions_listed: tuple | None = None   # the interventions the list shows
-        self._intervene_progress: tuple[int, int] = (0, 0)
 
     # -- layout
 
@@ -387,8 +387,8 @@ class GatesScreen(PlaygroundScreen):
     def _analyse(self, job: AnalysisJob) -> None:
         try:
             self.post_message(AnalysisReady(job, run_analysis(job)))
-        except PlaygroundError as exc:
-            self.post_message(AnalysisReady(job, None, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable (not 'searching…' for ever)
+            self.post_message(AnalysisReady(job, None, error_text(exc, f"The {job.kind} failed")))
 
     def on_analysis_ready(self, message: AnalysisReady) -> None:
         self.gates.analysed(message.job, message.result, message.error)
@@ -398,8 +398,8 @@ class GatesScreen(PlaygroundScreen):
     def _match_worker(self, job: MatchJob) -> None:
         try:
             self.post_message(SpanMatchReady(job, run_span_match(job)))
-        except PlaygroundError as exc:
-            self.post_message(SpanMatchReady(job, None, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable (not 'matching…' for ever)
+            self.post_message(SpanMatchReady(job, None, error_text(exc, "Matching failed")))
 
     def on_span_match_ready(self, message: SpanMatchReady) -> None:
         self.gates.matched(message.job, message.result, message.error)
@@ -464,10 +464,10 @@ class GatesScreen(PlaygroundScreen):
 
     def on_intervention_ready(self, message: InterventionReady) -> None:
         if not message.done:
-            self._intervene_progress = message.progress
+            self.gates.intervention_progressed(message.job, *message.progress)
             self.render_panels()
             return
-        self.gates.intervention_done(message.job, message.changed, message.error)
+        self._start(self.gates.intervention_done(message.job, message.changed, message.error))
         self.render_all()
 
     @work(thread=True, exclusive=True, group="gates-compare-runs", exit_on_error=False)
@@ -642,8 +642,9 @@ class GatesScreen(PlaygroundScreen):
 
     @on(Input.Submitted, "#gates-intervene-spec")
     def _intervention_submitted(self, event: Input.Submitted) -> None:
+        listed = len(self.gates.interventions)
         self._start(self.gates.add_intervention(event.value))
-        if not self.gates.intervene_note or self.gates.intervening:
+        if len(self.gates.interventions) > listed:
             event.input.value = ""  # added: listed below; the keys step through the text again
             self.set_focus(None)
         self.render_all()
@@ -775,6 +776,8 @@ class GatesScreen(PlaygroundScreen):
             if gates.interventions:
                 phrases.append(Text(MATCH_AS_TRAINED, muted))
         busy = self.busy_text("gates-match") or gates.match_note
+        if not busy and result is None and selection is None:  # a new text took the span: say how to pick one
+            busy = SELECT_SPAN
         if busy:
             phrases.append(Text(busy, muted))
         elif result is not None and not result.units:
@@ -1068,11 +1071,11 @@ class GatesScreen(PlaygroundScreen):
         key = self.get_component_rich_style("gates--key")
         error = self.get_component_rich_style("gates--error")
         text = Text(no_wrap=True, overflow="ellipsis")
-        if gates.intervene_note and not gates.intervening:
+        if gates.intervene_note:
             text.append(gates.intervene_note + "\n", error)
         if gates.intervening:
-            done, total = self._intervene_progress
-            text.append(gates.intervene_note, muted)
+            done, total = gates.recompute_progress
+            text.append(gates.recompute_note, muted)
             if total:
                 text.append(f" {done:,}/{total:,}", strong)
             return text
@@ -1100,8 +1103,8 @@ class GatesScreen(PlaygroundScreen):
         height = self.query_one("#gates-effect").content_size.height or 8
         text.append("\nnext   before     after", muted)
         for row in effect.rows[:max(1, min(6, height - text.plain.count("\n") - 1))]:
-            text.append(f"\n{show_char(row.char):<5}{row.before:>7.3f} {_bar(row.before)} {row.after:>7.3f} "
-                        f"{_bar(row.after)}", strong if row.is_true else "")
+            text.append(f"\n{show_char(row.char):<5}{row.before:>7.3f} {bar(row.before, 8)} {row.after:>7.3f} "
+                        f"{bar(row.after, 8)}", strong if row.is_true else "")
             if row.is_true:
                 text.append(" ◀ true", strong)
         return text
@@ -1149,14 +1152,5 @@ class GatesScreen(PlaygroundScreen):
 
     def unit_numbers(self) -> dict[str, str]:
         """The selected unit's numbers as the heatmap panel renders them, by quantity key."""
-        import re
-        panel = self.query_one(HeatmapPanel)
-        number = r"[+-]?\d+\.\d{4}"  # saturation fractions have no sign
-        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
-        return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines, strict=False)}
+        return self.query_one(HeatmapPanel).unit_numbers()
 
-
-def _bar(prob: float, width: int = 8) -> str:
-    """A probability as a bar of eighths, `width` cells for 1."""
-    eighths = round(max(0.0, min(1.0, prob)) * width * 8)
-    return ("█" * (eighths // 8) + ("▏▎▍▌▋▊▉"[eighths % 8 - 1] if eighths % 8 else "")).ljust(width)

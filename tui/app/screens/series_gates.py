@@ -295,8 +295,4 @@ class SeriesGatesScreen(PlaygroundScreen):
 
     def unit_numbers(self) -> dict[str, str]:
         """The selected unit's numbers as the heatmap panel renders them, by quantity key."""
-        import re
-        panel = self.query_one(HeatmapPanel)
-        number = r"[+-]?\d+\.\d{4}"
-        lines = [line for line in panel.render().plain.splitlines()[1:] if re.search(number, line)]
-        return {row.key: re.findall(number, line)[-1] for row, line in zip(panel.rows, lines, strict=False)}
+        return self.query_one(HeatmapPanel).unit_numbers()

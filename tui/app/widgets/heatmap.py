@@ -8,6 +8,8 @@ as a bar whose height is its value on the scale (▁ = -1 ... █ = +1).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from rich.color import Color
 from rich.segment import Segment
@@ -173,6 +175,12 @@ class HeatmapPanel(Widget):
 
     def page(self) -> tuple[int, int, int, int]:
         return unit_page(self.units, self.units_per_page, self.unit)
+
+    def unit_numbers(self) -> dict[str, str]:
+        """The selected unit's numbers as rendered, by quantity key (for tests of the Gates screens)."""
+        number = r"[+-]?\d+\.\d{4}"  # saturation fractions have no sign
+        lines = [line for line in self.render().plain.splitlines()[1:] if re.search(number, line)]
+        return {row.key: re.findall(number, line)[-1] for row, line in zip(self.rows, lines, strict=False)}
 
     def render(self) -> Text:
         if not self.rows:
