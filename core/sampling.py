@@ -113,6 +113,9 @@ class SampleSettings:
             pattern = re.compile(self.stop if self.stop_regex else re.escape(self.stop))
         except re.error as exc:
             raise SamplingError(f"--stop {self.stop!r} is not a regular expression: {exc}.") from None
+        except RecursionError:  # re raises it, not re.error, for brackets nested a few hundred deep
+            raise SamplingError(f"--stop {self.stop[:40]!r}… is nested too deeply for Python's 're' "
+                                f"({self.stop.count('(')} brackets): simplify it.") from None
         if pattern.fullmatch(""):
             raise SamplingError(f"--stop {self.stop!r} matches empty text, so every sample would stop at once: "
                                 f"make it match at least one character.")

@@ -557,6 +557,7 @@ def test_updates_carry_each_streams_new_text(trained):
     (dict(repetition_penalty=-1.2), "--repetition-penalty must be"),
     (dict(stop="(ab", stop_regex=True), r"--stop '\(ab' is not a regular expression: missing \), unterminated"),
     (dict(stop="x*", stop_regex=True), "--stop 'x\\*' matches empty text"),
+    (dict(stop="(" * 2000 + "a" + ")" * 2000, stop_regex=True), r"is nested too deeply .*\(2000 brackets\)"),
     (dict(min_length=-1), "--min-length must be from 0 to --length"),
     (dict(min_length=501), r"--min-length must be from 0 to --length \(500\), got 501"),
     (dict(samples=0), "--samples must be from 1"),

@@ -18,7 +18,7 @@ from rnn_playground.core.corpus import decode_utf8
 from rnn_playground.core.device import check_threads
 from rnn_playground.core.errors import CorpusError, TraceError
 from rnn_playground.core.gates import GateTracer, Trace
-from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE, UnitMatch
+from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE, UnitMatch, compile_regex
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import escape_char, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_session import (
@@ -240,7 +240,6 @@ def check_flags(args: argparse.Namespace) -> None:
         except re.error as exc:
             raise TraceError(f"--regex must be a regular expression: {args.regex!r} is not ({exc}).") from None
         except RecursionError:  # what re raises for brackets nested a few hundred deep
-            from rnn_playground.core.gates_analysis import compile_regex
             compile_regex(args.regex, "--regex")  # raises the engine's TraceError for it
 
 
