@@ -516,6 +516,14 @@ class Trace:
         self._length = n + m
         return self
 
+    def copy_bytes(self, steps: int) -> int:
+        """What intervened() copies for interventions from step `steps` on: every stored value of the steps
+        before (a screen recomputes in a worker when that is large)."""
+        buffers = self._buffers
+        per_step = sum(b[0].numel() * b.element_size() for b in (buffers.gates, buffers.cells, buffers.hiddens,
+                                                                   buffers.log_probs) if b is not None)
+        return max(0, min(steps, self._length)) * per_step
+
     def intervened(self, interventions: Sequence[Intervention], end: int | None = None) -> Trace:
         """This trace recomputed under core.intervene.Intervention's (all at once) from the earliest
         one's position on, starting from this trace's state there: the steps before are copied, not

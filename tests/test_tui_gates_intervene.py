@@ -121,6 +121,28 @@ def test_long_recomputation_runs_in_a_worker_and_equals_the_whole(tiny_run):
     assert not session.intervening and session.shown_trace() is changed
 
 
+def test_a_late_intervention_on_a_long_text_copies_the_steps_before_in_a_worker(tiny_run, monkeypatch):
+    """Few steps to recompute, but many to copy before them (gigabytes for a large model on a long text):
+    the copy is not made on the UI thread either. copy_bytes counts every stored value of those steps."""
+    from rnn_playground.tui.viewmodel import gates_session
+    from rnn_playground.tui.viewmodel.gates_session import GatesSession, InterveneJob, run_intervention
+    tracer = GateTracer.from_checkpoint(tiny_run)
+    text = ("".join(tracer.vocab.chars) * 40)[:300]
+    trace = tracer.trace(text)
+    layers, hidden, vocab = tracer.layers, tracer.hidden, len(tracer.vocab)
+    per_step = 4 * (layers * hidden * (4 + 1 + 1) + vocab)  # float32 gates i f g o, c, h, and log-probs
+    assert trace.copy_bytes(290) == 290 * per_step and trace.copy_bytes(10**6) == 300 * per_step
+    session = GatesSession(run=tiny_run, tracer=tracer, trace=trace, text=text)
+    assert session.add_intervention("L1:U0:h=0@290") == [] and session.changed is not None  # small: at once
+    monkeypatch.setattr(gates_session, "INLINE_COPY_BYTES", 100 * per_step)
+    session = GatesSession(run=tiny_run, tracer=tracer, trace=trace, text=text)
+    [job] = session.add_intervention("L1:U0:h=0@290")
+    assert isinstance(job, InterveneJob) and session.intervening
+    changed = run_intervention(job)
+    session.intervention_done(job, changed)
+    assert session.shown_trace() is changed and np.array_equal(changed.values("h")[:290], trace.values("h")[:290])
+
+
 def test_gates_screen_intervention_snapshot(snap_compare, deterministic):
     run = write_char_checkpoint(Path("runs") / "brisk-otter")
 

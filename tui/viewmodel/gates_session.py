@@ -70,6 +70,8 @@ TOP_K = 5
 ACTIVE_UNITS = 4
 VIEWS = ("cell", "saturation", "search", "compare", "layers", "match", "intervene", "rank")
 INLINE_INTERVENE = 256     # an intervention recomputing at most this many steps does so at once, more in a worker
+INLINE_COPY_BYTES = 32 << 20  # ... and copying at most this much of the steps before it (a few ms; a long text's
+                               # earlier steps are gigabytes for a large model)
 CONTINUE_CHARS = 60        # characters continued from the cursor, with and without the interventions
 EXACT_CHARS = 20_000       # the comparison reads a text up to this long as one stream, a longer one in chunks
 PERCENTILES = (50.0, 75.0, 80.0, 85.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.9)   # the span match's thresholds
@@ -917,7 +919,7 @@ class GatesSession(GatesCursor):
             return []
         interventions = tuple(self.interventions)
         start = min(iv.start for iv in interventions)
-        if self.traced() - start <= INLINE_INTERVENE:
+        if self.traced() - start <= INLINE_INTERVENE and self.trace.copy_bytes(start) <= INLINE_COPY_BYTES:
             with self.lock:
                 self.changed = self.trace.intervened(interventions)
             return []
