@@ -73,3 +73,15 @@ def test_series_gates_screen(snap_compare):
         await wait_for(pilot, lambda: screen.gates.pos == 40 and screen.gates.unit == 1, what="the cursor")
 
     assert snap_compare(pinned_app(mode="runs"), terminal_size=(80, 24), run_before=run_before)
+
+
+
+def test_the_char_gates_loader_says_where_a_series_runs_gates_open():
+    """Handed a series run, the char Gates screen's loader names where its gates are, not the char loader's
+    bare refusal."""
+    from rnn_playground.core.errors import PlaygroundError
+    from rnn_playground.tui.viewmodel.gates_session import load_tracer
+    run = series_run(Path("runs"), "mellow-newt")
+    with pytest.raises(PlaygroundError, match=r"mellow-newt is a time-series run; .* g on it on the Runs screen "
+                                              r"\(5\), or headless: rnn-playground gates "):
+        load_tracer(run)

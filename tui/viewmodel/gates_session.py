@@ -126,7 +126,11 @@ def load_tracer(run: Path | None) -> tuple[GateTracer, dict]:
     if run is None:
         raise PlaygroundError(NO_RUN)
     path = resolve_checkpoint(run)
-    return GateTracer.from_checkpoint(path), read_metadata(path)
+    meta = read_metadata(path)
+    if meta.get("kind") == "series":
+        raise PlaygroundError(f"{run.name} is a time-series run; this screen reads character models. Its gates open "
+                              f"with g on it on the Runs screen (5), or headless: rnn-playground gates {run}")
+    return GateTracer.from_checkpoint(path), meta
 
 
 def open_text(tracer: GateTracer, meta: dict, request: TextRequest) -> OpenedText:
