@@ -257,3 +257,20 @@ def test_an_interventions_spec_reads_back_as_the_same_intervention():
         assert parse_intervention(intervention.describe(), "lstm", 2, 16, 50) == intervention
     assert Intervention(0, (42,), "c", 0.0, 120).describe() == "L1:U42:c=0@120"
     assert Intervention(0, (1,), "h", -2.5).describe() == "L1:U1:h=-2.5@0"
+
+
+def test_an_extension_running_when_the_interventions_change_extends_the_current_intervened_trace(tiny_run):
+    """The extension reads the session's intervened trace as it goes: one dropped meanwhile is left alone
+    (extending it was wasted work), and one recomputed meanwhile is the one kept up."""
+    from rnn_playground.tui.viewmodel.gates_session import ExtendJob, extend_trace
+    session, text = session_on(tiny_run, LONG, traced=20)
+    assert session.add_intervention("L1:U0:c=0@3") == []  # short: recomputed at once
+    dropped = session.changed
+    (job,) = [job for job in session.move_to(200) if isinstance(job, ExtendJob)]
+    session.clear_interventions()
+    assert session.add_intervention("L1:U1:h=0@5") == []
+    current = session.changed
+    extend_trace(job)
+    assert len(session.trace) > 200 and len(dropped) == 20
+    assert len(current) == len(session.trace)
+    np.testing.assert_array_equal(current.values("h")[:, 0, 1][5:], 0.0)

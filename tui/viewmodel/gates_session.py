@@ -155,7 +155,9 @@ class ExtendJob:
     text: str
     target: int
     cancel: threading.Event
-    changed: Trace | None = None    # the trace under the interventions, extended alongside
+    # The trace under the interventions as the session holds it now (they may change while this runs),
+    # extended alongside.
+    changed: Callable[[], Trace | None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -417,7 +419,7 @@ def extend_trace(job: ExtendJob, progress: Callable[[int], None] | None = None,
                 break
             started = time.perf_counter()
             job.trace.extend(job.text[length:min(target + 1, length + chunk)])
-            changed = job.changed
+            changed = job.changed()
             if changed is not None and len(changed) < len(job.trace):
                 changed.extend(job.text[len(changed):len(job.trace)])
             elapsed = time.perf_counter() - started
@@ -731,7 +733,7 @@ class GatesSession(GatesCursor):
             return []  # the running extension's result asks for the rest
         self.extending = True
         return [ExtendJob(self.generation, self.trace, self.lock, self.text, self.target, self._cancel,
-                          self.changed)]
+                          lambda: self.changed)]
 
     def extended(self, generation: int, done: bool, error: str | None = None) -> list[Job]:
         """A worker's report: progress, or its extension finished (or failed)."""
