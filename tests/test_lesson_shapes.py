@@ -16,7 +16,7 @@ from torch import nn
 from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.errors import ConfigError
 from rnn_playground.core.loading import load_model
-from rnn_playground.core.model import CELLS, CharRNN, ModelConfig
+from rnn_playground.core.model import CELLS, ONEHOT, CharRNN, ModelConfig
 from rnn_playground.core.shapes import forward_shapes, module_shapes, pass_device
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.lesson.page import Source, line_text
@@ -133,6 +133,15 @@ def test_a_one_hot_model_shows_one_hot_rows():
     assert "embedded" not in shapes and shapes["one-hot"] == ((4, 6, len(vocab)), ("B", "T", "V"))
     with torch.no_grad():
         assert shapes["output"][0] == tuple(model.rnn(model.embed(torch.zeros(4, 6, dtype=torch.long)))[0].shape)
+
+
+def test_the_projects_own_onehot_model_shows_one_hot_rows():
+    """--embed onehot: core.model.OneHot holds the identity as `weight` (for code reading an embedding's
+    table), and the pass still names the recurrent input one-hot [B, T, V], not embedded."""
+    vocab = Vocab.from_text(TINY_TEXT)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="gru", hidden=16, layers=2, embed=ONEHOT)).eval()
+    shapes = {t.name: (t.shape, t.dims) for t in forward_shapes(model, 3, 5)}
+    assert "embedded" not in shapes and shapes["one-hot"] == ((3, 5, len(vocab)), ("B", "T", "V"))
 
 
 def test_a_runs_model_table_on_the_page_and_through_the_cli(tiny_run, capsys, monkeypatch):
