@@ -131,3 +131,12 @@ def test_the_first_prime_keeps_to_the_vocabulary(source):
     page = SamplingPage(Source(source.model, source.vocab, source.config, "déjà vu, the end"))
     assert page.prime and not source.vocab.missing(page.prime)
     assert page.view(80, 24).error == ""
+
+
+def test_a_prime_typed_before_the_model_comes_is_kept_for_it(source):
+    """The screen shows the page's text field while the model loads: an answer typed then is no error."""
+    page = SamplingPage()
+    page.handle("type", "the ")
+    assert page.error == "" and page.view(80, 24).error == "No model to sample from."
+    page.set_source(source)
+    assert page.prime == "the " and torch.equal(page.stages()[0].probs, model_logits(source, "the ").softmax(-1))

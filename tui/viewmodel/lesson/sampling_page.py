@@ -128,6 +128,9 @@ class SamplingPage:
         if not prime:
             self.error = "Type a prime of at least one character: the page shows what the model predicts after it."
             return
+        if self.source is None:  # typed while the model loads: set_source checks it against the vocabulary
+            self.prime, self.error = prime, ""
+            return
         lacking = self.source.vocab.missing(prime)
         if lacking:
             self.error = (f"The prime has characters the model's vocabulary lacks: {describe_chars(lacking)}. "
