@@ -15,8 +15,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.sampling import Sampler, SampleResult, SampleSettings
 from rnn_playground.tui.viewmodel.format import error_text
 
-from .gates_map import fit
-from .page import PageKey, PageView, Source, Span, line
+from .page import PageKey, PageView, Source, Span, fit_line, line
 
 SAMPLES = 4
 LENGTH = 60
@@ -122,7 +121,7 @@ class CompletePage:
                       Span(f"   temperature {self.temperature:g}, seed {self.seed}, {self.length} characters", "dim"))]
         if self.completions is not None:
             lines += self._columns(self.completions, width, height - 2)
-        lines = [fit(row, width) for row in lines][:height]
+        lines = [fit_line(row, width) for row in lines][:height]
         return PageView(title, caption, tuple(lines), "sample", "Sample screen: longer samples, every setting",
                         busy=busy if not self.error else "", error=self.error)
 

@@ -51,7 +51,7 @@ from rnn_playground.core.memory_task import (
 from rnn_playground.core.model import describe_model
 
 from ..format import SPARK_BARS
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 MARKERS = {"rnn": "R", "gru": "G", "lstm": "L"}
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
@@ -214,7 +214,7 @@ class MemoryPage:
         lines: list[Line] = [self._heading(width), *self._experiment_lines(width, plot_rows), line(""), *reach]
         if why:
             lines += [line(""), *(line(Span(text, "dim")) for text in WHY)]
-        lines = [_clip(row, width) for row in lines[:height]]
+        lines = [fit_line(row, width) for row in lines[:height]]
         caption = ("Each cell recalls the symbol seen d steps back; the plain RNN forgets first.",
                    "r runs it, d/h change delays/size. Bars: how far back each gradient reaches.")
         cell = NAMES.get(self._cell())
@@ -302,15 +302,3 @@ class MemoryPage:
                 label = f"{NAMES[cell]}, task d={longest}"
                 out.append(line(Span(f"{label:<17}", "dim"), Span(reach_bars(values, bars))))
         return out
-
-
-def _clip(row: Line, width: int) -> Line:
-    """The line cut to `width` cells."""
-    spans, used = [], 0
-    for span in row:
-        if used >= width:
-            break
-        text = span.text[:width - used]
-        spans.append(Span(text, span.style, span.value))
-        used += len(text)
-    return tuple(spans)
