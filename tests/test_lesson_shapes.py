@@ -332,3 +332,33 @@ def test_a_new_model_while_a_pass_runs_shows_the_new_models_table():
     assert not page.pending()
     assert {row.name: row.shape for row in page.rows()} == real_pass(gru, 4, 6)
     assert "GRU 1x24" in line_text(page.view(80, 24).lines[0])
+
+
+class SmallBatchCharRNN(CharRNN):
+    """A model whose pass refuses batches above 8: a pass that fails at some sizes and not others."""
+
+    def forward(self, ids, *args, **kwargs):
+        if ids.shape[0] > 8:
+            raise ValueError(f"batch {ids.shape[0]} is over 8")
+        return super().forward(ids, *args, **kwargs)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_failed_pass_is_said_at_its_sizes_only_and_never_shown_as_their_table(background):
+    vocab = Vocab.from_text(TINY_TEXT)
+    model = SmallBatchCharRNN(ModelConfig(vocab_size=len(vocab), hidden=16, layers=1, embed=8)).eval()
+    page = ShapesPage(background=background)
+    page.set_source(source(model, vocab))
+    page.wait()
+    assert page.rows()[0].shape == (8, 16) and not page.view(80, 24).error
+    page.handle("batch_up")             # B=16: the pass fails; the last table stays, the error says why
+    page.wait()
+    view = page.view(80, 24)
+    assert "batch 16 is over 8" in view.error and not view.busy and page.rows()[0].shape == (8, 16)
+    page.handle("batch_down")           # B=8 again: its own table, no error
+    page.wait()
+    assert page.rows()[0].shape == (8, 16) and not page.view(80, 24).error
+    page.handle("seq_up")               # another table read, then back to B=16 at that T: still the error
+    page.handle("batch_up")
+    page.wait()
+    assert "batch 16 is over 8" in page.view(80, 24).error and not page.pending()
