@@ -362,3 +362,14 @@ def test_a_failed_pass_is_said_at_its_sizes_only_and_never_shown_as_their_table(
     page.handle("batch_up")
     page.wait()
     assert "batch 16 is over 8" in page.view(80, 24).error and not page.pending()
+
+
+def test_a_long_origin_gives_way_to_b_and_t_in_the_heading():
+    """The demo model's origin is long: the heading keeps B and T (the keys change them) and fits."""
+    model, vocab = tiny_model()
+    page = ShapesPage()
+    page.set_source(Source(model, vocab, SimpleNamespace(batch=8, seq=16), TINY_TEXT,
+                           origin="demo model (150 steps on the built-in corpus; open a run for yours)"))
+    heading = line_text(page.view(80, 24).lines[0])
+    assert len(heading) <= 80 and heading.startswith("LSTM 2x32") and "B=8 streams, T=16 steps" in heading
+    assert "demo model (150 steps" in line_text(page.view(120, 24).lines[0])

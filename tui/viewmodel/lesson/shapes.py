@@ -18,7 +18,7 @@ from rnn_playground.core.model import CELLS, describe_model
 from rnn_playground.core.shapes import TensorShape, forward_shapes, module_shapes
 
 from ..format import error_text, fit_clauses
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 SIZE_LIMIT = 4096  # B and T double up to here: a large pass runs on the meta device, which allocates nothing
 
@@ -373,9 +373,10 @@ class ShapesPage:
         body: list[Line] = []
         if self.source is not None:
             model = describe_model(self.source.model.config)
-            body.append(line(Span(f"{model} {self.source.origin}", "bold"),
-                             Span(f"  B={self.batch} streams, T={self.seq} steps"[:max(0, width - len(model))],
-                                  "dim")))
+            sizes = f"  B={self.batch} streams, T={self.seq} steps"
+            if len(model) + 1 + len(self.source.origin) + len(sizes) <= width:  # the screen names it too
+                model += f" {self.source.origin}"
+            body.append(fit_line(line(Span(model, "bold"), Span(sizes, "dim")), width))
             body.extend(table_lines(rows, width))
         quiz = self._quiz_lines(width)
         if len(body) + 1 + len(quiz) <= height:
