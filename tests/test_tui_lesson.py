@@ -254,6 +254,53 @@ async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words
             screen.index = 0
 
 
+class LateReportingPage(WorkingPage):
+    """A page named apart whose job reports 90% only once the test says `go`, then waits for `release`."""
+    name, title = "late", "Late"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def job(self):
+        if not self.wanted:
+            return None
+        self.wanted = False
+
+        def work(progress, stop):
+            self.go.wait(30)
+            progress(0.9)
+            self.release.wait(30)
+            return 7
+        return work
+
+
+async def test_a_jobs_progress_reaches_its_own_page_only(tmp_path, tiny_run):
+    """Two pages' jobs at once: the one left running in the background reports; the page on screen keeps
+    saying its own job's progress."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        late, working = LateReportingPage(), WorkingPage()
+        screen.pages += [late, working]
+        while screen.page is not late:
+            await press(pilot, "right_square_bracket")
+        await press(pilot, "w")                     # its job starts and waits
+        await press(pilot, "right_square_bracket")
+        await press(pilot, "w")
+        await shows(pilot, "working 50%")
+        late.go.set()                               # the other page's job reports 90%
+        for _ in range(5):                          # a few ticks of the refresh timer
+            await pilot.pause(0.25)
+        text = screen_text(app)
+        assert "working 50%" in text and "90%" not in text
+        late.release.set()
+        working.release.set()
+        await shows(pilot, "result 42")
+        await press(pilot, "left_square_bracket")
+        await shows(pilot, "result 7")
+
+
 # --------------------------------------------------------------------------- each page, driven by its keys
 
 

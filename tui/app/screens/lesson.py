@@ -78,7 +78,7 @@ class LessonScreen(PlaygroundScreen):
         self._jobs: set[str] = set()                # pages whose job is running
         self._ready = False
         self.renders = 0                            # frames' worth of drawing asked for (the UI benchmark waits on it)
-        self.job_progress: tuple[float, str] | None = None   # the running job's (fraction, words), if it says
+        self.job_progress: dict[str, tuple[float, str]] = {}  # a running job's (fraction, words) by its page
 
     @property
     def page(self):
@@ -195,29 +195,30 @@ class LessonScreen(PlaygroundScreen):
         if work_fn is None:
             return
         self._jobs.add(page.name)
-        self.job_progress = None
+        self.job_progress.pop(page.name, None)
         self._job_worker(page, work_fn)
 
     @work(thread=True, group="lesson-job", exit_on_error=False)
     def _job_worker(self, page, job) -> None:
+        def progress(fraction: float, words: str = "") -> None:
+            self.job_progress[page.name] = (fraction, words)  # read by the timer: no message per step
+
         try:
             if hasattr(job, "run"):  # a job object: run(progress(fraction, words))
-                result = job.run(self._job_progress)
+                result = job.run(progress)
             else:  # a callable: (), (progress) or (progress, stop)
                 def stop() -> bool:
                     return self._stop.is_set() or bool(getattr(page, "cancelled", False))
-                result = job(*(self._job_progress, stop)[:len(inspect.signature(job).parameters)])
+                result = job(*(progress, stop)[:len(inspect.signature(job).parameters)])
             self.post_message(LessonJobDone(page, result, job=job))
         except Exception as exc:  # noqa: BLE001 - the page shows it in words
             self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed"),
                                             job=job))
 
-    def _job_progress(self, fraction: float, words: str = "") -> None:
-        self.job_progress = (fraction, words)  # read by the timer: no message per step
-
     def _show_job_progress(self) -> None:
         """On the UI thread: a page with `progress(fraction, words)` hears its job's progress."""
-        page, progress = self.page, self.job_progress
+        page = self.page
+        progress = self.job_progress.get(page.name) if page is not None else None
         if page is not None and page.name in self._jobs and progress is not None and hasattr(page, "progress"):
             page.progress(*progress)
 
@@ -398,9 +399,9 @@ class LessonScreen(PlaygroundScreen):
         elif error:
             status.append(error, self._style("lesson--bad"))
         elif view.busy:
-            running = page is not None and page.name in self._jobs and self.job_progress is not None \
-                and not hasattr(page, "progress")  # a page that hears its progress says it itself
-            status.append(view.busy + (f" {self.job_progress[0]:.0%}" if running else ""),
+            progress = self.job_progress.get(page.name) if page is not None and page.name in self._jobs else None
+            running = progress is not None and not hasattr(page, "progress")  # such a page says it itself
+            status.append(view.busy + (f" {progress[0]:.0%}" if running else ""),
                           self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
         title = Text(view.title, self._style("lesson--bold"))
