@@ -120,6 +120,14 @@ def test_cancel_before_and_while_running():
     assert cached_result(job.settings) is None
 
 
+def test_the_screens_stop_ends_a_running_experiment():
+    """The screen passes stop() (true once it closes) to a job's run: quitting mid-experiment ends it."""
+    job = MemoryJob(MemorySettings(delays=(1,), hidden=8, steps=100_000, batch=8))
+    with pytest.raises(MemoryCancelled):
+        job.run(None, lambda: True)
+    assert cached_result(job.settings) is None
+
+
 def test_keys_change_the_settings_but_not_while_running():
     page = MemoryPage()
     assert page.settings.delays == (1, 2, 4, 8, 16, 32) and page.settings.hidden == 32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,46 @@ async def test_a_jobs_progress_reaches_its_own_page_only(tmp_path, tiny_run):
         await shows(pilot, "result 42")
         await press(pilot, "left_square_bracket")
         await shows(pilot, "result 7")
+
+
+class StoppableJobPage(WorkingPage):
+    """A page whose job object's run takes stop() as well, and works until it is true (or 30 s pass)."""
+    name, title = "stoppable", "Stoppable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.stopped = threading.Event(), threading.Event()
+
+    def job(self):
+        if not self.wanted:
+            return None
+        self.wanted = False
+        page = self
+
+        class Job:
+            def run(self, progress, stop):
+                page.started.set()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if stop():
+                        page.stopped.set()
+                        return None
+                    time.sleep(0.02)
+                return None
+        return Job()
+
+
+async def test_closing_the_app_stops_a_job_objects_run(tmp_path, tiny_run):
+    page = StoppableJobPage()
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        screen.pages.append(page)
+        while screen.page is not page:
+            await press(pilot, "right_square_bracket")
+        await press(pilot, "w")
+        await wait_for(pilot, page.started.is_set, 10, "the job to start")
+    assert page.stopped.wait(10)
 
 
 # --------------------------------------------------------------------------- each page, driven by its keys

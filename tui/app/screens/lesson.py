@@ -12,12 +12,12 @@ changes when the page's class sets TYPE_AS_YOU_GO (the Complete page).
 
 Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
 after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
-debounces typing). `job()` returns None, or a job: an object with `run(progress)` (progress(fraction, words)
-from the worker; a page with `progress(fraction, words)` hears it on the UI thread), or a callable taking
-nothing, `progress(fraction)`, or `progress` and `stop()` (true once the screen closes or the page sets its
-`cancelled` attribute). Its outcome comes back on the UI thread: `finished(result)` or `finished(job, result)`,
-`failed(message)` or `failed(job, message)` (without `failed`, the screen shows the message). The view repaints
-from the timer while something is busy, never per step.
+debounces typing). `job()` returns None, or a job: an object with `run`, or a callable; either takes
+nothing, `progress(fraction, words)` (called from the worker; a page with `progress(fraction, words)` hears it
+on the UI thread), or `progress` and `stop()` (true once the screen closes or the page sets its `cancelled`
+attribute: a long job polls it, so that quitting the app does not wait for it). Its outcome comes back on the
+UI thread: `finished(result)` or `finished(job, result)`, `failed(message)` or `failed(job, message)` (without
+`failed`, the screen shows the message). The view repaints from the timer while something is busy, never per step.
 """
 
 from __future__ import annotations
@@ -203,13 +203,13 @@ class LessonScreen(PlaygroundScreen):
         def progress(fraction: float, words: str = "") -> None:
             self.job_progress[page.name] = (fraction, words)  # read by the timer: no message per step
 
+        def stop() -> bool:
+            return self._stop.is_set() or bool(getattr(page, "cancelled", False))
+
         try:
-            if hasattr(job, "run"):  # a job object: run(progress(fraction, words))
-                result = job.run(progress)
-            else:  # a callable: (), (progress) or (progress, stop)
-                def stop() -> bool:
-                    return self._stop.is_set() or bool(getattr(page, "cancelled", False))
-                result = job(*(progress, stop)[:len(inspect.signature(job).parameters)])
+            # a job object's run or a callable, each taking (), (progress) or (progress, stop)
+            call = job.run if hasattr(job, "run") else job
+            result = call(*(progress, stop)[:len(inspect.signature(call).parameters)])
             self.post_message(LessonJobDone(page, result, job=job))
         except Exception as exc:  # noqa: BLE001 - the page shows it in words
             self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed"),

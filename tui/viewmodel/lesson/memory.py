@@ -70,9 +70,12 @@ class MemoryJob:
     settings: MemorySettings
     cancel: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, progress: Callable[[float, str], None] | None = None) -> MemoryResult:
-        """Train, store the result in the cache, return it. Raises MemoryCancelled or PlaygroundError."""
-        result = run_memory_experiment(self.settings, progress, self.cancel.is_set)
+    def run(self, progress: Callable[[float, str], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> MemoryResult:
+        """Train, store the result in the cache, return it. Raises MemoryCancelled (on c, or once `stop()`,
+        the screen's, is true: it closed) or PlaygroundError."""
+        result = run_memory_experiment(self.settings, progress,
+                                       lambda: self.cancel.is_set() or (stop is not None and stop()))
         store_result(result)
         return result
 
