@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,22 @@ async def test_key_6_opens_the_lesson_and_trains_the_demo_model(tmp_path, monkey
         await press(pilot, "1", "6")
         await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the Lesson screen")
         assert screen.source is demo and screen.pending_source is None
+
+
+async def test_a_run_opened_while_the_demo_trains_stops_the_demo(tmp_path, tiny_run, monkeypatch):
+    """The demo trains in a temporary folder, removed when train_demo returns: once the run replaces it, the
+    demo's training stops rather than taking the CPU for its whole budget."""
+    monkeypatch.setitem(lesson_source.DEMO_SETTINGS, "steps", 100_000)   # would train for many minutes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "progress", 0) > 0, 120, "the demo to train")
+        training = list(tmp_path.glob("rnn-playground-lesson-*"))
+        assert training
+        app.selected_run = tiny_run
+        await wait_for(pilot, lambda: getattr(app.screen.source, "run_dir", None) == tiny_run, 60, "the run")
+        await wait_for(pilot, lambda: not any(folder.exists() for folder in training), 60, "the demo to stop")
 
 
 async def test_a_run_opened_on_the_runs_screen_becomes_the_source(tmp_path, tiny_run):

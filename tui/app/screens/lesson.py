@@ -74,7 +74,8 @@ class LessonScreen(PlaygroundScreen):
         self.progress = 0.0                         # the demo model's training, written by the worker
         self.source_error = ""
         self._demo: Source | None = None            # trained once, kept in memory
-        self._stop = threading.Event()
+        self._stop = threading.Event()              # set when the screen closes: every job and load stops
+        self._load_stop = threading.Event()         # set when a newer load replaces the one running
         self._jobs: set[str] = set()                # pages whose job is running
         self._ready = False
         self.renders = 0                            # frames' worth of drawing asked for (the UI benchmark waits on it)
@@ -140,25 +141,27 @@ class LessonScreen(PlaygroundScreen):
 
     def _load(self, request: SourceRequest) -> None:
         self.pending_source, self.progress, self.source_error = request, 0.0, ""
-        self._stop.clear()
-        self._load_worker(request)
+        self._load_stop.set()   # a demo still training for an older request stops rather than run on
+        self._load_stop = threading.Event()
+        self._load_worker(request, self._load_stop)
         self.render_all()
 
     @work(thread=True, exclusive=True, group="lesson-source", exit_on_error=False)
-    def _load_worker(self, request: SourceRequest) -> None:
+    def _load_worker(self, request: SourceRequest, replaced: threading.Event) -> None:
+        def progressed(fraction: float) -> None:
+            if not replaced.is_set():
+                self.progress = fraction  # read by the timer: no message per step
+
         try:
-            source = load_source(request, self._progressed, self._stop.is_set)
+            source = load_source(request, progressed, lambda: self._stop.is_set() or replaced.is_set())
             self.post_message(LessonSourceReady(request, source))
         except Exception as exc:  # noqa: BLE001 - shown in words; the screen stays usable
             what = "Training the demo model failed" if request.is_demo else f"Opening {request.run_dir} failed"
             self.post_message(LessonSourceReady(request, None, error_text(exc, what)))
 
-    def _progressed(self, fraction: float) -> None:
-        self.progress = fraction  # read by the timer: no message per step
-
     def on_lesson_source_ready(self, message: LessonSourceReady) -> None:
-        if message.request != self.pending_source:
-            return  # an older request's
+        if message.request is not self.pending_source:
+            return  # an older request's (one demo request equals another: a demo stopped early is not kept)
         self.pending_source = None
         if message.source is None:
             self.source_error = message.error or "The model could not be loaded."
