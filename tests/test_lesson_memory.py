@@ -103,6 +103,15 @@ def test_cached_result_shows_at_once():
     assert second.job() is not None
 
 
+def test_a_pages_own_cache_folder_is_where_its_experiment_is_stored(tmp_path):
+    first = MemoryPage(TINY, cache=tmp_path)
+    first.handle("run")
+    run_page_job(first)
+    assert cached_result(TINY, tmp_path) is not None
+    second = MemoryPage(TINY, cache=tmp_path)
+    assert second.result is not None and second.result.from_cache
+
+
 def test_cancel_before_and_while_running():
     page = MemoryPage(MemorySettings(delays=(1,), hidden=8, steps=100_000, batch=8))
     page.handle("run")

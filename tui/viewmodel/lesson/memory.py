@@ -66,9 +66,11 @@ REACH_DECADES = 8          # the reach plot spans 1 .. 1e-8 of the k = 0 gradien
 
 @dataclass
 class MemoryJob:
-    """The experiment for `settings`, run by a worker thread; `cancel` is set by the page's c key."""
+    """The experiment for `settings`, run by a worker thread; `cancel` is set by the page's c key. The result
+    is stored in the page's `cache` folder (None: core.download.cache_dir())."""
     settings: MemorySettings
     cancel: threading.Event = field(default_factory=threading.Event)
+    cache: object = None
 
     def run(self, progress: Callable[[float, str], None] | None = None,
             stop: Callable[[], bool] | None = None) -> MemoryResult:
@@ -76,7 +78,7 @@ class MemoryJob:
         the screen's, is true: it closed) or PlaygroundError."""
         result = run_memory_experiment(self.settings, progress,
                                        lambda: self.cancel.is_set() or (stop is not None and stop()))
-        store_result(result)
+        store_result(result, self.cache)
         return result
 
 
@@ -141,7 +143,7 @@ class MemoryPage:
     def handle(self, action: str, argument: str = "") -> None:
         if action == "run":
             if self._running is None and self._pending is None:
-                self._pending = MemoryJob(self.settings)
+                self._pending = MemoryJob(self.settings, cache=self.cache)
                 self.busy, self.error = f"starting: about {estimate_seconds(self.settings):.0f} s", ""
         elif action == "cancel":
             for job in (self._pending, self._running):
