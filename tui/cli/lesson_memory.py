@@ -17,11 +17,10 @@ from rnn_playground.core.memory_task import (
     run_memory_experiment,
     store_result,
 )
+from rnn_playground.tui.viewmodel.lesson.memory import NAMES
 
 from .options import HelpFormatter
 from .terminal import output_console
-
-NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
 
 def register(lesson_subparsers) -> None:
