@@ -7,18 +7,17 @@ back the loss's gradient reaches through the hidden state of the source model, |
 against k on a log scale, and the same for the experiment's three models at its longest delay.
 
 Both measurements take a while (the experiment tens of seconds; the gradient reach of a 2x512 LSTM about
-0.3 s of CPU, more on a busy machine), so they leave the page as jobs a worker thread runs. The screen's
-side of it (helper E: the Lesson screen), after set_source, after any key the page handles and after each
-finished/failed:
+0.3 s of CPU, more on a busy machine), so they leave the page as jobs a worker thread runs. The Lesson screen's
+side of it, after set_source, after any key the page handles and after each finished/failed:
 
     while (job := page.job()) is not None:   # a MemoryJob or a ReachJob; each is handed out once
-        # in a worker thread (one job at a time is fine):
+        # in a worker thread, one job of the page at a time:
         try:
-            result = job.run(progress)       # progress(fraction 0..1, words) is called from the worker;
-        except Exception as exc:             #   forward it to page.progress(fraction, words) on the UI thread
-            page.failed(job, error_text(exc))    # on the UI thread
+            result = job.run(progress, stop)  # progress(fraction 0..1, words) is called from the worker and
+        except Exception as exc:              #   reaches page.progress(fraction, words) on the UI thread;
+            page.failed(job, error_text(exc))     # stop() (MemoryJob's only) is true once the screen closes
         else:
-            page.finished(job, result)       # on the UI thread: the page shows it (a MemoryResult is cached)
+            page.finished(job, result)        # on the UI thread: the page shows it (a MemoryResult is cached)
 
 The c key cancels by itself (it sets the MemoryJob's event, which `run` polls; `run` then raises
 MemoryCancelled, a PlaygroundError), so the screen only delivers the outcome. A job the page no longer
