@@ -570,3 +570,29 @@ async def test_a_run_training_in_the_app_is_the_source_with_its_live_window(tmp_
                        and "the trainer takes window" in screen_text(app), 10, "the trainer's window highlighted")
         controller.stop()
         await wait_for(pilot, lambda: not controller.active, 30, "the run stopped")
+
+
+async def test_the_text_field_holds_each_pages_own_text(tmp_path, tiny_run):
+    """One field serves every page that takes text: a page shown again finds its own text there, never
+    what was typed on another page (a beginning as a quiz answer, an answer as a beginning)."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        field = screen.query_one("#lesson-input")
+        complete = await to_page(pilot, "complete")
+        await press(pilot, "t", *"the", "escape")
+        assert complete.prefix == "the"
+        shapes = await to_page(pilot, "shapes")
+        await press(pilot, "t")
+        assert field.value == ""
+        await press(pilot, *"(1, 3, 20)", "enter")
+        assert shapes.verdict.right
+        await to_page(pilot, "sampling")
+        await press(pilot, "e")
+        assert field.value == ""        # not the quiz answer
+        await press(pilot, "escape")
+        await to_page(pilot, "complete")
+        await press(pilot, "t")
+        assert field.value == "the"
+        await press(pilot, "end", "n")   # the field selects its text on focus: typing alone replaces it
+        await wait_for(pilot, lambda: complete.prefix == "then", 5, "the beginning typed on")

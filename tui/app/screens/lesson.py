@@ -8,7 +8,8 @@ Keys: ] and [ move between pages; g opens the screen that goes deeper; a page's 
 and Down among them on some pages) reach its `handle` through on_key, ahead of the screen's bindings, and
 show in the key bar.
 A page with a "type" key gets a text field whose text goes to `handle("type", text)` on Enter, or as it
-changes when the page's class sets TYPE_AS_YOU_GO (the Complete page).
+changes when the page's class sets TYPE_AS_YOU_GO (the Complete page); shown again, the page finds its
+`field_text` there (none: empty).
 
 Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
 after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
@@ -331,6 +332,11 @@ class LessonScreen(PlaygroundScreen):
             return
         self.index = (self.index + delta) % len(self.pages)
         self.set_focus(None)
+        # One field serves every page that takes text: it shows this page's own (a Complete page's beginning,
+        # not the quiz answer typed on Shapes), set quietly, as the page already has it.
+        field = self.query_one("#lesson-input", Input)
+        with field.prevent(Input.Changed):
+            field.value = str(getattr(self.page, "field_text", ""))
         self._after_key()
 
     def action_leave_field(self) -> None:

@@ -53,6 +53,11 @@ class CompletePage:
         self.completions: Completions | None = None
         self.error = ""
 
+    @property
+    def field_text(self) -> str:
+        """What the screen's text field shows on this page: the beginning being completed."""
+        return self.prefix
+
     def set_source(self, source: Source) -> None:
         self.source, self.completions, self.error = source, None, ""
         self._ask()
