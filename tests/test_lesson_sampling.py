@@ -140,3 +140,13 @@ def test_a_prime_typed_before_the_model_comes_is_kept_for_it(source):
     assert page.error == "" and page.view(80, 24).error == "No model to sample from."
     page.set_source(source)
     assert page.prime == "the " and torch.equal(page.stages()[0].probs, model_logits(source, "the ").softmax(-1))
+
+
+def test_a_new_model_clears_the_refusal_of_a_prime_typed_for_the_last(source):
+    page = SamplingPage(source)
+    page.handle("type", "#")
+    assert "vocabulary lacks" in page.view(80, 24).error
+    torch.manual_seed(4)
+    other = CharRNN(ModelConfig(len(source.vocab), hidden=16, layers=1, embed=8)).eval()
+    page.set_source(Source(other, source.vocab, source.config, source.text))
+    assert page.view(80, 24).error == ""

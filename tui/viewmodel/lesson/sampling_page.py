@@ -91,7 +91,7 @@ class SamplingPage:
         if self.source is not None and source.model is self.source.model:
             self.source = source
             return
-        self.source = source
+        self.source, self.error = source, ""   # a refusal was of text typed for the last model
         if self._draw is not None:
             self._draw.cancel()
         self._draw = None
