@@ -210,6 +210,16 @@ def test_cli_json(capsys):
     assert data["settings"]["delays"] == [2] and set(data["accuracy"]) == {"rnn", "gru", "lstm"}
 
 
+def test_cli_prints_what_it_measured_when_the_cache_cannot_be_written(tmp_path, monkeypatch, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("RNN_PLAYGROUND_CACHE", str(blocked))
+    assert main(["lesson", "memory", "--delays", "2", "--hidden", "8", "--steps", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "Recall after d steps" in captured.out and "LSTM" in captured.out
+    assert "Cannot write the memory experiment's cache" in captured.err.replace("\n", " ")
+
+
 @pytest.mark.parametrize("delays, words", [("1,x", "comma-separated"), (",", "at least one"), ("0,2", "1 to 64")])
 def test_cli_bad_delays(delays, words, capsys):
     assert main(["lesson", "memory", "--delays", delays]) == 2
