@@ -112,6 +112,17 @@ def test_a_pages_own_cache_folder_is_where_its_experiment_is_stored(tmp_path):
     assert second.result is not None and second.result.from_cache
 
 
+def test_a_cache_the_page_cannot_write_leaves_the_result_shown_and_says_so(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    page = MemoryPage(TINY, cache=blocked)
+    page.handle("run")
+    run_page_job(page)
+    view = page.view(80, 24)
+    assert page.result is not None and "Cannot write the memory experiment's cache" in view.error
+    assert "not run yet" not in texts(view)[0]
+
+
 def test_cancel_before_and_while_running():
     page = MemoryPage(MemorySettings(delays=(1,), hidden=8, steps=100_000, batch=8))
     page.handle("run")

@@ -70,14 +70,18 @@ class MemoryJob:
     settings: MemorySettings
     cancel: threading.Event = field(default_factory=threading.Event)
     cache: object = None
+    store_error: str = ""     # why the result could not be cached (it is shown all the same)
 
     def run(self, progress: Callable[[float, str], None] | None = None,
             stop: Callable[[], bool] | None = None) -> MemoryResult:
-        """Train, store the result in the cache, return it. Raises MemoryCancelled (on c, or once `stop()`,
-        the screen's, is true: it closed) or PlaygroundError."""
+        """Train, store the result in the cache (or say why not in `store_error`), return it. Raises
+        MemoryCancelled (on c, or once `stop()`, the screen's, is true: it closed) or PlaygroundError."""
         result = run_memory_experiment(self.settings, progress,
                                        lambda: self.cancel.is_set() or (stop is not None and stop()))
-        store_result(result, self.cache)
+        try:
+            store_result(result, self.cache)
+        except PlaygroundError as exc:  # tens of seconds of training stand: shown, only not cached
+            self.store_error = str(exc)
         return result
 
 
@@ -175,7 +179,7 @@ class MemoryPage:
             return
         if job is not self._running:
             return
-        self._running, self.busy, self.error = None, "", ""
+        self._running, self.busy, self.error = None, "", job.store_error
         if result.settings == self.settings:
             self.result = result
 
