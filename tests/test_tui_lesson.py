@@ -78,6 +78,26 @@ async def test_a_run_opened_while_the_demo_trains_stops_the_demo(tmp_path, tiny_
         await wait_for(pilot, lambda: not any(folder.exists() for folder in training), 60, "the demo to stop")
 
 
+async def test_a_run_closed_while_it_loads_does_not_replace_the_demo(tmp_path, tiny_run, monkeypatch):
+    monkeypatch.setitem(lesson_source.DEMO_SETTINGS, "steps", 20)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 120, "the demo model")
+        screen = app.screen
+        demo = screen.source
+        app.selected_run = tiny_run
+        screen._tick()                      # the run starts loading...
+        assert screen.pending_source is not None and screen.pending_source.run_dir == tiny_run
+        app.selected_run = None
+        screen._tick()                      # ...and is closed before it is in: the demo (kept) again
+        assert screen.source is demo and screen.pending_source is None
+        for _ in range(8):                  # the run's load ends meanwhile; its result is not taken
+            await pilot.pause(0.25)
+        assert screen.source is demo
+        await shows(pilot, "model demo model")
+
+
 async def test_a_run_opened_on_the_runs_screen_becomes_the_source(tmp_path, tiny_run):
     from rnn_playground.tui.app.screens.gates import GatesScreen
     app = make_app(tmp_path, runs_dir=tiny_run.parent)

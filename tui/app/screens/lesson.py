@@ -123,6 +123,8 @@ class LessonScreen(PlaygroundScreen):
         if key != self.request_key:
             self.request_key = key
             if request.is_demo and self._demo is not None:
+                self._load_stop.set()   # a run still loading was closed: its result is not taken
+                self.pending_source = None
                 self._use(self._demo)
             else:
                 self._load(request)
