@@ -11,14 +11,15 @@ A page with a "type" key gets a text field whose text goes to `handle("type", te
 changes when the page's class sets TYPE_AS_YOU_GO (the Complete page); shown again, the page finds its
 `field_text` there (none: empty).
 
-Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
-after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
-debounces typing). `job()` returns None, or a job: an object with `run`, or a callable; either takes
-nothing, `progress(fraction, words)` (called from the worker; a page with `progress(fraction, words)` hears it
-on the UI thread), or `progress` and `stop()` (true once the screen closes or the page sets its `cancelled`
-attribute: a long job polls it, so that quitting the app does not wait for it). Its outcome comes back on the
-UI thread: `finished(result)` or `finished(job, result)`, `failed(message)` or `failed(job, message)` (without
-`failed`, the screen shows the message). The view repaints from the timer while something is busy, never per step.
+Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()` after
+set_source, after its keys, after each job ends and on its refresh timer (a few times a second); as one job of a
+page runs at a time, keys typed meanwhile are taken together by the next. `job()` returns None, or a job: an
+object with `run`, or a callable; either takes nothing, `progress(fraction, words)` (called from the worker; a
+page with `progress(fraction, words)` hears it on the UI thread), or `progress` and `stop()` (true once the screen
+closes or the page sets its `cancelled` attribute: a long job polls it, so that quitting the app does not wait for
+it). Its outcome comes back on the UI thread: `finished(result)` or `finished(job, result)`, `failed(message)` or
+`failed(job, message)` (without `failed`, the screen shows the message). The view repaints from the timer while
+something is busy, never per step.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 
-TICK_S = 0.2   # the refresh timer: jobs asked for, progress shown, typing debounced
+TICK_S = 0.2   # the refresh timer: jobs asked for, progress shown
 
 
 class LessonScreen(PlaygroundScreen):
@@ -346,8 +347,9 @@ class LessonScreen(PlaygroundScreen):
 
     @on(Input.Changed, "#lesson-input")
     def _typed(self, event: Input.Changed) -> None:
-        # A page that completes as you type (TYPE_AS_YOU_GO) hears every change; its job starts on the next
-        # tick, so typing is debounced. Any other hears the text on Enter (a quiz answer counts once).
+        # A page that completes as you type (TYPE_AS_YOU_GO) hears every change; its job starts after the
+        # frame, and changes made while it runs wait for the next one. Any other hears the text on Enter (a
+        # quiz answer counts once).
         if self.page is not None and self._typing_page() and getattr(self.page, "TYPE_AS_YOU_GO", False):
             self._send_typed(event.value)
 

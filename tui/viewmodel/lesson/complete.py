@@ -2,9 +2,9 @@
 
 The completions are drawn in one batched pass (core.sampling.Sampler.sample_many with samples=N: every
 stream steps together, one matrix product per layer a step), each with its log-probability under the
-model. Sampling is slow next to a keystroke, so it is a job: the screen asks `job()` on its refresh timer
-(which debounces typing to its few ticks a second), runs the callable in a worker and hands the result to
-`finished`; a result for an older beginning is dropped.
+model. Sampling is slow next to a keystroke, so it is a job: the screen asks `job()` after each change and
+after each draw ends, runs the callable in a worker (one at a time, so keys typed during a draw are taken
+together by the next) and hands the result to `finished`; a result for an older beginning is dropped.
 """
 
 from __future__ import annotations
