@@ -60,6 +60,9 @@ class GatesMapPage:
     # -- state
 
     def set_source(self, source: Source) -> None:
+        """A new model. On the same text (a newer checkpoint of the run training) the character, unit and
+        layer stay where the new model has them; another text starts over."""
+        old_text, (pos, layer, unit) = self.text, (self.pos, self.layer, self.unit)
         self.source, self.tracer, self.trace, self.error = source, None, None, ""
         self.pos = self.layer = self.unit = 0
         try:
@@ -67,8 +70,12 @@ class GatesMapPage:
             self.text = "".join(ch for ch in source.text[:TEXT_CHARS] if ch in source.vocab.index)
             if not self.text:
                 raise PlaygroundError("The model's text is empty here: nothing to step through.")
+            if self.text == old_text:
+                self.pos = pos
+                self.layer, self.unit = (layer, unit) if layer < self.tracer.layers and unit < self.tracer.hidden \
+                    else (0, 0)
             self.trace = self.tracer.start()
-            self._reach(0)
+            self._reach(self.pos)
         except PlaygroundError as exc:
             self.tracer = self.trace = None
             self.error = error_text(exc, "Tracing failed")
