@@ -56,7 +56,8 @@ def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
     on torch's meta device (see pass_device), which computes every shape and no number: a full training
     batch of a large model costs no memory and none of its arithmetic. The twin is in eval mode, where
     the recurrent module runs as one call, so hooks on it see the input, output and state.
-    A model without an embedding weight (one-hot input) has its recurrent input named "one-hot" [B, T, V].
+    A one-hot model (--embed onehot, or one without an embedding weight) has its recurrent input named
+    "one-hot" [B, T, V].
     """
     _check_sizes(batch=batch, seq=seq)
     config = model.config
@@ -79,10 +80,12 @@ def forward_shapes(model: nn.Module, batch: int, seq: int) -> list[TensorShape]:
         for hook in hooks:
             hook.remove()
     output, state = seen["rnn_out"]
-    embed_weight = getattr(getattr(twin, "embed", None), "weight", None)
+    # core.model.OneHot holds the identity as `weight` (so code reading an embedding's table reads it): the
+    # config says whether the input is one-hot, a missing embedding weight says so for any other model
+    onehot = bool(getattr(config, "onehot", False)) or getattr(getattr(twin, "embed", None), "weight", None) is None
     rows = [TensorShape("ids", tuple(ids.shape), ("B", "T"))]
     rnn_in = seen["rnn_in"]
-    if embed_weight is None:
+    if onehot:
         rows.append(TensorShape("one-hot", tuple(rnn_in.shape), ("B", "T", "V")))
     else:
         rows.append(TensorShape("embedded", tuple(rnn_in.shape), ("B", "T", "E")))

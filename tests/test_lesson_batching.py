@@ -14,6 +14,8 @@ from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.format import show_text_char
 from rnn_playground.tui.viewmodel.lesson.batching import BatchingPage
 from rnn_playground.tui.viewmodel.lesson.page import Source, line_text
+from rnn_playground.tui.viewmodel.lesson.source import live_figures
+from rnn_playground.tui.viewmodel.monitor import RunSnapshot
 
 from .conftest import tiny_config
 
@@ -185,7 +187,7 @@ def test_a_run_too_large_for_its_text_can_be_cut_smaller_and_a_foreign_text_is_r
 
 def test_a_live_window_beyond_the_text_the_page_reads_is_said(trainer):
     windows = trainer.task.windows
-    page = BatchingPage(source_of(trainer, step=windows * 10 + windows + 3, windows=windows * 10))
+    page = BatchingPage(source_of(trainer, step=windows * 10 + windows + 3, windows_per_epoch=windows * 10))
     assert page.trainer_window() == windows + 3
     assert page.current() == 0     # the page stays on a window it has
     shown = "\n".join(line_text(row) for row in page.view(80, 24).lines)
@@ -202,3 +204,17 @@ def test_a_live_update_keeps_the_page_where_it_is_and_another_run_starts_it_over
     text = "abcdefghij" * 300
     page.set_source(Source(None, Vocab.from_text(text), tiny_config("x", batch=4, seq=8), text))
     assert (page.current(), page.batch, page.seq) == (0, 4, 8)
+
+
+def test_the_live_figures_the_screen_gives_place_a_window_beyond_the_text_past_it(trainer):
+    """The screen's Source.live comes from source.live_figures (the run's windows per epoch over its whole
+    corpus): a trainer window beyond the page's text is said, not folded into the page's own windows."""
+    windows = trainer.task.windows
+    snapshot = RunSnapshot(step=windows * 10 + windows + 3, epoch=1.0, status="training",
+                           train_chars=trainer.config.batch * trainer.config.seq * windows * 10 + 1,
+                           config={"batch": trainer.config.batch, "seq": trainer.config.seq})
+    page = BatchingPage(source_of(trainer, **live_figures(snapshot)))
+    assert page.trainer_window() == windows + 3
+    assert page.current() == 0
+    shown = "\n".join(line_text(row) for row in page.view(80, 24).lines)
+    assert f"window {windows + 4} next, past the text this page has" in shown

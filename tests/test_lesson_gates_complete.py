@@ -39,6 +39,25 @@ def test_registry_lists_the_pages_in_the_lessons_order():
     assert page_class("gates_map") is GatesMapPage and page_class("complete") is CompletePage
 
 
+def test_gates_map_keeps_its_place_over_a_newer_checkpoint_of_the_same_text():
+    """A run training in the app hands the pages each new checkpoint: the learner's character, unit and
+    layer stay (as far as the new model has them); another text starts over."""
+    page = GatesMapPage()
+    page.set_source(source())
+    for action in ("move(1)",) * 5 + ("unit(1)",) * 9 + ("layer(1)",):
+        page.handle(action)
+    newer = source()     # the same settings, another model object: a newer checkpoint
+    page.set_source(newer)
+    assert (page.pos, page.unit, page.layer) == (5, 9, 1)
+    trace = GateTracer(newer.model, newer.vocab).trace(TEXT[:6])
+    assert page.values()["h"] == pytest.approx(float(trace.at(5, 1, "h")[9]), abs=1e-6)
+    page.set_source(source(layers=1, hidden=8))    # a smaller model: what it lacks starts over
+    assert (page.pos, page.unit, page.layer) == (5, 0, 0)
+    other = source()
+    page.set_source(Source(other.model, other.vocab, other.config, TEXT[3:]))
+    assert (page.pos, page.unit, page.layer) == (0, 0, 0)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_gates_map_values_are_the_tracers(cell):
     src = source(cell)

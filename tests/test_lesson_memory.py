@@ -103,6 +103,26 @@ def test_cached_result_shows_at_once():
     assert second.job() is not None
 
 
+def test_a_pages_own_cache_folder_is_where_its_experiment_is_stored(tmp_path):
+    first = MemoryPage(TINY, cache=tmp_path)
+    first.handle("run")
+    run_page_job(first)
+    assert cached_result(TINY, tmp_path) is not None
+    second = MemoryPage(TINY, cache=tmp_path)
+    assert second.result is not None and second.result.from_cache
+
+
+def test_a_cache_the_page_cannot_write_leaves_the_result_shown_and_says_so(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    page = MemoryPage(TINY, cache=blocked)
+    page.handle("run")
+    run_page_job(page)
+    view = page.view(80, 24)
+    assert page.result is not None and "Cannot write the memory experiment's cache" in view.error
+    assert "not run yet" not in texts(view)[0]
+
+
 def test_cancel_before_and_while_running():
     page = MemoryPage(MemorySettings(delays=(1,), hidden=8, steps=100_000, batch=8))
     page.handle("run")
@@ -117,6 +137,14 @@ def test_cancel_before_and_while_running():
     page.failed(job, "The memory experiment was cancelled.")
     view = page.view(80, 24)
     assert view.busy == "" and "Cancelled" in view.error
+    assert cached_result(job.settings) is None
+
+
+def test_the_screens_stop_ends_a_running_experiment():
+    """The screen passes stop() (true once it closes) to a job's run: quitting mid-experiment ends it."""
+    job = MemoryJob(MemorySettings(delays=(1,), hidden=8, steps=100_000, batch=8))
+    with pytest.raises(MemoryCancelled):
+        job.run(None, lambda: True)
     assert cached_result(job.settings) is None
 
 
@@ -191,6 +219,16 @@ def test_cli_json(capsys):
     assert main(["lesson", "memory", "--delays", "2", "--hidden", "8", "--steps", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["settings"]["delays"] == [2] and set(data["accuracy"]) == {"rnn", "gru", "lstm"}
+
+
+def test_cli_prints_what_it_measured_when_the_cache_cannot_be_written(tmp_path, monkeypatch, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("RNN_PLAYGROUND_CACHE", str(blocked))
+    assert main(["lesson", "memory", "--delays", "2", "--hidden", "8", "--steps", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "Recall after d steps" in captured.out and "LSTM" in captured.out
+    assert "Cannot write the memory experiment's cache" in captured.err.replace("\n", " ")
 
 
 @pytest.mark.parametrize("delays, words", [("1,x", "comma-separated"), (",", "at least one"), ("0,2", "1 to 64")])

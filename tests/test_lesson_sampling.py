@@ -131,3 +131,22 @@ def test_the_first_prime_keeps_to_the_vocabulary(source):
     page = SamplingPage(Source(source.model, source.vocab, source.config, "déjà vu, the end"))
     assert page.prime and not source.vocab.missing(page.prime)
     assert page.view(80, 24).error == ""
+
+
+def test_a_prime_typed_before_the_model_comes_is_kept_for_it(source):
+    """The screen shows the page's text field while the model loads: an answer typed then is no error."""
+    page = SamplingPage()
+    page.handle("type", "the ")
+    assert page.error == "" and page.view(80, 24).error == "No model to sample from."
+    page.set_source(source)
+    assert page.prime == "the " and torch.equal(page.stages()[0].probs, model_logits(source, "the ").softmax(-1))
+
+
+def test_a_new_model_clears_the_refusal_of_a_prime_typed_for_the_last(source):
+    page = SamplingPage(source)
+    page.handle("type", "#")
+    assert "vocabulary lacks" in page.view(80, 24).error
+    torch.manual_seed(4)
+    other = CharRNN(ModelConfig(len(source.vocab), hidden=16, layers=1, embed=8)).eval()
+    page.set_source(Source(other, source.vocab, source.config, source.text))
+    assert page.view(80, 24).error == ""

@@ -16,7 +16,7 @@ from torch import nn
 from rnn_playground.core.corpus import Vocab
 from rnn_playground.core.errors import ConfigError
 from rnn_playground.core.loading import load_model
-from rnn_playground.core.model import CELLS, CharRNN, ModelConfig
+from rnn_playground.core.model import CELLS, ONEHOT, CharRNN, ModelConfig
 from rnn_playground.core.shapes import forward_shapes, module_shapes, pass_device
 from rnn_playground.tui.cli.main import main
 from rnn_playground.tui.viewmodel.lesson.page import Source, line_text
@@ -133,6 +133,15 @@ def test_a_one_hot_model_shows_one_hot_rows():
     assert "embedded" not in shapes and shapes["one-hot"] == ((4, 6, len(vocab)), ("B", "T", "V"))
     with torch.no_grad():
         assert shapes["output"][0] == tuple(model.rnn(model.embed(torch.zeros(4, 6, dtype=torch.long)))[0].shape)
+
+
+def test_the_projects_own_onehot_model_shows_one_hot_rows():
+    """--embed onehot: core.model.OneHot holds the identity as `weight` (for code reading an embedding's
+    table), and the pass still names the recurrent input one-hot [B, T, V], not embedded."""
+    vocab = Vocab.from_text(TINY_TEXT)
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell="gru", hidden=16, layers=2, embed=ONEHOT)).eval()
+    shapes = {t.name: (t.shape, t.dims) for t in forward_shapes(model, 3, 5)}
+    assert "embedded" not in shapes and shapes["one-hot"] == ((3, 5, len(vocab)), ("B", "T", "V"))
 
 
 def test_a_runs_model_table_on_the_page_and_through_the_cli(tiny_run, capsys, monkeypatch):
@@ -323,3 +332,44 @@ def test_a_new_model_while_a_pass_runs_shows_the_new_models_table():
     assert not page.pending()
     assert {row.name: row.shape for row in page.rows()} == real_pass(gru, 4, 6)
     assert "GRU 1x24" in line_text(page.view(80, 24).lines[0])
+
+
+class SmallBatchCharRNN(CharRNN):
+    """A model whose pass refuses batches above 8: a pass that fails at some sizes and not others."""
+
+    def forward(self, ids, *args, **kwargs):
+        if ids.shape[0] > 8:
+            raise ValueError(f"batch {ids.shape[0]} is over 8")
+        return super().forward(ids, *args, **kwargs)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_failed_pass_is_said_at_its_sizes_only_and_never_shown_as_their_table(background):
+    vocab = Vocab.from_text(TINY_TEXT)
+    model = SmallBatchCharRNN(ModelConfig(vocab_size=len(vocab), hidden=16, layers=1, embed=8)).eval()
+    page = ShapesPage(background=background)
+    page.set_source(source(model, vocab))
+    page.wait()
+    assert page.rows()[0].shape == (8, 16) and not page.view(80, 24).error
+    page.handle("batch_up")             # B=16: the pass fails; the last table stays, the error says why
+    page.wait()
+    view = page.view(80, 24)
+    assert "batch 16 is over 8" in view.error and not view.busy and page.rows()[0].shape == (8, 16)
+    page.handle("batch_down")           # B=8 again: its own table, no error
+    page.wait()
+    assert page.rows()[0].shape == (8, 16) and not page.view(80, 24).error
+    page.handle("seq_up")               # another table read, then back to B=16 at that T: still the error
+    page.handle("batch_up")
+    page.wait()
+    assert "batch 16 is over 8" in page.view(80, 24).error and not page.pending()
+
+
+def test_a_long_origin_gives_way_to_b_and_t_in_the_heading():
+    """The demo model's origin is long: the heading keeps B and T (the keys change them) and fits."""
+    model, vocab = tiny_model()
+    page = ShapesPage()
+    page.set_source(Source(model, vocab, SimpleNamespace(batch=8, seq=16), TINY_TEXT,
+                           origin="demo model (150 steps on the built-in corpus; open a run for yours)"))
+    heading = line_text(page.view(80, 24).lines[0])
+    assert len(heading) <= 80 and heading.startswith("LSTM 2x32") and "B=8 streams, T=16 steps" in heading
+    assert "demo model (150 steps" in line_text(page.view(120, 24).lines[0])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,42 @@ async def test_key_6_opens_the_lesson_and_trains_the_demo_model(tmp_path, monkey
         await press(pilot, "1", "6")
         await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), 10, "the Lesson screen")
         assert screen.source is demo and screen.pending_source is None
+
+
+async def test_a_run_opened_while_the_demo_trains_stops_the_demo(tmp_path, tiny_run, monkeypatch):
+    """The demo trains in a temporary folder, removed when train_demo returns: once the run replaces it, the
+    demo's training stops rather than taking the CPU for its whole budget."""
+    monkeypatch.setitem(lesson_source.DEMO_SETTINGS, "steps", 100_000)   # would train for many minutes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "progress", 0) > 0, 120, "the demo to train")
+        training = list(tmp_path.glob("rnn-playground-lesson-*"))
+        assert training
+        app.selected_run = tiny_run
+        await wait_for(pilot, lambda: getattr(app.screen.source, "run_dir", None) == tiny_run, 60, "the run")
+        await wait_for(pilot, lambda: not any(folder.exists() for folder in training), 60, "the demo to stop")
+
+
+async def test_a_run_closed_while_it_loads_does_not_replace_the_demo(tmp_path, tiny_run, monkeypatch):
+    monkeypatch.setitem(lesson_source.DEMO_SETTINGS, "steps", 20)
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "6")
+        await wait_for(pilot, lambda: getattr(app.screen, "source", None) is not None, 120, "the demo model")
+        screen = app.screen
+        demo = screen.source
+        app.selected_run = tiny_run
+        screen._tick()                      # the run starts loading...
+        assert screen.pending_source is not None and screen.pending_source.run_dir == tiny_run
+        app.selected_run = None
+        screen._tick()                      # ...and is closed before it is in: the demo (kept) again
+        assert screen.source is demo and screen.pending_source is None
+        for _ in range(8):                  # the run's load ends meanwhile; its result is not taken
+            await pilot.pause(0.25)
+        assert screen.source is demo
+        await shows(pilot, "model demo model")
 
 
 async def test_a_run_opened_on_the_runs_screen_becomes_the_source(tmp_path, tiny_run):
@@ -252,6 +290,93 @@ async def test_a_pages_job_runs_in_a_worker_with_progress_and_its_error_in_words
                 await shows(pilot, "result 42")
             screen.pages.remove(page)
             screen.index = 0
+
+
+class LateReportingPage(WorkingPage):
+    """A page named apart whose job reports 90% only once the test says `go`, then waits for `release`."""
+    name, title = "late", "Late"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def job(self):
+        if not self.wanted:
+            return None
+        self.wanted = False
+
+        def work(progress, stop):
+            self.go.wait(30)
+            progress(0.9)
+            self.release.wait(30)
+            return 7
+        return work
+
+
+async def test_a_jobs_progress_reaches_its_own_page_only(tmp_path, tiny_run):
+    """Two pages' jobs at once: the one left running in the background reports; the page on screen keeps
+    saying its own job's progress."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        late, working = LateReportingPage(), WorkingPage()
+        screen.pages += [late, working]
+        while screen.page is not late:
+            await press(pilot, "right_square_bracket")
+        await press(pilot, "w")                     # its job starts and waits
+        await press(pilot, "right_square_bracket")
+        await press(pilot, "w")
+        await shows(pilot, "working 50%")
+        late.go.set()                               # the other page's job reports 90%
+        for _ in range(5):                          # a few ticks of the refresh timer
+            await pilot.pause(0.25)
+        text = screen_text(app)
+        assert "working 50%" in text and "90%" not in text
+        late.release.set()
+        working.release.set()
+        await shows(pilot, "result 42")
+        await press(pilot, "left_square_bracket")
+        await shows(pilot, "result 7")
+
+
+class StoppableJobPage(WorkingPage):
+    """A page whose job object's run takes stop() as well, and works until it is true (or 30 s pass)."""
+    name, title = "stoppable", "Stoppable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.stopped = threading.Event(), threading.Event()
+
+    def job(self):
+        if not self.wanted:
+            return None
+        self.wanted = False
+        page = self
+
+        class Job:
+            def run(self, progress, stop):
+                page.started.set()
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if stop():
+                        page.stopped.set()
+                        return None
+                    time.sleep(0.02)
+                return None
+        return Job()
+
+
+async def test_closing_the_app_stops_a_job_objects_run(tmp_path, tiny_run):
+    page = StoppableJobPage()
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        screen.pages.append(page)
+        while screen.page is not page:
+            await press(pilot, "right_square_bracket")
+        await press(pilot, "w")
+        await wait_for(pilot, page.started.is_set, 10, "the job to start")
+    assert page.stopped.wait(10)
 
 
 # --------------------------------------------------------------------------- each page, driven by its keys
@@ -465,3 +590,29 @@ async def test_a_run_training_in_the_app_is_the_source_with_its_live_window(tmp_
                        and "the trainer takes window" in screen_text(app), 10, "the trainer's window highlighted")
         controller.stop()
         await wait_for(pilot, lambda: not controller.active, 30, "the run stopped")
+
+
+async def test_the_text_field_holds_each_pages_own_text(tmp_path, tiny_run):
+    """One field serves every page that takes text: a page shown again finds its own text there, never
+    what was typed on another page (a beginning as a quiz answer, an answer as a beginning)."""
+    app = make_app(tmp_path, runs_dir=tiny_run.parent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_lesson(pilot, tiny_run)
+        field = screen.query_one("#lesson-input")
+        complete = await to_page(pilot, "complete")
+        await press(pilot, "t", *"the", "escape")
+        assert complete.prefix == "the"
+        shapes = await to_page(pilot, "shapes")
+        await press(pilot, "t")
+        assert field.value == ""
+        await press(pilot, *"(1, 3, 20)", "enter")
+        assert shapes.verdict.right
+        await to_page(pilot, "sampling")
+        await press(pilot, "e")
+        assert field.value == ""        # not the quiz answer
+        await press(pilot, "escape")
+        await to_page(pilot, "complete")
+        await press(pilot, "t")
+        assert field.value == "the"
+        await press(pilot, "end", "n")   # the field selects its text on focus: typing alone replaces it
+        await wait_for(pilot, lambda: complete.prefix == "then", 5, "the beginning typed on")

@@ -7,8 +7,9 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from rnn_playground.core.errors import ConfigError
+from rnn_playground.core.errors import ConfigError, PlaygroundError
 from rnn_playground.core.memory_task import (
     MemorySettings,
     cached_result,
@@ -17,11 +18,10 @@ from rnn_playground.core.memory_task import (
     run_memory_experiment,
     store_result,
 )
+from rnn_playground.tui.viewmodel.lesson.memory import NAMES
 
 from .options import HelpFormatter
 from .terminal import output_console
-
-NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
 
 def register(lesson_subparsers) -> None:
@@ -67,7 +67,10 @@ def cmd_lesson_memory(args: argparse.Namespace, console: Console) -> int:
         with console.status("training") as status:   # on a terminal only: a log gets the line above
             result = run_memory_experiment(
                 settings, progress=lambda fraction, words: status.update(f"{words} ({fraction:.0%})"))
-        store_result(result)
+        try:
+            store_result(result)
+        except PlaygroundError as exc:  # the measurement stands: printed, only not cached
+            console.print(Text.assemble(("note: ", "yellow"), str(exc)))
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
         return 0

@@ -8,16 +8,18 @@ Keys: ] and [ move between pages; g opens the screen that goes deeper; a page's 
 and Down among them on some pages) reach its `handle` through on_key, ahead of the screen's bindings, and
 show in the key bar.
 A page with a "type" key gets a text field whose text goes to `handle("type", text)` on Enter, or as it
-changes when the page's class sets TYPE_AS_YOU_GO (the Complete page).
+changes when the page's class sets TYPE_AS_YOU_GO (the Complete page); shown again, the page finds its
+`field_text` there (none: empty).
 
-Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()`
-after set_source, after its keys, after each job ends and on its refresh timer (a few times a second, which
-debounces typing). `job()` returns None, or a job: an object with `run(progress)` (progress(fraction, words)
-from the worker; a page with `progress(fraction, words)` hears it on the UI thread), or a callable taking
-nothing, `progress(fraction)`, or `progress` and `stop()` (true once the screen closes or the page sets its
-`cancelled` attribute). Its outcome comes back on the UI thread: `finished(result)` or `finished(job, result)`,
-`failed(message)` or `failed(job, message)` (without `failed`, the screen shows the message). The view repaints
-from the timer while something is busy, never per step.
+Work a page asks for runs in a thread worker, one job at a time per page. The screen asks the page's `job()` after
+set_source, after its keys, after each job ends and on its refresh timer (a few times a second); as one job of a
+page runs at a time, keys typed meanwhile are taken together by the next. `job()` returns None, or a job: an
+object with `run`, or a callable; either takes nothing, `progress(fraction, words)` (called from the worker; a
+page with `progress(fraction, words)` hears it on the UI thread), or `progress` and `stop()` (true once the screen
+closes or the page sets its `cancelled` attribute: a long job polls it, so that quitting the app does not wait for
+it). Its outcome comes back on the UI thread: `finished(result)` or `finished(job, result)`, `failed(message)` or
+`failed(job, message)` (without `failed`, the screen shows the message). The view repaints from the timer while
+something is busy, never per step.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from .base import PlaygroundScreen, refresh_bindings_if_changed
 
-TICK_S = 0.2   # the refresh timer: jobs asked for, progress shown, typing debounced
+TICK_S = 0.2   # the refresh timer: jobs asked for, progress shown
 
 
 class LessonScreen(PlaygroundScreen):
@@ -74,11 +76,12 @@ class LessonScreen(PlaygroundScreen):
         self.progress = 0.0                         # the demo model's training, written by the worker
         self.source_error = ""
         self._demo: Source | None = None            # trained once, kept in memory
-        self._stop = threading.Event()
+        self._stop = threading.Event()              # set when the screen closes: every job and load stops
+        self._load_stop = threading.Event()         # set when a newer load replaces the one running
         self._jobs: set[str] = set()                # pages whose job is running
         self._ready = False
         self.renders = 0                            # frames' worth of drawing asked for (the UI benchmark waits on it)
-        self.job_progress: tuple[float, str] | None = None   # the running job's (fraction, words), if it says
+        self.job_progress: dict[str, tuple[float, str]] = {}  # a running job's (fraction, words) by its page
 
     @property
     def page(self):
@@ -121,6 +124,8 @@ class LessonScreen(PlaygroundScreen):
         if key != self.request_key:
             self.request_key = key
             if request.is_demo and self._demo is not None:
+                self._load_stop.set()   # a run still loading was closed: its result is not taken
+                self.pending_source = None
                 self._use(self._demo)
             else:
                 self._load(request)
@@ -140,25 +145,27 @@ class LessonScreen(PlaygroundScreen):
 
     def _load(self, request: SourceRequest) -> None:
         self.pending_source, self.progress, self.source_error = request, 0.0, ""
-        self._stop.clear()
-        self._load_worker(request)
+        self._load_stop.set()   # a demo still training for an older request stops rather than run on
+        self._load_stop = threading.Event()
+        self._load_worker(request, self._load_stop)
         self.render_all()
 
     @work(thread=True, exclusive=True, group="lesson-source", exit_on_error=False)
-    def _load_worker(self, request: SourceRequest) -> None:
+    def _load_worker(self, request: SourceRequest, replaced: threading.Event) -> None:
+        def progressed(fraction: float) -> None:
+            if not replaced.is_set():
+                self.progress = fraction  # read by the timer: no message per step
+
         try:
-            source = load_source(request, self._progressed, self._stop.is_set)
+            source = load_source(request, progressed, lambda: self._stop.is_set() or replaced.is_set())
             self.post_message(LessonSourceReady(request, source))
         except Exception as exc:  # noqa: BLE001 - shown in words; the screen stays usable
             what = "Training the demo model failed" if request.is_demo else f"Opening {request.run_dir} failed"
             self.post_message(LessonSourceReady(request, None, error_text(exc, what)))
 
-    def _progressed(self, fraction: float) -> None:
-        self.progress = fraction  # read by the timer: no message per step
-
     def on_lesson_source_ready(self, message: LessonSourceReady) -> None:
-        if message.request != self.pending_source:
-            return  # an older request's
+        if message.request is not self.pending_source:
+            return  # an older request's (one demo request equals another: a demo stopped early is not kept)
         self.pending_source = None
         if message.source is None:
             self.source_error = message.error or "The model could not be loaded."
@@ -195,29 +202,30 @@ class LessonScreen(PlaygroundScreen):
         if work_fn is None:
             return
         self._jobs.add(page.name)
-        self.job_progress = None
+        self.job_progress.pop(page.name, None)
         self._job_worker(page, work_fn)
 
     @work(thread=True, group="lesson-job", exit_on_error=False)
     def _job_worker(self, page, job) -> None:
+        def progress(fraction: float, words: str = "") -> None:
+            self.job_progress[page.name] = (fraction, words)  # read by the timer: no message per step
+
+        def stop() -> bool:
+            return self._stop.is_set() or bool(getattr(page, "cancelled", False))
+
         try:
-            if hasattr(job, "run"):  # a job object: run(progress(fraction, words))
-                result = job.run(self._job_progress)
-            else:  # a callable: (), (progress) or (progress, stop)
-                def stop() -> bool:
-                    return self._stop.is_set() or bool(getattr(page, "cancelled", False))
-                result = job(*(self._job_progress, stop)[:len(inspect.signature(job).parameters)])
+            # a job object's run or a callable, each taking (), (progress) or (progress, stop)
+            call = job.run if hasattr(job, "run") else job
+            result = call(*(progress, stop)[:len(inspect.signature(call).parameters)])
             self.post_message(LessonJobDone(page, result, job=job))
         except Exception as exc:  # noqa: BLE001 - the page shows it in words
             self.post_message(LessonJobDone(page, None, error_text(exc, f"The {page.title} page's work failed"),
                                             job=job))
 
-    def _job_progress(self, fraction: float, words: str = "") -> None:
-        self.job_progress = (fraction, words)  # read by the timer: no message per step
-
     def _show_job_progress(self) -> None:
         """On the UI thread: a page with `progress(fraction, words)` hears its job's progress."""
-        page, progress = self.page, self.job_progress
+        page = self.page
+        progress = self.job_progress.get(page.name) if page is not None else None
         if page is not None and page.name in self._jobs and progress is not None and hasattr(page, "progress"):
             page.progress(*progress)
 
@@ -327,6 +335,11 @@ class LessonScreen(PlaygroundScreen):
             return
         self.index = (self.index + delta) % len(self.pages)
         self.set_focus(None)
+        # One field serves every page that takes text: it shows this page's own (a Complete page's beginning,
+        # not the quiz answer typed on Shapes), set quietly, as the page already has it.
+        field = self.query_one("#lesson-input", Input)
+        with field.prevent(Input.Changed):
+            field.value = str(getattr(self.page, "field_text", ""))
         self._after_key()
 
     def action_leave_field(self) -> None:
@@ -334,8 +347,9 @@ class LessonScreen(PlaygroundScreen):
 
     @on(Input.Changed, "#lesson-input")
     def _typed(self, event: Input.Changed) -> None:
-        # A page that completes as you type (TYPE_AS_YOU_GO) hears every change; its job starts on the next
-        # tick, so typing is debounced. Any other hears the text on Enter (a quiz answer counts once).
+        # A page that completes as you type (TYPE_AS_YOU_GO) hears every change; its job starts after the
+        # frame, and changes made while it runs wait for the next one. Any other hears the text on Enter (a
+        # quiz answer counts once).
         if self.page is not None and self._typing_page() and getattr(self.page, "TYPE_AS_YOU_GO", False):
             self._send_typed(event.value)
 
@@ -398,9 +412,9 @@ class LessonScreen(PlaygroundScreen):
         elif error:
             status.append(error, self._style("lesson--bad"))
         elif view.busy:
-            running = page is not None and page.name in self._jobs and self.job_progress is not None \
-                and not hasattr(page, "progress")  # a page that hears its progress says it itself
-            status.append(view.busy + (f" {self.job_progress[0]:.0%}" if running else ""),
+            progress = self.job_progress.get(page.name) if page is not None and page.name in self._jobs else None
+            running = progress is not None and not hasattr(page, "progress")  # such a page says it itself
+            status.append(view.busy + (f" {progress[0]:.0%}" if running else ""),
                           self._style("lesson--dim"))
         self.query_one("#lesson-status", Static).update(status)
         title = Text(view.title, self._style("lesson--bold"))

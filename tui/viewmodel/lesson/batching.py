@@ -5,8 +5,8 @@ the way core.chartask does (core.corpus.split_parts with the run's fractions). N
 
 On a live run, `Source.live` tells where the trainer is. Keys read (each optional): "window" (the next
 window the trainer takes, 0-based), else "epoch" (the trainer's float epoch, epoch + window / windows),
-else "step" (window = step mod windows); "windows" (the run's windows per epoch, else the page's own
-count); "batch" and "seq" (the run's B and T, else the config's).
+else "step" (window = step mod windows); "windows_per_epoch" (the run's, over its whole corpus, else the
+page's own count); "batch" and "seq" (the run's B and T, else the config's). source.live_figures writes them.
 """
 
 from __future__ import annotations
@@ -146,11 +146,11 @@ class BatchingPage:
 
     def trainer_window(self) -> int | None:
         """The window the live run takes next, when the page cuts at the run's B and T. Counted over the
-        run's windows per epoch ("windows" in live, else the page's own: the same when the page reads the
+        run's windows per epoch ("windows_per_epoch" in live, else the page's own: the same when the page reads the
         whole text), so it may lie beyond the part of the text the page was given."""
         if self.batches is None or self.source is None or (self.batch, self.seq) != self.run_shape():
             return None
-        return live_window(self.source.live, int(self.source.live.get("windows") or len(self.batches)))
+        return live_window(self.source.live, int(self.source.live.get("windows_per_epoch") or len(self.batches)))
 
     def current(self) -> int:
         live = self.trainer_window() if self.following else None

@@ -2,9 +2,9 @@
 
 The completions are drawn in one batched pass (core.sampling.Sampler.sample_many with samples=N: every
 stream steps together, one matrix product per layer a step), each with its log-probability under the
-model. Sampling is slow next to a keystroke, so it is a job: the screen asks `job()` on its refresh timer
-(which debounces typing to its few ticks a second), runs the callable in a worker and hands the result to
-`finished`; a result for an older beginning is dropped.
+model. Sampling is slow next to a keystroke, so it is a job: the screen asks `job()` after each change and
+after each draw ends, runs the callable in a worker (one at a time, so keys typed during a draw are taken
+together by the next) and hands the result to `finished`; a result for an older beginning is dropped.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from rnn_playground.core.errors import PlaygroundError
 from rnn_playground.core.sampling import Sampler, SampleResult, SampleSettings
 from rnn_playground.tui.viewmodel.format import error_text
 
-from .gates_map import fit
-from .page import PageKey, PageView, Source, Span, line
+from .page import PageKey, PageView, Source, Span, fit_line, line
 
 SAMPLES = 4
 LENGTH = 60
@@ -53,6 +52,11 @@ class CompletePage:
         self.wanted = 0            # the generation the page waits for (0: none)
         self.completions: Completions | None = None
         self.error = ""
+
+    @property
+    def field_text(self) -> str:
+        """What the screen's text field shows on this page: the beginning being completed."""
+        return self.prefix
 
     def set_source(self, source: Source) -> None:
         self.source, self.completions, self.error = source, None, ""
@@ -122,7 +126,7 @@ class CompletePage:
                       Span(f"   temperature {self.temperature:g}, seed {self.seed}, {self.length} characters", "dim"))]
         if self.completions is not None:
             lines += self._columns(self.completions, width, height - 2)
-        lines = [fit(row, width) for row in lines][:height]
+        lines = [fit_line(row, width) for row in lines][:height]
         return PageView(title, caption, tuple(lines), "sample", "Sample screen: longer samples, every setting",
                         busy=busy if not self.error else "", error=self.error)
 

@@ -22,7 +22,7 @@ from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.tui.viewmodel.format import error_text, layer_number, show_char
 
 from ..gates_view import diverging
-from .page import Line, PageKey, PageView, Source, Span, line, line_text
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line, line_text
 
 TEXT_CHARS = 2_000   # the stretch of the source's text the page steps through
 HEAT_CELLS = 6       # width of a value's heat swatch
@@ -34,21 +34,6 @@ def _value(value: float) -> str:
 
 def _heat(value: float, kind: str) -> Span:
     return Span("█" * HEAT_CELLS, "heat", float(diverging(np.array([value]), kind)[0]))
-
-
-def fit(row: Line, width: int) -> Line:
-    """The line cut to `width` cells (spans kept whole where they fit)."""
-    out, used = [], 0
-    for span in row:
-        room = width - used
-        if room <= 0:
-            break
-        if len(span.text) > room:
-            out.append(Span(span.text[:room], span.style, span.value))
-            break
-        out.append(span)
-        used += len(span.text)
-    return tuple(out)
 
 
 class GatesMapPage:
@@ -75,6 +60,9 @@ class GatesMapPage:
     # -- state
 
     def set_source(self, source: Source) -> None:
+        """A new model. On the same text (a newer checkpoint of the run training) the character, unit and
+        layer stay where the new model has them; another text starts over."""
+        old_text, (pos, layer, unit) = self.text, (self.pos, self.layer, self.unit)
         self.source, self.tracer, self.trace, self.error = source, None, None, ""
         self.pos = self.layer = self.unit = 0
         try:
@@ -82,8 +70,12 @@ class GatesMapPage:
             self.text = "".join(ch for ch in source.text[:TEXT_CHARS] if ch in source.vocab.index)
             if not self.text:
                 raise PlaygroundError("The model's text is empty here: nothing to step through.")
+            if self.text == old_text:
+                self.pos = pos
+                self.layer, self.unit = (layer, unit) if layer < self.tracer.layers and unit < self.tracer.hidden \
+                    else (0, 0)
             self.trace = self.tracer.start()
-            self._reach(0)
+            self._reach(self.pos)
         except PlaygroundError as exc:
             self.tracer = self.trace = None
             self.error = error_text(exc, "Tracing failed")
@@ -151,7 +143,7 @@ class GatesMapPage:
             lines += self._rnn(v, width)
             caption = ("A plain RNN has no gates: its one state is rewritten at every character.",
                        "←→ step the text, ,. change unit, l layer; train an LSTM to see gates.")
-        lines = [fit(row, width) for row in lines][:height]
+        lines = [fit_line(row, width) for row in lines][:height]
         return PageView(f"Gates: the {cell.upper()} cell, named the lesson's way", caption, tuple(lines), "gates",
                         "Gates screen at this character")
 

@@ -7,18 +7,17 @@ back the loss's gradient reaches through the hidden state of the source model, |
 against k on a log scale, and the same for the experiment's three models at its longest delay.
 
 Both measurements take a while (the experiment tens of seconds; the gradient reach of a 2x512 LSTM about
-0.3 s of CPU, more on a busy machine), so they leave the page as jobs a worker thread runs. The screen's
-side of it (helper E: the Lesson screen), after set_source, after any key the page handles and after each
-finished/failed:
+0.3 s of CPU, more on a busy machine), so they leave the page as jobs a worker thread runs. The Lesson screen's
+side of it, after set_source, after any key the page handles and after each finished/failed:
 
     while (job := page.job()) is not None:   # a MemoryJob or a ReachJob; each is handed out once
-        # in a worker thread (one job at a time is fine):
+        # in a worker thread, one job of the page at a time:
         try:
-            result = job.run(progress)       # progress(fraction 0..1, words) is called from the worker;
-        except Exception as exc:             #   forward it to page.progress(fraction, words) on the UI thread
-            page.failed(job, error_text(exc))    # on the UI thread
+            result = job.run(progress, stop)  # progress(fraction 0..1, words) is called from the worker and
+        except Exception as exc:              #   reaches page.progress(fraction, words) on the UI thread;
+            page.failed(job, error_text(exc))     # stop() (MemoryJob's only) is true once the screen closes
         else:
-            page.finished(job, result)       # on the UI thread: the page shows it (a MemoryResult is cached)
+            page.finished(job, result)        # on the UI thread: the page shows it (a MemoryResult is cached)
 
 The c key cancels by itself (it sets the MemoryJob's event, which `run` polls; `run` then raises
 MemoryCancelled, a PlaygroundError), so the screen only delivers the outcome. A job the page no longer
@@ -51,7 +50,7 @@ from rnn_playground.core.memory_task import (
 from rnn_playground.core.model import describe_model
 
 from ..format import SPARK_BARS
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 MARKERS = {"rnn": "R", "gru": "G", "lstm": "L"}
 NAMES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
@@ -66,14 +65,23 @@ REACH_DECADES = 8          # the reach plot spans 1 .. 1e-8 of the k = 0 gradien
 
 @dataclass
 class MemoryJob:
-    """The experiment for `settings`, run by a worker thread; `cancel` is set by the page's c key."""
+    """The experiment for `settings`, run by a worker thread; `cancel` is set by the page's c key. The result
+    is stored in the page's `cache` folder (None: core.download.cache_dir())."""
     settings: MemorySettings
     cancel: threading.Event = field(default_factory=threading.Event)
+    cache: object = None
+    store_error: str = ""     # why the result could not be cached (it is shown all the same)
 
-    def run(self, progress: Callable[[float, str], None] | None = None) -> MemoryResult:
-        """Train, store the result in the cache, return it. Raises MemoryCancelled or PlaygroundError."""
-        result = run_memory_experiment(self.settings, progress, self.cancel.is_set)
-        store_result(result)
+    def run(self, progress: Callable[[float, str], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> MemoryResult:
+        """Train, store the result in the cache (or say why not in `store_error`), return it. Raises
+        MemoryCancelled (on c, or once `stop()`, the screen's, is true: it closed) or PlaygroundError."""
+        result = run_memory_experiment(self.settings, progress,
+                                       lambda: self.cancel.is_set() or (stop is not None and stop()))
+        try:
+            store_result(result, self.cache)
+        except PlaygroundError as exc:  # tens of seconds of training stand: shown, only not cached
+            self.store_error = str(exc)
         return result
 
 
@@ -138,7 +146,7 @@ class MemoryPage:
     def handle(self, action: str, argument: str = "") -> None:
         if action == "run":
             if self._running is None and self._pending is None:
-                self._pending = MemoryJob(self.settings)
+                self._pending = MemoryJob(self.settings, cache=self.cache)
                 self.busy, self.error = f"starting: about {estimate_seconds(self.settings):.0f} s", ""
         elif action == "cancel":
             for job in (self._pending, self._running):
@@ -171,7 +179,7 @@ class MemoryPage:
             return
         if job is not self._running:
             return
-        self._running, self.busy, self.error = None, "", ""
+        self._running, self.busy, self.error = None, "", job.store_error
         if result.settings == self.settings:
             self.result = result
 
@@ -214,7 +222,7 @@ class MemoryPage:
         lines: list[Line] = [self._heading(width), *self._experiment_lines(width, plot_rows), line(""), *reach]
         if why:
             lines += [line(""), *(line(Span(text, "dim")) for text in WHY)]
-        lines = [_clip(row, width) for row in lines[:height]]
+        lines = [fit_line(row, width) for row in lines[:height]]
         caption = ("Each cell recalls the symbol seen d steps back; the plain RNN forgets first.",
                    "r runs it, d/h change delays/size. Bars: how far back each gradient reaches.")
         cell = NAMES.get(self._cell())
@@ -302,15 +310,3 @@ class MemoryPage:
                 label = f"{NAMES[cell]}, task d={longest}"
                 out.append(line(Span(f"{label:<17}", "dim"), Span(reach_bars(values, bars))))
         return out
-
-
-def _clip(row: Line, width: int) -> Line:
-    """The line cut to `width` cells."""
-    spans, used = [], 0
-    for span in row:
-        if used >= width:
-            break
-        text = span.text[:width - used]
-        spans.append(Span(text, span.style, span.value))
-        used += len(text)
-    return tuple(spans)

@@ -91,7 +91,7 @@ class SamplingPage:
         if self.source is not None and source.model is self.source.model:
             self.source = source
             return
-        self.source = source
+        self.source, self.error = source, ""   # a refusal was of text typed for the last model
         if self._draw is not None:
             self._draw.cancel()
         self._draw = None
@@ -127,6 +127,9 @@ class SamplingPage:
     def _type(self, prime: str) -> None:
         if not prime:
             self.error = "Type a prime of at least one character: the page shows what the model predicts after it."
+            return
+        if self.source is None:  # typed while the model loads: set_source checks it against the vocabulary
+            self.prime, self.error = prime, ""
             return
         lacking = self.source.vocab.missing(prime)
         if lacking:

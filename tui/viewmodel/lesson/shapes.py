@@ -18,7 +18,7 @@ from rnn_playground.core.model import CELLS, describe_model
 from rnn_playground.core.shapes import TensorShape, forward_shapes, module_shapes
 
 from ..format import error_text, fit_clauses
-from .page import Line, PageKey, PageView, Source, Span, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 SIZE_LIMIT = 4096  # B and T double up to here: a large pass runs on the meta device, which allocates nothing
 
@@ -244,7 +244,7 @@ class ShapesPage:
         self.seq = 1
         self._rows: dict[tuple[int, int], list[ShapeRow]] = {}
         self._shown: list[ShapeRow] = []
-        self._error = ""
+        self._failed: dict[tuple[int, int], str] = {}   # sizes whose pass failed: why, in words
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._rng = random.Random(seed)
@@ -261,6 +261,7 @@ class ShapesPage:
         self.source = source
         with self._lock:
             self._rows.clear()
+            self._failed.clear()
         self.batch, self.seq = self._source_sizes()
         self._request()
 
@@ -284,7 +285,7 @@ class ShapesPage:
         while True:
             with self._lock:  # the check and the stop are one step, so a request in between is never lost
                 wanted = (self.batch, self.seq)
-                if wanted in self._rows:
+                if wanted in self._rows or wanted in self._failed:
                     self._worker = None
                     return
             self._compute(*wanted)
@@ -293,14 +294,15 @@ class ShapesPage:
         source = self.source
         try:
             rows = model_rows(source.model, batch, seq)
-            error = ""
         except Exception as exc:  # any failure of the pass is shown on the page, not raised
-            rows, error = None, error_text(exc, f"Reading the shapes at B={batch}, T={seq} failed")
+            with self._lock:
+                if self.source is source:
+                    self._failed[(batch, seq)] = error_text(exc, f"Reading the shapes at B={batch}, T={seq} failed")
+            return
         with self._lock:
             if self.source is not source:
                 return  # a new model came while this one's pass ran: its table is read next
-            self._rows[(batch, seq)] = self._shown if rows is None else rows
-            self._error = error
+            self._rows[(batch, seq)] = rows
 
     def wait(self, timeout: float = 60.0) -> None:
         """Until the table for the current B and T is read (background mode)."""
@@ -311,10 +313,16 @@ class ShapesPage:
 
     def pending(self) -> bool:
         with self._lock:
-            return self.source is not None and (self.batch, self.seq) not in self._rows
+            wanted = (self.batch, self.seq)
+            return self.source is not None and wanted not in self._rows and wanted not in self._failed
+
+    def pass_error(self) -> str:
+        """Why the pass at the current B and T failed ("" when it did not); the last table read shows."""
+        with self._lock:
+            return self._failed.get((self.batch, self.seq), "")
 
     def rows(self) -> list[ShapeRow]:
-        """The table for the current B and T, or the last one read while it is being read."""
+        """The table for the current B and T, or the last one read while it is being read (or failed)."""
         with self._lock:
             self._shown = self._rows.get((self.batch, self.seq), self._shown)
             return self._shown
@@ -365,9 +373,10 @@ class ShapesPage:
         body: list[Line] = []
         if self.source is not None:
             model = describe_model(self.source.model.config)
-            body.append(line(Span(f"{model} {self.source.origin}", "bold"),
-                             Span(f"  B={self.batch} streams, T={self.seq} steps"[:max(0, width - len(model))],
-                                  "dim")))
+            sizes = f"  B={self.batch} streams, T={self.seq} steps"
+            if len(model) + 1 + len(self.source.origin) + len(sizes) <= width:  # the screen names it too
+                model += f" {self.source.origin}"
+            body.append(fit_line(line(Span(model, "bold"), Span(sizes, "dim")), width))
             body.extend(table_lines(rows, width))
         quiz = self._quiz_lines(width)
         if len(body) + 1 + len(quiz) <= height:
@@ -379,7 +388,7 @@ class ShapesPage:
         return PageView(f"{self.title}: the tensors of a forward pass", caption,
                         tuple(lines),
                         deeper="train", deeper_text="Train screen: set the batch, sequence and model sizes",
-                        busy=busy, error=self._error)
+                        busy=busy, error=self.pass_error())
 
     def _quiz_lines(self, width: int) -> list[Line]:
         out: list[Line] = [line(Span(f"Quiz {self.asked}", "bold"),
