@@ -127,3 +127,26 @@ def test_rank_on_a_series_run_is_refused(tmp_path, capsys):
     assert main(["gates", str(tmp_path / "runs" / "wave"), "--rank"]) == EXIT_ERROR
     err = " ".join(capsys.readouterr().err.split())
     assert "--rank ranks the units of a character model" in err and "not built yet" in err
+
+
+def test_threads_default_to_one_for_tracing_and_the_free_cores_for_ranking(planted, monkeypatch):
+    """The tracer's small steps keep one thread; the ranking's 512-copy products take the free cores, as
+    choose_threads counts them now, unless --threads says otherwise (0: torch's default)."""
+    import argparse
+
+    import torch
+
+    from rnn_playground.core import device
+    from rnn_playground.core.device import usable_cpus
+    tracer = GateTracer.from_checkpoint(planted)
+    given = argparse.Namespace(threads=None)
+    assert gates_cli.tracing_threads(given) == 1
+    assert gates_cli.ranking_threads(given, tracer) == 1  # 6 units: too little work for a second thread
+    large = argparse.Namespace(hidden=512)  # all ranking_threads reads of a tracer
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine: every core
+    assert gates_cli.ranking_threads(given, large) == usable_cpus()
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (float(usable_cpus()), 0.0, 0.0))  # all busy: one
+    assert gates_cli.ranking_threads(given, large) == 1
+    assert gates_cli.tracing_threads(argparse.Namespace(threads=0)) is None
+    assert gates_cli.ranking_threads(argparse.Namespace(threads=0), tracer) == torch.get_num_threads()
+    assert gates_cli.ranking_threads(argparse.Namespace(threads=1), tracer) == 1

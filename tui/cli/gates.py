@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rnn_playground.core.ablation import UnitRanking
+from rnn_playground.core.ablation import CHUNK, UnitRanking
 from rnn_playground.core.corpus import decode_utf8
-from rnn_playground.core.device import check_threads
+from rnn_playground.core.device import check_threads, choose_threads, step_work
 from rnn_playground.core.errors import CorpusError, TraceError
 from rnn_playground.core.gates import GateTracer, Trace
 from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE, UnitMatch, compile_regex
@@ -98,9 +98,9 @@ def register(subparsers) -> None:
                             "--regex also over the characters the feature marks, beside the correlation search "
                             "(units found that matter, found that change little, matter but missed). --json then "
                             "holds the whole ranking")
-    gates.add_argument("--threads", type=int, default=1,
+    gates.add_argument("--threads", type=int, default=None,
                        help="CPU threads for tracing and --rank (0 = torch's default: faster on an idle multi-core "
-                            "machine, much slower on a busy one)")
+                            "machine, much slower on a busy one; default: 1 for tracing, the free cores for --rank)")
     gates.add_argument("--best", action="store_true", help="use the run's best checkpoint instead of the last")
     gates.set_defaults(func=cmd_gates)
 
@@ -220,7 +220,8 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
 
 def check_flags(args: argparse.Namespace) -> None:
     """The flags that need no model, checked before one is loaded."""
-    check_threads(args.threads, "--threads", zero="torch's default", advice="", error=TraceError)
+    if args.threads is not None:
+        check_threads(args.threads, "--threads", zero="torch's default", advice="", error=TraceError)
     for flag, value, least in (("--rows", args.rows, 0), ("--top-k", args.top_k, 1), ("--units", args.units, 0),
                                ("--top", args.top, 1)):
         if value < least:
@@ -249,7 +250,7 @@ def cmd_gates(args: argparse.Namespace, console: Console) -> int:
     check_flags(args)
     if args.text is None and args.file is None:  # not required by the parser: a series run needs neither
         raise TraceError("Give the text to trace: --text TEXT or --file FILE.")
-    tracer = GateTracer.from_checkpoint(path, loop_threads=args.threads or None)
+    tracer = GateTracer.from_checkpoint(path, loop_threads=tracing_threads(args))
     check_model_flags(args, tracer)
     text = read_text(args)
     source = "--text" if args.text is not None else f"--file {args.file}"
@@ -322,13 +323,27 @@ def feature_flag(args: argparse.Namespace) -> str:
 RANK_PROGRESS_S = 5.0  # a progress line at most this often: a long ranking shows it is alive, a short one is quiet
 
 
+def tracing_threads(args: argparse.Namespace) -> int | None:
+    """The tracer's loop threads: --threads (0: torch's setting, None), else 1 (its small steps gain nothing
+    from more, and lose much on a busy machine)."""
+    return 1 if args.threads is None else args.threads or None
+
+
+def ranking_threads(args: argparse.Namespace, tracer: GateTracer) -> int:
+    """The ranking's threads: --threads (0: torch's default), else the machine's free cores (its products of
+    512 copies gain from every core: 2x512 ranked in 35 s on two threads against 66 s on one, benchmarks/README.md)."""
+    if args.threads is None:
+        return choose_threads(None, step_work(CHUNK, tracer.hidden))
+    return args.threads or torch.get_num_threads()
+
+
 def rank_by_effect(out: Console, console: Console, args: argparse.Namespace, tracer: GateTracer, text: str,
                    matches: list[UnitMatch] | None) -> dict:
     """--rank: silence every unit in turn (the Gates screen's ranking job, run here), print the units that
     matter most and, after --find / --regex, the screen's comparison with the correlation search; returns
     the ranking for --json."""
     job = RankingJob(0, tracer, text, args.prefix, threading.Event(), args.find, args.regex,
-                     threads=args.threads or torch.get_num_threads())
+                     threads=ranking_threads(args, tracer))
     started = last = time.monotonic()
 
     def progress(fraction: float) -> None:

@@ -18,7 +18,15 @@ from rnn_playground.core.errors import TraceError
 from rnn_playground.core.series_gates import SeriesTrace, SeriesTracer
 from rnn_playground.tui.viewmodel.format import fmt_layer
 
-from .gates import check_flags, check_model_flags, checkpoint_path, cmd_gates, print_saturation, print_written
+from .gates import (
+    check_flags,
+    check_model_flags,
+    checkpoint_path,
+    cmd_gates,
+    print_saturation,
+    print_written,
+    tracing_threads,
+)
 from .terminal import output_console
 
 CHAR_ONLY = (("text", "--text"), ("file", "--file"), ("prefix", "--prefix"), ("find", "--find"),
@@ -89,7 +97,7 @@ def cmd_series_gates(args: argparse.Namespace, console: Console, path: Path) -> 
         raise TraceError(f"--rank ranks the units of a character model; ranking a time-series model's units is "
                          f"not built yet, and {path} is one. Drop --rank.")
     check_flags(args)
-    tracer, loaded = SeriesTracer.from_checkpoint(path, loop_threads=args.threads or None)
+    tracer, loaded = SeriesTracer.from_checkpoint(path, loop_threads=tracing_threads(args))
     check_model_flags(args, tracer)
     data = loaded.data(args.csv, args.column, args.inputs, args.signal)
     stored = loaded.checkpoint.meta.get("data", {}).get("fingerprint")
