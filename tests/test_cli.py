@@ -149,7 +149,8 @@ def test_every_flag_states_its_default_once(capsys, monkeypatch):
     assert flag("train", "--hidden").endswith("(default: 512)")
     assert flag("sample", "--seed").endswith("seed for a reproducible sample (default: random)")
     assert flag("sample", "--prime").endswith("text to start from (default: a newline)")
-    assert flag("gates", "--threads").endswith("(default: 1)")  # "torch's default" in its text is not its default
+    # "torch's default" in its text is not its default
+    assert flag("gates", "--threads").endswith("default: 1 for tracing, the free cores for --rank)")
 
 
 def test_live_progress_panel_keeps_each_part_on_its_own_lines():

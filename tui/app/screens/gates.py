@@ -387,8 +387,8 @@ class GatesScreen(PlaygroundScreen):
     def _analyse(self, job: AnalysisJob) -> None:
         try:
             self.post_message(AnalysisReady(job, run_analysis(job)))
-        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable (not 'searching…' for ever)
-            self.post_message(AnalysisReady(job, None, error_text(exc, f"The {job.kind} failed")))
+        except PlaygroundError as exc:  # anything else is a bug: the app's worker guard reports it
+            self.post_message(AnalysisReady(job, None, str(exc)))
 
     def on_analysis_ready(self, message: AnalysisReady) -> None:
         self.gates.analysed(message.job, message.result, message.error)
@@ -398,8 +398,8 @@ class GatesScreen(PlaygroundScreen):
     def _match_worker(self, job: MatchJob) -> None:
         try:
             self.post_message(SpanMatchReady(job, run_span_match(job)))
-        except Exception as exc:  # noqa: BLE001 - shown in the view, which stays usable (not 'matching…' for ever)
-            self.post_message(SpanMatchReady(job, None, error_text(exc, "Matching failed")))
+        except PlaygroundError as exc:  # anything else is a bug: the app's worker guard reports it
+            self.post_message(SpanMatchReady(job, None, str(exc)))
 
     def on_span_match_ready(self, message: SpanMatchReady) -> None:
         self.gates.matched(message.job, message.result, message.error)
