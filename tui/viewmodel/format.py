@@ -175,3 +175,13 @@ def escape_char(ch: str | None) -> str:
     if ch == " ":
         return "␣"
     return repr(ch)[1:-1] if not ch.isprintable() or ch == "\\" else ch
+
+
+EIGHTHS = " ▏▎▍▌▋▊▉█"  # a cell filled to 0/8 .. 8/8, left to right
+
+
+def bar(fraction: float, cells: int) -> str:
+    """A horizontal bar `fraction` (0..1) of `cells` long, in eighths of a cell, padded to `cells`."""
+    fraction = min(1.0, max(0.0, fraction))
+    full, rest = divmod(int(round(fraction * cells * 8)), 8)
+    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(cells)

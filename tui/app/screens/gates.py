@@ -34,7 +34,7 @@ from rnn_playground.core.gates_analysis import FEATURES, Saturation
 from rnn_playground.core.model import describe_model
 from rnn_playground.core.runs import runs_for_display
 from rnn_playground.tui.viewmodel.eval_view import compare_lines
-from rnn_playground.tui.viewmodel.format import error_text, fmt_layer, layer_number, show_char
+from rnn_playground.tui.viewmodel.format import bar, error_text, fmt_layer, layer_number, show_char
 from rnn_playground.tui.viewmodel.gates_session import (
     MATCH_AS_TRAINED,
     NO_RUN,
@@ -77,7 +77,7 @@ from ..messages import (
     SpanMatchReady,
     TraceExtended,
 )
-from ..widgets.bars import NextCharBars, bar
+from ..widgets.bars import NextCharBars
 from ..widgets.fitting import pack_phrases
 from ..widgets.heatmap import HeatmapPanel
 from ..widgets.keybar import KeyBar

@@ -5,19 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from rnn_playground.tui.viewmodel.format import show_char
+from rnn_playground.tui.viewmodel.format import bar, show_char
 
 from .fitting import pack_phrases
-
-EIGHTHS = " ▏▎▍▌▋▊▉█"
-
-
-def bar(fraction: float, cells: int) -> str:
-    """A horizontal bar `fraction` (0..1) of `cells` long, in eighths of a cell."""
-    fraction = min(1.0, max(0.0, fraction))
-    eighths = int(round(fraction * cells * 8))
-    full, rest = divmod(eighths, 8)
-    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(cells)
 
 
 class NextCharBars(Widget):

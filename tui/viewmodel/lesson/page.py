@@ -12,7 +12,7 @@ Span styles are a small closed vocabulary the face maps to its theme:
   "good" / "bad"  a check that holds / fails (a quiz answer, an equality)
   "heat"      a value on the Gates screen's diverging scale [-1, 1], carried in `Span.value`;
               NO_COLOR draws it as a bar of heights (the heatmap's convention)
-  "bar"       a bar of a distribution; the text is the bar itself (see `bar_text`)
+  "bar"       a bar of a distribution; the text is the bar itself (see tui.viewmodel.format.bar)
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 STYLES = ("", "dim", "bold", "accent", "good", "bad", "heat", "bar")
-EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,6 @@ def fit_line(row: Line, width: int) -> Line:
         out.append(Span(span.text[:width - used], span.style, span.value))
         used += len(out[-1].text)
     return tuple(out)
-
-
-def bar_text(fraction: float, cells: int) -> str:
-    """A horizontal bar `fraction` (0..1) of `cells` long, in eighths of a cell, padded to `cells`."""
-    fraction = min(1.0, max(0.0, fraction))
-    full, rest = divmod(int(round(fraction * cells * 8)), 8)
-    return ("█" * full + (EIGHTHS[rest] if rest else "")).ljust(cells)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import torch
 from rnn_playground.core.corpus import describe_chars
 from rnn_playground.core.sampling import SampleSettings, next_distribution
 
-from ..format import show_char, show_text_char
+from ..format import bar, show_char, show_text_char
 from ..sample_view import TOP_K_CHOICES, TOP_P_CHOICES, step_choice, step_temperature
 from .drawing import BackgroundDraw, SamplerCache
-from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 SWEEP_TEMPERATURES = (0.2, 0.5, 1.0, 1.5)
 SWEEP_SEED = 1234
@@ -206,7 +206,7 @@ class SamplingPage:
             spans = [Span(f" {show_char(chars[index])}  ", "accent")]
             for stage in shown:
                 prob = float(stage.probs[index])
-                spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} " if prob > 0 else "  cut ", "dim")]
+                spans += [Span(bar(prob, cell), "bar"), Span(f"{prob:5.2f} " if prob > 0 else "  cut ", "dim")]
             body.append(tuple(spans))
         length, draw = sweep_length(width), None
         if len(body) + sweep_rows <= height:

@@ -19,9 +19,9 @@ from rnn_playground.core.corpus import describe_chars
 from rnn_playground.core.model import CharRNN, DropoutKey
 from rnn_playground.core.sampling import Sampler, SampleSettings, next_distribution
 
-from ..format import show_char, show_text_char
+from ..format import bar, show_char, show_text_char
 from .drawing import BackgroundDraw, SamplerCache
-from .page import Line, PageKey, PageView, Source, Span, bar_text, fit_line, line
+from .page import Line, PageKey, PageView, Source, Span, fit_line, line
 
 MASKS = 3                      # training-mode passes shown, each with its own dropout mask
 PASSAGE = 32                   # characters of input
@@ -227,7 +227,7 @@ class TrainEvalPage:
             spans = [Span(f" {show_char(chars[index])}   ", "accent")]
             for _, probs, _ in results:
                 prob = float(probs[index])
-                spans += [Span(bar_text(prob, cell), "bar"), Span(f"{prob:5.2f} ", "dim")]
+                spans += [Span(bar(prob, cell), "bar"), Span(f"{prob:5.2f} ", "dim")]
             body.append(tuple(spans))
         half = max(10, (width - 3) // 2)
         length = half * SAMPLE_LINES
