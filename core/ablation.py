@@ -171,14 +171,19 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
     top = range(layer, rec.layers)
     h = {lay: base._h0[lay].expand(batch, hidden).clone() for lay in top}
     c = {lay: base._c0[lay].expand(batch, hidden).clone() for lay in top} if rec.cell == "lstm" else {}
-    w_hh_t = {lay: rec.w_hh[lay].t().to(product).contiguous() for lay in top}
-    w_ih_t = {lay: rec.w_ih[lay].t().to(product).contiguous() for lay in top}
+    # An LSTM's g columns doubled (exact: a power of two), so the one sigmoid over all four gates gives
+    # sigmoid(2 g), and g = tanh(g) = 2 sigmoid(2 g) - 1 costs two cheap operations, not a tanh (which on
+    # the CPU takes about 4x a sigmoid's time per element).
+    scale = _g_doubled(rec) if rec.cell == "lstm" else torch.ones(rec.w_hh[layer].shape[0], dtype=dtype)
+    w_hh_t = {lay: (rec.w_hh[lay].t() * scale).to(product).contiguous() for lay in top}
+    w_ih_t = {lay: (rec.w_ih[lay].t() * scale).to(product).contiguous() for lay in top}
     b_hh = {lay: rec.b_hh[lay] for lay in top}
+    below = below * scale
     # Above the silenced layer an LSTM or RNN takes [x, h] @ [W_ih; W_hh]^T as one product (about 15% faster
     # than two); a GRU keeps W_hh h apart, as its reset gate multiplies part of it.
     w_cat = {lay: torch.cat([w_ih_t[lay], w_hh_t[lay]]).contiguous() for lay in top if lay > layer} \
         if rec.cell != "gru" else {}
-    fused_bias = {lay: rec.b_ih[lay] if rec.cell == "gru" else rec.b_ih[lay] + rec.b_hh[lay]
+    fused_bias = {lay: rec.b_ih[lay] if rec.cell == "gru" else (rec.b_ih[lay] + rec.b_hh[lay]) * scale
                   for lay in top}
     total_loss = torch.zeros(batch, dtype=torch.float64)
     marked_loss = torch.zeros(batch, dtype=torch.float64) if mask is not None else None
@@ -214,6 +219,19 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
     return total.numpy(), None if marked is None else marked.numpy()
 
 
+def _g_doubled(rec) -> torch.Tensor:
+    """Per pre-activation column of an LSTM (i, f, g, o): 2 for g's, 1 for the others."""
+    scale = torch.ones(4 * rec.hidden, dtype=rec.dtype)
+    scale[2 * rec.hidden:3 * rec.hidden] = 2
+    return scale
+
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 sigmoid(2x) - 1: four cheap operations, together about a quarter of torch.tanh's time
+    on the CPU; within 2e-7 of it in float32."""
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
 def _projection(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
     """bias + x @ weight_t in the model's type; the product in the type of `weight_t`. A bf16 product's
     result takes the float32 bias after it: added inside a bf16 product, the bias is rounded too (that
@@ -231,13 +249,13 @@ def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: 
     units = rec.hidden
     if rec.cell == "lstm":
         pre = _projection(xproj, h, w_hh_t) if pre is None else pre
-        gates = torch.sigmoid(pre)
-        g = torch.tanh(pre[:, 2 * units:3 * units])
+        gates = torch.sigmoid(pre)  # g's columns hold sigmoid(2 g) (see _g_doubled)
+        g = gates[:, 2 * units:3 * units] * 2 - 1
         cell = gates[:, units:2 * units] * c[layer] + gates[:, :units] * g
         if keep is not None:
             cell.mul_(keep)
         c[layer] = cell
-        h_new = gates[:, 3 * units:] * torch.tanh(cell)
+        h_new = gates[:, 3 * units:] * _tanh(cell)
     elif rec.cell == "gru":
         hh = _projection(b_hh, h, w_hh_t)
         rz = torch.sigmoid(xproj[..., :2 * units] + hh[:, :2 * units])
