@@ -331,7 +331,7 @@ def tracing_threads(args: argparse.Namespace) -> int | None:
 
 def ranking_threads(args: argparse.Namespace, tracer: GateTracer) -> int:
     """The ranking's threads: --threads (0: torch's default), else the machine's free cores (its products of
-    512 copies gain from every core: 2x512 ranked in 35 s on two threads against 66 s on one, benchmarks/README.md)."""
+    512 copies gain from every core: 2x512 ranked in 29 s on two threads against 56 s on one, benchmarks/README.md)."""
     if args.threads is None:
         return choose_threads(None, step_work(CHUNK, tracer.hidden))
     return args.threads or torch.get_num_threads()
