@@ -139,7 +139,11 @@ async def test_typewriter_pace_is_the_rate_shown(tiny_run):
                           screen_text(pilot.app))
         assert shown, screen_text(pilot.app)
         seconds, rate = float(shown[1]), float(shown[2].replace(",", ""))
-        assert 70 <= rate <= 130 and 0.75 <= seconds <= 1.45
+        # Never faster than the pace; slower only as far as a loaded machine starves the worker (the pacing
+        # schedule catches up, so a per-character lag would show as a rate far below this): a clean-clone CI
+        # run under load took 1.56 s for 1 s of text. The line's rate is its own time's.
+        assert 30 <= rate <= 130 and 0.75 <= seconds <= 3.5
+        assert rate == pytest.approx(100 / seconds, rel=0.05)
         assert screen.stream.chunks_drawn > 5  # paced text arrives bit by bit, as a typewriter types
 
 
