@@ -99,6 +99,22 @@ def step_bindings(prefix: str, thing: str, forward_note: str = "") -> list[Bindi
     ]
 
 
+class PlayTimer:
+    """Play on a Gates screen (GatesScreen, SeriesGatesScreen): a timer calling the screen's `_tick` at the
+    session's pace (`self.gates`, a GatesCursor) while it plays, none otherwise."""
+
+    _play_timer: Timer | None = None
+    _timer_tick_s = 0.0
+
+    def _sync_timer(self) -> None:
+        playing, tick_s = self.gates.playing, self.gates.tick_s
+        if self._play_timer is not None and (not playing or tick_s != self._timer_tick_s):
+            self._play_timer.stop()
+            self._play_timer = None
+        if playing and self._play_timer is None:
+            self._play_timer, self._timer_tick_s = self.set_interval(tick_s, self._tick), tick_s
+
+
 def cursor_bindings(prefix: str, thing: str) -> list[Binding]:
     """Play, speed, layer, unit and unit-page keys, the same on both Gates screens; ids under `prefix`."""
     return [
@@ -120,7 +136,7 @@ def cursor_bindings(prefix: str, thing: str) -> list[Binding]:
     ]
 
 
-class GatesScreen(PlaygroundScreen):
+class GatesScreen(PlayTimer, PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"gates--strong", "gates--muted", "gates--key", "gates--error"}
     # The footer leaves out l, ,. v, o and e: the header shows each beside what it changes; i, t, u and U
@@ -212,8 +228,6 @@ class GatesScreen(PlaygroundScreen):
         self.gates = GatesSession(run=Path(run) if run is not None else None)
         self._initial = TextRequest("text", text) if text is not None else TextRequest("corpus")
         self._header_lines = 1
-        self._play_timer: Timer | None = None
-        self._timer_tick_s = 0.0
         self._listed: list | None = None   # the matches the option list shows
         self._choices_listed: list | None = None   # the choices of B the compare view's select shows
         self._span_listed = None   # the span match the match view's list shows
@@ -537,15 +551,6 @@ class GatesScreen(PlaygroundScreen):
         else:
             self.render_step_line()
         refresh_bindings_if_changed(self)
-
-    def _sync_timer(self) -> None:
-        """A timer ticking at the session's pace while it plays, none otherwise."""
-        playing, tick_s = self.gates.playing, self.gates.tick_s
-        if self._play_timer is not None and (not playing or tick_s != self._timer_tick_s):
-            self._play_timer.stop()
-            self._play_timer = None
-        if playing and self._play_timer is None:
-            self._play_timer, self._timer_tick_s = self.set_interval(tick_s, self._tick), tick_s
 
     def _tick(self) -> None:
         gates = self.gates

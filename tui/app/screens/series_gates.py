@@ -20,7 +20,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.timer import Timer
 from textual.widgets import Static
 
 from rnn_playground.core.errors import PlaygroundError
@@ -42,12 +41,12 @@ from ..widgets.keybar import KeyBar
 from ..widgets.modebar import ModeBar
 from ..widgets.plot import AXIS_WIDTH, LinePlot
 from .base import PlaygroundScreen, refresh_bindings_if_changed
-from .gates import cursor_bindings, step_bindings
+from .gates import PlayTimer, cursor_bindings, step_bindings
 
 MOVES = ("move", "page", "edge", "play", "speed", "layer", "unit", "unit_page", "colour")
 
 
-class SeriesGatesScreen(PlaygroundScreen):
+class SeriesGatesScreen(PlayTimer, PlaygroundScreen):
     AUTO_FOCUS = ""
     COMPONENT_CLASSES = {"sgates--strong", "sgates--muted", "sgates--key"}
     BINDINGS = [
@@ -76,8 +75,6 @@ class SeriesGatesScreen(PlaygroundScreen):
         super().__init__(name=name, id=id)
         self._ready = False
         self.gates = SeriesGatesSession(run=Path(run), is_loading=True)
-        self._play_timer: Timer | None = None
-        self._timer_tick_s = 0.0
 
     def compose(self) -> ComposeResult:
         yield ModeBar("gates")
@@ -179,14 +176,6 @@ class SeriesGatesScreen(PlaygroundScreen):
     def _moved(self) -> None:
         self._sync_timer()
         self.render_all()
-
-    def _sync_timer(self) -> None:
-        playing, tick_s = self.gates.playing, self.gates.tick_s
-        if self._play_timer is not None and (not playing or tick_s != self._timer_tick_s):
-            self._play_timer.stop()
-            self._play_timer = None
-        if playing and self._play_timer is None:
-            self._play_timer, self._timer_tick_s = self.set_interval(tick_s, self._tick), tick_s
 
     def _tick(self) -> None:
         self.gates.tick()
