@@ -121,6 +121,7 @@ def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndar
     base_nll = -base._buffers.log_probs[:steps].gather(1, targets[:, None])[:, 0].double()
     baseline = float(base_nll.mean())
     feature_baseline = float(base_nll[mask].mean()) if mask is not None else None
+    marked = 0 if mask is None else int(mask.sum())
     loss = np.full((rec.layers, rec.hidden), np.nan)
     feature_loss = np.full((rec.layers, rec.hidden), np.nan) if mask is not None else None
     total = len(layers) * rec.hidden
@@ -135,14 +136,18 @@ def rank_units(tracer: GateTracer, text: str, prefix: str = "", feature: np.ndar
                                         progress, cancelled)
                 if sums is None:
                     return None
-                loss[layer, units.numpy()] = sums[0] / steps
+                text_sums, marked_sums = sums
+                if fast:  # each copy against the in-pass reference (the last), on top of the trace's own loss
+                    text_sums = text_sums[:-1] - text_sums[-1] + float(base_nll.sum())
+                    if mask is not None:
+                        marked_sums = marked_sums[:-1] - marked_sums[-1] + float(base_nll[mask].sum())
+                loss[layer, units.numpy()] = text_sums / steps
                 if mask is not None:
-                    feature_loss[layer, units.numpy()] = sums[1] / int(mask.sum())
+                    feature_loss[layer, units.numpy()] = marked_sums / marked
                 done += len(units)
                 if progress is not None:
                     progress(done / total)
-    return UnitRanking(text, baseline, loss, feature_baseline, feature_loss, 0 if mask is None else int(mask.sum()),
-                       "fast" if fast else "exact")
+    return UnitRanking(text, baseline, loss, feature_baseline, feature_loss, marked, "fast" if fast else "exact")
 
 
 def _fast_products(tracer: GateTracer, precision: str) -> bool:
@@ -160,8 +165,7 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
                      targets: torch.Tensor, mask: torch.Tensor | None, fast: bool, done: int, total: int,
                      progress, cancelled) -> tuple[np.ndarray, np.ndarray | None] | None:
     """Run copies of layers `layer`.. (copy b with units[b] silenced) over the text: summed loss per copy.
-    `fast`: bf16 products, and one more copy with nothing silenced whose loss the others are measured
-    against (returned as the unablated trace's loss plus each copy's difference from that reference)."""
+    `fast`: bf16 products, and one more copy, the last, with nothing silenced (the reference)."""
     rec = tracer.recurrence
     hidden, dtype = rec.hidden, rec.dtype
     product = torch.bfloat16 if fast else dtype  # what the matrix products take
@@ -174,10 +178,9 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
     # An LSTM's g columns doubled (exact: a power of two), so the one sigmoid over all four gates gives
     # sigmoid(2 g), and g = tanh(g) = 2 sigmoid(2 g) - 1 costs two cheap operations, not a tanh (which on
     # the CPU takes about 4x a sigmoid's time per element).
-    scale = _g_doubled(rec) if rec.cell == "lstm" else torch.ones(rec.w_hh[layer].shape[0], dtype=dtype)
+    scale = _g_doubled(rec) if rec.cell == "lstm" else 1.0
     w_hh_t = {lay: (rec.w_hh[lay].t() * scale).to(product).contiguous() for lay in top}
     w_ih_t = {lay: (rec.w_ih[lay].t() * scale).to(product).contiguous() for lay in top}
-    b_hh = {lay: rec.b_hh[lay] for lay in top}
     below = below * scale
     # Above the silenced layer an LSTM or RNN takes [x, h] @ [W_ih; W_hh]^T as one product (about 15% faster
     # than two); a GRU keeps W_hh h apart, as its reset gate multiplies part of it.
@@ -196,27 +199,19 @@ def _silenced_losses(tracer: GateTracer, base, layer: int, units: torch.Tensor, 
         x = None
         for lay in top:
             if lay == layer:
-                x = _cell_step(rec, lay, below[t], h[lay], c, w_hh_t[lay], b_hh[lay], keep)
+                x = _cell_step(rec, lay, below[t], h[lay], c, w_hh_t[lay], keep)
             elif lay in w_cat:
                 pre = _projection(fused_bias[lay], torch.cat([x, h[lay]], dim=1), w_cat[lay])
-                x = _cell_step(rec, lay, None, h[lay], c, w_hh_t[lay], b_hh[lay], None, pre)
+                x = _cell_step(rec, lay, None, h[lay], c, w_hh_t[lay], None, pre)
             else:
-                x = _cell_step(rec, lay, _projection(fused_bias[lay], x, w_ih_t[lay]), h[lay], c, w_hh_t[lay],
-                               b_hh[lay], None)
+                x = _cell_step(rec, lay, _projection(fused_bias[lay], x, w_ih_t[lay]), h[lay], c, w_hh_t[lay], None)
             h[lay] = x
         logits = torch.addmm(tracer._head_b, x.to(dtype), tracer._head_w)
         nll = (torch.logsumexp(logits, dim=1) - logits[:, targets[t]]).double()
         total_loss += nll
         if marked_loss is not None and mask[t]:
             marked_loss += nll
-    if not fast:
-        return total_loss.numpy(), None if marked_loss is None else marked_loss.numpy()
-    # The reference copy's loss is the unablated loss as computed here: each copy's difference from it, on top
-    # of the unablated trace's own loss, keeps the rounding the copies share out of the changes.
-    base_nll = -base._buffers.log_probs[:steps].gather(1, targets[:, None])[:, 0].double()
-    total = total_loss[:-1] - total_loss[-1] + base_nll.sum()
-    marked = None if marked_loss is None else marked_loss[:-1] - marked_loss[-1] + base_nll[mask].sum()
-    return total.numpy(), None if marked is None else marked.numpy()
+    return total_loss.numpy(), None if marked_loss is None else marked_loss.numpy()
 
 
 def _g_doubled(rec) -> torch.Tensor:
@@ -242,7 +237,7 @@ def _projection(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> 
 
 
 def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: dict, w_hh_t: torch.Tensor,
-               b_hh: torch.Tensor, keep: torch.Tensor | None, pre: torch.Tensor | None = None) -> torch.Tensor:
+               keep: torch.Tensor | None, pre: torch.Tensor | None = None) -> torch.Tensor:
     """One step of `layer` for a batch of copies; `keep` (0 at each copy's silenced unit) zeroes h and c.
     `pre` (LSTM, RNN): the whole pre-activation, already computed, instead of xproj + W_hh h. The states
     stay in the model's type."""
@@ -257,7 +252,7 @@ def _cell_step(rec, layer: int, xproj: torch.Tensor | None, h: torch.Tensor, c: 
         c[layer] = cell
         h_new = gates[:, 3 * units:] * _tanh(cell)
     elif rec.cell == "gru":
-        hh = _projection(b_hh, h, w_hh_t)
+        hh = _projection(rec.b_hh[layer], h, w_hh_t)
         rz = torch.sigmoid(xproj[..., :2 * units] + hh[:, :2 * units])
         n = torch.tanh(xproj[..., 2 * units:] + rz[:, :units] * hh[:, 2 * units:])
         h_new = n + rz[:, units:] * (h - n)
