@@ -22,7 +22,6 @@ from rnn_playground.core.gates_analysis import FEATURES, REGEX_FEATURE, UnitMatc
 from rnn_playground.core.runs import resolve_checkpoint
 from rnn_playground.tui.viewmodel.format import escape_char, fmt_layer, layer_number
 from rnn_playground.tui.viewmodel.gates_session import (
-    EffectRow,
     EffectVsCorrelation,
     RankingJob,
     effect_vs_correlation,
@@ -402,11 +401,7 @@ def comparison_table(comparison: EffectVsCorrelation, layers: int, name: str) ->
                              f"{over} (a unit matters when silencing it raises the loss)"))
     for column in ("", "layer", "unit", "Δloss", "correlation"):
         table.add_column(column, justify="right" if column else "left")
-    groups: tuple[tuple[str, tuple[EffectRow, ...]], ...] = (
-        ("found by correlation, and matter", comparison.both),
-        ("found by correlation, change little", comparison.correlation_only),
-        ("matter, missed by correlation", comparison.effect_only))
-    for label, rows in groups:
+    for label, rows in comparison.groups():
         if not rows:
             table.add_row(label, "-", "-", "-", "-")
         for n, row in enumerate(rows):

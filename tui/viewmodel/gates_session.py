@@ -353,6 +353,12 @@ class EffectVsCorrelation:
     correlation_only: tuple[EffectRow, ...]  # found by correlation, but silencing them changes little
     effect_only: tuple[EffectRow, ...]       # they matter, and correlation missed them
 
+    def groups(self) -> tuple[tuple[str, tuple[EffectRow, ...]], ...]:
+        """The three groups as both faces label them, in order."""
+        return (("found by correlation, and matter", self.both),
+                ("found by correlation, change little", self.correlation_only),
+                ("matter, missed by correlation", self.effect_only))
+
     def to_dict(self) -> dict:
         """For JSON: the three groups, each unit with its loss change and correlation (0-based layers)."""
         return {"by": self.by, **{group: [asdict(row) for row in getattr(self, group)]

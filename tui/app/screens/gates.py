@@ -1045,12 +1045,9 @@ class GatesScreen(PlayTimer, PlaygroundScreen):
         def units(rows) -> str:
             return ", ".join(f"L{row.layer + 1}:u{row.unit} {row.change:+.3f}" for row in rows) or "none"
 
-        text.append("\nfound by correlation, and matter: ", muted)
-        text.append(units(comparison.both), strong)
-        text.append("\nfound by correlation, change little: ", muted)
-        text.append(units(comparison.correlation_only))
-        text.append("\nmatter, missed by correlation: ", muted)
-        text.append(units(comparison.effect_only), strong)
+        for n, (label, rows) in enumerate(comparison.groups()):
+            text.append(f"\n{label}: ", muted)
+            text.append(units(rows), "" if n == 1 else strong)  # the units that change little: not stressed
         return text
 
     def _show_interventions(self) -> None:
