@@ -47,6 +47,7 @@ from .gates_analysis import Saturation, UnitMatch, find_units, saturation, text_
 from .intervene import Intervention, StepEdit, check_intervention, step_edits
 from .loading import load_model
 from .model import ONEHOT, OneHot, describe_model
+from .sampling import Sampler, SampleSettings, next_distribution
 
 JSON_FORMAT = "rnn-playground/gate-trace/1"
 LN2 = math.log(2.0)
@@ -895,13 +896,10 @@ class Continuation:
 
 
 def _draw(log_probs: torch.Tensor, temperature: float, rng: random.Random) -> int:
-    """One character drawn from log-probabilities at `temperature` (0: the likeliest) with one float of `rng`."""
-    if temperature == 0:
-        return int(torch.argmax(log_probs))
-    probs = torch.softmax(log_probs.to(torch.float64) / temperature, dim=-1)
-    cumulative = torch.cumsum(probs, 0)
-    point = torch.tensor([rng.random() * float(cumulative[-1])], dtype=torch.float64)
-    return min(int(torch.searchsorted(cumulative, point)), len(probs) - 1)
+    """One character drawn from log-probabilities at `temperature` (0: the likeliest) with one float of `rng`,
+    as the sampler draws (the same transform and the same draw)."""
+    probs, indices = next_distribution(log_probs.to(torch.float64)[None], SampleSettings(temperature=temperature))
+    return Sampler.draw_char(probs[0].tolist(), None if indices is None else indices[0].tolist(), rng)
 
 
 def _finite_list(values: np.ndarray) -> list:
